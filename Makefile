@@ -1,0 +1,143 @@
+# umbox - GNU make, non-recursive.
+#
+#   make            build everything into build/
+#   make check      install test tools if missing, build, run every test
+#   make run        development store under ./var, daemons on loopback
+#   make asan       the whole suite under AddressSanitizer + UBSan (build/asan)
+#   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
+#   make install    DESTDIR, PREFIX
+
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+B       ?= build
+CC      ?= cc
+SAN     ?=
+FUZZ_SECONDS ?= 20
+
+PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 libcares inih libcrypt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter
+ifeq ($(SAN),)
+OPT     ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+LDHARD  := -pie -Wl,-z,relro,-z,now
+else
+OPT     ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fPIE
+LDHARD  := -pie -fsanitize=address,undefined
+endif
+CFLAGS  ?=
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(OPT) -I. $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS := $(LDHARD) $(LDFLAGS)
+LIBS    := $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC     := $(wildcard lib/*.c)
+STORE_SRC   := $(wildcard store/*.c)
+ALIASES_SRC := $(wildcard aliases/*.c)
+CLI_SRC     := $(wildcard cli/*.c)
+SMTPD_SRC   := $(wildcard smtpd/*.c)
+POP3D_SRC   := $(wildcard pop3d/*.c)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC    := $(wildcard fuzz/fuzz_*.c)
+BENCH_SRC   := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+CORE_OBJ := $(call obj,$(ALIASES_SRC) $(STORE_SRC) $(LIB_SRC))
+CORE_A   := $(B)/libumbox.a
+
+PROGS := $(B)/umboxctl
+ifneq ($(SMTPD_SRC),)
+PROGS += $(B)/umbox-smtpd
+endif
+ifneq ($(POP3D_SRC),)
+PROGS += $(B)/umbox-pop3d
+endif
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+
+.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench
+all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(CORE_A): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/umboxctl: $(call obj,$(CLI_SRC)) $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/umbox-smtpd: $(call obj,$(SMTPD_SRC)) $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/umbox-pop3d: $(call obj,$(POP3D_SRC)) $(CORE_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(CORE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(CORE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+deps:
+	@scripts/install-deps
+
+# The test runner builds first (through deps so a fresh machine gets its
+# compilers and libraries), then runs unit and integration tests.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@UMBOX_BUILD=$(abspath $(B)) tests/run
+
+asan:
+	@scripts/install-deps
+	@$(MAKE) --no-print-directory B=build/asan SAN=1 check
+
+# libFuzzer targets: clang, the core sources compiled with coverage.
+FUZZ_CC    := clang
+FUZZ_FLAGS := -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined -I. $(PKG_CFLAGS) -std=gnu11
+FUZZ_OBJ   := $(patsubst %.c,build/fuzz/obj/%.o,$(ALIASES_SRC) $(STORE_SRC) $(LIB_SRC))
+FUZZ_BINS  := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@fuzz/run $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+bench: all
+	@$(B)/bench/store-ingest
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/dev-run
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 755 $(PROGS) $(DESTDIR)$(SBINDIR)/
+	install -m 644 docs/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 docs/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(SYSCONFDIR)/umbox
+	test -e $(DESTDIR)$(SYSCONFDIR)/umbox/umbox.conf || \
+	    install -m 644 etc/umbox.conf $(DESTDIR)$(SYSCONFDIR)/umbox/umbox.conf
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj build/fuzz/obj -name '*.d' 2>/dev/null)

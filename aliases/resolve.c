@@ -1,0 +1,293 @@
+/*
+ * resolve.c - recipient resolution and alias expansion.
+ */
+#include "aliases/resolve.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/addr.h"
+#include "store/store.h"
+
+struct expand {
+	const struct alias_resolver *r;
+	struct alias_result *out;
+	struct strlist expanded;	/* aliases already expanded once */
+	unsigned lookups;
+	enum alias_status status;
+};
+
+static int
+name_chars_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max)
+		return 0;
+	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
+	    (s[0] >= '0' && s[0] <= '9')))
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+int
+alias_valid_extension(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 16)
+		return 0;
+	return strspn(s, "0123456789") == n;
+}
+
+int
+alias_valid_login(const char *s)
+{
+	return name_chars_ok(s, 64) && !alias_valid_extension(s);
+}
+
+int
+alias_valid_name(const char *s)
+{
+	return name_chars_ok(s, 64);
+}
+
+int
+alias_valid_member(const char *s)
+{
+	struct addr a;
+
+	if (strchr(s, '@') == NULL)
+		return alias_valid_name(s);
+	return addr_parse_mailbox(s, strlen(s), 0, &a) == ADDR_OK &&
+	    !(a.flags & (ADDR_F_RELAY_CHARS | ADDR_F_QUOTED));
+}
+
+static void __attribute__((format(printf, 3, 4)))
+expand_fail(struct expand *x, enum alias_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (x->status != ALIAS_OK)
+		return;
+	x->status = st;
+	va_start(ap, fmt);
+	vsnprintf(x->out->error, sizeof(x->out->error), fmt, ap);
+	va_end(ap);
+}
+
+static void
+add_local(struct expand *x, const struct store_user *u)
+{
+	struct alias_result *o = x->out;
+
+	for (size_t i = 0; i < o->n; i++)
+		if (!o->v[i].remote && o->v[i].user_id == u->id)
+			return;
+	if (o->n >= ALIAS_MAX_TARGETS) {
+		expand_fail(x, ALIAS_ERROR, "more than %d final targets", ALIAS_MAX_TARGETS);
+		return;
+	}
+	o->v = xreallocarray(o->v, o->n + 1, sizeof(*o->v));
+	memset(&o->v[o->n], 0, sizeof(o->v[o->n]));
+	o->v[o->n].user_id = u->id;
+	o->v[o->n].login = xstrdup(u->login);
+	o->n++;
+}
+
+static void
+add_remote(struct expand *x, const char *mailbox)
+{
+	struct alias_result *o = x->out;
+
+	for (size_t i = 0; i < o->n; i++)
+		if (o->v[i].remote && strcasecmp(o->v[i].address, mailbox) == 0)
+			return;
+	if (o->n >= ALIAS_MAX_TARGETS) {
+		expand_fail(x, ALIAS_ERROR, "more than %d final targets", ALIAS_MAX_TARGETS);
+		return;
+	}
+	o->v = xreallocarray(o->v, o->n + 1, sizeof(*o->v));
+	memset(&o->v[o->n], 0, sizeof(o->v[o->n]));
+	o->v[o->n].remote = 1;
+	o->v[o->n].address = xstrdup(mailbox);
+	o->n++;
+}
+
+/* Is this domain one of ours?  -1 on a store error. */
+static int
+is_local_domain(struct expand *x, const char *domain)
+{
+	int r = store_domain_exists(x->r->store, domain);
+
+	if (r < 0) {
+		expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(x->r->store));
+		return -1;
+	}
+	return r;
+}
+
+static int expand_name(struct expand *x, const char *name, unsigned depth);
+
+/*
+ * A member is a bare name (alias, login or extension) or an address;
+ * addresses in one of our domains are looked up by their local part.
+ */
+static void
+expand_member(struct expand *x, const char *member, unsigned depth)
+{
+	struct addr a;
+	int local;
+
+	if (strchr(member, '@') == NULL) {
+		if (!expand_name(x, member, depth))
+			strlist_add(&x->out->dangling, member);
+		return;
+	}
+	if (addr_parse_mailbox(member, strlen(member), 0, &a) != ADDR_OK) {
+		strlist_add(&x->out->dangling, member);
+		return;
+	}
+	if ((local = is_local_domain(x, a.domain)) < 0)
+		return;
+	if (local) {
+		char name[ADDR_LOCAL_MAX + 1];
+
+		snprintf(name, sizeof(name), "%.*s", (int)a.local_len, a.mailbox);
+		if (!expand_name(x, name, depth))
+			strlist_add(&x->out->dangling, member);
+	} else
+		add_remote(x, a.mailbox);
+}
+
+/*
+ * Resolve a local name: an alias not yet expanded, else a login, else an
+ * extension.  An alias met a second time (a loop, or an alias listing
+ * its own name) falls through to the user of that name, which is how an
+ * alias that shadows a user keeps a copy in the user's inbox.
+ * Returns 1 if the name meant something, 0 if not.
+ */
+static int
+expand_name(struct expand *x, const char *name, unsigned depth)
+{
+	struct store *s = x->r->store;
+	struct store_alias al;
+	struct store_user u;
+	int st, looped = 0;
+
+	if (x->status != ALIAS_OK)
+		return 1;
+	if (++x->lookups > ALIAS_MAX_LOOKUPS) {
+		expand_fail(x, ALIAS_ERROR, "alias expansion of %s looks up too many names", name);
+		return 1;
+	}
+	if (!alias_valid_name(name))
+		return 0;
+
+	if (strlist_contains_nocase(&x->expanded, name))
+		looped = 1;
+	else {
+		st = store_alias_get(s, name, &al);
+		if (st == STORE_OK) {
+			strlist_add(&x->expanded, name);
+			if (depth >= ALIAS_MAX_DEPTH)
+				expand_fail(x, ALIAS_ERROR,
+				    "aliases nest deeper than %d levels at %s", ALIAS_MAX_DEPTH, name);
+			for (size_t i = 0; i < al.members.n && x->status == ALIAS_OK; i++)
+				expand_member(x, al.members.v[i], depth + 1);
+			store_alias_clear(&al);
+			return 1;
+		}
+		if (st != STORE_NOTFOUND) {
+			expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
+			return 1;
+		}
+	}
+
+	st = store_user_get(s, name, &u);
+	if (st == STORE_NOTFOUND && alias_valid_extension(name))
+		st = store_user_get_by_extension(s, name, &u);
+	if (st == STORE_OK) {
+		add_local(x, &u);
+		store_user_clear(&u);
+		return 1;
+	}
+	if (st != STORE_NOTFOUND) {
+		expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
+		return 1;
+	}
+	return looped;	/* a loop back into an alias is not a dangling member */
+}
+
+enum alias_status
+alias_resolve(const struct alias_resolver *r, const char *address, struct alias_result *out)
+{
+	struct expand x = { .r = r, .out = out };
+	struct addr a;
+	char name[ADDR_LOCAL_MAX + 1];
+	enum addr_error ae;
+
+	memset(out, 0, sizeof(*out));
+	if (strchr(address, '@') == NULL) {
+		if (!alias_valid_name(address)) {
+			snprintf(out->error, sizeof(out->error), "%s is not a valid name", address);
+			return ALIAS_INVALID;
+		}
+		snprintf(name, sizeof(name), "%s", address);
+		out->local_domain = 1;
+	} else {
+		ae = addr_parse_mailbox(address, strlen(address), 0, &a);
+		if (ae != ADDR_OK) {
+			snprintf(out->error, sizeof(out->error), "%s", addr_strerror(ae));
+			return ALIAS_INVALID;
+		}
+		if ((out->local_domain = is_local_domain(&x, a.domain)) < 0) {
+			out->local_domain = 0;
+			return x.status;
+		}
+		if (!out->local_domain) {
+			add_remote(&x, a.mailbox);
+			return x.status;
+		}
+		/* Quoted local parts, '%' and '!' never name anything of ours. */
+		if ((a.flags & (ADDR_F_QUOTED | ADDR_F_RELAY_CHARS)) ||
+		    a.local_len > ADDR_LOCAL_MAX) {
+			snprintf(out->error, sizeof(out->error), "no such user here");
+			return ALIAS_UNKNOWN;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)a.local_len, a.mailbox);
+	}
+
+	if (!expand_name(&x, name, 0) && x.status == ALIAS_OK &&
+	    strcasecmp(name, "postmaster") == 0) {
+		/* RFC 5321 §4.5.1: postmaster always exists. */
+		if (!expand_name(&x, r->postmaster, 0) && x.status == ALIAS_OK)
+			expand_fail(&x, ALIAS_ERROR, "postmaster login %s does not exist;"
+			    " set [general] postmaster", r->postmaster);
+	}
+	strlist_clear(&x.expanded);
+	if (x.status == ALIAS_OK && out->n == 0) {
+		snprintf(out->error, sizeof(out->error), "no such user here");
+		return ALIAS_UNKNOWN;
+	}
+	return x.status;
+}
+
+void
+alias_result_clear(struct alias_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		free(res->v[i].login);
+		free(res->v[i].address);
+	}
+	free(res->v);
+	strlist_clear(&res->dangling);
+	memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,72 @@
+/*
+ * resolve.h - address resolution: from a recipient to the final targets.
+ *
+ * SPEC §6: a local recipient is an alias, a user login or a user
+ * extension, in that order of precedence; aliases expand recursively,
+ * de-duplicated and loop-safe; an alias named like a user takes that
+ * user's mail, and listing the user's own login among its members keeps
+ * a copy in the inbox; postmaster always resolves.  Outside addresses are
+ * remote targets, routed later by the queue.
+ */
+#ifndef UMBOX_ALIASES_RESOLVE_H
+#define UMBOX_ALIASES_RESOLVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util.h"
+
+struct store;
+struct addr;
+
+#define ALIAS_MAX_DEPTH		16	/* nesting of aliases */
+#define ALIAS_MAX_LOOKUPS	1000	/* names looked up for one recipient */
+#define ALIAS_MAX_TARGETS	1000	/* final targets for one recipient */
+
+enum alias_status {
+	ALIAS_OK = 0,
+	ALIAS_UNKNOWN,		/* no such local recipient: 550 5.1.1 */
+	ALIAS_INVALID,		/* not an address: 501 / usage error */
+	ALIAS_ERROR,		/* store failure or limits hit: temporary */
+};
+
+struct alias_target {
+	int remote;		/* 0: a local mailbox; 1: an outside address */
+	int64_t user_id;	/* local */
+	char *login;		/* local */
+	char *address;		/* remote: local@domain */
+};
+
+struct alias_result {
+	int local_domain;	/* the recipient's domain is ours (or it had none) */
+	struct alias_target *v;
+	size_t n;
+	struct strlist dangling;	/* members that named nothing: worth a warning */
+	char error[256];	/* what went wrong, for ALIAS_UNKNOWN/INVALID/ERROR */
+};
+
+struct alias_resolver {
+	struct store *store;
+	const char *postmaster;		/* [general] postmaster login */
+};
+
+/*
+ * Resolve one recipient.  address is "local@domain" or a bare local name
+ * (as in RCPT TO:<postmaster> or "alias resolve sales").  Outside domains
+ * give local_domain = 0 and a single remote target; whether that may be
+ * relayed is the caller's decision.
+ */
+enum alias_status alias_resolve(const struct alias_resolver *r, const char *address,
+    struct alias_result *out);
+void alias_result_clear(struct alias_result *res);
+
+/* Names: a login starts with a letter or digit, [a-z0-9._-], not all digits, <= 64. */
+int alias_valid_login(const char *s);
+/* An extension: 1 to 16 digits. */
+int alias_valid_extension(const char *s);
+/* An alias name: [a-z0-9._-], starting with a letter or digit, <= 64 (may be all digits). */
+int alias_valid_name(const char *s);
+/* An alias member: a login, extension or alias name, or a mailbox local@domain. */
+int alias_valid_member(const char *s);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * umboxctl - administration of umbox: domains, users, aliases, mailboxes.
+ *
+ *   umboxctl [-c FILE] [--json] NOUN VERB [ARGS]
+ *
+ * Exit codes: 0 done, 1 failed, 2 usage, 3 refused by a guard or policy,
+ * 4 not found.  Errors go to stderr as "umboxctl: ...".
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aliases/resolve.h"
+
+static const char usage_text[] =
+"usage: umboxctl [-c FILE] [--json] NOUN VERB [ARGS]\n"
+"\n"
+"  domain add D [--force] | list | del D\n"
+"  user add LOGIN [--extension N] [--name NAME] [--email ADDR] [--quota SIZE]\n"
+"                 [--no-pop3] [--password-stdin]\n"
+"  user list | show LOGIN | del LOGIN | passwd LOGIN --password-stdin\n"
+"  user set LOGIN [--extension N] [--name NAME] [--email ADDR] [--quota SIZE]\n"
+"                 [--pop3 on|off]\n"
+"  alias add NAME MEMBER... | list | show NAME | del NAME\n"
+"  alias add-member NAME MEMBER... | del-member NAME MEMBER... | resolve ADDRESS\n"
+"  mail list MAILBOX | show MAILBOX UID | export MAILBOX UID | del MAILBOX UID\n"
+"  status\n"
+"\n"
+"  -c FILE   configuration file (default " UMBOX_DEFAULT_CONFIG ")\n"
+"  --json    print lists and details as JSON\n"
+"\n"
+"See umboxctl(8).\n";
+
+int
+cli_error(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("umboxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+void
+cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("umboxctl: warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+cli_store_error(struct cli *c, int status)
+{
+	int code;
+
+	switch (status) {
+	case STORE_NOTFOUND:	code = EX_NOTFOUND; break;
+	case STORE_QUOTA:	code = EX_REFUSED; break;
+	case STORE_INVALID:	code = EX_USAGE; break;
+	default:		code = EX_FAILED; break;
+	}
+	return cli_error(code, "%s", c->store ? store_errmsg(c->store) : store_status_str(status));
+}
+
+/* mkdir -p for data_dir, mode 0750 for what we create. */
+static int
+mkdir_p(const char *path)
+{
+	char *p = xstrdup(path);
+	int r = 0;
+
+	for (char *q = p + 1; ; q++) {
+		if (*q == '/' || *q == '\0') {
+			char save = *q;
+			*q = '\0';
+			if (mkdir(p, 0750) != 0 && errno != EEXIST) {
+				r = -1;
+				break;
+			}
+			*q = save;
+			if (save == '\0')
+				break;
+		}
+	}
+	free(p);
+	return r;
+}
+
+int
+cli_open_store(struct cli *c)
+{
+	char err[512];
+	char *path;
+	int status;
+
+	if (c->store)
+		return 0;
+	if (mkdir_p(c->cfg.general.data_dir) != 0)
+		return cli_error(EX_FAILED, "cannot create data_dir %s: %s",
+		    c->cfg.general.data_dir, strerror(errno));
+	path = config_store_path(&c->cfg);
+	status = store_open(path, STORE_CREATE, &c->store, err, sizeof(err));
+	free(path);
+	if (status != STORE_OK)
+		return cli_error(EX_FAILED, "%s", err);
+	return 0;
+}
+
+int
+cli_read_password(char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+
+	while (n + 1 < len && (r = read(STDIN_FILENO, buf + n, len - 1 - n)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return cli_error(EX_FAILED, "reading the password from stdin: %s",
+			    strerror(errno));
+		}
+		n += (size_t)r;
+	}
+	if (n + 1 >= len)
+		return cli_error(EX_USAGE, "the password on stdin is longer than %zu bytes",
+		    len - 2);
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n == 0)
+		return cli_error(EX_USAGE, "the password on stdin is empty");
+	if (memchr(buf, '\0', n) != NULL || strchr(buf, '\n') != NULL)
+		return cli_error(EX_USAGE, "the password must be one line without NUL bytes");
+	return 0;
+}
+
+int
+cli_find_mailbox(struct cli *c, const char *mailbox, struct store_user *u)
+{
+	char *name = xstrdup(mailbox), *at = strchr(name, '@');
+	int status;
+
+	if (at) {
+		int local = store_domain_exists(c->store, at + 1);
+		if (local <= 0) {
+			free(name);
+			if (local < 0)
+				return cli_store_error(c, local);
+			return cli_error(EX_NOTFOUND, "%s is not in a local domain", mailbox);
+		}
+		*at = '\0';
+	}
+	status = store_user_get(c->store, name, u);
+	if (status == STORE_NOTFOUND && alias_valid_extension(name))
+		status = store_user_get_by_extension(c->store, name, u);
+	free(name);
+	if (status == STORE_NOTFOUND)
+		return cli_error(EX_NOTFOUND, "no mailbox %s (give a login or an extension)",
+		    mailbox);
+	if (status != STORE_OK)
+		return cli_store_error(c, status);
+	return 0;
+}
+
+int
+cli_parse_onoff(const char *s)
+{
+	if (strcasecmp(s, "on") == 0 || strcasecmp(s, "yes") == 0)
+		return 1;
+	if (strcasecmp(s, "off") == 0 || strcasecmp(s, "no") == 0)
+		return 0;
+	return -1;
+}
+
+static const struct {
+	const char *noun;
+	int (*fn)(struct cli *, int, char **);
+} nouns[] = {
+	{ "domain", cmd_domain },
+	{ "user", cmd_user },
+	{ "alias", cmd_alias },
+	{ "mail", cmd_mail },
+	{ "status", cmd_status },
+};
+
+int
+main(int argc, char **argv)
+{
+	struct cli c = { .config_path = NULL };
+	char err[4096];
+	int i, rc;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if (++i >= argc)
+				return cli_error(EX_USAGE, "-c needs a file name");
+			c.config_path = argv[i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0)
+			c.config_path = argv[i] + 9;
+		else if (strcmp(argv[i], "--json") == 0)
+			c.json = 1;
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(usage_text, stdout);
+			return EX_DONE;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("umboxctl %s\n", UMBOX_VERSION);
+			return EX_DONE;
+		} else {
+			fputs(usage_text, stderr);
+			return cli_error(EX_USAGE, "unknown option %s", argv[i]);
+		}
+	}
+	if (i >= argc) {
+		fputs(usage_text, stderr);
+		return EX_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		fputs(usage_text, stdout);
+		return EX_DONE;
+	}
+
+	for (size_t n = 0; n < ARRAY_SIZE(nouns); n++) {
+		if (strcmp(argv[i], nouns[n].noun) != 0)
+			continue;
+		/* The default file may be absent (defaults apply); a named one may not. */
+		if (config_load(&c.cfg, c.config_path ? c.config_path : UMBOX_DEFAULT_CONFIG,
+		    c.config_path == NULL, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s", err);
+			if (err[0] && err[strlen(err) - 1] != '\n')
+				fputc('\n', stderr);
+			config_free(&c.cfg);
+			return cli_error(EX_FAILED, "configuration errors; nothing was changed");
+		}
+		rc = nouns[n].fn(&c, argc - i - 1, argv + i + 1);
+		store_close(&c.store);
+		config_free(&c.cfg);
+		if (fflush(stdout) != 0 && rc == EX_DONE)
+			rc = cli_error(EX_FAILED, "writing output: %s", strerror(errno));
+		return rc;
+	}
+	fputs(usage_text, stderr);
+	return cli_error(EX_USAGE, "unknown command %s", argv[i]);
+}

@@ -1,0 +1,167 @@
+/*
+ * output.c - aligned tables and JSON for umboxctl.
+ */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct table {
+	size_t ncols, nrows;
+	char **cells;		/* (nrows + 1) * ncols, row 0 the headers */
+};
+
+struct table *
+table_new(size_t ncols, ...)
+{
+	struct table *t = xcalloc(1, sizeof(*t));
+	va_list ap;
+
+	t->ncols = ncols;
+	t->cells = xcalloc(ncols, sizeof(char *));
+	va_start(ap, ncols);
+	for (size_t i = 0; i < ncols; i++)
+		t->cells[i] = xstrdup(va_arg(ap, const char *));
+	va_end(ap);
+	return t;
+}
+
+void
+table_row(struct table *t, ...)
+{
+	va_list ap;
+	size_t base;
+
+	t->nrows++;
+	t->cells = xreallocarray(t->cells, (t->nrows + 1) * t->ncols, sizeof(char *));
+	base = t->nrows * t->ncols;
+	va_start(ap, t);
+	for (size_t i = 0; i < t->ncols; i++) {
+		const char *v = va_arg(ap, const char *);
+		t->cells[base + i] = xstrdup(v && *v ? v : "-");
+	}
+	va_end(ap);
+}
+
+/* Columns padded to their widest cell, two spaces apart; no trailing blanks. */
+void
+table_print(struct table *t, FILE *f)
+{
+	size_t *w = xcalloc(t->ncols, sizeof(*w));
+
+	for (size_t r = 0; r <= t->nrows; r++)
+		for (size_t i = 0; i < t->ncols; i++) {
+			size_t n = strlen(t->cells[r * t->ncols + i]);
+			if (n > w[i])
+				w[i] = n;
+		}
+	for (size_t r = 0; r <= t->nrows; r++) {
+		for (size_t i = 0; i < t->ncols; i++) {
+			const char *v = t->cells[r * t->ncols + i];
+			if (i + 1 < t->ncols)
+				fprintf(f, "%-*s  ", (int)w[i], v);
+			else
+				fprintf(f, "%s\n", v);
+		}
+	}
+	for (size_t i = 0; i < (t->nrows + 1) * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(w);
+	free(t);
+}
+
+void
+json_str(FILE *f, const char *s)
+{
+	if (s == NULL) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+void
+json_key(FILE *f, int *first, const char *k)
+{
+	if (!*first)
+		fputs(", ", f);
+	*first = 0;
+	json_str(f, k);
+	fputs(": ", f);
+}
+
+void
+json_kv_str(FILE *f, int *first, const char *k, const char *v)
+{
+	json_key(f, first, k);
+	json_str(f, v);
+}
+
+void
+json_kv_int(FILE *f, int *first, const char *k, long long v)
+{
+	json_key(f, first, k);
+	fprintf(f, "%lld", v);
+}
+
+void
+json_kv_bool(FILE *f, int *first, const char *k, int v)
+{
+	json_key(f, first, k);
+	fputs(v ? "true" : "false", f);
+}
+
+const char *
+cli_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0) {
+		snprintf(buf, len, "never");
+		return buf;
+	}
+	localtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+	return buf;
+}
+
+const char *
+cli_size(uint64_t v, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+
+	if (v < 1024) {
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+		return buf;
+	}
+	for (int i = 3; i >= 0; i--) {
+		uint64_t u = 1ULL << (10 * (i + 1));
+		if (v >= u) {
+			if (v % u == 0)
+				snprintf(buf, len, "%llu%c", (unsigned long long)(v / u), units[i]);
+			else
+				snprintf(buf, len, "%.1f%c", (double)v / (double)u, units[i]);
+			break;
+		}
+	}
+	return buf;
+}

@@ -1,0 +1,77 @@
+/*
+ * status.c - umboxctl status: what this umbox holds and each domain's guard verdict.
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+cmd_status(struct cli *c, int argc, char **argv)
+{
+	struct store_stats st;
+	struct store_domain *d;
+	size_t n;
+	char *path;
+	int r, version;
+
+	if (argc != 0)
+		return cli_error(EX_USAGE, "usage: status");
+	if ((r = cli_open_store(c)) != 0)
+		return r;
+	if ((r = store_stats(c->store, &st)) != STORE_OK ||
+	    (r = store_domain_list(c->store, &d, &n)) != STORE_OK)
+		return cli_store_error(c, r);
+	version = store_schema_version(c->store);
+	path = config_store_path(&c->cfg);
+
+	if (c->json) {
+		int first = 1;
+
+		fputs("{", stdout);
+		json_kv_str(stdout, &first, "version", UMBOX_VERSION);
+		json_kv_str(stdout, &first, "config", c->cfg.path);
+		json_kv_str(stdout, &first, "hostname", c->cfg.general.hostname);
+		json_kv_str(stdout, &first, "store", path);
+		json_kv_int(stdout, &first, "schema_version", version);
+		json_kv_int(stdout, &first, "domains", (long long)st.domains);
+		json_kv_int(stdout, &first, "users", (long long)st.users);
+		json_kv_int(stdout, &first, "aliases", (long long)st.aliases);
+		json_kv_int(stdout, &first, "relays", (long long)st.relays);
+		json_kv_int(stdout, &first, "messages", (long long)st.messages);
+		json_kv_int(stdout, &first, "message_bytes", (long long)st.message_bytes);
+		json_kv_int(stdout, &first, "mailbox_entries", (long long)st.entries);
+		json_kv_int(stdout, &first, "queued", (long long)st.queued);
+		json_key(stdout, &first, "domain_guard");
+		fputs("[", stdout);
+		for (size_t i = 0; i < n; i++) {
+			int f = 1;
+
+			fputs(i ? ", {" : "{", stdout);
+			json_kv_str(stdout, &f, "name", d[i].name);
+			json_kv_str(stdout, &f, "guard", d[i].guard);
+			json_kv_bool(stdout, &f, "forced", d[i].forced);
+			fputs("}", stdout);
+		}
+		fputs("]}\n", stdout);
+	} else {
+		printf("umbox %s\n", UMBOX_VERSION);
+		printf("config:     %s\n", c->cfg.path ? c->cfg.path : "(defaults)");
+		printf("hostname:   %s\n", c->cfg.general.hostname);
+		printf("store:      %s (schema %d)\n", path, version);
+		printf("domains:    %" PRIu64 "\n", st.domains);
+		printf("users:      %" PRIu64 "\n", st.users);
+		printf("aliases:    %" PRIu64 "\n", st.aliases);
+		printf("relays:     %" PRIu64 "\n", st.relays);
+		printf("messages:   %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64 " mailbox entries)\n",
+		    st.messages, st.message_bytes, st.entries);
+		printf("queue:      %" PRIu64 " recipients waiting\n", st.queued);
+		for (size_t i = 0; i < n; i++)
+			printf("domain %s: MX guard %s%s\n", d[i].name, d[i].guard,
+			    d[i].forced ? " (forced)" : "");
+	}
+	free(path);
+	store_domain_list_free(&d, n);
+	return EX_DONE;
+}

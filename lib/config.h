@@ -1,0 +1,126 @@
+/*
+ * config.h - /etc/umbox/umbox.conf, shared by both daemons and umboxctl.
+ *
+ * Every key of SPEC §2 has a default; config_load() starts from the
+ * defaults, then applies the file.  Unknown sections, unknown keys and bad
+ * values are errors naming the file, the line, the key and what is allowed.
+ */
+#ifndef UMBOX_CONFIG_H
+#define UMBOX_CONFIG_H
+
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "util.h"
+
+#define UMBOX_DEFAULT_CONFIG "/etc/umbox/umbox.conf"
+
+/* "host:port" or "[v6]:port"; host is a literal address or a name. */
+struct config_endpoint {
+	char host[256];
+	uint16_t port;
+};
+
+struct config_endpoints {
+	struct config_endpoint *v;
+	size_t n;
+};
+
+/* An address block from trusted_networks: a.b.c.d/n or v6/n. */
+struct config_cidr {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned char addr[16];		/* network order, masked */
+	unsigned prefix;
+};
+
+struct config_cidrs {
+	struct config_cidr *v;
+	size_t n;
+};
+
+enum plaintext_auth {
+	PLAINTEXT_TLS_OR_LOOPBACK,	/* "tls-or-loopback" (default) */
+	PLAINTEXT_ALWAYS,		/* "always" */
+	PLAINTEXT_NEVER_WITHOUT_TLS,	/* "never-without-tls" */
+};
+
+struct umbox_config {
+	char *path;			/* the file read, or NULL for defaults only */
+
+	struct {
+		char *hostname;		/* default: gethostname() */
+		char *data_dir;		/* /var/lib/umbox */
+		char *user;		/* "umbox"; "" = do not change user */
+		struct strlist public_addresses;	/* literal IPv4/IPv6 */
+		char *postmaster;	/* "admin" */
+	} general;
+
+	struct {
+		char *certificate;
+		char *key;
+		int min_protocol;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+	} tls;
+
+	struct {
+		struct config_endpoints listen;		/* 0.0.0.0:25, [::]:25 */
+		struct config_endpoints submission;	/* 0.0.0.0:587 */
+		struct config_endpoints smtps;		/* 0.0.0.0:465 */
+		uint64_t max_message_size;		/* 36700160 */
+		unsigned max_recipients;		/* 100 */
+		unsigned max_connections;		/* 1000 */
+		unsigned max_connections_per_ip;	/* 20 */
+		struct config_cidrs trusted_networks;	/* empty */
+	} smtpd;
+
+	struct {
+		struct config_endpoints listen;		/* 0.0.0.0:110 */
+		struct config_endpoints pop3s;		/* 0.0.0.0:995 */
+		enum plaintext_auth plaintext_auth;
+	} pop3d;
+
+	struct {
+		unsigned retry_initial;	/* seconds, 30 */
+		unsigned retry_max;	/* seconds, 3600 */
+		unsigned lifetime;	/* seconds, 5 days */
+		uint16_t smtp_port;	/* 25 */
+		char *srs_secret;	/* "" */
+	} queue;
+
+	struct {
+		struct config_endpoints servers;	/* empty: resolv.conf; port 53 if omitted */
+		unsigned guard_interval;		/* seconds, 3600 */
+	} dns;
+
+	struct {
+		char *mwi_command;	/* "" = none */
+	} voicemail;
+};
+
+/*
+ * Load defaults, then the file at path (NULL: defaults only).  A missing
+ * file is an error unless missing_ok.  On error returns -1 and writes one
+ * message per problem into err (one line each, "FILE:LINE: ..."), at most
+ * errlen bytes.  The config is usable (defaults filled) even after errors,
+ * but callers refuse to start.
+ */
+int config_load(struct umbox_config *cfg, const char *path, int missing_ok,
+    char *err, size_t errlen);
+
+/* Same, from a string in memory; name is used in messages. For tests and fuzzing. */
+int config_load_string(struct umbox_config *cfg, const char *text,
+    const char *name, char *err, size_t errlen);
+
+void config_free(struct umbox_config *cfg);
+
+/* "36700160", "35M", "1G" (powers of 1024). */
+int config_parse_size(const char *s, uint64_t *out);
+/* "30s", "1h", "5d", "10m". */
+int config_parse_duration(const char *s, unsigned *out);
+
+/* Path of DATA_DIR/store.db, allocated. */
+char *config_store_path(const struct umbox_config *cfg);
+
+/* Is this address (AF_INET/AF_INET6 sockaddr) inside trusted_networks? */
+int config_cidr_match(const struct config_cidrs *c, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * log.c - stderr or syslog, one line per event.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int log_foreground = 1;
+static int log_debug_on;
+static const char *log_ident = "umbox";
+
+void
+log_init(const char *ident, int foreground)
+{
+	log_ident = ident;
+	log_foreground = foreground;
+	if (!foreground)
+		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+void
+log_set_debug(int on)
+{
+	log_debug_on = on;
+}
+
+static const char *
+log_level_name(int prio)
+{
+	switch (prio) {
+	case LOG_DEBUG:		return "debug";
+	case LOG_INFO:		return "info";
+	case LOG_NOTICE:	return "notice";
+	case LOG_WARNING:	return "warning";
+	default:		return "error";
+	}
+}
+
+void
+log_msg(int prio, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	if (prio == LOG_DEBUG && !log_debug_on)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+
+	if (log_foreground) {
+		struct timespec ts;
+		struct tm tm;
+		char stamp[32];
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		fprintf(stderr, "%s.%03ldZ %s %s: %s\n", stamp,
+		    ts.tv_nsec / 1000000, log_ident, log_level_name(prio), line);
+	} else
+		syslog(prio, "%s", line);
+}
+
+char *
+log_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i;
+
+	for (i = 0; i < srclen; i++) {
+		unsigned char c = (unsigned char)src[i];
+		size_t need = (c == '\\' || c == '"') ? 2 :
+		    (c < 0x20 || c > 0x7e) ? 4 : 1;
+
+		if (o + need + 4 > dstlen)	/* room for "..." and NUL */
+			break;
+		if (need == 2) {
+			dst[o++] = '\\';
+			dst[o++] = (char)c;
+		} else if (need == 4) {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		} else
+			dst[o++] = (char)c;
+	}
+	if (i < srclen && dstlen >= 4) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o < dstlen ? o : dstlen - 1] = '\0';
+	return dst;
+}

@@ -1,0 +1,74 @@
+/*
+ * backend.h - what a storage backend implements.  store.c dispatches the
+ * public API of store.h through one of these; SQLite (sqlite*.c) is the
+ * one backend today, and a PostgreSQL one would be a second table of the
+ * same functions.  Nothing outside store/ includes this file.
+ */
+#ifndef UMBOX_STORE_BACKEND_H
+#define UMBOX_STORE_BACKEND_H
+
+#include "store/store.h"
+
+struct store {
+	const struct store_backend *be;
+	void *impl;
+	char errmsg[512];
+};
+
+struct store_backend {
+	const char *name;
+	int (*open)(struct store *s, const char *path, int flags);
+	void (*close)(struct store *s);
+	int (*schema_version)(struct store *s);
+
+	/* Transactions for the writer: begin, per-request savepoints, commit. */
+	int (*begin)(struct store *s);
+	int (*commit)(struct store *s);
+	void (*rollback)(struct store *s);
+	int (*savepoint)(struct store *s);
+	int (*release)(struct store *s, int ok);
+
+	int (*domain_add)(struct store *s, const struct store_domain *d);
+	int (*domain_del)(struct store *s, const char *name);
+	int (*domain_get)(struct store *s, const char *name, struct store_domain *out);
+	int (*domain_set_guard)(struct store *s, const char *name, const char *guard,
+	    const char *detail, int64_t checked_at);
+	int (*domain_list)(struct store *s, struct store_domain **out, size_t *n);
+
+	int (*user_add)(struct store *s, const struct store_user *u);
+	int (*user_set)(struct store *s, const char *login, const struct store_user *u, unsigned fields);
+	int (*user_del)(struct store *s, const char *login);
+	int (*user_get)(struct store *s, int by, const char *key, int64_t id, struct store_user *out);
+	int (*user_list)(struct store *s, struct store_user **out, size_t *n);
+
+	int (*alias_add)(struct store *s, const char *name, const char *const *m, size_t n);
+	int (*alias_add_members)(struct store *s, const char *name, const char *const *m, size_t n);
+	int (*alias_del_members)(struct store *s, const char *name, const char *const *m, size_t n);
+	int (*alias_del)(struct store *s, const char *name);
+	int (*alias_get)(struct store *s, const char *name, struct store_alias *out);
+	int (*alias_list)(struct store *s, struct store_alias **out, size_t *n);
+
+	/* Apply a delivery inside the caller's transaction. */
+	int (*deliver)(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
+	int (*mailbox_list)(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
+	int (*entry_get)(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
+	int (*entry_read)(struct store *s, const struct store_entry *e, uint64_t offset,
+	    void *buf, size_t len, size_t *got);
+	/* Delete inside the caller's transaction. */
+	int (*entries_delete)(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
+	int (*entry_set_flags)(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+
+	int (*stats)(struct store *s, struct store_stats *out);
+};
+
+#define STORE_USER_BY_LOGIN	0
+#define STORE_USER_BY_EXTENSION	1
+#define STORE_USER_BY_ID	2
+
+extern const struct store_backend store_sqlite_backend;
+
+/* Record a message for store_errmsg(); returns status for tail calls. */
+int store_fail(struct store *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

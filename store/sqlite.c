@@ -1,0 +1,570 @@
+/*
+ * sqlite.c - the SQLite backend: opening, pragmas, schema migrations,
+ * the statement table and transactions.  Domain/user/alias statements are
+ * in sqlite_dir.c, messages and mailboxes in sqlite_mail.c.
+ */
+#include "store/sqlite_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/*
+ * The schema, one migration per step; PRAGMA user_version holds how many
+ * have been applied.  Each runs in its own transaction.  Never edit a
+ * released step: add a new one.
+ */
+static const char *const sq_migrations[] = {
+	/* 1: everything of SPEC §3. */
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE domains ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  guard TEXT NOT NULL DEFAULT 'unchecked',"
+	"  guard_detail TEXT NOT NULL DEFAULT '',"
+	"  forced INTEGER NOT NULL DEFAULT 0,"
+	"  checked_at INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  login TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  extension TEXT UNIQUE,"
+	"  name TEXT, email TEXT, password TEXT,"
+	"  quota INTEGER NOT NULL DEFAULT 0,"
+	"  pop3 INTEGER NOT NULL DEFAULT 1,"
+	"  used INTEGER NOT NULL DEFAULT 0,"
+	"  messages INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE aliases ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE alias_members ("
+	"  alias_id INTEGER NOT NULL REFERENCES aliases(id) ON DELETE CASCADE,"
+	"  member TEXT NOT NULL COLLATE NOCASE,"
+	"  position INTEGER NOT NULL,"
+	"  PRIMARY KEY (alias_id, member)) WITHOUT ROWID;"
+	"CREATE TABLE relays ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL DEFAULT 25,"
+	"  domains TEXT NOT NULL DEFAULT '',"
+	"  is_default INTEGER NOT NULL DEFAULT 0,"
+	"  active INTEGER NOT NULL DEFAULT 1,"
+	"  tls TEXT NOT NULL DEFAULT 'auto',"
+	"  verify INTEGER NOT NULL DEFAULT 1,"
+	"  auth TEXT NOT NULL DEFAULT 'auto',"
+	"  account TEXT, password TEXT, sender TEXT,"
+	"  timeout INTEGER NOT NULL DEFAULT 120,"
+	"  chunking INTEGER NOT NULL DEFAULT 1,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  sender TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  body BLOB NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE entries ("
+	"  uid INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  message_id INTEGER NOT NULL REFERENCES messages(id),"
+	"  kind INTEGER NOT NULL,"
+	"  flags INTEGER NOT NULL DEFAULT 0,"
+	"  prefix BLOB NOT NULL DEFAULT x'',"
+	"  size INTEGER NOT NULL,"
+	"  arrived INTEGER NOT NULL);"
+	"CREATE INDEX entries_user ON entries(user_id, uid);"
+	"CREATE INDEX entries_message ON entries(message_id);"
+	"CREATE TABLE queue ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  message_id INTEGER NOT NULL REFERENCES messages(id),"
+	"  sender TEXT NOT NULL,"
+	"  recipient TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt INTEGER NOT NULL,"
+	"  last_error TEXT NOT NULL DEFAULT '',"
+	"  held INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX queue_next ON queue(held, next_attempt);"
+	"CREATE INDEX queue_message ON queue(message_id);"
+	"CREATE TABLE pop3_locks ("
+	"  user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  owner TEXT NOT NULL,"
+	"  expires INTEGER NOT NULL);"
+	/* Mailbox usage follows its entries; a message goes with its last reference. */
+	"CREATE TRIGGER entries_ins AFTER INSERT ON entries BEGIN"
+	"  UPDATE users SET used = used + NEW.size, messages = messages + 1"
+	"   WHERE id = NEW.user_id;"
+	" END;"
+	"CREATE TRIGGER entries_del AFTER DELETE ON entries BEGIN"
+	"  UPDATE users SET used = used - OLD.size, messages = messages - 1"
+	"   WHERE id = OLD.user_id;"
+	"  DELETE FROM messages WHERE id = OLD.message_id"
+	"   AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = OLD.message_id)"
+	"   AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = OLD.message_id);"
+	" END;"
+	"CREATE TRIGGER queue_del AFTER DELETE ON queue BEGIN"
+	"  DELETE FROM messages WHERE id = OLD.message_id"
+	"   AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = OLD.message_id)"
+	"   AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = OLD.message_id);"
+	" END;",
+};
+
+static const char *const sq_sql[SQ__COUNT] = {
+	[SQ_BEGIN] = "BEGIN IMMEDIATE",
+	[SQ_COMMIT] = "COMMIT",
+	[SQ_ROLLBACK] = "ROLLBACK",
+	[SQ_SAVEPOINT] = "SAVEPOINT req",
+	[SQ_RELEASE] = "RELEASE req",
+	[SQ_ROLLBACK_TO] = "ROLLBACK TO req",
+
+	[SQ_DOMAIN_ADD] = "INSERT INTO domains (name, guard, guard_detail, forced,"
+	    " checked_at, created_at) VALUES (lower(?1), ?2, ?3, ?4, ?5, ?6)",
+	[SQ_DOMAIN_DEL] = "DELETE FROM domains WHERE name = ?1",
+	[SQ_DOMAIN_GET] = "SELECT id, name, guard, guard_detail, forced, checked_at,"
+	    " created_at FROM domains WHERE name = ?1",
+	[SQ_DOMAIN_GUARD] = "UPDATE domains SET guard = ?2, guard_detail = ?3,"
+	    " checked_at = ?4 WHERE name = ?1",
+	[SQ_DOMAIN_LIST] = "SELECT id, name, guard, guard_detail, forced, checked_at,"
+	    " created_at FROM domains ORDER BY name",
+
+	[SQ_USER_ADD] = "INSERT INTO users (login, extension, name, email, password,"
+	    " quota, pop3, created_at) VALUES (lower(?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[SQ_USER_DEL] = "DELETE FROM users WHERE login = ?1",
+#define SQ_USER_COLS "SELECT id, login, extension, name, email, password, quota," \
+	    " pop3, created_at, used, messages FROM users "
+	[SQ_USER_BY_LOGIN] = SQ_USER_COLS "WHERE login = ?1",
+	[SQ_USER_BY_EXT] = SQ_USER_COLS "WHERE extension = ?1",
+	[SQ_USER_BY_ID] = SQ_USER_COLS "WHERE id = ?1",
+	[SQ_USER_LIST] = SQ_USER_COLS "ORDER BY login",
+	[SQ_USER_SET_EXT] = "UPDATE users SET extension = ?2 WHERE login = ?1",
+	[SQ_USER_SET_NAME] = "UPDATE users SET name = ?2 WHERE login = ?1",
+	[SQ_USER_SET_EMAIL] = "UPDATE users SET email = ?2 WHERE login = ?1",
+	[SQ_USER_SET_QUOTA] = "UPDATE users SET quota = ?2 WHERE login = ?1",
+	[SQ_USER_SET_POP3] = "UPDATE users SET pop3 = ?2 WHERE login = ?1",
+	[SQ_USER_SET_PASSWORD] = "UPDATE users SET password = ?2 WHERE login = ?1",
+
+	[SQ_ALIAS_ADD] = "INSERT INTO aliases (name, created_at) VALUES (lower(?1), ?2)",
+	[SQ_ALIAS_ID] = "SELECT id, name FROM aliases WHERE name = ?1",
+	[SQ_ALIAS_DEL] = "DELETE FROM aliases WHERE name = ?1",
+	[SQ_ALIAS_LIST] = "SELECT id, name FROM aliases ORDER BY name",
+	[SQ_MEMBER_ADD] = "INSERT OR IGNORE INTO alias_members (alias_id, member, position)"
+	    " VALUES (?1, ?2, ?3)",
+	[SQ_MEMBER_DEL] = "DELETE FROM alias_members WHERE alias_id = ?1 AND member = ?2",
+	[SQ_MEMBER_LIST] = "SELECT member FROM alias_members WHERE alias_id = ?1"
+	    " ORDER BY position",
+	[SQ_MEMBER_NEXTPOS] = "SELECT coalesce(max(position), 0) + 1 FROM alias_members"
+	    " WHERE alias_id = ?1",
+
+	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4)",
+	[SQ_ENTRY_ADD] = "INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[SQ_QUEUE_ADD] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"
+	    " created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+	[SQ_USER_USAGE] = "SELECT login, quota, used FROM users WHERE id = ?1",
+#define SQ_ENTRY_COLS "SELECT e.uid, e.user_id, e.message_id, e.kind, e.flags, e.size," \
+	    " e.arrived, m.sender FROM entries e JOIN messages m ON m.id = e.message_id "
+	[SQ_ENTRY_LIST] = SQ_ENTRY_COLS "WHERE e.user_id = ?1 ORDER BY e.uid",
+	[SQ_ENTRY_GET] = SQ_ENTRY_COLS "WHERE e.user_id = ?1 AND e.uid = ?2",
+	[SQ_ENTRY_PREFIX] = "SELECT prefix FROM entries WHERE uid = ?1",
+	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1 AND uid = ?2",
+	[SQ_ENTRY_FLAGS] = "UPDATE entries SET flags = ?3 WHERE user_id = ?1 AND uid = ?2",
+
+	[SQ_STATS] = "SELECT (SELECT count(*) FROM domains), (SELECT count(*) FROM users),"
+	    " (SELECT count(*) FROM aliases), (SELECT count(*) FROM relays),"
+	    " (SELECT count(*) FROM messages), (SELECT coalesce(sum(size), 0) FROM messages),"
+	    " (SELECT count(*) FROM entries), (SELECT count(*) FROM queue)",
+};
+
+struct sq *
+sq_of(struct store *s)
+{
+	return s->impl;
+}
+
+sqlite3_stmt *
+sq_stmt(struct store *s, enum sq_stmt id)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st = q->st[id];
+
+	if (st == NULL) {
+		int rc = sqlite3_prepare_v3(q->db, sq_sql[id], -1,
+		    SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL);
+		if (rc != SQLITE_OK)
+			fatal("store: cannot prepare statement %d: %s", (int)id,
+			    sqlite3_errmsg(q->db));
+		return q->st[id];
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+int
+sq_fail(struct store *s, int rc, const char *what)
+{
+	struct sq *q = sq_of(s);
+	const char *msg = q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc);
+	int status;
+
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		status = STORE_FULL;
+		break;
+	case SQLITE_CONSTRAINT:
+		status = (rc == SQLITE_CONSTRAINT_UNIQUE ||
+		    rc == SQLITE_CONSTRAINT_PRIMARYKEY) ? STORE_EXISTS : STORE_INVALID;
+		break;
+	case SQLITE_TOOBIG:
+		status = STORE_INVALID;
+		break;
+	default:
+		status = STORE_ERROR;
+	}
+	return store_fail(s, status, "%s: %s", what, msg);
+}
+
+int
+sq_exec_stmt(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		int status = sq_fail(s, rc, what);
+		sqlite3_reset(st);
+		return status;
+	}
+	sqlite3_reset(st);
+	return STORE_OK;
+}
+
+char *
+sq_col_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+void
+sq_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+/*
+ * A write of the synchronous API runs in its own BEGIN IMMEDIATE..COMMIT,
+ * unless the writer thread already opened a transaction around it.
+ */
+int
+sq_txn_begin(struct store *s, int *own)
+{
+	struct sq *q = sq_of(s);
+
+	*own = 0;
+	if (q->in_txn)
+		return STORE_OK;
+	if (sq_exec_stmt(s, sq_stmt(s, SQ_BEGIN), "begin") != STORE_OK)
+		return STORE_ERROR;
+	*own = 1;
+	return STORE_OK;
+}
+
+int
+sq_txn_end(struct store *s, int own, int status)
+{
+	if (!own)
+		return status;
+	if (status == STORE_OK) {
+		status = sq_exec_stmt(s, sq_stmt(s, SQ_COMMIT), "commit");
+		if (status == STORE_OK)
+			return STORE_OK;
+	}
+	sqlite3_exec(sq_of(s)->db, "ROLLBACK", NULL, NULL, NULL);
+	return status;
+}
+
+static int
+sq_begin(struct store *s)
+{
+	int status = sq_exec_stmt(s, sq_stmt(s, SQ_BEGIN), "begin");
+
+	if (status == STORE_OK)
+		sq_of(s)->in_txn = 1;
+	return status;
+}
+
+static int
+sq_commit(struct store *s)
+{
+	int status = sq_exec_stmt(s, sq_stmt(s, SQ_COMMIT), "commit");
+
+	if (status != STORE_OK)
+		sqlite3_exec(sq_of(s)->db, "ROLLBACK", NULL, NULL, NULL);
+	sq_of(s)->in_txn = 0;
+	return status;
+}
+
+static void
+sq_rollback(struct store *s)
+{
+	sqlite3_exec(sq_of(s)->db, "ROLLBACK", NULL, NULL, NULL);
+	sq_of(s)->in_txn = 0;
+}
+
+static int
+sq_savepoint(struct store *s)
+{
+	return sq_exec_stmt(s, sq_stmt(s, SQ_SAVEPOINT), "savepoint");
+}
+
+/* Keep (ok) or undo one request's work; the savepoint is gone either way. */
+static int
+sq_release(struct store *s, int ok)
+{
+	if (!ok) {
+		int status = sq_exec_stmt(s, sq_stmt(s, SQ_ROLLBACK_TO), "rollback to");
+		if (status != STORE_OK)
+			return status;
+	}
+	return sq_exec_stmt(s, sq_stmt(s, SQ_RELEASE), "release");
+}
+
+static int
+sq_pragma(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(sq_of(s)->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int status = store_fail(s, STORE_ERROR, "%s: %s", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return status;
+	}
+	return STORE_OK;
+}
+
+static int
+sq_user_version(struct store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(sq_of(s)->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/*
+ * Bring the schema forward one step at a time, each in its own
+ * transaction together with the new user_version, so a crash leaves
+ * either the old or the new version.  A database from a newer umbox
+ * is refused rather than guessed at.
+ */
+static int
+sq_migrate(struct store *s, int readonly)
+{
+	struct sq *q = sq_of(s);
+	int have = sq_user_version(s), want = (int)ARRAY_SIZE(sq_migrations);
+
+	if (have < 0)
+		return store_fail(s, STORE_ERROR, "cannot read schema version: %s",
+		    sqlite3_errmsg(q->db));
+	if (have > want)
+		return store_fail(s, STORE_INVALID, "database schema version %d is newer"
+		    " than this umbox understands (%d); upgrade umbox", have, want);
+	if (have < want && readonly)
+		return store_fail(s, STORE_INVALID, "database schema version %d needs"
+		    " migrating to %d; open it read-write once", have, want);
+	while (have < want) {
+		char *sql, *msg = NULL;
+		int rc;
+
+		if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+			goto fail;
+		/* Someone else may have migrated while we waited for the lock. */
+		if ((have = sq_user_version(s)) >= want) {
+			sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+			break;
+		}
+		sql = xasprintf("%s; PRAGMA user_version = %d;", sq_migrations[have], have + 1);
+		rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
+		free(sql);
+		if (rc == SQLITE_OK && have == 0) {
+			uint32_t epoch;
+			char *ins;
+
+			/* The UIDL prefix: tells this store's entries from a recreated one's. */
+			if (getrandom(&epoch, sizeof(epoch), 0) != sizeof(epoch))
+				epoch = (uint32_t)time(NULL);
+			ins = xasprintf("INSERT INTO meta VALUES ('uidl_epoch', '%08x')", epoch);
+			rc = sqlite3_exec(q->db, ins, NULL, NULL, &msg);
+			free(ins);
+		}
+		if (rc != SQLITE_OK || sqlite3_exec(q->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+			goto fail;
+		}
+		have++;
+		continue;
+fail:
+		{
+			int status = store_fail(s, STORE_ERROR, "schema migration to version %d: %s",
+			    have + 1, msg ? msg : sqlite3_errmsg(q->db));
+			sqlite3_free(msg);
+			return status;
+		}
+	}
+	return STORE_OK;
+}
+
+static int
+sq_load_epoch(struct store *s)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	int status = STORE_ERROR;
+
+	if (sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = 'uidl_epoch'",
+	    -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(s, sqlite3_errcode(q->db), "read uidl epoch");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		q->epoch = (uint32_t)strtoul((const char *)sqlite3_column_text(st, 0), NULL, 16);
+		status = STORE_OK;
+	} else
+		store_fail(s, STORE_ERROR, "store has no uidl epoch");
+	sqlite3_finalize(st);
+	return status;
+}
+
+/*
+ * Open and configure a connection as STYLE.md says: extended result codes
+ * and a busy timeout first, then WAL (checking the mode we got),
+ * synchronous=FULL because acknowledgements depend on it, foreign keys,
+ * and no trust in the schema's functions.
+ */
+static int
+sq_open(struct store *s, const char *path, int flags)
+{
+	struct sq *q = xcalloc(1, sizeof(*q));
+	int oflags, rc, status;
+	sqlite3_stmt *st;
+
+	s->impl = q;
+	oflags = (flags & STORE_READONLY) ? SQLITE_OPEN_READONLY :
+	    SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	rc = sqlite3_open_v2(path, &q->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		status = store_fail(s, rc == SQLITE_CANTOPEN ? STORE_NOTFOUND : STORE_ERROR,
+		    "cannot open %s: %s", path, q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+		return status;
+	}
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_busy_timeout(q->db, 10000);
+
+	if (!(flags & STORE_READONLY)) {
+		if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
+			return sq_fail(s, sqlite3_errcode(q->db), path);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+			sqlite3_finalize(st);
+			return store_fail(s, STORE_ERROR, "%s: cannot switch to WAL mode: %s",
+			    path, sqlite3_errmsg(q->db));
+		}
+		sqlite3_finalize(st);
+	}
+	if ((status = sq_pragma(s, "PRAGMA synchronous=FULL")) != STORE_OK ||
+	    (status = sq_pragma(s, "PRAGMA foreign_keys=ON")) != STORE_OK ||
+	    (status = sq_pragma(s, "PRAGMA trusted_schema=OFF")) != STORE_OK)
+		return status;
+	if ((status = sq_migrate(s, flags & STORE_READONLY)) != STORE_OK)
+		return status;
+	return sq_load_epoch(s);
+}
+
+static void
+sq_close(struct store *s)
+{
+	struct sq *q = sq_of(s);
+
+	if (q == NULL)
+		return;
+	for (size_t i = 0; i < SQ__COUNT; i++)
+		sqlite3_finalize(q->st[i]);
+	sqlite3_close(q->db);
+	free(q);
+	s->impl = NULL;
+}
+
+static int
+sq_schema_version(struct store *s)
+{
+	return sq_user_version(s);
+}
+
+int
+sq_stats(struct store *s, struct store_stats *out)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_STATS);
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_ROW)
+		return sq_fail(s, rc, "stats");
+	out->domains = (uint64_t)sqlite3_column_int64(st, 0);
+	out->users = (uint64_t)sqlite3_column_int64(st, 1);
+	out->aliases = (uint64_t)sqlite3_column_int64(st, 2);
+	out->relays = (uint64_t)sqlite3_column_int64(st, 3);
+	out->messages = (uint64_t)sqlite3_column_int64(st, 4);
+	out->message_bytes = (uint64_t)sqlite3_column_int64(st, 5);
+	out->entries = (uint64_t)sqlite3_column_int64(st, 6);
+	out->queued = (uint64_t)sqlite3_column_int64(st, 7);
+	sqlite3_reset(st);
+	return STORE_OK;
+}
+
+const struct store_backend store_sqlite_backend = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.savepoint = sq_savepoint,
+	.release = sq_release,
+	.domain_add = sq_domain_add,
+	.domain_del = sq_domain_del,
+	.domain_get = sq_domain_get,
+	.domain_set_guard = sq_domain_set_guard,
+	.domain_list = sq_domain_list,
+	.user_add = sq_user_add,
+	.user_set = sq_user_set,
+	.user_del = sq_user_del,
+	.user_get = sq_user_get,
+	.user_list = sq_user_list,
+	.alias_add = sq_alias_add,
+	.alias_add_members = sq_alias_add_members,
+	.alias_del_members = sq_alias_del_members,
+	.alias_del = sq_alias_del,
+	.alias_get = sq_alias_get,
+	.alias_list = sq_alias_list,
+	.deliver = sq_deliver,
+	.mailbox_list = sq_mailbox_list,
+	.entry_get = sq_entry_get,
+	.entry_read = sq_entry_read,
+	.entries_delete = sq_entries_delete,
+	.entry_set_flags = sq_entry_set_flags,
+	.stats = sq_stats,
+};

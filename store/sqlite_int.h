@@ -1,0 +1,74 @@
+/*
+ * sqlite_int.h - internals shared by the SQLite backend's files.
+ */
+#ifndef UMBOX_STORE_SQLITE_INT_H
+#define UMBOX_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/backend.h"
+
+/* Every statement the backend runs, prepared once on first use. */
+enum sq_stmt {
+	SQ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_SAVEPOINT, SQ_RELEASE, SQ_ROLLBACK_TO,
+	SQ_DOMAIN_ADD, SQ_DOMAIN_DEL, SQ_DOMAIN_GET, SQ_DOMAIN_GUARD, SQ_DOMAIN_LIST,
+	SQ_USER_ADD, SQ_USER_DEL, SQ_USER_BY_LOGIN, SQ_USER_BY_EXT, SQ_USER_BY_ID,
+	SQ_USER_LIST, SQ_USER_SET_EXT, SQ_USER_SET_NAME, SQ_USER_SET_EMAIL,
+	SQ_USER_SET_QUOTA, SQ_USER_SET_POP3, SQ_USER_SET_PASSWORD,
+	SQ_ALIAS_ADD, SQ_ALIAS_ID, SQ_ALIAS_DEL, SQ_ALIAS_LIST, SQ_MEMBER_ADD,
+	SQ_MEMBER_DEL, SQ_MEMBER_LIST, SQ_MEMBER_NEXTPOS,
+	SQ_MESSAGE_ADD, SQ_ENTRY_ADD, SQ_QUEUE_ADD, SQ_USER_USAGE,
+	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
+	SQ_STATS,
+	SQ__COUNT
+};
+
+struct sq {
+	sqlite3 *db;
+	sqlite3_stmt *st[SQ__COUNT];
+	uint32_t epoch;		/* per-store UIDL prefix, fixed at creation */
+	int in_txn;		/* inside begin()...commit() from outside */
+};
+
+/* The prepared statement, reset and with bindings cleared. */
+sqlite3_stmt *sq_stmt(struct store *s, enum sq_stmt id);
+/* Turn an SQLite result code into a store status, with a message. */
+int sq_fail(struct store *s, int rc, const char *what);
+/* Run a statement that returns no rows; STORE_OK or a status. */
+int sq_exec_stmt(struct store *s, sqlite3_stmt *st, const char *what);
+/* Run fn inside BEGIN IMMEDIATE..COMMIT unless already in a transaction. */
+int sq_txn_begin(struct store *s, int *own);
+int sq_txn_end(struct store *s, int own, int status);
+char *sq_col_strdup(sqlite3_stmt *st, int col);	/* NULL for SQL NULL */
+void sq_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v);
+
+struct sq *sq_of(struct store *s);
+
+/* Directory (domains, users, aliases) and mail (messages, entries) ops. */
+int sq_domain_add(struct store *s, const struct store_domain *d);
+int sq_domain_del(struct store *s, const char *name);
+int sq_domain_get(struct store *s, const char *name, struct store_domain *out);
+int sq_domain_set_guard(struct store *s, const char *name, const char *guard,
+    const char *detail, int64_t checked_at);
+int sq_domain_list(struct store *s, struct store_domain **out, size_t *n);
+int sq_user_add(struct store *s, const struct store_user *u);
+int sq_user_set(struct store *s, const char *login, const struct store_user *u, unsigned fields);
+int sq_user_del(struct store *s, const char *login);
+int sq_user_get(struct store *s, int by, const char *key, int64_t id, struct store_user *out);
+int sq_user_list(struct store *s, struct store_user **out, size_t *n);
+int sq_alias_add(struct store *s, const char *name, const char *const *m, size_t n);
+int sq_alias_add_members(struct store *s, const char *name, const char *const *m, size_t n);
+int sq_alias_del_members(struct store *s, const char *name, const char *const *m, size_t n);
+int sq_alias_del(struct store *s, const char *name);
+int sq_alias_get(struct store *s, const char *name, struct store_alias *out);
+int sq_alias_list(struct store *s, struct store_alias **out, size_t *n);
+int sq_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
+int sq_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
+int sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
+int sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
+    void *buf, size_t len, size_t *got);
+int sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
+int sq_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+int sq_stats(struct store *s, struct store_stats *out);
+
+#endif

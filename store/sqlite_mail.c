@@ -1,0 +1,336 @@
+/*
+ * sqlite_mail.c - messages, mailbox entries and queue rows in SQLite.
+ *
+ * A message's bytes live once in messages.body; each mailbox entry adds
+ * its own short prefix (Return-Path:, Delivered-To:) and each queue row
+ * its recipient.  Triggers (sqlite.c) keep each user's usage and drop a
+ * message with its last reference.
+ */
+#include "store/sqlite_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SQ_COPY_CHUNK	(64 * 1024)
+
+/*
+ * Fill a zeroblob'd messages.body from the delivery's file in slices, so
+ * that a large message never sits in memory whole.
+ */
+static int
+sq_body_from_fd(struct store *s, int64_t rowid, const struct store_delivery *d)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_blob *blob;
+	char *buf;
+	uint64_t off = 0;
+	int rc, status = STORE_OK;
+
+	rc = sqlite3_blob_open(q->db, "main", "messages", "body", rowid, 1, &blob);
+	if (rc != SQLITE_OK)
+		return sq_fail(s, rc, "open message body");
+	buf = xmalloc(SQ_COPY_CHUNK);
+	while (off < d->len) {
+		size_t want = d->len - off < SQ_COPY_CHUNK ? (size_t)(d->len - off) : SQ_COPY_CHUNK;
+		ssize_t got = pread(d->fd, buf, want, (off_t)off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			status = store_fail(s, STORE_ERROR, "read spooled message: %s",
+			    got < 0 ? strerror(errno) : "file is shorter than its length");
+			break;
+		}
+		rc = sqlite3_blob_write(blob, buf, (int)got, (int)off);
+		if (rc != SQLITE_OK) {
+			status = sq_fail(s, rc, "write message body");
+			break;
+		}
+		off += (uint64_t)got;
+	}
+	free(buf);
+	sqlite3_blob_close(blob);
+	return status;
+}
+
+/* Would any local recipient go over quota with this message? */
+static int
+sq_check_quota(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res)
+{
+	for (size_t i = 0; i < d->nlocal; i++) {
+		sqlite3_stmt *st = sq_stmt(s, SQ_USER_USAGE);
+		uint64_t quota, used, size;
+		int rc;
+
+		sqlite3_bind_int64(st, 1, d->local[i].user_id);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(st);
+			if (rc == SQLITE_DONE)
+				return store_fail(s, STORE_INVALID, "no user with id %" PRId64,
+				    d->local[i].user_id);
+			return sq_fail(s, rc, "user usage");
+		}
+		quota = (uint64_t)sqlite3_column_int64(st, 1);
+		used = (uint64_t)sqlite3_column_int64(st, 2);
+		size = d->len + (d->local[i].prefix ? strlen(d->local[i].prefix) : 0);
+		if (quota != 0 && (used + size > quota || used + size < used)) {
+			res->failed_rcpt = i;
+			store_fail(s, STORE_QUOTA, "mailbox %s would exceed its quota"
+			    " (%" PRIu64 " + %" PRIu64 " > %" PRIu64 " bytes)",
+			    sqlite3_column_text(st, 0), used, size, quota);
+			sqlite3_reset(st);
+			return STORE_QUOTA;
+		}
+		sqlite3_reset(st);
+	}
+	return STORE_OK;
+}
+
+static int
+sq_deliver_body(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res)
+{
+	sqlite3_stmt *st;
+	int64_t now = (int64_t)time(NULL), mid;
+	int status;
+
+	if (d->len > (uint64_t)INT32_MAX)
+		return store_fail(s, STORE_INVALID, "message of %" PRIu64 " bytes is too large",
+		    d->len);
+	if (d->check_quota && (status = sq_check_quota(s, d, res)) != STORE_OK)
+		return status;
+
+	st = sq_stmt(s, SQ_MESSAGE_ADD);
+	sqlite3_bind_text(st, 1, d->sender ? d->sender : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)d->len);
+	if (d->fd >= 0)
+		sqlite3_bind_zeroblob64(st, 3, d->len);
+	else
+		sqlite3_bind_blob64(st, 3, d->len ? d->data : "", d->len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	if ((status = sq_exec_stmt(s, st, "store message")) != STORE_OK)
+		return status;
+	mid = sqlite3_last_insert_rowid(sq_of(s)->db);
+	if (d->fd >= 0 && d->len > 0 && (status = sq_body_from_fd(s, mid, d)) != STORE_OK)
+		return status;
+
+	for (size_t i = 0; i < d->nlocal; i++) {
+		const char *prefix = d->local[i].prefix ? d->local[i].prefix : "";
+		size_t plen = strlen(prefix);
+
+		st = sq_stmt(s, SQ_ENTRY_ADD);
+		sqlite3_bind_int64(st, 1, d->local[i].user_id);
+		sqlite3_bind_int64(st, 2, mid);
+		sqlite3_bind_int(st, 3, (int)d->kind);
+		sqlite3_bind_blob(st, 4, prefix, (int)plen, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (int64_t)(d->len + plen));
+		sqlite3_bind_int64(st, 6, now);
+		if ((status = sq_exec_stmt(s, st, "store mailbox entry")) != STORE_OK)
+			return status;
+	}
+	for (size_t i = 0; i < d->nremote; i++) {
+		st = sq_stmt(s, SQ_QUEUE_ADD);
+		sqlite3_bind_int64(st, 1, mid);
+		sqlite3_bind_text(st, 2, d->sender ? d->sender : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, d->remote[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, now);
+		if ((status = sq_exec_stmt(s, st, "queue message")) != STORE_OK)
+			return status;
+	}
+	res->message_id = mid;
+	snprintf(res->qid, sizeof(res->qid), "%010" PRIX64, (uint64_t)mid);
+	return STORE_OK;
+}
+
+int
+sq_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res)
+{
+	int own, status;
+
+	if ((status = sq_txn_begin(s, &own)) != STORE_OK)
+		return status;
+	status = sq_deliver_body(s, d, res);
+	return sq_txn_end(s, own, status);
+}
+
+static void
+sq_row_entry(struct store *s, sqlite3_stmt *st, struct store_entry *e)
+{
+	e->uid = sqlite3_column_int64(st, 0);
+	e->user_id = sqlite3_column_int64(st, 1);
+	e->message_id = sqlite3_column_int64(st, 2);
+	e->kind = (enum store_kind)sqlite3_column_int(st, 3);
+	e->flags = (unsigned)sqlite3_column_int(st, 4);
+	e->size = (uint64_t)sqlite3_column_int64(st, 5);
+	e->arrived = sqlite3_column_int64(st, 6);
+	e->sender = sq_col_strdup(st, 7);
+	snprintf(e->uidl, sizeof(e->uidl), "%08" PRIx32 ".%" PRId64, sq_of(s)->epoch, e->uid);
+}
+
+int
+sq_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_LIST);
+	struct store_entry *v = NULL;
+	size_t k = 0, cap = 0;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, user_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (k == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		memset(&v[k], 0, sizeof(v[k]));
+		sq_row_entry(s, st, &v[k++]);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		store_entry_list_free(&v, k);
+		return sq_fail(s, rc, "list mailbox");
+	}
+	*out = v;
+	*n = k;
+	return STORE_OK;
+}
+
+/* "EPOCH.UID" as made by sq_row_entry; anything else is not ours. */
+static int
+sq_parse_uidl(struct store *s, const char *uidl, int64_t *uid)
+{
+	const char *dot = strchr(uidl, '.');
+	uint64_t epoch, v;
+	char hex[16];
+
+	if (dot == NULL || dot - uidl != 8)
+		return -1;
+	memcpy(hex, uidl, 8);
+	hex[8] = '\0';
+	for (int i = 0; i < 8; i++)
+		if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+			return -1;
+	epoch = strtoull(hex, NULL, 16);
+	if (epoch != sq_of(s)->epoch || parse_uint(dot + 1, INT64_MAX, &v) != 0)
+		return -1;
+	*uid = (int64_t)v;
+	return 0;
+}
+
+int
+sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out)
+{
+	sqlite3_stmt *st;
+	int64_t uid;
+	int rc;
+
+	if (sq_parse_uidl(s, uidl, &uid) != 0)
+		return store_fail(s, STORE_NOTFOUND, "no message %s in this mailbox", uidl);
+	st = sq_stmt(s, SQ_ENTRY_GET);
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_int64(st, 2, uid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		sq_row_entry(s, st, out);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return STORE_OK;
+	if (rc == SQLITE_DONE)
+		return store_fail(s, STORE_NOTFOUND, "no message %s in this mailbox", uidl);
+	return sq_fail(s, rc, "get entry");
+}
+
+/*
+ * Read a slice of an entry's full text: its prefix, then the shared body.
+ * Reads run in their own implicit transaction; in WAL mode they never
+ * wait for the writer.
+ */
+int
+sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
+    void *buf, size_t len, size_t *got)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_PREFIX);
+	const void *prefix;
+	uint64_t plen, blen;
+	size_t n = 0;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, e->uid);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
+		return sq_fail(s, rc, "read entry");
+	}
+	prefix = sqlite3_column_blob(st, 0);
+	plen = (uint64_t)sqlite3_column_bytes(st, 0);
+	if (offset < plen) {
+		n = (size_t)(plen - offset) < len ? (size_t)(plen - offset) : len;
+		memcpy(buf, (const char *)prefix + offset, n);
+	}
+	sqlite3_reset(st);
+
+	if (n < len && e->size > plen) {
+		sqlite3_blob *blob;
+		uint64_t boff = offset + n - plen;
+		size_t want;
+
+		blen = e->size - plen;
+		if (boff < blen) {
+			want = (size_t)(blen - boff) < len - n ? (size_t)(blen - boff) : len - n;
+			rc = sqlite3_blob_open(q->db, "main", "messages", "body",
+			    e->message_id, 0, &blob);
+			if (rc != SQLITE_OK)
+				return sq_fail(s, rc, "open message body");
+			rc = sqlite3_blob_read(blob, (char *)buf + n, (int)want, (int)boff);
+			sqlite3_blob_close(blob);
+			if (rc != SQLITE_OK)
+				return sq_fail(s, rc, "read message body");
+			n += want;
+		}
+	}
+	*got = n;
+	return STORE_OK;
+}
+
+/* Delete entries of one mailbox; ones already gone are not an error. */
+int
+sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n)
+{
+	int own, status;
+
+	if ((status = sq_txn_begin(s, &own)) != STORE_OK)
+		return status;
+	for (size_t i = 0; i < n && status == STORE_OK; i++) {
+		sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_DEL);
+
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_int64(st, 2, uids[i]);
+		status = sq_exec_stmt(s, st, "delete entry");
+	}
+	return sq_txn_end(s, own, status);
+}
+
+int
+sq_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_FLAGS);
+	int status;
+
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int(st, 3, (int)flags);
+	if ((status = sq_exec_stmt(s, st, "set flags")) != STORE_OK)
+		return status;
+	if (sqlite3_changes(sq_of(s)->db) == 0)
+		return store_fail(s, STORE_NOTFOUND, "no such message");
+	return STORE_OK;
+}

@@ -1,0 +1,358 @@
+/*
+ * store.c - the public store API: dispatch to the backend, the free
+ * functions for what the API returns, and status strings.
+ */
+#include "store/backend.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+store_fail(struct store *s, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+const char *
+store_status_str(int status)
+{
+	switch (status) {
+	case STORE_OK:		return "ok";
+	case STORE_NOTFOUND:	return "not found";
+	case STORE_EXISTS:	return "already exists";
+	case STORE_FULL:	return "disk full";
+	case STORE_QUOTA:	return "over quota";
+	case STORE_INVALID:	return "invalid";
+	case STORE_LOCKED:	return "locked";
+	default:		return "database error";
+	}
+}
+
+int
+store_open(const char *path, int flags, struct store **out, char *err, size_t errlen)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+	int status;
+
+	s->be = &store_sqlite_backend;
+	status = s->be->open(s, path, flags);
+	if (status != STORE_OK) {
+		snprintf(err, errlen, "%s", s->errmsg);
+		store_close(&s);
+		return status;
+	}
+	*out = s;
+	return STORE_OK;
+}
+
+void
+store_close(struct store **sp)
+{
+	struct store *s = *sp;
+
+	if (s == NULL)
+		return;
+	s->be->close(s);
+	free(s);
+	*sp = NULL;
+}
+
+const char *
+store_errmsg(const struct store *s)
+{
+	return s->errmsg;
+}
+
+int
+store_schema_version(struct store *s)
+{
+	return s->be->schema_version(s);
+}
+
+const char *
+store_kind_name(enum store_kind k)
+{
+	switch (k) {
+	case STORE_KIND_VOICEMAIL:	return "voicemail";
+	case STORE_KIND_FAX:		return "fax";
+	default:			return "email";
+	}
+}
+
+/* ---- domains ---- */
+
+int
+store_domain_add(struct store *s, const struct store_domain *d)
+{
+	int status = s->be->domain_add(s, d);
+
+	if (status == STORE_EXISTS)
+		store_fail(s, status, "domain %s exists", d->name);
+	return status;
+}
+
+int
+store_domain_del(struct store *s, const char *name)
+{
+	return s->be->domain_del(s, name);
+}
+
+int
+store_domain_get(struct store *s, const char *name, struct store_domain *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->be->domain_get(s, name, out);
+}
+
+int
+store_domain_exists(struct store *s, const char *name)
+{
+	struct store_domain d;
+	int status = store_domain_get(s, name, &d);
+
+	store_domain_clear(&d);
+	if (status == STORE_OK)
+		return 1;
+	return status == STORE_NOTFOUND ? 0 : status;
+}
+
+int
+store_domain_set_guard(struct store *s, const char *name, const char *guard,
+    const char *detail, int64_t checked_at)
+{
+	return s->be->domain_set_guard(s, name, guard, detail, checked_at);
+}
+
+int
+store_domain_list(struct store *s, struct store_domain **out, size_t *n)
+{
+	return s->be->domain_list(s, out, n);
+}
+
+void
+store_domain_clear(struct store_domain *d)
+{
+	free(d->name);
+	free(d->guard);
+	free(d->guard_detail);
+	memset(d, 0, sizeof(*d));
+}
+
+void
+store_domain_list_free(struct store_domain **v, size_t n)
+{
+	for (size_t i = 0; *v && i < n; i++)
+		store_domain_clear(&(*v)[i]);
+	xfree(v);
+}
+
+/* ---- users ---- */
+
+int
+store_user_add(struct store *s, const struct store_user *u)
+{
+	int status = s->be->user_add(s, u);
+
+	if (status == STORE_EXISTS) {
+		struct store_user other = { 0 };
+
+		if (s->be->user_get(s, STORE_USER_BY_LOGIN, u->login, 0, &other) == STORE_OK)
+			store_fail(s, status, "user %s exists", u->login);
+		else
+			store_fail(s, status, "extension %s belongs to another user",
+			    u->extension ? u->extension : "");
+		store_user_clear(&other);
+	}
+	return status;
+}
+
+int
+store_user_set(struct store *s, const char *login, const struct store_user *u, unsigned fields)
+{
+	int status = s->be->user_set(s, login, u, fields);
+
+	if (status == STORE_EXISTS)
+		store_fail(s, status, "extension %s belongs to another user",
+		    u->extension ? u->extension : "");
+	return status;
+}
+
+int
+store_user_del(struct store *s, const char *login)
+{
+	return s->be->user_del(s, login);
+}
+
+int
+store_user_get(struct store *s, const char *login, struct store_user *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->be->user_get(s, STORE_USER_BY_LOGIN, login, 0, out);
+}
+
+int
+store_user_get_by_extension(struct store *s, const char *ext, struct store_user *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->be->user_get(s, STORE_USER_BY_EXTENSION, ext, 0, out);
+}
+
+int
+store_user_get_by_id(struct store *s, int64_t id, struct store_user *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->be->user_get(s, STORE_USER_BY_ID, NULL, id, out);
+}
+
+int
+store_user_list(struct store *s, struct store_user **out, size_t *n)
+{
+	return s->be->user_list(s, out, n);
+}
+
+void
+store_user_clear(struct store_user *u)
+{
+	free(u->login);
+	free(u->extension);
+	free(u->name);
+	free(u->email);
+	if (u->password) {
+		explicit_bzero(u->password, strlen(u->password));
+		free(u->password);
+	}
+	memset(u, 0, sizeof(*u));
+}
+
+void
+store_user_list_free(struct store_user **v, size_t n)
+{
+	for (size_t i = 0; *v && i < n; i++)
+		store_user_clear(&(*v)[i]);
+	xfree(v);
+}
+
+/* ---- aliases ---- */
+
+int
+store_alias_add(struct store *s, const char *name, const char *const *members, size_t n)
+{
+	return s->be->alias_add(s, name, members, n);
+}
+
+int
+store_alias_add_members(struct store *s, const char *name, const char *const *members, size_t n)
+{
+	return s->be->alias_add_members(s, name, members, n);
+}
+
+int
+store_alias_del_members(struct store *s, const char *name, const char *const *members, size_t n)
+{
+	return s->be->alias_del_members(s, name, members, n);
+}
+
+int
+store_alias_del(struct store *s, const char *name)
+{
+	return s->be->alias_del(s, name);
+}
+
+int
+store_alias_get(struct store *s, const char *name, struct store_alias *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->be->alias_get(s, name, out);
+}
+
+int
+store_alias_list(struct store *s, struct store_alias **out, size_t *n)
+{
+	return s->be->alias_list(s, out, n);
+}
+
+void
+store_alias_clear(struct store_alias *a)
+{
+	free(a->name);
+	strlist_clear(&a->members);
+	memset(a, 0, sizeof(*a));
+}
+
+void
+store_alias_list_free(struct store_alias **v, size_t n)
+{
+	for (size_t i = 0; *v && i < n; i++)
+		store_alias_clear(&(*v)[i]);
+	xfree(v);
+}
+
+/* ---- messages and mailboxes ---- */
+
+int
+store_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	return s->be->deliver(s, d, res);
+}
+
+int
+store_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n)
+{
+	return s->be->mailbox_list(s, user_id, out, n);
+}
+
+int
+store_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->be->entry_get(s, user_id, uidl, out);
+}
+
+int
+store_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
+    void *buf, size_t len, size_t *got)
+{
+	return s->be->entry_read(s, e, offset, buf, len, got);
+}
+
+int
+store_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n)
+{
+	return s->be->entries_delete(s, user_id, uids, n);
+}
+
+int
+store_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags)
+{
+	return s->be->entry_set_flags(s, user_id, uid, flags);
+}
+
+void
+store_entry_clear(struct store_entry *e)
+{
+	free(e->sender);
+	memset(e, 0, sizeof(*e));
+}
+
+void
+store_entry_list_free(struct store_entry **v, size_t n)
+{
+	for (size_t i = 0; *v && i < n; i++)
+		store_entry_clear(&(*v)[i]);
+	xfree(v);
+}
+
+int
+store_stats(struct store *s, struct store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->be->stats(s, out);
+}

@@ -1,0 +1,242 @@
+/*
+ * store.h - umbox's persistent state: domains, users, aliases, relays,
+ * messages, mailbox entries, the outbound queue and POP3 locks.
+ *
+ * Callers never see SQL.  Two ways in:
+ *
+ *   - the synchronous API below (struct store): for umboxctl, tests, and
+ *     the daemons' reads.  Writes commit with synchronous=FULL before they
+ *     return.
+ *   - the asynchronous commit path (struct store_writer): a writer thread
+ *     that groups many requests into one transaction and one fsync and
+ *     reports each request's result back on the caller's libevent loop.
+ *
+ * All functions return STORE_OK (0) or a negative enum store_status; the
+ * message for the last failure on a handle is store_errmsg().
+ */
+#ifndef UMBOX_STORE_H
+#define UMBOX_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util.h"
+
+struct event_base;
+struct store;
+
+enum store_status {
+	STORE_OK = 0,
+	STORE_ERROR = -1,	/* database or I/O error: a temporary failure */
+	STORE_NOTFOUND = -2,
+	STORE_EXISTS = -3,	/* unique name already taken */
+	STORE_FULL = -4,	/* disk full: temporary */
+	STORE_QUOTA = -5,	/* a mailbox would exceed its quota */
+	STORE_INVALID = -6,	/* a value the store refuses */
+	STORE_LOCKED = -7,	/* a POP3 mailbox lock held by someone else */
+};
+
+#define STORE_CREATE	0x01	/* create the database file if missing */
+#define STORE_READONLY	0x02
+
+/*
+ * Open DATA_DIR/store.db, set the pragmas, migrate the schema forward.
+ * On failure returns the status and writes a message into err.
+ */
+int store_open(const char *path, int flags, struct store **out, char *err, size_t errlen);
+void store_close(struct store **s);
+const char *store_errmsg(const struct store *s);
+int store_schema_version(struct store *s);
+const char *store_status_str(int status);
+
+/* ---- domains ---- */
+
+struct store_domain {
+	int64_t id;
+	char *name;		/* lowercase */
+	char *guard;		/* MX guard verdict: "unchecked", "ours", "internal", "foreign", "dns-error" */
+	char *guard_detail;	/* what DNS said */
+	int forced;		/* claimed with --force */
+	int64_t checked_at;	/* unix time of the last guard check, 0 = never */
+	int64_t created_at;
+};
+
+int store_domain_add(struct store *s, const struct store_domain *d);
+int store_domain_del(struct store *s, const char *name);
+int store_domain_get(struct store *s, const char *name, struct store_domain *out);
+int store_domain_exists(struct store *s, const char *name);	/* 1, 0, or < 0 */
+int store_domain_set_guard(struct store *s, const char *name, const char *guard,
+    const char *detail, int64_t checked_at);
+int store_domain_list(struct store *s, struct store_domain **out, size_t *n);
+void store_domain_clear(struct store_domain *d);
+void store_domain_list_free(struct store_domain **v, size_t n);
+
+/* ---- users ---- */
+
+struct store_user {
+	int64_t id;
+	char *login;		/* lowercase */
+	char *extension;	/* digits, or NULL */
+	char *name;		/* display name, or NULL */
+	char *email;		/* external email address, or NULL */
+	char *password;		/* yescrypt hash, or NULL: no password set */
+	uint64_t quota;		/* bytes; 0 = unlimited */
+	int pop3;		/* POP3 enabled */
+	int64_t created_at;
+	/* filled by get/list, ignored by add: */
+	uint64_t used;		/* bytes in the mailbox */
+	uint64_t messages;	/* entries in the mailbox */
+};
+
+/* Fields for store_user_set: only those whose bit is set change. */
+#define STORE_USER_EXTENSION	0x01
+#define STORE_USER_NAME		0x02
+#define STORE_USER_EMAIL	0x04
+#define STORE_USER_QUOTA	0x08
+#define STORE_USER_POP3		0x10
+#define STORE_USER_PASSWORD	0x20
+
+int store_user_add(struct store *s, const struct store_user *u);
+int store_user_set(struct store *s, const char *login, const struct store_user *u, unsigned fields);
+int store_user_del(struct store *s, const char *login);
+int store_user_get(struct store *s, const char *login, struct store_user *out);
+int store_user_get_by_extension(struct store *s, const char *ext, struct store_user *out);
+int store_user_get_by_id(struct store *s, int64_t id, struct store_user *out);
+int store_user_list(struct store *s, struct store_user **out, size_t *n);
+void store_user_clear(struct store_user *u);
+void store_user_list_free(struct store_user **v, size_t n);
+
+/* ---- aliases ---- */
+
+struct store_alias {
+	int64_t id;
+	char *name;		/* lowercase local name */
+	struct strlist members;	/* in the order added */
+};
+
+/* Create an alias with its first members; STORE_EXISTS if the name is taken. */
+int store_alias_add(struct store *s, const char *name, const char *const *members, size_t n);
+/* Add members (duplicates are ignored) / remove members (STORE_NOTFOUND if one is not there). */
+int store_alias_add_members(struct store *s, const char *name, const char *const *members, size_t n);
+int store_alias_del_members(struct store *s, const char *name, const char *const *members, size_t n);
+int store_alias_del(struct store *s, const char *name);
+int store_alias_get(struct store *s, const char *name, struct store_alias *out);
+int store_alias_list(struct store *s, struct store_alias **out, size_t *n);
+void store_alias_clear(struct store_alias *a);
+void store_alias_list_free(struct store_alias **v, size_t n);
+
+/* ---- messages and mailboxes ---- */
+
+enum store_kind {
+	STORE_KIND_EMAIL = 0,
+	STORE_KIND_VOICEMAIL = 1,
+	STORE_KIND_FAX = 2,
+};
+const char *store_kind_name(enum store_kind k);
+
+/* Entry flags. */
+#define STORE_FLAG_SEEN		0x01	/* retrieved over POP3, or heard */
+
+/* One local recipient of a delivery. */
+struct store_rcpt_local {
+	int64_t user_id;
+	/*
+	 * Header lines written before the message for this mailbox only
+	 * (Return-Path:, Delivered-To:), CRLF terminated; may be NULL.
+	 */
+	const char *prefix;
+};
+
+/*
+ * One message to deposit: its bytes, stored once, are referenced by every
+ * local mailbox entry and every queue entry made from it.  The bytes come
+ * from memory (data/len) or, for large messages, from a file (fd >= 0,
+ * read from offset 0 for len bytes) so that they never need to be in
+ * memory whole.
+ */
+struct store_delivery {
+	const char *sender;		/* envelope sender, "" for the null path */
+	enum store_kind kind;
+	const void *data;
+	int fd;				/* -1 when data is used */
+	uint64_t len;
+	int check_quota;		/* refuse (STORE_QUOTA) if any mailbox would exceed */
+	const struct store_rcpt_local *local;
+	size_t nlocal;
+	const char *const *remote;	/* outside recipients for the queue */
+	size_t nremote;
+};
+
+struct store_delivery_result {
+	int64_t message_id;
+	char qid[24];			/* queue ID shown to clients and in logs */
+	size_t failed_rcpt;		/* with STORE_QUOTA: index into local[] */
+};
+
+int store_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
+
+struct store_entry {
+	int64_t uid;		/* never reused */
+	char uidl[40];		/* POP3 UIDL string */
+	int64_t user_id;
+	int64_t message_id;
+	enum store_kind kind;
+	unsigned flags;
+	uint64_t size;		/* exact octets: prefix + message, CRLF line ends */
+	int64_t arrived;
+	char *sender;
+};
+
+int store_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
+int store_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
+/* Read up to len bytes of the entry's full text from offset; *got is 0 at the end. */
+int store_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
+    void *buf, size_t len, size_t *got);
+int store_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
+int store_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+void store_entry_clear(struct store_entry *e);
+void store_entry_list_free(struct store_entry **v, size_t n);
+
+/* ---- counts for status ---- */
+
+struct store_stats {
+	uint64_t domains, users, aliases, relays;
+	uint64_t messages, message_bytes, entries, queued;
+};
+int store_stats(struct store *s, struct store_stats *out);
+
+/* ---- the asynchronous commit path (group commit) ---- */
+
+struct store_writer;
+struct store_req;
+
+typedef void store_req_cb(struct store_req *req, void *arg);
+
+/*
+ * Start a writer thread with its own connection to path.  Completed
+ * requests are handed back on base's thread; base must stay alive until
+ * store_writer_free().
+ */
+int store_writer_new(const char *path, struct event_base *base,
+    struct store_writer **out, char *err, size_t errlen);
+/* Finish every submitted request (callbacks still run), stop the thread. */
+void store_writer_free(struct store_writer **w);
+
+/*
+ * Requests.  A request owns copies of everything it needs (a delivery
+ * copies in-memory data and dup()s the fd), so the caller may go away at
+ * any time.  The callback runs once on the loop, unless the request was
+ * cancelled first; the request is freed when the callback returns.
+ */
+struct store_req *store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg);
+struct store_req *store_req_delete(int64_t user_id, const int64_t *uids, size_t n,
+    store_req_cb *cb, void *arg);
+void store_writer_submit(struct store_writer *w, struct store_req *req);
+/* Detach the caller: no callback; the request is freed when done. */
+void store_req_cancel(struct store_req *req);
+
+int store_req_status(const struct store_req *req);
+const char *store_req_errmsg(const struct store_req *req);
+const struct store_delivery_result *store_req_delivery(const struct store_req *req);
+
+#endif

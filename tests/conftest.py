@@ -1,0 +1,201 @@
+"""Shared fixtures for umbox's integration tests (tests/cli, tests/smtpd, ...).
+
+Every test gets its own temporary directory holding a config file and a
+data_dir; the programs under test are the built binaries in $UMBOX_BUILD
+(default: <repo>/build).  Only the standard library and pytest are used.
+"""
+import json
+import os
+import pathlib
+import sqlite3
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+BUILD = pathlib.Path(os.environ.get("UMBOX_BUILD", str(REPO / "build")))
+
+HOSTNAME = "mail.example.test"
+POSTMASTER = "admin"
+
+# What a command-line error looks like (SPEC §9).
+ERROR_PREFIX = "umboxctl: "
+
+
+def binary(name):
+    """Path of a built program; fails the test (not skips) if it is missing."""
+    path = BUILD / name
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"{path} is not built (run make, or set UMBOX_BUILD)")
+    return path
+
+
+class Result:
+    """What one run of a program did."""
+
+    def __init__(self, args, rc, out, err):
+        self.args = args
+        self.rc = rc
+        self.out = out
+        self.err = err
+
+    @property
+    def lines(self):
+        return self.out.splitlines()
+
+    @property
+    def err_lines(self):
+        return self.err.splitlines()
+
+    def table(self):
+        """Parse an aligned table (header row, columns two spaces apart,
+        each starting where its header starts) into a list of dicts."""
+        lines = self.lines
+        assert lines, f"no table in {self!r}"
+        header = lines[0]
+        names, starts = [], []
+        for i, ch in enumerate(header):
+            if ch != " " and (i == 0 or header[i - 1] == " "):
+                starts.append(i)
+        names = header.split()
+        assert len(names) == len(starts), f"header with spaces? {header!r}"
+        rows = []
+        for line in lines[1:]:
+            cells = []
+            for k, s in enumerate(starts):
+                end = starts[k + 1] if k + 1 < len(starts) else None
+                if k + 1 < len(starts):
+                    assert line[end - 2:end] == "  " or len(line) < end, \
+                        f"misaligned row {line!r} under {header!r}"
+                cells.append(line[s:end].strip())
+            rows.append(dict(zip(names, cells)))
+        return rows
+
+    def json(self):
+        try:
+            return json.loads(self.out)
+        except ValueError as e:
+            raise AssertionError(f"not valid JSON ({e}) from {self.args}:\n{self.out}")
+
+    def __repr__(self):
+        return (f"<Result {self.args} rc={self.rc}\n--- stdout\n{self.out}"
+                f"--- stderr\n{self.err}>")
+
+
+def strip_usage(err):
+    """Drop the usage text that umboxctl prints before a top-level error."""
+    lines = err.splitlines()
+    if lines and lines[0].startswith("usage: umboxctl"):
+        for i, line in enumerate(lines):
+            if line.startswith("See umboxctl(8)"):
+                return lines[i + 1:]
+    return lines
+
+
+class Umbox:
+    """A private umbox installation: a config file and a data directory."""
+
+    def __init__(self, root, extra_config=""):
+        self.root = pathlib.Path(root)
+        self.data_dir = self.root / "data"
+        self.config = self.root / "umbox.conf"
+        self.hostname = HOSTNAME
+        self.postmaster = POSTMASTER
+        self.write_config(extra_config)
+
+    def write_config(self, extra=""):
+        """(Re)write the config: [general] plus any extra sections/keys."""
+        text = (
+            "[general]\n"
+            f"data_dir = {self.data_dir}\n"
+            f"hostname = {self.hostname}\n"
+            f"postmaster = {self.postmaster}\n"
+        )
+        if extra:
+            text += extra if extra.endswith("\n") else extra + "\n"
+        self.config.write_text(text)
+
+    @property
+    def store_path(self):
+        return self.data_dir / "store.db"
+
+    # -- running umboxctl -------------------------------------------------
+
+    def run(self, *args, stdin=None, config=True, timeout=30):
+        """Run umboxctl -c CONFIG ARGS...; never raises on a non-zero exit.
+
+        config=True uses this installation's file, a path uses that file,
+        None passes no -c at all.  stdin is str or bytes (default: empty).
+        """
+        cmd = [str(binary("umboxctl"))]
+        if config is True:
+            cmd += ["-c", str(self.config)]
+        elif config is not None:
+            cmd += ["-c", str(config)]
+        cmd += [str(a) for a in args]
+        if isinstance(stdin, str):
+            stdin = stdin.encode()
+        env = dict(os.environ, TZ="UTC", LC_ALL="C")
+        p = subprocess.run(cmd, input=stdin if stdin is not None else b"",
+                           capture_output=True, timeout=timeout, env=env,
+                           cwd=self.root)
+        return Result(cmd[1:], p.returncode, p.stdout.decode("utf-8", "replace"),
+                      p.stderr.decode("utf-8", "replace"))
+
+    def ok(self, *args, **kw):
+        """Run and insist on success: exit 0 and no error on stderr."""
+        r = self.run(*args, **kw)
+        assert r.rc == 0, r
+        assert not any(l.startswith(ERROR_PREFIX) and not l.startswith(ERROR_PREFIX + "warning:")
+                       for l in r.err_lines), r
+        return r
+
+    def json(self, *args, **kw):
+        """Run with --json, insist on success and return the parsed output."""
+        return self.ok("--json", *args, **kw).json()
+
+    def fail(self, code, *args, **kw):
+        """Run and insist on failure with exit code and umboxctl's error form:
+        nothing on stdout, and every stderr line (after any usage text)
+        starting with 'umboxctl: '."""
+        r = self.run(*args, **kw)
+        assert r.rc == code, r
+        assert r.out == "", r
+        lines = strip_usage(r.err)
+        assert lines, r
+        assert all(l.startswith(ERROR_PREFIX) for l in lines), r
+        return r
+
+    # -- looking at the store ---------------------------------------------
+
+    def db(self):
+        """A READ-ONLY connection to the store (never write behind its back)."""
+        assert self.store_path.exists(), f"{self.store_path} does not exist"
+        return sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
+
+    def query(self, sql, *params):
+        con = self.db()
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+
+@pytest.fixture
+def umbox(tmp_path):
+    """A fresh installation in its own temp dir; see Umbox."""
+    return Umbox(tmp_path)
+
+
+@pytest.fixture
+def umbox_factory(tmp_path):
+    """Make installations with extra config text: umbox_factory("[queue]\\n...")."""
+    count = [0]
+
+    def make(extra_config=""):
+        count[0] += 1
+        root = tmp_path / f"umbox{count[0]}"
+        root.mkdir()
+        return Umbox(root, extra_config)
+
+    return make

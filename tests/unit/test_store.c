@@ -1,0 +1,603 @@
+/*
+ * test_store.c - the SQLite store through its public API: schema, directory,
+ * deliveries, mailbox entries, and the group-commit writer on a libevent loop.
+ */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+struct fx {
+	char *dir;
+	char *path;
+	struct store *s;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	f->dir = tu_tempdir();
+	f->path = tu_path(f->dir, "store.db");
+	if (store_open(f->path, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "store_open: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	store_close(&f->s);
+	free(f->path);
+	tu_rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static int64_t
+add_user(struct store *s, const char *login, const char *ext, uint64_t quota)
+{
+	struct store_user u = { .login = (char *)login, .extension = (char *)ext,
+	    .quota = quota, .pop3 = 1 };
+	struct store_user got;
+	int64_t id;
+
+	assert_int_equal(store_user_add(s, &u), STORE_OK);
+	assert_int_equal(store_user_get(s, login, &got), STORE_OK);
+	id = got.id;
+	store_user_clear(&got);
+	return id;
+}
+
+static void
+test_open_schema(void **state)
+{
+	struct fx *f = *state;
+	struct store *again;
+	char err[256];
+
+	assert_int_equal(store_schema_version(f->s), 1);
+	/* Reopening an existing store migrates nothing and works. */
+	assert_int_equal(store_open(f->path, 0, &again, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_schema_version(again), 1);
+	store_close(&again);
+	assert_null(again);
+	/* Without STORE_CREATE a missing file is not created. */
+	char *missing = tu_path(f->dir, "nope.db");
+	assert_int_equal(store_open(missing, 0, &again, err, sizeof(err)), STORE_NOTFOUND);
+	assert_int_equal(access(missing, F_OK), -1);
+	free(missing);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *again;
+	sqlite3 *db;
+	char err[256];
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(f->path, 0, &again, err, sizeof(err)), STORE_INVALID);
+	assert_non_null(strstr(err, "newer"));
+}
+
+static void
+test_domains(void **state)
+{
+	struct fx *f = *state;
+	struct store_domain d = { .name = "example.test" }, got, *v;
+	size_t n;
+
+	assert_int_equal(store_domain_add(f->s, &d), STORE_OK);
+	assert_int_equal(store_domain_add(f->s, &d), STORE_EXISTS);
+	assert_int_equal(store_domain_exists(f->s, "EXAMPLE.test"), 1);
+	assert_int_equal(store_domain_exists(f->s, "other.test"), 0);
+	assert_int_equal(store_domain_get(f->s, "example.test", &got), STORE_OK);
+	assert_string_equal(got.guard, "unchecked");
+	store_domain_clear(&got);
+	assert_int_equal(store_domain_set_guard(f->s, "example.test", "ours", "mx ok", 42), STORE_OK);
+	assert_int_equal(store_domain_list(f->s, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].guard, "ours");
+	assert_int_equal(v[0].checked_at, 42);
+	store_domain_list_free(&v, n);
+	assert_null(v);
+	assert_int_equal(store_domain_del(f->s, "example.test"), STORE_OK);
+	assert_int_equal(store_domain_del(f->s, "example.test"), STORE_NOTFOUND);
+}
+
+static void
+test_users(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u = { 0 }, got;
+	struct store_user *v;
+	size_t n;
+
+	add_user(f->s, "alice", "101", 0);
+	/* Same login in another case, same extension: both refused. */
+	u.login = "ALICE";
+	u.pop3 = 1;
+	assert_int_equal(store_user_add(f->s, &u), STORE_EXISTS);
+	u.login = "bob";
+	u.extension = "101";
+	assert_int_equal(store_user_add(f->s, &u), STORE_EXISTS);
+	assert_non_null(strstr(store_errmsg(f->s), "extension"));
+	u.extension = "102";
+	assert_int_equal(store_user_add(f->s, &u), STORE_OK);
+
+	assert_int_equal(store_user_get_by_extension(f->s, "102", &got), STORE_OK);
+	assert_string_equal(got.login, "bob");
+	store_user_clear(&got);
+
+	u.name = "Bob B";
+	u.quota = 1000;
+	u.pop3 = 0;
+	assert_int_equal(store_user_set(f->s, "bob", &u,
+	    STORE_USER_NAME | STORE_USER_QUOTA | STORE_USER_POP3), STORE_OK);
+	assert_int_equal(store_user_get(f->s, "BOB", &got), STORE_OK);
+	assert_string_equal(got.name, "Bob B");
+	assert_int_equal(got.quota, 1000);
+	assert_int_equal(got.pop3, 0);
+	assert_string_equal(got.extension, "102");
+	store_user_clear(&got);
+	u.extension = "101";
+	assert_int_equal(store_user_set(f->s, "bob", &u, STORE_USER_EXTENSION), STORE_EXISTS);
+	assert_int_equal(store_user_set(f->s, "nobody", &u, STORE_USER_NAME), STORE_NOTFOUND);
+
+	assert_int_equal(store_user_list(f->s, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].login, "alice");
+	store_user_list_free(&v, n);
+	assert_int_equal(store_user_del(f->s, "alice"), STORE_OK);
+	assert_int_equal(store_user_del(f->s, "alice"), STORE_NOTFOUND);
+}
+
+static void
+test_aliases(void **state)
+{
+	struct fx *f = *state;
+	const char *m1[] = { "alice", "bob" }, *m2[] = { "carol", "alice" }, *m3[] = { "BOB" };
+	const char *m4[] = { "zed" };
+	struct store_alias a, *v;
+	size_t n;
+
+	assert_int_equal(store_alias_add(f->s, "sales", m1, 2), STORE_OK);
+	assert_int_equal(store_alias_add(f->s, "Sales", m1, 2), STORE_EXISTS);
+	assert_int_equal(store_alias_add_members(f->s, "sales", m2, 2), STORE_OK);
+	assert_int_equal(store_alias_get(f->s, "SALES", &a), STORE_OK);
+	assert_int_equal(a.members.n, 3);	/* alice not added twice */
+	assert_string_equal(a.members.v[0], "alice");
+	assert_string_equal(a.members.v[2], "carol");
+	store_alias_clear(&a);
+	assert_int_equal(store_alias_del_members(f->s, "sales", m3, 1), STORE_OK);
+	/* Removing a non-member fails and changes nothing. */
+	assert_int_equal(store_alias_del_members(f->s, "sales", m4, 1), STORE_NOTFOUND);
+	assert_int_equal(store_alias_list(f->s, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].members.n, 2);
+	store_alias_list_free(&v, n);
+	assert_int_equal(store_alias_add_members(f->s, "nosuch", m4, 1), STORE_NOTFOUND);
+	assert_int_equal(store_alias_del(f->s, "sales"), STORE_OK);
+	assert_int_equal(store_alias_get(f->s, "sales", &a), STORE_NOTFOUND);
+}
+
+static char *
+read_all(struct store *s, const struct store_entry *e, size_t slice)
+{
+	char *out = malloc(e->size + 1);
+	uint64_t off = 0;
+	size_t got;
+
+	while (off < e->size) {
+		assert_int_equal(store_entry_read(s, e, off, out + off,
+		    slice < e->size - off ? slice : e->size - off, &got), STORE_OK);
+		assert_true(got > 0);
+		off += got;
+	}
+	assert_int_equal(store_entry_read(s, e, off, out, 1, &got), STORE_OK);
+	assert_int_equal(got, 0);
+	out[off] = '\0';
+	return out;
+}
+
+static void
+test_deliver_and_read(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0), b = add_user(f->s, "bob", NULL, 0);
+	const char *msg = "Subject: hi\r\n\r\nbody\r\n";
+	struct store_rcpt_local loc[] = {
+		{ a, "Return-Path: <x@y>\r\nDelivered-To: alice@example.test\r\n" },
+		{ b, NULL },
+	};
+	const char *remote[] = { "far@away.test" };
+	struct store_delivery d = { .sender = "x@y", .data = msg, .fd = -1,
+	    .len = strlen(msg), .local = loc, .nlocal = 2, .remote = remote, .nremote = 1 };
+	struct store_delivery_result res;
+	struct store_entry *v, e;
+	struct store_stats st;
+	size_t n;
+	char *text;
+
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_true(res.message_id > 0);
+	assert_int_equal(strlen(res.qid), 10);
+
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].size, strlen(loc[0].prefix) + strlen(msg));
+	assert_string_equal(v[0].sender, "x@y");
+	/* Every slice size gives the same text: prefix then body. */
+	for (size_t slice = 1; slice < 80; slice += 7) {
+		text = read_all(f->s, &v[0], slice);
+		assert_int_equal(strncmp(text, loc[0].prefix, strlen(loc[0].prefix)), 0);
+		assert_string_equal(text + strlen(loc[0].prefix), msg);
+		free(text);
+	}
+	assert_int_equal(store_entry_get(f->s, a, v[0].uidl, &e), STORE_OK);
+	assert_int_equal(e.uid, v[0].uid);
+	store_entry_clear(&e);
+	/* Another mailbox's UID is not found in this one. */
+	assert_int_equal(store_entry_get(f->s, b, v[0].uidl, &e), STORE_NOTFOUND);
+	assert_int_equal(store_entry_get(f->s, a, "garbage", &e), STORE_NOTFOUND);
+
+	/* Stored once: one message, two entries, one queue row. */
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.messages, 1);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.queued, 1);
+	store_entry_list_free(&v, n);
+
+	/* Deleting both entries keeps the message for the queue. */
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(store_entries_delete(f->s, a, &v[0].uid, 1), STORE_OK);
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_mailbox_list(f->s, b, &v, &n), STORE_OK);
+	assert_int_equal(store_entries_delete(f->s, b, &v[0].uid, 1), STORE_OK);
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.messages, 1);
+	assert_int_equal(st.entries, 0);
+}
+
+static void
+test_message_freed_with_last_entry(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local loc = { a, NULL };
+	struct store_delivery d = { .sender = "", .data = "x\r\n", .fd = -1, .len = 3,
+	    .local = &loc, .nlocal = 1 };
+	struct store_delivery_result res;
+	struct store_entry *v;
+	struct store_stats st;
+	struct store_user u;
+	size_t n;
+
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_user_get(f->s, "alice", &u), STORE_OK);
+	assert_int_equal(u.used, 3);
+	assert_int_equal(u.messages, 1);
+	store_user_clear(&u);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(store_entries_delete(f->s, a, &v[0].uid, 1), STORE_OK);
+	/* Deleting an entry already gone is not an error. */
+	assert_int_equal(store_entries_delete(f->s, a, &v[0].uid, 1), STORE_OK);
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.messages, 0);
+	assert_int_equal(store_user_get(f->s, "alice", &u), STORE_OK);
+	assert_int_equal(u.used, 0);
+	assert_int_equal(u.messages, 0);
+	store_user_clear(&u);
+}
+
+static void
+test_uid_never_reused(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local loc = { a, NULL };
+	struct store_delivery d = { .sender = "", .data = "x\r\n", .fd = -1, .len = 3,
+	    .local = &loc, .nlocal = 1 };
+	struct store_delivery_result res;
+	struct store_entry *v;
+	char last[40];
+	int64_t max = 0;
+	size_t n;
+
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+		assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+		assert_int_equal(n, 1);
+		/* Each new entry's UID is above every UID before it, even deleted ones. */
+		assert_true(v[0].uid > max);
+		max = v[0].uid;
+		if (round > 0)
+			assert_string_not_equal(v[0].uidl, last);
+		strcpy(last, v[0].uidl);
+		assert_int_equal(store_entries_delete(f->s, a, &v[0].uid, 1), STORE_OK);
+		store_entry_list_free(&v, n);
+	}
+	/* Also across a reopen. */
+	store_close(&f->s);
+	char err[256];
+	assert_int_equal(store_open(f->path, 0, &f->s, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_true(v[0].uid > max);
+	store_entry_list_free(&v, n);
+}
+
+static void
+test_quota(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 10), b = add_user(f->s, "bob", NULL, 0);
+	struct store_rcpt_local loc[] = { { b, NULL }, { a, NULL } };
+	struct store_delivery d = { .sender = "", .data = "12345", .fd = -1, .len = 5,
+	    .check_quota = 1, .local = loc, .nlocal = 2 };
+	struct store_delivery_result res;
+	struct store_stats st;
+
+	/* 5 + 5 = 10 fits exactly; the third would exceed. */
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_QUOTA);
+	assert_int_equal(res.failed_rcpt, 1);
+	assert_non_null(strstr(store_errmsg(f->s), "alice"));
+	/* Nothing of the refused delivery is stored, not even for bob. */
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(st.entries, 4);
+}
+
+static void
+test_deliver_from_fd(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	size_t len = 3 * 1024 * 1024 + 17;
+	char *big = malloc(len), *spool = tu_path(f->dir, "spool");
+	struct store_rcpt_local loc = { a, "X: y\r\n" };
+	struct store_delivery_result res;
+	struct store_entry *v;
+	size_t n;
+	int fd;
+
+	for (size_t i = 0; i < len; i++)
+		big[i] = (char)('a' + i % 26);
+	fd = open(spool, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, big, len), (ssize_t)len);
+	struct store_delivery d = { .sender = "s@t", .fd = fd, .len = len,
+	    .local = &loc, .nlocal = 1 };
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(v[0].size, len + 6);
+	char *text = read_all(f->s, &v[0], 65536);
+	assert_memory_equal(text, "X: y\r\n", 6);
+	assert_memory_equal(text + 6, big, len);
+	free(text);
+	store_entry_list_free(&v, n);
+
+	/* A spool file shorter than promised fails and stores nothing. */
+	d.len = len + 100;
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_ERROR);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	store_entry_list_free(&v, n);
+	close(fd);
+	free(spool);
+	free(big);
+}
+
+/* ---- the writer ---- */
+
+struct wctx {
+	struct event_base *base;
+	int done, ok, quota, other;
+	int expect;
+	int deletes;
+};
+
+static void
+on_done(struct store_req *req, void *arg)
+{
+	struct wctx *w = arg;
+	int st = store_req_status(req);
+
+	w->done++;
+	if (st == STORE_OK) {
+		w->ok++;
+		assert_true(w->deletes || store_req_delivery(req)->message_id > 0);
+	} else if (st == STORE_QUOTA)
+		w->quota++;
+	else
+		w->other++;
+	if (w->done == w->expect)
+		event_base_loopbreak(w->base);
+}
+
+static void
+test_writer_group_commit(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0), small = add_user(f->s, "small", NULL, 4);
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	char err[256];
+	struct store_stats st;
+	struct store_rcpt_local ok_rcpt = { a, NULL }, full_rcpt = { small, NULL };
+
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	ctx.expect = 500;
+	for (int i = 0; i < ctx.expect; i++) {
+		char body[32];
+		/* Every 50th goes to a mailbox that is too small: it must fail alone. */
+		int bad = i % 50 == 0;
+		struct store_delivery d = { .sender = "", .data = body, .fd = -1,
+		    .check_quota = 1, .local = bad ? &full_rcpt : &ok_rcpt, .nlocal = 1 };
+
+		d.len = (uint64_t)snprintf(body, sizeof(body), "message %d\r\n", i);
+		store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
+	}
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.done, 500);
+	assert_int_equal(ctx.quota, 10);
+	assert_int_equal(ctx.ok, 490);
+	assert_int_equal(ctx.other, 0);
+	store_writer_free(&w);
+	assert_null(w);
+	event_base_free(ctx.base);
+
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.entries, 490);
+}
+
+static void
+test_writer_cancel_and_delete(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local r = { a, NULL };
+	struct store_delivery d = { .sender = "", .data = "hello\r\n", .fd = -1, .len = 7,
+	    .local = &r, .nlocal = 1 };
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	struct store_entry *v;
+	struct store_req *req;
+	char err[256];
+	size_t n;
+	int64_t uids[2];
+
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	/* A cancelled request is still carried out, but nobody is called back. */
+	req = store_req_deliver(&d, on_done, &ctx);
+	store_writer_submit(w, req);
+	store_req_cancel(req);
+	ctx.expect = 1;
+	store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.done, 1);
+
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	uids[0] = v[0].uid;
+	uids[1] = v[1].uid;
+	store_entry_list_free(&v, n);
+	ctx.expect = 2;
+	ctx.deletes = 1;
+	store_writer_submit(w, store_req_delete(a, uids, 2, on_done, &ctx));
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.ok, 2);
+	/* Free with nothing pending. */
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	store_entry_list_free(&v, n);
+}
+
+/* Submit one delivery and run the loop until it is done; its status. */
+static int
+writer_one(struct store_writer *w, struct wctx *ctx, const struct store_delivery *d)
+{
+	int before = ctx->ok;
+
+	ctx->expect = ctx->done + 1;
+	store_writer_submit(w, store_req_deliver(d, on_done, ctx));
+	event_base_dispatch(ctx->base);
+	return ctx->ok > before ? STORE_OK : STORE_ERROR;
+}
+
+/*
+ * A write that fails for lack of room fails its own request; the writer
+ * recovers and later requests succeed.  The file size limit stands in for
+ * a full disk.
+ */
+static void
+test_writer_disk_full(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local r = { a, NULL };
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	struct store_entry *v;
+	struct rlimit old, lim;
+	char err[256];
+	size_t big = 16 * 1024 * 1024, n;
+	char *body = calloc(1, big);
+	struct store_delivery small = { .sender = "", .data = "small\r\n", .fd = -1, .len = 7,
+	    .local = &r, .nlocal = 1 };
+	struct store_delivery huge = { .sender = "", .data = body, .fd = -1, .len = big,
+	    .local = &r, .nlocal = 1 };
+
+	signal(SIGXFSZ, SIG_IGN);
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	assert_int_equal(writer_one(w, &ctx, &small), STORE_OK);
+
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 4 * 1024 * 1024;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(writer_one(w, &ctx, &huge), STORE_ERROR);
+	assert_int_equal(ctx.other, 1);
+	assert_int_equal(writer_one(w, &ctx, &small), STORE_OK);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(writer_one(w, &ctx, &small), STORE_OK);
+
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	/* Three small messages, none of the huge one. */
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(v[i].size, 7);
+	store_entry_list_free(&v, n);
+	free(body);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_and_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_message_freed_with_last_entry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uid_never_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
