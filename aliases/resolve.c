@@ -15,7 +15,8 @@
 struct expand {
 	const struct alias_resolver *r;
 	struct alias_result *out;
-	struct strlist expanded;	/* aliases already expanded once */
+	struct strlist active;		/* aliases being expanded, outermost first */
+	struct strlist done;		/* aliases fully expanded */
 	unsigned lookups;
 	enum alias_status status;
 };
@@ -168,10 +169,14 @@ expand_member(struct expand *x, const char *member, unsigned depth)
 }
 
 /*
- * Resolve a local name: an alias not yet expanded, else a login, else an
- * extension.  An alias met a second time (a loop, or an alias listing
- * its own name) falls through to the user of that name, which is how an
- * alias that shadows a user keeps a copy in the user's inbox.
+ * Resolve a local name: an alias, else a login, else an extension.
+ *
+ * An alias is expanded once per recipient: met again after it was done,
+ * it adds nothing more.  Met again while it is still being expanded (a
+ * loop, or an alias listing its own name) it stands for the user of that
+ * name instead, which is how an alias that shadows a user keeps a copy in
+ * the user's inbox.  An extension stands for its user's login, so an
+ * alias that takes a user's mail takes mail to the extension too.
  * Returns 1 if the name meant something, 0 if not.
  */
 static int
@@ -191,17 +196,21 @@ expand_name(struct expand *x, const char *name, unsigned depth)
 	if (!alias_valid_name(name))
 		return 0;
 
-	if (strlist_contains_nocase(&x->expanded, name))
+	if (strlist_contains_nocase(&x->active, name))
 		looped = 1;
+	else if (strlist_contains_nocase(&x->done, name))
+		return 1;
 	else {
 		st = store_alias_get(s, name, &al);
 		if (st == STORE_OK) {
-			strlist_add(&x->expanded, name);
 			if (depth >= ALIAS_MAX_DEPTH)
 				expand_fail(x, ALIAS_ERROR,
 				    "aliases nest deeper than %d levels at %s", ALIAS_MAX_DEPTH, name);
+			strlist_add(&x->active, name);
 			for (size_t i = 0; i < al.members.n && x->status == ALIAS_OK; i++)
 				expand_member(x, al.members.v[i], depth + 1);
+			free(x->active.v[--x->active.n]);
+			strlist_add(&x->done, name);
 			store_alias_clear(&al);
 			return 1;
 		}
@@ -212,12 +221,19 @@ expand_name(struct expand *x, const char *name, unsigned depth)
 	}
 
 	st = store_user_get(s, name, &u);
-	if (st == STORE_NOTFOUND && alias_valid_extension(name))
-		st = store_user_get_by_extension(s, name, &u);
 	if (st == STORE_OK) {
 		add_local(x, &u);
 		store_user_clear(&u);
 		return 1;
+	}
+	if (st == STORE_NOTFOUND && alias_valid_extension(name)) {
+		st = store_user_get_by_extension(s, name, &u);
+		if (st == STORE_OK) {
+			/* A login is never all digits: this cannot come back here. */
+			expand_name(x, u.login, depth);
+			store_user_clear(&u);
+			return 1;
+		}
 	}
 	if (st != STORE_NOTFOUND) {
 		expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
@@ -272,7 +288,8 @@ alias_resolve(const struct alias_resolver *r, const char *address, struct alias_
 			expand_fail(&x, ALIAS_ERROR, "postmaster login %s does not exist;"
 			    " set [general] postmaster", r->postmaster);
 	}
-	strlist_clear(&x.expanded);
+	strlist_clear(&x.active);
+	strlist_clear(&x.done);
 	if (x.status == ALIAS_OK && out->n == 0) {
 		snprintf(out->error, sizeof(out->error), "no such user here");
 		return ALIAS_UNKNOWN;
@@ -290,4 +307,67 @@ alias_result_clear(struct alias_result *res)
 	free(res->v);
 	strlist_clear(&res->dangling);
 	memset(res, 0, sizeof(*res));
+}
+
+int
+alias_lookup_user(struct store *s, const char *name, struct store_user *out)
+{
+	char local[ADDR_LOCAL_MAX + 1];
+	const char *at = strchr(name, '@');
+	int st;
+
+	if (at) {
+		if ((size_t)(at - name) > ADDR_LOCAL_MAX)
+			return STORE_NOTFOUND;
+		if ((st = store_domain_exists(s, at + 1)) <= 0)
+			return st < 0 ? st : STORE_NOTFOUND;
+		snprintf(local, sizeof(local), "%.*s", (int)(at - name), name);
+		name = local;
+	}
+	if (!alias_valid_name(name))
+		return STORE_NOTFOUND;
+	st = store_user_get(s, name, out);
+	if (st == STORE_NOTFOUND && alias_valid_extension(name))
+		st = store_user_get_by_extension(s, name, out);
+	return st;
+}
+
+int
+alias_sender_owned(const struct alias_resolver *r, const struct store_user *u,
+    const char *address)
+{
+	struct alias_result res;
+	struct addr a;
+	int owned = 0;
+
+	if (u->email && strcasecmp(u->email, address) == 0)
+		return 1;
+	if (addr_parse_mailbox(address, strlen(address), 1, &a) != ADDR_OK)
+		return 0;
+	if (!(a.flags & (ADDR_F_QUOTED | ADDR_F_RELAY_CHARS)) &&
+	    ((strlen(u->login) == a.local_len &&
+	    strncasecmp(u->login, a.mailbox, a.local_len) == 0) ||
+	    (u->extension && strlen(u->extension) == a.local_len &&
+	    strncmp(u->extension, a.mailbox, a.local_len) == 0))) {
+		int local = store_domain_exists(r->store, a.domain);
+
+		if (local != 0)
+			return local;	/* 1, or a store error (< 0) */
+	}
+	switch (alias_resolve(r, a.mailbox, &res)) {
+	case ALIAS_OK:
+		if (!res.local_domain)
+			break;
+		for (size_t i = 0; i < res.n; i++)
+			if (!res.v[i].remote && res.v[i].user_id == u->id)
+				owned = 1;
+		break;
+	case ALIAS_ERROR:
+		owned = -1;
+		break;
+	default:
+		break;
+	}
+	alias_result_clear(&res);
+	return owned;
 }

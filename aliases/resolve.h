@@ -17,6 +17,7 @@
 #include "lib/util.h"
 
 struct store;
+struct store_user;
 struct addr;
 
 #define ALIAS_MAX_DEPTH		16	/* nesting of aliases */
@@ -59,6 +60,22 @@ struct alias_resolver {
 enum alias_status alias_resolve(const struct alias_resolver *r, const char *address,
     struct alias_result *out);
 void alias_result_clear(struct alias_result *res);
+
+/*
+ * The user a person logs in as or a mailbox is named by: a login,
+ * login@localdomain, or an extension (SPEC §5, §8).  Returns a store
+ * status: STORE_OK (out filled), STORE_NOTFOUND, or an error.
+ */
+int alias_lookup_user(struct store *s, const char *name, struct store_user *out);
+
+/*
+ * May this user send as address?  Yes for the user's own email, for
+ * login@ or extension@ a local domain, and for a local address whose
+ * resolution reaches the user's mailbox (a shared alias such as sales@).
+ * Returns 1, 0, or -1 on a store error.
+ */
+int alias_sender_owned(const struct alias_resolver *r, const struct store_user *u,
+    const char *address);
 
 /* Names: a login starts with a letter or digit, [a-z0-9._-], not all digits, <= 64. */
 int alias_valid_login(const char *s);

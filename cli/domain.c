@@ -22,9 +22,11 @@ domain_add(struct cli *c, int argc, char **argv)
 	int force = 0, ch, status;
 
 	optind = 0;
+	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch != 'f')
-			return cli_error(EX_USAGE, "usage: domain add D [--force]");
+			return cli_error(EX_USAGE, "domain add: bad option %s; usage: domain add D"
+			    " [--force]", argv[optind - 1]);
 		force = 1;
 	}
 	if (argc - optind != 1)

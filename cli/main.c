@@ -151,26 +151,11 @@ cli_read_password(char *buf, size_t len)
 int
 cli_find_mailbox(struct cli *c, const char *mailbox, struct store_user *u)
 {
-	char *name = xstrdup(mailbox), *at = strchr(name, '@');
-	int status;
+	int status = alias_lookup_user(c->store, mailbox, u);
 
-	if (at) {
-		int local = store_domain_exists(c->store, at + 1);
-		if (local <= 0) {
-			free(name);
-			if (local < 0)
-				return cli_store_error(c, local);
-			return cli_error(EX_NOTFOUND, "%s is not in a local domain", mailbox);
-		}
-		*at = '\0';
-	}
-	status = store_user_get(c->store, name, u);
-	if (status == STORE_NOTFOUND && alias_valid_extension(name))
-		status = store_user_get_by_extension(c->store, name, u);
-	free(name);
 	if (status == STORE_NOTFOUND)
-		return cli_error(EX_NOTFOUND, "no mailbox %s (give a login or an extension)",
-		    mailbox);
+		return cli_error(EX_NOTFOUND, "no mailbox %s (give a login, login@domain or an"
+		    " extension)", mailbox);
 	if (status != STORE_OK)
 		return cli_store_error(c, status);
 	return 0;
@@ -239,9 +224,8 @@ main(int argc, char **argv)
 		/* The default file may be absent (defaults apply); a named one may not. */
 		if (config_load(&c.cfg, c.config_path ? c.config_path : UMBOX_DEFAULT_CONFIG,
 		    c.config_path == NULL, err, sizeof(err)) != 0) {
-			fprintf(stderr, "%s", err);
-			if (err[0] && err[strlen(err) - 1] != '\n')
-				fputc('\n', stderr);
+			for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+				fprintf(stderr, "umboxctl: %s\n", line);
 			config_free(&c.cfg);
 			return cli_error(EX_FAILED, "configuration errors; nothing was changed");
 		}

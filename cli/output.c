@@ -45,6 +45,18 @@ table_row(struct table *t, ...)
 	va_end(ap);
 }
 
+/* Width on a terminal: UTF-8 continuation bytes take no column. */
+static size_t
+text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
 /* Columns padded to their widest cell, two spaces apart; no trailing blanks. */
 void
 table_print(struct table *t, FILE *f)
@@ -53,7 +65,7 @@ table_print(struct table *t, FILE *f)
 
 	for (size_t r = 0; r <= t->nrows; r++)
 		for (size_t i = 0; i < t->ncols; i++) {
-			size_t n = strlen(t->cells[r * t->ncols + i]);
+			size_t n = text_width(t->cells[r * t->ncols + i]);
 			if (n > w[i])
 				w[i] = n;
 		}
@@ -61,7 +73,7 @@ table_print(struct table *t, FILE *f)
 		for (size_t i = 0; i < t->ncols; i++) {
 			const char *v = t->cells[r * t->ncols + i];
 			if (i + 1 < t->ncols)
-				fprintf(f, "%-*s  ", (int)w[i], v);
+				fprintf(f, "%s%*s  ", v, (int)(w[i] - text_width(v)), "");
 			else
 				fprintf(f, "%s\n", v);
 		}

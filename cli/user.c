@@ -87,7 +87,7 @@ user_parse_opts(int argc, char **argv, unsigned allowed, int allow_nopop3,
 		case O_QUOTA:
 			if (!(allowed & STORE_USER_QUOTA))
 				goto bad;
-			if (config_parse_size(optarg, &o->u.quota) != 0)
+			if (config_parse_size(optarg, &o->u.quota) != 0 || o->u.quota > INT64_MAX)
 				return cli_error(EX_USAGE, "quota %s: give bytes with an optional"
 				    " K, M or G suffix (0 = unlimited)", optarg);
 			o->fields |= STORE_USER_QUOTA;

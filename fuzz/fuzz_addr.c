@@ -39,6 +39,126 @@ path_exact(const uint8_t *s, size_t n, int nodom, int utf8, struct addr *a)
 	return e;
 }
 
+/*
+ * Reference checks, written differently from lib/addr.c on purpose (decode
+ * then judge; split then judge) so a shared mistake is unlikely.
+ */
+
+/* Is s[0..n) well-formed UTF-8: shortest form, no surrogates, <= U+10FFFF? */
+static int
+ref_utf8(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned long cp;
+		size_t len, k;
+
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		} else if ((s[i] & 0xe0) == 0xc0) {
+			len = 2;
+			cp = s[i] & 0x1f;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			len = 3;
+			cp = s[i] & 0x0f;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			len = 4;
+			cp = s[i] & 0x07;
+		} else
+			return 0;
+		if (n - i < len)
+			return 0;
+		for (k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+		    (len == 4 && cp < 0x10000))
+			return 0;
+		if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static int
+ref_letdig(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+/* Split on dots; each label 1-63 octets, LDH, no hyphen at either end. */
+static int
+ref_domain(const char *d, size_t n)
+{
+	size_t start = 0;
+
+	if (n == 0 || n > ADDR_DOMAIN_MAX)
+		return 0;
+	for (size_t i = 0; i <= n; i++) {
+		size_t len;
+
+		if (i < n && d[i] != '.')
+			continue;
+		len = i - start;
+		if (len < 1 || len > 63)
+			return 0;
+		if (d[start] == '-' || d[i - 1] == '-')
+			return 0;
+		for (size_t k = start; k < i; k++)
+			if (!ref_letdig((unsigned char)d[k]) && d[k] != '-')
+				return 0;
+		start = i + 1;
+	}
+	return 1;
+}
+
+/* A dot-atom or a quoted-string, as RFC 5321 §4.1.2 has them. */
+static int
+ref_local(const char *l, size_t n)
+{
+	static const char specials[] = "!#$%&'*+-/=?^_`{|}~";
+
+	if (n >= 2 && l[0] == '"') {
+		size_t i = 1;
+
+		while (i < n - 1) {
+			unsigned char c = (unsigned char)l[i];
+
+			if (c == '\\') {
+				if (i + 1 >= n - 1)
+					return 0;
+				c = (unsigned char)l[i + 1];
+				if (c < 0x20 || c > 0x7e)
+					return 0;
+				i += 2;
+			} else if (c == '"' || c < 0x20 || c == 0x7f)
+				return 0;
+			else
+				i++;
+		}
+		return i == n - 1 && l[n - 1] == '"';
+	}
+	if (n == 0 || l[0] == '.' || l[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)l[i];
+
+		if (c == '.') {
+			if (l[i + 1] == '.')
+				return 0;
+		} else if (!ref_letdig(c) &&
+		    (c == 0 || strchr(specials, c) == NULL))
+			return 0;
+	}
+	return 1;
+}
+
 static int
 has_relay_char(const char *s, size_t n)
 {
@@ -73,6 +193,7 @@ check_result(const struct addr *a, int nodom, int utf8)
 			nonascii = 1;
 	}
 	CHECK(!!(a->flags & ADDR_F_UTF8) == nonascii);
+	CHECK(ref_utf8((const unsigned char *)a->mailbox, mlen));
 	CHECK(utf8 || !nonascii);
 	CHECK(nodom || !(a->flags & ADDR_F_NO_DOMAIN));
 	CHECK(!!(a->flags & ADDR_F_RELAY_CHARS) ==
@@ -86,6 +207,7 @@ check_result(const struct addr *a, int nodom, int utf8)
 		return;
 	}
 	CHECK(a->local_len > 0);
+	CHECK(ref_local(a->mailbox, a->local_len));
 	if (a->flags & ADDR_F_NO_DOMAIN) {
 		CHECK(a->domain == a->mailbox + a->local_len);
 		CHECK(mlen == a->local_len);
@@ -106,6 +228,7 @@ check_result(const struct addr *a, int nodom, int utf8)
 		if ((unsigned char)a->domain[i] >= 0x80)
 			nonascii = 1;
 	}
+	CHECK(ref_domain(a->domain, dlen));
 	if (!nonascii)
 		CHECK(addr_valid_domain(a->domain, dlen));
 }
@@ -168,6 +291,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(addr_strerror(e[i][j]) != NULL);
 			if (e[i][j] == ADDR_OK)
 				check_result(&r[i][j], i, j);
+			/* The null path is "<>" and nothing else. */
+			if (e[i][j] == ADDR_OK &&
+			    (r[i][j].flags & ADDR_F_NULL))
+				CHECK(n == 2 && in[0] == '<' && in[1] == '>');
 			if (e[i][j] == ADDR_ERR_BAD_CHAR)
 				bad++;
 		}
@@ -235,6 +362,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		valid = addr_valid_domain(d, n);
 		free(d);
 		CHECK(!valid || (n >= 1 && n <= ADDR_DOMAIN_MAX));
+		/* Agrees with the reference on ASCII input. */
+		{
+			int ascii = 1;
+
+			for (size_t i = 0; i < n; i++)
+				if (in[i] >= 0x80)
+					ascii = 0;
+			if (ascii)
+				CHECK(valid == ref_domain((const char *)in, n));
+		}
 		if (valid && n + 2 <= ADDR_PATH_MAX - 2) {
 			uint8_t mb[ADDR_PATH_MAX];
 

@@ -340,9 +340,9 @@ scan_address_literal(struct scan *s)
 
 /*
  * A-d-l = At-domain *( "," At-domain ) followed by ":" (RFC 5321 §4.1.2).
- * The route is checked, then dropped: RFC 5321 §C says to ignore it, and an
- * address that came with one must never be relayed.  s->p is on the first
- * '@'; on success it is just past the ':'.
+ * The route is checked, then dropped: RFC 5321 Appendix C says to ignore
+ * it, and an address that came with one must never be relayed.  s->p is on
+ * the first '@'; on success it is just past the ':'.
  */
 static enum addr_error
 scan_route(struct scan *s)

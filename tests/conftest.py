@@ -7,6 +7,7 @@ data_dir; the programs under test are the built binaries in $UMBOX_BUILD
 import json
 import os
 import pathlib
+import shutil
 import sqlite3
 import subprocess
 
@@ -46,6 +47,11 @@ class Result:
     @property
     def err_lines(self):
         return self.err.splitlines()
+
+    @property
+    def err_after_usage(self):
+        """stderr lines without the usage text some errors print first."""
+        return strip_usage(self.err)
 
     def table(self):
         """Parse an aligned table (header row, columns two spaces apart,
@@ -161,7 +167,7 @@ class Umbox:
         r = self.run(*args, **kw)
         assert r.rc == code, r
         assert r.out == "", r
-        lines = strip_usage(r.err)
+        lines = r.err_after_usage
         assert lines, r
         assert all(l.startswith(ERROR_PREFIX) for l in lines), r
         return r
@@ -172,6 +178,25 @@ class Umbox:
         """A READ-ONLY connection to the store (never write behind its back)."""
         assert self.store_path.exists(), f"{self.store_path} does not exist"
         return sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
+
+    def snapshot(self):
+        """Every row of every table, read-only: to show that nothing changed."""
+        if not self.store_path.exists():
+            return None
+        con = self.db()
+        try:
+            tables = [t for (t,) in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"')))
+                    for t in tables}
+        finally:
+            con.close()
+
+    def clone_data_from(self, other):
+        """Start from a copy of another (idle) installation's data_dir."""
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        shutil.copytree(other.data_dir, self.data_dir)
 
     def query(self, sql, *params):
         con = self.db()
@@ -197,5 +222,16 @@ def umbox_factory(tmp_path):
         root = tmp_path / f"umbox{count[0]}"
         root.mkdir()
         return Umbox(root, extra_config)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def umbox_template_factory(tmp_path_factory):
+    """Session-wide installations, for templates that tests copy with
+    Umbox.clone_data_from (setup run once, every test still on its own copy)."""
+
+    def make(name="template", extra_config=""):
+        return Umbox(tmp_path_factory.mktemp(name), extra_config)
 
     return make

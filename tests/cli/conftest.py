@@ -4,17 +4,26 @@ import pytest
 DOMAIN = "example.test"
 
 
-@pytest.fixture
-def site(umbox):
-    """An installation with one local domain and three users:
-    admin (the configured postmaster), alice (extension 100), bob (101).
+@pytest.fixture(scope="session")
+def site_template(umbox_template_factory):
+    """Built once: one local domain and three users, admin (the configured
+    postmaster), alice (extension 100, name "Alice Example"), bob (101).
 
     The domain is added with --force so that the setup does not depend on
     DNS once the MX guard checks it (SPEC §7); test_umboxctl_domain.py
     covers a plain `domain add`.
     """
-    umbox.ok("domain", "add", DOMAIN, "--force")
-    umbox.ok("user", "add", "admin")
-    umbox.ok("user", "add", "alice", "--extension", "100", "--name", "Alice Example")
-    umbox.ok("user", "add", "bob", "--extension", "101")
+    t = umbox_template_factory("site-template")
+    t.ok("domain", "add", DOMAIN, "--force")
+    t.ok("user", "add", "admin")
+    t.ok("user", "add", "alice", "--extension", "100", "--name", "Alice Example")
+    t.ok("user", "add", "bob", "--extension", "101")
+    return t
+
+
+@pytest.fixture
+def site(umbox, site_template):
+    """The test's own installation (own temp dir, own config, own store),
+    starting from a copy of site_template's store."""
+    umbox.clone_data_from(site_template)
     return umbox

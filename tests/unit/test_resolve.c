@@ -160,6 +160,32 @@ test_precedence(void **state)
 }
 
 static void
+test_shadow_reached_twice(void **state)
+{
+	struct fx *f = *state;
+
+	/* Two paths into an alias that shadows a user: still only the alias's targets. */
+	user(f->s, "shared", NULL);
+	alias(f->s, "shared", "alice", NULL, NULL);
+	alias(f->s, "t1", "shared", NULL, NULL);
+	alias(f->s, "t2", "shared", NULL, NULL);
+	alias(f->s, "team", "t1", "t2", NULL);
+	EXPECT("team@example.test", ALIAS_OK, "local:alice");
+}
+
+static void
+test_shadow_takes_extension(void **state)
+{
+	struct fx *f = *state;
+
+	/* bob's extension follows bob's login into the alias that took it. */
+	alias(f->s, "bob", "carol", NULL, NULL);
+	EXPECT("102@example.test", ALIAS_OK, "local:carol");
+	alias(f->s, "alice", "alice", "carol", NULL);
+	EXPECT("101@example.test", ALIAS_OK, "local:alice local:carol");
+}
+
+static void
 test_keep_copy(void **state)
 {
 	struct fx *f = *state;
@@ -288,6 +314,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_relay_tricks_never_relay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keep_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shadow_reached_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shadow_takes_extension, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nesting_dedup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_depth_cap, setup, teardown),
