@@ -50,6 +50,12 @@ obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
 CORE_OBJ := $(call obj,$(ALIASES_SRC) $(STORE_SRC) $(LIB_SRC))
 CORE_A   := $(B)/libumbox.a
+# Each daemon's code but its main(), so unit tests and fuzz targets can link
+# its parsers and sessions.
+SMTPD_A  := $(B)/libsmtpd.a
+POP3D_A  := $(B)/libpop3d.a
+SMTPD_LIB_SRC := $(filter-out smtpd/main.c,$(SMTPD_SRC))
+POP3D_LIB_SRC := $(filter-out pop3d/main.c,$(POP3D_SRC))
 
 PROGS := $(B)/umboxctl
 ifneq ($(SMTPD_SRC),)
@@ -61,6 +67,7 @@ endif
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
+.SECONDARY:
 .PHONY: all check run asan fuzz fuzz-build install clean deps unit bench
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS)
 
@@ -72,16 +79,24 @@ $(CORE_A): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(SMTPD_A): $(call obj,$(SMTPD_LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(POP3D_A): $(call obj,$(POP3D_LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
 $(B)/umboxctl: $(call obj,$(CLI_SRC)) $(CORE_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/umbox-smtpd: $(call obj,$(SMTPD_SRC)) $(CORE_A)
+$(B)/umbox-smtpd: $(call obj,smtpd/main.c) $(SMTPD_A) $(CORE_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/umbox-pop3d: $(call obj,$(POP3D_SRC)) $(CORE_A)
+$(B)/umbox-pop3d: $(call obj,pop3d/main.c) $(POP3D_A) $(CORE_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(CORE_A)
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(SMTPD_A) $(POP3D_A) $(CORE_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 
@@ -105,7 +120,8 @@ asan:
 # libFuzzer targets: clang, the core sources compiled with coverage.
 FUZZ_CC    := clang
 FUZZ_FLAGS := -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined -I. $(PKG_CFLAGS) -std=gnu11
-FUZZ_OBJ   := $(patsubst %.c,build/fuzz/obj/%.o,$(ALIASES_SRC) $(STORE_SRC) $(LIB_SRC))
+FUZZ_OBJ   := $(patsubst %.c,build/fuzz/obj/%.o,$(ALIASES_SRC) $(STORE_SRC) $(LIB_SRC) \
+	$(SMTPD_LIB_SRC) $(POP3D_LIB_SRC))
 FUZZ_BINS  := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 build/fuzz/obj/%.o: %.c

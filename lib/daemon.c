@@ -1,0 +1,115 @@
+/*
+ * daemon.c - option parsing, config loading and privilege drop for the daemons.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static void
+daemon_usage(const char *name, FILE *f)
+{
+	fprintf(f, "usage: %s [-c FILE] [-f] [-n]\n"
+	    "  -c FILE  configuration file (default " UMBOX_DEFAULT_CONFIG ")\n"
+	    "  -f       stay in the foreground and log to stderr\n"
+	    "  -n       check the configuration and exit\n"
+	    "  -V       print the version\n", name);
+}
+
+void
+daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
+    struct umbox_config *cfg)
+{
+	char err[8192];
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	while ((ch = getopt(argc, argv, "c:fnhV")) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case 'f':
+			o->foreground = 1;
+			break;
+		case 'n':
+			o->check_only = 1;
+			break;
+		case 'h':
+			daemon_usage(name, stdout);
+			exit(0);
+		case 'V':
+			printf("%s %s\n", name, UMBOX_VERSION);
+			exit(0);
+		default:
+			daemon_usage(name, stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		daemon_usage(name, stderr);
+		exit(2);
+	}
+	log_init(name, o->foreground || o->check_only);
+	if (config_load(cfg, o->config_path ? o->config_path : UMBOX_DEFAULT_CONFIG,
+	    o->config_path == NULL, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, "%s: configuration errors; not starting\n", name);
+		exit(1);
+	}
+	if (o->check_only) {
+		printf("%s: configuration %s is valid\n", name, cfg->path ? cfg->path :
+		    "(defaults)");
+		exit(0);
+	}
+}
+
+unsigned long
+daemon_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	return (unsigned long)rl.rlim_cur;
+}
+
+void
+daemon_drop_privileges(const struct umbox_config *cfg)
+{
+	struct rlimit rl;
+	struct passwd *pw;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);	/* a full disk is an error to report, not a death */
+
+	if (geteuid() != 0 || cfg->general.user[0] == '\0')
+		return;
+	if ((pw = getpwnam(cfg->general.user)) == NULL) {
+		log_err("user %s does not exist; create it or set [general] user",
+		    cfg->general.user);
+		exit(1);
+	}
+	if (setgroups(0, NULL) != 0 || initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+		log_err("cannot switch to user %s: %s", cfg->general.user, strerror(errno));
+		exit(1);
+	}
+	if (setuid(0) == 0) {
+		log_err("privileges could be regained after switching to %s", cfg->general.user);
+		exit(1);
+	}
+}

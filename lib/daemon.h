@@ -1,0 +1,33 @@
+/*
+ * daemon.h - what umbox-smtpd and umbox-pop3d do alike at startup.
+ */
+#ifndef UMBOX_DAEMON_H
+#define UMBOX_DAEMON_H
+
+#include "config.h"
+
+struct daemon_opts {
+	const char *config_path;	/* -c, or NULL for the default */
+	int foreground;			/* -f */
+	int check_only;			/* -n */
+};
+
+/*
+ * Parse -c FILE, -f, -n, -h, -V.  Exits on -h, -V and usage errors.
+ * Then loads the config (the default file may be missing; a named one may
+ * not), printing every error; exits 1 on errors and 0 after -n.
+ */
+void daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
+    struct umbox_config *cfg);
+
+/*
+ * After binding and loading keys: raise the fd limit, ignore SIGPIPE and
+ * SIGXFSZ, and when running as root with [general] user set, switch to it
+ * (supplementary groups too).  Exits on failure.
+ */
+void daemon_drop_privileges(const struct umbox_config *cfg);
+
+/* The soft file descriptor limit after raising it. */
+unsigned long daemon_fd_limit(void);
+
+#endif

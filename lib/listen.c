@@ -1,0 +1,121 @@
+/*
+ * listen.c - bind the configured endpoints.  Runs at startup, before the
+ * event loop, so the name lookups may block.
+ */
+#include "listen.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/util.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+static int
+listen_one(struct event_base *base, const struct config_endpoint *ep, evconnlistener_cb cb,
+    void *arg, struct listeners *out, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	char port[8];
+	int rc, bound = 0;
+
+	snprintf(port, sizeof(port), "%u", ep->port);
+	rc = getaddrinfo(ep->host[0] ? ep->host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen %s:%u: %s", ep->host, ep->port, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		struct evconnlistener *l;
+		int fd, one = 1;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd < 0) {
+			if (ai->ai_family == AF_INET6 && (errno == EAFNOSUPPORT ||
+			    errno == EPROTONOSUPPORT)) {
+				log_warn("listen [%s]:%u: no IPv6 on this host; skipped",
+				    ep->host, ep->port);
+				bound = 1;
+				continue;
+			}
+			snprintf(err, errlen, "listen %s:%u: %s", ep->host, ep->port,
+			    strerror(errno));
+			freeaddrinfo(res);
+			return -1;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+			int e = errno;
+
+			close(fd);
+			if (ai->ai_family == AF_INET6 && e == EADDRNOTAVAIL) {
+				log_warn("listen [%s]:%u: no IPv6 address here; skipped",
+				    ep->host, ep->port);
+				bound = 1;
+				continue;
+			}
+			snprintf(err, errlen, "listen %s%s%s:%u: %s",
+			    ai->ai_family == AF_INET6 ? "[" : "", ep->host,
+			    ai->ai_family == AF_INET6 ? "]" : "", ep->port, strerror(e));
+			freeaddrinfo(res);
+			return -1;
+		}
+		l = evconnlistener_new(base, cb, arg, LEV_OPT_CLOSE_ON_FREE |
+		    LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		if (l == NULL)
+			fatal("evconnlistener_new failed");
+		out->v = xreallocarray(out->v, out->n + 1, sizeof(*out->v));
+		out->v[out->n++] = l;
+		bound = 1;
+	}
+	freeaddrinfo(res);
+	if (!bound) {
+		snprintf(err, errlen, "listen %s:%u: no usable address", ep->host, ep->port);
+		return -1;
+	}
+	return 0;
+}
+
+int
+listen_endpoints(struct event_base *base, const struct config_endpoints *eps,
+    evconnlistener_cb cb, void *arg, struct listeners *out, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < eps->n; i++)
+		if (listen_one(base, &eps->v[i], cb, arg, out, err, errlen) != 0)
+			return -1;
+	return 0;
+}
+
+void
+listen_enable(struct listeners *l, int on)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (on)
+			evconnlistener_enable(l->v[i]);
+		else
+			evconnlistener_disable(l->v[i]);
+	}
+}
+
+void
+listen_free(struct listeners *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		evconnlistener_free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * tls.c - OpenSSL 3 server contexts.
+ */
+#include "tls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "config.h"
+
+static void
+tls_error(char *err, size_t errlen, const char *what, const char *file)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[256];
+
+	ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(err, errlen, "%s %s: %s", what, file, e ? buf : "unknown error");
+	ERR_clear_error();
+}
+
+SSL_CTX *
+tls_server_ctx_new(const struct umbox_config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		tls_error(err, errlen, "cannot create a TLS context", "");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, cfg->tls.min_protocol);
+	/*
+	 * No renegotiation, no compression, server cipher preference; session
+	 * tickets stay on (the default) so Outlook's reconnects are cheap.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.certificate) != 1) {
+		tls_error(err, errlen, "cannot load the certificate", cfg->tls.certificate);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls.key, SSL_FILETYPE_PEM) != 1) {
+		tls_error(err, errlen, "cannot load the key", cfg->tls.key);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_error(err, errlen, "the key does not match the certificate", cfg->tls.key);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+int
+tls_reload(SSL_CTX **ctx, const struct umbox_config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *fresh = tls_server_ctx_new(cfg, err, errlen);
+
+	if (fresh == NULL)
+		return -1;
+	SSL_CTX_free(*ctx);	/* running sessions hold their own references */
+	*ctx = fresh;
+	return 0;
+}
+
+const char *
+tls_describe(SSL *ssl, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	return buf;
+}

@@ -1,0 +1,152 @@
+/*
+ * worker.c - a fixed pool of threads with a job queue; completions go back
+ * to the loop through an eventfd.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "util.h"
+
+struct worker_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct worker_job *queue, **queue_tail;
+	struct worker_job *done, **done_tail;
+	pthread_t *threads;
+	int nthreads;
+	int stop;
+	int efd;
+	struct event *ev;
+};
+
+static void *
+worker_main(void *arg)
+{
+	struct worker_pool *p = arg;
+	uint64_t one = 1;
+
+	for (;;) {
+		struct worker_job *job;
+
+		pthread_mutex_lock(&p->lock);
+		while (p->queue == NULL && !p->stop)
+			pthread_cond_wait(&p->wake, &p->lock);
+		if (p->queue == NULL) {
+			pthread_mutex_unlock(&p->lock);
+			return NULL;
+		}
+		job = p->queue;
+		p->queue = job->next;
+		if (p->queue == NULL)
+			p->queue_tail = &p->queue;
+		pthread_mutex_unlock(&p->lock);
+
+		job->work(job);
+
+		pthread_mutex_lock(&p->lock);
+		job->next = NULL;
+		*p->done_tail = job;
+		p->done_tail = &job->next;
+		pthread_mutex_unlock(&p->lock);
+		while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+}
+
+static void
+worker_complete(struct worker_pool *p)
+{
+	struct worker_job *job, *next;
+
+	pthread_mutex_lock(&p->lock);
+	job = p->done;
+	p->done = NULL;
+	p->done_tail = &p->done;
+	pthread_mutex_unlock(&p->lock);
+	for (; job; job = next) {
+		next = job->next;
+		job->done(job, job->cancelled);
+	}
+}
+
+static void
+worker_on_event(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	worker_complete(arg);
+}
+
+struct worker_pool *
+worker_pool_new(struct event_base *base, int nthreads)
+{
+	struct worker_pool *p = xcalloc(1, sizeof(*p));
+
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	p->queue_tail = &p->queue;
+	p->done_tail = &p->done;
+	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->efd < 0)
+		fatal("eventfd: %s", strerror(errno));
+	p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, worker_on_event, p);
+	event_add(p->ev, NULL);
+	p->nthreads = nthreads;
+	p->threads = xcalloc((size_t)nthreads, sizeof(*p->threads));
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
+			fatal("cannot start a worker thread");
+	return p;
+}
+
+void
+worker_submit(struct worker_pool *p, struct worker_job *job)
+{
+	job->next = NULL;
+	job->cancelled = 0;
+	pthread_mutex_lock(&p->lock);
+	*p->queue_tail = job;
+	p->queue_tail = &job->next;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void
+worker_cancel(struct worker_job *job)
+{
+	job->cancelled = 1;
+}
+
+void
+worker_pool_free(struct worker_pool **pp)
+{
+	struct worker_pool *p = *pp;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	worker_complete(p);
+	event_free(p->ev);
+	close(p->efd);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->wake);
+	free(p->threads);
+	free(p);
+	*pp = NULL;
+}

@@ -1,0 +1,28 @@
+/*
+ * worker.h - run blocking work (password hashing) off the event loop.
+ *
+ * A small pool of threads takes jobs; each job's work() runs on a worker
+ * thread, then its done() runs back on the loop's thread.  A job whose
+ * owner went away is cancelled: done() still runs (so the job can free
+ * itself) but with cancelled set, and must not touch its owner.
+ */
+#ifndef UMBOX_WORKER_H
+#define UMBOX_WORKER_H
+
+struct event_base;
+struct worker_pool;
+
+struct worker_job {
+	void (*work)(struct worker_job *job);			/* on a worker thread */
+	void (*done)(struct worker_job *job, int cancelled);	/* on the loop */
+	int cancelled;		/* set by worker_cancel on the loop thread */
+	struct worker_job *next;
+};
+
+struct worker_pool *worker_pool_new(struct event_base *base, int nthreads);
+void worker_submit(struct worker_pool *p, struct worker_job *job);
+void worker_cancel(struct worker_job *job);
+/* Finish queued jobs (their done() runs), stop the threads. */
+void worker_pool_free(struct worker_pool **p);
+
+#endif

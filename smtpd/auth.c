@@ -1,0 +1,229 @@
+/*
+ * auth.c - SMTP AUTH PLAIN and LOGIN (RFC 4954).
+ *
+ * The user is looked up on the loop (a quick read); the yescrypt check,
+ * which takes tens of milliseconds on purpose, runs on a worker thread.
+ * A failure is answered only after a delay that grows with the client
+ * address's recent failures; the third failure in a session ends it.
+ */
+#include "smtpd/smtpd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "lib/password.h"
+
+#define AUTH_PLAIN	1
+#define AUTH_LOGIN	2
+
+struct smtp_auth_job {
+	struct worker_job job;
+	struct smtp_session *s;		/* NULL once the session is gone */
+	struct store_user user;		/* found on the loop; password = the hash */
+	int found;
+	char password[SASL_FIELD_MAX + 1];
+	int ok;
+	const char *dummy_hash;		/* the server's, for unknown users */
+};
+
+static void
+auth_job_work(struct worker_job *wj)
+{
+	struct smtp_auth_job *j = (struct smtp_auth_job *)wj;
+
+	/* Unknown users cost the same time as known ones. */
+	j->ok = password_verify(j->password, j->found && j->user.password ? j->user.password :
+	    j->dummy_hash) && j->found;
+	explicit_bzero(j->password, sizeof(j->password));
+}
+
+static void
+auth_job_free(struct smtp_auth_job *j)
+{
+	store_user_clear(&j->user);
+	explicit_bzero(j, sizeof(*j));
+	free(j);
+}
+
+static void
+auth_failed_reply(struct smtp_session *s)
+{
+	smtp_reply(s, "535 5.7.8 Error: authentication failed");
+	if (s->auth_failures >= SMTP_AUTH_FAILURES_MAX) {
+		smtp_reply(s, "421 4.7.0 %s Error: too many authentication failures",
+		    s->server->cfg->general.hostname);
+		smtp_close(s);
+		return;
+	}
+	smtp_resume(s);
+}
+
+static void
+auth_job_done(struct worker_job *wj, int cancelled)
+{
+	struct smtp_auth_job *j = (struct smtp_auth_job *)wj;
+	struct smtp_session *s = j->s;
+	unsigned delay;
+
+	if (cancelled || s == NULL) {
+		auth_job_free(j);
+		return;
+	}
+	s->auth_job = NULL;
+	if (j->ok) {
+		log_info("%s: authenticated as %s", s->id, j->user.login);
+		s->user = xcalloc(1, sizeof(*s->user));
+		*s->user = j->user;
+		memset(&j->user, 0, sizeof(j->user));
+		auth_job_free(j);
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		smtp_resume(s);
+		return;
+	}
+	log_info("%s: authentication failed for %s", s->id, j->found ? j->user.login : "unknown user");
+	auth_job_free(j);
+	s->auth_failures++;
+	/* 2 s, doubling with this address's recent failures, at most 30 s. */
+	delay = 2000;
+	if (s->ip) {
+		if (time(NULL) - s->ip->last_failure > 900)
+			s->ip->auth_failures = 0;
+		for (unsigned i = 0; i < s->ip->auth_failures && delay < 30000; i++)
+			delay *= 2;
+		if (delay > 30000)
+			delay = 30000;
+		s->ip->auth_failures++;
+		s->ip->last_failure = time(NULL);
+	}
+	smtp_set_timer(s, delay, auth_failed_reply);
+}
+
+/* Check login/password off the loop; the session waits (BUSY). */
+static void
+auth_check(struct smtp_session *s, const char *login, const char *password)
+{
+	struct smtp_auth_job *j = xcalloc(1, sizeof(*j));
+	int st;
+
+	j->job.work = auth_job_work;
+	j->job.done = auth_job_done;
+	j->s = s;
+	st = alias_lookup_user(s->server->store, login, &j->user);
+	if (st != STORE_OK && st != STORE_NOTFOUND) {
+		auth_job_free(j);
+		smtp_set_state(s, SMTP_S_READY);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	j->found = st == STORE_OK;
+	j->dummy_hash = s->server->dummy_hash;
+	snprintf(j->password, sizeof(j->password), "%s", password);
+	s->auth_job = j;
+	smtp_set_state(s, SMTP_S_READY);
+	smtp_busy(s);
+	worker_submit(s->server->workers, &j->job);
+}
+
+static void
+auth_plain(struct smtp_session *s, const char *b64, size_t len)
+{
+	struct sasl_plain p;
+
+	if (sasl_plain_decode(b64, len, &p) != 0) {
+		smtp_set_state(s, SMTP_S_READY);
+		smtp_reply(s, "501 5.5.2 Error: invalid PLAIN response");
+		return;
+	}
+	/* Acting for someone else (a different authzid) is not offered. */
+	if (p.authzid[0] && strcmp(p.authzid, p.authcid) != 0) {
+		explicit_bzero(&p, sizeof(p));
+		s->auth_failures++;
+		smtp_set_state(s, SMTP_S_READY);
+		smtp_busy(s);
+		smtp_set_timer(s, 2000, auth_failed_reply);
+		return;
+	}
+	auth_check(s, p.authcid, p.password);
+	explicit_bzero(&p, sizeof(p));
+}
+
+void
+smtp_auth_start(struct smtp_session *s, const char *arg, size_t len)
+{
+	const char *sp = memchr(arg, ' ', len);
+	size_t mlen = sp ? (size_t)(sp - arg) : len;
+	const char *ir = sp ? sp + 1 : NULL;
+	size_t irlen = sp ? len - mlen - 1 : 0;
+
+	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
+		if (ir) {
+			auth_plain(s, ir, irlen);
+			return;
+		}
+		s->auth_mech = AUTH_PLAIN;
+		smtp_set_state(s, SMTP_S_AUTH);
+		smtp_reply(s, "334 ");
+	} else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0) {
+		s->auth_mech = AUTH_LOGIN;
+		smtp_set_state(s, SMTP_S_AUTH);
+		if (ir) {
+			smtp_auth_line(s, ir, irlen);
+			return;
+		}
+		smtp_reply(s, "334 VXNlcm5hbWU6");	/* "Username:" */
+	} else if (mlen == 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: AUTH mechanism");
+	} else
+		smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
+}
+
+/* A SASL response line while in SMTP_S_AUTH. */
+void
+smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
+{
+	char field[SASL_FIELD_MAX + 1];
+
+	snprintf(s->last_cmd, sizeof(s->last_cmd), "AUTH");
+	if (len == 1 && line[0] == '*') {
+		free(s->auth_login);
+		s->auth_login = NULL;
+		smtp_set_state(s, SMTP_S_READY);
+		smtp_reply(s, "501 5.0.0 Authentication aborted");
+		return;
+	}
+	if (s->auth_mech == AUTH_PLAIN) {
+		auth_plain(s, line, len);
+		return;
+	}
+	if (sasl_login_decode(line, len, field, sizeof(field)) != 0) {
+		free(s->auth_login);
+		s->auth_login = NULL;
+		smtp_set_state(s, SMTP_S_READY);
+		smtp_reply(s, "501 5.5.2 Error: invalid LOGIN response");
+		return;
+	}
+	if (s->auth_login == NULL) {
+		s->auth_login = xstrdup(field);
+		smtp_reply(s, "334 UGFzc3dvcmQ6");	/* "Password:" */
+		return;
+	}
+	auth_check(s, s->auth_login, field);
+	explicit_bzero(field, sizeof(field));
+	free(s->auth_login);
+	s->auth_login = NULL;
+}
+
+void
+smtp_auth_cancel(struct smtp_session *s)
+{
+	if (s->auth_job) {
+		s->auth_job->s = NULL;
+		worker_cancel(&s->auth_job->job);
+		s->auth_job = NULL;
+	}
+	free(s->auth_login);
+	s->auth_login = NULL;
+}

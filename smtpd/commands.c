@@ -1,0 +1,525 @@
+/*
+ * commands.c - the SMTP command table and one function per command.
+ */
+#include "smtpd/smtpd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "lib/log.h"
+
+#define ST(x)	(1u << (x))
+#define S_ANY_CMD	(ST(SMTP_S_CONNECTED) | ST(SMTP_S_READY) | ST(SMTP_S_MAIL) | ST(SMTP_S_RCPT))
+
+struct smtp_cmd_def {
+	enum smtp_verb verb;
+	unsigned states;	/* where it is allowed; elsewhere 503 */
+	void (*fn)(struct smtp_session *s, const char *arg, size_t len);
+	int takes_arg;		/* 0: an argument is a syntax error */
+};
+
+void
+smtp_txn_free(struct smtp_txn **tp)
+{
+	struct smtp_txn *t = *tp;
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nrcpts; i++)
+		free(t->rcpts[i].address);
+	free(t->rcpts);
+	for (size_t i = 0; i < t->ntargets; i++) {
+		free(t->targets[i].login);
+		free(t->targets[i].address);
+	}
+	free(t->targets);
+	if (t->spool_mem)
+		evbuffer_free(t->spool_mem);
+	if (t->spool_fd >= 0)
+		close(t->spool_fd);
+	free(t);
+	*tp = NULL;
+}
+
+static void
+smtp_bad_command(struct smtp_session *s)
+{
+	if (++s->bad_commands >= SMTP_BAD_COMMANDS_MAX) {
+		smtp_reply(s, "421 4.7.0 %s Error: too many errors",
+		    s->server->cfg->general.hostname);
+		smtp_close(s);
+	}
+}
+
+/* After HELO/EHLO/RSET/STARTTLS: no transaction. */
+static void
+smtp_reset(struct smtp_session *s)
+{
+	smtp_txn_free(&s->txn);
+	if (s->state == SMTP_S_MAIL || s->state == SMTP_S_RCPT)
+		smtp_set_state(s, SMTP_S_READY);
+}
+
+static void
+cmd_helo(struct smtp_session *s, const char *arg, size_t len, int esmtp)
+{
+	const struct umbox_config *cfg = s->server->cfg;
+
+	if (len == 0 || smtp_parse_helo(arg, len) != 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		smtp_bad_command(s);
+		return;
+	}
+	free(s->helo);
+	s->helo = xstrndup(arg, len);
+	s->esmtp = esmtp;
+	smtp_txn_free(&s->txn);
+	smtp_set_state(s, SMTP_S_READY);
+	if (!esmtp) {
+		smtp_reply(s, "250 %s", cfg->general.hostname);
+		return;
+	}
+	smtp_reply(s, "250-%s\n250-PIPELINING\n250-SIZE %llu\n250-8BITMIME\n"
+	    "250-ENHANCEDSTATUSCODES\n%s%s250-CHUNKING\n250 SMTPUTF8",
+	    cfg->general.hostname, (unsigned long long)cfg->smtpd.max_message_size,
+	    !s->tls && s->server->tls ? "250-STARTTLS\n" : "",
+	    smtp_may_auth(s) ? "250-AUTH PLAIN LOGIN\n" : "");
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, const char *arg, size_t len)
+{
+	cmd_helo(s, arg, len, 1);
+}
+
+static void
+cmd_helo_plain(struct smtp_session *s, const char *arg, size_t len)
+{
+	cmd_helo(s, arg, len, 0);
+}
+
+static void
+cmd_starttls(struct smtp_session *s, const char *arg, size_t len)
+{
+	if (s->tls) {
+		smtp_reply(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (s->server->tls == NULL) {
+		smtp_reply(s, "454 4.7.0 TLS not available");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	smtp_start_tls(s);
+}
+
+static void
+cmd_auth(struct smtp_session *s, const char *arg, size_t len)
+{
+	if (s->user) {
+		smtp_reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (!smtp_may_auth(s)) {
+		smtp_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->txn) {
+		smtp_reply(s, "503 5.5.1 Error: AUTH not allowed during a mail transaction");
+		return;
+	}
+	smtp_auth_start(s, arg, len);
+}
+
+/* The domain-part check for MX delivery: ours, or may this client relay? */
+static void
+cmd_mail(struct smtp_session *s, const char *arg, size_t len)
+{
+	struct smtp_server *srv = s->server;
+	struct smtp_path_args pa;
+	enum addr_error ae;
+	const struct smtp_param *p;
+	struct smtp_txn *t;
+	uint64_t size = 0;
+	int utf8;
+
+	if (s->kind != SMTP_PORT_MX && s->user == NULL) {
+		smtp_reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
+	utf8 = 0;
+	for (size_t i = 0; i + 8 <= len; i++)	/* SMTPUTF8 may allow UTF-8 in the path */
+		if (strncasecmp(arg + i, "SMTPUTF8", 8) == 0)
+			utf8 = 1;
+	switch (smtp_parse_path_args(arg, len, "FROM:", 0, utf8, &pa, &ae)) {
+	case SMTP_ARGS_OK:
+		break;
+	case SMTP_ARGS_BAD_PATH:
+		smtp_reply(s, "501 5.1.7 Bad sender address syntax: %s", addr_strerror(ae));
+		smtp_bad_command(s);
+		return;
+	default:
+		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		smtp_bad_command(s);
+		return;
+	}
+	for (size_t i = 0; i < pa.nparams; i++) {
+		const struct smtp_param *q = &pa.params[i];
+
+		if (q->keylen == 4 && strncasecmp(q->key, "SIZE", 4) == 0) {
+			if (q->value == NULL || smtp_parse_number(q->value, q->valuelen, &size) != 0 ||
+			    size > srv->cfg->smtpd.max_message_size) {
+				smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+				return;
+			}
+		} else if (q->keylen == 4 && strncasecmp(q->key, "BODY", 4) == 0) {
+			if (q->value == NULL || !((q->valuelen == 4 && strncasecmp(q->value, "7BIT", 4) == 0) ||
+			    (q->valuelen == 8 && strncasecmp(q->value, "8BITMIME", 8) == 0))) {
+				smtp_reply(s, "501 5.5.4 Unsupported BODY type");
+				return;
+			}
+		} else if (q->keylen == 8 && strncasecmp(q->key, "SMTPUTF8", 8) == 0) {
+			if (q->value) {
+				smtp_reply(s, "501 5.5.4 SMTPUTF8 takes no value");
+				return;
+			}
+		} else if (q->keylen == 4 && strncasecmp(q->key, "AUTH", 4) == 0) {
+			/* RFC 4954 §5: accepted and not trusted. */
+		} else {
+			smtp_reply(s, "555 5.5.4 Unsupported parameter %.*s", (int)q->keylen, q->key);
+			return;
+		}
+	}
+	p = smtp_param_find(&pa, "SMTPUTF8");
+	if (!p && (pa.path.flags & ADDR_F_UTF8)) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	/* Submission: the sender must be the authenticated user's own address. */
+	if (s->user && s->kind != SMTP_PORT_MX) {
+		int owned = (pa.path.flags & ADDR_F_NULL) ? 0 :
+		    alias_sender_owned(&srv->resolver, s->user, pa.path.mailbox);
+
+		if (owned < 0) {
+			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+			return;
+		}
+		if (!owned) {
+			smtp_reply(s, "553 5.7.1 Sender address <%s> does not belong to user %s",
+			    pa.path.mailbox, s->user->login);
+			return;
+		}
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->sender = pa.path;
+	t->declared_size = size;
+	t->smtputf8 = p != NULL;
+	t->spool_fd = -1;
+	t->seq = ++s->txn_seq;
+	smtp_txn_free(&s->txn);
+	s->txn = t;
+	smtp_set_state(s, SMTP_S_MAIL);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* Add a recipient's final targets to the transaction, once each. */
+static void
+smtp_txn_add_targets(struct smtp_txn *t, const struct alias_result *res)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const struct alias_target *a = &res->v[i];
+		size_t k;
+
+		for (k = 0; k < t->ntargets; k++) {
+			const struct alias_target *b = &t->targets[k];
+			if (a->remote == b->remote && (a->remote ?
+			    strcasecmp(a->address, b->address) == 0 : a->user_id == b->user_id))
+				break;
+		}
+		if (k < t->ntargets)
+			continue;
+		t->targets = xreallocarray(t->targets, t->ntargets + 1, sizeof(*t->targets));
+		t->targets[t->ntargets].remote = a->remote;
+		t->targets[t->ntargets].user_id = a->user_id;
+		t->targets[t->ntargets].login = a->login ? xstrdup(a->login) : NULL;
+		t->targets[t->ntargets].address = a->address ? xstrdup(a->address) : NULL;
+		t->ntargets++;
+	}
+}
+
+/* Would any local target go over quota with a message of size bytes? */
+static int
+smtp_over_quota(struct smtp_session *s, const struct alias_result *res, uint64_t size)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		struct store_user u;
+		int over = 0;
+
+		if (res->v[i].remote ||
+		    store_user_get_by_id(s->server->store, res->v[i].user_id, &u) != STORE_OK)
+			continue;
+		if (u.quota != 0 && u.used + size > u.quota)
+			over = 1;
+		store_user_clear(&u);
+		if (over)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
+{
+	struct smtp_server *srv = s->server;
+	struct smtp_txn *t = s->txn;
+	struct smtp_path_args pa;
+	struct alias_result res;
+	enum addr_error ae;
+
+	switch (smtp_parse_path_args(arg, len, "TO:", 1, t->smtputf8, &pa, &ae)) {
+	case SMTP_ARGS_OK:
+		break;
+	case SMTP_ARGS_BAD_PATH:
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax: %s", addr_strerror(ae));
+		smtp_bad_command(s);
+		return;
+	default:
+		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		smtp_bad_command(s);
+		return;
+	}
+	if (pa.nparams > 0) {
+		smtp_reply(s, "555 5.5.4 Unsupported parameter %.*s", (int)pa.params[0].keylen,
+		    pa.params[0].key);
+		return;
+	}
+	if (pa.path.flags & ADDR_F_NULL) {
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	if (t->nrcpts >= srv->cfg->smtpd.max_recipients) {
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	/* A source route is dropped; the rest is judged on its own (RFC 5321 §4.1.1.3). */
+	switch (alias_resolve(&srv->resolver, pa.path.mailbox, &res)) {
+	case ALIAS_OK:
+		break;
+	case ALIAS_UNKNOWN:
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown",
+		    pa.path.mailbox);
+		alias_result_clear(&res);
+		return;
+	case ALIAS_INVALID:
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		alias_result_clear(&res);
+		return;
+	default:
+		log_warn("%s: resolving <%s>: %s", s->id, pa.path.mailbox, res.error);
+		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", pa.path.mailbox);
+		alias_result_clear(&res);
+		return;
+	}
+	/*
+	 * Outside domains only for clients that may relay; relay tricks in a
+	 * local domain were already unknown users above and never get here.
+	 */
+	if (!res.local_domain && (!smtp_may_relay(s) ||
+	    (pa.path.flags & (ADDR_F_RELAY_CHARS | ADDR_F_QUOTED | ADDR_F_ADDR_LITERAL)))) {
+		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", pa.path.mailbox);
+		alias_result_clear(&res);
+		return;
+	}
+	if (smtp_over_quota(s, &res, t->declared_size)) {
+		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", pa.path.mailbox);
+		alias_result_clear(&res);
+		return;
+	}
+	smtp_txn_add_targets(t, &res);
+	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts].address = xstrdup(pa.path.mailbox);
+	t->rcpts[t->nrcpts].local = res.local_domain;
+	t->nrcpts++;
+	alias_result_clear(&res);
+	smtp_set_state(s, SMTP_S_RCPT);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_data(struct smtp_session *s, const char *arg, size_t len)
+{
+	if (smtp_message_begin(s, 0) != 0)
+		return;
+	smtp_set_state(s, SMTP_S_DATA);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/*
+ * BDAT n [LAST]: the chunk's bytes follow at once, whatever the state;
+ * they are always read (and thrown away when the command is refused),
+ * so the byte stream stays in step.
+ */
+static void
+cmd_bdat(struct smtp_session *s, const char *arg, size_t len)
+{
+	uint64_t size;
+	int last;
+
+	if (smtp_parse_bdat(arg, len, &size, &last) != 0) {
+		/* Without a valid size we cannot find the next command: give up. */
+		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		smtp_close(s);
+		return;
+	}
+	if (s->txn == NULL || (s->state != SMTP_S_RCPT && !s->txn->data_started) ||
+	    (s->txn->data_started && !s->txn->data.bdat)) {
+		/* Refused: read the chunk anyway into a throwaway transaction. */
+		if (s->txn == NULL) {
+			s->txn = xcalloc(1, sizeof(*s->txn));
+			s->txn->spool_fd = -1;
+		}
+		s->txn->bdat_discard = 1;
+	} else if (!s->txn->data_started && smtp_message_begin(s, 1) != 0) {
+		s->txn->bdat_discard = 1;
+	}
+	s->txn->bdat_left = size;
+	s->txn->bdat_last = last;
+	smtp_set_state(s, SMTP_S_BDAT);
+	if (size == 0)
+		smtp_message_feed(s, "", 0);
+}
+
+static void
+cmd_rset(struct smtp_session *s, const char *arg, size_t len)
+{
+	smtp_reset(s);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, const char *arg, size_t len)
+{
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, const char *arg, size_t len)
+{
+	smtp_reply(s, "221 2.0.0 Bye");
+	smtp_close(s);
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, const char *arg, size_t len)
+{
+	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_expn(struct smtp_session *s, const char *arg, size_t len)
+{
+	smtp_reply(s, "502 5.5.1 EXPN not available");
+}
+
+static void
+cmd_help(struct smtp_session *s, const char *arg, size_t len)
+{
+	smtp_reply(s, "214 2.0.0 See RFC 5321: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT"
+	    " VRFY STARTTLS AUTH");
+}
+
+static const struct smtp_cmd_def smtp_cmds[] = {
+	{ SMTP_CMD_HELO, S_ANY_CMD, cmd_helo_plain, 1 },
+	{ SMTP_CMD_EHLO, S_ANY_CMD, cmd_ehlo, 1 },
+	{ SMTP_CMD_STARTTLS, S_ANY_CMD, cmd_starttls, 0 },
+	{ SMTP_CMD_AUTH, ST(SMTP_S_READY), cmd_auth, 1 },
+	{ SMTP_CMD_MAIL, ST(SMTP_S_READY), cmd_mail, 1 },
+	{ SMTP_CMD_RCPT, ST(SMTP_S_MAIL) | ST(SMTP_S_RCPT), cmd_rcpt, 1 },
+	{ SMTP_CMD_DATA, ST(SMTP_S_RCPT), cmd_data, 0 },
+	{ SMTP_CMD_BDAT, S_ANY_CMD, cmd_bdat, 1 },
+	{ SMTP_CMD_RSET, S_ANY_CMD, cmd_rset, 0 },
+	{ SMTP_CMD_NOOP, S_ANY_CMD, cmd_noop, 1 },
+	{ SMTP_CMD_QUIT, S_ANY_CMD, cmd_quit, 0 },
+	{ SMTP_CMD_VRFY, S_ANY_CMD, cmd_vrfy, 1 },
+	{ SMTP_CMD_EXPN, S_ANY_CMD, cmd_expn, 1 },
+	{ SMTP_CMD_HELP, S_ANY_CMD, cmd_help, 1 },
+};
+
+/* Why a command is out of sequence, in words a client log can use. */
+static const char *
+smtp_sequence_error(const struct smtp_session *s, enum smtp_verb v)
+{
+	if (s->state == SMTP_S_CONNECTED)
+		return "503 5.5.1 Error: send HELO/EHLO first";
+	switch (v) {
+	case SMTP_CMD_MAIL:
+		return "503 5.5.1 Error: nested MAIL command";
+	case SMTP_CMD_RCPT:
+		return "503 5.5.1 Error: need MAIL command";
+	case SMTP_CMD_DATA:
+		return s->state == SMTP_S_MAIL ? "554 5.5.1 Error: no valid recipients" :
+		    "503 5.5.1 Error: need RCPT command";
+	default:
+		return "503 5.5.1 Error: bad sequence of commands";
+	}
+}
+
+/* One command line (no CRLF): parse, check the state, dispatch. */
+void
+smtp_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command c;
+	const struct smtp_cmd_def *d = NULL;
+
+	switch (smtp_parse_command(line, len, &c)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_BAD_CHAR:
+		snprintf(s->last_cmd, sizeof(s->last_cmd), "-");
+		smtp_reply(s, "500 5.5.2 Error: bad character in command (bare CR, LF or NUL)");
+		smtp_bad_command(s);
+		return;
+	case SMTP_PARSE_TOO_LONG:
+		snprintf(s->last_cmd, sizeof(s->last_cmd), "-");
+		smtp_reply(s, "500 5.5.2 Error: line too long");
+		smtp_bad_command(s);
+		return;
+	default:
+		snprintf(s->last_cmd, sizeof(s->last_cmd), "-");
+		smtp_reply(s, "500 5.5.2 Error: bad syntax");
+		smtp_bad_command(s);
+		return;
+	}
+	snprintf(s->last_cmd, sizeof(s->last_cmd), "%s", smtp_verb_name(c.verb));
+	if (c.verb == SMTP_CMD_HTTP) {
+		log_info("%s: HTTP request refused", s->id);
+		smtp_reply(s, "554 5.7.0 This is an SMTP server");
+		smtp_close(s);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)
+		if (smtp_cmds[i].verb == c.verb)
+			d = &smtp_cmds[i];
+	if (d == NULL) {
+		smtp_reply(s, "500 5.5.2 Error: command not recognized");
+		smtp_bad_command(s);
+		return;
+	}
+	if (!(d->states & ST(s->state))) {
+		/* BDAT is never refused unread: its chunk must be consumed. */
+		smtp_reply(s, "%s", smtp_sequence_error(s, c.verb));
+		smtp_bad_command(s);
+		return;
+	}
+	if (!d->takes_arg && c.arglen > 0) {
+		smtp_reply(s, "501 5.5.4 Syntax: %s takes no argument", smtp_verb_name(c.verb));
+		smtp_bad_command(s);
+		return;
+	}
+	d->fn(s, c.arg, c.arglen);
+}

@@ -1,0 +1,125 @@
+/*
+ * umbox-smtpd - the ESMTP server: MX on 25, submission on 587, implicit
+ * TLS on 465; one process, one libevent loop, a writer thread for the
+ * store and worker threads for password checks.
+ *
+ *   umbox-smtpd [-c FILE] [-f] [-n]
+ */
+#include "smtpd/smtpd.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/thread.h>
+
+#include "lib/daemon.h"
+#include "lib/log.h"
+#include "lib/password.h"
+#include "lib/tls.h"
+
+static void
+on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("signal %d: stopping", (int)sig);
+	smtp_server_stop(arg);
+}
+
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	struct smtp_server *srv = arg;
+	char err[512];
+
+	if (srv->tls == NULL) {
+		if ((srv->tls = tls_server_ctx_new(srv->cfg, err, sizeof(err))) == NULL)
+			log_warn("SIGHUP: TLS still unavailable: %s", err);
+		else
+			log_info("SIGHUP: TLS certificate loaded");
+		return;
+	}
+	if (tls_reload(&srv->tls, srv->cfg, err, sizeof(err)) != 0)
+		log_warn("SIGHUP: keeping the old TLS certificate: %s", err);
+	else
+		log_info("SIGHUP: TLS certificate reloaded");
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct umbox_config cfg;
+	struct smtp_server srv = { .cfg = &cfg };
+	struct daemon_opts opts;
+	const struct config_endpoints *eps[3];
+	char err[1024], *path;
+
+	daemon_start(argc, argv, "umbox-smtpd", &opts, &cfg);
+	evthread_use_pthreads();
+	srv.base = event_base_new();
+	if (srv.base == NULL)
+		fatal("cannot create the event loop");
+
+	/* As root: bind and load keys first, then drop to [general] user. */
+	srv.tls = tls_server_ctx_new(&cfg, err, sizeof(err));
+	if (srv.tls == NULL) {
+		if (cfg.smtpd.smtps.n > 0) {
+			log_err("%s (needed for smtps)", err);
+			return 1;
+		}
+		log_warn("%s: STARTTLS is off until a certificate loads (SIGHUP)", err);
+	}
+	eps[SMTP_PORT_MX] = &cfg.smtpd.listen;
+	eps[SMTP_PORT_SUBMISSION] = &cfg.smtpd.submission;
+	eps[SMTP_PORT_SMTPS] = &cfg.smtpd.smtps;
+	for (int i = 0; i < 3; i++) {
+		srv.lctx[i].server = &srv;
+		srv.lctx[i].kind = (enum smtp_port_kind)i;
+		if (listen_endpoints(srv.base, eps[i], smtp_server_accept, &srv.lctx[i],
+		    &srv.listeners[i], err, sizeof(err)) != 0) {
+			log_err("%s", err);
+			return 1;
+		}
+	}
+	daemon_drop_privileges(&cfg);
+	/* Leave room for the store, listeners and workers; one fd per session. */
+	srv.max_sessions = daemon_fd_limit() > 64 ? daemon_fd_limit() - 32 : 32;
+
+	path = config_store_path(&cfg);
+	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK) {
+		log_err("store %s: %s", path, err);
+		return 1;
+	}
+	free(path);
+	srv.resolver.store = srv.store;
+	srv.resolver.postmaster = cfg.general.postmaster;
+	srv.workers = worker_pool_new(srv.base, 2);
+	if (password_hash("umbox-unknown-user", srv.dummy_hash, sizeof(srv.dummy_hash)) != 0)
+		fatal("yescrypt is unavailable");
+
+	srv.sigterm = evsignal_new(srv.base, SIGTERM, on_sigterm, &srv);
+	srv.sigint = evsignal_new(srv.base, SIGINT, on_sigterm, &srv);
+	srv.sighup = evsignal_new(srv.base, SIGHUP, on_sighup, &srv);
+	event_add(srv.sigterm, NULL);
+	event_add(srv.sigint, NULL);
+	event_add(srv.sighup, NULL);
+
+	log_info("umbox-smtpd %s started: %s", UMBOX_VERSION, cfg.general.hostname);
+	event_base_dispatch(srv.base);
+
+	/* In-flight commits finish (and are answered) before the writer stops. */
+	store_writer_free(&srv.writer);
+	worker_pool_free(&srv.workers);
+	for (int i = 0; i < 3; i++)
+		listen_free(&srv.listeners[i]);
+	event_free(srv.sigterm);
+	event_free(srv.sigint);
+	event_free(srv.sighup);
+	store_close(&srv.store);
+	SSL_CTX_free(srv.tls);
+	event_base_free(srv.base);
+	config_free(&cfg);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * message.c - a message's content: the Received: header, DATA/BDAT bytes
+ * into a spool (memory, then an unlinked file in data_dir for large
+ * messages), and the group commit that stands behind the 250.
+ */
+#include "smtpd/smtpd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "lib/log.h"
+
+/* A file for a message that outgrew memory: unlinked from the start. */
+static int
+spool_open_file(const char *dir)
+{
+	char path[4096];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	snprintf(path, sizeof(path), "%s/spool.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static void
+spool_write(struct smtp_session *s, const char *buf, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->spool_error || len == 0)
+		return;
+	if (t->spool_fd < 0 && evbuffer_get_length(t->spool_mem) + len > SMTP_SPOOL_MEM) {
+		size_t have = evbuffer_get_length(t->spool_mem);
+
+		t->spool_fd = spool_open_file(s->server->cfg->general.data_dir);
+		if (t->spool_fd < 0 ||
+		    write_all(t->spool_fd, evbuffer_pullup(t->spool_mem, -1), have) != 0) {
+			log_err("%s: cannot spool a large message in %s: %s", s->id,
+			    s->server->cfg->general.data_dir, strerror(errno));
+			t->spool_error = 1;
+			return;
+		}
+		evbuffer_drain(t->spool_mem, have);
+	}
+	if (t->spool_fd >= 0) {
+		if (write_all(t->spool_fd, buf, len) != 0) {
+			log_err("%s: writing the spool file: %s", s->id, strerror(errno));
+			t->spool_error = 1;
+			return;
+		}
+	} else
+		evbuffer_add(t->spool_mem, buf, len);
+	t->spool_len += len;
+}
+
+static void
+spool_sink(void *ctx, const char *buf, size_t len)
+{
+	spool_write(ctx, buf, len);
+}
+
+/* RFC 5322 date, local time with its offset. */
+static void
+rfc5322_date(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/* RFC 3848 protocol names. */
+static const char *
+smtp_protocol(const struct smtp_session *s)
+{
+	static const char *const names[2][2][2] = {
+		{ { "SMTP", "SMTP" }, { "ESMTP", "ESMTPA" } },
+		{ { "SMTPS", "SMTPS" }, { "ESMTPS", "ESMTPSA" } },
+	};
+
+	return names[s->tls][s->esmtp][s->user != NULL];
+}
+
+int
+smtp_message_begin(struct smtp_session *s, int bdat)
+{
+	struct smtp_txn *t = s->txn;
+	const struct umbox_config *cfg = s->server->cfg;
+	char date[64], host[64], *hdr;
+
+	if (t->data_started) {
+		smtp_reply(s, "503 5.5.1 Error: DATA and BDAT cannot be mixed");
+		return -1;
+	}
+	t->data_started = 1;
+	t->spool_mem = evbuffer_new();
+	smtp_data_init(&t->data, bdat, cfg->smtpd.max_message_size, spool_sink, s);
+
+	rfc5322_date(date, sizeof(date));
+	snprintf(host, sizeof(host), "%s", s->peer_str + 1);
+	*strrchr(host, ']') = '\0';
+	hdr = xasprintf("Received: from %s ([%s])\r\n"
+	    "\tby %s (umbox) with %s id %s.%u%s%s%s\r\n"
+	    "\t%s%s%s%s; %s\r\n",
+	    s->helo ? s->helo : "unknown", host,
+	    cfg->general.hostname, smtp_protocol(s), s->id, t->seq,
+	    s->tls ? "\r\n\t(" : "", s->tls ? s->tls_info : "", s->tls ? ")" : "",
+	    t->nrcpts == 1 ? "for <" : "", t->nrcpts == 1 ? t->rcpts[0].address : "",
+	    t->nrcpts == 1 ? ">" : "", t->nrcpts == 1 ? "" : "(multiple recipients)", date);
+	spool_write(s, hdr, strlen(hdr));
+	free(hdr);
+	return 0;
+}
+
+static void
+smtp_message_done(struct smtp_session *s, int close_after)
+{
+	smtp_txn_free(&s->txn);
+	s->resume_state = SMTP_S_READY;
+	if (s->state != SMTP_S_BUSY)
+		smtp_set_state(s, SMTP_S_READY);
+	if (close_after || s->server->stopping) {
+		smtp_close(s);
+		return;
+	}
+	smtp_resume(s);
+}
+
+static void
+smtp_commit_done(struct store_req *req, void *arg)
+{
+	struct smtp_session *s = arg;
+	const struct store_delivery_result *r = store_req_delivery(req);
+	struct smtp_txn *t = s->txn;
+	char from[300];
+
+	s->commit = NULL;
+	switch (store_req_status(req)) {
+	case STORE_OK:
+		log_info("%s: qid=%s from=<%s> size=%" PRIu64 " nrcpt=%zu proto=%s", s->id, r->qid,
+		    log_escape(from, sizeof(from), t->sender.mailbox, strlen(t->sender.mailbox)),
+		    t->spool_len, t->nrcpts, smtp_protocol(s));
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", r->qid);
+		break;
+	case STORE_QUOTA:
+		smtp_reply(s, "452 4.2.2 Mailbox full: %s", store_req_errmsg(req));
+		break;
+	case STORE_FULL:
+		log_err("%s: store: %s", s->id, store_req_errmsg(req));
+		smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		break;
+	default:
+		log_err("%s: store: %s", s->id, store_req_errmsg(req));
+		smtp_reply(s, "451 4.3.0 Error: local error in processing");
+		break;
+	}
+	smtp_message_done(s, 0);
+}
+
+/*
+ * The content is complete: refuse it for what the parser saw, or commit
+ * it to every local mailbox and the queue in one request.
+ */
+void
+smtp_message_end(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct store_rcpt_local *loc;
+	const char **remote;
+	const char *domain = s->server->cfg->general.hostname;
+	struct store_delivery d = { .fd = -1 };
+	size_t nl = 0, nr = 0;
+	char **prefixes;
+
+	smtp_busy(s);
+	if (t->data.flags & SMTP_DATA_F_TOO_BIG) {
+		smtp_reply(s, "552 5.3.4 Error: message file too big");
+		smtp_message_done(s, 0);
+		return;
+	}
+	if (t->data.received > SMTP_HOPS_MAX) {
+		smtp_reply(s, "554 5.4.6 Too many hops: mail loop detected");
+		smtp_message_done(s, 0);
+		return;
+	}
+	if (t->data.flags & SMTP_DATA_F_NUL) {
+		smtp_reply(s, "554 5.6.0 Error: message contains NUL characters");
+		smtp_message_done(s, 0);
+		return;
+	}
+	if (t->spool_error) {
+		smtp_reply(s, "451 4.3.0 Error: local error in processing");
+		smtp_message_done(s, 0);
+		return;
+	}
+
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		const char *at = strrchr(t->rcpts[i].address, '@');
+		if (t->rcpts[i].local && at) {
+			domain = at + 1;
+			break;
+		}
+	}
+	loc = xcalloc(t->ntargets, sizeof(*loc));
+	prefixes = xcalloc(t->ntargets, sizeof(*prefixes));
+	remote = xcalloc(t->ntargets, sizeof(*remote));
+	for (size_t i = 0; i < t->ntargets; i++) {
+		if (t->targets[i].remote) {
+			remote[nr++] = t->targets[i].address;
+			continue;
+		}
+		prefixes[nl] = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s@%s\r\n",
+		    t->sender.mailbox, t->targets[i].login, domain);
+		loc[nl].user_id = t->targets[i].user_id;
+		loc[nl].prefix = prefixes[nl];
+		nl++;
+	}
+	d.sender = t->sender.mailbox;
+	d.kind = STORE_KIND_EMAIL;
+	d.len = t->spool_len;
+	if (t->spool_fd >= 0)
+		d.fd = t->spool_fd;
+	else
+		d.data = evbuffer_pullup(t->spool_mem, -1);
+	d.check_quota = 1;
+	d.local = loc;
+	d.nlocal = nl;
+	d.remote = remote;
+	d.nremote = nr;
+	s->commit = store_req_deliver(&d, smtp_commit_done, s);
+	store_writer_submit(s->server->writer, s->commit);
+	for (size_t i = 0; i < nl; i++)
+		free(prefixes[i]);
+	free(prefixes);
+	free(loc);
+	free(remote);
+}
+
+/*
+ * Content bytes for the current DATA or BDAT chunk.  Returns how many
+ * were used; for DATA that stops at the end-of-data line.
+ */
+size_t
+smtp_message_feed(struct smtp_session *s, const char *buf, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+	size_t used;
+
+	if (s->state == SMTP_S_DATA) {
+		used = smtp_data_feed(&t->data, buf, len);
+		if (t->data.done)
+			smtp_message_end(s);
+		return used;
+	}
+	/* BDAT: the caller never hands more than the chunk's remaining bytes. */
+	if (!t->bdat_discard)
+		smtp_data_feed(&t->data, buf, len);
+	t->bdat_left -= len;
+	if (t->bdat_left > 0)
+		return len;
+	if (t->bdat_discard) {
+		int had_helo = s->helo != NULL;
+
+		smtp_txn_free(&s->txn);
+		smtp_set_state(s, had_helo ? SMTP_S_READY : SMTP_S_CONNECTED);
+		smtp_reply(s, "503 5.5.1 Error: BDAT without a valid recipient");
+		return len;
+	}
+	if (!t->bdat_last) {
+		smtp_set_state(s, SMTP_S_RCPT);
+		smtp_reply(s, "250 2.0.0 %" PRIu64 " octets received", t->data.size);
+		return len;
+	}
+	smtp_data_finish(&t->data);
+	smtp_message_end(s);
+	return len;
+}

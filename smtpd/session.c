@@ -1,0 +1,528 @@
+/*
+ * session.c - one SMTP connection: reading lines and content, replies,
+ * states, deadlines, STARTTLS and teardown.
+ *
+ * Input is processed only while the session is not BUSY: while a commit,
+ * a password check or a delay is pending, pipelined commands wait in the
+ * input buffer and are taken up again by smtp_resume().
+ */
+#include "smtpd/smtpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "lib/log.h"
+#include "lib/tls.h"
+
+static void smtp_process(struct smtp_session *s);
+static void smtp_on_read(struct bufferevent *bev, void *arg);
+static void smtp_on_write(struct bufferevent *bev, void *arg);
+static void smtp_on_event(struct bufferevent *bev, short what, void *arg);
+
+static const char *const state_names[] = {
+	[SMTP_S_GREETING] = "greeting", [SMTP_S_CONNECTED] = "connected",
+	[SMTP_S_READY] = "ready", [SMTP_S_MAIL] = "mail", [SMTP_S_RCPT] = "rcpt",
+	[SMTP_S_DATA] = "data", [SMTP_S_BDAT] = "bdat", [SMTP_S_AUTH] = "auth",
+	[SMTP_S_BUSY] = "busy", [SMTP_S_CLOSING] = "closing",
+};
+
+/* The one place a session's state changes. */
+void
+smtp_set_state(struct smtp_session *s, enum smtp_state st)
+{
+	if (s->state == st)
+		return;
+	log_debug("%s: state %s -> %s", s->id, state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+/*
+ * Send one reply: CRLF appended; a multi-line reply is given with
+ * "\n" between its lines and gets the "NNN-" continuation form.  Every
+ * 4xx and 5xx is logged with the command that caused it.
+ */
+void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct evbuffer *out;
+	char buf[1024], *line, *nl;
+	va_list ap;
+
+	if (s->bev == NULL || s->state == SMTP_S_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	out = bufferevent_get_output(s->bev);
+	for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
+		evbuffer_add_printf(out, "%.3s-%.*s\r\n", line, (int)(nl - line - 4), line + 4);
+	evbuffer_add_printf(out, "%s\r\n", line);
+	if (buf[0] == '4' || buf[0] == '5')
+		log_info("%s: %s: %s", s->id, s->last_cmd[0] ? s->last_cmd : "-", buf);
+}
+
+/* A deadline or delay; one at a time per session. */
+static void
+smtp_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	void (*fn)(struct smtp_session *) = s->timer_fn;
+
+	s->timer_fn = NULL;
+	if (fn)
+		fn(s);
+}
+
+void
+smtp_set_timer(struct smtp_session *s, unsigned ms, void (*fn)(struct smtp_session *))
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	s->timer_fn = fn;
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+smtp_timeout(struct smtp_session *s)
+{
+	log_info("%s: timeout in state %s", s->id, state_names[s->state]);
+	smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->server->cfg->general.hostname);
+	smtp_close(s);
+}
+
+/* (Re)arm the deadline for what the client must do next. */
+static void
+smtp_arm_deadline(struct smtp_session *s)
+{
+	unsigned sec = (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT) ?
+	    SMTP_DATA_TIMEOUT : SMTP_CMD_TIMEOUT;
+
+	smtp_set_timer(s, sec * 1000, smtp_timeout);
+}
+
+static void
+smtp_free(struct smtp_session *s)
+{
+	if (s->commit)
+		store_req_cancel(s->commit);
+	smtp_auth_cancel(s);
+	smtp_txn_free(&s->txn);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	event_free(s->timer);
+	event_free(s->resume_ev);
+	event_free(s->free_ev);
+	if (s->user) {
+		store_user_clear(s->user);
+		free(s->user);
+	}
+	free(s->helo);
+	smtp_server_session_gone(s->server, s);
+	free(s);
+}
+
+static void
+smtp_on_free(evutil_socket_t fd, short what, void *arg)
+{
+	smtp_free(arg);
+}
+
+/* Free on the next loop turn, never inside the callback that noticed the end. */
+static void
+smtp_free_later(struct smtp_session *s)
+{
+	if (s->freeing)
+		return;
+	s->freeing = 1;
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	evtimer_del(s->timer);
+	event_del(s->resume_ev);
+	event_active(s->free_ev, 0, 0);
+}
+
+/* Bytes not yet handed to the kernel, TLS filter layer included. */
+static size_t
+smtp_unsent(struct smtp_session *s)
+{
+	struct bufferevent *under;
+	size_t n;
+
+	if (s->bev == NULL)
+		return 0;
+	n = evbuffer_get_length(bufferevent_get_output(s->bev));
+	if ((under = bufferevent_get_underlying(s->bev)) != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+/* While closing: free once the last reply is out, or give up after 10 s. */
+static void
+smtp_close_poll(struct smtp_session *s)
+{
+	if (smtp_unsent(s) == 0 || ++s->close_polls > 500) {
+		smtp_free_later(s);
+		return;
+	}
+	smtp_set_timer(s, 20, smtp_close_poll);
+}
+
+/* Stop reading; free the session once its last reply has been written. */
+void
+smtp_close(struct smtp_session *s)
+{
+	if (s->state == SMTP_S_CLOSING || s->freeing)
+		return;
+	smtp_set_state(s, SMTP_S_CLOSING);
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ);
+	smtp_close_poll(s);
+}
+
+void
+smtp_busy(struct smtp_session *s)
+{
+	if (s->state != SMTP_S_BUSY)
+		s->resume_state = s->state;
+	smtp_set_state(s, SMTP_S_BUSY);
+	evtimer_del(s->timer);
+}
+
+static void
+smtp_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	smtp_process(arg);
+}
+
+/*
+ * Back from BUSY: pipelined input that waited is taken up on the next
+ * loop turn, never from inside the code that is still using the input.
+ */
+void
+smtp_resume(struct smtp_session *s)
+{
+	if (s->state != SMTP_S_BUSY)
+		return;
+	smtp_set_state(s, s->resume_state);
+	smtp_arm_deadline(s);
+	event_active(s->resume_ev, 0, 0);
+}
+
+int
+smtp_may_auth(const struct smtp_session *s)
+{
+	return s->tls || s->loopback;
+}
+
+int
+smtp_may_relay(const struct smtp_session *s)
+{
+	return s->user != NULL || s->trusted;
+}
+
+/*
+ * Content: hand what the input holds to the DATA/BDAT parser.  Returns 1
+ * if more input is needed, 0 to go on processing.
+ */
+static int
+smtp_process_content(struct smtp_session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec v[8];
+	int n = evbuffer_peek(in, -1, NULL, v, 8);
+	size_t total = 0;
+
+	if (n <= 0)
+		return 1;
+	for (int i = 0; i < n && i < 8; i++) {
+		size_t want = v[i].iov_len, used;
+
+		if (s->state == SMTP_S_BDAT && want > s->txn->bdat_left)
+			want = (size_t)s->txn->bdat_left;
+		used = smtp_message_feed(s, v[i].iov_base, want);
+		total += used;
+		if (s->state != SMTP_S_DATA && s->state != SMTP_S_BDAT)
+			break;	/* the content ended inside this slice */
+		if (used < v[i].iov_len)
+			break;
+	}
+	evbuffer_drain(in, total);
+	if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT)
+		return total == 0;
+	return 0;
+}
+
+/*
+ * Take commands and content from the input buffer until it runs dry or
+ * the session has to wait.  Lines end at CRLF only; a line longer than
+ * the limit is refused as soon as the partial line shows it.
+ */
+static void
+smtp_process(struct smtp_session *s)
+{
+	struct evbuffer *in;
+
+	while (s->bev && !s->freeing) {
+		struct evbuffer_ptr p;
+		size_t eol, avail;
+		char *line;
+
+		if (s->state == SMTP_S_BUSY || s->state == SMTP_S_CLOSING ||
+		    s->state == SMTP_S_GREETING)
+			return;
+		in = bufferevent_get_input(s->bev);
+		if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT) {
+			if (smtp_process_content(s, in))
+				return;
+			continue;
+		}
+		avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF_STRICT);
+		if (p.pos < 0) {
+			if (avail >= SMTP_LINE_MAX) {
+				if (!s->skip_line) {
+					s->last_cmd[0] = '\0';
+					smtp_reply(s, "500 5.5.2 Error: line too long");
+					s->skip_line = 1;
+				}
+				/* Keep a trailing CR: it may start the CRLF that ends the line. */
+				evbuffer_drain(in, avail - 1);
+			}
+			return;
+		}
+		if (s->skip_line) {
+			evbuffer_drain(in, (size_t)p.pos + eol);
+			s->skip_line = 0;
+			continue;
+		}
+		if ((size_t)p.pos + 2 > SMTP_LINE_MAX) {
+			evbuffer_drain(in, (size_t)p.pos + eol);
+			s->last_cmd[0] = '\0';
+			smtp_reply(s, "500 5.5.2 Error: line too long");
+			continue;
+		}
+		line = (char *)evbuffer_pullup(in, p.pos + (ssize_t)eol);
+		if (s->state == SMTP_S_AUTH)
+			smtp_auth_line(s, line, (size_t)p.pos);
+		else
+			smtp_command(s, line, (size_t)p.pos);
+		if (s->bev == NULL)
+			return;
+		/* A command that started TLS has already dropped what followed it. */
+		in = bufferevent_get_input(s->bev);
+		if (evbuffer_get_length(in) >= (size_t)p.pos + eol && !s->tls_just_started)
+			evbuffer_drain(in, (size_t)p.pos + eol);
+		s->tls_just_started = 0;
+		if (s->state != SMTP_S_BUSY && s->state != SMTP_S_CLOSING)
+			smtp_arm_deadline(s);
+		/* Replies backing up (a client that does not read): wait for the write side. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_OUT_HIGH) {
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
+	}
+}
+
+static void
+smtp_on_read(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_S_GREETING) {
+		/* Talking before the banner: a bot that does not wait for replies. */
+		log_info("%s: early talker refused", s->id);
+		smtp_set_state(s, SMTP_S_CONNECTED);
+		smtp_reply(s, "554 5.5.0 Protocol error: talked before the greeting");
+		smtp_close(s);
+		return;
+	}
+	smtp_process(s);
+}
+
+static void
+smtp_on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_S_CLOSING)
+		return;	/* smtp_close_poll watches the last bytes go */
+	/* Output drained below the high-water mark: read again. */
+	if (!(bufferevent_get_enabled(bev) & EV_READ) && !s->freeing) {
+		bufferevent_enable(bev, EV_READ);
+		smtp_process(s);
+	}
+}
+
+static void
+smtp_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake finished. */
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+		if (ssl)
+			tls_describe(ssl, s->tls_info, sizeof(s->tls_info));
+		log_info("%s: TLS established: %s", s->id, s->tls_info);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e)
+			log_info("%s: TLS error: %s", s->id, ERR_reason_error_string(e));
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->state != SMTP_S_CLOSING)
+			log_info("%s: disconnect from %s in state %s", s->id, s->peer_str,
+			    state_names[s->state]);
+		smtp_free_later(s);
+	}
+}
+
+static void
+smtp_greet(struct smtp_session *s)
+{
+	smtp_set_state(s, SMTP_S_CONNECTED);
+	smtp_reply(s, "220 %s ESMTP umbox", s->server->cfg->general.hostname);
+	smtp_arm_deadline(s);
+	smtp_process(s);
+}
+
+/* Wrap the session's bufferevent in TLS (accepting). */
+static struct bufferevent *
+smtp_tls_wrap(struct smtp_session *s, struct bufferevent *under, evutil_socket_t fd)
+{
+	SSL *ssl = SSL_new(s->server->tls);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	if (under)
+		bev = bufferevent_openssl_filter_new(s->server->base, under, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_socket_new(s->server->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static void
+smtp_bev_setup(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_OUT_HIGH / 2, 0);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * STARTTLS accepted: the 220 is already queued on the plain connection.
+ * Whatever the client pipelined behind STARTTLS is thrown away (it came
+ * in the clear), and the session starts over as if newly connected.
+ */
+void
+smtp_start_tls(struct smtp_session *s)
+{
+	struct bufferevent *tls;
+
+	evbuffer_drain(bufferevent_get_input(s->bev),
+	    evbuffer_get_length(bufferevent_get_input(s->bev)));
+	s->tls_just_started = 1;
+	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+	tls = smtp_tls_wrap(s, s->bev, -1);
+	if (tls == NULL) {
+		log_err("%s: cannot start TLS", s->id);
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+		smtp_free_later(s);
+		return;
+	}
+	s->bev = tls;
+	s->tls = 1;
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	smtp_txn_free(&s->txn);
+	smtp_set_state(s, SMTP_S_CONNECTED);
+	smtp_bev_setup(s);
+}
+
+struct smtp_session *
+smtp_session_new(struct smtp_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
+    enum smtp_port_kind kind, struct smtp_ip *ip)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	char host[INET6_ADDRSTRLEN];
+	unsigned port = 0;
+	int greet_delay;
+
+	s->server = srv;
+	s->kind = kind;
+	s->ip = ip;
+	snprintf(s->id, sizeof(s->id), "%08llX", (unsigned long long)++srv->next_session_id);
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+
+		memcpy(&s->peer, a, sizeof(*a));
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		s->loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
+		snprintf(s->peer_str, sizeof(s->peer_str), "[%s]:%u", host, port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+
+		memcpy(&s->peer, a, sizeof(*a));
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		s->loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+		snprintf(s->peer_str, sizeof(s->peer_str), "[%s]:%u", host, port);
+	}
+	s->trusted = config_cidr_match(&srv->cfg->smtpd.trusted_networks, sa);
+	s->timer = evtimer_new(srv->base, smtp_on_timer, s);
+	s->free_ev = event_new(srv->base, -1, 0, smtp_on_free, s);
+	s->resume_ev = event_new(srv->base, -1, 0, smtp_on_resume, s);
+
+	if (kind == SMTP_PORT_SMTPS) {
+		s->bev = smtp_tls_wrap(s, NULL, fd);
+		s->tls = 1;
+	} else
+		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		close(fd);
+		event_free(s->timer);
+		event_free(s->resume_ev);
+		event_free(s->free_ev);
+		free(s);
+		return NULL;
+	}
+	smtp_bev_setup(s);
+	log_info("%s: connect from %s port=%s%s", s->id, s->peer_str,
+	    kind == SMTP_PORT_MX ? "mx" : kind == SMTP_PORT_SUBMISSION ? "submission" : "smtps",
+	    s->trusted ? " trusted" : "");
+
+	/* On the MX port a short pause before the banner exposes early talkers. */
+	greet_delay = kind == SMTP_PORT_MX && !s->trusted ? SMTP_GREET_DELAY_MS : 0;
+	s->state = SMTP_S_GREETING;
+	if (greet_delay)
+		smtp_set_timer(s, (unsigned)greet_delay, smtp_greet);
+	else
+		smtp_greet(s);
+	return s;
+}

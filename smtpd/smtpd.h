@@ -1,0 +1,199 @@
+/*
+ * smtpd.h - umbox-smtpd's server and session state, shared by its files:
+ *   main.c      startup, listeners, signals
+ *   server.c    accepting connections, connection limits, per-IP state
+ *   session.c   reading, the command table, replies, state, timeouts, TLS
+ *   commands.c  one function per SMTP command
+ *   auth.c      AUTH PLAIN/LOGIN with password checks off the loop
+ *   message.c   DATA/BDAT content into a spool, and the commit
+ */
+#ifndef UMBOX_SMTPD_H
+#define UMBOX_SMTPD_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "aliases/resolve.h"
+#include "lib/config.h"
+#include "lib/listen.h"
+#include "lib/sasl.h"
+#include "lib/worker.h"
+#include "smtpd/data.h"
+#include "smtpd/parse.h"
+#include "store/store.h"
+
+#define SMTP_BAD_COMMANDS_MAX	10	/* then 421 and close */
+#define SMTP_AUTH_FAILURES_MAX	3
+#define SMTP_CMD_TIMEOUT	300	/* seconds: RFC 5321 §4.5.3.2 server timeout */
+#define SMTP_DATA_TIMEOUT	600	/* whole DATA/BDAT transfer */
+#define SMTP_GREET_DELAY_MS	100	/* MX port: wait, and refuse early talkers */
+#define SMTP_OUT_HIGH		(256 * 1024)	/* stop reading while replies back up */
+#define SMTP_SPOOL_MEM		(1024 * 1024)	/* larger messages spool to a file */
+#define SMTP_HOPS_MAX		50
+
+enum smtp_port_kind {
+	SMTP_PORT_MX,		/* 25: mail for our domains */
+	SMTP_PORT_SUBMISSION,	/* 587: AUTH required, STARTTLS */
+	SMTP_PORT_SMTPS,	/* 465: implicit TLS, AUTH required */
+};
+
+struct smtp_listener_ctx {
+	struct smtp_server *server;
+	enum smtp_port_kind kind;
+};
+
+/* Connections and authentication failures per client address. */
+struct smtp_ip {
+	unsigned char addr[16];
+	unsigned conns;
+	unsigned auth_failures;
+	time_t last_failure;
+	struct smtp_ip *next;
+};
+
+#define SMTP_IP_BUCKETS	1024
+
+struct smtp_server {
+	struct event_base *base;
+	struct umbox_config *cfg;
+	struct store *store;		/* reads on the loop thread */
+	struct store_writer *writer;	/* group commits */
+	struct worker_pool *workers;	/* password checks */
+	SSL_CTX *tls;			/* NULL when no certificate could be loaded */
+	struct alias_resolver resolver;
+	struct smtp_listener_ctx lctx[3];
+	struct listeners listeners[3];
+	struct event *sigterm, *sigint, *sighup, *stop_timer;
+	struct smtp_session *sessions;	/* all sessions, for shutdown */
+	unsigned nsessions;
+	unsigned long max_sessions;	/* also capped by file descriptors */
+	struct smtp_ip *ips[SMTP_IP_BUCKETS];
+	uint64_t next_session_id;
+	int stopping;
+	char dummy_hash[256];		/* verified against for unknown users: same cost */
+};
+
+enum smtp_state {
+	SMTP_S_GREETING,	/* banner not yet sent */
+	SMTP_S_CONNECTED,	/* banner sent: HELO/EHLO expected */
+	SMTP_S_READY,		/* after HELO/EHLO, no transaction */
+	SMTP_S_MAIL,		/* MAIL accepted */
+	SMTP_S_RCPT,		/* at least one RCPT accepted */
+	SMTP_S_DATA,		/* reading DATA content */
+	SMTP_S_BDAT,		/* reading a BDAT chunk */
+	SMTP_S_AUTH,		/* reading a SASL response line */
+	SMTP_S_BUSY,		/* waiting for a commit, a password check or a delay */
+	SMTP_S_CLOSING,		/* flushing the last reply */
+};
+
+struct smtp_rcpt {
+	char *address;		/* as given (canonical form from the parser) */
+	int local;		/* in one of our domains */
+};
+
+/* One mail transaction: MAIL to the end of DATA/BDAT or RSET. */
+struct smtp_txn {
+	struct addr sender;
+	uint64_t declared_size;		/* SIZE=, 0 if none */
+	int smtputf8;
+	struct smtp_rcpt *rcpts;
+	size_t nrcpts;
+	struct alias_target *targets;	/* union of all recipients' final targets */
+	size_t ntargets;
+
+	/* content */
+	struct smtp_data data;
+	int data_started;
+	struct evbuffer *spool_mem;
+	int spool_fd;			/* -1 until the message outgrows memory */
+	uint64_t spool_len;
+	int spool_error;		/* writing the spool file failed: 451 at the end */
+	uint64_t bdat_left;		/* bytes of the current BDAT chunk still to read */
+	int bdat_last;
+	int bdat_discard;		/* chunk bytes are read and thrown away (503 after) */
+	unsigned seq;			/* transaction number within the session */
+};
+
+struct smtp_session {
+	struct smtp_server *server;
+	struct smtp_session *prev, *next;
+	char id[24];
+	enum smtp_port_kind kind;
+	struct bufferevent *bev;
+	struct sockaddr_storage peer;
+	char peer_str[64];		/* "[1.2.3.4]:5678" */
+	struct smtp_ip *ip;
+	int loopback;
+	int trusted;			/* in trusted_networks */
+	int tls;
+	char tls_info[96];
+	enum smtp_state state;
+	enum smtp_state resume_state;	/* where BUSY returns to */
+	char *helo;
+	int esmtp;
+	unsigned bad_commands;
+	unsigned auth_failures;
+	int skip_line;			/* discarding the rest of an over-long line */
+	int tls_just_started;		/* STARTTLS replaced the input buffer */
+	char last_cmd[16];		/* verb of the command being answered, for logs */
+
+	/* authentication */
+	struct store_user *user;	/* NULL until AUTH succeeds */
+	int auth_mech;			/* 1 PLAIN, 2 LOGIN while in SMTP_S_AUTH */
+	char *auth_login;		/* LOGIN: the user name step */
+	struct smtp_auth_job *auth_job;
+
+	struct smtp_txn *txn;
+	unsigned txn_seq;
+	struct store_req *commit;	/* in flight */
+	struct event *timer;		/* deadlines and delays */
+	void (*timer_fn)(struct smtp_session *);
+	struct event *resume_ev;	/* takes up waiting input after BUSY */
+	struct event *free_ev;		/* frees outside any callback */
+	int freeing;
+	unsigned close_polls;
+};
+
+/* server.c */
+void smtp_server_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int socklen, void *arg);
+void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
+void smtp_server_stop(struct smtp_server *srv);
+struct smtp_ip *smtp_ip_get(struct smtp_server *srv, const struct sockaddr *sa, int create);
+void smtp_ip_put(struct smtp_server *srv, struct smtp_ip **ip);
+
+/* session.c */
+struct smtp_session *smtp_session_new(struct smtp_server *srv, evutil_socket_t fd,
+    const struct sockaddr *sa, enum smtp_port_kind kind, struct smtp_ip *ip);
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void smtp_set_state(struct smtp_session *s, enum smtp_state st);
+void smtp_close(struct smtp_session *s);
+void smtp_busy(struct smtp_session *s);
+void smtp_resume(struct smtp_session *s);
+void smtp_set_timer(struct smtp_session *s, unsigned ms, void (*fn)(struct smtp_session *));
+void smtp_start_tls(struct smtp_session *s);
+int smtp_may_auth(const struct smtp_session *s);
+int smtp_may_relay(const struct smtp_session *s);
+
+/* commands.c */
+void smtp_command(struct smtp_session *s, const char *line, size_t len);
+void smtp_txn_free(struct smtp_txn **t);
+
+/* auth.c */
+void smtp_auth_start(struct smtp_session *s, const char *arg, size_t len);
+void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
+void smtp_auth_cancel(struct smtp_session *s);
+
+/* message.c */
+int smtp_message_begin(struct smtp_session *s, int bdat);
+size_t smtp_message_feed(struct smtp_session *s, const char *buf, size_t len);
+void smtp_message_end(struct smtp_session *s);
+
+#endif
