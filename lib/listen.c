@@ -74,7 +74,7 @@ listen_one(struct event_base *base, const struct config_endpoint *ep, evconnlist
 			return -1;
 		}
 		l = evconnlistener_new(base, cb, arg, LEV_OPT_CLOSE_ON_FREE |
-		    LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		    LEV_OPT_CLOSE_ON_EXEC, 0, fd);	/* 0: keep our listen() backlog */
 		if (l == NULL)
 			fatal("evconnlistener_new failed");
 		out->v = xreallocarray(out->v, out->n + 1, sizeof(*out->v));

@@ -90,6 +90,9 @@ sasl_b64_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
 		return 0;		/* RFC 4954 §4: empty initial response */
 	if (len > INT_MAX)
 		return -1;
+	/* At most two octets of padding: too long whatever it holds. */
+	if (len / 4 * 3 > outlen && len / 4 * 3 - outlen > 2)
+		return -1;
 	if ((n = b64_check(u, len)) < 0)
 		return -1;
 	if ((size_t)n > outlen)

@@ -163,6 +163,10 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 		smtp_reply(s, "501 5.1.7 Bad sender address syntax: %s", addr_strerror(ae));
 		smtp_bad_command(s);
 		return;
+	case SMTP_ARGS_PATH_TOO_LONG:
+		smtp_reply(s, "501 5.5.4 Path too long");
+		smtp_bad_command(s);
+		return;
 	default:
 		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		smtp_bad_command(s);
@@ -288,6 +292,10 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		smtp_reply(s, "501 5.1.3 Bad recipient address syntax: %s", addr_strerror(ae));
 		smtp_bad_command(s);
 		return;
+	case SMTP_ARGS_PATH_TOO_LONG:
+		smtp_reply(s, "501 5.5.4 Path too long");
+		smtp_bad_command(s);
+		return;
 	default:
 		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		smtp_bad_command(s);
@@ -298,7 +306,9 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		    pa.params[0].key);
 		return;
 	}
-	if (pa.path.flags & ADDR_F_NULL) {
+	/* RFC 5321 §4.1.1.3: the null path never, a bare name only for postmaster. */
+	if ((pa.path.flags & ADDR_F_NULL) || ((pa.path.flags & ADDR_F_NO_DOMAIN) &&
+	    strcasecmp(pa.path.mailbox, "postmaster") != 0)) {
 		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
 		return;
 	}
@@ -388,6 +398,7 @@ cmd_bdat(struct smtp_session *s, const char *arg, size_t len)
 		s->txn->bdat_discard = 1;
 	}
 	s->txn->bdat_left = size;
+	s->txn->bdat_chunk = size;
 	s->txn->bdat_last = last;
 	smtp_set_state(s, SMTP_S_BDAT);
 	if (size == 0)

@@ -300,7 +300,7 @@ smtp_message_feed(struct smtp_session *s, const char *buf, size_t len)
 	}
 	if (!t->bdat_last) {
 		smtp_set_state(s, SMTP_S_RCPT);
-		smtp_reply(s, "250 2.0.0 %" PRIu64 " octets received", t->data.size);
+		smtp_reply(s, "250 2.0.0 %" PRIu64 " octets received", t->bdat_chunk);
 		return len;
 	}
 	smtp_data_finish(&t->data);

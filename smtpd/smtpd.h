@@ -115,6 +115,7 @@ struct smtp_txn {
 	uint64_t spool_len;
 	int spool_error;		/* writing the spool file failed: 451 at the end */
 	uint64_t bdat_left;		/* bytes of the current BDAT chunk still to read */
+	uint64_t bdat_chunk;		/* the current chunk's size, for its reply */
 	int bdat_last;
 	int bdat_discard;		/* chunk bytes are read and thrown away (503 after) */
 	unsigned seq;			/* transaction number within the session */

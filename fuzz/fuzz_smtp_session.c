@@ -1,0 +1,117 @@
+/*
+ * fuzz_smtp_session - whole SMTP sessions: bytes from the fuzzer go to a
+ * real session over a socketpair, through the real command table, AUTH,
+ * DATA/BDAT and the store (on tmpfs, so commits are cheap).
+ *
+ * The first byte picks the listener kind; the rest is the client's side
+ * of the conversation, then EOF.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/thread.h>
+
+#include "lib/password.h"
+#include "smtpd/smtpd.h"
+
+static struct smtp_server srv;
+static struct umbox_config cfg;
+
+static void
+fuzz_setup(void)
+{
+	char dir[] = "/dev/shm/umbox-fuzz-smtp.XXXXXX", conf[512], err[2048], *path;
+	struct store_domain d = { .name = "example.test" };
+	struct store_user u = { .login = "alice", .extension = "100", .pop3 = 1 };
+	const char *members[] = { "alice", "far@remote.test" };
+	char hash[PASSWORD_HASH_MAX];
+
+	if (mkdtemp(dir) == NULL && (strcpy(dir, "/tmp/umbox-fuzz-smtp.XXXXXX"), mkdtemp(dir) == NULL))
+		abort();
+	snprintf(conf, sizeof(conf), "[general]\nhostname = mail.example.test\n"
+	    "data_dir = %s\nuser =\npostmaster = alice\n[smtpd]\nmax_message_size = 64K\n"
+	    "max_recipients = 5\ntrusted_networks = 10.0.0.0/8\n", dir);
+	if (config_load_string(&cfg, conf, "fuzz.conf", err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	srv.cfg = &cfg;
+	srv.base = event_base_new();
+	srv.max_sessions = 100;
+	path = config_store_path(&cfg);
+	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK)
+		abort();
+	free(path);
+	password_hash("secret", hash, sizeof(hash));
+	u.password = hash;
+	store_domain_add(srv.store, &d);
+	store_user_add(srv.store, &u);
+	store_alias_add(srv.store, "sales", members, 2);
+	srv.resolver.store = srv.store;
+	srv.resolver.postmaster = "alice";
+	srv.workers = worker_pool_new(srv.base, 1);
+	password_hash("x", srv.dummy_hash, sizeof(srv.dummy_hash));
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+	struct sockaddr_in peer = { .sin_family = AF_INET };
+	struct smtp_session *s;
+	int fds[2];
+	char sink[65536];
+
+	if (!ready) {
+		fuzz_setup();
+		ready = 1;
+	}
+	if (size < 1 || size > 32768)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0)
+		return 0;
+	/* Trusted peers skip the greeting pause; loopback may AUTH without TLS. */
+	peer.sin_addr.s_addr = htonl(data[0] & 1 ? 0x0a000001 : 0x7f000001);
+	s = smtp_session_new(&srv, fds[0], (struct sockaddr *)&peer,
+	    (data[0] >> 1) % 2 ? SMTP_PORT_SUBMISSION : SMTP_PORT_MX, NULL);
+	if (s == NULL)
+		return 0;
+	s->next = srv.sessions;
+	if (srv.sessions)
+		srv.sessions->prev = s;
+	srv.sessions = s;
+	srv.nsessions++;
+
+	size_t off = 1;
+	for (int round = 0; round < 2000 && srv.nsessions > 0; round++) {
+		struct timeval tick = { 0, 2000 };
+
+		if (off < size) {
+			ssize_t w = write(fds[1], data + off, size - off);
+			if (w > 0)
+				off += (size_t)w;
+			if (off >= size)
+				shutdown(fds[1], SHUT_WR);
+		}
+		while (read(fds[1], sink, sizeof(sink)) > 0)
+			;
+		event_base_loopexit(srv.base, &tick);
+		event_base_loop(srv.base, 0);
+	}
+	/* Still there (waiting on a long timer): close it like a shutdown would. */
+	for (struct smtp_session *x = srv.sessions; x; x = x->next)
+		smtp_close(x);
+	for (int round = 0; round < 1000 && srv.nsessions > 0; round++)
+		event_base_loop(srv.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	close(fds[1]);
+	return 0;
+}
