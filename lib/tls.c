@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
 #include "config.h"
@@ -73,4 +76,40 @@ tls_describe(SSL *ssl, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s %s", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
 	return buf;
+}
+
+struct bufferevent *
+tls_bev_accept(struct event_base *base, SSL_CTX *ctx, struct bufferevent *under, int fd)
+{
+	SSL *ssl = SSL_new(ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	if (under)
+		bev = bufferevent_openssl_filter_new(base, under, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_socket_new(base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+size_t
+tls_bev_unsent(struct bufferevent *bev)
+{
+	struct bufferevent *under;
+	size_t n;
+
+	if (bev == NULL)
+		return 0;
+	n = evbuffer_get_length(bufferevent_get_output(bev));
+	if ((under = bufferevent_get_underlying(bev)) != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
 }

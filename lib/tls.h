@@ -23,6 +23,20 @@ SSL_CTX *tls_server_ctx_new(const struct umbox_config *cfg, char *err, size_t er
  */
 int tls_reload(SSL_CTX **ctx, const struct umbox_config *cfg, char *err, size_t errlen);
 
+struct bufferevent;
+struct event_base;
+
+/*
+ * A server-side TLS bufferevent: over an existing bufferevent (STARTTLS,
+ * STLS) when under is set, else on the socket fd (implicit TLS).  Closes
+ * what it wraps when freed.  NULL on failure.
+ */
+struct bufferevent *tls_bev_accept(struct event_base *base, SSL_CTX *ctx,
+    struct bufferevent *under, int fd);
+
+/* Bytes queued but not yet handed to the kernel, the TLS layer's included. */
+size_t tls_bev_unsent(struct bufferevent *bev);
+
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for Received: headers and logs. */
 const char *tls_describe(SSL *ssl, char *buf, size_t len);
 

@@ -1,9 +1,7 @@
 /*
  * auth.c - SMTP AUTH PLAIN and LOGIN (RFC 4954).
  *
- * The user is looked up on the loop (a quick read); the yescrypt check,
- * which takes tens of milliseconds on purpose, runs on a worker thread.
- * A failure is answered only after a delay that grows with the client
+ * Passwords are checked off the loop (aliases/login.c).  A failure is answered only after a delay that grows with the client
  * address's recent failures; the third failure in a session ends it.
  */
 #include "smtpd/smtpd.h"
@@ -14,39 +12,10 @@
 #include <time.h>
 
 #include "lib/log.h"
-#include "lib/password.h"
+#include "aliases/login.h"
 
 #define AUTH_PLAIN	1
 #define AUTH_LOGIN	2
-
-struct smtp_auth_job {
-	struct worker_job job;
-	struct smtp_session *s;		/* NULL once the session is gone */
-	struct store_user user;		/* found on the loop; password = the hash */
-	int found;
-	char password[SASL_FIELD_MAX + 1];
-	int ok;
-	const char *dummy_hash;		/* the server's, for unknown users */
-};
-
-static void
-auth_job_work(struct worker_job *wj)
-{
-	struct smtp_auth_job *j = (struct smtp_auth_job *)wj;
-
-	/* Unknown users cost the same time as known ones. */
-	j->ok = password_verify(j->password, j->found && j->user.password ? j->user.password :
-	    j->dummy_hash) && j->found;
-	explicit_bzero(j->password, sizeof(j->password));
-}
-
-static void
-auth_job_free(struct smtp_auth_job *j)
-{
-	store_user_clear(&j->user);
-	explicit_bzero(j, sizeof(*j));
-	free(j);
-}
 
 static void
 auth_failed_reply(struct smtp_session *s)
@@ -62,69 +31,36 @@ auth_failed_reply(struct smtp_session *s)
 }
 
 static void
-auth_job_done(struct worker_job *wj, int cancelled)
+auth_checked(void *arg, int ok, struct store_user *user)
 {
-	struct smtp_auth_job *j = (struct smtp_auth_job *)wj;
-	struct smtp_session *s = j->s;
-	unsigned delay;
+	struct smtp_session *s = arg;
 
-	if (cancelled || s == NULL) {
-		auth_job_free(j);
-		return;
-	}
-	s->auth_job = NULL;
-	if (j->ok) {
-		log_info("%s: authenticated as %s", s->id, j->user.login);
+	s->login = NULL;
+	if (ok) {
+		log_info("%s: authenticated as %s", s->id, user->login);
 		s->user = xcalloc(1, sizeof(*s->user));
-		*s->user = j->user;
-		memset(&j->user, 0, sizeof(j->user));
-		auth_job_free(j);
+		*s->user = *user;
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 		smtp_resume(s);
 		return;
 	}
-	log_info("%s: authentication failed for %s", s->id, j->found ? j->user.login : "unknown user");
-	auth_job_free(j);
+	log_info("%s: authentication failed", s->id);
 	s->auth_failures++;
-	/* 2 s, doubling with this address's recent failures, at most 30 s. */
-	delay = 2000;
-	if (s->ip) {
-		if (time(NULL) - s->ip->last_failure > 900)
-			s->ip->auth_failures = 0;
-		for (unsigned i = 0; i < s->ip->auth_failures && delay < 30000; i++)
-			delay *= 2;
-		if (delay > 30000)
-			delay = 30000;
-		s->ip->auth_failures++;
-		s->ip->last_failure = time(NULL);
-	}
-	smtp_set_timer(s, delay, auth_failed_reply);
+	smtp_set_timer(s, ip_auth_failed(s->ip), auth_failed_reply);
 }
 
 /* Check login/password off the loop; the session waits (BUSY). */
 static void
 auth_check(struct smtp_session *s, const char *login, const char *password)
 {
-	struct smtp_auth_job *j = xcalloc(1, sizeof(*j));
-	int st;
-
-	j->job.work = auth_job_work;
-	j->job.done = auth_job_done;
-	j->s = s;
-	st = alias_lookup_user(s->server->store, login, &j->user);
-	if (st != STORE_OK && st != STORE_NOTFOUND) {
-		auth_job_free(j);
-		smtp_set_state(s, SMTP_S_READY);
+	smtp_set_state(s, SMTP_S_READY);
+	s->login = login_check_start(s->server->workers, s->server->store, login, password,
+	    s->server->dummy_hash, auth_checked, s);
+	if (s->login == NULL) {
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
-	j->found = st == STORE_OK;
-	j->dummy_hash = s->server->dummy_hash;
-	snprintf(j->password, sizeof(j->password), "%s", password);
-	s->auth_job = j;
-	smtp_set_state(s, SMTP_S_READY);
 	smtp_busy(s);
-	worker_submit(s->server->workers, &j->job);
 }
 
 static void
@@ -219,10 +155,9 @@ smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
 void
 smtp_auth_cancel(struct smtp_session *s)
 {
-	if (s->auth_job) {
-		s->auth_job->s = NULL;
-		worker_cancel(&s->auth_job->job);
-		s->auth_job = NULL;
+	if (s->login) {
+		login_check_cancel(s->login);
+		s->login = NULL;
 	}
 	free(s->auth_login);
 	s->auth_login = NULL;

@@ -117,6 +117,7 @@ main(int argc, char **argv)
 	event_free(srv.sigint);
 	event_free(srv.sighup);
 	store_close(&srv.store);
+	ip_table_clear(&srv.ips);
 	SSL_CTX_free(srv.tls);
 	event_base_free(srv.base);
 	config_free(&cfg);

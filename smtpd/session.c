@@ -150,26 +150,11 @@ smtp_free_later(struct smtp_session *s)
 	event_active(s->free_ev, 0, 0);
 }
 
-/* Bytes not yet handed to the kernel, TLS filter layer included. */
-static size_t
-smtp_unsent(struct smtp_session *s)
-{
-	struct bufferevent *under;
-	size_t n;
-
-	if (s->bev == NULL)
-		return 0;
-	n = evbuffer_get_length(bufferevent_get_output(s->bev));
-	if ((under = bufferevent_get_underlying(s->bev)) != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(under));
-	return n;
-}
-
 /* While closing: free once the last reply is out, or give up after 10 s. */
 static void
 smtp_close_poll(struct smtp_session *s)
 {
-	if (smtp_unsent(s) == 0 || ++s->close_polls > 500) {
+	if (tls_bev_unsent(s->bev) == 0 || ++s->close_polls > 500) {
 		smtp_free_later(s);
 		return;
 	}
@@ -400,29 +385,6 @@ smtp_greet(struct smtp_session *s)
 	smtp_process(s);
 }
 
-/* Wrap the session's bufferevent in TLS (accepting). */
-static struct bufferevent *
-smtp_tls_wrap(struct smtp_session *s, struct bufferevent *under, evutil_socket_t fd)
-{
-	SSL *ssl = SSL_new(s->server->tls);
-	struct bufferevent *bev;
-
-	if (ssl == NULL)
-		return NULL;
-	if (under)
-		bev = bufferevent_openssl_filter_new(s->server->base, under, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	else
-		bev = bufferevent_openssl_socket_new(s->server->base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
 static void
 smtp_bev_setup(struct smtp_session *s)
 {
@@ -445,7 +407,7 @@ smtp_start_tls(struct smtp_session *s)
 	    evbuffer_get_length(bufferevent_get_input(s->bev)));
 	s->tls_just_started = 1;
 	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
-	tls = smtp_tls_wrap(s, s->bev, -1);
+	tls = tls_bev_accept(s->server->base, s->server->tls, s->bev, -1);
 	if (tls == NULL) {
 		log_err("%s: cannot start TLS", s->id);
 		bufferevent_free(s->bev);
@@ -465,7 +427,7 @@ smtp_start_tls(struct smtp_session *s)
 
 struct smtp_session *
 smtp_session_new(struct smtp_server *srv, evutil_socket_t fd, const struct sockaddr *sa,
-    enum smtp_port_kind kind, struct smtp_ip *ip)
+    enum smtp_port_kind kind, struct ip_entry *ip)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	char host[INET6_ADDRSTRLEN];
@@ -500,7 +462,7 @@ smtp_session_new(struct smtp_server *srv, evutil_socket_t fd, const struct socka
 	s->resume_ev = event_new(srv->base, -1, 0, smtp_on_resume, s);
 
 	if (kind == SMTP_PORT_SMTPS) {
-		s->bev = smtp_tls_wrap(s, NULL, fd);
+		s->bev = tls_bev_accept(srv->base, srv->tls, NULL, fd);
 		s->tls = 1;
 	} else
 		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);

@@ -21,6 +21,7 @@
 
 #include "aliases/resolve.h"
 #include "lib/config.h"
+#include "lib/iptable.h"
 #include "lib/listen.h"
 #include "lib/sasl.h"
 #include "lib/worker.h"
@@ -48,17 +49,6 @@ struct smtp_listener_ctx {
 	enum smtp_port_kind kind;
 };
 
-/* Connections and authentication failures per client address. */
-struct smtp_ip {
-	unsigned char addr[16];
-	unsigned conns;
-	unsigned auth_failures;
-	time_t last_failure;
-	struct smtp_ip *next;
-};
-
-#define SMTP_IP_BUCKETS	1024
-
 struct smtp_server {
 	struct event_base *base;
 	struct umbox_config *cfg;
@@ -73,7 +63,7 @@ struct smtp_server {
 	struct smtp_session *sessions;	/* all sessions, for shutdown */
 	unsigned nsessions;
 	unsigned long max_sessions;	/* also capped by file descriptors */
-	struct smtp_ip *ips[SMTP_IP_BUCKETS];
+	struct ip_table ips;
 	uint64_t next_session_id;
 	int stopping;
 	char dummy_hash[256];		/* verified against for unknown users: same cost */
@@ -129,7 +119,7 @@ struct smtp_session {
 	struct bufferevent *bev;
 	struct sockaddr_storage peer;
 	char peer_str[64];		/* "[1.2.3.4]:5678" */
-	struct smtp_ip *ip;
+	struct ip_entry *ip;
 	int loopback;
 	int trusted;			/* in trusted_networks */
 	int tls;
@@ -148,7 +138,7 @@ struct smtp_session {
 	struct store_user *user;	/* NULL until AUTH succeeds */
 	int auth_mech;			/* 1 PLAIN, 2 LOGIN while in SMTP_S_AUTH */
 	char *auth_login;		/* LOGIN: the user name step */
-	struct smtp_auth_job *auth_job;
+	struct login_check *login;	/* a password check in flight */
 
 	struct smtp_txn *txn;
 	unsigned txn_seq;
@@ -166,12 +156,10 @@ void smtp_server_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int socklen, void *arg);
 void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
 void smtp_server_stop(struct smtp_server *srv);
-struct smtp_ip *smtp_ip_get(struct smtp_server *srv, const struct sockaddr *sa, int create);
-void smtp_ip_put(struct smtp_server *srv, struct smtp_ip **ip);
 
 /* session.c */
 struct smtp_session *smtp_session_new(struct smtp_server *srv, evutil_socket_t fd,
-    const struct sockaddr *sa, enum smtp_port_kind kind, struct smtp_ip *ip);
+    const struct sockaddr *sa, enum smtp_port_kind kind, struct ip_entry *ip);
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtp_set_state(struct smtp_session *s, enum smtp_state st);

@@ -58,6 +58,10 @@ struct store_backend {
 	int (*entries_delete)(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 	int (*entry_set_flags)(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
 
+	int (*pop3_lock)(struct store *s, int64_t user_id, const char *owner, int64_t now,
+	    unsigned lease);
+	/* owner NULL: every lock whose owner starts with prefix. */
+	int (*pop3_unlock)(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 	int (*stats)(struct store *s, struct store_stats *out);
 };
 

@@ -176,6 +176,13 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1 AND uid = ?2",
 	[SQ_ENTRY_FLAGS] = "UPDATE entries SET flags = ?3 WHERE user_id = ?1 AND uid = ?2",
 
+	[SQ_LOCK] = "INSERT INTO pop3_locks (user_id, owner, expires) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (user_id) DO UPDATE SET owner = excluded.owner,"
+	    " expires = excluded.expires"
+	    " WHERE pop3_locks.expires < ?4 OR pop3_locks.owner = excluded.owner",
+	[SQ_UNLOCK] = "DELETE FROM pop3_locks WHERE user_id = ?1 AND owner = ?2",
+	[SQ_UNLOCK_PREFIX] = "DELETE FROM pop3_locks WHERE substr(owner, 1, length(?1)) = ?1",
+
 	[SQ_STATS] = "SELECT (SELECT count(*) FROM domains), (SELECT count(*) FROM users),"
 	    " (SELECT count(*) FROM aliases), (SELECT count(*) FROM relays),"
 	    " (SELECT count(*) FROM messages), (SELECT coalesce(sum(size), 0) FROM messages),"
@@ -566,5 +573,7 @@ const struct store_backend store_sqlite_backend = {
 	.entry_read = sq_entry_read,
 	.entries_delete = sq_entries_delete,
 	.entry_set_flags = sq_entry_set_flags,
+	.pop3_lock = sq_pop3_lock,
+	.pop3_unlock = sq_pop3_unlock,
 	.stats = sq_stats,
 };

@@ -19,6 +19,7 @@ enum sq_stmt {
 	SQ_MEMBER_DEL, SQ_MEMBER_LIST, SQ_MEMBER_NEXTPOS,
 	SQ_MESSAGE_ADD, SQ_ENTRY_ADD, SQ_QUEUE_ADD, SQ_USER_USAGE,
 	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
+	SQ_LOCK, SQ_UNLOCK, SQ_UNLOCK_PREFIX,
 	SQ_STATS,
 	SQ__COUNT
 };
@@ -69,6 +70,9 @@ int sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got);
 int sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 int sq_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+int sq_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
+    unsigned lease);
+int sq_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 int sq_stats(struct store *s, struct store_stats *out);
 
 #endif

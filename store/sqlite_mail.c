@@ -334,3 +334,36 @@ sq_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags
 		return store_fail(s, STORE_NOTFOUND, "no such message");
 	return STORE_OK;
 }
+
+int
+sq_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now, unsigned lease)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_LOCK);
+	int status;
+
+	sqlite3_bind_int64(st, 1, user_id);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now + (int64_t)lease);
+	sqlite3_bind_int64(st, 4, now);
+	if ((status = sq_exec_stmt(s, st, "lock mailbox")) != STORE_OK)
+		return status;
+	if (sqlite3_changes(sq_of(s)->db) == 0)
+		return store_fail(s, STORE_LOCKED, "mailbox is in use by another session");
+	return STORE_OK;
+}
+
+int
+sq_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix)
+{
+	sqlite3_stmt *st;
+
+	if (owner) {
+		st = sq_stmt(s, SQ_UNLOCK);
+		sqlite3_bind_int64(st, 1, user_id);
+		sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+	} else {
+		st = sq_stmt(s, SQ_UNLOCK_PREFIX);
+		sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+	}
+	return sq_exec_stmt(s, st, "unlock mailbox");
+}

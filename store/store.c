@@ -351,6 +351,25 @@ store_entry_list_free(struct store_entry **v, size_t n)
 }
 
 int
+store_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
+    unsigned lease_seconds)
+{
+	return s->be->pop3_lock(s, user_id, owner, now, lease_seconds);
+}
+
+int
+store_pop3_unlock(struct store *s, int64_t user_id, const char *owner)
+{
+	return s->be->pop3_unlock(s, user_id, owner, NULL);
+}
+
+int
+store_pop3_unlock_prefix(struct store *s, const char *prefix)
+{
+	return s->be->pop3_unlock(s, 0, NULL, prefix);
+}
+
+int
 store_stats(struct store *s, struct store_stats *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -197,6 +197,20 @@ int store_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigne
 void store_entry_clear(struct store_entry *e);
 void store_entry_list_free(struct store_entry **v, size_t n);
 
+/* ---- POP3 mailbox locks ----
+ *
+ * One POP3 session per mailbox: a lock row with an owner and a lease.  A
+ * lock whose lease ran out is free for the taking, so a crashed pop3d (or
+ * another node) never keeps a mailbox locked for longer than the lease.
+ */
+
+/* Take or renew; STORE_LOCKED if someone else holds an unexpired lease. */
+int store_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
+    unsigned lease_seconds);
+int store_pop3_unlock(struct store *s, int64_t user_id, const char *owner);
+/* Drop every lock whose owner starts with prefix (a restarted daemon's old locks). */
+int store_pop3_unlock_prefix(struct store *s, const char *prefix);
+
 /* ---- counts for status ---- */
 
 struct store_stats {
@@ -230,6 +244,15 @@ void store_writer_free(struct store_writer **w);
  */
 struct store_req *store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg);
 struct store_req *store_req_delete(int64_t user_id, const int64_t *uids, size_t n,
+    store_req_cb *cb, void *arg);
+struct store_req *store_req_pop3_lock(int64_t user_id, const char *owner, unsigned lease_seconds,
+    store_req_cb *cb, void *arg);
+/*
+ * POP3 QUIT: delete the entries in del, mark those in seen as retrieved,
+ * and release the lock, in one transaction.
+ */
+struct store_req *store_req_pop3_quit(int64_t user_id, const char *owner,
+    const int64_t *del, size_t ndel, const int64_t *seen, size_t nseen,
     store_req_cb *cb, void *arg);
 void store_writer_submit(struct store_writer *w, struct store_req *req);
 /* Detach the caller: no callback; the request is freed when done. */

@@ -19,13 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #define WRITER_BATCH_MAX	1024
 
-enum req_type { REQ_DELIVER, REQ_DELETE };
+enum req_type { REQ_DELIVER, REQ_MAILBOX, REQ_LOCK };
 
 struct store_req {
 	enum req_type type;
@@ -42,10 +43,14 @@ struct store_req {
 	void *data;
 	struct store_delivery_result res;
 
-	/* REQ_DELETE */
+	/* REQ_MAILBOX: delete, mark seen, unlock (owner set); REQ_LOCK: take the lock */
 	int64_t user_id;
 	int64_t *uids;
 	size_t nuids;
+	int64_t *seen;
+	size_t nseen;
+	char *owner;
+	unsigned lease;
 };
 
 struct store_writer {
@@ -74,6 +79,8 @@ writer_req_free(struct store_req *r)
 	if (r->d.fd >= 0)
 		close(r->d.fd);
 	free(r->uids);
+	free(r->seen);
+	free(r->owner);
 	free(r);
 }
 
@@ -110,20 +117,49 @@ store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg)
 	return r;
 }
 
+static int64_t *
+copy_ids(const int64_t *v, size_t n)
+{
+	int64_t *c = xreallocarray(NULL, n, sizeof(*v));
+
+	if (n)
+		memcpy(c, v, n * sizeof(*v));
+	return c;
+}
+
 struct store_req *
-store_req_delete(int64_t user_id, const int64_t *uids, size_t n, store_req_cb *cb, void *arg)
+store_req_pop3_quit(int64_t user_id, const char *owner, const int64_t *del, size_t ndel,
+    const int64_t *seen, size_t nseen, store_req_cb *cb, void *arg)
 {
 	struct store_req *r = xcalloc(1, sizeof(*r));
 
-	r->type = REQ_DELETE;
+	r->type = REQ_MAILBOX;
 	r->cb = cb;
 	r->arg = arg;
 	r->d.fd = -1;
 	r->user_id = user_id;
-	r->uids = xreallocarray(NULL, n, sizeof(*uids));
-	if (n)
-		memcpy(r->uids, uids, n * sizeof(*uids));
-	r->nuids = n;
+	r->uids = copy_ids(del, ndel);
+	r->nuids = ndel;
+	r->seen = copy_ids(seen, nseen);
+	r->nseen = nseen;
+	r->owner = owner ? xstrdup(owner) : NULL;
+	return r;
+}
+
+struct store_req *
+store_req_delete(int64_t user_id, const int64_t *uids, size_t n, store_req_cb *cb, void *arg)
+{
+	return store_req_pop3_quit(user_id, NULL, uids, n, NULL, 0, cb, arg);
+}
+
+struct store_req *
+store_req_pop3_lock(int64_t user_id, const char *owner, unsigned lease_seconds,
+    store_req_cb *cb, void *arg)
+{
+	struct store_req *r = store_req_pop3_quit(user_id, owner, NULL, 0, NULL, 0, cb, arg);
+
+	r->type = REQ_LOCK;
+	r->lease = lease_seconds;
 	return r;
 }
 
@@ -158,8 +194,20 @@ writer_apply(struct store *s, struct store_req *r)
 	case REQ_DELIVER:
 		memset(&r->res, 0, sizeof(r->res));
 		return s->be->deliver(s, &r->d, &r->res);
-	case REQ_DELETE:
-		return s->be->entries_delete(s, r->user_id, r->uids, r->nuids);
+	case REQ_MAILBOX: {
+		int st = s->be->entries_delete(s, r->user_id, r->uids, r->nuids);
+
+		for (size_t i = 0; i < r->nseen && st == STORE_OK; i++) {
+			st = s->be->entry_set_flags(s, r->user_id, r->seen[i], STORE_FLAG_SEEN);
+			if (st == STORE_NOTFOUND)	/* deleted meanwhile (umboxctl mail del) */
+				st = STORE_OK;
+		}
+		if (st == STORE_OK && r->owner)
+			st = s->be->pop3_unlock(s, r->user_id, r->owner, NULL);
+		return st;
+	}
+	case REQ_LOCK:
+		return s->be->pop3_lock(s, r->user_id, r->owner, (int64_t)time(NULL), r->lease);
 	}
 	return STORE_INVALID;
 }

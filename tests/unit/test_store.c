@@ -410,6 +410,31 @@ test_deliver_from_fd(void **state)
 	free(big);
 }
 
+static void
+test_pop3_locks(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0), b = add_user(f->s, "bob", NULL, 0);
+
+	assert_int_equal(store_pop3_lock(f->s, a, "host:1:x", 1000, 600), STORE_OK);
+	/* A second session is refused while the lease runs... */
+	assert_int_equal(store_pop3_lock(f->s, a, "host:2:y", 1500, 600), STORE_LOCKED);
+	/* ...the holder may renew... */
+	assert_int_equal(store_pop3_lock(f->s, a, "host:1:x", 1500, 600), STORE_OK);
+	/* ...and after the lease anyone may take it (a crashed daemon). */
+	assert_int_equal(store_pop3_lock(f->s, a, "host:2:y", 2101, 600), STORE_OK);
+	assert_int_equal(store_pop3_lock(f->s, b, "host:1:x", 2101, 600), STORE_OK);
+	/* Unlock by someone else does nothing. */
+	assert_int_equal(store_pop3_unlock(f->s, a, "host:1:x"), STORE_OK);
+	assert_int_equal(store_pop3_lock(f->s, a, "host:3:z", 2200, 600), STORE_LOCKED);
+	assert_int_equal(store_pop3_unlock(f->s, a, "host:2:y"), STORE_OK);
+	assert_int_equal(store_pop3_lock(f->s, a, "host:3:z", 2200, 600), STORE_OK);
+	/* A restarted daemon drops its old locks by prefix. */
+	assert_int_equal(store_pop3_unlock_prefix(f->s, "host:1:"), STORE_OK);
+	assert_int_equal(store_pop3_lock(f->s, b, "host:4:w", 2200, 600), STORE_OK);
+	assert_int_equal(store_pop3_lock(f->s, a, "host:4:w", 2200, 600), STORE_LOCKED);
+}
+
 /* ---- the writer ---- */
 
 struct wctx {
@@ -594,6 +619,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_uid_never_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),

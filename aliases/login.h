@@ -1,0 +1,33 @@
+/*
+ * login.h - checking a login and password for SMTP AUTH and POP3.
+ *
+ * The user is looked up on the caller's loop (a quick read); the yescrypt
+ * comparison, slow on purpose, runs on a worker thread.  An unknown user
+ * is checked against a dummy hash so that it costs the same time.
+ */
+#ifndef UMBOX_ALIASES_LOGIN_H
+#define UMBOX_ALIASES_LOGIN_H
+
+#include "store/store.h"
+
+struct worker_pool;
+struct login_check;
+
+/*
+ * The result on the loop: ok, and the user (ownership passes to the
+ * callback, which must store_user_clear() it; zeroed when not ok).
+ */
+typedef void login_check_cb(void *arg, int ok, struct store_user *user);
+
+/*
+ * Start a check.  Returns NULL (and no callback follows) when the store
+ * could not be read: the caller answers with a temporary failure.
+ */
+struct login_check *login_check_start(struct worker_pool *wp, struct store *s,
+    const char *login, const char *password, const char *dummy_hash,
+    login_check_cb *cb, void *arg);
+
+/* The caller went away: no callback. */
+void login_check_cancel(struct login_check *c);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * iptable.c - a small chained hash table keyed by client address.
+ */
+#include "iptable.h"
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define IP_FAILURE_MEMORY	900	/* seconds a failure counts against an address */
+
+static void
+ip_key(const struct sockaddr *sa, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (sa->sa_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
+}
+
+static unsigned
+ip_hash(const unsigned char key[16])
+{
+	uint32_t h = 2166136261u;
+
+	for (int i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h % IPTABLE_BUCKETS;
+}
+
+struct ip_entry *
+ip_table_get(struct ip_table *t, const struct sockaddr *sa, int create)
+{
+	unsigned char key[16];
+	struct ip_entry *e;
+	unsigned h;
+
+	ip_key(sa, key);
+	h = ip_hash(key);
+	for (e = t->b[h]; e; e = e->next)
+		if (memcmp(e->addr, key, 16) == 0)
+			return e;
+	if (!create)
+		return NULL;
+	e = xcalloc(1, sizeof(*e));
+	memcpy(e->addr, key, 16);
+	e->next = t->b[h];
+	t->b[h] = e;
+	return e;
+}
+
+void
+ip_table_put(struct ip_table *t, struct ip_entry **ep)
+{
+	struct ip_entry *e = *ep, **pp;
+
+	*ep = NULL;
+	if (e == NULL)
+		return;
+	if (e->conns > 0)
+		e->conns--;
+	if (e->conns > 0 ||
+	    (e->auth_failures > 0 && time(NULL) - e->last_failure < IP_FAILURE_MEMORY))
+		return;
+	for (pp = &t->b[ip_hash(e->addr)]; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			free(e);
+			return;
+		}
+}
+
+void
+ip_table_clear(struct ip_table *t)
+{
+	for (int i = 0; i < IPTABLE_BUCKETS; i++)
+		while (t->b[i]) {
+			struct ip_entry *e = t->b[i];
+			t->b[i] = e->next;
+			free(e);
+		}
+}
+
+unsigned
+ip_auth_failed(struct ip_entry *e)
+{
+	unsigned delay = 2000;
+
+	if (e == NULL)
+		return delay;
+	if (time(NULL) - e->last_failure > IP_FAILURE_MEMORY)
+		e->auth_failures = 0;
+	for (unsigned i = 0; i < e->auth_failures && delay < 30000; i++)
+		delay *= 2;
+	if (delay > 30000)
+		delay = 30000;
+	e->auth_failures++;
+	e->last_failure = time(NULL);
+	return delay;
+}
