@@ -1,0 +1,325 @@
+/*
+ * mailbox.c - the mailbox side of a POP3 session: login (password, lock,
+ * snapshot), streaming RETR and TOP out of the store, and QUIT.
+ */
+#include "pop3d/pop3d.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "lib/log.h"
+
+static void
+pop3_auth_failed_reply(struct pop3_session *s)
+{
+	pop3_reply(s, "-ERR [AUTH] Authentication failed");
+	if (s->auth_failures >= POP3_AUTH_FAILURES_MAX) {
+		pop3_reply(s, "-ERR Too many authentication failures");
+		pop3_close(s);
+		return;
+	}
+	pop3_resume(s);
+}
+
+static void
+pop3_drop_user(struct pop3_session *s)
+{
+	if (s->user) {
+		store_user_clear(s->user);
+		free(s->user);
+		s->user = NULL;
+	}
+}
+
+/* The lock is ours: take the snapshot the whole session will see. */
+static void
+pop3_locked(struct store_req *req, void *arg)
+{
+	struct pop3_session *s = arg;
+	struct store_entry *v;
+	uint64_t total = 0;
+	size_t n;
+	int st = store_req_status(req);
+
+	s->req = NULL;
+	if (st == STORE_LOCKED) {
+		pop3_reply(s, "-ERR [IN-USE] Mailbox is in use by another session");
+		pop3_drop_user(s);
+		pop3_resume(s);
+		return;
+	}
+	if (st != STORE_OK) {
+		log_err("%s: lock: %s", s->id, store_req_errmsg(req));
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox now, try again later");
+		pop3_drop_user(s);
+		pop3_resume(s);
+		return;
+	}
+	s->locked = 1;
+	s->lock_renewed = (int64_t)time(NULL);
+	if (store_mailbox_list(s->server->store, s->user->id, &v, &n) != STORE_OK) {
+		log_err("%s: listing: %s", s->id, store_errmsg(s->server->store));
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the mailbox now, try again later");
+		pop3_release(s);
+		pop3_drop_user(s);
+		pop3_resume(s);
+		return;
+	}
+	s->msgs = xcalloc(n, sizeof(*s->msgs));
+	for (size_t i = 0; i < n; i++) {
+		s->msgs[i].e = v[i];
+		total += v[i].size;
+	}
+	free(v);	/* the entries moved into msgs */
+	s->nmsgs = n;
+	log_info("%s: login %s messages=%zu size=%" PRIu64 "%s", s->id, s->user->login, n,
+	    total, s->tls ? " tls" : "");
+	s->resume_state = POP3_S_TRANSACTION;
+	pop3_reply(s, "+OK Logged in: %zu messages (%" PRIu64 " octets)", n, total);
+	pop3_resume(s);
+}
+
+static void
+pop3_checked(void *arg, int ok, struct store_user *user)
+{
+	struct pop3_session *s = arg;
+
+	s->login = NULL;
+	if (!ok) {
+		s->auth_failures++;
+		log_info("%s: authentication failed", s->id);
+		pop3_set_timer(s, ip_auth_failed(s->ip), pop3_auth_failed_reply);
+		return;
+	}
+	if (!user->pop3) {
+		log_info("%s: %s has POP3 off", s->id, user->login);
+		store_user_clear(user);
+		pop3_reply(s, "-ERR [AUTH] POP3 access is disabled for this account");
+		pop3_resume(s);
+		return;
+	}
+	s->user = xcalloc(1, sizeof(*s->user));
+	*s->user = *user;
+	s->req = store_req_pop3_lock(s->user->id, s->owner, POP3_LOCK_LEASE, pop3_locked, s);
+	store_writer_submit(s->server->writer, s->req);
+}
+
+void
+pop3_login(struct pop3_session *s, const char *name, const char *password)
+{
+	s->login = login_check_start(s->server->workers, s->server->store, name, password,
+	    s->server->dummy_hash, pop3_checked, s);
+	if (s->login == NULL) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot check the password now, try again later");
+		return;
+	}
+	pop3_busy(s);
+}
+
+void
+pop3_login_cancel(struct pop3_session *s)
+{
+	if (s->login) {
+		login_check_cancel(s->login);
+		s->login = NULL;
+	}
+}
+
+/*
+ * Give the lock back without committing anything (a dropped connection).
+ * Also when a lock request is still in flight: the writer runs requests
+ * in order, so the release comes after the lock it undoes.
+ */
+void
+pop3_release(struct pop3_session *s)
+{
+	if (s->user == NULL || (!s->locked && s->req == NULL))
+		return;
+	s->locked = 0;
+	store_writer_submit(s->server->writer,
+	    store_req_pop3_quit(s->user->id, s->owner, NULL, 0, NULL, 0, NULL, NULL));
+}
+
+/* An active session keeps its lease fresh; nobody waits for the renewal. */
+void
+pop3_renew_lock(struct pop3_session *s)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	if (!s->locked || now - s->lock_renewed < POP3_LOCK_LEASE / 3)
+		return;
+	s->lock_renewed = now;
+	store_writer_submit(s->server->writer,
+	    store_req_pop3_lock(s->user->id, s->owner, POP3_LOCK_LEASE, NULL, NULL));
+}
+
+static void
+pop3_quit_done(struct store_req *req, void *arg)
+{
+	struct pop3_session *s = arg;
+	size_t ndel = 0;
+
+	s->req = NULL;
+	for (size_t i = 0; i < s->nmsgs; i++)
+		ndel += s->msgs[i].deleted;
+	if (store_req_status(req) == STORE_OK) {
+		s->locked = 0;
+		log_info("%s: logout %s deleted=%zu", s->id, s->user->login, ndel);
+		s->resume_state = POP3_S_TRANSACTION;
+		pop3_set_state(s, POP3_S_TRANSACTION);
+		pop3_reply(s, "+OK Bye (%zu messages deleted)", ndel);
+	} else {
+		log_err("%s: QUIT: %s", s->id, store_req_errmsg(req));
+		pop3_set_state(s, POP3_S_TRANSACTION);
+		pop3_reply(s, "-ERR [SYS/TEMP] Deletions could not be saved; nothing was deleted");
+	}
+	pop3_close(s);
+}
+
+/* UPDATE state: deletions and "seen" marks in one transaction, then +OK. */
+void
+pop3_quit(struct pop3_session *s)
+{
+	int64_t *del = xcalloc(s->nmsgs, sizeof(*del)), *seen = xcalloc(s->nmsgs, sizeof(*seen));
+	size_t nd = 0, ns = 0;
+
+	for (size_t i = 0; i < s->nmsgs; i++) {
+		if (s->msgs[i].deleted)
+			del[nd++] = s->msgs[i].e.uid;
+		else if (s->msgs[i].retrieved && !(s->msgs[i].e.flags & STORE_FLAG_SEEN))
+			seen[ns++] = s->msgs[i].e.uid;
+	}
+	s->req = store_req_pop3_quit(s->user->id, s->owner, del, nd, seen, ns, pop3_quit_done, s);
+	free(del);
+	free(seen);
+	pop3_busy(s);
+	store_writer_submit(s->server->writer, s->req);
+}
+
+void
+pop3_stream_start(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines)
+{
+	struct pop3_stream *st = xcalloc(1, sizeof(*st));
+
+	st->m = m;
+	st->top = top;
+	st->lines = lines;
+	st->line_start = 1;
+	st->empty_line = 1;
+	st->last_lf = 1;
+	s->stream = st;
+	if (!top)
+		m->retrieved = 1;
+	pop3_stream_pump(s);
+}
+
+/*
+ * RETR: copy buf to out, doubling a "." that starts a line.  Lines end
+ * with LF (stored text has CRLF); line_start carries across slices.
+ */
+static void
+stream_stuff(struct pop3_stream *st, struct evbuffer *out, const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		const char *nl;
+		size_t seg;
+
+		if (st->line_start && buf[i] == '.')
+			evbuffer_add(out, ".", 1);
+		nl = memchr(buf + i, '\n', len - i);
+		seg = nl ? (size_t)(nl - (buf + i)) + 1 : len - i;
+		evbuffer_add(out, buf + i, seg);
+		st->line_start = nl != NULL;
+		i += seg;
+	}
+	st->last_lf = buf[len - 1] == '\n';
+}
+
+/*
+ * TOP: the header, the empty line, then `lines` body lines.  Returns how
+ * many bytes of buf were sent; fewer than len when TOP is complete.
+ */
+static size_t
+stream_top(struct pop3_stream *st, struct evbuffer *out, const char *buf, size_t len)
+{
+	size_t i;
+
+	if (st->in_body && st->lines == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = buf[i];
+
+		if (st->line_start && c == '.')
+			evbuffer_add(out, ".", 1);
+		evbuffer_add(out, &c, 1);
+		st->line_start = c == '\n';
+		st->last_lf = c == '\n';
+		if (c != '\n') {
+			if (c != '\r')
+				st->empty_line = 0;
+			continue;
+		}
+		if (!st->in_body) {
+			if (st->empty_line)
+				st->in_body = 1;	/* the empty line after the header */
+		} else
+			st->lines--;
+		st->empty_line = 1;
+		if (st->in_body && st->lines == 0)
+			return i + 1;
+	}
+	return len;
+}
+
+/*
+ * Send the next slices of the message being retrieved while the output
+ * has room; the write callback calls again below the low-water mark.
+ */
+void
+pop3_stream_pump(struct pop3_session *s)
+{
+	struct pop3_stream *st = s->stream;
+	struct evbuffer *out = pop3_output(s);
+	char buf[POP3_SLICE];
+
+	while (st && evbuffer_get_length(out) < POP3_OUT_HIGH) {
+		const struct store_entry *e = &st->m->e;
+		size_t got = 0, used;
+		int done = st->offset >= e->size;
+
+		if (!done) {
+			if (store_entry_read(s->server->store, e, st->offset, buf, sizeof(buf),
+			    &got) != STORE_OK || got == 0) {
+				log_err("%s: reading message %s: %s", s->id, e->uidl,
+				    store_errmsg(s->server->store));
+				free(st);
+				s->stream = NULL;
+				pop3_close(s);	/* the reply is half sent: nothing else is honest */
+				return;
+			}
+			if (st->top) {
+				used = stream_top(st, out, buf, got);
+				done = used < got || (st->in_body && st->lines == 0);
+			} else
+				stream_stuff(st, out, buf, got);
+			st->offset += got;
+			done = done || st->offset >= e->size;
+		}
+		if (done) {
+			if (!st->last_lf)
+				evbuffer_add(out, "\r\n", 2);
+			evbuffer_add(out, ".\r\n", 3);
+			free(st);
+			s->stream = NULL;
+			pop3_resume(s);
+			return;
+		}
+	}
+}
