@@ -1,0 +1,143 @@
+/*
+ * fuzz_pop3_session - whole POP3 sessions: bytes from the fuzzer go to a
+ * real session over a socketpair, through login (a real password check),
+ * the mailbox lock, LIST/UIDL/RETR/TOP/DELE and the QUIT commit, against a
+ * store on tmpfs holding a few messages.  Every input starts from the same
+ * mailbox: QUIT's deletions are put back afterwards.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <crypt.h>
+#include <event2/thread.h>
+
+#include "lib/password.h"
+#include "pop3d/pop3d.h"
+
+static struct pop3_server srv;
+static struct umbox_config cfg;
+static int64_t alice;
+
+static void
+fuzz_fill(void)
+{
+	static const char *const msgs[] = {
+		"Subject: one\r\n\r\nbody\r\n.dotted line\r\n",
+		"Subject: two\r\nX: y\r\n\r\nline 1\r\nline 2\r\nline 3\r\n",
+		"no header and no final newline",
+	};
+	struct store_entry *v;
+	size_t n;
+
+	if (store_mailbox_list(srv.store, alice, &v, &n) == STORE_OK) {
+		store_entry_list_free(&v, n);
+		if (n == 3)
+			return;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		struct store_rcpt_local r = { alice, "Return-Path: <a@b>\r\n" };
+		struct store_delivery d = { .sender = "a@b", .data = msgs[i], .fd = -1,
+		    .len = strlen(msgs[i]), .local = &r, .nlocal = 1 };
+		struct store_delivery_result res;
+
+		store_deliver(srv.store, &d, &res);
+	}
+}
+
+static void
+fuzz_setup(void)
+{
+	char dir[] = "/dev/shm/umbox-fuzz-pop3.XXXXXX", conf[512], err[2048], *path;
+	struct store_domain d = { .name = "example.test" };
+	struct store_user u = { .login = "alice", .extension = "100", .pop3 = 1 }, got;
+	char hash[PASSWORD_HASH_MAX];
+
+	if (mkdtemp(dir) == NULL && (strcpy(dir, "/tmp/umbox-fuzz-pop3.XXXXXX"), mkdtemp(dir) == NULL))
+		abort();
+	snprintf(conf, sizeof(conf), "[general]\nhostname = mail.example.test\n"
+	    "data_dir = %s\nuser =\n[pop3d]\nplaintext_auth = always\n", dir);
+	if (config_load_string(&cfg, conf, "fuzz.conf", err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	srv.cfg = &cfg;
+	srv.base = event_base_new();
+	srv.max_sessions = 100;
+	snprintf(srv.owner_prefix, sizeof(srv.owner_prefix), "fuzz:1:");
+	path = config_store_path(&cfg);
+	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK)
+		abort();
+	free(path);
+	/* The cheapest yescrypt cost keeps logins fast enough to fuzz. */
+	{
+		char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+		struct crypt_data cd = { 0 };
+
+		if (crypt_gensalt_rn("$y$", 1, NULL, 0, salt, sizeof(salt)) == NULL ||
+		    crypt_r("secret", salt, &cd) == NULL)
+			abort();
+		snprintf(hash, sizeof(hash), "%s", cd.output);
+	}
+	u.password = hash;
+	store_domain_add(srv.store, &d);
+	store_user_add(srv.store, &u);
+	store_user_get(srv.store, "alice", &got);
+	alice = got.id;
+	store_user_clear(&got);
+	srv.workers = worker_pool_new(srv.base, 1);
+	snprintf(srv.dummy_hash, sizeof(srv.dummy_hash), "%s", hash);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+	struct sockaddr_in peer = { .sin_family = AF_INET };
+	struct pop3_listener_ctx lc = { &srv, POP3_PORT_PLAIN };
+	int fds[2];
+	char sink[65536];
+	size_t off = 0;
+
+	if (!ready) {
+		fuzz_setup();
+		ready = 1;
+	}
+	if (size > 16384)
+		return 0;
+	fuzz_fill();
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0)
+		return 0;
+	peer.sin_addr.s_addr = htonl(0x7f000001);
+	pop3_accept(NULL, fds[0], (struct sockaddr *)&peer, sizeof(peer), &lc);
+	for (int round = 0; round < 3000 && srv.nsessions > 0; round++) {
+		struct timeval tick = { 0, 2000 };
+
+		if (off < size) {
+			ssize_t w = write(fds[1], data + off, size - off);
+			if (w > 0)
+				off += (size_t)w;
+		}
+		if (off >= size)
+			shutdown(fds[1], SHUT_WR);
+		while (read(fds[1], sink, sizeof(sink)) > 0)
+			;
+		event_base_loopexit(srv.base, &tick);
+		event_base_loop(srv.base, 0);
+	}
+	for (struct pop3_session *x = srv.sessions; x; x = x->next)
+		pop3_close(x);
+	for (int round = 0; round < 1000 && srv.nsessions > 0; round++)
+		event_base_loop(srv.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	/* The lock release is queued; the writer runs it before the next login's lock. */
+	close(fds[1]);
+	return 0;
+}
