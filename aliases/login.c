@@ -3,9 +3,16 @@
  */
 #include "aliases/login.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "aliases/resolve.h"
 #include "lib/password.h"
@@ -19,9 +26,51 @@ struct login_check {
 	struct store_user user;
 	int found;
 	int ok;
+	int cached;			/* a recent identical success: no yescrypt */
+	unsigned char mac[32];		/* HMAC of the password and the stored hash */
 	char password[SASL_FIELD_MAX + 1];
 	const char *dummy_hash;
 };
+
+/*
+ * Recent successes, so that a mail client polling every few minutes does
+ * not pay a yescrypt check each time (Dovecot's auth cache does the same).
+ * One slot per user: the time it expires and an HMAC, under a key made at
+ * startup, of the password and the stored hash, so a password change
+ * invalidates it.  Failures are never cached.  Only the loop thread
+ * touches it.
+ */
+#define LOGIN_CACHE_SLOTS	4096
+#define LOGIN_CACHE_TTL		3600
+
+static struct {
+	int64_t user_id;
+	time_t expires;
+	unsigned char mac[32];
+} login_cache[LOGIN_CACHE_SLOTS];
+static unsigned char login_cache_key[32];
+static int login_cache_ready;
+
+static void
+login_cache_mac(const char *password, const char *hash, unsigned char out[32])
+{
+	unsigned char buf[2 * (SASL_FIELD_MAX + 1) + 256];
+	size_t pl = strlen(password), hl = strlen(hash);
+	unsigned int len = 32;
+
+	if (!login_cache_ready) {
+		if (RAND_bytes(login_cache_key, sizeof(login_cache_key)) != 1)
+			abort();
+		login_cache_ready = 1;
+	}
+	if (pl + hl + 1 > sizeof(buf))
+		hl = sizeof(buf) - pl - 1;
+	memcpy(buf, password, pl);
+	buf[pl] = '\0';
+	memcpy(buf + pl + 1, hash, hl);
+	HMAC(EVP_sha256(), login_cache_key, sizeof(login_cache_key), buf, pl + 1 + hl, out, &len);
+	explicit_bzero(buf, sizeof(buf));
+}
 
 static void
 login_check_work(struct worker_job *job)
@@ -29,7 +78,10 @@ login_check_work(struct worker_job *job)
 	struct login_check *c = (struct login_check *)job;
 	const char *hash = c->found && c->user.password ? c->user.password : c->dummy_hash;
 
-	c->ok = password_verify(c->password, hash) && c->found && c->user.password;
+	if (c->cached)
+		c->ok = 1;
+	else
+		c->ok = password_verify(c->password, hash) && c->found && c->user.password;
 	explicit_bzero(c->password, sizeof(c->password));
 }
 
@@ -38,6 +90,13 @@ login_check_done(struct worker_job *job, int cancelled)
 {
 	struct login_check *c = (struct login_check *)job;
 
+	if (c->ok && !c->cached) {
+		unsigned slot = (unsigned)((uint64_t)c->user.id % LOGIN_CACHE_SLOTS);
+
+		login_cache[slot].user_id = c->user.id;
+		login_cache[slot].expires = time(NULL) + LOGIN_CACHE_TTL;
+		memcpy(login_cache[slot].mac, c->mac, sizeof(c->mac));
+	}
 	if (!cancelled && c->cb) {
 		if (c->ok) {
 			c->cb(c->arg, 1, &c->user);	/* the callback owns the user now */
@@ -62,6 +121,14 @@ login_check_start(struct worker_pool *wp, struct store *s, const char *login,
 		return NULL;
 	}
 	c->found = st == STORE_OK;
+	if (c->found && c->user.password) {
+		unsigned slot = (unsigned)((uint64_t)c->user.id % LOGIN_CACHE_SLOTS);
+
+		login_cache_mac(password, c->user.password, c->mac);
+		c->cached = login_cache[slot].user_id == c->user.id &&
+		    login_cache[slot].expires > time(NULL) &&
+		    CRYPTO_memcmp(login_cache[slot].mac, c->mac, sizeof(c->mac)) == 0;
+	}
 	c->cb = cb;
 	c->arg = arg;
 	c->dummy_hash = dummy_hash;

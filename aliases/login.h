@@ -3,7 +3,9 @@
  *
  * The user is looked up on the caller's loop (a quick read); the yescrypt
  * comparison, slow on purpose, runs on a worker thread.  An unknown user
- * is checked against a dummy hash so that it costs the same time.
+ * is checked against a dummy hash so that it costs the same time.  A
+ * success is remembered for an hour (keyed by an HMAC of the password and
+ * the stored hash), so repeated logins by a polling client are cheap.
  */
 #ifndef UMBOX_ALIASES_LOGIN_H
 #define UMBOX_ALIASES_LOGIN_H
