@@ -87,6 +87,26 @@ ip_table_clear(struct ip_table *t)
 		}
 }
 
+void
+ip_table_sweep(struct ip_table *t)
+{
+	time_t now = time(NULL);
+
+	for (int i = 0; i < IPTABLE_BUCKETS; i++) {
+		struct ip_entry **pp = &t->b[i];
+
+		while (*pp) {
+			struct ip_entry *e = *pp;
+
+			if (e->conns == 0 && now - e->last_failure >= IP_FAILURE_MEMORY) {
+				*pp = e->next;
+				free(e);
+			} else
+				pp = &e->next;
+		}
+	}
+}
+
 unsigned
 ip_auth_failed(struct ip_entry *e)
 {

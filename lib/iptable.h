@@ -28,6 +28,8 @@ struct ip_entry *ip_table_get(struct ip_table *t, const struct sockaddr *sa, int
 /* One connection fewer; the entry goes when nothing about it is left to remember. */
 void ip_table_put(struct ip_table *t, struct ip_entry **e);
 void ip_table_clear(struct ip_table *t);
+/* Drop entries with no connections whose failures are old: call every few minutes. */
+void ip_table_sweep(struct ip_table *t);
 
 /*
  * A failed login from this address: returns how long to wait before

@@ -27,6 +27,13 @@ on_sigterm(evutil_socket_t sig, short what, void *arg)
 	pop3_server_stop(arg);
 }
 
+/* Forget addresses whose failed logins are long past. */
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	ip_table_sweep(arg);
+}
+
 static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
 {
@@ -105,6 +112,8 @@ main(int argc, char **argv)
 	event_add(srv.sigterm, NULL);
 	event_add(srv.sigint, NULL);
 	event_add(srv.sighup, NULL);
+	srv.sweep = event_new(srv.base, -1, EV_PERSIST, on_sweep, &srv.ips);
+	event_add(srv.sweep, &(struct timeval){ 300, 0 });
 
 	log_info("umbox-pop3d %s started: %s", UMBOX_VERSION, cfg.general.hostname);
 	event_base_dispatch(srv.base);
@@ -116,6 +125,7 @@ main(int argc, char **argv)
 	event_free(srv.sigterm);
 	event_free(srv.sigint);
 	event_free(srv.sighup);
+	event_free(srv.sweep);
 	store_close(&srv.store);
 	ip_table_clear(&srv.ips);
 	SSL_CTX_free(srv.tls);

@@ -48,7 +48,7 @@ struct pop3_server {
 	SSL_CTX *tls;
 	struct pop3_listener_ctx lctx[2];
 	struct listeners listeners[2];
-	struct event *sigterm, *sigint, *sighup;
+	struct event *sigterm, *sigint, *sighup, *sweep;
 	struct pop3_session *sessions;
 	unsigned nsessions;
 	unsigned long max_sessions;

@@ -176,7 +176,17 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 		const struct smtp_param *q = &pa.params[i];
 
 		if (q->keylen == 4 && strncasecmp(q->key, "SIZE", 4) == 0) {
-			if (q->value == NULL || smtp_parse_number(q->value, q->valuelen, &size) != 0 ||
+			/* All digits but too large for 64 bits is still "too large". */
+			int digits = q->value && q->valuelen > 0;
+
+			for (size_t k = 0; digits && k < q->valuelen; k++)
+				digits = q->value[k] >= '0' && q->value[k] <= '9';
+
+			if (!digits) {
+				smtp_reply(s, "501 5.5.4 Bad SIZE parameter");
+				return;
+			}
+			if (smtp_parse_number(q->value, q->valuelen, &size) != 0 ||
 			    size > srv->cfg->smtpd.max_message_size) {
 				smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 				return;

@@ -126,16 +126,22 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 	}
 	t->data_started = 1;
 	t->spool_mem = evbuffer_new();
+	/*
+	 * The queue ID: seconds, process and a counter, so that it is unique
+	 * across restarts and beside umboxctl's deposits.
+	 */
+	snprintf(t->qid, sizeof(t->qid), "%08llX%04X%05X", (unsigned long long)time(NULL),
+	    (unsigned)getpid() & 0xffff, ++s->server->next_qid & 0xfffff);
 	smtp_data_init(&t->data, bdat, cfg->smtpd.max_message_size, spool_sink, s);
 
 	rfc5322_date(date, sizeof(date));
 	snprintf(host, sizeof(host), "%s", s->peer_str + 1);
 	*strrchr(host, ']') = '\0';
 	hdr = xasprintf("Received: from %s ([%s])\r\n"
-	    "\tby %s (umbox) with %s id %s.%u%s%s%s\r\n"
+	    "\tby %s (umbox) with %s id %s%s%s%s\r\n"
 	    "\t%s%s%s%s; %s\r\n",
 	    s->helo ? s->helo : "unknown", host,
-	    cfg->general.hostname, smtp_protocol(s), s->id, t->seq,
+	    cfg->general.hostname, smtp_protocol(s), t->qid,
 	    s->tls ? "\r\n\t(" : "", s->tls ? s->tls_info : "", s->tls ? ")" : "",
 	    t->nrcpts == 1 ? "for <" : "", t->nrcpts == 1 ? t->rcpts[0].address : "",
 	    t->nrcpts == 1 ? ">" : "", t->nrcpts == 1 ? "" : "(multiple recipients)", date);
@@ -247,6 +253,7 @@ smtp_message_end(struct smtp_session *s)
 		loc[nl].prefix = prefixes[nl];
 		nl++;
 	}
+	d.qid = t->qid;
 	d.sender = t->sender.mailbox;
 	d.kind = STORE_KIND_EMAIL;
 	d.len = t->spool_len;

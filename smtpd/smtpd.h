@@ -59,12 +59,13 @@ struct smtp_server {
 	struct alias_resolver resolver;
 	struct smtp_listener_ctx lctx[3];
 	struct listeners listeners[3];
-	struct event *sigterm, *sigint, *sighup, *stop_timer;
+	struct event *sigterm, *sigint, *sighup, *sweep;
 	struct smtp_session *sessions;	/* all sessions, for shutdown */
 	unsigned nsessions;
 	unsigned long max_sessions;	/* also capped by file descriptors */
 	struct ip_table ips;
 	uint64_t next_session_id;
+	uint32_t next_qid;		/* per-process counter for queue IDs */
 	int stopping;
 	char dummy_hash[256];		/* verified against for unknown users: same cost */
 };
@@ -109,6 +110,7 @@ struct smtp_txn {
 	int bdat_last;
 	int bdat_discard;		/* chunk bytes are read and thrown away (503 after) */
 	unsigned seq;			/* transaction number within the session */
+	char qid[24];			/* queue ID: Received: id, the 250 reply, the logs */
 };
 
 struct smtp_session {

@@ -65,6 +65,7 @@ static const char *const sq_migrations[] = {
 	"  created_at INTEGER NOT NULL);"
 	"CREATE TABLE messages ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  qid TEXT,"
 	"  sender TEXT NOT NULL,"
 	"  size INTEGER NOT NULL,"
 	"  body BLOB NOT NULL,"
@@ -161,8 +162,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_MEMBER_NEXTPOS] = "SELECT coalesce(max(position), 0) + 1 FROM alias_members"
 	    " WHERE alias_id = ?1",
 
-	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at)"
-	    " VALUES (?1, ?2, ?3, ?4)",
+	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at, qid)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[SQ_ENTRY_ADD] = "INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQ_QUEUE_ADD] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"

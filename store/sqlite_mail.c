@@ -115,6 +115,7 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 	else
 		sqlite3_bind_blob64(st, 3, d->len ? d->data : "", d->len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, now);
+	sq_bind_text_or_null(st, 5, d->qid);
 	if ((status = sq_exec_stmt(s, st, "store message")) != STORE_OK)
 		return status;
 	mid = sqlite3_last_insert_rowid(sq_of(s)->db);
@@ -145,7 +146,10 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 			return status;
 	}
 	res->message_id = mid;
-	snprintf(res->qid, sizeof(res->qid), "%010" PRIX64, (uint64_t)mid);
+	if (d->qid)
+		snprintf(res->qid, sizeof(res->qid), "%s", d->qid);
+	else
+		snprintf(res->qid, sizeof(res->qid), "%010" PRIX64, (uint64_t)mid);
 	return STORE_OK;
 }
 

@@ -155,6 +155,7 @@ struct store_rcpt_local {
  * memory whole.
  */
 struct store_delivery {
+	const char *qid;		/* the caller's queue ID, or NULL: made from the row */
 	const char *sender;		/* envelope sender, "" for the null path */
 	enum store_kind kind;
 	const void *data;

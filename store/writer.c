@@ -75,6 +75,7 @@ writer_req_free(struct store_req *r)
 		free(r->remote[i]);
 	free(r->remote);
 	free((char *)r->d.sender);
+	free((char *)r->d.qid);
 	free(r->data);
 	if (r->d.fd >= 0)
 		close(r->d.fd);
@@ -94,6 +95,7 @@ store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg)
 	r->arg = arg;
 	r->d = *d;
 	r->d.sender = xstrdup(d->sender ? d->sender : "");
+	r->d.qid = d->qid ? xstrdup(d->qid) : NULL;
 	r->d.fd = -1;
 	if (d->fd >= 0) {
 		r->d.fd = fcntl(d->fd, F_DUPFD_CLOEXEC, 0);

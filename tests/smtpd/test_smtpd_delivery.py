@@ -1,0 +1,266 @@
+"""Inbound (MX port) delivery: what lands in which mailbox, with which
+headers, and which recipients are refused (SPEC §4)."""
+import re
+import smtplib
+import subprocess
+
+import pytest
+
+from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, body, client_part, header_names, \
+    headers, simple_message
+
+QUEUED = re.compile(r"^2\.0\.0 Ok: queued as (\S+)$")
+
+
+def send(port, sender, rcpts, msg, ehlo="client.outside.test"):
+    """One transaction with smtplib; returns (refused-rcpt dict, DATA reply)."""
+    with smtplib.SMTP("127.0.0.1", port, local_hostname=ehlo, timeout=15) as s:
+        s.ehlo()
+        code, _ = s.mail(sender)
+        assert code == 250
+        refused = {}
+        for r in rcpts:
+            c, m = s.rcpt(r)
+            if c != 250:
+                refused[r] = (c, m.decode())
+        assert len(refused) < len(rcpts), refused
+        reply = s.data(msg)
+        return refused, (reply[0], reply[1].decode())
+
+
+def only_message(d, login):
+    entries = d.mailbox(login)
+    assert len(entries) == 1, entries
+    return d.export(login, entries[0]["uid"])
+
+
+def counts(d):
+    return {u: len(d.mailbox(u)) for u in LOCAL_USERS}
+
+
+def test_smtplib_delivery_adds_trace_headers_and_queue_id(smtpd):
+    msg = simple_message("hello alice", "Line one.\r\nLine two.")
+    refused, (code, text) = send(smtpd.mx, "sender@outside.test", [f"alice@{DOMAIN}"], msg)
+    assert refused == {}
+    assert code == 250
+    m = QUEUED.match(text)
+    assert m, text
+    qid = m.group(1)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", qid)
+
+    assert counts(smtpd) == {"admin": 0, "alice": 1, "bob": 0, "carol": 0}
+    stored = only_message(smtpd, "alice")
+    names = header_names(stored)
+    # Exactly one of each trace header, on top, before the client's headers.
+    assert names.count("return-path") == 1
+    assert names.count("delivered-to") == 1
+    assert names.count("received") == 1
+    assert set(names[:3]) == {"return-path", "delivered-to", "received"}
+    assert headers(stored, "Return-Path") == ["<sender@outside.test>"]
+    assert headers(stored, "Delivered-To") == [f"alice@{DOMAIN}"]
+    received = headers(stored, "Received")[0]
+    assert HOSTNAME in received
+    assert "127.0.0.1" in received
+    # The client's message follows, byte for byte.
+    assert client_part(stored) == msg.encode()
+    assert body(stored) == b"Line one.\r\nLine two.\r\n"
+    assert b"\n" not in stored.replace(b"\r\n", b"")
+
+
+def test_swaks_delivery(smtpd):
+    p = subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{smtpd.mx}", "--from", "someone@outside.test",
+         "--to", f"bob@{DOMAIN}", "--helo", "swaks.outside.test",
+         "--header", "Subject: via swaks", "--body", "swaks body"],
+        capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert re.search(r"<-  250 2\.0\.0 Ok: queued as \S+", p.stdout), p.stdout
+    assert counts(smtpd) == {"admin": 0, "alice": 0, "bob": 1, "carol": 0}
+    stored = only_message(smtpd, "bob")
+    assert headers(stored, "Subject") == ["via swaks"]
+    assert headers(stored, "Return-Path") == ["<someone@outside.test>"]
+    assert headers(stored, "Delivered-To") == [f"bob@{DOMAIN}"]
+    assert len(headers(stored, "Received")) == 1
+    assert b"swaks body" in body(stored)
+
+
+def test_each_transaction_stored_once_with_distinct_queue_ids(smtpd):
+    ids = []
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo()
+        for i in range(3):
+            s.mail("sender@outside.test")
+            s.rcpt(f"alice@{DOMAIN}")
+            code, text = s.data(simple_message(f"n{i}"))
+            assert code == 250
+            ids.append(QUEUED.match(text.decode()).group(1))
+    assert len(set(ids)) == 3
+    subjects = sorted(e["subject"] for e in smtpd.mailbox("alice"))
+    assert subjects == ["n0", "n1", "n2"]
+
+
+@pytest.mark.parametrize("rcpt", [f"100@{DOMAIN}", "alice@EXAMPLE.TEST", "Alice@Example.Test"])
+def test_extension_and_case_insensitive_domain(smtpd, rcpt):
+    refused, (code, _) = send(smtpd.mx, "sender@outside.test", [rcpt], simple_message())
+    assert refused == {} and code == 250
+    assert counts(smtpd) == {"admin": 0, "alice": 1, "bob": 0, "carol": 0}
+
+
+def test_alias_members_each_get_one_copy(smtpd):
+    # crowd -> alice, team (alice bob carol), 101 (bob): each once.
+    refused, (code, _) = send(smtpd.mx, "sender@outside.test", [f"crowd@{DOMAIN}"],
+                              simple_message("to the crowd"))
+    assert refused == {} and code == 250
+    assert counts(smtpd) == {"admin": 0, "alice": 1, "bob": 1, "carol": 1}
+    for login in ("alice", "bob", "carol"):
+        stored = only_message(smtpd, login)
+        assert headers(stored, "Subject") == ["to the crowd"]
+        assert len(headers(stored, "Received")) == 1
+        assert len(headers(stored, "Delivered-To")) == 1
+
+
+def test_same_mailbox_twice_in_one_transaction_gets_one_copy(smtpd):
+    refused, (code, _) = send(smtpd.mx, "sender@outside.test",
+                              [f"alice@{DOMAIN}", f"100@{DOMAIN}", f"team@{DOMAIN}"],
+                              simple_message("dedup"))
+    assert refused == {} and code == 250
+    assert counts(smtpd) == {"admin": 0, "alice": 1, "bob": 1, "carol": 1}
+
+
+@pytest.mark.parametrize("rcpt", ["postmaster", f"postmaster@{DOMAIN}", "PostMaster@Example.TEST"])
+def test_postmaster_goes_to_configured_admin(smtpd, rcpt):
+    refused, (code, _) = send(smtpd.mx, "sender@outside.test", [rcpt], simple_message())
+    assert refused == {} and code == 250
+    assert counts(smtpd) == {"admin": 1, "alice": 0, "bob": 0, "carol": 0}
+
+
+def test_unknown_local_recipient_550_and_outside_554(smtpd):
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo("client.outside.test")
+        assert s.mail("sender@outside.test")[0] == 250
+        code, text = s.rcpt(f"nobody@{DOMAIN}")
+        assert (code, text.split()[0]) == (550, b"5.1.1"), text
+        code, text = s.rcpt("someone@outside.test")
+        assert (code, text.split()[0]) == (554, b"5.7.1"), text
+        code, text = s.rcpt(f"someone@sub.{DOMAIN}")
+        assert (code, text.split()[0]) == (554, b"5.7.1"), text
+        # The transaction is still open: a good recipient is accepted.
+        assert s.rcpt(f"alice@{DOMAIN}")[0] == 250
+        assert s.data(simple_message())[0] == 250
+    assert smtpd.queue() == []
+    assert counts(smtpd) == {"admin": 0, "alice": 1, "bob": 0, "carol": 0}
+
+
+def test_null_sender_gets_empty_return_path(smtpd):
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo("bounces.outside.test")
+        assert s.mail("<>")[0] == 250
+        assert s.rcpt(f"alice@{DOMAIN}")[0] == 250
+        assert s.data(simple_message("a bounce"))[0] == 250
+    stored = only_message(smtpd, "alice")
+    assert headers(stored, "Return-Path") == ["<>"]
+
+
+def test_received_header_names_the_client_and_protocol(smtpd):
+    send(smtpd.mx, "sender@outside.test", [f"alice@{DOMAIN}"], simple_message(),
+         ehlo="helo-name.outside.test")
+    [received] = headers(only_message(smtpd, "alice"), "Received")
+    assert received.startswith("from helo-name.outside.test"), received
+    assert "[127.0.0.1]" in received
+    assert f"by {HOSTNAME}" in received
+    assert re.search(r"\bwith ESMTP\b", received), received
+    # RFC 5322 date at the end, after the semicolon.
+    assert re.search(r"; \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$", received), received
+
+
+def test_received_id_is_the_announced_queue_id(smtpd):
+    _, (code, text) = send(smtpd.mx, "sender@outside.test", [f"alice@{DOMAIN}"], simple_message())
+    qid = QUEUED.match(text).group(1)
+    [received] = headers(only_message(smtpd, "alice"), "Received")
+    assert re.search(rf"\bid {re.escape(qid)}\b", received), (qid, received)
+
+
+def test_trusted_network_may_relay_and_talk_early(smtpd_factory):
+    d = smtpd_factory(trusted_networks="127.0.0.0/8")
+    with Raw(d.mx, greet=False) as c:
+        c.send(b"EHLO pbx.example.test\r\n")          # no wait for the greeting
+        assert c.reply().code == 220
+        assert c.reply().code == 250
+        assert c.cmd("MAIL FROM:<pbx@example.test>").code == 250
+        assert c.cmd("RCPT TO:<someone@outside.test>").code == 250
+        # Relay tricks at the local domain are local parts, never routes.
+        assert c.cmd(f"RCPT TO:<relaytest%outside.test@{DOMAIN}>").code == 550
+        assert c.cmd(f"RCPT TO:<outside.test!relaytest@{DOMAIN}>").code == 550
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: from the pbx\r\n\r\nx\r\n.\r\n")
+        assert c.reply().code == 250
+    assert [(r[1], r[2]) for r in d.queue()] == [("pbx@example.test", "someone@outside.test")]
+
+
+def test_over_quota_is_452_4_2_2(smtpd):
+    smtpd.ctl("user", "set", "bob", "--quota", "2K")
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("EHLO client.outside.test").code == 250
+        # Declared size: refused at RCPT.
+        assert c.cmd("MAIL FROM:<sender@outside.test> SIZE=5000").code == 250
+        r = c.cmd(f"RCPT TO:<bob@{DOMAIN}>")
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        assert c.cmd("RSET").code == 250
+        # Undeclared: refused after the data, nothing stored.
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<bob@{DOMAIN}>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 40 + b".\r\n")
+        r = c.reply()
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        # What fits is accepted.
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<bob@{DOMAIN}>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: small\r\n\r\nx\r\n.\r\n")
+        assert c.reply().code == 250
+    assert [e["subject"] for e in smtpd.mailbox("bob")] == ["small"]
+
+
+def test_alias_user_extension_precedence_and_live_changes(smtpd):
+    """alias > login > extension; changes made with umboxctl while the
+    daemon runs apply to the next message (SPEC §2, §4)."""
+    def deliver(rcpt, subject):
+        refused, (code, _) = send(smtpd.mx, "sender@outside.test", [rcpt], simple_message(subject))
+        assert refused == {} and code == 250
+
+    smtpd.ctl("alias", "add", "bob", "carol")          # an alias named like a user
+    smtpd.ctl("alias", "add", "100", "admin")          # ... and like an extension
+    deliver(f"bob@{DOMAIN}", "to bob")
+    deliver(f"100@{DOMAIN}", "to 100")
+    subjects = {u: [e["subject"] for e in smtpd.mailbox(u)] for u in LOCAL_USERS}
+    assert subjects == {"admin": ["to 100"], "alice": [], "bob": [], "carol": ["to bob"]}
+
+    smtpd.ctl("alias", "del", "bob")
+    smtpd.ctl("user", "add", "dave", "--extension", "104")
+    deliver(f"bob@{DOMAIN}", "bob again")
+    deliver(f"104@{DOMAIN}", "new user")
+    assert [e["subject"] for e in smtpd.mailbox("bob")] == ["bob again"]
+    assert [e["subject"] for e in smtpd.mailbox("dave")] == ["new user"]
+
+    smtpd.ctl("user", "del", "dave")
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo()
+        s.mail("sender@outside.test")
+        code, text = s.rcpt(f"dave@{DOMAIN}")
+        assert code == 550, text
+
+
+def test_helo_client_and_multiple_recipients_one_reply(smtpd):
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        assert s.helo("old.outside.test")[0] == 250
+        assert s.mail("sender@outside.test")[0] == 250
+        for r in ("alice", "bob", "carol"):
+            assert s.rcpt(f"{r}@{DOMAIN}")[0] == 250
+        code, text = s.data(simple_message("helo"))
+        assert code == 250 and QUEUED.match(text.decode()), text
+    for login in ("alice", "bob", "carol"):
+        stored = only_message(smtpd, login)
+        [received] = headers(stored, "Received")
+        assert re.search(r"\bwith SMTP\b", received), received
+        assert headers(stored, "Delivered-To") == [f"{login}@{DOMAIN}"]

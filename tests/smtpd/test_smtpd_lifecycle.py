@@ -1,0 +1,231 @@
+"""The daemon's life: a kill -9 loses nothing acknowledged, SIGTERM exits 0
+with sessions open, -n checks the config (SPEC §2, §3, §4)."""
+import re
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+from smtpd_util import DOMAIN, Raw, binary, headers
+
+
+def send_until_stopped(d, sig, after=1.5, workers=8):
+    """8 threads on persistent sessions send numbered messages to alice;
+    after `after` seconds the daemon gets sig.  Returns (acked seqs, rc)."""
+    acked = []             # sequence numbers that got 250 after DATA
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors = []
+
+    def sender(worker):
+        n = 0
+        try:
+            s = smtplib.SMTP("127.0.0.1", d.mx, timeout=10)
+            s.ehlo("sender%d.outside.test" % worker)
+        except (OSError, smtplib.SMTPException) as e:
+            errors.append(e)
+            return
+        try:
+            while not stop.is_set():
+                seq = f"{worker}-{n}"
+                n += 1
+                msg = (f"From: w{worker}@outside.test\r\nSubject: seq {seq}\r\n"
+                       f"X-Seq: {seq}\r\n\r\nmessage {seq}\r\n")
+                try:
+                    s.mail(f"w{worker}@outside.test")
+                    s.rcpt(f"alice@{DOMAIN}")
+                    code, _ = s.data(msg)
+                except (OSError, smtplib.SMTPException):
+                    return          # the server went away under us
+                if code == 250:
+                    with lock:
+                        acked.append(seq)
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    time.sleep(after)
+    t0 = time.monotonic()
+    rc = d.stop(sig, timeout=10)
+    elapsed = time.monotonic() - t0
+    stop.set()
+    for t in threads:
+        t.join(15)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors, errors
+    with lock:
+        acked_now = list(acked)
+    assert len(acked_now) > 0, f"no message was acknowledged in {after} s"
+    return acked_now, rc, elapsed
+
+
+def check_stored(d, acked, max_unacked):
+    """After a restart: every acked message is in alice's mailbox exactly
+    once, nothing is half there, and at most max_unacked are stored without
+    their 250 having reached the client."""
+    entries = d.mailbox("alice")
+    seqs = []
+    for e in entries:
+        m = re.fullmatch(r"seq (\d+-\d+)", e["subject"])
+        assert m, e
+        seqs.append(m.group(1))
+    assert len(seqs) == len(set(seqs)), "a message was stored twice"
+    missing = set(acked) - set(seqs)
+    assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
+    assert len(seqs) - len(acked) <= max_unacked
+    # Exporting every message would be slow: check the last one of each
+    # sender (the ones in flight at the signal) and a sample of the rest.
+    last = {}
+    for e, seq in zip(entries, seqs):
+        w, n = map(int, seq.split("-"))
+        if n >= last.get(w, (-1, None))[0]:
+            last[w] = (n, e)
+    sample = [e for _, e in last.values()] + entries[:: max(1, len(entries) // 10)]
+    for e in sample:
+        msg = d.export("alice", e["uid"])
+        [seq] = headers(msg, "X-Seq")
+        assert e["subject"] == f"seq {seq}"
+        assert msg.endswith(f"message {seq}\r\n".encode())     # never half a message
+
+
+def test_sigkill_loses_nothing_acknowledged(smtpd):
+    d = smtpd
+    acked, rc, _ = send_until_stopped(d, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    d.start()
+    # At most the ones in flight at the kill were stored without their 250.
+    check_stored(d, acked, max_unacked=8)
+    # And the restarted daemon works.
+    with smtplib.SMTP("127.0.0.1", d.mx, timeout=10) as s:
+        s.sendmail("x@outside.test", [f"bob@{DOMAIN}"], "Subject: after restart\r\n\r\nx\r\n")
+    assert [e["subject"] for e in d.mailbox("bob")] == ["after restart"]
+
+
+def test_sigterm_under_load_exits_0_and_keeps_what_it_acked(smtpd):
+    d = smtpd
+    acked, rc, elapsed = send_until_stopped(d, signal.SIGTERM, after=1.0)
+    assert rc == 0, d.log()
+    assert elapsed < 5
+    d.start()
+    # In-flight commits finish and are answered before the daemon exits.
+    check_stored(d, acked, max_unacked=0)
+
+
+def test_sigterm_with_sessions_open_exits_0(smtpd):
+    d = smtpd
+    idle = Raw(d.mx)
+    mid = Raw(d.submission)
+    data = Raw(d.mx)
+    try:
+        assert idle.cmd("EHLO a.outside.test").code == 250
+        assert mid.cmd("EHLO b.outside.test").code == 250
+        assert data.cmd("EHLO c.outside.test").code == 250
+        assert data.cmd("MAIL FROM:<c@outside.test>").code == 250
+        assert data.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        assert data.cmd("DATA").code == 354
+        data.send(b"Subject: half")           # in the middle of a message
+        t0 = time.monotonic()
+        rc = d.stop(signal.SIGTERM, timeout=10)
+        assert rc == 0, d.log()
+        assert time.monotonic() - t0 < 5
+    finally:
+        for c in (idle, mid, data):
+            c.close()
+    # No half message was stored, and the listening ports are closed.
+    d.start()
+    assert d.mailbox("alice") == []
+
+
+def test_sighup_reloads_the_certificate(smtpd, tmp_path):
+    d = smtpd
+
+    def peer_cn(port):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="mail.example.test") as tls:
+                der = tls.getpeercert(binary_form=True)
+        pem = ssl.DER_cert_to_PEM_cert(der)
+        p = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem,
+                           capture_output=True, text=True, check=True)
+        return p.stdout.strip()
+
+    assert "mail.example.test" in peer_cn(d.smtps)
+    new = tmp_path / "new"
+    new.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-subj", "/CN=renewed.example.test", "-keyout", str(new / "key.pem"),
+                    "-out", str(new / "cert.pem"), "-days", "2"],
+                   check=True, capture_output=True, timeout=60)
+    # Replace the files the config names (as certbot/snakeoil renewals do).
+    (d.root / "key.pem").write_bytes((new / "key.pem").read_bytes())
+    (d.root / "cert.pem").write_bytes((new / "cert.pem").read_bytes())
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "renewed.example.test" not in peer_cn(d.smtps) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "renewed.example.test" in peer_cn(d.smtps)
+    assert d.running
+    # STARTTLS on 587 uses it too.
+    with smtplib.SMTP("127.0.0.1", d.submission, timeout=10) as s:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s.starttls(context=ctx)
+        pem = ssl.DER_cert_to_PEM_cert(s.sock.getpeercert(binary_form=True))
+    assert pem == ssl.DER_cert_to_PEM_cert(ssl.PEM_cert_to_DER_cert(
+        (new / "cert.pem").read_text()))
+
+
+def assert_names_file_line_key(err, conf, lineno, key):
+    """Some stderr line names the file, the line (":N" or "line N") and the key."""
+    for line in err.splitlines():
+        if str(conf) in line and key in line and re.search(rf"(:|line ){lineno}\b", line):
+            return
+    raise AssertionError(f"no line naming {conf}, line {lineno} and {key}:\n{err}")
+
+
+def run_check(conf):
+    return subprocess.run([str(binary("umbox-smtpd")), "-n", "-c", str(conf)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_config_check_good(smtpd_factory):
+    d = smtpd_factory(start=False, max_recipients=5, trusted_networks="10.0.0.0/8")
+    p = run_check(d.config)
+    assert p.returncode == 0, p
+    # -n does not start a server.
+    try:
+        Raw(d.submission, timeout=1).close()
+        listening = True
+    except OSError:
+        listening = False
+    assert not listening
+
+
+def test_config_check_bad_key_names_file_line_key(smtpd_factory):
+    d = smtpd_factory(start=False)
+    lines = d.config.read_text().splitlines()
+    i = lines.index("[smtpd]")
+    lines.insert(i + 1, "max_recipient = 5")          # misspelt key
+    d.config.write_text("\n".join(lines) + "\n")
+    p = run_check(d.config)
+    assert p.returncode == 1, p
+    assert_names_file_line_key(p.stderr, d.config, i + 2, "max_recipient")
+
+
+def test_config_check_bad_value_names_file_line_key(smtpd_factory):
+    d = smtpd_factory(start=False, max_message_size="lots")
+    p = run_check(d.config)
+    assert p.returncode == 1, p
+    lineno = d.config.read_text().splitlines().index("max_message_size = lots") + 1
+    assert_names_file_line_key(p.stderr, d.config, lineno, "max_message_size")

@@ -1,0 +1,239 @@
+"""Limits: recipients per message, mail loops (Received count), many
+concurrent sessions, connections per IP (SPEC §4)."""
+import resource
+import select
+import socket
+import time
+
+import pytest
+
+from smtpd_util import DOMAIN, Raw, headers
+
+
+def ehlo(c):
+    assert c.cmd("EHLO client.outside.test").code == 250
+
+
+def test_recipient_over_max_recipients_is_452_and_first_ones_get_it(smtpd_factory):
+    d = smtpd_factory(max_recipients=5)
+    rcpts = ["alice", "bob", "carol", "admin", "100", "101"]  # 6th is over
+    with Raw(d.mx) as c:
+        ehlo(c)
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        codes = [c.cmd(f"RCPT TO:<{r}@{DOMAIN}>") for r in rcpts]
+        assert [r.code for r in codes[:5]] == [250] * 5, codes
+        assert codes[5].code == 452 and codes[5].text.startswith("4.5.3"), codes[5]
+        assert c.cmd("RCPT TO:<postmaster>").code == 452
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: five\r\n\r\nx\r\n.\r\n")
+        assert c.reply().code == 250
+    # 100 and 101 were the 5th and 6th: alice twice (de-duplicated), bob refused.
+    got = {u: [e["subject"] for e in d.mailbox(u)] for u in ("admin", "alice", "bob", "carol")}
+    assert got == {"admin": ["five"], "alice": ["five"], "bob": ["five"], "carol": ["five"]}
+
+
+def test_distinct_recipients_over_max_recipients(smtpd_factory):
+    d = smtpd_factory(max_recipients=3)
+    with Raw(d.mx) as c:
+        ehlo(c)
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        for r in ("alice", "bob", "carol"):
+            assert c.cmd(f"RCPT TO:<{r}@{DOMAIN}>").code == 250
+        r = c.cmd(f"RCPT TO:<admin@{DOMAIN}>")
+        assert r.code == 452 and r.text.startswith("4.5.3"), r
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: three\r\n\r\nx\r\n.\r\n")
+        assert c.reply().code == 250
+        # The limit is per message: the next transaction starts afresh.
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<admin@{DOMAIN}>").code == 250
+    assert [len(d.mailbox(u)) for u in ("alice", "bob", "carol", "admin")] == [1, 1, 1, 0]
+
+
+def received_message(n):
+    hops = "".join(f"Received: from hop{i}.outside.test by hop{i + 1}.outside.test;"
+                   f" Mon, 1 Jan 2024 00:00:{i % 60:02d} +0000\r\n" for i in range(n))
+    return (hops + f"Subject: {n} hops\r\n\r\nloop?\r\n").encode()
+
+
+def send_data(d, msg, rcpt="alice"):
+    with Raw(d.mx) as c:
+        ehlo(c)
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<{rcpt}@{DOMAIN}>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(msg + b".\r\n")
+        r = c.reply()
+        assert c.cmd("NOOP").code == 250
+        return r
+
+
+def test_51_received_headers_is_a_mail_loop(smtpd):
+    r = send_data(smtpd, received_message(51))
+    assert r.code == 554 and r.text.startswith("5.4.6"), r
+    assert smtpd.mailbox("alice") == []
+    assert smtpd.queue() == []
+
+
+def test_50_received_headers_are_accepted(smtpd):
+    r = send_data(smtpd, received_message(50))
+    assert r.code == 250, r
+    [e] = smtpd.mailbox("alice")
+    stored = smtpd.export("alice", e["uid"])
+    assert len(headers(stored, "Received")) == 51      # ours on top
+
+
+def test_51_received_headers_over_bdat_in_small_chunks(smtpd):
+    """Counted across chunk boundaries: 7-octet chunks split the headers."""
+    msg = received_message(51)
+    chunks = [msg[i:i + 7] for i in range(0, len(msg), 7)]
+    wire = b"".join(f"BDAT {len(ch)}\r\n".encode() + ch for ch in chunks) + b"BDAT 0 LAST\r\n"
+    with Raw(smtpd.mx) as c:
+        ehlo(c)
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        c.send(wire)
+        replies = c.replies(len(chunks) + 1)
+        r = replies[-1]
+        assert r.code == 554 and r.text.startswith("5.4.6"), r
+        assert c.cmd("NOOP").code == 250
+    assert smtpd.mailbox("alice") == []
+
+
+def test_received_in_the_body_does_not_count(smtpd):
+    msg = b"Subject: quoting a bounce\r\n\r\n" + b"Received: from a by b; x\r\n" * 60
+    r = send_data(smtpd, msg)
+    assert r.code == 250, r
+    assert len(smtpd.mailbox("alice")) == 1
+
+
+def test_bdat_over_max_message_size_is_552(smtpd_factory):
+    d = smtpd_factory(max_message_size="10K")
+    part = b"Subject: big\r\n\r\n" + b"z" * 4980 + b"\r\n"
+    with Raw(d.mx) as c:
+        ehlo(c)
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        replies = []
+        for _ in range(2):
+            c.send(f"BDAT {len(part)}\r\n".encode() + part)
+            replies.append(c.reply())
+        assert [r.code for r in replies] == [250, 250], replies
+        c.send(f"BDAT {len(part)} LAST\r\n".encode() + part)      # ~15 KB in all
+        r = c.reply()
+        assert r.code == 552 and r.text.startswith("5.3.4"), r
+        assert c.cmd("NOOP").code == 250
+    assert d.mailbox("alice") == []
+
+
+def test_1000_concurrent_sessions(smtpd_factory):
+    n = 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 200
+    if soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {want}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    d = smtpd_factory(max_connections=2000, max_connections_per_ip=2000)
+    socks = []
+    t0 = time.monotonic()
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", d.mx), timeout=10)
+            s.setblocking(False)
+            socks.append(s)
+        # Read every greeting (the MX port sends it after ~100 ms).
+        bufs = {s.fileno(): b"" for s in socks}
+        by_fd = {s.fileno(): s for s in socks}
+        pending = set(by_fd)
+        poller = select.poll()
+        for fd in pending:
+            poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + 20
+        while pending and time.monotonic() < deadline:
+            for fd, _ in poller.poll(500):
+                try:
+                    chunk = by_fd[fd].recv(4096)
+                except BlockingIOError:
+                    continue
+                bufs[fd] += chunk
+                if b"\r\n" in bufs[fd] or not chunk:
+                    pending.discard(fd)
+                    poller.unregister(fd)
+        assert not pending, f"{len(pending)} sessions not greeted"
+        greetings = [bufs[s.fileno()] for s in socks]
+        bad = [g for g in greetings if not g.startswith(b"220 ")]
+        assert not bad, f"{len(bad)} bad greetings, e.g. {bad[:3]}"
+
+        # A few of them send a message while all are open.
+        for i, s in enumerate(socks[:: n // 5]):
+            s.setblocking(True)
+            c = Raw.wrap(s)
+            ehlo(c)
+            assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+            assert c.cmd(f"RCPT TO:<bob@{DOMAIN}>").code == 250
+            assert c.cmd("DATA").code == 354
+            c.send(f"Subject: busy {i}\r\n\r\nx\r\n.\r\n".encode())
+            assert c.reply().code == 250
+        for s in socks:
+            s.setblocking(True)
+            s.settimeout(10)
+            s.sendall(b"QUIT\r\n")
+        bye = 0
+        for s in socks:
+            data = b""
+            while b"221 " not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            bye += b"221 " in data
+        assert bye == n
+    finally:
+        for s in socks:
+            s.close()
+    assert time.monotonic() - t0 < 30
+    assert sorted(e["subject"] for e in d.mailbox("bob")) == [f"busy {i}" for i in range(5)]
+
+
+def test_connections_per_ip_limit_is_421(smtpd_factory):
+    d = smtpd_factory(max_connections_per_ip=3)
+    clients = [Raw(d.mx) for _ in range(3)]
+    try:
+        for c in clients:
+            assert c.greeting.code == 220
+        with Raw(d.mx, greet=False) as c4:
+            data = c4.wait_closed(timeout=5)
+        assert data.startswith(b"421 4.7.0"), data
+        # The others are unaffected; closing one makes room again.
+        for c in clients:
+            assert c.cmd("NOOP").code == 250
+        assert clients[0].cmd("QUIT").code == 221
+        clients[0].wait_closed()
+        deadline = time.monotonic() + 5
+        while True:
+            c5 = Raw(d.mx, greet=False)
+            first = c5.reply()
+            if first.code == 220 or time.monotonic() > deadline:
+                break
+            c5.close()
+            time.sleep(0.1)
+        clients[0] = c5
+        assert first.code == 220, first
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_total_connection_limit_is_421(smtpd_factory):
+    d = smtpd_factory(max_connections=2)
+    clients = [Raw(d.mx), Raw(d.submission)]
+    try:
+        with Raw(d.mx, greet=False) as c3:
+            data = c3.wait_closed(timeout=5)
+        assert data.startswith(b"421 4.7.0"), data
+        for c in clients:
+            assert c.cmd("NOOP").code == 250
+    finally:
+        for c in clients:
+            c.close()
