@@ -237,3 +237,42 @@ def test_total_connection_limit_is_421(smtpd_factory):
     finally:
         for c in clients:
             c.close()
+
+
+# -- memory stays flat for a 1 GB body ---------------------------------------------------
+
+def _rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_one_gigabyte_body_keeps_memory_flat(smtpd_factory):
+    """A 1 GiB DATA body over max_message_size streams through the parser:
+    the daemon's memory does not grow with it, the client gets one 552 after
+    its final dot, nothing is stored, and the session goes on."""
+    d = smtpd_factory(max_message_size="10M")
+    pid = d.proc.pid
+    line = b"x" * 1022 + b"\r\n"
+    chunk = line * 1024                       # 1 MiB
+    with Raw(d.mx, timeout=120) as c:
+        assert c.cmd("EHLO client.test").code == 250
+        assert c.cmd("MAIL FROM:<big@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: big\r\n\r\n")
+        base = _rss_kib(pid)
+        peak = base
+        for i in range(1024):
+            c.send(chunk)
+            if i % 64 == 0:
+                peak = max(peak, _rss_kib(pid))
+        c.send(b".\r\n")
+        r = c.reply()
+        peak = max(peak, _rss_kib(pid))
+        assert r.code == 552, r
+        assert peak - base < 48 * 1024, (base, peak)
+        assert c.cmd("NOOP").code == 250
+    d.assert_nothing_stored()
