@@ -11,6 +11,7 @@
 #include "aliases/resolve.h"
 #include "lib/addr.h"
 #include "lib/password.h"
+#include "lib/sasl.h"
 
 enum { O_EXT = 1, O_NAME, O_EMAIL, O_QUOTA, O_NOPOP3, O_POP3, O_PWSTDIN };
 
@@ -127,7 +128,7 @@ bad:
 static int
 user_set_password(struct user_opts *o, char *hash, size_t hashlen)
 {
-	char pw[1024];
+	char pw[SASL_FIELD_MAX + 2];	/* the daemons take at most SASL_FIELD_MAX */
 	int r;
 
 	if ((r = cli_read_password(pw, sizeof(pw))) != 0)

@@ -4,6 +4,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -13,7 +14,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "log.h"
+
+static const char *daemon_name = "umbox";
 
 static void
 daemon_usage(const char *name, FILE *f)
@@ -59,7 +64,9 @@ daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
 		daemon_usage(name, stderr);
 		exit(2);
 	}
-	log_init(name, o->foreground || o->check_only);
+	/* stderr until daemon_detach: startup errors reach the terminal. */
+	log_init(name, 1);
+	daemon_name = name;
 	if (config_load(cfg, o->config_path ? o->config_path : UMBOX_DEFAULT_CONFIG,
 	    o->config_path == NULL, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
@@ -70,6 +77,37 @@ daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
 		printf("%s: configuration %s is valid\n", name, cfg->path ? cfg->path :
 		    "(defaults)");
 		exit(0);
+	}
+}
+
+void
+daemon_detach(const struct daemon_opts *o, struct event_base *base)
+{
+	pid_t pid;
+	int fd;
+
+	if (o->foreground)
+		return;
+	if ((pid = fork()) < 0) {
+		log_err("fork: %s", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0)
+		_exit(0);
+	log_init(daemon_name, 0);
+	setsid();
+	if (chdir("/") != 0)
+		log_warn("chdir /: %s", strerror(errno));
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	if (event_reinit(base) != 0) {
+		log_err("cannot re-initialise the event loop after fork");
+		exit(1);
 	}
 }
 

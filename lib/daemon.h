@@ -27,6 +27,15 @@ void daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o
  */
 void daemon_drop_privileges(const struct umbox_config *cfg);
 
+/*
+ * Without -f: go to the background (fork, new session, stdio on
+ * /dev/null) once the listeners are bound, so that bind errors still
+ * reach the terminal.  Must run before any thread is started; the event
+ * base is re-initialised in the child.
+ */
+struct event_base;
+void daemon_detach(const struct daemon_opts *o, struct event_base *base);
+
 /* The soft file descriptor limit after raising it. */
 unsigned long daemon_fd_limit(void);
 

@@ -86,10 +86,17 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
+	/* A store that cannot be opened is reported here, before detaching. */
+	path = config_store_path(&cfg);
+	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK) {
+		log_err("store %s: %s", path, err);
+		return 1;
+	}
+	store_close(&srv.store);
+	daemon_detach(&opts, srv.base);
 	daemon_drop_privileges(&cfg);
 	srv.max_sessions = daemon_fd_limit() > 64 ? daemon_fd_limit() - 32 : 32;
 
-	path = config_store_path(&cfg);
 	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
 	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK) {
 		log_err("store %s: %s", path, err);

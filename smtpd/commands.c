@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -349,8 +350,8 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 	 * Outside domains only for clients that may relay; relay tricks in a
 	 * local domain were already unknown users above and never get here.
 	 */
-	if (!res.local_domain && (!smtp_may_relay(s) ||
-	    (pa.path.flags & (ADDR_F_RELAY_CHARS | ADDR_F_QUOTED | ADDR_F_ADDR_LITERAL)))) {
+	if (!res.local_domain && (!smtp_may_relay(s) || (pa.path.flags &
+	    (ADDR_F_RELAY_CHARS | ADDR_F_QUOTED | ADDR_F_ADDR_LITERAL | ADDR_F_SOURCE_ROUTE)))) {
 		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", pa.path.mailbox);
 		alias_result_clear(&res);
 		return;
@@ -407,6 +408,8 @@ cmd_bdat(struct smtp_session *s, const char *arg, size_t len)
 	} else if (!s->txn->data_started && smtp_message_begin(s, 1) != 0) {
 		s->txn->bdat_discard = 1;
 	}
+	if (s->txn->bdat_discard)
+		s->data_started = time(NULL);
 	s->txn->bdat_left = size;
 	s->txn->bdat_chunk = size;
 	s->txn->bdat_last = last;

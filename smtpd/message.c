@@ -125,6 +125,7 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 		return -1;
 	}
 	t->data_started = 1;
+	s->data_started = time(NULL);
 	t->spool_mem = evbuffer_new();
 	/*
 	 * The queue ID: seconds, process and a counter, so that it is unique

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -99,13 +100,27 @@ smtp_timeout(struct smtp_session *s)
 	smtp_close(s);
 }
 
-/* (Re)arm the deadline for what the client must do next. */
+/*
+ * (Re)arm the deadline for what the client must do next: a command within
+ * SMTP_CMD_TIMEOUT of the last one (slow dribbling does not extend it);
+ * content making progress every SMTP_DATA_TIMEOUT, and the whole transfer
+ * within SMTP_DATA_MAX_TIME.
+ */
 static void
 smtp_arm_deadline(struct smtp_session *s)
 {
-	unsigned sec = (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT) ?
-	    SMTP_DATA_TIMEOUT : SMTP_CMD_TIMEOUT;
+	unsigned sec = SMTP_CMD_TIMEOUT;
 
+	if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT) {
+		time_t used = time(NULL) - s->data_started;
+
+		sec = SMTP_DATA_TIMEOUT;
+		if (used >= SMTP_DATA_MAX_TIME)
+			sec = 0;
+		else if ((time_t)sec > SMTP_DATA_MAX_TIME - used)
+			sec = (unsigned)(SMTP_DATA_MAX_TIME - used);
+		s->data_progress = 0;
+	}
 	smtp_set_timer(s, sec * 1000, smtp_timeout);
 }
 
@@ -240,8 +255,12 @@ smtp_process_content(struct smtp_session *s, struct evbuffer *in)
 			break;
 	}
 	evbuffer_drain(in, total);
-	if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT)
+	if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT) {
+		s->data_progress += total;
+		if (s->data_progress >= SMTP_DATA_PROGRESS)
+			smtp_arm_deadline(s);
 		return total == 0;
+	}
 	return 0;
 }
 

@@ -32,7 +32,9 @@
 #define SMTP_BAD_COMMANDS_MAX	10	/* then 421 and close */
 #define SMTP_AUTH_FAILURES_MAX	3
 #define SMTP_CMD_TIMEOUT	300	/* seconds: RFC 5321 §4.5.3.2 server timeout */
-#define SMTP_DATA_TIMEOUT	600	/* whole DATA/BDAT transfer */
+#define SMTP_DATA_TIMEOUT	180	/* RFC 5321 §4.5.3.2 data block: without progress */
+#define SMTP_DATA_PROGRESS	(64 * 1024)	/* bytes that count as progress */
+#define SMTP_DATA_MAX_TIME	3600	/* a whole DATA/BDAT transfer, at most */
 #define SMTP_GREET_DELAY_MS	100	/* MX port: wait, and refuse early talkers */
 #define SMTP_OUT_HIGH		(256 * 1024)	/* stop reading while replies back up */
 #define SMTP_SPOOL_MEM		(1024 * 1024)	/* larger messages spool to a file */
@@ -134,6 +136,8 @@ struct smtp_session {
 	unsigned auth_failures;
 	int skip_line;			/* discarding the rest of an over-long line */
 	int tls_just_started;		/* STARTTLS replaced the input buffer */
+	time_t data_started;		/* when the current DATA/BDAT transfer began */
+	size_t data_progress;		/* content bytes since the deadline was last moved */
 	char last_cmd[16];		/* verb of the command being answered, for logs */
 
 	/* authentication */

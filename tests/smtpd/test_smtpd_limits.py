@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from smtpd_util import DOMAIN, Raw, headers
+from smtpd_util import DOMAIN, Raw, headers, sanitized_build
 
 
 def ehlo(c):
@@ -273,6 +273,9 @@ def test_one_gigabyte_body_keeps_memory_flat(smtpd_factory):
         r = c.reply()
         peak = max(peak, _rss_kib(pid))
         assert r.code == 552, r
-        assert peak - base < 48 * 1024, (base, peak)
+        # Under AddressSanitizer freed buffers sit in its quarantine (256 MB):
+        # the RSS says nothing about the daemon there.
+        if not sanitized_build():
+            assert peak - base < 48 * 1024, (base, peak)
         assert c.cmd("NOOP").code == 250
     d.assert_nothing_stored()
