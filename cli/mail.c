@@ -162,17 +162,22 @@ static int
 mail_export(struct cli *c, int argc, char **argv)
 {
 	struct store_entry e;
+	struct store_reader *rd;
 	uint64_t off = 0;
 	char *buf;
 	int r;
 
 	if ((r = mail_entry(c, argc, argv, &e)) != 0)
 		return r;
+	if ((r = store_reader_open(c->store, &e, &rd)) != STORE_OK) {
+		store_entry_clear(&e);
+		return cli_store_error(c, r);
+	}
 	buf = xmalloc(64 * 1024);
 	while (off < e.size) {
 		size_t got;
 
-		if ((r = store_entry_read(c->store, &e, off, buf, 64 * 1024, &got)) != STORE_OK) {
+		if ((r = store_reader_read(rd, off, buf, 64 * 1024, &got)) != STORE_OK) {
 			r = cli_store_error(c, r);
 			break;
 		}
@@ -185,6 +190,7 @@ mail_export(struct cli *c, int argc, char **argv)
 		off += got;
 	}
 	free(buf);
+	store_reader_close(&rd);
 	store_entry_clear(&e);
 	return r;
 }

@@ -50,7 +50,9 @@ worker_main(void *arg)
 			p->queue_tail = &p->queue;
 		pthread_mutex_unlock(&p->lock);
 
-		job->work(job);
+		/* A job whose owner went away is not worth the CPU (a yescrypt check). */
+		if (!__atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE))
+			job->work(job);
 
 		pthread_mutex_lock(&p->lock);
 		job->next = NULL;
@@ -74,7 +76,7 @@ worker_complete(struct worker_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (; job; job = next) {
 		next = job->next;
-		job->done(job, job->cancelled);
+		job->done(job, __atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE));
 	}
 }
 
@@ -125,7 +127,7 @@ worker_submit(struct worker_pool *p, struct worker_job *job)
 void
 worker_cancel(struct worker_job *job)
 {
-	job->cancelled = 1;
+	__atomic_store_n(&job->cancelled, 1, __ATOMIC_RELEASE);
 }
 
 void

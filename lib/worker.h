@@ -3,8 +3,9 @@
  *
  * A small pool of threads takes jobs; each job's work() runs on a worker
  * thread, then its done() runs back on the loop's thread.  A job whose
- * owner went away is cancelled: done() still runs (so the job can free
- * itself) but with cancelled set, and must not touch its owner.
+ * owner went away is cancelled: its work() is skipped if it has not
+ * started, and done() still runs (so the job can free itself) but with
+ * cancelled set, and must not touch its owner.
  */
 #ifndef UMBOX_WORKER_H
 #define UMBOX_WORKER_H

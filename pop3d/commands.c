@@ -288,8 +288,12 @@ cmd_retr(struct pop3_session *s, const struct pop3_command *c)
 
 	if ((m = pop3_msg_arg(s, &c->args[0], &n)) == NULL)
 		return;
+	if (pop3_stream_open(s, m, 0, 0) != 0) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %lu now", n);
+		return;
+	}
 	pop3_reply(s, "+OK %" PRIu64 " octets", m->e.size);
-	pop3_stream_start(s, m, 0, 0);
+	pop3_stream_pump(s);
 }
 
 static void
@@ -305,8 +309,12 @@ cmd_top(struct pop3_session *s, const struct pop3_command *c)
 		pop3_bad_command(s);
 		return;
 	}
+	if (pop3_stream_open(s, m, 1, lines) != 0) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %lu now", n);
+		return;
+	}
 	pop3_reply(s, "+OK Top of message follows");
-	pop3_stream_start(s, m, 1, lines);
+	pop3_stream_pump(s);
 }
 
 static void

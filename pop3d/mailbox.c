@@ -201,11 +201,31 @@ pop3_quit(struct pop3_session *s)
 	store_writer_submit(s->server->writer, s->req);
 }
 
-void
-pop3_stream_start(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines)
+static void
+pop3_stream_free(struct pop3_session *s)
+{
+	if (s->stream) {
+		store_reader_close(&s->stream->r);
+		free(s->stream);
+		s->stream = NULL;
+	}
+}
+
+/*
+ * Get ready to send a message (RETR) or its top (TOP); the caller sends
+ * the +OK and then pumps.  -1 when the store cannot read it.
+ */
+int
+pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines)
 {
 	struct pop3_stream *st = xcalloc(1, sizeof(*st));
 
+	if (store_reader_open(s->server->store, &m->e, &st->r) != STORE_OK) {
+		log_err("%s: opening message %s: %s", s->id, m->e.uidl,
+		    store_errmsg(s->server->store));
+		free(st);
+		return -1;
+	}
 	st->m = m;
 	st->top = top;
 	st->lines = lines;
@@ -215,7 +235,7 @@ pop3_stream_start(struct pop3_session *s, struct pop3_msg *m, int top, unsigned 
 	s->stream = st;
 	if (!top)
 		m->retrieved = 1;
-	pop3_stream_pump(s);
+	return 0;
 }
 
 /*
@@ -295,12 +315,11 @@ pop3_stream_pump(struct pop3_session *s)
 		int done = st->offset >= e->size;
 
 		if (!done) {
-			if (store_entry_read(s->server->store, e, st->offset, buf, sizeof(buf),
-			    &got) != STORE_OK || got == 0) {
+			if (store_reader_read(st->r, st->offset, buf, sizeof(buf), &got) != STORE_OK ||
+			    got == 0) {
 				log_err("%s: reading message %s: %s", s->id, e->uidl,
 				    store_errmsg(s->server->store));
-				free(st);
-				s->stream = NULL;
+				pop3_stream_free(s);
 				pop3_close(s);	/* the reply is half sent: nothing else is honest */
 				return;
 			}
@@ -316,8 +335,7 @@ pop3_stream_pump(struct pop3_session *s)
 			if (!st->last_lf)
 				evbuffer_add(out, "\r\n", 2);
 			evbuffer_add(out, ".\r\n", 3);
-			free(st);
-			s->stream = NULL;
+			pop3_stream_free(s);
 			pop3_resume(s);
 			return;
 		}

@@ -77,6 +77,7 @@ struct pop3_msg {
 /* A RETR or TOP being streamed out. */
 struct pop3_stream {
 	struct pop3_msg *m;
+	struct store_reader *r;
 	uint64_t offset;
 	int line_start;		/* the next byte begins a line (dot-stuffing) */
 	int top;		/* TOP: stop after the header and `lines` body lines */
@@ -147,7 +148,7 @@ void pop3_sasl_line(struct pop3_session *s, const char *line, size_t len);
 /* mailbox.c */
 void pop3_login(struct pop3_session *s, const char *name, const char *password);
 void pop3_login_cancel(struct pop3_session *s);
-void pop3_stream_start(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines);
+int pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines);
 void pop3_stream_pump(struct pop3_session *s);
 void pop3_quit(struct pop3_session *s);
 void pop3_release(struct pop3_session *s);

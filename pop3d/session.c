@@ -123,6 +123,8 @@ pop3_free(struct pop3_session *s)
 	for (size_t i = 0; i < s->nmsgs; i++)
 		store_entry_clear(&s->msgs[i].e);
 	free(s->msgs);
+	if (s->stream)
+		store_reader_close(&s->stream->r);
 	free(s->stream);
 	if (s->user) {
 		store_user_clear(s->user);

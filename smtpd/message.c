@@ -82,6 +82,12 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 	} else
 		evbuffer_add(t->spool_mem, buf, len);
 	t->spool_len += len;
+	if (len >= 2)
+		memcpy(t->tail, buf + len - 2, 2);
+	else {
+		t->tail[0] = t->tail[1];
+		t->tail[1] = buf[0];
+	}
 }
 
 static void
@@ -227,6 +233,12 @@ smtp_message_end(struct smtp_session *s)
 		smtp_message_done(s, 0);
 		return;
 	}
+	/*
+	 * BDAT content may stop without a final CRLF; stored messages always
+	 * end with one, so that POP3 sends exactly the size it lists.
+	 */
+	if (t->tail[0] != '\r' || t->tail[1] != '\n')
+		spool_write(s, "\r\n", 2);
 	if (t->spool_error) {
 		smtp_reply(s, "451 4.3.0 Error: local error in processing");
 		smtp_message_done(s, 0);

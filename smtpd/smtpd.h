@@ -106,6 +106,7 @@ struct smtp_txn {
 	struct evbuffer *spool_mem;
 	int spool_fd;			/* -1 until the message outgrows memory */
 	uint64_t spool_len;
+	char tail[2];			/* the last two bytes spooled */
 	int spool_error;		/* writing the spool file failed: 451 at the end */
 	uint64_t bdat_left;		/* bytes of the current BDAT chunk still to read */
 	uint64_t bdat_chunk;		/* the current chunk's size, for its reply */

@@ -11,6 +11,7 @@
 
 struct store {
 	const struct store_backend *be;
+	char *path;
 	void *impl;
 	char errmsg[512];
 };
@@ -54,6 +55,10 @@ struct store_backend {
 	int (*entry_get)(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
 	int (*entry_read)(struct store *s, const struct store_entry *e, uint64_t offset,
 	    void *buf, size_t len, size_t *got);
+	int (*reader_open)(struct store *s, const struct store_entry *e, struct store_reader **out);
+	int (*reader_read)(struct store_reader *r, uint64_t offset, void *buf, size_t len,
+	    size_t *got);
+	void (*reader_close)(struct store_reader *r);
 	/* Delete inside the caller's transaction. */
 	int (*entries_delete)(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 	int (*entry_set_flags)(struct store *s, int64_t user_id, int64_t uid, unsigned flags);

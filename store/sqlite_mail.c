@@ -305,6 +305,113 @@ sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
 	return STORE_OK;
 }
 
+#define SQ_READER_OWN_SNAPSHOT	(256 * 1024)
+
+/*
+ * Streaming reader.  Reopening a blob for every slice makes SQLite walk
+ * the message's overflow pages from the start each time, so a big message
+ * would cost the square of its size.  A reader for a big entry keeps one
+ * blob handle open, which remembers where it is, on a read-only
+ * connection of its own: a read transaction held on the shared connection
+ * would freeze what every other reader on it sees.
+ */
+struct store_reader {
+	struct store *s;		/* first: see store.c */
+	struct store_entry e;
+	char *prefix;
+	size_t plen;
+	sqlite3 *db;			/* own connection for a big entry, else NULL */
+	sqlite3_blob *blob;
+};
+
+int
+sq_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out)
+{
+	struct store_reader *r;
+	sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_PREFIX);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, e->uid);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
+		return sq_fail(s, rc, "read entry");
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->s = s;
+	r->e = *e;
+	r->e.sender = NULL;
+	r->plen = (size_t)sqlite3_column_bytes(st, 0);
+	r->prefix = xmalloc(r->plen + 1);
+	if (r->plen)
+		memcpy(r->prefix, sqlite3_column_blob(st, 0), r->plen);
+	sqlite3_reset(st);
+
+	if (e->size - r->plen > SQ_READER_OWN_SNAPSHOT) {
+		rc = sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+		    NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_busy_timeout(r->db, 10000);
+			rc = sqlite3_blob_open(r->db, "main", "messages", "body", e->message_id, 0,
+			    &r->blob);
+		}
+		if (rc != SQLITE_OK) {
+			int status = store_fail(s, rc == SQLITE_ERROR ? STORE_NOTFOUND : STORE_ERROR,
+			    "open message %s: %s", e->uidl,
+			    r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+			sq_reader_close(r);
+			return status;
+		}
+	}
+	*out = r;
+	return STORE_OK;
+}
+
+int
+sq_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t len, size_t *got)
+{
+	size_t n = 0;
+
+	if (offset < r->plen) {
+		n = r->plen - (size_t)offset < len ? r->plen - (size_t)offset : len;
+		memcpy(buf, r->prefix + offset, n);
+	}
+	if (n < len && offset + n < r->e.size) {
+		uint64_t boff = offset + n - r->plen;
+		size_t want = r->e.size - (offset + n) < len - n ?
+		    (size_t)(r->e.size - (offset + n)) : len - n;
+		int rc;
+
+		if (r->blob == NULL) {
+			size_t g;
+			int status = sq_entry_read(r->s, &r->e, offset + n, (char *)buf + n, want, &g);
+
+			*got = n + (status == STORE_OK ? g : 0);
+			return status;
+		}
+		rc = sqlite3_blob_read(r->blob, (char *)buf + n, (int)want, (int)boff);
+		if (rc != SQLITE_OK)
+			return store_fail(r->s, STORE_ERROR, "read message %s: %s", r->e.uidl,
+			    sqlite3_errmsg(r->db));
+		n += want;
+	}
+	*got = n;
+	return STORE_OK;
+}
+
+void
+sq_reader_close(struct store_reader *r)
+{
+	if (r->blob)
+		sqlite3_blob_close(r->blob);
+	if (r->db)
+		sqlite3_close(r->db);
+	free(r->prefix);
+	free(r);
+}
+
 /* Delete entries of one mailbox; ones already gone are not an error. */
 int
 sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n)

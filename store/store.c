@@ -42,6 +42,7 @@ store_open(const char *path, int flags, struct store **out, char *err, size_t er
 	int status;
 
 	s->be = &store_sqlite_backend;
+	s->path = xstrdup(path);
 	status = s->be->open(s, path, flags);
 	if (status != STORE_OK) {
 		snprintf(err, errlen, "%s", s->errmsg);
@@ -60,6 +61,7 @@ store_close(struct store **sp)
 	if (s == NULL)
 		return;
 	s->be->close(s);
+	free(s->path);
 	free(s);
 	*sp = NULL;
 }
@@ -321,6 +323,38 @@ store_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got)
 {
 	return s->be->entry_read(s, e, offset, buf, len, got);
+}
+
+int
+store_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out)
+{
+	*out = NULL;
+	return s->be->reader_open(s, e, out);
+}
+
+/* The reader remembers its store; its first member is the store pointer. */
+struct store_reader_head {
+	struct store *s;
+};
+
+int
+store_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t len, size_t *got)
+{
+	struct store *s = ((struct store_reader_head *)r)->s;
+
+	return s->be->reader_read(r, offset, buf, len, got);
+}
+
+void
+store_reader_close(struct store_reader **r)
+{
+	struct store *s;
+
+	if (*r == NULL)
+		return;
+	s = ((struct store_reader_head *)*r)->s;
+	s->be->reader_close(*r);
+	*r = NULL;
 }
 
 int

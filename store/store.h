@@ -193,6 +193,18 @@ int store_entry_get(struct store *s, int64_t user_id, const char *uidl, struct s
 /* Read up to len bytes of the entry's full text from offset; *got is 0 at the end. */
 int store_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got);
+/*
+ * A reader for streaming one entry out in slices (POP3 RETR, mail export):
+ * reads at increasing offsets cost the same however far into a large
+ * message they are.  A large entry is read from a snapshot of its own, so
+ * it stays readable to the end even if it is deleted meanwhile.
+ */
+struct store_reader;
+int store_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out);
+int store_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t len,
+    size_t *got);
+void store_reader_close(struct store_reader **r);
+
 int store_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 int store_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
 void store_entry_clear(struct store_entry *e);

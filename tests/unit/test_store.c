@@ -435,6 +435,45 @@ test_pop3_locks(void **state)
 	assert_int_equal(store_pop3_lock(f->s, a, "host:4:w", 2200, 600), STORE_LOCKED);
 }
 
+static void
+test_reader(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	size_t len = 2 * 1024 * 1024 + 5;
+	char *big = malloc(len), *out = malloc(len + 16);
+	struct store_rcpt_local loc = { a, "P: q\r\n" };
+	struct store_delivery d = { .sender = "", .data = big, .fd = -1, .len = len,
+	    .local = &loc, .nlocal = 1 };
+	struct store_delivery_result res;
+	struct store_reader *r;
+	struct store_entry *v;
+	uint64_t off = 0;
+	size_t n, got;
+
+	for (size_t i = 0; i < len; i++)
+		big[i] = (char)('A' + (i * 7) % 26);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(store_reader_open(f->s, &v[0], &r), STORE_OK);
+	/* Deleted while being read: the reader still sees the whole message. */
+	assert_int_equal(store_entries_delete(f->s, a, &v[0].uid, 1), STORE_OK);
+	while (off < v[0].size) {
+		assert_int_equal(store_reader_read(r, off, out + off, 32768, &got), STORE_OK);
+		assert_true(got > 0);
+		off += got;
+	}
+	assert_int_equal(store_reader_read(r, off, out, 10, &got), STORE_OK);
+	assert_int_equal(got, 0);
+	assert_memory_equal(out, "P: q\r\n", 6);
+	assert_memory_equal(out + 6, big, len);
+	store_reader_close(&r);
+	assert_null(r);
+	store_entry_list_free(&v, n);
+	free(big);
+	free(out);
+}
+
 /* ---- the writer ---- */
 
 struct wctx {
@@ -620,6 +659,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
