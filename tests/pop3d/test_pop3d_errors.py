@@ -1,0 +1,181 @@
+"""Bad input: -ERR and the session lives on; too many bad commands close it
+(RFC 1939, RFC 2449 §4 line length)."""
+import pytest
+
+from pop3d_util import Closed, message
+
+# Each sent in TRANSACTION state (one message in the mailbox); each must get
+# -ERR, and a NOOP after it +OK.
+BAD_IN_TRANSACTION = [
+    "USER alice",            # wrong state
+    "PASS secret",
+    "APOP alice 0123456789abcdef0123456789abcdef",
+    "AUTH PLAIN",
+    "STLS",
+    "XYZZY",                 # unknown
+    "RETRIEVE 1",
+    "LIST 1 2",              # too many arguments
+    "RETR",                  # too few
+    "TOP 1",
+    "STAT ",                 # trailing space: an empty argument
+    "RETR 0",
+    "RETR -1",
+    "RETR 99999999999999999999",
+    "RETR 18446744073709551616",
+    "RETR 1x",
+    "RETR 2",                # past the end
+    "LIST 0",
+    "LIST 2",
+    "UIDL 2",
+    "UIDL -1",
+    "DELE 0",
+    "DELE 2",
+    "DELE 99999999999999999999",
+    "TOP 2 0",
+    "TOP 1 -1",
+    "TOP 1 x",
+    "TOP 0 1",
+    "NOOP " + "x" * 300,     # a 300-octet line
+    "X" * 300,
+    "",                      # empty line
+    "NO\x00OP",               # NUL
+    "NOOP\nNOOP",             # bare LF: one bad line, never two commands
+    "NOOP\rNOOP",             # bare CR
+    "RETR 1\nDELE 1",
+]
+
+
+@pytest.mark.parametrize("line", BAD_IN_TRANSACTION, ids=lambda l: repr(l[:40]))
+def test_bad_command_in_transaction_keeps_session(env, line):
+    env.deliver("alice", message("one"))
+    with env.raw() as c:
+        c.login()
+        r = c.cmd(line)
+        assert r.startswith("-ERR"), f"{line[:60]!r} -> {r}"
+        r = c.cmd("NOOP")
+        assert r.startswith("+OK"), f"after {line[:60]!r}: {r}"
+        assert c.cmd("STAT").startswith("+OK 1 ")
+        r, got = c.retr(1)
+        assert r.startswith("+OK"), r
+        assert b"Subject: one" in got
+        assert c.cmd("QUIT").startswith("+OK")
+    # Nothing was deleted by any of it.
+    assert len(env.uids("alice")) == 1
+
+
+BAD_IN_AUTHORIZATION = [
+    "STAT", "LIST", "RETR 1", "DELE 1", "NOOP", "RSET", "UIDL", "TOP 1 0",
+    "PASS secret",           # no USER first
+    "XYZZY",
+    "AUTH CRAM-MD5",         # not offered
+    "AUTH PLAIN !!!notbase64",
+    "USER " + "a" * 300,
+    "",
+]
+
+
+@pytest.mark.parametrize("line", BAD_IN_AUTHORIZATION, ids=lambda l: repr(l[:40]))
+def test_bad_command_in_authorization_keeps_session(env, line):
+    with env.raw() as c:
+        r = c.cmd(line)
+        assert r.startswith("-ERR"), f"{line[:60]!r} -> {r}"
+        r = c.cmd("CAPA")
+        assert r.startswith("+OK"), r
+        c.multi()
+        c.login()
+        assert c.cmd("NOOP").startswith("+OK")
+        assert c.cmd("QUIT").startswith("+OK")
+
+
+def test_ten_bad_commands_close_the_session(env):
+    with env.raw() as c:
+        c.login()
+        for i in range(9):
+            r = c.cmd(f"BOGUS{i}")
+            assert r.startswith("-ERR"), r
+        assert c.cmd("NOOP").startswith("+OK"), "9 bad commands must not close the session"
+        c.send(b"BOGUS9\r\n")
+        rest = c.wait_closed()
+        lines = rest.split(b"\r\n")
+        assert lines[0].startswith(b"-ERR"), rest
+        assert all(l.startswith(b"-ERR") for l in lines if l), rest
+    # The mailbox is free again and the daemon serves on.
+    p = env.poplib()
+    p.quit()
+
+
+def test_bad_commands_before_login_close_too(env):
+    with env.raw() as c:
+        for i in range(30):
+            try:
+                r = c.cmd(f"BOGUS{i}")
+            except (Closed, OSError):
+                break
+            assert r.startswith("-ERR"), r
+        else:
+            pytest.fail("30 bad commands and the session is still open")
+        assert i <= 11, f"closed only after {i} bad commands"
+
+
+def test_long_line_in_pieces_keeps_session(env):
+    """A line longer than the limit that arrives in several writes."""
+    import time
+    with env.raw() as c:
+        c.login()
+        for _ in range(4):
+            c.send(b"N" * 200)
+            time.sleep(0.05)
+        c.send(b"\r\n")
+        r = c.line()
+        assert r.startswith(b"-ERR"), r
+        assert c.cmd("NOOP").startswith("+OK")
+        assert c.cmd("QUIT").startswith("+OK")
+
+
+def test_pipelined_commands(env):
+    """CAPA says PIPELINING: a batch of commands in one write is answered in order."""
+    env.deliver("alice", [message("p1"), message("p2")])
+    with env.raw() as c:
+        c.send(b"USER alice\r\nPASS secret\r\nSTAT\r\nLIST\r\nUIDL 2\r\nRETR 1\r\n"
+               b"XYZZY\r\nNOOP\r\nTOP 2 0\r\nQUIT\r\n")
+        assert c.line().startswith(b"+OK")          # USER
+        assert c.line().startswith(b"+OK")          # PASS
+        assert c.line().startswith(b"+OK 2 ")       # STAT
+        assert c.line().startswith(b"+OK")          # LIST
+        assert len(c.multi()) == 2
+        assert c.line().startswith(b"+OK 2 ")       # UIDL 2
+        assert c.line().startswith(b"+OK")          # RETR 1
+        assert b"Subject: p1" in c.body_raw()
+        assert c.line().startswith(b"-ERR")         # XYZZY
+        assert c.line().startswith(b"+OK")          # NOOP
+        assert c.line().startswith(b"+OK")          # TOP
+        assert b"Subject: p2" in c.body_raw()
+        assert c.line().startswith(b"+OK")          # QUIT
+        assert c.wait_closed() == b""
+
+
+def test_plaintext_on_tls_port_and_tls_on_plain_port(env):
+    """Wrong-protocol clients are dropped or refused; the daemon serves on."""
+    import socket
+    import ssl
+    from pop3d_util import unverified_context
+    with socket.create_connection(("127.0.0.1", env.pop3s_port), timeout=10) as s:
+        s.sendall(b"USER alice\r\nPASS secret\r\n")
+        s.settimeout(10)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+        assert b"+OK" not in data
+    with socket.create_connection(("127.0.0.1", env.pop3_port), timeout=10) as s:
+        s.recv(4096)                       # the greeting
+        with pytest.raises((ssl.SSLError, OSError)):
+            unverified_context().wrap_socket(s, server_hostname="mail.example.test")
+    assert env.pop3d.running
+    p = env.poplib()
+    p.quit()
