@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 
 #include "config.h"
+#include "log.h"
 
 static void
 tls_error(char *err, size_t errlen, const char *what, const char *file)
@@ -69,6 +70,24 @@ tls_reload(SSL_CTX **ctx, const struct umbox_config *cfg, char *err, size_t errl
 	SSL_CTX_free(*ctx);	/* running sessions hold their own references */
 	*ctx = fresh;
 	return 0;
+}
+
+void
+tls_sighup(SSL_CTX **ctx, const struct umbox_config *cfg)
+{
+	char err[512];
+
+	if (*ctx == NULL) {
+		if ((*ctx = tls_server_ctx_new(cfg, err, sizeof(err))) == NULL)
+			log_warn("SIGHUP: TLS still unavailable: %s", err);
+		else
+			log_info("SIGHUP: TLS certificate loaded");
+		return;
+	}
+	if (tls_reload(ctx, cfg, err, sizeof(err)) != 0)
+		log_warn("SIGHUP: keeping the old TLS certificate: %s", err);
+	else
+		log_info("SIGHUP: TLS certificate reloaded");
 }
 
 const char *

@@ -37,6 +37,13 @@ struct bufferevent *tls_bev_accept(struct event_base *base, SSL_CTX *ctx,
 /* Bytes queued but not yet handed to the kernel, the TLS layer's included. */
 size_t tls_bev_unsent(struct bufferevent *bev);
 
+/*
+ * SIGHUP: load the certificate and key again into *ctx (or for the first
+ * time, if they could not be loaded at startup); keep the old ones and
+ * log why if the new ones do not load.
+ */
+void tls_sighup(SSL_CTX **ctx, const struct umbox_config *cfg);
+
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" for Received: headers and logs. */
 const char *tls_describe(SSL *ssl, char *buf, size_t len);
 

@@ -38,19 +38,8 @@ static void
 on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct pop3_server *srv = arg;
-	char err[512];
 
-	if (srv->tls == NULL) {
-		if ((srv->tls = tls_server_ctx_new(srv->cfg, err, sizeof(err))) == NULL)
-			log_warn("SIGHUP: TLS still unavailable: %s", err);
-		else
-			log_info("SIGHUP: TLS certificate loaded");
-		return;
-	}
-	if (tls_reload(&srv->tls, srv->cfg, err, sizeof(err)) != 0)
-		log_warn("SIGHUP: keeping the old TLS certificate: %s", err);
-	else
-		log_info("SIGHUP: TLS certificate reloaded");
+	tls_sighup(&srv->tls, srv->cfg);
 }
 
 int

@@ -18,6 +18,7 @@
 
 #include "aliases/login.h"
 #include "lib/config.h"
+#include "lib/conn.h"
 #include "lib/iptable.h"
 #include "lib/listen.h"
 #include "lib/worker.h"
@@ -89,10 +90,10 @@ struct pop3_stream {
 };
 
 struct pop3_session {
+	struct conn c;			/* first: conn callbacks cast back */
 	struct pop3_server *server;
 	struct pop3_session *prev, *next;
 	char id[24];
-	struct bufferevent *bev;
 	char peer_str[64];
 	struct ip_entry *ip;
 	int loopback;
@@ -118,12 +119,7 @@ struct pop3_session {
 	struct pop3_stream *stream;
 	struct store_req *req;		/* lock or QUIT in flight */
 
-	struct event *timer;
-	void (*timer_fn)(struct pop3_session *);
-	struct event *resume_ev;
-	struct event *free_ev;
-	int freeing;
-	unsigned close_polls;
+	void (*timer_fn)(struct pop3_session *);	/* what the conn timer is for */
 };
 
 /* session.c */

@@ -25,6 +25,13 @@
 #include "lib/tls.h"
 
 static void pop3_process(struct pop3_session *s);
+static void pop3_free(struct conn *c);
+
+static void
+pop3_process_conn(struct conn *c)
+{
+	pop3_process((struct pop3_session *)c);
+}
 
 static const char *const state_names[] = {
 	[POP3_S_AUTHORIZATION] = "authorization", [POP3_S_SASL] = "sasl",
@@ -44,7 +51,7 @@ pop3_set_state(struct pop3_session *s, enum pop3_state st)
 struct evbuffer *
 pop3_output(struct pop3_session *s)
 {
-	return bufferevent_get_output(s->bev);
+	return bufferevent_get_output(s->c.bev);
 }
 
 /* One status line; every -ERR is logged with the command that caused it. */
@@ -54,7 +61,7 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	char buf[1024];
 	va_list ap;
 
-	if (s->bev == NULL || s->state == POP3_S_CLOSING)
+	if (s->c.bev == NULL || s->state == POP3_S_CLOSING)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -78,9 +85,9 @@ pop3_plaintext_ok(const struct pop3_session *s)
 }
 
 static void
-pop3_on_timer(evutil_socket_t fd, short what, void *arg)
+pop3_timer_fired(struct conn *c)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = (struct pop3_session *)c;
 	void (*fn)(struct pop3_session *) = s->timer_fn;
 
 	s->timer_fn = NULL;
@@ -88,13 +95,12 @@ pop3_on_timer(evutil_socket_t fd, short what, void *arg)
 		fn(s);
 }
 
+/* A deadline or a delay: one at a time per session. */
 void
 pop3_set_timer(struct pop3_session *s, unsigned ms, void (*fn)(struct pop3_session *))
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
 	s->timer_fn = fn;
-	evtimer_add(s->timer, &tv);
+	conn_set_timer(&s->c, ms, pop3_timer_fired);
 }
 
 static void
@@ -112,8 +118,9 @@ pop3_arm_deadline(struct pop3_session *s)
 }
 
 static void
-pop3_free(struct pop3_session *s)
+pop3_free(struct conn *c)
 {
+	struct pop3_session *s = (struct pop3_session *)c;
 	struct pop3_server *srv = s->server;
 
 	pop3_login_cancel(s);
@@ -131,11 +138,7 @@ pop3_free(struct pop3_session *s)
 		free(s->user);
 	}
 	free(s->user_name);
-	if (s->bev)
-		bufferevent_free(s->bev);
-	event_free(s->timer);
-	event_free(s->resume_ev);
-	event_free(s->free_ev);
+	conn_clear(&s->c);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -149,44 +152,13 @@ pop3_free(struct pop3_session *s)
 	free(s);
 }
 
-static void
-pop3_on_free(evutil_socket_t fd, short what, void *arg)
-{
-	pop3_free(arg);
-}
-
-static void
-pop3_free_later(struct pop3_session *s)
-{
-	if (s->freeing)
-		return;
-	s->freeing = 1;
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-	evtimer_del(s->timer);
-	event_del(s->resume_ev);
-	event_active(s->free_ev, 0, 0);
-}
-
-static void
-pop3_close_poll(struct pop3_session *s)
-{
-	if (tls_bev_unsent(s->bev) == 0 || ++s->close_polls > 500) {
-		pop3_free_later(s);
-		return;
-	}
-	pop3_set_timer(s, 20, pop3_close_poll);
-}
-
 void
 pop3_close(struct pop3_session *s)
 {
-	if (s->state == POP3_S_CLOSING || s->freeing)
+	if (s->state == POP3_S_CLOSING || s->c.freeing)
 		return;
 	pop3_set_state(s, POP3_S_CLOSING);
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ);
-	pop3_close_poll(s);
+	conn_close(&s->c);
 }
 
 void
@@ -195,13 +167,7 @@ pop3_busy(struct pop3_session *s)
 	if (s->state != POP3_S_BUSY)
 		s->resume_state = s->state;
 	pop3_set_state(s, POP3_S_BUSY);
-	evtimer_del(s->timer);
-}
-
-static void
-pop3_on_resume(evutil_socket_t fd, short what, void *arg)
-{
-	pop3_process(arg);
+	conn_cancel_timer(&s->c);
 }
 
 /* Back from BUSY; waiting input is taken up on the next loop turn. */
@@ -213,17 +179,17 @@ pop3_resume(struct pop3_session *s)
 	if (s->state == POP3_S_CLOSING)
 		return;
 	pop3_arm_deadline(s);
-	event_active(s->resume_ev, 0, 0);
+	conn_resume_later(&s->c);
 }
 
 /* Command lines, CRLF-terminated, at most POP3_LINE_MAX octets. */
 static void
 pop3_process(struct pop3_session *s)
 {
-	while (s->bev && !s->freeing && s->stream == NULL &&
+	while (s->c.bev && !s->c.freeing && s->stream == NULL &&
 	    (s->state == POP3_S_AUTHORIZATION || s->state == POP3_S_TRANSACTION ||
 	    s->state == POP3_S_SASL)) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
+		struct evbuffer *in = bufferevent_get_input(s->c.bev);
 		struct evbuffer_ptr p;
 		size_t eol, avail = evbuffer_get_length(in);
 		char *line;
@@ -255,9 +221,9 @@ pop3_process(struct pop3_session *s)
 			pop3_sasl_line(s, line, (size_t)p.pos);
 		else
 			pop3_command(s, line, (size_t)p.pos);
-		if (s->bev == NULL)
+		if (s->c.bev == NULL)
 			return;
-		in = bufferevent_get_input(s->bev);
+		in = bufferevent_get_input(s->c.bev);
 		if (!s->tls_just_started && evbuffer_get_length(in) >= (size_t)p.pos + eol)
 			evbuffer_drain(in, (size_t)p.pos + eol);
 		s->tls_just_started = 0;
@@ -280,7 +246,7 @@ pop3_on_write(struct bufferevent *bev, void *arg)
 {
 	struct pop3_session *s = arg;
 
-	if (s->state == POP3_S_CLOSING || s->freeing)
+	if (s->state == POP3_S_CLOSING || s->c.freeing)
 		return;
 	if (s->stream)
 		pop3_stream_pump(s);
@@ -311,16 +277,16 @@ pop3_on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		if (s->state != POP3_S_CLOSING)
 			log_info("%s: disconnect in state %s", s->id, state_names[s->state]);
-		pop3_free_later(s);
+		conn_free_later(&s->c);
 	}
 }
 
 static void
 pop3_bev_setup(struct pop3_session *s)
 {
-	bufferevent_setcb(s->bev, pop3_on_read, pop3_on_write, pop3_on_event, s);
-	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUT_LOW, 0);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(s->c.bev, pop3_on_read, pop3_on_write, pop3_on_event, s);
+	bufferevent_setwatermark(s->c.bev, EV_WRITE, POP3_OUT_LOW, 0);
+	bufferevent_enable(s->c.bev, EV_READ | EV_WRITE);
 }
 
 /* STLS accepted: drop what was pipelined in the clear, continue in TLS. */
@@ -328,20 +294,20 @@ void
 pop3_start_tls(struct pop3_session *s)
 {
 	struct bufferevent *tls;
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->c.bev);
 
 	evbuffer_drain(in, evbuffer_get_length(in));
 	s->tls_just_started = 1;
-	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
-	tls = tls_bev_accept(s->server->base, s->server->tls, s->bev, -1);
+	bufferevent_setcb(s->c.bev, NULL, NULL, NULL, NULL);
+	tls = tls_bev_accept(s->server->base, s->server->tls, s->c.bev, -1);
 	if (tls == NULL) {
 		log_err("%s: cannot start TLS", s->id);
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-		pop3_free_later(s);
+		bufferevent_free(s->c.bev);
+		s->c.bev = NULL;
+		conn_free_later(&s->c);
 		return;
 	}
-	s->bev = tls;
+	s->c.bev = tls;
 	s->tls = 1;
 	free(s->user_name);
 	s->user_name = NULL;
@@ -391,14 +357,12 @@ pop3_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, i
 	}
 	snprintf(s->peer_str, sizeof(s->peer_str), "[%s]:%u", host, port);
 	snprintf(s->owner, sizeof(s->owner), "%s%s", srv->owner_prefix, s->id);
-	s->timer = evtimer_new(srv->base, pop3_on_timer, s);
-	s->resume_ev = event_new(srv->base, -1, 0, pop3_on_resume, s);
-	s->free_ev = event_new(srv->base, -1, 0, pop3_on_free, s);
+	conn_init(&s->c, srv->base, pop3_process_conn, pop3_free);
 	if (lc->kind == POP3_PORT_TLS) {
-		s->bev = tls_bev_accept(srv->base, srv->tls, NULL, fd);
+		s->c.bev = tls_bev_accept(srv->base, srv->tls, NULL, fd);
 		s->tls = 1;
 	} else
-		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		s->c.bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->ip = ip_table_get(&srv->ips, sa, 1);
 	s->ip->conns++;
 	s->next = srv->sessions;
@@ -406,9 +370,9 @@ pop3_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, i
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
-	if (s->bev == NULL) {
+	if (s->c.bev == NULL) {
 		close(fd);
-		pop3_free_later(s);
+		conn_free_later(&s->c);
 		return;
 	}
 	pop3_bev_setup(s);

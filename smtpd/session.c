@@ -25,6 +25,8 @@
 #include "lib/tls.h"
 
 static void smtp_process(struct smtp_session *s);
+static void smtp_process_conn(struct conn *c);
+static void smtp_free(struct conn *c);
 static void smtp_on_read(struct bufferevent *bev, void *arg);
 static void smtp_on_write(struct bufferevent *bev, void *arg);
 static void smtp_on_event(struct bufferevent *bev, short what, void *arg);
@@ -58,12 +60,12 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	char buf[1024], *line, *nl;
 	va_list ap;
 
-	if (s->bev == NULL || s->state == SMTP_S_CLOSING)
+	if (s->c.bev == NULL || s->state == SMTP_S_CLOSING)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	out = bufferevent_get_output(s->bev);
+	out = bufferevent_get_output(s->c.bev);
 	for (line = buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
 		evbuffer_add_printf(out, "%.3s-%.*s\r\n", line, (int)(nl - line - 4), line + 4);
 	evbuffer_add_printf(out, "%s\r\n", line);
@@ -71,11 +73,10 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		log_info("%s: %s: %s", s->id, s->last_cmd[0] ? s->last_cmd : "-", buf);
 }
 
-/* A deadline or delay; one at a time per session. */
 static void
-smtp_on_timer(evutil_socket_t fd, short what, void *arg)
+smtp_timer_fired(struct conn *c)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = (struct smtp_session *)c;
 	void (*fn)(struct smtp_session *) = s->timer_fn;
 
 	s->timer_fn = NULL;
@@ -83,13 +84,12 @@ smtp_on_timer(evutil_socket_t fd, short what, void *arg)
 		fn(s);
 }
 
+/* A deadline or a delay: one at a time per session. */
 void
 smtp_set_timer(struct smtp_session *s, unsigned ms, void (*fn)(struct smtp_session *))
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
 	s->timer_fn = fn;
-	evtimer_add(s->timer, &tv);
+	conn_set_timer(&s->c, ms, smtp_timer_fired);
 }
 
 static void
@@ -125,17 +125,15 @@ smtp_arm_deadline(struct smtp_session *s)
 }
 
 static void
-smtp_free(struct smtp_session *s)
+smtp_free(struct conn *c)
 {
+	struct smtp_session *s = (struct smtp_session *)c;
+
 	if (s->commit)
 		store_req_cancel(s->commit);
 	smtp_auth_cancel(s);
 	smtp_txn_free(&s->txn);
-	if (s->bev)
-		bufferevent_free(s->bev);
-	event_free(s->timer);
-	event_free(s->resume_ev);
-	event_free(s->free_ev);
+	conn_clear(&s->c);
 	if (s->user) {
 		store_user_clear(s->user);
 		free(s->user);
@@ -145,47 +143,14 @@ smtp_free(struct smtp_session *s)
 	free(s);
 }
 
-static void
-smtp_on_free(evutil_socket_t fd, short what, void *arg)
-{
-	smtp_free(arg);
-}
-
-/* Free on the next loop turn, never inside the callback that noticed the end. */
-static void
-smtp_free_later(struct smtp_session *s)
-{
-	if (s->freeing)
-		return;
-	s->freeing = 1;
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-	evtimer_del(s->timer);
-	event_del(s->resume_ev);
-	event_active(s->free_ev, 0, 0);
-}
-
-/* While closing: free once the last reply is out, or give up after 10 s. */
-static void
-smtp_close_poll(struct smtp_session *s)
-{
-	if (tls_bev_unsent(s->bev) == 0 || ++s->close_polls > 500) {
-		smtp_free_later(s);
-		return;
-	}
-	smtp_set_timer(s, 20, smtp_close_poll);
-}
-
 /* Stop reading; free the session once its last reply has been written. */
 void
 smtp_close(struct smtp_session *s)
 {
-	if (s->state == SMTP_S_CLOSING || s->freeing)
+	if (s->state == SMTP_S_CLOSING || s->c.freeing)
 		return;
 	smtp_set_state(s, SMTP_S_CLOSING);
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ);
-	smtp_close_poll(s);
+	conn_close(&s->c);
 }
 
 void
@@ -194,13 +159,7 @@ smtp_busy(struct smtp_session *s)
 	if (s->state != SMTP_S_BUSY)
 		s->resume_state = s->state;
 	smtp_set_state(s, SMTP_S_BUSY);
-	evtimer_del(s->timer);
-}
-
-static void
-smtp_on_resume(evutil_socket_t fd, short what, void *arg)
-{
-	smtp_process(arg);
+	conn_cancel_timer(&s->c);
 }
 
 /*
@@ -214,7 +173,7 @@ smtp_resume(struct smtp_session *s)
 		return;
 	smtp_set_state(s, s->resume_state);
 	smtp_arm_deadline(s);
-	event_active(s->resume_ev, 0, 0);
+	conn_resume_later(&s->c);
 }
 
 int
@@ -274,7 +233,7 @@ smtp_process(struct smtp_session *s)
 {
 	struct evbuffer *in;
 
-	while (s->bev && !s->freeing) {
+	while (s->c.bev && !s->c.freeing) {
 		struct evbuffer_ptr p;
 		size_t eol, avail;
 		char *line;
@@ -282,7 +241,7 @@ smtp_process(struct smtp_session *s)
 		if (s->state == SMTP_S_BUSY || s->state == SMTP_S_CLOSING ||
 		    s->state == SMTP_S_GREETING)
 			return;
-		in = bufferevent_get_input(s->bev);
+		in = bufferevent_get_input(s->c.bev);
 		if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT) {
 			if (smtp_process_content(s, in))
 				return;
@@ -320,21 +279,27 @@ smtp_process(struct smtp_session *s)
 			smtp_auth_line(s, line, (size_t)p.pos);
 		else
 			smtp_command(s, line, (size_t)p.pos);
-		if (s->bev == NULL)
+		if (s->c.bev == NULL)
 			return;
 		/* A command that started TLS has already dropped what followed it. */
-		in = bufferevent_get_input(s->bev);
+		in = bufferevent_get_input(s->c.bev);
 		if (evbuffer_get_length(in) >= (size_t)p.pos + eol && !s->tls_just_started)
 			evbuffer_drain(in, (size_t)p.pos + eol);
 		s->tls_just_started = 0;
 		if (s->state != SMTP_S_BUSY && s->state != SMTP_S_CLOSING)
 			smtp_arm_deadline(s);
 		/* Replies backing up (a client that does not read): wait for the write side. */
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SMTP_OUT_HIGH) {
-			bufferevent_disable(s->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(s->c.bev)) > SMTP_OUT_HIGH) {
+			bufferevent_disable(s->c.bev, EV_READ);
 			return;
 		}
 	}
+}
+
+static void
+smtp_process_conn(struct conn *c)
+{
+	smtp_process((struct smtp_session *)c);
 }
 
 static void
@@ -359,9 +324,9 @@ smtp_on_write(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->state == SMTP_S_CLOSING)
-		return;	/* smtp_close_poll watches the last bytes go */
+		return;	/* conn_close watches the last bytes go */
 	/* Output drained below the high-water mark: read again. */
-	if (!(bufferevent_get_enabled(bev) & EV_READ) && !s->freeing) {
+	if (!(bufferevent_get_enabled(bev) & EV_READ) && !s->c.freeing) {
 		bufferevent_enable(bev, EV_READ);
 		smtp_process(s);
 	}
@@ -391,7 +356,7 @@ smtp_on_event(struct bufferevent *bev, short what, void *arg)
 		if (s->state != SMTP_S_CLOSING)
 			log_info("%s: disconnect from %s in state %s", s->id, s->peer_str,
 			    state_names[s->state]);
-		smtp_free_later(s);
+		conn_free_later(&s->c);
 	}
 }
 
@@ -407,9 +372,9 @@ smtp_greet(struct smtp_session *s)
 static void
 smtp_bev_setup(struct smtp_session *s)
 {
-	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
-	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_OUT_HIGH / 2, 0);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(s->c.bev, smtp_on_read, smtp_on_write, smtp_on_event, s);
+	bufferevent_setwatermark(s->c.bev, EV_WRITE, SMTP_OUT_HIGH / 2, 0);
+	bufferevent_enable(s->c.bev, EV_READ | EV_WRITE);
 }
 
 /*
@@ -422,19 +387,19 @@ smtp_start_tls(struct smtp_session *s)
 {
 	struct bufferevent *tls;
 
-	evbuffer_drain(bufferevent_get_input(s->bev),
-	    evbuffer_get_length(bufferevent_get_input(s->bev)));
+	evbuffer_drain(bufferevent_get_input(s->c.bev),
+	    evbuffer_get_length(bufferevent_get_input(s->c.bev)));
 	s->tls_just_started = 1;
-	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
-	tls = tls_bev_accept(s->server->base, s->server->tls, s->bev, -1);
+	bufferevent_setcb(s->c.bev, NULL, NULL, NULL, NULL);
+	tls = tls_bev_accept(s->server->base, s->server->tls, s->c.bev, -1);
 	if (tls == NULL) {
 		log_err("%s: cannot start TLS", s->id);
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-		smtp_free_later(s);
+		bufferevent_free(s->c.bev);
+		s->c.bev = NULL;
+		conn_free_later(&s->c);
 		return;
 	}
-	s->bev = tls;
+	s->c.bev = tls;
 	s->tls = 1;
 	free(s->helo);
 	s->helo = NULL;
@@ -476,20 +441,16 @@ smtp_session_new(struct smtp_server *srv, evutil_socket_t fd, const struct socka
 		snprintf(s->peer_str, sizeof(s->peer_str), "[%s]:%u", host, port);
 	}
 	s->trusted = config_cidr_match(&srv->cfg->smtpd.trusted_networks, sa);
-	s->timer = evtimer_new(srv->base, smtp_on_timer, s);
-	s->free_ev = event_new(srv->base, -1, 0, smtp_on_free, s);
-	s->resume_ev = event_new(srv->base, -1, 0, smtp_on_resume, s);
+	conn_init(&s->c, srv->base, smtp_process_conn, smtp_free);
 
 	if (kind == SMTP_PORT_SMTPS) {
-		s->bev = tls_bev_accept(srv->base, srv->tls, NULL, fd);
+		s->c.bev = tls_bev_accept(srv->base, srv->tls, NULL, fd);
 		s->tls = 1;
 	} else
-		s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
+		s->c.bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->c.bev == NULL) {
 		close(fd);
-		event_free(s->timer);
-		event_free(s->resume_ev);
-		event_free(s->free_ev);
+		conn_clear(&s->c);
 		free(s);
 		return NULL;
 	}

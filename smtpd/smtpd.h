@@ -21,6 +21,7 @@
 
 #include "aliases/resolve.h"
 #include "lib/config.h"
+#include "lib/conn.h"
 #include "lib/iptable.h"
 #include "lib/listen.h"
 #include "lib/sasl.h"
@@ -117,11 +118,11 @@ struct smtp_txn {
 };
 
 struct smtp_session {
+	struct conn c;			/* first: conn callbacks cast back */
 	struct smtp_server *server;
 	struct smtp_session *prev, *next;
 	char id[24];
 	enum smtp_port_kind kind;
-	struct bufferevent *bev;
 	struct sockaddr_storage peer;
 	char peer_str[64];		/* "[1.2.3.4]:5678" */
 	struct ip_entry *ip;
@@ -150,12 +151,7 @@ struct smtp_session {
 	struct smtp_txn *txn;
 	unsigned txn_seq;
 	struct store_req *commit;	/* in flight */
-	struct event *timer;		/* deadlines and delays */
-	void (*timer_fn)(struct smtp_session *);
-	struct event *resume_ev;	/* takes up waiting input after BUSY */
-	struct event *free_ev;		/* frees outside any callback */
-	int freeing;
-	unsigned close_polls;
+	void (*timer_fn)(struct smtp_session *);	/* what the conn timer is for */
 };
 
 /* server.c */
