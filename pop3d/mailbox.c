@@ -62,6 +62,11 @@ pop3_locked(struct store_req *req, void *arg)
 	}
 	s->locked = 1;
 	s->lock_renewed = (int64_t)time(NULL);
+	if (s->server->stopping) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
+		pop3_close(s);	/* freeing the session gives the lock back */
+		return;
+	}
 	if (store_mailbox_list(s->server->store, s->user->id, &v, &n) != STORE_OK) {
 		log_err("%s: listing: %s", s->id, store_errmsg(s->server->store));
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the mailbox now, try again later");
