@@ -474,6 +474,36 @@ test_reader(void **state)
 	free(out);
 }
 
+static void
+test_delete_any_kind(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local r = { a, NULL };
+	struct store_delivery_result res;
+	struct store_entry *v;
+	int64_t uids[3];
+	size_t n;
+
+	/* Email, voicemail and fax are entries alike: POP3 sees and deletes all three. */
+	for (int k = STORE_KIND_EMAIL; k <= STORE_KIND_FAX; k++) {
+		struct store_delivery d = { .sender = "", .kind = (enum store_kind)k,
+		    .data = "x\r\n", .fd = -1, .len = 3, .local = &r, .nlocal = 1 };
+		assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	}
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(v[i].kind, (enum store_kind)i);
+		uids[i] = v[i].uid;
+	}
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_entries_delete(f->s, a, uids, 3), STORE_OK);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	store_entry_list_free(&v, n);
+}
+
 /* ---- the writer ---- */
 
 struct wctx {
@@ -660,6 +690,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
