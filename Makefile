@@ -119,7 +119,7 @@ asan:
 
 # libFuzzer targets: clang, the core sources compiled with coverage.
 FUZZ_CC    := clang
-FUZZ_FLAGS := -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined -I. $(PKG_CFLAGS) -std=gnu11
+FUZZ_FLAGS := -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer-no-link,address,undefined -I. $(PKG_CFLAGS) -std=gnu11 -MMD -MP
 FUZZ_OBJ   := $(patsubst %.c,build/fuzz/obj/%.o,$(ALIASES_SRC) $(STORE_SRC) $(LIB_SRC) \
 	$(SMTPD_LIB_SRC) $(POP3D_LIB_SRC))
 FUZZ_BINS  := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
