@@ -188,7 +188,7 @@ test_every_keyword(void **state)
 	for (size_t i = 0; i < NVERBS; i++) {
 		const char *name = pop3_verb_name(all_verbs[i]);
 		size_t n = strlen(name);
-		char forms[4][8], line[32];
+		char forms[4][8], line[64];
 
 		assert_true(n == 3 || n == 4);
 		for (size_t k = 0; k < n; k++) {
