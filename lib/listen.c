@@ -5,6 +5,7 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -97,6 +98,31 @@ listen_endpoints(struct event_base *base, const struct config_endpoints *eps,
 		if (listen_one(base, &eps->v[i], cb, arg, out, err, errlen) != 0)
 			return -1;
 	return 0;
+}
+
+int
+listen_peer(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	int loopback = 0;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	}
+	snprintf(buf, len, "[%s]:%u", host, port);
+	return loopback;
 }
 
 void

@@ -25,6 +25,13 @@ int listen_endpoints(struct event_base *base, const struct config_endpoints *eps
     evconnlistener_cb cb, void *arg, struct listeners *out, char *err, size_t errlen);
 
 void listen_enable(struct listeners *l, int on);
+
+/*
+ * A peer address as "[1.2.3.4]:5678" (or "[::1]:5678") into buf, and
+ * whether it is loopback (127/8, ::1, or IPv4-mapped 127/8).
+ */
+struct sockaddr;
+int listen_peer(const struct sockaddr *sa, char *buf, size_t len);
 void listen_free(struct listeners *l);
 
 #endif

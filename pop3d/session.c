@@ -321,8 +321,6 @@ pop3_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, i
 	struct pop3_listener_ctx *lc = arg;
 	struct pop3_server *srv = lc->server;
 	struct pop3_session *s;
-	char host[INET6_ADDRSTRLEN];
-	unsigned port;
 
 	if (srv->stopping) {
 		close(fd);
@@ -341,21 +339,7 @@ pop3_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, i
 	s = xcalloc(1, sizeof(*s));
 	s->server = srv;
 	snprintf(s->id, sizeof(s->id), "P%07llX", (unsigned long long)++srv->next_session_id);
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
-		s->loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
-	} else {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
-		s->loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-	}
-	snprintf(s->peer_str, sizeof(s->peer_str), "[%s]:%u", host, port);
+	s->loopback = listen_peer(sa, s->peer_str, sizeof(s->peer_str));
 	snprintf(s->owner, sizeof(s->owner), "%s%s", srv->owner_prefix, s->id);
 	conn_init(&s->c, srv->base, pop3_process_conn, pop3_free);
 	if (lc->kind == POP3_PORT_TLS) {

@@ -414,32 +414,15 @@ smtp_session_new(struct smtp_server *srv, evutil_socket_t fd, const struct socka
     enum smtp_port_kind kind, struct ip_entry *ip)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
-	char host[INET6_ADDRSTRLEN];
-	unsigned port = 0;
 	int greet_delay;
 
 	s->server = srv;
 	s->kind = kind;
 	s->ip = ip;
 	snprintf(s->id, sizeof(s->id), "%08llX", (unsigned long long)++srv->next_session_id);
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-
-		memcpy(&s->peer, a, sizeof(*a));
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
-		s->loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
-		snprintf(s->peer_str, sizeof(s->peer_str), "[%s]:%u", host, port);
-	} else {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-
-		memcpy(&s->peer, a, sizeof(*a));
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
-		s->loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-		snprintf(s->peer_str, sizeof(s->peer_str), "[%s]:%u", host, port);
-	}
+	memcpy(&s->peer, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
+	s->loopback = listen_peer(sa, s->peer_str, sizeof(s->peer_str));
 	s->trusted = config_cidr_match(&srv->cfg->smtpd.trusted_networks, sa);
 	conn_init(&s->c, srv->base, smtp_process_conn, smtp_free);
 
