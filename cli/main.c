@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,26 @@ mkdir_p(const char *path)
 	return r;
 }
 
+/*
+ * Run as root, umboxctl would leave data_dir and store.db owned by root,
+ * and daemons running as [general] user could not write them.  Give what
+ * root created to that user.  (SQLite itself gives new -wal and -shm files
+ * the owner of the database file.)
+ */
+static void
+cli_fix_owner(struct cli *c, const char *path)
+{
+	struct passwd *pw;
+	struct stat st;
+
+	if (geteuid() != 0 || c->cfg.general.user[0] == '\0' ||
+	    (pw = getpwnam(c->cfg.general.user)) == NULL)
+		return;
+	if (stat(path, &st) == 0 && st.st_uid == 0 && pw->pw_uid != 0 &&
+	    chown(path, pw->pw_uid, pw->pw_gid) != 0)
+		cli_warn("cannot give %s to user %s: %s", path, pw->pw_name, strerror(errno));
+}
+
 int
 cli_open_store(struct cli *c)
 {
@@ -114,6 +135,10 @@ cli_open_store(struct cli *c)
 		    c->cfg.general.data_dir, strerror(errno));
 	path = config_store_path(&c->cfg);
 	status = store_open(path, STORE_CREATE, &c->store, err, sizeof(err));
+	if (status == STORE_OK) {
+		cli_fix_owner(c, c->cfg.general.data_dir);
+		cli_fix_owner(c, path);
+	}
 	free(path);
 	if (status != STORE_OK)
 		return cli_error(EX_FAILED, "%s", err);
