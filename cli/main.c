@@ -9,7 +9,6 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "aliases/resolve.h"
+#include "lib/daemon.h"
 
 static const char usage_text[] =
 "usage: umboxctl [-c FILE] [--json] NOUN VERB [ARGS]\n"
@@ -103,22 +103,15 @@ mkdir_p(const char *path)
 
 /*
  * Run as root, umboxctl would leave data_dir and store.db owned by root,
- * and daemons running as [general] user could not write them.  Give what
- * root created to that user.  (SQLite itself gives new -wal and -shm files
- * the owner of the database file.)
+ * and daemons running as [general] user could not write them.  (SQLite
+ * itself gives new -wal and -shm files the owner of the database file.)
  */
 static void
 cli_fix_owner(struct cli *c, const char *path)
 {
-	struct passwd *pw;
-	struct stat st;
-
-	if (geteuid() != 0 || c->cfg.general.user[0] == '\0' ||
-	    (pw = getpwnam(c->cfg.general.user)) == NULL)
-		return;
-	if (stat(path, &st) == 0 && st.st_uid == 0 && pw->pw_uid != 0 &&
-	    chown(path, pw->pw_uid, pw->pw_gid) != 0)
-		cli_warn("cannot give %s to user %s: %s", path, pw->pw_name, strerror(errno));
+	if (daemon_give_to_user(&c->cfg, path) != 0)
+		cli_warn("cannot give %s to user %s: %s", path, c->cfg.general.user,
+		    strerror(errno));
 }
 
 int

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -109,6 +110,20 @@ daemon_detach(const struct daemon_opts *o, struct event_base *base)
 		log_err("cannot re-initialise the event loop after fork");
 		exit(1);
 	}
+}
+
+int
+daemon_give_to_user(const struct umbox_config *cfg, const char *path)
+{
+	struct passwd *pw;
+	struct stat st;
+
+	if (geteuid() != 0 || cfg->general.user[0] == '\0' ||
+	    (pw = getpwnam(cfg->general.user)) == NULL || pw->pw_uid == 0)
+		return 0;
+	if (stat(path, &st) != 0 || st.st_uid != 0)
+		return 0;
+	return chown(path, pw->pw_uid, pw->pw_gid);
 }
 
 unsigned long

@@ -36,6 +36,14 @@ void daemon_drop_privileges(const struct umbox_config *cfg);
 struct event_base;
 void daemon_detach(const struct daemon_opts *o, struct event_base *base);
 
+/*
+ * Running as root with [general] user set (and existing): give path to
+ * that user if root owns it, so that files root created (data_dir,
+ * store.db) stay writable after privileges are dropped.  Returns 0, or -1
+ * with errno when chown failed.
+ */
+int daemon_give_to_user(const struct umbox_config *cfg, const char *path);
+
 /* The soft file descriptor limit after raising it. */
 unsigned long daemon_fd_limit(void);
 

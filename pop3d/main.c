@@ -7,6 +7,7 @@
  */
 #include "pop3d/pop3d.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	store_close(&srv.store);
+	if (daemon_give_to_user(&cfg, cfg.general.data_dir) != 0 ||
+	    daemon_give_to_user(&cfg, path) != 0)
+		log_warn("cannot give %s to user %s: %s", path, cfg.general.user, strerror(errno));
 	daemon_detach(&opts, srv.base);
 	daemon_drop_privileges(&cfg);
 	srv.max_sessions = daemon_fd_limit() > 64 ? daemon_fd_limit() - 32 : 32;
