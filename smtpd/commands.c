@@ -137,42 +137,51 @@ cmd_auth(struct smtp_session *s, const char *arg, size_t len)
 	smtp_auth_start(s, arg, len);
 }
 
-/* The domain-part check for MX delivery: ours, or may this client relay? */
+/*
+ * The path and parameters of MAIL (rcpt 0) or RCPT (rcpt 1); on a syntax
+ * error the reply is sent and -1 returned.
+ */
+static int
+smtp_path_args(struct smtp_session *s, const char *arg, size_t len, int rcpt, int utf8,
+    struct smtp_path_args *pa)
+{
+	enum addr_error ae = ADDR_OK;
+
+	switch (smtp_parse_path_args(arg, len, rcpt ? "TO:" : "FROM:", rcpt, utf8, pa, &ae)) {
+	case SMTP_ARGS_OK:
+		return 0;
+	case SMTP_ARGS_BAD_PATH:
+		smtp_reply(s, "501 %s Bad %s address syntax: %s", rcpt ? "5.1.3" : "5.1.7",
+		    rcpt ? "recipient" : "sender", addr_strerror(ae));
+		break;
+	case SMTP_ARGS_PATH_TOO_LONG:
+		smtp_reply(s, "501 5.5.4 Path too long");
+		break;
+	default:
+		smtp_reply(s, "501 5.5.4 Syntax: %s", rcpt ? "RCPT TO:<address>" :
+		    "MAIL FROM:<address>");
+		break;
+	}
+	smtp_bad_command(s);
+	return -1;
+}
+
 static void
 cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 {
 	struct smtp_server *srv = s->server;
 	struct smtp_path_args pa;
-	enum addr_error ae;
 	const struct smtp_param *p;
 	struct smtp_txn *t;
 	uint64_t size = 0;
-	int utf8;
 
 	if (s->kind != SMTP_PORT_MX && s->user == NULL) {
 		smtp_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
-	utf8 = 0;
-	for (size_t i = 0; i + 8 <= len; i++)	/* SMTPUTF8 may allow UTF-8 in the path */
-		if (strncasecmp(arg + i, "SMTPUTF8", 8) == 0)
-			utf8 = 1;
-	switch (smtp_parse_path_args(arg, len, "FROM:", 0, utf8, &pa, &ae)) {
-	case SMTP_ARGS_OK:
-		break;
-	case SMTP_ARGS_BAD_PATH:
-		smtp_reply(s, "501 5.1.7 Bad sender address syntax: %s", addr_strerror(ae));
-		smtp_bad_command(s);
+	/* UTF-8 in the path is allowed here and refused below without SMTPUTF8. */
+	if (smtp_path_args(s, arg, len, 0, 1, &pa) != 0)
 		return;
-	case SMTP_ARGS_PATH_TOO_LONG:
-		smtp_reply(s, "501 5.5.4 Path too long");
-		smtp_bad_command(s);
-		return;
-	default:
-		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
-		smtp_bad_command(s);
-		return;
-	}
 	for (size_t i = 0; i < pa.nparams; i++) {
 		const struct smtp_param *q = &pa.params[i];
 
@@ -294,24 +303,9 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 	struct smtp_txn *t = s->txn;
 	struct smtp_path_args pa;
 	struct alias_result res;
-	enum addr_error ae;
 
-	switch (smtp_parse_path_args(arg, len, "TO:", 1, t->smtputf8, &pa, &ae)) {
-	case SMTP_ARGS_OK:
-		break;
-	case SMTP_ARGS_BAD_PATH:
-		smtp_reply(s, "501 5.1.3 Bad recipient address syntax: %s", addr_strerror(ae));
-		smtp_bad_command(s);
+	if (smtp_path_args(s, arg, len, 1, t->smtputf8, &pa) != 0)
 		return;
-	case SMTP_ARGS_PATH_TOO_LONG:
-		smtp_reply(s, "501 5.5.4 Path too long");
-		smtp_bad_command(s);
-		return;
-	default:
-		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
-		smtp_bad_command(s);
-		return;
-	}
 	if (pa.nparams > 0) {
 		smtp_reply(s, "555 5.5.4 Unsupported parameter %.*s", (int)pa.params[0].keylen,
 		    pa.params[0].key);
