@@ -96,7 +96,7 @@ struct load_ctx {
 	int lineno;
 	enum section_state state;
 	size_t section;			/* index into sections[] when KNOWN */
-	int set_line[7][CONFIG_KEYS_MAX];	/* where each key was set */
+	int set_line[8][CONFIG_KEYS_MAX];	/* where each key was set */
 	struct strlist errors;
 	size_t nerrors;			/* including the ones not kept */
 };
@@ -117,6 +117,11 @@ static int parse_duration_key(const struct key_def *, void *, const char *, char
 static int parse_port(const struct key_def *, void *, const char *, char *, size_t);
 static int parse_cidrs(const struct key_def *, void *, const char *, char *, size_t);
 static int parse_plaintext_auth(const struct key_def *, void *, const char *, char *, size_t);
+static int parse_threads(const struct key_def *, void *, const char *, char *, size_t);
+static int parse_backend(const struct key_def *, void *, const char *, char *, size_t);
+static int parse_dsn(const struct key_def *, void *, const char *, char *, size_t);
+static int parse_node_id(const struct key_def *, void *, const char *, char *, size_t);
+static int parse_voice(const struct key_def *, void *, const char *, char *, size_t);
 
 #define F(member)	offsetof(struct umbox_config, member)
 
@@ -137,6 +142,20 @@ static const struct key_def general_keys[] = {
 	    0, 0, "comma-separated literal IPv4/IPv6 addresses, or empty" },
 	{ "postmaster", parse_login, F(general.postmaster), "admin", 0, 0,
 	    "a login of a-z, 0-9, '.', '_', '-' (1..64 characters)" },
+	{ "threads", parse_threads, F(general.threads), "auto", 1, 256,
+	    "auto (one per core) or 1..256" },
+};
+
+static const struct key_def store_keys[] = {
+	/* postgresql is read here; the programs refuse it at start-up. */
+	{ "backend", parse_backend, F(store.backend), "sqlite", 0, 0,
+	    "sqlite, postgresql" },
+	{ "dsn", parse_dsn, F(store.dsn), "", 0, 0,
+	    "empty or a libpq connection string without a password "
+	    "(use libpq's password file)" },
+	{ "node_id", parse_node_id, F(store.node_id), NULL, 0, 0,
+	    "empty (the system host name) or 1..64 letters, digits, '.', "
+	    "'_', '-'" },
 };
 
 static const struct key_def tls_keys[] = {
@@ -177,6 +196,10 @@ static const struct key_def pop3d_keys[] = {
 	{ "plaintext_auth", parse_plaintext_auth, F(pop3d.plaintext_auth),
 	    "tls-or-loopback", 0, 0,
 	    "tls-or-loopback, always, never-without-tls" },
+	{ "max_connections", parse_count, F(pop3d.max_connections), "1000",
+	    1, 1000000, "1..1000000" },
+	{ "max_connections_per_ip", parse_count,
+	    F(pop3d.max_connections_per_ip), "20", 1, 1000000, "1..1000000" },
 };
 
 static const struct key_def queue_keys[] = {
@@ -203,11 +226,15 @@ static const struct key_def dns_keys[] = {
 static const struct key_def voicemail_keys[] = {
 	{ "mwi_command", parse_command, F(voicemail.mwi_command), "", 0, 0,
 	    "empty or the absolute path of a program (run without a shell)" },
+	{ "speech_voice", parse_voice, F(voicemail.speech_voice), "en", 0, 0,
+	    "an espeak-ng voice name of letters, digits, '-', '_', '+' "
+	    "(1..40 characters)" },
 };
 
 #undef F
 
 _Static_assert(ARRAY_SIZE(general_keys) <= CONFIG_KEYS_MAX, "keys");
+_Static_assert(ARRAY_SIZE(store_keys) <= CONFIG_KEYS_MAX, "keys");
 _Static_assert(ARRAY_SIZE(tls_keys) <= CONFIG_KEYS_MAX, "keys");
 _Static_assert(ARRAY_SIZE(smtpd_keys) <= CONFIG_KEYS_MAX, "keys");
 _Static_assert(ARRAY_SIZE(pop3d_keys) <= CONFIG_KEYS_MAX, "keys");
@@ -218,6 +245,7 @@ _Static_assert(ARRAY_SIZE(voicemail_keys) <= CONFIG_KEYS_MAX, "keys");
 #define SECTION(n, k)	{ n, k, ARRAY_SIZE(k) }
 static const struct section_def sections[] = {
 	SECTION("general", general_keys),
+	SECTION("store", store_keys),
 	SECTION("tls", tls_keys),
 	SECTION("smtpd", smtpd_keys),
 	SECTION("pop3d", pop3d_keys),
@@ -280,6 +308,40 @@ valid_domain(const char *s)
 		label++;
 	}
 	return !all_digits;
+}
+
+/* gethostname(), lowercased; "localhost" if the system has none. */
+static char *
+default_hostname(void)
+{
+	char buf[256];
+
+	if (gethostname(buf, sizeof(buf)) != 0 || buf[0] == '\0')
+		return xstrdup("localhost");
+	buf[sizeof(buf) - 1] = '\0';
+	str_lower(buf);
+	return xstrdup(buf);
+}
+
+/*
+ * A node name for [store] node_id: 1..64 letters, digits, '.', '_', '-'.
+ * It names this node in the shared database (locks, queue claims), so it
+ * is kept to what every host name and every log line can carry.
+ */
+static int
+valid_node_id(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
+			return 0;
+	}
+	return 1;
 }
 
 /* Which family is this literal address, 0 if none; fills buf (16 bytes). */
@@ -623,6 +685,136 @@ parse_plaintext_auth(const struct key_def *k, void *field, const char *value,
 		snprintf(why, whylen, "\"%s\" is not a known policy", value);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * threads: "auto" (stored as 0: one event loop per core, decided by the
+ * daemon) or a count within [min, max].
+ */
+static int
+parse_threads(const struct key_def *k, void *field, const char *value,
+    char *why, size_t whylen)
+{
+	if (strcasecmp(value, "auto") == 0) {
+		*(unsigned *)field = 0;
+		return 0;
+	}
+	return parse_count(k, field, value, why, whylen);
+}
+
+static int
+parse_backend(const struct key_def *k, void *field, const char *value,
+    char *why, size_t whylen)
+{
+	enum config_backend *p = field;
+
+	if (strcasecmp(value, "sqlite") == 0)
+		*p = CONFIG_BACKEND_SQLITE;
+	else if (strcasecmp(value, "postgresql") == 0)
+		*p = CONFIG_BACKEND_POSTGRESQL;
+	else {
+		snprintf(why, whylen, "\"%s\" is not a known backend", value);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Does a libpq connection string carry a secret?  Every "word =" in it is
+ * looked at, which covers the keyword form ("host=db password=x"), URI
+ * query parameters ("?password=x") and sslpassword; a URI may also hold a
+ * password in its user part ("postgresql://u:x@db/mail").
+ */
+static int
+dsn_has_password(const char *s)
+{
+	const char *p, *w, *auth, *end, *at;
+	size_t n;
+
+	for (p = strchr(s, '='); p != NULL; p = strchr(p + 1, '=')) {
+		w = p;
+		while (w > s && (w[-1] == ' ' || w[-1] == '\t'))
+			w--;
+		n = 0;
+		while (w > s && (is_alnum((unsigned char)w[-1]) || w[-1] == '_')) {
+			w--;
+			n++;
+		}
+		if (n >= 8 && strncasecmp(w + n - 8, "password", 8) == 0)
+			return 1;
+	}
+	if (strncasecmp(s, "postgresql://", 13) == 0)
+		auth = s + 13;
+	else if (strncasecmp(s, "postgres://", 11) == 0)
+		auth = s + 11;
+	else
+		return 0;
+	end = auth + strcspn(auth, "/?");
+	at = NULL;
+	for (p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	return at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL;
+}
+
+/*
+ * dsn: handed to libpq as it is.  The configuration file is readable by
+ * every local user, so a password here is refused, and the message does
+ * not repeat the value.
+ */
+static int
+parse_dsn(const struct key_def *k, void *field, const char *value,
+    char *why, size_t whylen)
+{
+	if (dsn_has_password(value)) {
+		snprintf(why, whylen, "holds a password, which belongs in "
+		    "libpq's password file (~/.pgpass or passfile=)");
+		return -1;
+	}
+	set_string(field, value);
+	return 0;
+}
+
+/* node_id: empty means the system host name, as the default does. */
+static int
+parse_node_id(const struct key_def *k, void *field, const char *value,
+    char *why, size_t whylen)
+{
+	if (value[0] == '\0') {
+		free(*(char **)field);
+		*(char **)field = default_hostname();
+		return 0;
+	}
+	if (!valid_node_id(value)) {
+		snprintf(why, whylen, "\"%s\" is not a valid node name", value);
+		return -1;
+	}
+	set_string(field, value);
+	return 0;
+}
+
+/*
+ * speech_voice: an espeak-ng voice name ("en", "en-us", "en+f3").  Only
+ * name characters are allowed, so it can never be read as a path.
+ */
+static int
+parse_voice(const struct key_def *k, void *field, const char *value,
+    char *why, size_t whylen)
+{
+	size_t i, n = strlen(value);
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if (!is_alnum(c) && c != '-' && c != '_' && c != '+')
+			break;
+	}
+	if (n == 0 || n > 40 || i < n) {
+		snprintf(why, whylen, "\"%s\" is not a voice name", value);
+		return -1;
+	}
+	set_string(field, value);
 	return 0;
 }
 
@@ -1299,19 +1491,6 @@ config_handler(void *user, const char *section, const char *name,
 /* ------------------------------------------------------------------ */
 /* Loading                                                              */
 
-/* gethostname(), lowercased; "localhost" if the system has none. */
-static char *
-default_hostname(void)
-{
-	char buf[256];
-
-	if (gethostname(buf, sizeof(buf)) != 0 || buf[0] == '\0')
-		return xstrdup("localhost");
-	buf[sizeof(buf) - 1] = '\0';
-	str_lower(buf);
-	return xstrdup(buf);
-}
-
 /*
  * Fill cfg with the defaults.  cfg need not be initialised; a cfg that
  * holds a loaded configuration must be config_free()d first.
@@ -1336,6 +1515,7 @@ config_defaults(struct umbox_config *cfg)
 		}
 	}
 	cfg->general.hostname = default_hostname();
+	cfg->store.node_id = default_hostname();
 }
 
 static void
@@ -1372,13 +1552,15 @@ section_index(const char *name)
 /*
  * Checks that involve more than one key or the environment, done after
  * the whole file: retry_max below retry_initial, and a system host name
- * that cannot serve as the default hostname.
+ * that cannot serve as the default hostname, or as the default node_id
+ * of a PostgreSQL node.
  */
 static void
 config_check(struct load_ctx *ctx)
 {
 	struct umbox_config *cfg = ctx->cfg;
 	size_t q = section_index("queue"), g = section_index("general");
+	size_t st = section_index("store");
 	int line;
 
 	if (cfg->queue.retry_max < cfg->queue.retry_initial) {
@@ -1394,6 +1576,16 @@ config_check(struct load_ctx *ctx)
 		config_error(ctx, 0, "[general] hostname: the system host "
 		    "name \"%s\" is not a valid domain name; set hostname",
 		    cfg->general.hostname);
+	/* An explicit node_id was checked by its parser. */
+	if (cfg->store.backend == CONFIG_BACKEND_POSTGRESQL &&
+	    !valid_node_id(cfg->store.node_id)) {
+		line = ctx->set_line[st][key_index(st, "node_id")];
+		if (line == 0)
+			line = ctx->set_line[st][key_index(st, "backend")];
+		config_error(ctx, line, "[store] node_id: the system host "
+		    "name \"%s\" is not a valid node name; set node_id",
+		    cfg->store.node_id);
+	}
 }
 
 /* Run the cross-key checks, hand the errors out, release ctx. */
@@ -1527,6 +1719,8 @@ config_free(struct umbox_config *cfg)
 	free(cfg->general.user);
 	strlist_clear(&cfg->general.public_addresses);
 	free(cfg->general.postmaster);
+	free(cfg->store.dsn);
+	free(cfg->store.node_id);
 	free(cfg->tls.certificate);
 	free(cfg->tls.key);
 	free(cfg->smtpd.listen.v);
@@ -1538,6 +1732,7 @@ config_free(struct umbox_config *cfg)
 	free(cfg->queue.srs_secret);
 	free(cfg->dns.servers.v);
 	free(cfg->voicemail.mwi_command);
+	free(cfg->voicemail.speech_voice);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

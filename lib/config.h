@@ -38,6 +38,16 @@ struct config_cidrs {
 	size_t n;
 };
 
+/*
+ * [store] backend.  The parser accepts postgresql so that a file written
+ * for a PostgreSQL site reads cleanly; the daemons and umboxctl refuse it
+ * at start-up until that backend exists.
+ */
+enum config_backend {
+	CONFIG_BACKEND_SQLITE,		/* "sqlite" (default) */
+	CONFIG_BACKEND_POSTGRESQL,	/* "postgresql" */
+};
+
 enum plaintext_auth {
 	PLAINTEXT_TLS_OR_LOOPBACK,	/* "tls-or-loopback" (default) */
 	PLAINTEXT_ALWAYS,		/* "always" */
@@ -53,7 +63,14 @@ struct umbox_config {
 		char *user;		/* "umbox"; "" = do not change user */
 		struct strlist public_addresses;	/* literal IPv4/IPv6 */
 		char *postmaster;	/* "admin" */
+		unsigned threads;	/* event loops; 0 = "auto", one per core */
 	} general;
+
+	struct {
+		enum config_backend backend;	/* sqlite */
+		char *dsn;		/* libpq conninfo, never a password; "" */
+		char *node_id;		/* default (and ""): gethostname() */
+	} store;
 
 	struct {
 		char *certificate;
@@ -76,6 +93,8 @@ struct umbox_config {
 		struct config_endpoints listen;		/* 0.0.0.0:110 */
 		struct config_endpoints pop3s;		/* 0.0.0.0:995 */
 		enum plaintext_auth plaintext_auth;
+		unsigned max_connections;		/* 1000 */
+		unsigned max_connections_per_ip;	/* 20 */
 	} pop3d;
 
 	struct {
@@ -93,6 +112,7 @@ struct umbox_config {
 
 	struct {
 		char *mwi_command;	/* "" = none */
+		char *speech_voice;	/* espeak-ng voice, "en" */
 	} voicemail;
 };
 

@@ -126,6 +126,11 @@ check_defaults(const struct umbox_config *cfg)
 	assert_string_equal(cfg->general.user, "umbox");
 	assert_int_equal(cfg->general.public_addresses.n, 0);
 	assert_string_equal(cfg->general.postmaster, "admin");
+	assert_int_equal(cfg->general.threads, 0);
+
+	assert_int_equal(cfg->store.backend, CONFIG_BACKEND_SQLITE);
+	assert_string_equal(cfg->store.dsn, "");
+	assert_string_equal(cfg->store.node_id, host);
 
 	assert_string_equal(cfg->tls.certificate,
 	    "/etc/ssl/certs/ssl-cert-snakeoil.pem");
@@ -155,6 +160,8 @@ check_defaults(const struct umbox_config *cfg)
 	assert_int_equal(cfg->pop3d.pop3s.n, 1);
 	assert_int_equal(cfg->pop3d.pop3s.v[0].port, 995);
 	assert_int_equal(cfg->pop3d.plaintext_auth, PLAINTEXT_TLS_OR_LOOPBACK);
+	assert_int_equal(cfg->pop3d.max_connections, 1000);
+	assert_int_equal(cfg->pop3d.max_connections_per_ip, 20);
 
 	assert_int_equal(cfg->queue.retry_initial, 30);
 	assert_int_equal(cfg->queue.retry_max, 3600);
@@ -166,6 +173,7 @@ check_defaults(const struct umbox_config *cfg)
 	assert_int_equal(cfg->dns.guard_interval, 3600);
 
 	assert_string_equal(cfg->voicemail.mwi_command, "");
+	assert_string_equal(cfg->voicemail.speech_voice, "en");
 }
 
 static void
@@ -202,6 +210,12 @@ static const char full_text[] =
     "user =\n"
     "public_addresses = 192.0.2.10, 2001:DB8:0::1\n"
     "postmaster = ops.team\n"
+    "threads = 4\n"
+    "\n"
+    "[store]\n"
+    "backend = postgresql\n"
+    "dsn = host=db.example.com dbname=umbox user=umbox\n"
+    "node_id = Node-1.example\n"
     "\n"
     "[tls]\n"
     "certificate = /etc/umbox/cert.pem\n"
@@ -222,6 +236,8 @@ static const char full_text[] =
     "listen = [::1]:110\n"
     "pop3s = pbx.example.com:995\n"
     "plaintext_auth = never-without-tls\n"
+    "max_connections = 300\n"
+    "max_connections_per_ip = 7\n"
     "\n"
     "[queue]\n"
     "retry_initial = 1m\n"
@@ -235,7 +251,8 @@ static const char full_text[] =
     "guard_interval = 30m\n"
     "\n"
     "[voicemail]\n"
-    "mwi_command = /usr/local/bin/mwi-notify\n";
+    "mwi_command = /usr/local/bin/mwi-notify\n"
+    "speech_voice = en-us+f3\n";
 
 static void
 check_full(const struct umbox_config *cfg)
@@ -247,6 +264,12 @@ check_full(const struct umbox_config *cfg)
 	assert_string_equal(cfg->general.public_addresses.v[0], "192.0.2.10");
 	assert_string_equal(cfg->general.public_addresses.v[1], "2001:db8::1");
 	assert_string_equal(cfg->general.postmaster, "ops.team");
+	assert_int_equal(cfg->general.threads, 4);
+
+	assert_int_equal(cfg->store.backend, CONFIG_BACKEND_POSTGRESQL);
+	assert_string_equal(cfg->store.dsn,
+	    "host=db.example.com dbname=umbox user=umbox");
+	assert_string_equal(cfg->store.node_id, "Node-1.example");
 
 	assert_string_equal(cfg->tls.certificate, "/etc/umbox/cert.pem");
 	assert_string_equal(cfg->tls.key, "/etc/umbox/key.pem");
@@ -275,6 +298,8 @@ check_full(const struct umbox_config *cfg)
 	assert_string_equal(cfg->pop3d.pop3s.v[0].host, "pbx.example.com");
 	assert_int_equal(cfg->pop3d.plaintext_auth,
 	    PLAINTEXT_NEVER_WITHOUT_TLS);
+	assert_int_equal(cfg->pop3d.max_connections, 300);
+	assert_int_equal(cfg->pop3d.max_connections_per_ip, 7);
 
 	assert_int_equal(cfg->queue.retry_initial, 60);
 	assert_int_equal(cfg->queue.retry_max, 7200);
@@ -292,6 +317,7 @@ check_full(const struct umbox_config *cfg)
 
 	assert_string_equal(cfg->voicemail.mwi_command,
 	    "/usr/local/bin/mwi-notify");
+	assert_string_equal(cfg->voicemail.speech_voice, "en-us+f3");
 }
 
 static void
@@ -330,7 +356,8 @@ test_unknown_section(void **state)
 	assert_int_equal(load(&cfg, "[general]\npostmaster = bob\n[smptd]\n"
 	    "max_recipients = 5\nlisten = x\n"), -1);
 	assert_string_equal(err, "t.conf:3: [smptd]: unknown section; known "
-	    "sections: general, tls, smtpd, pop3d, queue, dns, voicemail");
+	    "sections: general, store, tls, smtpd, pop3d, queue, dns, "
+	    "voicemail");
 	/* Keys under it are skipped, the rest applies. */
 	assert_string_equal(cfg.general.postmaster, "bob");
 	assert_int_equal(cfg.smtpd.max_recipients, 100);
@@ -396,6 +423,15 @@ static const struct bad_case bad_cases[] = {
 	{ "[general]\npostmaster =", "[general] postmaster: is empty; allowed: a login" },
 	{ "[general]\npostmaster = Admin", "[general] postmaster: \"Admin\" is not a valid login" },
 	{ "[general]\npostmaster = admin@example.com", "[general] postmaster:" },
+	{ "[general]\nthreads = 0", "[general] threads: \"0\" is out of range; allowed: auto (one per core) or 1..256" },
+	{ "[general]\nthreads = 257", "[general] threads: \"257\" is out of range" },
+	{ "[general]\nthreads = automatic", "[general] threads: \"automatic\" is not a number" },
+	{ "[general]\nthreads =", "[general] threads:" },
+	{ "[store]\nbackend = mysql", "[store] backend: \"mysql\" is not a known backend; allowed: sqlite, postgresql" },
+	{ "[store]\nbackend =", "[store] backend:" },
+	{ "[store]\ndsn = host=db password=hunter2", "[store] dsn: holds a password" },
+	{ "[store]\nnode_id = node 1", "[store] node_id: \"node 1\" is not a valid node name; allowed: empty (the system host name)" },
+	{ "[store]\nnode_id = a/b", "[store] node_id:" },
 	{ "[tls]\ncertificate = cert.pem", "[tls] certificate: \"cert.pem\" is not an absolute path" },
 	{ "[tls]\nkey = ", "[tls] key:" },
 	{ "[tls]\nmin_protocol = TLSv1.1", "[tls] min_protocol: \"TLSv1.1\" is not a TLS version; allowed: TLSv1.2, TLSv1.3" },
@@ -433,6 +469,11 @@ static const struct bad_case bad_cases[] = {
 	{ "[pop3d]\nplaintext_auth = yes", "[pop3d] plaintext_auth: \"yes\" is not a known policy; allowed: tls-or-loopback, always, never-without-tls" },
 	{ "[pop3d]\nlisten = 0.0.0.0:110/tcp", "[pop3d] listen:" },
 	{ "[pop3d]\npop3s = [::]:0", "[pop3d] pop3s:" },
+	{ "[pop3d]\nmax_connections = 0", "[pop3d] max_connections: \"0\" is out of range; allowed: 1..1000000" },
+	{ "[pop3d]\nmax_connections = 1000001", "[pop3d] max_connections: \"1000001\" is out of range; allowed: 1..1000000" },
+	{ "[pop3d]\nmax_connections = lots", "[pop3d] max_connections: \"lots\" is not a number; allowed: 1..1000000" },
+	{ "[pop3d]\nmax_connections_per_ip = 0", "[pop3d] max_connections_per_ip: \"0\" is out of range; allowed: 1..1000000" },
+	{ "[pop3d]\nmax_connections_per_ip = -3", "[pop3d] max_connections_per_ip: \"-3\" is not a number" },
 	{ "[queue]\nretry_initial = 0s", "[queue] retry_initial: \"0s\" is out of range; allowed: 1s..1d" },
 	{ "[queue]\nretry_initial = 2d", "[queue] retry_initial: \"2d\" is out of range" },
 	{ "[queue]\nretry_max = 1w", "[queue] retry_max: \"1w\" has an unknown unit (use s, m, h or d)" },
@@ -444,6 +485,8 @@ static const struct bad_case bad_cases[] = {
 	{ "[dns]\nservers = 127.0.0.1:0", "[dns] servers: \"127.0.0.1:0\" has port \"0\"" },
 	{ "[dns]\nguard_interval = soon", "[dns] guard_interval: \"soon\" is not a number" },
 	{ "[voicemail]\nmwi_command = mwi-notify", "[voicemail] mwi_command: \"mwi-notify\" is not an absolute path" },
+	{ "[voicemail]\nspeech_voice =", "[voicemail] speech_voice: \"\" is not a voice name; allowed: an espeak-ng voice name" },
+	{ "[voicemail]\nspeech_voice = ../../etc/passwd", "[voicemail] speech_voice:" },
 };
 
 static void
@@ -1026,6 +1069,123 @@ test_enums(void **state)
 	config_free(&cfg);
 }
 
+static void
+test_pop3d_connections(void **state)
+{
+	struct umbox_config cfg;
+
+	assert_int_equal(load(&cfg, "[pop3d]\nmax_connections = 1\n"
+	    "max_connections_per_ip = 1000000\n"), 0);
+	assert_int_equal(cfg.pop3d.max_connections, 1);
+	assert_int_equal(cfg.pop3d.max_connections_per_ip, 1000000);
+	/* The [smtpd] keys of the same names are separate. */
+	assert_int_equal(cfg.smtpd.max_connections, 1000);
+	assert_int_equal(cfg.smtpd.max_connections_per_ip, 20);
+	config_free(&cfg);
+
+	assert_int_equal(load(&cfg, "[pop3d]\nplaintext_auth = always\n\n"
+	    "max_connections_per_ip = 0\n"), -1);
+	assert_string_equal(err, "t.conf:4: [pop3d] max_connections_per_ip: "
+	    "\"0\" is out of range; allowed: 1..1000000");
+	assert_int_equal(cfg.pop3d.max_connections_per_ip, 20);
+	config_free(&cfg);
+}
+
+static void
+test_threads(void **state)
+{
+	struct umbox_config cfg;
+
+	assert_int_equal(load(&cfg, "[general]\nthreads = AUTO\n"), 0);
+	assert_int_equal(cfg.general.threads, 0);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[general]\nthreads = 1\n"), 0);
+	assert_int_equal(cfg.general.threads, 1);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[general]\nthreads = 256\n"), 0);
+	assert_int_equal(cfg.general.threads, 256);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[general]\n\nthreads = 300\n"), -1);
+	assert_string_equal(err, "t.conf:3: [general] threads: \"300\" is out "
+	    "of range; allowed: auto (one per core) or 1..256");
+	assert_int_equal(cfg.general.threads, 0);
+	config_free(&cfg);
+}
+
+static void
+test_store_section(void **state)
+{
+	static const char *const with_password[] = {
+		"password=s3cret",
+		"host=db PassWord = s3cret",
+		"host=db sslpassword=s3cret",
+		"postgresql://umbox:s3cret@db/mail",
+		"postgres://umbox:s3cret@[::1]:5432",
+		"postgresql://db/mail?user=umbox&password=s3cret",
+	};
+	static const char *const without_password[] = {
+		"host=db dbname=umbox passfile=/etc/umbox/pgpass",
+		"postgresql://umbox@db:5432/mail",
+		"postgresql://db/mail?sslmode=require",
+		"service=umbox",
+	};
+	struct umbox_config cfg;
+	char host[256], *text;
+	size_t i;
+
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	str_lower(host);
+	assert_int_equal(load(&cfg, "[store]\nbackend = PostgreSQL\n"
+	    "dsn =\nnode_id =\n"), 0);
+	assert_int_equal(cfg.store.backend, CONFIG_BACKEND_POSTGRESQL);
+	assert_string_equal(cfg.store.dsn, "");
+	assert_string_equal(cfg.store.node_id, host);
+	config_free(&cfg);
+
+	assert_int_equal(load(&cfg, "[store]\nbackend = sqlite\n"
+	    "node_id = pbx-2\n"), 0);
+	assert_int_equal(cfg.store.backend, CONFIG_BACKEND_SQLITE);
+	assert_string_equal(cfg.store.node_id, "pbx-2");
+	config_free(&cfg);
+
+	/* A password is refused, and never repeated in the message. */
+	for (i = 0; i < ARRAY_SIZE(with_password); i++) {
+		text = xasprintf("[store]\ndsn = %s\n", with_password[i]);
+		assert_int_equal(load(&cfg, text), -1);
+		assert_err_has("t.conf:2: [store] dsn: holds a password");
+		if (strstr(err, "s3cret") != NULL) {
+			print_error("password in message: %s\n", err);
+			fail();
+		}
+		assert_string_equal(cfg.store.dsn, "");
+		config_free(&cfg);
+		free(text);
+	}
+	for (i = 0; i < ARRAY_SIZE(without_password); i++) {
+		text = xasprintf("[store]\ndsn = %s\n", without_password[i]);
+		assert_int_equal(load(&cfg, text), 0);
+		assert_string_equal(cfg.store.dsn, without_password[i]);
+		config_free(&cfg);
+		free(text);
+	}
+}
+
+static void
+test_speech_voice(void **state)
+{
+	struct umbox_config cfg;
+
+	assert_int_equal(load(&cfg, "[voicemail]\nspeech_voice = de\n"), 0);
+	assert_string_equal(cfg.voicemail.speech_voice, "de");
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[voicemail]\nspeech_voice = en/us\n"), -1);
+	assert_string_equal(err, "t.conf:2: [voicemail] speech_voice: "
+	    "\"en/us\" is not a voice name; allowed: an espeak-ng voice name "
+	    "of letters, digits, '-', '_', '+' (1..40 characters)");
+	assert_string_equal(cfg.voicemail.speech_voice, "en");
+	config_free(&cfg);
+}
+
 /* Read a file of the source tree into a string; NULL if absent. */
 static char *
 slurp(const char *path)
@@ -1123,6 +1283,10 @@ main(void)
 		cmocka_unit_test(test_free_and_reuse),
 		cmocka_unit_test(test_store_path),
 		cmocka_unit_test(test_enums),
+		cmocka_unit_test(test_pop3d_connections),
+		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_store_section),
+		cmocka_unit_test(test_speech_voice),
 		cmocka_unit_test(test_sample_configs),
 	};
 
