@@ -20,7 +20,9 @@
 #include "lib/password.h"
 #include "pop3d/pop3d.h"
 
-static struct pop3_server srv;
+static struct pop3_server pop3d;
+#define srv (pop3d.srv)
+static const struct server_def def = { .name = "fuzz", .id_prefix = "P" };
 static struct umbox_config cfg;
 static int64_t alice;
 
@@ -69,9 +71,10 @@ fuzz_setup(void)
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	srv.cfg = &cfg;
+	srv.def = &def;
 	srv.base = event_base_new();
-	srv.max_sessions = 100;
-	snprintf(srv.owner_prefix, sizeof(srv.owner_prefix), "fuzz:1:");
+	srv.max_conns = 100;
+	snprintf(pop3d.owner_prefix, sizeof(pop3d.owner_prefix), "fuzz:1:");
 	path = config_store_path(&cfg);
 	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
 	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK)
@@ -97,12 +100,21 @@ fuzz_setup(void)
 	snprintf(srv.dummy_hash, sizeof(srv.dummy_hash), "%s", hash);
 }
 
+/* The per-address entry, counted as the server's accept would. */
+static struct ip_entry *
+fuzz_ip(const struct sockaddr_in *peer)
+{
+	struct ip_entry *ip = ip_table_get(&srv.ips, (const struct sockaddr *)peer, 1);
+
+	ip->conns++;
+	return ip;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
 	struct sockaddr_in peer = { .sin_family = AF_INET };
-	struct pop3_listener_ctx lc = { &srv, POP3_PORT_PLAIN };
 	int fds[2];
 	char sink[65536];
 	size_t off = 0;
@@ -117,8 +129,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0)
 		return 0;
 	peer.sin_addr.s_addr = htonl(0x7f000001);
-	pop3_accept(NULL, fds[0], (struct sockaddr *)&peer, sizeof(peer), &lc);
-	for (int round = 0; round < 3000 && srv.nsessions > 0; round++) {
+	pop3_session_open(&srv, POP3_PORT_PLAIN, fds[0], (struct sockaddr *)&peer,
+	    fuzz_ip(&peer));
+	for (int round = 0; round < 3000 && srv.nconns > 0; round++) {
 		struct timeval tick = { 0, 2000 };
 
 		if (off < size) {
@@ -133,9 +146,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		event_base_loopexit(srv.base, &tick);
 		event_base_loop(srv.base, 0);
 	}
-	for (struct pop3_session *x = srv.sessions; x; x = x->next)
-		pop3_close(x);
-	for (int round = 0; round < 1000 && srv.nsessions > 0; round++)
+	for (struct conn *x = srv.conns; x; x = x->next)
+		conn_close(x);
+	for (int round = 0; round < 1000 && srv.nconns > 0; round++)
 		event_base_loop(srv.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	/* The lock release is queued; the writer runs it before the next login's lock. */
 	close(fds[1]);

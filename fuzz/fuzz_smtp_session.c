@@ -21,7 +21,9 @@
 #include "lib/password.h"
 #include "smtpd/smtpd.h"
 
-static struct smtp_server srv;
+static struct smtp_server smtpd;
+#define srv (smtpd.srv)
+static const struct server_def def = { .name = "fuzz", .id_prefix = "" };
 static struct umbox_config cfg;
 
 static void
@@ -45,8 +47,9 @@ fuzz_setup(void)
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	srv.cfg = &cfg;
+	srv.def = &def;
 	srv.base = event_base_new();
-	srv.max_sessions = 100;
+	srv.max_conns = 100;
 	path = config_store_path(&cfg);
 	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
 	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK)
@@ -66,10 +69,20 @@ fuzz_setup(void)
 	store_domain_add(srv.store, &d);
 	store_user_add(srv.store, &u);
 	store_alias_add(srv.store, "sales", members, 2);
-	srv.resolver.store = srv.store;
-	srv.resolver.postmaster = "alice";
+	smtpd.resolver.store = srv.store;
+	smtpd.resolver.postmaster = "alice";
 	srv.workers = worker_pool_new(srv.base, 1);
 	snprintf(srv.dummy_hash, sizeof(srv.dummy_hash), "%s", hash);
+}
+
+/* The per-address entry, counted as the server's accept would. */
+static struct ip_entry *
+fuzz_ip(const struct sockaddr_in *peer)
+{
+	struct ip_entry *ip = ip_table_get(&srv.ips, (const struct sockaddr *)peer, 1);
+
+	ip->conns++;
+	return ip;
 }
 
 int
@@ -77,7 +90,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
 	struct sockaddr_in peer = { .sin_family = AF_INET };
-	struct smtp_session *s;
 	int fds[2];
 	char sink[65536];
 
@@ -91,18 +103,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* Trusted peers skip the greeting pause; loopback may AUTH without TLS. */
 	peer.sin_addr.s_addr = htonl(data[0] & 1 ? 0x0a000001 : 0x7f000001);
-	s = smtp_session_new(&srv, fds[0], (struct sockaddr *)&peer,
-	    (data[0] >> 1) % 2 ? SMTP_PORT_SUBMISSION : SMTP_PORT_MX, NULL);
-	if (s == NULL)
-		return 0;
-	s->next = srv.sessions;
-	if (srv.sessions)
-		srv.sessions->prev = s;
-	srv.sessions = s;
-	srv.nsessions++;
+	smtp_session_open(&srv, (data[0] >> 1) % 2 ? SMTP_PORT_SUBMISSION : SMTP_PORT_MX, fds[0],
+	    (struct sockaddr *)&peer, fuzz_ip(&peer));
 
 	size_t off = 1;
-	for (int round = 0; round < 2000 && srv.nsessions > 0; round++) {
+	for (int round = 0; round < 2000 && srv.nconns > 0; round++) {
 		struct timeval tick = { 0, 2000 };
 
 		if (off < size) {
@@ -118,9 +123,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		event_base_loop(srv.base, 0);
 	}
 	/* Still there (waiting on a long timer): close it like a shutdown would. */
-	for (struct smtp_session *x = srv.sessions; x; x = x->next)
-		smtp_close(x);
-	for (int round = 0; round < 1000 && srv.nsessions > 0; round++)
+	for (struct conn *x = srv.conns; x; x = x->next)
+		conn_close(x);
+	for (int round = 0; round < 1000 && srv.nconns > 0; round++)
 		event_base_loop(srv.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	close(fds[1]);
 	return 0;

@@ -1,17 +1,132 @@
 /*
- * conn.c - connection plumbing shared by umbox-smtpd and umbox-pop3d.
+ * conn.c - the connection layer shared by umbox-smtpd and umbox-pop3d:
+ * bounded reading, back-pressure, fairness, command lines, TLS swap,
+ * timers and teardown.  See conn.h.
+ *
+ * Reading is on exactly when the session can use more input: not while
+ * it waits, not while its output backs up, not while closing.  Whatever
+ * the client sends meanwhile stays in the kernel (and beyond, in the
+ * client's send buffer), never in ours: the input buffer is capped by a
+ * read high-water mark, on the TLS layer and on the socket below it.
  */
 #include "conn.h"
 
-#include <stddef.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
+#include "iptable.h"
+#include "listen.h"
+#include "log.h"
+#include "server.h"
 #include "tls.h"
 
 #define CONN_CLOSE_POLL_MS	20
 #define CONN_CLOSE_POLLS	500	/* 10 s for the last reply to go out */
+
+static void conn_process(struct conn *c);
+
+static int
+conn_out_high(const struct conn *c)
+{
+	return conn_unsent(c) > CONN_OUT_HIGH;
+}
+
+/* Turn reading on or off for what the session can take now. */
+static void
+conn_update_read(struct conn *c)
+{
+	int want;
+
+	if (c->bev == NULL)
+		return;
+	want = !c->waiting && !c->closing && !c->freeing && !conn_out_high(c);
+	if (want && !(bufferevent_get_enabled(c->bev) & EV_READ))
+		bufferevent_enable(c->bev, EV_READ);
+	else if (!want && (bufferevent_get_enabled(c->bev) & EV_READ))
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * Hand the input to the session a step at a time: at most CONN_STEPS
+ * per loop turn (then the rest waits for the next turn, behind every
+ * other connection's events), and none while the session waits or its
+ * output is backed up.
+ */
+static void
+conn_process(struct conn *c)
+{
+	for (unsigned n = 0;; n++) {
+		struct evbuffer *in;
+
+		if (c->bev == NULL || c->waiting || c->closing || c->freeing || conn_out_high(c))
+			break;
+		in = bufferevent_get_input(c->bev);
+		if (evbuffer_get_length(in) == 0)
+			break;
+		if (n == CONN_STEPS) {
+			event_active(c->resume_ev, 0, 0);
+			break;
+		}
+		if (c->ops->input(c, in) == CONN_NEED_INPUT)
+			break;
+	}
+	conn_update_read(c);
+}
+
+static void
+conn_on_read(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+/* The output went down to the low-water mark: stream on, read again. */
+static void
+conn_on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing || c->freeing)
+		return;	/* conn_close watches the last bytes go */
+	if (c->ops->writable)
+		c->ops->writable(c);
+	if (!c->closing && !c->freeing && !conn_out_high(c))
+		conn_process(c);
+}
+
+static void
+conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake finished. */
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+		if (ssl)
+			tls_describe(ssl, c->tls_info, sizeof(c->tls_info));
+		log_info("%s: TLS established: %s", c->id, c->tls_info);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e)
+			log_info("%s: TLS error: %s", c->id, ERR_reason_error_string(e));
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (!c->closing && !c->freeing)
+			c->ops->gone(c, what & BEV_EVENT_EOF ? "disconnect" : "connection error");
+		conn_free_later(c);
+	}
+}
 
 static void
 conn_on_timer(evutil_socket_t fd, short what, void *arg)
@@ -27,29 +142,75 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 static void
 conn_on_resume(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
-
-	if (!c->freeing)
-		c->on_resume(c);
+	conn_process(arg);
 }
 
+/* The last reference: free the session outside every callback. */
 static void
 conn_on_free(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	c->on_free(c);
+	if (c->error_repeats > 0)
+		log_info("%s: the last error repeated %u more times", c->id, c->error_repeats);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+	event_free(c->timer);
+	event_free(c->resume_ev);
+	event_free(c->free_ev);
+	server_conn_gone(c->server, c);
+	c->ops->release(c);
 }
 
-void
-conn_init(struct conn *c, struct event_base *base, void (*on_resume)(struct conn *),
-    void (*on_free)(struct conn *))
+/*
+ * Watermarks and callbacks for the current bufferevent.  Under a TLS
+ * filter the socket's own buffers get them too: its input is capped, and
+ * its output high-water mark makes the filter keep what the socket cannot
+ * take, so the filter's write callback means "the socket drained".
+ */
+static void
+conn_bev_setup(struct conn *c)
 {
-	c->timer = evtimer_new(base, conn_on_timer, c);
-	c->resume_ev = event_new(base, -1, 0, conn_on_resume, c);
-	c->free_ev = event_new(base, -1, 0, conn_on_free, c);
-	c->on_resume = on_resume;
-	c->on_free = on_free;
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+
+	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_IN_MAX);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
+	if (under) {
+		bufferevent_setwatermark(under, EV_READ, 0, CONN_IN_MAX);
+		bufferevent_setwatermark(under, EV_WRITE, 0, CONN_OUT_LOW);
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+int
+conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops, evutil_socket_t fd,
+    const struct sockaddr *sa, struct ip_entry *ip, SSL_CTX *ctx)
+{
+	c->ops = ops;
+	c->server = srv;
+	c->ip = ip;
+	snprintf(c->id, sizeof(c->id), "%s%0*llX", srv->def->id_prefix,
+	    (int)(8 - strlen(srv->def->id_prefix)), (unsigned long long)++srv->next_id);
+	c->loopback = listen_peer(sa, c->peer, sizeof(c->peer));
+	if (ctx) {
+		c->bev = tls_bev_accept(srv->base, ctx, NULL, fd);
+		c->tls = 1;
+	} else
+		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		log_warn("%s: cannot set up a connection from %s", c->id, c->peer);
+		close(fd);
+		ip_table_put(&srv->ips, &c->ip);
+		return -1;
+	}
+	c->timer = evtimer_new(srv->base, conn_on_timer, c);
+	c->resume_ev = event_new(srv->base, -1, 0, conn_on_resume, c);
+	c->free_ev = event_new(srv->base, -1, 0, conn_on_free, c);
+	server_conn_add(srv, c);
+	conn_bev_setup(c);
+	return 0;
 }
 
 void
@@ -69,10 +230,113 @@ conn_cancel_timer(struct conn *c)
 }
 
 void
-conn_resume_later(struct conn *c)
+conn_wait(struct conn *c)
 {
-	if (!c->freeing)
-		event_active(c->resume_ev, 0, 0);
+	c->waiting = 1;
+	conn_update_read(c);
+}
+
+void
+conn_go(struct conn *c)
+{
+	c->waiting = 0;
+	if (c->freeing || c->closing)
+		return;
+	conn_update_read(c);
+	event_active(c->resume_ev, 0, 0);
+}
+
+size_t
+conn_unsent(const struct conn *c)
+{
+	return tls_bev_unsent(c->bev);
+}
+
+struct evbuffer *
+conn_output(struct conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+enum conn_line
+conn_get_line(struct conn *c, struct evbuffer *in, char *buf, size_t limit, size_t *len)
+{
+	size_t avail = evbuffer_get_length(in), eol;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF_STRICT);
+
+	if (p.pos < 0) {
+		if (avail < limit)
+			return CONN_LINE_MORE;
+		/* Keep a trailing CR: it may start the CRLF that ends the line. */
+		evbuffer_drain(in, avail - 1);
+		if (c->skip_line)
+			return CONN_LINE_MORE;
+		c->skip_line = 1;
+		return CONN_LINE_TOO_LONG;
+	}
+	if (c->skip_line) {
+		/* The end of a line already refused; then look again. */
+		evbuffer_drain(in, (size_t)p.pos + eol);
+		c->skip_line = 0;
+		return conn_get_line(c, in, buf, limit, len);
+	}
+	if ((size_t)p.pos + 2 > limit) {
+		evbuffer_drain(in, (size_t)p.pos + eol);
+		return CONN_LINE_TOO_LONG;
+	}
+	evbuffer_remove(in, buf, (size_t)p.pos);
+	evbuffer_drain(in, eol);
+	buf[p.pos] = '\0';
+	*len = (size_t)p.pos;
+	return CONN_LINE_OK;
+}
+
+int
+conn_count_reply(struct conn *c, int error)
+{
+	if (!error) {
+		c->bad = 0;
+		return 0;
+	}
+	return ++c->bad >= CONN_BAD_MAX;
+}
+
+void
+conn_log_error(struct conn *c, const char *cmd, const char *text)
+{
+	char line[sizeof(c->last_error)];
+
+	snprintf(line, sizeof(line), "%s: %s", cmd, text);
+	if (strcmp(line, c->last_error) == 0) {
+		c->error_repeats++;
+		return;
+	}
+	if (c->error_repeats > 0)
+		log_info("%s: the last error repeated %u more times", c->id, c->error_repeats);
+	c->error_repeats = 0;
+	snprintf(c->last_error, sizeof(c->last_error), "%s", line);
+	log_info("%s: %s: %s", c->id, cmd, text);
+}
+
+int
+conn_start_tls(struct conn *c, SSL_CTX *ctx)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct bufferevent *tls;
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	c->skip_line = 0;
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	tls = tls_bev_accept(c->server->base, ctx, c->bev, -1);
+	if (tls == NULL) {
+		log_err("%s: cannot start TLS", c->id);
+		conn_free_later(c);
+		return -1;
+	}
+	c->bev = tls;
+	c->tls = 1;
+	conn_bev_setup(c);
+	return 0;
 }
 
 void
@@ -91,7 +355,7 @@ conn_free_later(struct conn *c)
 static void
 conn_close_poll(struct conn *c)
 {
-	if (tls_bev_unsent(c->bev) == 0 || ++c->close_polls > CONN_CLOSE_POLLS) {
+	if (conn_unsent(c) == 0 || ++c->close_polls > CONN_CLOSE_POLLS) {
 		conn_free_later(c);
 		return;
 	}
@@ -104,18 +368,7 @@ conn_close(struct conn *c)
 	if (c->closing || c->freeing)
 		return;
 	c->closing = 1;
-	if (c->bev)
-		bufferevent_disable(c->bev, EV_READ);
+	conn_update_read(c);
+	event_del(c->resume_ev);
 	conn_close_poll(c);
-}
-
-void
-conn_clear(struct conn *c)
-{
-	if (c->bev)
-		bufferevent_free(c->bev);
-	c->bev = NULL;
-	event_free(c->timer);
-	event_free(c->resume_ev);
-	event_free(c->free_ev);
 }

@@ -1,45 +1,150 @@
 /*
- * conn.h - what every daemon connection needs besides its protocol.
+ * conn.h - one network connection of a daemon, whatever its protocol.
  *
- * A bufferevent; one timer for deadlines and delays; a deferred resume,
- * which takes up waiting input on the next loop turn rather than from
- * inside the code still using the input; and teardown that waits for the
- * last reply to be written (TLS layer included) and frees the connection
- * outside any callback.  A session embeds struct conn as its first member,
- * so callbacks given a struct conn * can cast it back to the session.
+ * A session (SMTP, POP3) embeds struct conn as its first member and gives
+ * a table of callbacks.  The connection layer owns everything that is the
+ * same for every protocol:
+ *
+ *   - reading with bounded memory: at most CONN_IN_MAX bytes of input are
+ *     held; reading stops while the session waits (conn_wait: a commit, a
+ *     password check, a delay, a stream going out) and while more than
+ *     CONN_OUT_HIGH bytes of output are unsent, counted at the socket,
+ *     below any TLS layer, so a client that writes without reading meets
+ *     TCP back-pressure;
+ *   - fairness: input is handed to the session a few steps per loop turn,
+ *     then the connection yields to the others;
+ *   - command lines: CRLF-terminated, bounded, an over-long line refused
+ *     as soon as the partial line shows it;
+ *   - bad commands in a row, and logging a repeated error once;
+ *   - the swap to TLS (STARTTLS, STLS);
+ *   - one timer for deadlines and delays, and teardown that waits for the
+ *     last reply and frees the session outside any callback.
  */
 #ifndef UMBOX_CONN_H
 #define UMBOX_CONN_H
 
+#include <stddef.h>
+
+#include <event2/util.h>
+#include <openssl/ssl.h>
+
 struct bufferevent;
 struct event;
 struct event_base;
+struct evbuffer;
+struct ip_entry;
+struct server;
+
+#define CONN_IN_MAX	(64 * 1024)	/* input held per connection, at most */
+#define CONN_OUT_HIGH	(256 * 1024)	/* unsent output that stops reading */
+#define CONN_OUT_LOW	(64 * 1024)	/* ... and lets it go on again */
+#define CONN_STEPS	8		/* input steps per loop turn, then yield */
+#define CONN_BAD_MAX	20		/* bad commands in a row that close */
+
+struct conn;
+
+enum conn_step {
+	CONN_NEED_INPUT,	/* nothing more to do until more bytes arrive */
+	CONN_CONTINUE,		/* one step done: there may be more */
+};
+
+struct conn_ops {
+	/* Input is waiting: take one step (a command line, a slice of content). */
+	enum conn_step (*input)(struct conn *c, struct evbuffer *in);
+	/* Output fell to the low-water mark; may be NULL. */
+	void (*writable)(struct conn *c);
+	/* The peer closed or the connection failed; the conn is freed next. */
+	void (*gone)(struct conn *c, const char *why);
+	/* SIGTERM: answer and close, or finish what is in flight first. */
+	void (*shutdown)(struct conn *c);
+	/* Release the session: the conn's own parts are already cleared. */
+	void (*release)(struct conn *c);
+};
+
+enum conn_line {
+	CONN_LINE_MORE,		/* no complete line yet */
+	CONN_LINE_OK,		/* a line (without CRLF) was copied out */
+	CONN_LINE_TOO_LONG,	/* a line over the limit was thrown away: refuse it */
+};
 
 struct conn {
+	const struct conn_ops *ops;
+	struct server *server;
+	struct conn *prev, *next;	/* the server's connections */
+	struct ip_entry *ip;		/* per-address counts (a /64 for IPv6) */
+	unsigned port;			/* which of the server's listeners */
+	char id[24];
+	char peer[64];			/* "[1.2.3.4]:5678" */
+	int loopback;
 	struct bufferevent *bev;
+	int tls;
+	char tls_info[96];		/* version and suite, once negotiated */
+
 	struct event *timer;
 	void (*timer_fn)(struct conn *c);
 	struct event *resume_ev;
 	struct event *free_ev;
-	void (*on_resume)(struct conn *c);	/* process waiting input */
-	void (*on_free)(struct conn *c);	/* release the session */
+	int waiting;			/* conn_wait: no input is taken */
 	int closing;
 	int freeing;
 	unsigned close_polls;
+
+	unsigned bad;			/* bad commands in a row */
+	int skip_line;			/* discarding the rest of an over-long line */
+	char last_error[96];		/* the last error logged, and how often since */
+	unsigned error_repeats;
 };
 
-void conn_init(struct conn *c, struct event_base *base, void (*on_resume)(struct conn *),
-    void (*on_free)(struct conn *));
+/*
+ * Set up a connection on an accepted socket from sa (TLS from the first
+ * byte if ctx is given), holding ip's count, and link it into the
+ * server.  Returns -1 if it cannot be set up: the socket is closed and
+ * ip put back.
+ */
+struct sockaddr;
+int conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops,
+    evutil_socket_t fd, const struct sockaddr *sa, struct ip_entry *ip, SSL_CTX *ctx);
+
 /* Arm the one timer (replacing what it was armed for). */
-void conn_set_timer(struct conn *c, unsigned ms, void (*fn)(struct conn *));
+void conn_set_timer(struct conn *c, unsigned ms, void (*fn)(struct conn *c));
 void conn_cancel_timer(struct conn *c);
-/* Call on_resume on the next loop turn. */
-void conn_resume_later(struct conn *c);
+
+/* The session waits: stop taking input until conn_go(). */
+void conn_wait(struct conn *c);
+/* Take input again; what waited is taken up on the next loop turn. */
+void conn_go(struct conn *c);
+/* Output bytes not yet handed to the kernel, TLS layer included. */
+size_t conn_unsent(const struct conn *c);
+struct evbuffer *conn_output(struct conn *c);
+
+/*
+ * The next command line from in, without its CRLF, into buf (NUL
+ * terminated; buf holds limit bytes).  A line ends only at CRLF; one
+ * longer than limit octets with its CRLF is thrown away and reported
+ * once, as soon as the partial line shows it.
+ */
+enum conn_line conn_get_line(struct conn *c, struct evbuffer *in, char *buf, size_t limit,
+    size_t *len);
+
+/*
+ * Count a reply: an error (a 4xx/5xx or -ERR) adds one to the bad
+ * commands in a row, anything else resets the count.  Returns 1 when the
+ * count reached CONN_BAD_MAX: the caller says goodbye and closes.
+ */
+int conn_count_reply(struct conn *c, int error);
+/* Log an error reply, once for a run of identical ones. */
+void conn_log_error(struct conn *c, const char *cmd, const char *text);
+
+/*
+ * Switch to TLS after the reply to STARTTLS/STLS is queued: what the
+ * client pipelined in the clear is thrown away.  -1 if TLS could not
+ * start (the connection is then being freed).
+ */
+int conn_start_tls(struct conn *c, SSL_CTX *ctx);
+
 /* Stop reading; free once the output is written, or after 10 s. */
 void conn_close(struct conn *c);
 /* Free on the next loop turn (the peer is gone). */
 void conn_free_later(struct conn *c);
-/* For on_free: the bufferevent and the events. */
-void conn_clear(struct conn *c);
 
 #endif

@@ -28,15 +28,6 @@ struct pop3_cmd_def {
 	void (*fn)(struct pop3_session *s, const struct pop3_command *c);
 };
 
-static void
-pop3_bad_command(struct pop3_session *s)
-{
-	if (++s->bad_commands >= POP3_BAD_COMMANDS_MAX) {
-		pop3_reply(s, "-ERR Too many bad commands; closing");
-		pop3_close(s);
-	}
-}
-
 /* "n" naming a message of the snapshot that is not deleted; NULL after replying -ERR. */
 static struct pop3_msg *
 pop3_msg_arg(struct pop3_session *s, const struct pop3_arg *a, unsigned long *num)
@@ -45,7 +36,6 @@ pop3_msg_arg(struct pop3_session *s, const struct pop3_arg *a, unsigned long *nu
 
 	if (pop3_parse_number(a->p, a->len, 1, ULONG_MAX, &n) != 0) {
 		pop3_reply(s, "-ERR Invalid message number");
-		pop3_bad_command(s);
 		return NULL;
 	}
 	if (n > s->nmsgs) {
@@ -71,7 +61,7 @@ cmd_capa(struct pop3_session *s, const struct pop3_command *c)
 	if (s->state == POP3_S_AUTHORIZATION) {
 		if (pop3_plaintext_ok(s))
 			evbuffer_add_printf(out, "USER\r\nSASL PLAIN LOGIN\r\n");
-		if (!s->tls && s->server->tls)
+		if (!s->c.tls && s->server->tls)
 			evbuffer_add_printf(out, "STLS\r\n");
 	}
 	evbuffer_add_printf(out, ".\r\n");
@@ -80,7 +70,7 @@ cmd_capa(struct pop3_session *s, const struct pop3_command *c)
 static void
 cmd_stls(struct pop3_session *s, const struct pop3_command *c)
 {
-	if (s->tls) {
+	if (s->c.tls) {
 		pop3_reply(s, "-ERR TLS already active");
 		return;
 	}
@@ -154,7 +144,6 @@ sasl_plain(struct pop3_session *s, const char *b64, size_t len)
 	    strcmp(p.authzid, p.authcid) != 0)) {
 		explicit_bzero(&p, sizeof(p));
 		pop3_reply(s, "-ERR [AUTH] Invalid PLAIN response");
-		pop3_bad_command(s);
 		return;
 	}
 	pop3_login(s, p.authcid, p.password);
@@ -221,7 +210,6 @@ pop3_sasl_line(struct pop3_session *s, const char *line, size_t len)
 		free(s->user_name);
 		s->user_name = NULL;
 		pop3_reply(s, "-ERR [AUTH] Invalid LOGIN response");
-		pop3_bad_command(s);
 		return;
 	}
 	if (s->user_name == NULL) {
@@ -306,7 +294,6 @@ cmd_top(struct pop3_session *s, const struct pop3_command *c)
 		return;
 	if (pop3_parse_number(c->args[1].p, c->args[1].len, 0, ULONG_MAX, &lines) != 0) {
 		pop3_reply(s, "-ERR Invalid line count");
-		pop3_bad_command(s);
 		return;
 	}
 	if (pop3_stream_open(s, m, 1, lines) != 0) {
@@ -384,15 +371,12 @@ pop3_command(struct pop3_session *s, const char *line, size_t len)
 		break;
 	case POP3_PARSE_TOO_LONG:
 		pop3_reply(s, "-ERR Line too long");
-		pop3_bad_command(s);
 		return;
 	case POP3_PARSE_TOO_MANY_ARGS:
 		pop3_reply(s, "-ERR Too many arguments");
-		pop3_bad_command(s);
 		return;
 	default:
 		pop3_reply(s, "-ERR Invalid command");
-		pop3_bad_command(s);
 		return;
 	}
 	snprintf(s->last_cmd, sizeof(s->last_cmd), "%s", pop3_verb_name(c.verb));
@@ -401,17 +385,14 @@ pop3_command(struct pop3_session *s, const char *line, size_t len)
 			d = &pop3_cmds[i];
 	if (d == NULL) {
 		pop3_reply(s, "-ERR Unknown command");
-		pop3_bad_command(s);
 		return;
 	}
 	if (!(d->states & ST(s->state))) {
 		pop3_reply(s, "-ERR Command not valid in this state");
-		pop3_bad_command(s);
 		return;
 	}
 	if (c.nargs < d->min_args || c.nargs > d->max_args) {
 		pop3_reply(s, "-ERR Wrong number of arguments");
-		pop3_bad_command(s);
 		return;
 	}
 	if (s->state == POP3_S_TRANSACTION)

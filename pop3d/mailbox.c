@@ -54,7 +54,7 @@ pop3_locked(struct store_req *req, void *arg)
 		return;
 	}
 	if (st != STORE_OK) {
-		log_err("%s: lock: %s", s->id, store_req_errmsg(req));
+		log_err("%s: lock: %s", s->c.id, store_req_errmsg(req));
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox now, try again later");
 		pop3_drop_user(s);
 		pop3_resume(s);
@@ -68,9 +68,9 @@ pop3_locked(struct store_req *req, void *arg)
 		return;
 	}
 	if (store_mailbox_list(s->server->store, s->user->id, &v, &n) != STORE_OK) {
-		log_err("%s: listing: %s", s->id, store_errmsg(s->server->store));
+		log_err("%s: listing: %s", s->c.id, store_errmsg(s->server->store));
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the mailbox now, try again later");
-		pop3_release(s);
+		pop3_release_lock(s);
 		pop3_drop_user(s);
 		pop3_resume(s);
 		return;
@@ -82,8 +82,8 @@ pop3_locked(struct store_req *req, void *arg)
 	}
 	free(v);	/* the entries moved into msgs */
 	s->nmsgs = n;
-	log_info("%s: login %s messages=%zu size=%" PRIu64 "%s", s->id, s->user->login, n,
-	    total, s->tls ? " tls" : "");
+	log_info("%s: login %s messages=%zu size=%" PRIu64 "%s", s->c.id, s->user->login, n,
+	    total, s->c.tls ? " tls" : "");
 	s->resume_state = POP3_S_TRANSACTION;
 	pop3_reply(s, "+OK Logged in: %zu messages (%" PRIu64 " octets)", n, total);
 	pop3_resume(s);
@@ -97,12 +97,12 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 	s->login = NULL;
 	if (!ok) {
 		s->auth_failures++;
-		log_info("%s: authentication failed", s->id);
-		pop3_set_timer(s, ip_auth_failed(s->ip), pop3_auth_failed_reply);
+		log_info("%s: authentication failed", s->c.id);
+		pop3_set_timer(s, ip_auth_failed(s->c.ip), pop3_auth_failed_reply);
 		return;
 	}
 	if (!user->pop3) {
-		log_info("%s: %s has POP3 off", s->id, user->login);
+		log_info("%s: %s has POP3 off", s->c.id, user->login);
 		store_user_clear(user);
 		pop3_reply(s, "-ERR [AUTH] POP3 access is disabled for this account");
 		pop3_resume(s);
@@ -141,7 +141,7 @@ pop3_login_cancel(struct pop3_session *s)
  * in order, so the release comes after the lock it undoes.
  */
 void
-pop3_release(struct pop3_session *s)
+pop3_release_lock(struct pop3_session *s)
 {
 	if (s->user == NULL || (!s->locked && s->req == NULL))
 		return;
@@ -174,12 +174,12 @@ pop3_quit_done(struct store_req *req, void *arg)
 		ndel += s->msgs[i].deleted;
 	if (store_req_status(req) == STORE_OK) {
 		s->locked = 0;
-		log_info("%s: logout %s deleted=%zu", s->id, s->user->login, ndel);
+		log_info("%s: logout %s deleted=%zu", s->c.id, s->user->login, ndel);
 		s->resume_state = POP3_S_TRANSACTION;
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_reply(s, "+OK Bye (%zu messages deleted)", ndel);
 	} else {
-		log_err("%s: QUIT: %s", s->id, store_req_errmsg(req));
+		log_err("%s: QUIT: %s", s->c.id, store_req_errmsg(req));
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_reply(s, "-ERR [SYS/TEMP] Deletions could not be saved; nothing was deleted");
 	}
@@ -226,7 +226,7 @@ pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned l
 	struct pop3_stream *st = xcalloc(1, sizeof(*st));
 
 	if (store_reader_open(s->server->store, &m->e, &st->r) != STORE_OK) {
-		log_err("%s: opening message %s: %s", s->id, m->e.uidl,
+		log_err("%s: opening message %s: %s", s->c.id, m->e.uidl,
 		    store_errmsg(s->server->store));
 		free(st);
 		return -1;
@@ -238,6 +238,7 @@ pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned l
 	st->empty_line = 1;
 	st->last_lf = 1;
 	s->stream = st;
+	conn_wait(&s->c);	/* pipelined commands wait until the message is out */
 	if (!top)
 		m->retrieved = 1;
 	return 0;
@@ -314,7 +315,7 @@ pop3_stream_pump(struct pop3_session *s)
 	struct evbuffer *out = pop3_output(s);
 	char buf[POP3_SLICE];
 
-	while (st && evbuffer_get_length(out) < POP3_OUT_HIGH) {
+	while (st && conn_unsent(&s->c) < CONN_OUT_HIGH) {
 		const struct store_entry *e = &st->m->e;
 		size_t got = 0, used;
 		int done = st->offset >= e->size;
@@ -322,7 +323,7 @@ pop3_stream_pump(struct pop3_session *s)
 		if (!done) {
 			if (store_reader_read(st->r, st->offset, buf, sizeof(buf), &got) != STORE_OK ||
 			    got == 0) {
-				log_err("%s: reading message %s: %s", s->id, e->uidl,
+				log_err("%s: reading message %s: %s", s->c.id, e->uidl,
 				    store_errmsg(s->server->store));
 				pop3_stream_free(s);
 				pop3_close(s);	/* the reply is half sent: nothing else is honest */

@@ -1,7 +1,7 @@
 /*
  * pop3d.h - umbox-pop3d's server and session state, shared by its files:
- *   main.c      startup, listeners, signals
- *   session.c   accepting, reading lines, replies, states, timeouts, STLS
+ *   main.c      the ports, the caps and the store for lib/server.c
+ *   session.c   reading lines, replies, states, timeouts, STLS
  *   commands.c  one function per POP3 command, the command table
  *   mailbox.c   login completion (lock, snapshot), RETR/TOP streaming, QUIT
  */
@@ -21,43 +21,23 @@
 #include "lib/conn.h"
 #include "lib/iptable.h"
 #include "lib/listen.h"
+#include "lib/server.h"
 #include "lib/worker.h"
 #include "pop3d/parse.h"
 #include "store/store.h"
 
-#define POP3_BAD_COMMANDS_MAX	10
 #define POP3_AUTH_FAILURES_MAX	3
 #define POP3_IDLE_TIMEOUT	600	/* RFC 1939 §3: at least 10 minutes */
 #define POP3_LOCK_LEASE		1800	/* renewed while the session is active */
-#define POP3_OUT_HIGH		(256 * 1024)	/* stop streaming above this */
-#define POP3_OUT_LOW		(64 * 1024)	/* and go on below this */
 #define POP3_SLICE		(32 * 1024)	/* bytes read from the store per step */
+#define POP3_SASL_LINE_MAX	8192	/* a SASL response line, CRLF included */
 
 enum pop3_port_kind { POP3_PORT_PLAIN, POP3_PORT_TLS };
 
-struct pop3_listener_ctx {
-	struct pop3_server *server;
-	enum pop3_port_kind kind;
-};
-
+/* The daemon: the shared server first, so a struct server * casts back. */
 struct pop3_server {
-	struct event_base *base;
-	struct umbox_config *cfg;
-	struct store *store;
-	struct store_writer *writer;
-	struct worker_pool *workers;
-	SSL_CTX *tls;
-	struct pop3_listener_ctx lctx[2];
-	struct listeners listeners[2];
-	struct event *sigterm, *sigint, *sighup, *sweep;
-	struct pop3_session *sessions;
-	unsigned nsessions;
-	unsigned long max_sessions;
-	struct ip_table ips;
-	uint64_t next_session_id;
+	struct server srv;
 	char owner_prefix[300];		/* "hostname:pid:" for lock owners */
-	char dummy_hash[256];
-	int stopping;
 };
 
 enum pop3_state {
@@ -91,19 +71,10 @@ struct pop3_stream {
 
 struct pop3_session {
 	struct conn c;			/* first: conn callbacks cast back */
-	struct pop3_server *server;
-	struct pop3_session *prev, *next;
-	char id[24];
-	char peer_str[64];
-	struct ip_entry *ip;
-	int loopback;
-	int tls;
+	struct server *server;
 	enum pop3_state state;
 	enum pop3_state resume_state;
-	unsigned bad_commands;
 	unsigned auth_failures;
-	int skip_line;
-	int tls_just_started;
 	char last_cmd[8];
 
 	char *user_name;		/* from USER, or the SASL LOGIN step */
@@ -122,10 +93,16 @@ struct pop3_session {
 	void (*timer_fn)(struct pop3_session *);	/* what the conn timer is for */
 };
 
+static inline struct pop3_server *
+pop3_daemon(const struct pop3_session *s)
+{
+	return (struct pop3_server *)s->server;
+}
+
 /* session.c */
-void pop3_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int socklen, void *arg);
-void pop3_server_stop(struct pop3_server *srv);
+/* server_def.open: a session on an accepted socket. */
+void pop3_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
+    const struct sockaddr *sa, struct ip_entry *ip);
 void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void pop3_set_state(struct pop3_session *s, enum pop3_state st);
@@ -147,7 +124,7 @@ void pop3_login_cancel(struct pop3_session *s);
 int pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines);
 void pop3_stream_pump(struct pop3_session *s);
 void pop3_quit(struct pop3_session *s);
-void pop3_release(struct pop3_session *s);
+void pop3_release_lock(struct pop3_session *s);
 void pop3_renew_lock(struct pop3_session *s);
 
 #endif

@@ -37,16 +37,16 @@ auth_checked(void *arg, int ok, struct store_user *user)
 
 	s->login = NULL;
 	if (ok) {
-		log_info("%s: authenticated as %s", s->id, user->login);
+		log_info("%s: authenticated as %s", s->c.id, user->login);
 		s->user = xcalloc(1, sizeof(*s->user));
 		*s->user = *user;
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 		smtp_resume(s);
 		return;
 	}
-	log_info("%s: authentication failed", s->id);
+	log_info("%s: authentication failed", s->c.id);
 	s->auth_failures++;
-	smtp_set_timer(s, ip_auth_failed(s->ip), auth_failed_reply);
+	smtp_set_timer(s, ip_auth_failed(s->c.ip), auth_failed_reply);
 }
 
 /* Check login/password off the loop; the session waits (BUSY). */

@@ -22,7 +22,17 @@ struct smtp_cmd_def {
 	unsigned states;	/* where it is allowed; elsewhere 503 */
 	void (*fn)(struct smtp_session *s, const char *arg, size_t len);
 	int takes_arg;		/* 0: an argument is a syntax error */
+	unsigned flags;
 };
+
+#define BETWEEN_CHUNKS	0x01	/* allowed between BDAT chunks */
+
+/* A BDAT transaction has had chunks and waits for more. */
+static int
+smtp_between_chunks(const struct smtp_session *s)
+{
+	return s->txn && s->txn->data_started && s->txn->data.bdat && s->state == SMTP_S_RCPT;
+}
 
 void
 smtp_txn_free(struct smtp_txn **tp)
@@ -47,16 +57,6 @@ smtp_txn_free(struct smtp_txn **tp)
 	*tp = NULL;
 }
 
-static void
-smtp_bad_command(struct smtp_session *s)
-{
-	if (++s->bad_commands >= SMTP_BAD_COMMANDS_MAX) {
-		smtp_reply(s, "421 4.7.0 %s Error: too many errors",
-		    s->server->cfg->general.hostname);
-		smtp_close(s);
-	}
-}
-
 /* After HELO/EHLO/RSET/STARTTLS: no transaction. */
 static void
 smtp_reset(struct smtp_session *s)
@@ -73,7 +73,6 @@ cmd_helo(struct smtp_session *s, const char *arg, size_t len, int esmtp)
 
 	if (len == 0 || smtp_parse_helo(arg, len) != 0) {
 		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
-		smtp_bad_command(s);
 		return;
 	}
 	free(s->helo);
@@ -88,7 +87,7 @@ cmd_helo(struct smtp_session *s, const char *arg, size_t len, int esmtp)
 	smtp_reply(s, "250-%s\n250-PIPELINING\n250-SIZE %llu\n250-8BITMIME\n"
 	    "250-ENHANCEDSTATUSCODES\n%s%s250-CHUNKING\n250 SMTPUTF8",
 	    cfg->general.hostname, (unsigned long long)cfg->smtpd.max_message_size,
-	    !s->tls && s->server->tls ? "250-STARTTLS\n" : "",
+	    !s->c.tls && s->server->tls ? "250-STARTTLS\n" : "",
 	    smtp_may_auth(s) ? "250-AUTH PLAIN LOGIN\n" : "");
 }
 
@@ -107,7 +106,7 @@ cmd_helo_plain(struct smtp_session *s, const char *arg, size_t len)
 static void
 cmd_starttls(struct smtp_session *s, const char *arg, size_t len)
 {
-	if (s->tls) {
+	if (s->c.tls) {
 		smtp_reply(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
@@ -162,14 +161,13 @@ smtp_path_args(struct smtp_session *s, const char *arg, size_t len, int rcpt, in
 		    "MAIL FROM:<address>");
 		break;
 	}
-	smtp_bad_command(s);
 	return -1;
 }
 
 static void
 cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 {
-	struct smtp_server *srv = s->server;
+	struct server *srv = s->server;
 	struct smtp_path_args pa;
 	const struct smtp_param *p;
 	struct smtp_txn *t;
@@ -227,7 +225,7 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 	/* Submission: the sender must be the authenticated user's own address. */
 	if (s->user && s->kind != SMTP_PORT_MX) {
 		int owned = (pa.path.flags & ADDR_F_NULL) ? 0 :
-		    alias_sender_owned(&srv->resolver, s->user, pa.path.mailbox);
+		    alias_sender_owned(&smtp_daemon(s)->resolver, s->user, pa.path.mailbox);
 
 		if (owned < 0) {
 			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
@@ -299,7 +297,7 @@ smtp_over_quota(struct smtp_session *s, const struct alias_result *res, uint64_t
 static void
 cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 {
-	struct smtp_server *srv = s->server;
+	struct server *srv = s->server;
 	struct smtp_txn *t = s->txn;
 	struct smtp_path_args pa;
 	struct alias_result res;
@@ -322,7 +320,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		return;
 	}
 	/* A source route is dropped; the rest is judged on its own (RFC 5321 §4.1.1.3). */
-	switch (alias_resolve(&srv->resolver, pa.path.mailbox, &res)) {
+	switch (alias_resolve(&smtp_daemon(s)->resolver, pa.path.mailbox, &res)) {
 	case ALIAS_OK:
 		break;
 	case ALIAS_UNKNOWN:
@@ -335,7 +333,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		alias_result_clear(&res);
 		return;
 	default:
-		log_warn("%s: resolving <%s>: %s", s->id, pa.path.mailbox, res.error);
+		log_warn("%s: resolving <%s>: %s", s->c.id, pa.path.mailbox, res.error);
 		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", pa.path.mailbox);
 		alias_result_clear(&res);
 		return;
@@ -452,20 +450,20 @@ cmd_help(struct smtp_session *s, const char *arg, size_t len)
 }
 
 static const struct smtp_cmd_def smtp_cmds[] = {
-	{ SMTP_CMD_HELO, S_ANY_CMD, cmd_helo_plain, 1 },
-	{ SMTP_CMD_EHLO, S_ANY_CMD, cmd_ehlo, 1 },
-	{ SMTP_CMD_STARTTLS, S_ANY_CMD, cmd_starttls, 0 },
-	{ SMTP_CMD_AUTH, ST(SMTP_S_READY), cmd_auth, 1 },
-	{ SMTP_CMD_MAIL, ST(SMTP_S_READY), cmd_mail, 1 },
-	{ SMTP_CMD_RCPT, ST(SMTP_S_MAIL) | ST(SMTP_S_RCPT), cmd_rcpt, 1 },
-	{ SMTP_CMD_DATA, ST(SMTP_S_RCPT), cmd_data, 0 },
-	{ SMTP_CMD_BDAT, S_ANY_CMD, cmd_bdat, 1 },
-	{ SMTP_CMD_RSET, S_ANY_CMD, cmd_rset, 0 },
-	{ SMTP_CMD_NOOP, S_ANY_CMD, cmd_noop, 1 },
-	{ SMTP_CMD_QUIT, S_ANY_CMD, cmd_quit, 0 },
-	{ SMTP_CMD_VRFY, S_ANY_CMD, cmd_vrfy, 1 },
-	{ SMTP_CMD_EXPN, S_ANY_CMD, cmd_expn, 1 },
-	{ SMTP_CMD_HELP, S_ANY_CMD, cmd_help, 1 },
+	{ SMTP_CMD_HELO, S_ANY_CMD, cmd_helo_plain, 1, 0 },
+	{ SMTP_CMD_EHLO, S_ANY_CMD, cmd_ehlo, 1, 0 },
+	{ SMTP_CMD_STARTTLS, S_ANY_CMD, cmd_starttls, 0, 0 },
+	{ SMTP_CMD_AUTH, ST(SMTP_S_READY), cmd_auth, 1, 0 },
+	{ SMTP_CMD_MAIL, ST(SMTP_S_READY), cmd_mail, 1, 0 },
+	{ SMTP_CMD_RCPT, ST(SMTP_S_MAIL) | ST(SMTP_S_RCPT), cmd_rcpt, 1, 0 },
+	{ SMTP_CMD_DATA, ST(SMTP_S_RCPT), cmd_data, 0, 0 },
+	{ SMTP_CMD_BDAT, S_ANY_CMD, cmd_bdat, 1, BETWEEN_CHUNKS },
+	{ SMTP_CMD_RSET, S_ANY_CMD, cmd_rset, 0, BETWEEN_CHUNKS },
+	{ SMTP_CMD_NOOP, S_ANY_CMD, cmd_noop, 1, BETWEEN_CHUNKS },
+	{ SMTP_CMD_QUIT, S_ANY_CMD, cmd_quit, 0, BETWEEN_CHUNKS },
+	{ SMTP_CMD_VRFY, S_ANY_CMD, cmd_vrfy, 1, 0 },
+	{ SMTP_CMD_EXPN, S_ANY_CMD, cmd_expn, 1, 0 },
+	{ SMTP_CMD_HELP, S_ANY_CMD, cmd_help, 1, 0 },
 };
 
 /* Why a command is out of sequence, in words a client log can use. */
@@ -500,22 +498,19 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 	case SMTP_PARSE_BAD_CHAR:
 		snprintf(s->last_cmd, sizeof(s->last_cmd), "-");
 		smtp_reply(s, "500 5.5.2 Error: bad character in command (bare CR, LF or NUL)");
-		smtp_bad_command(s);
 		return;
 	case SMTP_PARSE_TOO_LONG:
 		snprintf(s->last_cmd, sizeof(s->last_cmd), "-");
 		smtp_reply(s, "500 5.5.2 Error: line too long");
-		smtp_bad_command(s);
 		return;
 	default:
 		snprintf(s->last_cmd, sizeof(s->last_cmd), "-");
 		smtp_reply(s, "500 5.5.2 Error: bad syntax");
-		smtp_bad_command(s);
 		return;
 	}
 	snprintf(s->last_cmd, sizeof(s->last_cmd), "%s", smtp_verb_name(c.verb));
 	if (c.verb == SMTP_CMD_HTTP) {
-		log_info("%s: HTTP request refused", s->id);
+		log_info("%s: HTTP request refused", s->c.id);
 		smtp_reply(s, "554 5.7.0 This is an SMTP server");
 		smtp_close(s);
 		return;
@@ -525,18 +520,20 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 			d = &smtp_cmds[i];
 	if (d == NULL) {
 		smtp_reply(s, "500 5.5.2 Error: command not recognized");
-		smtp_bad_command(s);
 		return;
 	}
 	if (!(d->states & ST(s->state))) {
 		/* BDAT is never refused unread: its chunk must be consumed. */
 		smtp_reply(s, "%s", smtp_sequence_error(s, c.verb));
-		smtp_bad_command(s);
+		return;
+	}
+	if (smtp_between_chunks(s) && !(d->flags & BETWEEN_CHUNKS)) {
+		/* RFC 3030: a transaction in chunks takes no other commands. */
+		smtp_reply(s, "503 5.5.1 Error: only BDAT, RSET, NOOP or QUIT between BDAT chunks");
 		return;
 	}
 	if (!d->takes_arg && c.arglen > 0) {
 		smtp_reply(s, "501 5.5.4 Syntax: %s takes no argument", smtp_verb_name(c.verb));
-		smtp_bad_command(s);
 		return;
 	}
 	d->fn(s, c.arg, c.arglen);

@@ -7,130 +7,57 @@
  */
 #include "smtpd/smtpd.h"
 
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <event2/thread.h>
-
-#include "lib/daemon.h"
 #include "lib/log.h"
-#include "lib/password.h"
-#include "lib/tls.h"
 
-static void
-on_sigterm(evutil_socket_t sig, short what, void *arg)
+static int
+smtpd_prepare(struct server *srv)
 {
-	log_info("signal %d: stopping", (int)sig);
-	smtp_server_stop(arg);
+	return store_daemon_check(srv->cfg);
 }
 
-/* Forget addresses whose failed logins are long past. */
-static void
-on_sweep(evutil_socket_t fd, short what, void *arg)
+static int
+smtpd_start(struct server *srv)
 {
-	ip_table_sweep(arg);
+	struct smtp_server *d = (struct smtp_server *)srv;
+
+	if (store_daemon_open(srv->cfg, srv->base, &srv->store, &srv->writer) != 0)
+		return -1;
+	d->resolver.store = srv->store;
+	d->resolver.postmaster = srv->cfg->general.postmaster;
+	return 0;
 }
 
 static void
-on_sighup(evutil_socket_t sig, short what, void *arg)
+smtpd_finish(struct server *srv)
 {
-	struct smtp_server *srv = arg;
-
-	tls_sighup(&srv->tls, srv->cfg);
+	store_daemon_close(&srv->store, &srv->writer);
 }
 
 int
 main(int argc, char **argv)
 {
 	static struct umbox_config cfg;
-	struct smtp_server srv = { .cfg = &cfg };
-	struct daemon_opts opts;
-	const struct config_endpoints *eps[3];
-	char err[1024], *path;
+	static struct smtp_server smtpd;
+	struct server_def def = {
+		.name = "umbox-smtpd",
+		.id_prefix = "",
+		.nports = 3,
+		/* A session holds its socket, a spool file and the spool's copy in a commit. */
+		.fds_per_conn = 3,
+		.max_conns = &cfg.smtpd.max_connections,
+		.max_conns_per_ip = &cfg.smtpd.max_connections_per_ip,
+		.refuse_busy = "421 4.7.0 Too many connections, try again later\r\n",
+		.refuse_ip = "421 4.7.0 Too many connections from your address\r\n",
+		.open = smtp_session_open,
+		.prepare = smtpd_prepare,
+		.start = smtpd_start,
+		.finish = smtpd_finish,
+	};
 
-	daemon_start(argc, argv, "umbox-smtpd", &opts, &cfg);
-	evthread_use_pthreads();
-	srv.base = event_base_new();
-	if (srv.base == NULL)
-		fatal("cannot create the event loop");
-
-	/* As root: bind and load keys first, then drop to [general] user. */
-	srv.tls = tls_server_ctx_new(&cfg, err, sizeof(err));
-	if (srv.tls == NULL) {
-		if (cfg.smtpd.smtps.n > 0) {
-			log_err("%s (needed for smtps)", err);
-			return 1;
-		}
-		log_warn("%s: STARTTLS is off until a certificate loads (SIGHUP)", err);
-	}
-	eps[SMTP_PORT_MX] = &cfg.smtpd.listen;
-	eps[SMTP_PORT_SUBMISSION] = &cfg.smtpd.submission;
-	eps[SMTP_PORT_SMTPS] = &cfg.smtpd.smtps;
-	for (int i = 0; i < 3; i++) {
-		srv.lctx[i].server = &srv;
-		srv.lctx[i].kind = (enum smtp_port_kind)i;
-		if (listen_endpoints(srv.base, eps[i], smtp_server_accept, &srv.lctx[i],
-		    &srv.listeners[i], err, sizeof(err)) != 0) {
-			log_err("%s", err);
-			return 1;
-		}
-	}
-	/* A store that cannot be opened is reported here, before detaching. */
-	path = config_store_path(&cfg);
-	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK) {
-		log_err("store %s: %s", path, err);
-		return 1;
-	}
-	store_close(&srv.store);
-	if (daemon_give_to_user(&cfg, cfg.general.data_dir) != 0 ||
-	    daemon_give_to_user(&cfg, path) != 0)
-		log_warn("cannot give %s to user %s: %s", path, cfg.general.user, strerror(errno));
-	daemon_detach(&opts, srv.base);
-	daemon_drop_privileges(&cfg);
-	/* Leave room for the store, listeners and workers; one fd per session. */
-	srv.max_sessions = daemon_fd_limit() > 64 ? daemon_fd_limit() - 32 : 32;
-
-	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
-	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK) {
-		log_err("store %s: %s", path, err);
-		return 1;
-	}
-	free(path);
-	srv.resolver.store = srv.store;
-	srv.resolver.postmaster = cfg.general.postmaster;
-	srv.workers = worker_pool_new(srv.base, 2);
-	if (password_hash("umbox-unknown-user", srv.dummy_hash, sizeof(srv.dummy_hash)) != 0)
-		fatal("yescrypt is unavailable");
-
-	srv.sigterm = evsignal_new(srv.base, SIGTERM, on_sigterm, &srv);
-	srv.sigint = evsignal_new(srv.base, SIGINT, on_sigterm, &srv);
-	srv.sighup = evsignal_new(srv.base, SIGHUP, on_sighup, &srv);
-	event_add(srv.sigterm, NULL);
-	event_add(srv.sigint, NULL);
-	event_add(srv.sighup, NULL);
-	srv.sweep = event_new(srv.base, -1, EV_PERSIST, on_sweep, &srv.ips);
-	event_add(srv.sweep, &(struct timeval){ 300, 0 });
-
-	log_info("umbox-smtpd %s started: %s", UMBOX_VERSION, cfg.general.hostname);
-	event_base_dispatch(srv.base);
-
-	/* In-flight commits finish (and are answered) before the writer stops. */
-	store_writer_free(&srv.writer);
-	worker_pool_free(&srv.workers);
-	for (int i = 0; i < 3; i++)
-		listen_free(&srv.listeners[i]);
-	event_free(srv.sigterm);
-	event_free(srv.sigint);
-	event_free(srv.sighup);
-	event_free(srv.sweep);
-	store_close(&srv.store);
-	ip_table_clear(&srv.ips);
-	SSL_CTX_free(srv.tls);
-	event_base_free(srv.base);
-	config_free(&cfg);
-	log_info("stopped");
-	return 0;
+	/* The config is loaded by server_init; the ports and caps point into it. */
+	def.ports[SMTP_PORT_MX] = (struct server_port){ "mx", &cfg.smtpd.listen, 0 };
+	def.ports[SMTP_PORT_SUBMISSION] = (struct server_port){ "submission", &cfg.smtpd.submission, 0 };
+	def.ports[SMTP_PORT_SMTPS] = (struct server_port){ "smtps", &cfg.smtpd.smtps, 1 };
+	server_init(&smtpd.srv, &def, &cfg, argc, argv);
+	return server_run(&smtpd.srv);
 }

@@ -66,7 +66,7 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 		t->spool_fd = spool_open_file(s->server->cfg->general.data_dir);
 		if (t->spool_fd < 0 ||
 		    write_all(t->spool_fd, evbuffer_pullup(t->spool_mem, -1), have) != 0) {
-			log_err("%s: cannot spool a large message in %s: %s", s->id,
+			log_err("%s: cannot spool a large message in %s: %s", s->c.id,
 			    s->server->cfg->general.data_dir, strerror(errno));
 			t->spool_error = 1;
 			return;
@@ -75,7 +75,7 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 	}
 	if (t->spool_fd >= 0) {
 		if (write_all(t->spool_fd, buf, len) != 0) {
-			log_err("%s: writing the spool file: %s", s->id, strerror(errno));
+			log_err("%s: writing the spool file: %s", s->c.id, strerror(errno));
 			t->spool_error = 1;
 			return;
 		}
@@ -116,7 +116,7 @@ smtp_protocol(const struct smtp_session *s)
 		{ { "SMTPS", "SMTPS" }, { "ESMTPS", "ESMTPSA" } },
 	};
 
-	return names[s->tls][s->esmtp][s->user != NULL];
+	return names[s->c.tls][s->esmtp][s->user != NULL];
 }
 
 int
@@ -138,18 +138,18 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 	 * across restarts and beside umboxctl's deposits.
 	 */
 	snprintf(t->qid, sizeof(t->qid), "%08llX%04X%05X", (unsigned long long)time(NULL),
-	    (unsigned)getpid() & 0xffff, ++s->server->next_qid & 0xfffff);
+	    (unsigned)getpid() & 0xffff, ++smtp_daemon(s)->next_qid & 0xfffff);
 	smtp_data_init(&t->data, bdat, cfg->smtpd.max_message_size, spool_sink, s);
 
 	rfc5322_date(date, sizeof(date));
-	snprintf(host, sizeof(host), "%s", s->peer_str + 1);
+	snprintf(host, sizeof(host), "%s", s->c.peer + 1);
 	*strrchr(host, ']') = '\0';
 	hdr = xasprintf("Received: from %s ([%s])\r\n"
 	    "\tby %s (umbox) with %s id %s%s%s%s\r\n"
 	    "\t%s%s%s%s; %s\r\n",
 	    s->helo ? s->helo : "unknown", host,
 	    cfg->general.hostname, smtp_protocol(s), t->qid,
-	    s->tls ? "\r\n\t(" : "", s->tls ? s->tls_info : "", s->tls ? ")" : "",
+	    s->c.tls ? "\r\n\t(" : "", s->c.tls ? s->c.tls_info : "", s->c.tls ? ")" : "",
 	    t->nrcpts == 1 ? "for <" : "", t->nrcpts == 1 ? t->rcpts[0].address : "",
 	    t->nrcpts == 1 ? ">" : "", t->nrcpts == 1 ? "" : "(multiple recipients)", date);
 	spool_write(s, hdr, strlen(hdr));
@@ -182,7 +182,7 @@ smtp_commit_done(struct store_req *req, void *arg)
 	s->commit = NULL;
 	switch (store_req_status(req)) {
 	case STORE_OK:
-		log_info("%s: qid=%s from=<%s> size=%" PRIu64 " nrcpt=%zu proto=%s", s->id, r->qid,
+		log_info("%s: qid=%s from=<%s> size=%" PRIu64 " nrcpt=%zu proto=%s", s->c.id, r->qid,
 		    log_escape(from, sizeof(from), t->sender.mailbox, strlen(t->sender.mailbox)),
 		    t->spool_len, t->nrcpts, smtp_protocol(s));
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", r->qid);
@@ -191,11 +191,11 @@ smtp_commit_done(struct store_req *req, void *arg)
 		smtp_reply(s, "452 4.2.2 Mailbox full: %s", store_req_errmsg(req));
 		break;
 	case STORE_FULL:
-		log_err("%s: store: %s", s->id, store_req_errmsg(req));
+		log_err("%s: store: %s", s->c.id, store_req_errmsg(req));
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
 		break;
 	default:
-		log_err("%s: store: %s", s->id, store_req_errmsg(req));
+		log_err("%s: store: %s", s->c.id, store_req_errmsg(req));
 		smtp_reply(s, "451 4.3.0 Error: local error in processing");
 		break;
 	}

@@ -1,8 +1,7 @@
 /*
  * smtpd.h - umbox-smtpd's server and session state, shared by its files:
- *   main.c      startup, listeners, signals
- *   server.c    accepting connections, connection limits, per-IP state
- *   session.c   reading, the command table, replies, state, timeouts, TLS
+ *   main.c      the ports, the caps and the store for lib/server.c
+ *   session.c   reading, replies, states, timeouts, STARTTLS
  *   commands.c  one function per SMTP command
  *   auth.c      AUTH PLAIN/LOGIN with password checks off the loop
  *   message.c   DATA/BDAT content into a spool, and the commit
@@ -12,6 +11,7 @@
 
 #include <netinet/in.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include <event2/bufferevent.h>
@@ -24,20 +24,19 @@
 #include "lib/conn.h"
 #include "lib/iptable.h"
 #include "lib/listen.h"
+#include "lib/server.h"
 #include "lib/sasl.h"
 #include "lib/worker.h"
 #include "smtpd/data.h"
 #include "smtpd/parse.h"
 #include "store/store.h"
 
-#define SMTP_BAD_COMMANDS_MAX	10	/* then 421 and close */
 #define SMTP_AUTH_FAILURES_MAX	3
 #define SMTP_CMD_TIMEOUT	300	/* seconds: RFC 5321 §4.5.3.2 server timeout */
 #define SMTP_DATA_TIMEOUT	180	/* RFC 5321 §4.5.3.2 data block: without progress */
 #define SMTP_DATA_PROGRESS	(64 * 1024)	/* bytes that count as progress */
 #define SMTP_DATA_MAX_TIME	3600	/* a whole DATA/BDAT transfer, at most */
 #define SMTP_GREET_DELAY_MS	100	/* MX port: wait, and refuse early talkers */
-#define SMTP_OUT_HIGH		(256 * 1024)	/* stop reading while replies back up */
 #define SMTP_SPOOL_MEM		(1024 * 1024)	/* larger messages spool to a file */
 #define SMTP_HOPS_MAX		50
 
@@ -47,30 +46,11 @@ enum smtp_port_kind {
 	SMTP_PORT_SMTPS,	/* 465: implicit TLS, AUTH required */
 };
 
-struct smtp_listener_ctx {
-	struct smtp_server *server;
-	enum smtp_port_kind kind;
-};
-
+/* The daemon: the shared server first, so a struct server * casts back. */
 struct smtp_server {
-	struct event_base *base;
-	struct umbox_config *cfg;
-	struct store *store;		/* reads on the loop thread */
-	struct store_writer *writer;	/* group commits */
-	struct worker_pool *workers;	/* password checks */
-	SSL_CTX *tls;			/* NULL when no certificate could be loaded */
+	struct server srv;
 	struct alias_resolver resolver;
-	struct smtp_listener_ctx lctx[3];
-	struct listeners listeners[3];
-	struct event *sigterm, *sigint, *sighup, *sweep;
-	struct smtp_session *sessions;	/* all sessions, for shutdown */
-	unsigned nsessions;
-	unsigned long max_sessions;	/* also capped by file descriptors */
-	struct ip_table ips;
-	uint64_t next_session_id;
 	uint32_t next_qid;		/* per-process counter for queue IDs */
-	int stopping;
-	char dummy_hash[256];		/* verified against for unknown users: same cost */
 };
 
 enum smtp_state {
@@ -119,25 +99,15 @@ struct smtp_txn {
 
 struct smtp_session {
 	struct conn c;			/* first: conn callbacks cast back */
-	struct smtp_server *server;
-	struct smtp_session *prev, *next;
-	char id[24];
+	struct server *server;
 	enum smtp_port_kind kind;
 	struct sockaddr_storage peer;
-	char peer_str[64];		/* "[1.2.3.4]:5678" */
-	struct ip_entry *ip;
-	int loopback;
 	int trusted;			/* in trusted_networks */
-	int tls;
-	char tls_info[96];
 	enum smtp_state state;
 	enum smtp_state resume_state;	/* where BUSY returns to */
 	char *helo;
 	int esmtp;
-	unsigned bad_commands;
 	unsigned auth_failures;
-	int skip_line;			/* discarding the rest of an over-long line */
-	int tls_just_started;		/* STARTTLS replaced the input buffer */
 	time_t data_started;		/* when the current DATA/BDAT transfer began */
 	size_t data_progress;		/* content bytes since the deadline was last moved */
 	char last_cmd[16];		/* verb of the command being answered, for logs */
@@ -154,15 +124,16 @@ struct smtp_session {
 	void (*timer_fn)(struct smtp_session *);	/* what the conn timer is for */
 };
 
-/* server.c */
-void smtp_server_accept(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int socklen, void *arg);
-void smtp_server_session_gone(struct smtp_server *srv, struct smtp_session *s);
-void smtp_server_stop(struct smtp_server *srv);
+static inline struct smtp_server *
+smtp_daemon(const struct smtp_session *s)
+{
+	return (struct smtp_server *)s->server;
+}
 
 /* session.c */
-struct smtp_session *smtp_session_new(struct smtp_server *srv, evutil_socket_t fd,
-    const struct sockaddr *sa, enum smtp_port_kind kind, struct ip_entry *ip);
+/* server_def.open: a session on an accepted socket. */
+void smtp_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
+    const struct sockaddr *sa, struct ip_entry *ip);
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtp_set_state(struct smtp_session *s, enum smtp_state st);

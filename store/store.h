@@ -24,6 +24,7 @@
 
 struct event_base;
 struct store;
+struct store_writer;
 
 enum store_status {
 	STORE_OK = 0,
@@ -231,6 +232,18 @@ struct store_stats {
 	uint64_t messages, message_bytes, entries, queued;
 };
 int store_stats(struct store *s, struct store_stats *out);
+
+/* ---- a daemon's store ---- */
+
+struct umbox_config;
+
+/* Before detaching: open (creating) and close the store; give it to [general] user. */
+int store_daemon_check(const struct umbox_config *cfg);
+/* After dropping privileges: the loop's read handle and the writer thread. */
+int store_daemon_open(const struct umbox_config *cfg, struct event_base *base, struct store **s,
+    struct store_writer **w);
+/* After the loop: finish every submitted request, then close. */
+void store_daemon_close(struct store **s, struct store_writer **w);
 
 /* ---- the asynchronous commit path (group commit) ---- */
 

@@ -1,0 +1,59 @@
+/*
+ * daemon.c - the store's life in a daemon: checked (and created) before
+ * the daemon detaches, so a store that cannot be opened is reported on
+ * the terminal; given to [general] user while still root; opened with
+ * its writer thread once privileges are dropped; and closed after the
+ * loop, once every submitted commit has been answered.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/config.h"
+#include "lib/daemon.h"
+#include "lib/log.h"
+
+int
+store_daemon_check(const struct umbox_config *cfg)
+{
+	char err[1024], *path = config_store_path(cfg);
+	struct store *s = NULL;
+
+	if (store_open(path, STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
+		log_err("store %s: %s", path, err);
+		free(path);
+		return -1;
+	}
+	store_close(&s);
+	if (daemon_give_to_user(cfg, cfg->general.data_dir) != 0 ||
+	    daemon_give_to_user(cfg, path) != 0)
+		log_warn("cannot give %s to user %s: %s", path, cfg->general.user, strerror(errno));
+	free(path);
+	return 0;
+}
+
+int
+store_daemon_open(const struct umbox_config *cfg, struct event_base *base, struct store **s,
+    struct store_writer **w)
+{
+	char err[1024], *path = config_store_path(cfg);
+
+	if (store_open(path, STORE_CREATE, s, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(path, base, w, err, sizeof(err)) != STORE_OK) {
+		log_err("store %s: %s", path, err);
+		store_close(s);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
+}
+
+void
+store_daemon_close(struct store **s, struct store_writer **w)
+{
+	store_writer_free(w);
+	store_close(s);
+}
