@@ -1,5 +1,6 @@
 /*
- * iptable.c - a small chained hash table keyed by client address.
+ * iptable.c - a small chained hash table keyed by client: an IPv4 address
+ * or an IPv6 /64 (see iptable.h for why).
  */
 #include "iptable.h"
 
@@ -10,14 +11,22 @@
 
 #include "util.h"
 
-#define IP_FAILURE_MEMORY	900	/* seconds a failure counts against an address */
+#define IP_FAILURE_MEMORY	900	/* seconds a failure counts against a client */
 
+/*
+ * The client that sa belongs to: IPv4 as IPv4-mapped IPv6, which an
+ * IPv4-mapped peer already is; any other IPv6 address cut to its /64.
+ * A /64 key never equals a mapped one: its last 8 bytes are zero, a mapped
+ * key's never are.
+ */
 static void
 ip_key(const struct sockaddr *sa, unsigned char key[16])
 {
 	memset(key, 0, 16);
 	if (sa->sa_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+		memcpy(key, a, IN6_IS_ADDR_V4MAPPED(a) ? 16 : 8);
 	} else {
 		key[10] = key[11] = 0xff;
 		memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
@@ -44,12 +53,12 @@ ip_table_get(struct ip_table *t, const struct sockaddr *sa, int create)
 	ip_key(sa, key);
 	h = ip_hash(key);
 	for (e = t->b[h]; e; e = e->next)
-		if (memcmp(e->addr, key, 16) == 0)
+		if (memcmp(e->key, key, 16) == 0)
 			return e;
 	if (!create)
 		return NULL;
 	e = xcalloc(1, sizeof(*e));
-	memcpy(e->addr, key, 16);
+	memcpy(e->key, key, 16);
 	e->next = t->b[h];
 	t->b[h] = e;
 	return e;
@@ -68,7 +77,7 @@ ip_table_put(struct ip_table *t, struct ip_entry **ep)
 	if (e->conns > 0 ||
 	    (e->auth_failures > 0 && time(NULL) - e->last_failure < IP_FAILURE_MEMORY))
 		return;
-	for (pp = &t->b[ip_hash(e->addr)]; *pp; pp = &(*pp)->next)
+	for (pp = &t->b[ip_hash(e->key)]; *pp; pp = &(*pp)->next)
 		if (*pp == e) {
 			*pp = e->next;
 			free(e);

@@ -21,9 +21,40 @@ tls_error(char *err, size_t errlen, const char *what, const char *file)
 	char buf[256];
 
 	ERR_error_string_n(e, buf, sizeof(buf));
-	snprintf(err, errlen, "%s %s: %s", what, file, e ? buf : "unknown error");
+	snprintf(err, errlen, "%s%s%s: %s", what, *file ? " " : "", file,
+	    e ? buf : "unknown error");
 	ERR_clear_error();
 }
+
+/*
+ * The TLS 1.2 suites, in the server's order of preference.  Every one is
+ * ECDHE, so a stolen key never decrypts recorded sessions: no static RSA
+ * key exchange, and no DHE either (every client that has DHE has ECDHE,
+ * and DHE would need parameters of our own).  Authenticated encryption
+ * first: AES-GCM (AES-128 first: as strong as needed and faster), then
+ * ChaCha20-Poly1305.
+ *
+ * Last, two CBC suites with SHA-2 MACs, for old Outlook: Windows 7 and
+ * 8.1's SChannel offer no ECDHE-RSA AEAD suite, so with an RSA certificate
+ * (snakeoil, and most certificates appliances get) they could connect
+ * with these or not at all.  They are still forward secret, OpenSSL's CBC
+ * decryption is constant time, and server preference means a client gets
+ * them only when it offers nothing above them.  CBC with SHA-1 MACs is
+ * gone: nothing that speaks TLS 1.2 needs it.
+ *
+ * TLS 1.3 suites stay as OpenSSL offers them (all AEAD, all forward
+ * secret).  The negotiated version and suite of every session are logged
+ * (tls_describe), so whether the CBC suites are still used can be read
+ * from the logs.
+ */
+#define TLS12_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA384"
+
+/* Key exchange groups for ECDHE and TLS 1.3, preferred first. */
+#define TLS_GROUPS	"X25519:P-256:P-384"
 
 SSL_CTX *
 tls_server_ctx_new(const struct umbox_config *cfg, char *err, size_t errlen)
@@ -34,13 +65,21 @@ tls_server_ctx_new(const struct umbox_config *cfg, char *err, size_t errlen)
 		tls_error(err, errlen, "cannot create a TLS context", "");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, cfg->tls.min_protocol);
+	if (SSL_CTX_set_min_proto_version(ctx, cfg->tls.min_protocol) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1) {
+		tls_error(err, errlen, "cannot set the TLS policy", "");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	/*
-	 * No renegotiation, no compression, server cipher preference; session
-	 * tickets stay on (the default) so Outlook's reconnects are cheap.
+	 * No renegotiation, no compression, server cipher preference (but a
+	 * client that puts ChaCha20 first, a phone without AES instructions,
+	 * gets it); session tickets stay on (the default) so Outlook's
+	 * reconnects are cheap.
 	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.certificate) != 1) {
 		tls_error(err, errlen, "cannot load the certificate", cfg->tls.certificate);
