@@ -12,6 +12,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +31,8 @@
 
 #define CONN_CLOSE_POLL_MS	20
 #define CONN_CLOSE_POLLS	500	/* 10 s for the last reply to go out */
+#define CONN_LINGER_SECS	2	/* then read and drop the client's last words */
+#define CONN_LINGER_MAX		(1024 * 1024)
 
 static void conn_process(struct conn *c);
 
@@ -159,6 +162,8 @@ conn_on_free(evutil_socket_t fd, short what, void *arg)
 	event_free(c->timer);
 	event_free(c->resume_ev);
 	event_free(c->free_ev);
+	if (c->linger_ev)
+		event_free(c->linger_ev);
 	server_conn_gone(c->server, c);
 	c->ops->release(c);
 }
@@ -349,13 +354,63 @@ conn_free_later(struct conn *c)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
 	event_del(c->resume_ev);
+	if (c->linger_ev)
+		event_del(c->linger_ev);
 	event_active(c->free_ev, 0, 0);
+}
+
+/*
+ * Lingering: input the client sent before it saw our last reply is read
+ * and dropped, so that closing with unread input does not reset the
+ * connection (a reset would discard the replies still on their way to
+ * the client).  Ends at the client's EOF, after CONN_LINGER_SECS, or
+ * after CONN_LINGER_MAX bytes.
+ */
+static void
+conn_on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	char buf[16384];
+
+	if (what & EV_TIMEOUT) {
+		conn_free_later(c);
+		return;
+	}
+	for (int i = 0; i < 8; i++) {
+		ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (r <= 0 || (c->lingered += (size_t)r) > CONN_LINGER_MAX) {
+			conn_free_later(c);
+			return;
+		}
+	}
+}
+
+static void
+conn_linger(struct conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct timeval tv = { CONN_LINGER_SECS, 0 };
+
+	if (fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+		conn_free_later(c);
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	c->linger_ev = event_new(c->server->base, fd, EV_READ | EV_PERSIST, conn_on_linger, c);
+	event_add(c->linger_ev, &tv);
 }
 
 static void
 conn_close_poll(struct conn *c)
 {
-	if (conn_unsent(c) == 0 || ++c->close_polls > CONN_CLOSE_POLLS) {
+	if (conn_unsent(c) == 0) {
+		conn_linger(c);
+		return;
+	}
+	if (++c->close_polls > CONN_CLOSE_POLLS) {
 		conn_free_later(c);
 		return;
 	}

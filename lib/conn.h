@@ -88,6 +88,8 @@ struct conn {
 	int closing;
 	int freeing;
 	unsigned close_polls;
+	struct event *linger_ev;	/* after the last reply: reading to EOF */
+	size_t lingered;
 
 	unsigned bad;			/* bad commands in a row */
 	int skip_line;			/* discarding the rest of an over-long line */

@@ -4,6 +4,7 @@
  */
 #include "server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +24,8 @@
 #include "tls.h"
 #include "worker.h"
 
-#define SERVER_FD_RESERVE	32	/* store, listeners, workers, logs */
+#define SERVER_FD_RESERVE	32	/* store, listeners, workers, logs: when /proc cannot tell */
+#define SERVER_FD_SPARE		8	/* beyond what is open at startup */
 #define SERVER_ACCEPT_RETRY_MS	1000	/* after running out of descriptors */
 #define SERVER_STOP_GRACE	30	/* seconds for in-flight work at SIGTERM */
 
@@ -76,8 +78,8 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	ip = ip_table_get(&srv->ips, sa, 1);
 	if (ip->conns >= *def->max_conns_per_ip) {
-		snprintf(why, sizeof(why), "%u sessions from one address (max_connections_per_ip %u)",
-		    ip->conns, *def->max_conns_per_ip);
+		snprintf(why, sizeof(why), "%u sessions from one address or IPv6 /64"
+		    " (max_connections_per_ip %u)", ip->conns, *def->max_conns_per_ip);
 		server_log_refusal(srv, why);
 		ip->conns++;	/* ip_table_put undoes it */
 		ip_table_put(&srv->ips, &ip);
@@ -204,19 +206,38 @@ server_on_sweep(evutil_socket_t fd, short what, void *arg)
 	ip_table_sweep(arg);
 }
 
+/* Descriptors open now, or -1 if /proc cannot tell. */
+static long
+server_fds_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long n = -1;	/* the directory's own descriptor */
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 /*
  * How many sessions the descriptors allow: each may hold def->fds_per_conn
- * at once (its socket, a spool file, a store reader), beside a reserve
- * for the store, listeners and threads.
+ * at once (its socket, a spool file, a store reader), beside what the
+ * daemon holds already (listeners, the store, threads) and a few to spare.
  */
 static unsigned long
 server_fd_cap(const struct server_def *def)
 {
 	unsigned long limit = daemon_fd_limit(), per = def->fds_per_conn ? def->fds_per_conn : 1;
+	long used = server_fds_open();
+	unsigned long reserve = used < 0 ? SERVER_FD_RESERVE : (unsigned long)used + SERVER_FD_SPARE;
 
-	if (limit <= SERVER_FD_RESERVE + per)
+	if (limit <= reserve + per)
 		return 1;
-	return (limit - SERVER_FD_RESERVE) / per;
+	return (limit - reserve) / per;
 }
 
 void
@@ -262,13 +283,6 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 		exit(1);
 	daemon_detach(&srv->opts, srv->base);
 	daemon_drop_privileges(cfg);
-	srv->max_conns = server_fd_cap(def);
-	if (srv->max_conns > *def->max_conns)
-		srv->max_conns = *def->max_conns;
-	else
-		log_warn("descriptors (limit %lu) allow only %lu sessions of %u",
-		    daemon_fd_limit(), srv->max_conns, *def->max_conns);
-
 	if (def->start && def->start(srv) != 0)
 		exit(1);
 	srv->workers = worker_pool_new(srv->base, 2);
@@ -284,6 +298,14 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 	srv->sweep = event_new(srv->base, -1, EV_PERSIST, server_on_sweep, &srv->ips);
 	event_add(srv->sweep, &(struct timeval){ 300, 0 });
 	srv->accept_timer = evtimer_new(srv->base, server_on_accept_timer, srv);
+
+	/* Everything the daemon itself holds is open now. */
+	srv->max_conns = server_fd_cap(def);
+	if (srv->max_conns > *def->max_conns)
+		srv->max_conns = *def->max_conns;
+	else
+		log_warn("descriptors (limit %lu) allow only %lu sessions of %u",
+		    daemon_fd_limit(), srv->max_conns, *def->max_conns);
 }
 
 int

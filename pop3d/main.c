@@ -12,12 +12,6 @@
 
 #include "lib/log.h"
 
-static int
-pop3d_prepare(struct server *srv)
-{
-	return store_daemon_check(srv->cfg);
-}
-
 /* The store, and the mailbox locks an earlier pop3d on this host left. */
 static int
 pop3d_start(struct server *srv)
@@ -25,19 +19,13 @@ pop3d_start(struct server *srv)
 	struct pop3_server *d = (struct pop3_server *)srv;
 	const char *host = srv->cfg->general.hostname;
 
-	if (store_daemon_open(srv->cfg, srv->base, &srv->store, &srv->writer) != 0)
+	if (store_daemon_open(srv) != 0)
 		return -1;
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:", host);
 	if (store_pop3_unlock_prefix(srv->store, d->owner_prefix) != STORE_OK)
 		log_warn("cannot clear old mailbox locks: %s", store_errmsg(srv->store));
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:%ld:", host, (long)getpid());
 	return 0;
-}
-
-static void
-pop3d_finish(struct server *srv)
-{
-	store_daemon_close(&srv->store, &srv->writer);
 }
 
 int
@@ -56,9 +44,9 @@ main(int argc, char **argv)
 		.refuse_busy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",
 		.refuse_ip = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
 		.open = pop3_session_open,
-		.prepare = pop3d_prepare,
+		.prepare = store_daemon_check,
 		.start = pop3d_start,
-		.finish = pop3d_finish,
+		.finish = store_daemon_close,
 	};
 
 	/* The config is loaded by server_init; the ports and caps point into it. */

@@ -10,27 +10,15 @@
 #include "lib/log.h"
 
 static int
-smtpd_prepare(struct server *srv)
-{
-	return store_daemon_check(srv->cfg);
-}
-
-static int
 smtpd_start(struct server *srv)
 {
 	struct smtp_server *d = (struct smtp_server *)srv;
 
-	if (store_daemon_open(srv->cfg, srv->base, &srv->store, &srv->writer) != 0)
+	if (store_daemon_open(srv) != 0)
 		return -1;
 	d->resolver.store = srv->store;
 	d->resolver.postmaster = srv->cfg->general.postmaster;
 	return 0;
-}
-
-static void
-smtpd_finish(struct server *srv)
-{
-	store_daemon_close(&srv->store, &srv->writer);
 }
 
 int
@@ -49,9 +37,9 @@ main(int argc, char **argv)
 		.refuse_busy = "421 4.7.0 Too many connections, try again later\r\n",
 		.refuse_ip = "421 4.7.0 Too many connections from your address\r\n",
 		.open = smtp_session_open,
-		.prepare = smtpd_prepare,
+		.prepare = store_daemon_check,
 		.start = smtpd_start,
-		.finish = smtpd_finish,
+		.finish = store_daemon_close,
 	};
 
 	/* The config is loaded by server_init; the ports and caps point into it. */

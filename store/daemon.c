@@ -14,10 +14,12 @@
 #include "lib/config.h"
 #include "lib/daemon.h"
 #include "lib/log.h"
+#include "lib/server.h"
 
 int
-store_daemon_check(const struct umbox_config *cfg)
+store_daemon_check(struct server *srv)
 {
+	const struct umbox_config *cfg = srv->cfg;
 	char err[1024], *path = config_store_path(cfg);
 	struct store *s = NULL;
 
@@ -35,15 +37,14 @@ store_daemon_check(const struct umbox_config *cfg)
 }
 
 int
-store_daemon_open(const struct umbox_config *cfg, struct event_base *base, struct store **s,
-    struct store_writer **w)
+store_daemon_open(struct server *srv)
 {
-	char err[1024], *path = config_store_path(cfg);
+	char err[1024], *path = config_store_path(srv->cfg);
 
-	if (store_open(path, STORE_CREATE, s, err, sizeof(err)) != STORE_OK ||
-	    store_writer_new(path, base, w, err, sizeof(err)) != STORE_OK) {
+	if (store_open(path, STORE_CREATE, &srv->store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(path, srv->base, &srv->writer, err, sizeof(err)) != STORE_OK) {
 		log_err("store %s: %s", path, err);
-		store_close(s);
+		store_close(&srv->store);
 		free(path);
 		return -1;
 	}
@@ -52,8 +53,8 @@ store_daemon_open(const struct umbox_config *cfg, struct event_base *base, struc
 }
 
 void
-store_daemon_close(struct store **s, struct store_writer **w)
+store_daemon_close(struct server *srv)
 {
-	store_writer_free(w);
-	store_close(s);
+	store_writer_free(&srv->writer);
+	store_close(&srv->store);
 }

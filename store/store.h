@@ -235,15 +235,18 @@ int store_stats(struct store *s, struct store_stats *out);
 
 /* ---- a daemon's store ---- */
 
-struct umbox_config;
+struct server;
 
-/* Before detaching: open (creating) and close the store; give it to [general] user. */
-int store_daemon_check(const struct umbox_config *cfg);
-/* After dropping privileges: the loop's read handle and the writer thread. */
-int store_daemon_open(const struct umbox_config *cfg, struct event_base *base, struct store **s,
-    struct store_writer **w);
-/* After the loop: finish every submitted request, then close. */
-void store_daemon_close(struct store **s, struct store_writer **w);
+/*
+ * The hooks of lib/server.h for a daemon's store (srv->store, srv->writer).
+ * Before detaching: open (creating) and close the store, and give it to
+ * [general] user.  After dropping privileges: the loop's read handle and
+ * the writer thread.  After the loop: finish every submitted request, then
+ * close.  0 or -1 (logged).
+ */
+int store_daemon_check(struct server *srv);
+int store_daemon_open(struct server *srv);
+void store_daemon_close(struct server *srv);
 
 /* ---- the asynchronous commit path (group commit) ---- */
 
