@@ -15,8 +15,10 @@
 #include "lib/log.h"
 
 static void
-pop3_auth_failed_reply(struct pop3_session *s)
+pop3_auth_failed_reply(struct conn *c)
 {
+	struct pop3_session *s = (struct pop3_session *)c;
+
 	pop3_reply(s, "-ERR [AUTH] Authentication failed");
 	if (s->auth_failures >= POP3_AUTH_FAILURES_MAX) {
 		pop3_reply(s, "-ERR Too many authentication failures");
@@ -98,7 +100,7 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 	if (!ok) {
 		s->auth_failures++;
 		log_info("%s: authentication failed", s->c.id);
-		pop3_set_timer(s, ip_auth_failed(s->c.ip), pop3_auth_failed_reply);
+		conn_set_timer(&s->c, ip_auth_failed(s->c.ip), pop3_auth_failed_reply);
 		return;
 	}
 	if (!user->pop3) {

@@ -90,7 +90,6 @@ struct pop3_session {
 	struct pop3_stream *stream;
 	struct store_req *req;		/* lock or QUIT in flight */
 
-	void (*timer_fn)(struct pop3_session *);	/* what the conn timer is for */
 };
 
 static inline struct pop3_server *
@@ -109,7 +108,6 @@ void pop3_set_state(struct pop3_session *s, enum pop3_state st);
 void pop3_busy(struct pop3_session *s);
 void pop3_resume(struct pop3_session *s);
 void pop3_close(struct pop3_session *s);
-void pop3_set_timer(struct pop3_session *s, unsigned ms, void (*fn)(struct pop3_session *));
 void pop3_start_tls(struct pop3_session *s);
 int pop3_plaintext_ok(const struct pop3_session *s);
 struct evbuffer *pop3_output(struct pop3_session *s);

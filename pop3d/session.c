@@ -86,27 +86,10 @@ pop3_plaintext_ok(const struct pop3_session *s)
 }
 
 static void
-pop3_timer_fired(struct conn *c)
+pop3_timeout(struct conn *c)
 {
 	struct pop3_session *s = (struct pop3_session *)c;
-	void (*fn)(struct pop3_session *) = s->timer_fn;
 
-	s->timer_fn = NULL;
-	if (fn)
-		fn(s);
-}
-
-/* A deadline or a delay: one at a time per session. */
-void
-pop3_set_timer(struct pop3_session *s, unsigned ms, void (*fn)(struct pop3_session *))
-{
-	s->timer_fn = fn;
-	conn_set_timer(&s->c, ms, pop3_timer_fired);
-}
-
-static void
-pop3_timeout(struct pop3_session *s)
-{
 	log_info("%s: idle timeout in state %s", s->c.id, state_names[s->state]);
 	pop3_reply(s, "-ERR Autologout; idle for too long");
 	pop3_close(s);
@@ -115,7 +98,7 @@ pop3_timeout(struct pop3_session *s)
 static void
 pop3_arm_deadline(struct pop3_session *s)
 {
-	pop3_set_timer(s, POP3_IDLE_TIMEOUT * 1000, pop3_timeout);
+	conn_set_timer(&s->c, POP3_IDLE_TIMEOUT * 1000, pop3_timeout);
 }
 
 static void

@@ -18,8 +18,10 @@
 #define AUTH_LOGIN	2
 
 static void
-auth_failed_reply(struct smtp_session *s)
+auth_failed_reply(struct conn *c)
 {
+	struct smtp_session *s = (struct smtp_session *)c;
+
 	smtp_reply(s, "535 5.7.8 Error: authentication failed");
 	if (s->auth_failures >= SMTP_AUTH_FAILURES_MAX) {
 		smtp_reply(s, "421 4.7.0 %s Error: too many authentication failures",
@@ -46,7 +48,7 @@ auth_checked(void *arg, int ok, struct store_user *user)
 	}
 	log_info("%s: authentication failed", s->c.id);
 	s->auth_failures++;
-	smtp_set_timer(s, ip_auth_failed(s->c.ip), auth_failed_reply);
+	conn_set_timer(&s->c, ip_auth_failed(s->c.ip), auth_failed_reply);
 }
 
 /* Check login/password off the loop; the session waits (BUSY). */
@@ -79,7 +81,7 @@ auth_plain(struct smtp_session *s, const char *b64, size_t len)
 		s->auth_failures++;
 		smtp_set_state(s, SMTP_S_READY);
 		smtp_busy(s);
-		smtp_set_timer(s, 2000, auth_failed_reply);
+		conn_set_timer(&s->c, 2000, auth_failed_reply);
 		return;
 	}
 	auth_check(s, p.authcid, p.password);

@@ -77,27 +77,10 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 }
 
 static void
-smtp_timer_fired(struct conn *c)
+smtp_timeout(struct conn *c)
 {
 	struct smtp_session *s = (struct smtp_session *)c;
-	void (*fn)(struct smtp_session *) = s->timer_fn;
 
-	s->timer_fn = NULL;
-	if (fn)
-		fn(s);
-}
-
-/* A deadline or a delay: one at a time per session. */
-void
-smtp_set_timer(struct smtp_session *s, unsigned ms, void (*fn)(struct smtp_session *))
-{
-	s->timer_fn = fn;
-	conn_set_timer(&s->c, ms, smtp_timer_fired);
-}
-
-static void
-smtp_timeout(struct smtp_session *s)
-{
 	log_info("%s: timeout in state %s", s->c.id, state_names[s->state]);
 	smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->server->cfg->general.hostname);
 	smtp_close(s);
@@ -124,7 +107,7 @@ smtp_arm_deadline(struct smtp_session *s)
 			sec = (unsigned)(SMTP_DATA_MAX_TIME - used);
 		s->data_progress = 0;
 	}
-	smtp_set_timer(s, sec * 1000, smtp_timeout);
+	conn_set_timer(&s->c, sec * 1000, smtp_timeout);
 }
 
 static void
@@ -300,8 +283,10 @@ static const struct conn_ops smtp_conn_ops = {
 };
 
 static void
-smtp_greet(struct smtp_session *s)
+smtp_greet(struct conn *c)
 {
+	struct smtp_session *s = (struct smtp_session *)c;
+
 	smtp_set_state(s, SMTP_S_CONNECTED);
 	smtp_reply(s, "220 %s ESMTP umbox", s->server->cfg->general.hostname);
 	smtp_arm_deadline(s);
@@ -357,7 +342,7 @@ smtp_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
 	greet_delay = kind == SMTP_PORT_MX && !s->trusted ? SMTP_GREET_DELAY_MS : 0;
 	s->state = SMTP_S_GREETING;
 	if (greet_delay)
-		smtp_set_timer(s, (unsigned)greet_delay, smtp_greet);
+		conn_set_timer(&s->c, (unsigned)greet_delay, smtp_greet);
 	else
-		smtp_greet(s);
+		smtp_greet(&s->c);
 }

@@ -121,7 +121,6 @@ struct smtp_session {
 	struct smtp_txn *txn;
 	unsigned txn_seq;
 	struct store_req *commit;	/* in flight */
-	void (*timer_fn)(struct smtp_session *);	/* what the conn timer is for */
 };
 
 static inline struct smtp_server *
@@ -140,7 +139,6 @@ void smtp_set_state(struct smtp_session *s, enum smtp_state st);
 void smtp_close(struct smtp_session *s);
 void smtp_busy(struct smtp_session *s);
 void smtp_resume(struct smtp_session *s);
-void smtp_set_timer(struct smtp_session *s, unsigned ms, void (*fn)(struct smtp_session *));
 void smtp_start_tls(struct smtp_session *s);
 int smtp_may_auth(const struct smtp_session *s);
 int smtp_may_relay(const struct smtp_session *s);
