@@ -6,7 +6,7 @@
  * last round, opens one BEGIN IMMEDIATE transaction, applies each request
  * inside its own savepoint (a request that fails is rolled back alone),
  * and commits once: one fsync for the whole batch.  Finished requests go
- * back to the loop through an eventfd; their callbacks run there.  If the
+ * back to the loop through a completion queue; their callbacks run there.  If the
  * commit itself fails, every request of that batch fails with the error
  * and nothing of it is visible; later batches are unaffected.
  */
@@ -18,11 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
+#include "lib/completion.h"
 
 #define WRITER_BATCH_MAX	1024
 
@@ -35,6 +34,7 @@ struct store_req {
 	int status;
 	char errmsg[512];
 	struct store_req *next;
+	struct completion_item finished;
 
 	/* REQ_DELIVER: owned copies of the caller's delivery. */
 	struct store_delivery d;
@@ -59,10 +59,8 @@ struct store_writer {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct store_req *pending, **pending_tail;
-	struct store_req *done, **done_tail;
+	struct completion_queue *done;
 	int stop;
-	int efd;
-	struct event *ev;
 };
 
 static void
@@ -263,9 +261,8 @@ writer_main(void *arg)
 	struct store_writer *w = arg;
 
 	for (;;) {
-		struct store_req *batch, *r, **tail;
+		struct store_req *batch, *r, *next, **tail;
 		size_t n = 0;
-		uint64_t one = 1;
 
 		pthread_mutex_lock(&w->lock);
 		while (w->pending == NULL && !w->stop)
@@ -287,45 +284,23 @@ writer_main(void *arg)
 
 		writer_run_batch(w->s, batch);
 
-		pthread_mutex_lock(&w->lock);
-		*w->done_tail = batch;
-		for (r = batch; r->next; r = r->next)
-			;
-		w->done_tail = &r->next;
-		pthread_mutex_unlock(&w->lock);
-		while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
+		for (r = batch; r; r = next) {
+			next = r->next;
+			completion_post(w->done, &r->finished);
+		}
 	}
 	return NULL;
 }
 
-/* Run the callbacks of finished requests, on the loop's thread. */
+/* A finished request, on the loop's thread: its callback, then it is freed. */
 static void
-writer_complete(struct store_writer *w)
+writer_finished(struct completion_item *item)
 {
-	struct store_req *r, *next;
+	struct store_req *r = COMPLETION_OWNER(item, struct store_req, finished);
 
-	pthread_mutex_lock(&w->lock);
-	r = w->done;
-	w->done = NULL;
-	w->done_tail = &w->done;
-	pthread_mutex_unlock(&w->lock);
-	for (; r; r = next) {
-		next = r->next;
-		if (r->cb)
-			r->cb(r, r->arg);
-		writer_req_free(r);
-	}
-}
-
-static void
-writer_on_event(evutil_socket_t fd, short what, void *arg)
-{
-	uint64_t v;
-
-	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	writer_complete(arg);
+	if (r->cb)
+		r->cb(r, r->arg);
+	writer_req_free(r);
 }
 
 int
@@ -340,9 +315,7 @@ store_writer_new(const char *path, struct event_base *base,
 		return status;
 	}
 	w->pending_tail = &w->pending;
-	w->done_tail = &w->done;
-	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->efd < 0) {
+	if ((w->done = completion_queue_new(base)) == NULL) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		store_close(&w->s);
 		free(w);
@@ -350,8 +323,6 @@ store_writer_new(const char *path, struct event_base *base,
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
-	w->ev = event_new(base, w->efd, EV_READ | EV_PERSIST, writer_on_event, w);
-	event_add(w->ev, NULL);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0)
 		fatal("store: cannot start the writer thread");
 	*out = w;
@@ -362,6 +333,7 @@ void
 store_writer_submit(struct store_writer *w, struct store_req *r)
 {
 	r->next = NULL;
+	r->finished.fn = writer_finished;
 	pthread_mutex_lock(&w->lock);
 	*w->pending_tail = r;
 	w->pending_tail = &r->next;
@@ -381,9 +353,7 @@ store_writer_free(struct store_writer **wp)
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
-	writer_complete(w);
-	event_free(w->ev);
-	close(w->efd);
+	completion_queue_free(&w->done);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->wake);
 	store_close(&w->s);
