@@ -674,6 +674,71 @@ test_writer_disk_full(void **state)
 	free(body);
 }
 
+static void
+on_dup_failed(struct store_req *req, void *arg)
+{
+	struct wctx *w = arg;
+
+	assert_int_equal(store_req_status(req), STORE_ERROR);
+	assert_non_null(strstr(store_req_errmsg(req), "spooled message"));
+	w->done++;
+	event_base_loopbreak(w->base);
+}
+
+/*
+ * Out of file descriptors when a delivery from a spool file is made: the
+ * request fails with a temporary error through its callback, like any
+ * other result (the client gets a 4xx); nothing is stored and the writer
+ * carries on.
+ */
+static void
+test_writer_dup_failure(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local r = { a, NULL };
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	struct store_req *req;
+	struct store_entry *v;
+	struct rlimit old, lim;
+	char err[256], *spool = tu_path(f->dir, "spool");
+	size_t n;
+	int fd, lowest;
+
+	fd = open(spool, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hello\r\n", 7), 7);
+	struct store_delivery d = { .sender = "", .fd = fd, .len = 7, .local = &r, .nlocal = 1 };
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+
+	/* No descriptor free below the limit: F_DUPFD fails with EMFILE. */
+	lowest = dup(0);
+	assert_true(lowest >= 0);
+	close(lowest);
+	getrlimit(RLIMIT_NOFILE, &old);
+	lim = old;
+	lim.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	req = store_req_deliver(&d, on_dup_failed, &ctx);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	store_writer_submit(w, req);
+	assert_int_equal(ctx.done, 0);		/* never called back from inside submit */
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.done, 1);
+
+	/* The same delivery with descriptors to spare goes through. */
+	assert_int_equal(writer_one(w, &ctx, &d), STORE_OK);
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	store_entry_list_free(&v, n);
+	close(fd);
+	free(spool);
+}
+
 int
 main(void)
 {
@@ -694,6 +759,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
