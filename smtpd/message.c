@@ -171,6 +171,24 @@ smtp_message_done(struct smtp_session *s, int close_after)
 	smtp_resume(s);
 }
 
+/* Local targets whose mailbox was full wait in the queue: say so in the log. */
+static void
+smtp_log_deferred(struct smtp_session *s, const struct store_delivery_result *r)
+{
+	const struct smtp_txn *t = s->txn;
+	size_t k = 0;
+
+	if (r->deferred == 0)
+		return;
+	for (size_t i = 0; i < t->ntargets; i++) {
+		if (t->targets[i].remote)
+			continue;
+		if (store_delivery_local_status(r, k++) == STORE_TARGET_DEFERRED_FULL)
+			log_info("%s: qid=%s to=%s status=deferred (mailbox full)", s->c.id, r->qid,
+			    t->targets[i].login);
+	}
+}
+
 static void
 smtp_commit_done(struct store_req *req, void *arg)
 {
@@ -185,10 +203,13 @@ smtp_commit_done(struct store_req *req, void *arg)
 		log_info("%s: qid=%s from=<%s> size=%" PRIu64 " nrcpt=%zu proto=%s", s->c.id, r->qid,
 		    log_escape(from, sizeof(from), t->sender.mailbox, strlen(t->sender.mailbox)),
 		    t->spool_len, t->nrcpts, smtp_protocol(s));
+		smtp_log_deferred(s, r);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", r->qid);
 		break;
 	case STORE_QUOTA:
-		smtp_reply(s, "452 4.2.2 Mailbox full: %s", store_req_errmsg(req));
+		/* Who is full and by how much is for the log, never for the client. */
+		log_info("%s: qid=%s refused: %s", s->c.id, t->qid, store_req_errmsg(req));
+		smtp_reply(s, "452 4.2.2 Mailbox full");
 		break;
 	case STORE_FULL:
 		log_err("%s: store: %s", s->c.id, store_req_errmsg(req));
@@ -215,7 +236,7 @@ smtp_message_end(struct smtp_session *s)
 	const char *domain = s->server->cfg->general.hostname;
 	struct store_delivery d = { .fd = -1 };
 	size_t nl = 0, nr = 0;
-	char **prefixes;
+	char **prefixes, **addresses;
 
 	smtp_busy(s);
 	if (t->data.flags & SMTP_DATA_F_TOO_BIG) {
@@ -254,6 +275,7 @@ smtp_message_end(struct smtp_session *s)
 	}
 	loc = xcalloc(t->ntargets, sizeof(*loc));
 	prefixes = xcalloc(t->ntargets, sizeof(*prefixes));
+	addresses = xcalloc(t->ntargets, sizeof(*addresses));
 	remote = xcalloc(t->ntargets, sizeof(*remote));
 	for (size_t i = 0; i < t->ntargets; i++) {
 		if (t->targets[i].remote) {
@@ -262,8 +284,10 @@ smtp_message_end(struct smtp_session *s)
 		}
 		prefixes[nl] = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s@%s\r\n",
 		    t->sender.mailbox, t->targets[i].login, domain);
+		addresses[nl] = xasprintf("%s@%s", t->targets[i].login, domain);
 		loc[nl].user_id = t->targets[i].user_id;
 		loc[nl].prefix = prefixes[nl];
+		loc[nl].address = addresses[nl];
 		nl++;
 	}
 	d.qid = t->qid;
@@ -281,9 +305,12 @@ smtp_message_end(struct smtp_session *s)
 	d.nremote = nr;
 	s->commit = store_req_deliver(&d, smtp_commit_done, s);
 	store_writer_submit(s->server->writer, s->commit);
-	for (size_t i = 0; i < nl; i++)
+	for (size_t i = 0; i < nl; i++) {
 		free(prefixes[i]);
+		free(addresses[i]);
+	}
 	free(prefixes);
+	free(addresses);
 	free(loc);
 	free(remote);
 }

@@ -24,6 +24,7 @@ req_deliver_apply(struct store *s, struct store_req *base)
 {
 	struct req_deliver *r = (struct req_deliver *)base;
 
+	store_delivery_result_clear(&r->res);
 	memset(&r->res, 0, sizeof(r->res));
 	return s->be->deliver(s, &r->d, &r->res);
 }
@@ -33,9 +34,12 @@ req_deliver_free(struct store_req *base)
 {
 	struct req_deliver *r = (struct req_deliver *)base;
 
-	for (size_t i = 0; i < r->d.nlocal; i++)
+	for (size_t i = 0; i < r->d.nlocal; i++) {
 		free((char *)r->local[i].prefix);
+		free((char *)r->local[i].address);
+	}
 	free(r->local);
+	store_delivery_result_clear(&r->res);
 	for (size_t i = 0; i < r->d.nremote; i++)
 		free(r->remote[i]);
 	free(r->remote);
@@ -83,6 +87,7 @@ store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg)
 	for (size_t i = 0; i < d->nlocal; i++) {
 		r->local[i].user_id = d->local[i].user_id;
 		r->local[i].prefix = d->local[i].prefix ? xstrdup(d->local[i].prefix) : NULL;
+		r->local[i].address = d->local[i].address ? xstrdup(d->local[i].address) : NULL;
 	}
 	r->d.local = r->local;
 	r->remote = xcalloc(d->nremote, sizeof(*r->remote));
