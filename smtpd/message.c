@@ -17,6 +17,7 @@
 
 #include <event2/buffer.h>
 
+#include "aliases/deliver.h"
 #include "lib/log.h"
 
 /* A file for a message that outgrew memory: unlinked from the start. */
@@ -225,18 +226,14 @@ smtp_commit_done(struct store_req *req, void *arg)
 
 /*
  * The content is complete: refuse it for what the parser saw, or commit
- * it to every local mailbox and the queue in one request.
+ * it to every target at once through the delivery pipeline: local
+ * mailboxes (a full one is deferred through the queue) and the queue.
  */
 void
 smtp_message_end(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
-	struct store_rcpt_local *loc;
-	const char **remote;
-	const char *domain = s->server->cfg->general.hostname;
-	struct store_delivery d = { .fd = -1 };
-	size_t nl = 0, nr = 0;
-	char **prefixes, **addresses;
+	struct alias_message m = { .fd = -1 };
 
 	smtp_busy(s);
 	if (t->data.flags & SMTP_DATA_F_TOO_BIG) {
@@ -266,53 +263,26 @@ smtp_message_end(struct smtp_session *s)
 		return;
 	}
 
+	/* Delivered-To: names the domain the client used, else our hostname. */
+	m.domain = s->server->cfg->general.hostname;
 	for (size_t i = 0; i < t->nrcpts; i++) {
 		const char *at = strrchr(t->rcpts[i].address, '@');
 		if (t->rcpts[i].local && at) {
-			domain = at + 1;
+			m.domain = at + 1;
 			break;
 		}
 	}
-	loc = xcalloc(t->ntargets, sizeof(*loc));
-	prefixes = xcalloc(t->ntargets, sizeof(*prefixes));
-	addresses = xcalloc(t->ntargets, sizeof(*addresses));
-	remote = xcalloc(t->ntargets, sizeof(*remote));
-	for (size_t i = 0; i < t->ntargets; i++) {
-		if (t->targets[i].remote) {
-			remote[nr++] = t->targets[i].address;
-			continue;
-		}
-		prefixes[nl] = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s@%s\r\n",
-		    t->sender.mailbox, t->targets[i].login, domain);
-		addresses[nl] = xasprintf("%s@%s", t->targets[i].login, domain);
-		loc[nl].user_id = t->targets[i].user_id;
-		loc[nl].prefix = prefixes[nl];
-		loc[nl].address = addresses[nl];
-		nl++;
-	}
-	d.qid = t->qid;
-	d.sender = t->sender.mailbox;
-	d.kind = STORE_KIND_EMAIL;
-	d.len = t->spool_len;
+	m.qid = t->qid;
+	m.sender = t->sender.mailbox;
+	m.kind = STORE_KIND_EMAIL;
+	m.len = t->spool_len;
 	if (t->spool_fd >= 0)
-		d.fd = t->spool_fd;
+		m.fd = t->spool_fd;
 	else
-		d.data = evbuffer_pullup(t->spool_mem, -1);
-	d.check_quota = 1;
-	d.local = loc;
-	d.nlocal = nl;
-	d.remote = remote;
-	d.nremote = nr;
-	s->commit = store_req_deliver(&d, smtp_commit_done, s);
+		m.data = evbuffer_pullup(t->spool_mem, -1);
+	m.check_quota = 1;
+	s->commit = alias_deliver_req(&m, t->targets, t->ntargets, smtp_commit_done, s);
 	store_writer_submit(s->server->writer, s->commit);
-	for (size_t i = 0; i < nl; i++) {
-		free(prefixes[i]);
-		free(addresses[i]);
-	}
-	free(prefixes);
-	free(addresses);
-	free(loc);
-	free(remote);
 }
 
 /*
