@@ -295,8 +295,11 @@ void store_writer_free(struct store_writer **w);
 /*
  * Requests.  A request owns copies of everything it needs (a delivery
  * copies in-memory data and dup()s the fd), so the caller may go away at
- * any time.  The callback runs once on the loop, unless the request was
- * cancelled first; the request is freed when the callback returns.
+ * any time.  The callback runs once on the loop, never from inside
+ * store_writer_submit, unless the request was cancelled first; the
+ * request is freed when the callback returns.  A request that could not
+ * be made whole (no descriptor left to dup the spool file) fails with
+ * STORE_ERROR through its callback like any other.
  */
 struct store_req *store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg);
 struct store_req *store_req_delete(int64_t user_id, const int64_t *uids, size_t n,
@@ -316,6 +319,7 @@ void store_req_cancel(struct store_req *req);
 
 int store_req_status(const struct store_req *req);
 const char *store_req_errmsg(const struct store_req *req);
+/* The result of a store_req_deliver request; NULL for other kinds. */
 const struct store_delivery_result *store_req_delivery(const struct store_req *req);
 
 #endif
