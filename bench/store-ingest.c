@@ -121,8 +121,8 @@ group_done(struct store_req *req, void *arg)
 static void
 group_submit(struct group *g)
 {
-	struct store_rcpt_local r = { g->b->users[g->next++ % USERS],
-	    "Return-Path: <bench@example.test>\r\nDelivered-To: u@example.test\r\n" };
+	struct store_rcpt_local r = { .user_id = g->b->users[g->next++ % USERS],
+	    .prefix = "Return-Path: <bench@example.test>\r\nDelivered-To: u@example.test\r\n" };
 	struct store_delivery d = { .sender = "bench@example.test", .data = g->b->body,
 	    .fd = -1, .len = g->b->size, .local = &r, .nlocal = 1 };
 
@@ -177,8 +177,8 @@ single_thread(void *arg)
 		exit(1);
 	}
 	while (now() < t->deadline) {
-		struct store_rcpt_local r = { t->b->users[k++ % USERS],
-		    "Return-Path: <bench@example.test>\r\nDelivered-To: u@example.test\r\n" };
+		struct store_rcpt_local r = { .user_id = t->b->users[k++ % USERS],
+		    .prefix = "Return-Path: <bench@example.test>\r\nDelivered-To: u@example.test\r\n" };
 		struct store_delivery d = { .sender = "bench@example.test", .data = t->b->body,
 		    .fd = -1, .len = t->b->size, .local = &r, .nlocal = 1 };
 		struct store_delivery_result res;

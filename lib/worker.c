@@ -1,38 +1,31 @@
 /*
- * worker.c - a fixed pool of threads with a job queue; completions go back
- * to the loop through an eventfd.
+ * worker.c - a fixed pool of threads with a job queue; finished jobs go back
+ * to the loop through a completion queue.
  */
 #include "worker.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#include <event2/event.h>
-
+#include "completion.h"
 #include "util.h"
 
 struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct worker_job *queue, **queue_tail;
-	struct worker_job *done, **done_tail;
+	struct completion_queue *done;
 	pthread_t *threads;
 	int nthreads;
 	int stop;
-	int efd;
-	struct event *ev;
 };
 
 static void *
 worker_main(void *arg)
 {
 	struct worker_pool *p = arg;
-	uint64_t one = 1;
 
 	for (;;) {
 		struct worker_job *job;
@@ -53,41 +46,17 @@ worker_main(void *arg)
 		/* A job whose owner went away is not worth the CPU (a yescrypt check). */
 		if (!__atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE))
 			job->work(job);
-
-		pthread_mutex_lock(&p->lock);
-		job->next = NULL;
-		*p->done_tail = job;
-		p->done_tail = &job->next;
-		pthread_mutex_unlock(&p->lock);
-		while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
+		completion_post(p->done, &job->finished);
 	}
 }
 
+/* On the loop: the job's own done(), which may free it. */
 static void
-worker_complete(struct worker_pool *p)
+worker_finished(struct completion_item *item)
 {
-	struct worker_job *job, *next;
+	struct worker_job *job = COMPLETION_OWNER(item, struct worker_job, finished);
 
-	pthread_mutex_lock(&p->lock);
-	job = p->done;
-	p->done = NULL;
-	p->done_tail = &p->done;
-	pthread_mutex_unlock(&p->lock);
-	for (; job; job = next) {
-		next = job->next;
-		job->done(job, __atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE));
-	}
-}
-
-static void
-worker_on_event(evutil_socket_t fd, short what, void *arg)
-{
-	uint64_t v;
-
-	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	worker_complete(arg);
+	job->done(job, __atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE));
 }
 
 struct worker_pool *
@@ -98,12 +67,8 @@ worker_pool_new(struct event_base *base, int nthreads)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	p->queue_tail = &p->queue;
-	p->done_tail = &p->done;
-	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->efd < 0)
+	if ((p->done = completion_queue_new(base)) == NULL)
 		fatal("eventfd: %s", strerror(errno));
-	p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, worker_on_event, p);
-	event_add(p->ev, NULL);
 	p->nthreads = nthreads;
 	p->threads = xcalloc((size_t)nthreads, sizeof(*p->threads));
 	for (int i = 0; i < nthreads; i++)
@@ -117,6 +82,7 @@ worker_submit(struct worker_pool *p, struct worker_job *job)
 {
 	job->next = NULL;
 	job->cancelled = 0;
+	job->finished.fn = worker_finished;
 	pthread_mutex_lock(&p->lock);
 	*p->queue_tail = job;
 	p->queue_tail = &job->next;
@@ -143,9 +109,7 @@ worker_pool_free(struct worker_pool **pp)
 	pthread_mutex_unlock(&p->lock);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	worker_complete(p);
-	event_free(p->ev);
-	close(p->efd);
+	completion_queue_free(&p->done);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->wake);
 	free(p->threads);

@@ -10,6 +10,8 @@
 #ifndef UMBOX_WORKER_H
 #define UMBOX_WORKER_H
 
+#include "lib/completion.h"
+
 struct event_base;
 struct worker_pool;
 
@@ -17,7 +19,8 @@ struct worker_job {
 	void (*work)(struct worker_job *job);			/* on a worker thread */
 	void (*done)(struct worker_job *job, int cancelled);	/* on the loop */
 	int cancelled;		/* set by worker_cancel on the loop thread */
-	struct worker_job *next;
+	struct worker_job *next;		/* the pool's queue */
+	struct completion_item finished;	/* the pool's way back to the loop */
 };
 
 struct worker_pool *worker_pool_new(struct event_base *base, int nthreads);

@@ -274,24 +274,41 @@ smtp_txn_add_targets(struct smtp_txn *t, const struct alias_result *res)
 	}
 }
 
-/* Would any local target go over quota with a message of size bytes? */
+/*
+ * Is this recipient to be refused for quota at RCPT?  Only when none of
+ * its targets can take a message of size bytes (SIZE=, else 0): an
+ * outside address always can, a mailbox when usage + size stays within
+ * its quota, and a mailbox already at its quota takes nothing.  A full
+ * mailbox among others (an alias) is not a refusal: the message will
+ * wait for it in the queue.  Who is full and by how much goes to the
+ * log only; the reply names nothing but the recipient as given.
+ */
 static int
-smtp_over_quota(struct smtp_session *s, const struct alias_result *res, uint64_t size)
+smtp_over_quota(struct smtp_session *s, const char *rcpt, const struct alias_result *res,
+    uint64_t size)
 {
+	uint64_t need = size ? size : 1;
+	int room = 0;
+	char esc[300];
+
 	for (size_t i = 0; i < res->n; i++) {
 		struct store_user u;
-		int over = 0;
 
 		if (res->v[i].remote ||
-		    store_user_get_by_id(s->server->store, res->v[i].user_id, &u) != STORE_OK)
+		    store_user_get_by_id(s->server->store, res->v[i].user_id, &u) != STORE_OK) {
+			room = 1;	/* a store error: the commit decides */
 			continue;
-		if (u.quota != 0 && u.used + size > u.quota)
-			over = 1;
+		}
+		if (u.quota == 0 || (u.used + need <= u.quota && u.used + need >= u.used))
+			room = 1;
+		else
+			log_info("%s: rcpt=<%s> mailbox=%s full: %llu + %llu > %llu bytes", s->c.id,
+			    log_escape(esc, sizeof(esc), rcpt, strlen(rcpt)), u.login,
+			    (unsigned long long)u.used, (unsigned long long)need,
+			    (unsigned long long)u.quota);
 		store_user_clear(&u);
-		if (over)
-			return 1;
 	}
-	return 0;
+	return !room;
 }
 
 static void
@@ -348,7 +365,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		alias_result_clear(&res);
 		return;
 	}
-	if (smtp_over_quota(s, &res, t->declared_size)) {
+	if (smtp_over_quota(s, pa.path.mailbox, &res, t->declared_size)) {
 		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", pa.path.mailbox);
 		alias_result_clear(&res);
 		return;

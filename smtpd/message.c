@@ -17,6 +17,7 @@
 
 #include <event2/buffer.h>
 
+#include "aliases/deliver.h"
 #include "lib/log.h"
 
 /* A file for a message that outgrew memory: unlinked from the start. */
@@ -171,6 +172,24 @@ smtp_message_done(struct smtp_session *s, int close_after)
 	smtp_resume(s);
 }
 
+/* Local targets whose mailbox was full wait in the queue: say so in the log. */
+static void
+smtp_log_deferred(struct smtp_session *s, const struct store_delivery_result *r)
+{
+	const struct smtp_txn *t = s->txn;
+	size_t k = 0;
+
+	if (r->deferred == 0)
+		return;
+	for (size_t i = 0; i < t->ntargets; i++) {
+		if (t->targets[i].remote)
+			continue;
+		if (store_delivery_local_status(r, k++) == STORE_TARGET_DEFERRED_FULL)
+			log_info("%s: qid=%s to=%s status=deferred (mailbox full)", s->c.id, r->qid,
+			    t->targets[i].login);
+	}
+}
+
 static void
 smtp_commit_done(struct store_req *req, void *arg)
 {
@@ -185,10 +204,13 @@ smtp_commit_done(struct store_req *req, void *arg)
 		log_info("%s: qid=%s from=<%s> size=%" PRIu64 " nrcpt=%zu proto=%s", s->c.id, r->qid,
 		    log_escape(from, sizeof(from), t->sender.mailbox, strlen(t->sender.mailbox)),
 		    t->spool_len, t->nrcpts, smtp_protocol(s));
+		smtp_log_deferred(s, r);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", r->qid);
 		break;
 	case STORE_QUOTA:
-		smtp_reply(s, "452 4.2.2 Mailbox full: %s", store_req_errmsg(req));
+		/* Who is full and by how much is for the log, never for the client. */
+		log_info("%s: qid=%s refused: %s", s->c.id, t->qid, store_req_errmsg(req));
+		smtp_reply(s, "452 4.2.2 Mailbox full");
 		break;
 	case STORE_FULL:
 		log_err("%s: store: %s", s->c.id, store_req_errmsg(req));
@@ -204,18 +226,14 @@ smtp_commit_done(struct store_req *req, void *arg)
 
 /*
  * The content is complete: refuse it for what the parser saw, or commit
- * it to every local mailbox and the queue in one request.
+ * it to every target at once through the delivery pipeline: local
+ * mailboxes (a full one is deferred through the queue) and the queue.
  */
 void
 smtp_message_end(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
-	struct store_rcpt_local *loc;
-	const char **remote;
-	const char *domain = s->server->cfg->general.hostname;
-	struct store_delivery d = { .fd = -1 };
-	size_t nl = 0, nr = 0;
-	char **prefixes;
+	struct alias_message m = { .fd = -1 };
 
 	smtp_busy(s);
 	if (t->data.flags & SMTP_DATA_F_TOO_BIG) {
@@ -245,47 +263,26 @@ smtp_message_end(struct smtp_session *s)
 		return;
 	}
 
+	/* Delivered-To: names the domain the client used, else our hostname. */
+	m.domain = s->server->cfg->general.hostname;
 	for (size_t i = 0; i < t->nrcpts; i++) {
 		const char *at = strrchr(t->rcpts[i].address, '@');
 		if (t->rcpts[i].local && at) {
-			domain = at + 1;
+			m.domain = at + 1;
 			break;
 		}
 	}
-	loc = xcalloc(t->ntargets, sizeof(*loc));
-	prefixes = xcalloc(t->ntargets, sizeof(*prefixes));
-	remote = xcalloc(t->ntargets, sizeof(*remote));
-	for (size_t i = 0; i < t->ntargets; i++) {
-		if (t->targets[i].remote) {
-			remote[nr++] = t->targets[i].address;
-			continue;
-		}
-		prefixes[nl] = xasprintf("Return-Path: <%s>\r\nDelivered-To: %s@%s\r\n",
-		    t->sender.mailbox, t->targets[i].login, domain);
-		loc[nl].user_id = t->targets[i].user_id;
-		loc[nl].prefix = prefixes[nl];
-		nl++;
-	}
-	d.qid = t->qid;
-	d.sender = t->sender.mailbox;
-	d.kind = STORE_KIND_EMAIL;
-	d.len = t->spool_len;
+	m.qid = t->qid;
+	m.sender = t->sender.mailbox;
+	m.kind = STORE_KIND_EMAIL;
+	m.len = t->spool_len;
 	if (t->spool_fd >= 0)
-		d.fd = t->spool_fd;
+		m.fd = t->spool_fd;
 	else
-		d.data = evbuffer_pullup(t->spool_mem, -1);
-	d.check_quota = 1;
-	d.local = loc;
-	d.nlocal = nl;
-	d.remote = remote;
-	d.nremote = nr;
-	s->commit = store_req_deliver(&d, smtp_commit_done, s);
+		m.data = evbuffer_pullup(t->spool_mem, -1);
+	m.check_quota = 1;
+	s->commit = alias_deliver_req(&m, t->targets, t->ntargets, smtp_commit_done, s);
 	store_writer_submit(s->server->writer, s->commit);
-	for (size_t i = 0; i < nl; i++)
-		free(prefixes[i]);
-	free(prefixes);
-	free(loc);
-	free(remote);
 }
 
 /*

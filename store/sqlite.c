@@ -114,6 +114,18 @@ static const char *const sq_migrations[] = {
 	"   AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = OLD.message_id)"
 	"   AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = OLD.message_id);"
 	" END;",
+
+	/*
+	 * 2: a queue entry may be a local delivery that waits for room in a
+	 * full mailbox (SPEC §6): the mailbox, the entry's own prefix
+	 * (Return-Path:, Delivered-To:) and its kind, kept for when it is
+	 * delivered.  local_user_id is NULL for outside recipients.
+	 */
+	"ALTER TABLE queue ADD COLUMN local_user_id INTEGER"
+	"  REFERENCES users(id) ON DELETE CASCADE;"
+	"ALTER TABLE queue ADD COLUMN prefix BLOB NOT NULL DEFAULT x'';"
+	"ALTER TABLE queue ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX queue_local ON queue(local_user_id) WHERE local_user_id IS NOT NULL;",
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
@@ -167,7 +179,10 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_ENTRY_ADD] = "INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQ_QUEUE_ADD] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"
-	    " created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+	    " created_at, kind) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+	[SQ_QUEUE_ADD_LOCAL] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"
+	    " created_at, kind, local_user_id, prefix, last_error)"
+	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)",
 	[SQ_USER_USAGE] = "SELECT login, quota, used FROM users WHERE id = ?1",
 #define SQ_ENTRY_COLS "SELECT e.uid, e.user_id, e.message_id, e.kind, e.flags, e.size," \
 	    " e.arrived, m.sender FROM entries e JOIN messages m ON m.id = e.message_id "

@@ -58,11 +58,26 @@ sq_body_from_fd(struct store *s, int64_t rowid, const struct store_delivery *d)
 	return status;
 }
 
-/* Would any local recipient go over quota with this message? */
+/* A local target's login and whether this message would take it over quota. */
+struct sq_room {
+	char login[80];
+	int full;
+};
+
+/*
+ * Check every local target's quota: would usage + prefix + message exceed
+ * it?  Fills room[] and returns how many targets are full, or a negative
+ * status.  The reasons go into an error message for the log, in case no
+ * target can take the message.
+ */
 static int
-sq_check_quota(struct store *s, const struct store_delivery *d,
-    struct store_delivery_result *res)
+sq_check_quota(struct store *s, const struct store_delivery *d, struct sq_room *room)
 {
+	char why[sizeof(s->errmsg)];
+	size_t off = 0;
+	int nfull = 0;
+
+	why[0] = '\0';
 	for (size_t i = 0; i < d->nlocal; i++) {
 		sqlite3_stmt *st = sq_stmt(s, SQ_USER_USAGE);
 		uint64_t quota, used, size;
@@ -77,37 +92,33 @@ sq_check_quota(struct store *s, const struct store_delivery *d,
 				    d->local[i].user_id);
 			return sq_fail(s, rc, "user usage");
 		}
+		snprintf(room[i].login, sizeof(room[i].login), "%s", sqlite3_column_text(st, 0));
 		quota = (uint64_t)sqlite3_column_int64(st, 1);
 		used = (uint64_t)sqlite3_column_int64(st, 2);
-		size = d->len + (d->local[i].prefix ? strlen(d->local[i].prefix) : 0);
-		if (quota != 0 && (used + size > quota || used + size < used)) {
-			res->failed_rcpt = i;
-			store_fail(s, STORE_QUOTA, "mailbox %s would exceed its quota"
-			    " (%" PRIu64 " + %" PRIu64 " > %" PRIu64 " bytes)",
-			    sqlite3_column_text(st, 0), used, size, quota);
-			sqlite3_reset(st);
-			return STORE_QUOTA;
-		}
 		sqlite3_reset(st);
+		size = d->len + (d->local[i].prefix ? strlen(d->local[i].prefix) : 0);
+		room[i].full = quota != 0 && (used + size > quota || used + size < used);
+		if (room[i].full) {
+			nfull++;
+			if (off < sizeof(why))
+				off += (size_t)snprintf(why + off, sizeof(why) - off,
+				    "%smailbox %s would exceed its quota (%" PRIu64 " + %" PRIu64
+				    " > %" PRIu64 " bytes)", off ? "; " : "", room[i].login,
+				    used, size, quota);
+		}
 	}
-	return STORE_OK;
+	if ((size_t)nfull == d->nlocal && d->nremote == 0)
+		store_fail(s, STORE_QUOTA, "%s", why);
+	return nfull;
 }
 
+/* The message row, and its body from memory or from the spool file. */
 static int
-sq_deliver_body(struct store *s, const struct store_delivery *d,
-    struct store_delivery_result *res)
+sq_message_add(struct store *s, const struct store_delivery *d, int64_t now, int64_t *mid)
 {
-	sqlite3_stmt *st;
-	int64_t now = (int64_t)time(NULL), mid;
+	sqlite3_stmt *st = sq_stmt(s, SQ_MESSAGE_ADD);
 	int status;
 
-	if (d->len > (uint64_t)INT32_MAX)
-		return store_fail(s, STORE_INVALID, "message of %" PRIu64 " bytes is too large",
-		    d->len);
-	if (d->check_quota && (status = sq_check_quota(s, d, res)) != STORE_OK)
-		return status;
-
-	st = sq_stmt(s, SQ_MESSAGE_ADD);
 	sqlite3_bind_text(st, 1, d->sender ? d->sender : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)d->len);
 	if (d->fd >= 0)
@@ -118,14 +129,73 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 	sq_bind_text_or_null(st, 5, d->qid);
 	if ((status = sq_exec_stmt(s, st, "store message")) != STORE_OK)
 		return status;
-	mid = sqlite3_last_insert_rowid(sq_of(s)->db);
-	if (d->fd >= 0 && d->len > 0 && (status = sq_body_from_fd(s, mid, d)) != STORE_OK)
-		return status;
+	*mid = sqlite3_last_insert_rowid(sq_of(s)->db);
+	if (d->fd >= 0 && d->len > 0)
+		return sq_body_from_fd(s, *mid, d);
+	return STORE_OK;
+}
+
+/* A local target whose mailbox is full waits in the queue with its own prefix. */
+static int
+sq_defer_local(struct store *s, const struct store_delivery *d, size_t i, int64_t mid,
+    int64_t now, const char *login)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_ADD_LOCAL);
+	const char *prefix = d->local[i].prefix ? d->local[i].prefix : "";
+
+	sqlite3_bind_int64(st, 1, mid);
+	sqlite3_bind_text(st, 2, d->sender ? d->sender : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d->local[i].address ? d->local[i].address : login, -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int(st, 5, (int)d->kind);
+	sqlite3_bind_int64(st, 6, d->local[i].user_id);
+	sqlite3_bind_blob(st, 7, prefix, (int)strlen(prefix), SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, "mailbox full", -1, SQLITE_STATIC);
+	return sq_exec_stmt(s, st, "defer delivery");
+}
+
+static int
+sq_deliver_body(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res)
+{
+	sqlite3_stmt *st;
+	int64_t now = (int64_t)time(NULL), mid;
+	struct sq_room *room = NULL;
+	int status = STORE_OK, nfull = 0;
+
+	if (d->len > (uint64_t)INT32_MAX)
+		return store_fail(s, STORE_INVALID, "message of %" PRIu64 " bytes is too large",
+		    d->len);
+	if (d->nlocal == 0 && d->nremote == 0)
+		return store_fail(s, STORE_INVALID, "a delivery without recipients");
+	if (d->check_quota) {
+		room = xcalloc(d->nlocal, sizeof(*room));
+		if ((nfull = sq_check_quota(s, d, room)) < 0) {
+			status = nfull;
+			goto out;
+		}
+		if ((size_t)nfull == d->nlocal && d->nremote == 0) {
+			status = STORE_QUOTA;
+			goto out;
+		}
+	}
+	if ((status = sq_message_add(s, d, now, &mid)) != STORE_OK)
+		goto out;
+	if (nfull > 0)
+		res->local = xcalloc(d->nlocal, sizeof(*res->local));
 
 	for (size_t i = 0; i < d->nlocal; i++) {
 		const char *prefix = d->local[i].prefix ? d->local[i].prefix : "";
 		size_t plen = strlen(prefix);
 
+		if (room && room[i].full) {
+			if ((status = sq_defer_local(s, d, i, mid, now, room[i].login)) != STORE_OK)
+				goto out;
+			res->local[i] = STORE_TARGET_DEFERRED_FULL;
+			res->deferred++;
+			continue;
+		}
 		st = sq_stmt(s, SQ_ENTRY_ADD);
 		sqlite3_bind_int64(st, 1, d->local[i].user_id);
 		sqlite3_bind_int64(st, 2, mid);
@@ -134,7 +204,8 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 		sqlite3_bind_int64(st, 5, (int64_t)(d->len + plen));
 		sqlite3_bind_int64(st, 6, now);
 		if ((status = sq_exec_stmt(s, st, "store mailbox entry")) != STORE_OK)
-			return status;
+			goto out;
+		res->delivered++;
 	}
 	for (size_t i = 0; i < d->nremote; i++) {
 		st = sq_stmt(s, SQ_QUEUE_ADD);
@@ -142,17 +213,22 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 		sqlite3_bind_text(st, 2, d->sender ? d->sender : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, d->remote[i], -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_int(st, 5, (int)d->kind);
 		if ((status = sq_exec_stmt(s, st, "queue message")) != STORE_OK)
-			return status;
+			goto out;
+		res->queued++;
 	}
 	res->message_id = mid;
 	if (d->qid)
 		snprintf(res->qid, sizeof(res->qid), "%s", d->qid);
 	else
 		snprintf(res->qid, sizeof(res->qid), "%010" PRIX64, (uint64_t)mid);
-	return STORE_OK;
+out:
+	free(room);
+	return status;
 }
 
+/* On failure nothing is stored, and the result says nothing either. */
 int
 sq_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res)
 {
@@ -161,7 +237,12 @@ sq_deliver(struct store *s, const struct store_delivery *d, struct store_deliver
 	if ((status = sq_txn_begin(s, &own)) != STORE_OK)
 		return status;
 	status = sq_deliver_body(s, d, res);
-	return sq_txn_end(s, own, status);
+	status = sq_txn_end(s, own, status);
+	if (status != STORE_OK) {
+		store_delivery_result_clear(res);
+		memset(res, 0, sizeof(*res));
+	}
+	return status;
 }
 
 static void

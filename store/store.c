@@ -305,6 +305,18 @@ store_deliver(struct store *s, const struct store_delivery *d, struct store_deli
 	return s->be->deliver(s, d, res);
 }
 
+enum store_target_status
+store_delivery_local_status(const struct store_delivery_result *r, size_t i)
+{
+	return r->local ? r->local[i] : STORE_TARGET_DELIVERED;
+}
+
+void
+store_delivery_result_clear(struct store_delivery_result *r)
+{
+	xfree(&r->local);
+}
+
 int
 store_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n)
 {

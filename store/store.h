@@ -146,6 +146,8 @@ struct store_rcpt_local {
 	 * (Return-Path:, Delivered-To:), CRLF terminated; may be NULL.
 	 */
 	const char *prefix;
+	/* The recipient a deferred queue entry shows (login@domain); NULL: the login. */
+	const char *address;
 };
 
 /*
@@ -154,6 +156,13 @@ struct store_rcpt_local {
  * from memory (data/len) or, for large messages, from a file (fd >= 0,
  * read from offset 0 for len bytes) so that they never need to be in
  * memory whole.
+ *
+ * Each target is committed on its own.  With check_quota, a local target
+ * whose mailbox would exceed its quota (usage + prefix + message > quota)
+ * becomes a deferred queue entry for that mailbox ("mailbox full"),
+ * delivered when it has room, and the others are not held back; only
+ * when no target at all can take the message is the result STORE_QUOTA,
+ * with nothing stored.  Remote targets can always take it.
  */
 struct store_delivery {
 	const char *qid;		/* the caller's queue ID, or NULL: made from the row */
@@ -162,20 +171,41 @@ struct store_delivery {
 	const void *data;
 	int fd;				/* -1 when data is used */
 	uint64_t len;
-	int check_quota;		/* refuse (STORE_QUOTA) if any mailbox would exceed */
+	int check_quota;		/* defer full mailboxes (see above) */
 	const struct store_rcpt_local *local;
 	size_t nlocal;
 	const char *const *remote;	/* outside recipients for the queue */
 	size_t nremote;
 };
 
+/* What became of one local target. */
+enum store_target_status {
+	STORE_TARGET_DELIVERED = 0,	/* an entry in its mailbox */
+	STORE_TARGET_DEFERRED_FULL,	/* mailbox full: a deferred queue entry */
+};
+
 struct store_delivery_result {
 	int64_t message_id;
 	char qid[24];			/* queue ID shown to clients and in logs */
-	size_t failed_rcpt;		/* with STORE_QUOTA: index into local[] */
+	size_t delivered;		/* local targets now in their mailbox */
+	size_t deferred;		/* local targets deferred: mailbox full */
+	size_t queued;			/* remote targets in the queue */
+	/*
+	 * Per local[] target, in order; NULL when every local target was
+	 * delivered.  Read it with store_delivery_local_status().
+	 */
+	enum store_target_status *local;
 };
 
+/*
+ * Deposit a message in one transaction.  STORE_OK: every target was
+ * delivered, deferred or queued as res says; release res with
+ * store_delivery_result_clear().  Any other status: nothing is stored.
+ */
 int store_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
+enum store_target_status store_delivery_local_status(const struct store_delivery_result *r,
+    size_t i);
+void store_delivery_result_clear(struct store_delivery_result *r);
 
 struct store_entry {
 	int64_t uid;		/* never reused */
@@ -268,8 +298,11 @@ void store_writer_free(struct store_writer **w);
 /*
  * Requests.  A request owns copies of everything it needs (a delivery
  * copies in-memory data and dup()s the fd), so the caller may go away at
- * any time.  The callback runs once on the loop, unless the request was
- * cancelled first; the request is freed when the callback returns.
+ * any time.  The callback runs once on the loop, never from inside
+ * store_writer_submit, unless the request was cancelled first; the
+ * request is freed when the callback returns.  A request that could not
+ * be made whole (no descriptor left to dup the spool file) fails with
+ * STORE_ERROR through its callback like any other.
  */
 struct store_req *store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg);
 struct store_req *store_req_delete(int64_t user_id, const int64_t *uids, size_t n,
@@ -289,6 +322,7 @@ void store_req_cancel(struct store_req *req);
 
 int store_req_status(const struct store_req *req);
 const char *store_req_errmsg(const struct store_req *req);
+/* The result of a store_req_deliver request; NULL for other kinds. */
 const struct store_delivery_result *store_req_delivery(const struct store_req *req);
 
 #endif

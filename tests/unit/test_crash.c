@@ -56,7 +56,7 @@ struct pending {
 static void
 child_submit(struct child *c)
 {
-	struct store_rcpt_local loc = { c->user_id, NULL };
+	struct store_rcpt_local loc = { .user_id = c->user_id };
 	struct pending *p = malloc(sizeof(*p));
 	size_t len;
 	char *m;

@@ -70,10 +70,10 @@ test_open_schema(void **state)
 	struct store *again;
 	char err[256];
 
-	assert_int_equal(store_schema_version(f->s), 1);
+	assert_int_equal(store_schema_version(f->s), 2);
 	/* Reopening an existing store migrates nothing and works. */
 	assert_int_equal(store_open(f->path, 0, &again, err, sizeof(err)), STORE_OK);
-	assert_int_equal(store_schema_version(again), 1);
+	assert_int_equal(store_schema_version(again), 2);
 	store_close(&again);
 	assert_null(again);
 	/* Without STORE_CREATE a missing file is not created. */
@@ -225,8 +225,8 @@ test_deliver_and_read(void **state)
 	int64_t a = add_user(f->s, "alice", NULL, 0), b = add_user(f->s, "bob", NULL, 0);
 	const char *msg = "Subject: hi\r\n\r\nbody\r\n";
 	struct store_rcpt_local loc[] = {
-		{ a, "Return-Path: <x@y>\r\nDelivered-To: alice@example.test\r\n" },
-		{ b, NULL },
+		{ a, "Return-Path: <x@y>\r\nDelivered-To: alice@example.test\r\n", NULL },
+		{ b, NULL, NULL },
 	};
 	const char *remote[] = { "far@away.test" };
 	struct store_delivery d = { .sender = "x@y", .data = msg, .fd = -1,
@@ -283,7 +283,7 @@ test_message_freed_with_last_entry(void **state)
 {
 	struct fx *f = *state;
 	int64_t a = add_user(f->s, "alice", NULL, 0);
-	struct store_rcpt_local loc = { a, NULL };
+	struct store_rcpt_local loc = { a, NULL, NULL };
 	struct store_delivery d = { .sender = "", .data = "x\r\n", .fd = -1, .len = 3,
 	    .local = &loc, .nlocal = 1 };
 	struct store_delivery_result res;
@@ -315,7 +315,7 @@ test_uid_never_reused(void **state)
 {
 	struct fx *f = *state;
 	int64_t a = add_user(f->s, "alice", NULL, 0);
-	struct store_rcpt_local loc = { a, NULL };
+	struct store_rcpt_local loc = { a, NULL, NULL };
 	struct store_delivery d = { .sender = "", .data = "x\r\n", .fd = -1, .len = 3,
 	    .local = &loc, .nlocal = 1 };
 	struct store_delivery_result res;
@@ -347,27 +347,158 @@ test_uid_never_reused(void **state)
 	store_entry_list_free(&v, n);
 }
 
+/* Queue rows as "recipient|local login or -|last_error|prefix", one per line, by id. */
+static char *
+queue_rows(struct fx *f)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *out = calloc(1, 4096);
+	size_t off = 0;
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT q.recipient, coalesce(u.login, '-'),"
+	    " q.last_error, CAST(q.prefix AS TEXT) FROM queue q LEFT JOIN users u"
+	    " ON u.id = q.local_user_id ORDER BY q.id", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		off += (size_t)snprintf(out + off, 4096 - off, "%s|%s|%s|%s\n",
+		    sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+		    sqlite3_column_text(st, 2), sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+/*
+ * One of two mailboxes full: the other gets its entry, the full one a
+ * deferred queue entry, and the message is accepted.
+ */
 static void
-test_quota(void **state)
+test_quota_defers_the_full_mailbox(void **state)
 {
 	struct fx *f = *state;
 	int64_t a = add_user(f->s, "alice", NULL, 10), b = add_user(f->s, "bob", NULL, 0);
-	struct store_rcpt_local loc[] = { { b, NULL }, { a, NULL } };
+	struct store_rcpt_local loc[] = { { b, NULL, NULL },
+	    { a, "D: a\r\n", "alice@example.test" } };
+	struct store_delivery d = { .sender = "s@t", .kind = STORE_KIND_VOICEMAIL,
+	    .data = "12", .fd = -1, .len = 2, .check_quota = 1, .local = loc, .nlocal = 2 };
+	struct store_delivery_result res;
+	struct store_stats st;
+	struct store_user u;
+	char *rows;
+
+	/* 6 + 2 + 2 = 10 fits exactly; and nothing was deferred. */
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_null(res.local);
+	assert_int_equal(res.delivered, 2);
+	assert_int_equal(res.deferred, 0);
+	store_delivery_result_clear(&res);
+	d.data = "1234";
+	d.len = 4;
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_true(res.message_id > 0);
+	assert_int_equal(res.delivered, 1);
+	assert_int_equal(res.deferred, 1);
+	assert_int_equal(res.queued, 0);
+	assert_int_equal(store_delivery_local_status(&res, 0), STORE_TARGET_DELIVERED);
+	assert_int_equal(store_delivery_local_status(&res, 1), STORE_TARGET_DEFERRED_FULL);
+	store_delivery_result_clear(&res);
+	assert_null(res.local);
+
+	/* alice's mailbox is as it was; bob has both; alice's copy waits in the queue. */
+	assert_int_equal(store_user_get(f->s, "alice", &u), STORE_OK);
+	assert_int_equal(u.used, 8);
+	assert_int_equal(u.messages, 1);
+	store_user_clear(&u);
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(st.entries, 3);
+	assert_int_equal(st.queued, 1);
+	rows = queue_rows(f);
+	assert_string_equal(rows, "alice@example.test|alice|mailbox full|D: a\r\n\n");
+	free(rows);
+
+	/* Without an address the queue names the login. */
+	loc[1].address = NULL;
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(res.deferred, 1);
+	store_delivery_result_clear(&res);
+	rows = queue_rows(f);
+	assert_non_null(strstr(rows, "\nalice|alice|mailbox full|"));
+	free(rows);
+
+	/* A deleted user takes his deferred entries with him. */
+	assert_int_equal(store_user_del(f->s, "alice"), STORE_OK);
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.queued, 0);
+	assert_int_equal(st.messages, 3);	/* still bob's */
+}
+
+/* No mailbox has room and nothing goes outside: STORE_QUOTA, nothing stored. */
+static void
+test_quota_all_full(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 10), b = add_user(f->s, "bob", NULL, 3);
+	struct store_rcpt_local loc[] = { { b, NULL, NULL }, { a, NULL, NULL } };
 	struct store_delivery d = { .sender = "", .data = "12345", .fd = -1, .len = 5,
 	    .check_quota = 1, .local = loc, .nlocal = 2 };
 	struct store_delivery_result res;
 	struct store_stats st;
 
-	/* 5 + 5 = 10 fits exactly; the third would exceed. */
-	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
-	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);	/* alice 5, bob deferred */
+	store_delivery_result_clear(&res);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);	/* alice 10, bob deferred */
+	store_delivery_result_clear(&res);
 	assert_int_equal(store_deliver(f->s, &d, &res), STORE_QUOTA);
-	assert_int_equal(res.failed_rcpt, 1);
+	assert_null(res.local);
+	assert_int_equal(res.message_id, 0);
+	/* The reasons are for the log: both mailboxes. */
 	assert_non_null(strstr(store_errmsg(f->s), "alice"));
-	/* Nothing of the refused delivery is stored, not even for bob. */
+	assert_non_null(strstr(store_errmsg(f->s), "bob"));
 	assert_int_equal(store_stats(f->s, &st), STORE_OK);
 	assert_int_equal(st.messages, 2);
-	assert_int_equal(st.entries, 4);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.queued, 2);
+
+	/* Without check_quota the store takes it regardless (umboxctl, bounces to postmaster). */
+	d.check_quota = 0;
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(res.delivered, 2);
+	store_delivery_result_clear(&res);
+	/* A delivery to nobody is refused. */
+	d.nlocal = 0;
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_INVALID);
+}
+
+/* An outside recipient can always take the message: a full local one is deferred. */
+static void
+test_quota_remote_and_full_local(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 2);
+	struct store_rcpt_local loc = { a, NULL, "alice@example.test" };
+	const char *remote[] = { "far@away.test" };
+	struct store_delivery d = { .sender = "s@t", .data = "12345", .fd = -1, .len = 5,
+	    .check_quota = 1, .local = &loc, .nlocal = 1, .remote = remote, .nremote = 1 };
+	struct store_delivery_result res;
+	struct store_entry *v;
+	size_t n;
+	char *rows;
+
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(res.delivered, 0);
+	assert_int_equal(res.deferred, 1);
+	assert_int_equal(res.queued, 1);
+	assert_int_equal(store_delivery_local_status(&res, 0), STORE_TARGET_DEFERRED_FULL);
+	store_delivery_result_clear(&res);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	store_entry_list_free(&v, n);
+	rows = queue_rows(f);
+	assert_string_equal(rows, "alice@example.test|alice|mailbox full|\n"
+	    "far@away.test|-||\n");
+	free(rows);
 }
 
 static void
@@ -377,7 +508,7 @@ test_deliver_from_fd(void **state)
 	int64_t a = add_user(f->s, "alice", NULL, 0);
 	size_t len = 3 * 1024 * 1024 + 17;
 	char *big = malloc(len), *spool = tu_path(f->dir, "spool");
-	struct store_rcpt_local loc = { a, "X: y\r\n" };
+	struct store_rcpt_local loc = { a, "X: y\r\n", NULL };
 	struct store_delivery_result res;
 	struct store_entry *v;
 	size_t n;
@@ -442,7 +573,7 @@ test_reader(void **state)
 	int64_t a = add_user(f->s, "alice", NULL, 0);
 	size_t len = 2 * 1024 * 1024 + 5;
 	char *big = malloc(len), *out = malloc(len + 16);
-	struct store_rcpt_local loc = { a, "P: q\r\n" };
+	struct store_rcpt_local loc = { a, "P: q\r\n", NULL };
 	struct store_delivery d = { .sender = "", .data = big, .fd = -1, .len = len,
 	    .local = &loc, .nlocal = 1 };
 	struct store_delivery_result res;
@@ -479,7 +610,7 @@ test_delete_any_kind(void **state)
 {
 	struct fx *f = *state;
 	int64_t a = add_user(f->s, "alice", NULL, 0);
-	struct store_rcpt_local r = { a, NULL };
+	struct store_rcpt_local r = { a, NULL, NULL };
 	struct store_delivery_result res;
 	struct store_entry *v;
 	int64_t uids[3];
@@ -540,7 +671,7 @@ test_writer_group_commit(void **state)
 	struct wctx ctx = { 0 };
 	char err[256];
 	struct store_stats st;
-	struct store_rcpt_local ok_rcpt = { a, NULL }, full_rcpt = { small, NULL };
+	struct store_rcpt_local ok_rcpt = { a, NULL, NULL }, full_rcpt = { small, NULL, NULL };
 
 	ctx.base = event_base_new();
 	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
@@ -573,7 +704,7 @@ test_writer_cancel_and_delete(void **state)
 {
 	struct fx *f = *state;
 	int64_t a = add_user(f->s, "alice", NULL, 0);
-	struct store_rcpt_local r = { a, NULL };
+	struct store_rcpt_local r = { a, NULL, NULL };
 	struct store_delivery d = { .sender = "", .data = "hello\r\n", .fd = -1, .len = 7,
 	    .local = &r, .nlocal = 1 };
 	struct store_writer *w;
@@ -635,7 +766,7 @@ test_writer_disk_full(void **state)
 {
 	struct fx *f = *state;
 	int64_t a = add_user(f->s, "alice", NULL, 0);
-	struct store_rcpt_local r = { a, NULL };
+	struct store_rcpt_local r = { a, NULL, NULL };
 	struct store_writer *w;
 	struct wctx ctx = { 0 };
 	struct store_entry *v;
@@ -674,6 +805,114 @@ test_writer_disk_full(void **state)
 	free(body);
 }
 
+static void
+on_per_target(struct store_req *req, void *arg)
+{
+	struct wctx *w = arg;
+	const struct store_delivery_result *r = store_req_delivery(req);
+
+	assert_int_equal(store_req_status(req), STORE_OK);
+	assert_non_null(r);
+	assert_int_equal(r->delivered, 1);
+	assert_int_equal(r->deferred, 1);
+	assert_int_equal(store_delivery_local_status(r, 0), STORE_TARGET_DEFERRED_FULL);
+	assert_int_equal(store_delivery_local_status(r, 1), STORE_TARGET_DELIVERED);
+	w->done++;
+	event_base_loopbreak(w->base);
+}
+
+/* Through the writer, the callback sees what became of each target. */
+static void
+test_writer_per_target(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0), small = add_user(f->s, "small", NULL, 4);
+	struct store_rcpt_local loc[] = { { small, NULL, "small@example.test" },
+	    { a, NULL, NULL } };
+	struct store_delivery d = { .sender = "", .data = "hello\r\n", .fd = -1, .len = 7,
+	    .check_quota = 1, .local = loc, .nlocal = 2 };
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	char err[256];
+	struct store_stats st;
+
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	store_writer_submit(w, store_req_deliver(&d, on_per_target, &ctx));
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.done, 1);
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.queued, 1);
+}
+
+static void
+on_dup_failed(struct store_req *req, void *arg)
+{
+	struct wctx *w = arg;
+
+	assert_int_equal(store_req_status(req), STORE_ERROR);
+	assert_non_null(strstr(store_req_errmsg(req), "spooled message"));
+	w->done++;
+	event_base_loopbreak(w->base);
+}
+
+/*
+ * Out of file descriptors when a delivery from a spool file is made: the
+ * request fails with a temporary error through its callback, like any
+ * other result (the client gets a 4xx); nothing is stored and the writer
+ * carries on.
+ */
+static void
+test_writer_dup_failure(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local r = { a, NULL, NULL };
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	struct store_req *req;
+	struct store_entry *v;
+	struct rlimit old, lim;
+	char err[256], *spool = tu_path(f->dir, "spool");
+	size_t n;
+	int fd, lowest;
+
+	fd = open(spool, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hello\r\n", 7), 7);
+	struct store_delivery d = { .sender = "", .fd = fd, .len = 7, .local = &r, .nlocal = 1 };
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+
+	/* No descriptor free below the limit: F_DUPFD fails with EMFILE. */
+	lowest = dup(0);
+	assert_true(lowest >= 0);
+	close(lowest);
+	getrlimit(RLIMIT_NOFILE, &old);
+	lim = old;
+	lim.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	req = store_req_deliver(&d, on_dup_failed, &ctx);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	store_writer_submit(w, req);
+	assert_int_equal(ctx.done, 0);		/* never called back from inside submit */
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.done, 1);
+
+	/* The same delivery with descriptors to spare goes through. */
+	assert_int_equal(writer_one(w, &ctx, &d), STORE_OK);
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	store_entry_list_free(&v, n);
+	close(fd);
+	free(spool);
+}
+
 int
 main(void)
 {
@@ -686,7 +925,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_freed_with_last_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uid_never_reused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_defers_the_full_mailbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_all_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_remote_and_full_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
@@ -694,6 +935,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_per_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

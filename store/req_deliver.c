@@ -1,0 +1,106 @@
+/*
+ * req_deliver.c - the writer request that deposits one message: in local
+ * mailboxes and in the queue, as store_deliver() does.
+ */
+#include "store/request.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct req_deliver {
+	struct store_req base;		/* first */
+	struct store_delivery d;	/* points into the owned copies below */
+	struct store_rcpt_local *local;
+	char **remote;
+	void *data;
+	struct store_delivery_result res;
+};
+
+static int
+req_deliver_apply(struct store *s, struct store_req *base)
+{
+	struct req_deliver *r = (struct req_deliver *)base;
+
+	store_delivery_result_clear(&r->res);
+	memset(&r->res, 0, sizeof(r->res));
+	return s->be->deliver(s, &r->d, &r->res);
+}
+
+static void
+req_deliver_free(struct store_req *base)
+{
+	struct req_deliver *r = (struct req_deliver *)base;
+
+	for (size_t i = 0; i < r->d.nlocal; i++) {
+		free((char *)r->local[i].prefix);
+		free((char *)r->local[i].address);
+	}
+	free(r->local);
+	store_delivery_result_clear(&r->res);
+	for (size_t i = 0; i < r->d.nremote; i++)
+		free(r->remote[i]);
+	free(r->remote);
+	free((char *)r->d.sender);
+	free((char *)r->d.qid);
+	free(r->data);
+	if (r->d.fd >= 0)
+		close(r->d.fd);
+	free(r);
+}
+
+static const struct store_req_ops req_deliver_ops = {
+	.name = "deliver",
+	.apply = req_deliver_apply,
+	.free = req_deliver_free,
+};
+
+/*
+ * Copy everything of d the request needs, so the caller may go away.  A
+ * spool file is duplicated, not read: a descriptor limit (EMFILE) then
+ * fails this one request with a temporary error, through its callback.
+ */
+struct store_req *
+store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg)
+{
+	struct req_deliver *r = xcalloc(1, sizeof(*r));
+
+	store_req_init(&r->base, &req_deliver_ops, cb, arg);
+	r->d = *d;
+	r->d.sender = xstrdup(d->sender ? d->sender : "");
+	r->d.qid = d->qid ? xstrdup(d->qid) : NULL;
+	r->d.fd = -1;
+	r->d.data = NULL;
+	if (d->fd >= 0) {
+		r->d.fd = fcntl(d->fd, F_DUPFD_CLOEXEC, 0);
+		if (r->d.fd < 0)
+			store_req_fail(&r->base, STORE_ERROR,
+			    "cannot keep the spooled message: %s", strerror(errno));
+	} else if (d->len > 0) {
+		r->data = xmalloc(d->len);
+		memcpy(r->data, d->data, d->len);
+		r->d.data = r->data;
+	}
+	r->local = xcalloc(d->nlocal, sizeof(*r->local));
+	for (size_t i = 0; i < d->nlocal; i++) {
+		r->local[i].user_id = d->local[i].user_id;
+		r->local[i].prefix = d->local[i].prefix ? xstrdup(d->local[i].prefix) : NULL;
+		r->local[i].address = d->local[i].address ? xstrdup(d->local[i].address) : NULL;
+	}
+	r->d.local = r->local;
+	r->remote = xcalloc(d->nremote, sizeof(*r->remote));
+	for (size_t i = 0; i < d->nremote; i++)
+		r->remote[i] = xstrdup(d->remote[i]);
+	r->d.remote = (const char *const *)r->remote;
+	return &r->base;
+}
+
+const struct store_delivery_result *
+store_req_delivery(const struct store_req *req)
+{
+	if (req->ops != &req_deliver_ops)
+		return NULL;
+	return &((const struct req_deliver *)req)->res;
+}

@@ -1,0 +1,53 @@
+/*
+ * request.h - the writer's requests, as seen inside store/.
+ *
+ * A request is an object that knows how to apply itself inside the
+ * writer's transaction and how to free itself; the writer (writer.c)
+ * only batches requests, wraps each in a savepoint, commits and hands
+ * the finished ones back to the loop.  Each kind of write lives in a
+ * file of its own (req_deliver.c, req_mailbox.c, ...) that embeds
+ * struct store_req first in its own struct and fills in an ops table;
+ * a new kind is a new file and nothing else.
+ */
+#ifndef UMBOX_STORE_REQUEST_H
+#define UMBOX_STORE_REQUEST_H
+
+#include "lib/completion.h"
+#include "store/backend.h"
+
+struct store_req_ops {
+	const char *name;	/* the kind, for messages */
+	/*
+	 * On the writer thread, inside the batch's transaction and a
+	 * savepoint of the request's own: do the work through s->be.
+	 * Returns a store status; on failure s->errmsg says why, and
+	 * everything the request did is rolled back.
+	 */
+	int (*apply)(struct store *s, struct store_req *req);
+	/* On the loop, after the callback: release what the kind owns, and req. */
+	void (*free)(struct store_req *req);
+};
+
+struct store_req {
+	const struct store_req_ops *ops;
+	store_req_cb *cb;		/* NULL once cancelled */
+	void *arg;
+	int status;			/* set before submit: failed, never applied */
+	char errmsg[512];
+	struct store_req *next;		/* the writer's pending list */
+	struct completion_item finished;
+};
+
+/* Fill in the common part; the kind's constructor calls this first. */
+void store_req_init(struct store_req *r, const struct store_req_ops *ops,
+    store_req_cb *cb, void *arg);
+
+/*
+ * Fail a request before it reaches the store (a resource it needs could
+ * not be had); submitting it then only delivers this status through the
+ * callback, on the loop, as for any other result.  Returns status.
+ */
+int store_req_fail(struct store_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,162 @@
+"""Quota and aliases (SPEC §4, §6): a message is accepted when at least one
+of its targets can take it; a local target whose mailbox is full becomes a
+deferred queue entry; only when no target can take it is the answer
+452 4.2.2, and no reply names an alias's members or anyone's usage."""
+import json
+import smtplib
+import sqlite3
+
+from smtpd_util import DOMAIN, Raw, simple_message
+
+SENDER = "sender@outside.test"
+
+
+def used(d, login):
+    return json.loads(d.ctl("--json", "user", "show", login)[1])["used"]
+
+
+def deferred(d):
+    """(local login, recipient, last_error) of every queue row for a local mailbox."""
+    con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
+    try:
+        return con.execute(
+            "SELECT u.login, q.recipient, q.last_error FROM queue q"
+            " JOIN users u ON u.id = q.local_user_id ORDER BY q.id").fetchall()
+    finally:
+        con.close()
+
+
+def remote_rows(d):
+    con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in con.execute(
+            "SELECT recipient FROM queue WHERE local_user_id IS NULL ORDER BY id")]
+    finally:
+        con.close()
+
+
+def subjects(d, login):
+    return [e["subject"] for e in d.mailbox(login)]
+
+
+def fill_bob(d, quota, size):
+    """bob gets a message of about size bytes, then the quota."""
+    d.ctl("user", "set", "bob", "--quota", str(quota))
+    text = "x" * 70 + "\r\n"
+    msg = simple_message("filler", text * (size // len(text)))
+    with smtplib.SMTP("127.0.0.1", d.mx, timeout=15) as s:
+        s.ehlo("client.outside.test")
+        s.mail(SENDER)
+        assert s.rcpt(f"bob@{DOMAIN}")[0] == 250
+        assert s.data(msg)[0] == 250
+    return used(d, "bob")
+
+
+def assert_private(replies, secrets):
+    """No reply text names a full member or a usage figure."""
+    for r in replies:
+        for word in secrets:
+            assert word not in r, (word, r)
+
+
+def test_alias_with_one_full_member_is_accepted_and_deferred(smtpd):
+    smtpd.ctl("alias", "del-member", "team", "carol")       # team = alice, bob
+    quota = 4000
+    bob_used = fill_bob(smtpd, quota, 3000)
+    assert 3000 <= bob_used < quota
+    replies = []
+    body = ("y" * 70 + "\r\n") * 20                          # ~1.4K: bob would exceed
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo("client.outside.test")
+        replies.append(s.mail(SENDER)[1].decode())
+        code, text = s.rcpt(f"team@{DOMAIN}")
+        replies.append(text.decode())
+        assert code == 250, text
+        code, text = s.data(simple_message("to the team", body))
+        replies.append(text.decode())
+        assert code == 250, text
+    assert_private(replies, ("bob", "101", str(quota), str(bob_used)))
+
+    assert subjects(smtpd, "alice") == ["to the team"]
+    assert subjects(smtpd, "bob") == ["filler"]
+    assert used(smtpd, "bob") == bob_used
+    assert deferred(smtpd) == [("bob", f"bob@{DOMAIN}", "mailbox full")]
+    # The details are for the log only.
+    assert "bob" in smtpd.log()
+
+
+def test_direct_recipient_full_is_452_at_rcpt(smtpd):
+    quota = 4000
+    bob_used = fill_bob(smtpd, quota, 3000)
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("EHLO client.outside.test").code == 250
+        # Would exceed with the declared size.
+        assert c.cmd(f"MAIL FROM:<{SENDER}> SIZE=2000").code == 250
+        r = c.cmd(f"RCPT TO:<bob@{DOMAIN}>")
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        assert_private([r.text], (str(quota), str(bob_used)))
+        # An alias with room elsewhere is still accepted with that size.
+        assert c.cmd(f"RCPT TO:<team@{DOMAIN}>").code == 250
+        assert c.cmd("RSET").code == 250
+
+        # Already full: refused without a declared size too.
+        smtpd.ctl("user", "set", "bob", "--quota", "1000")
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        r = c.cmd(f"RCPT TO:<bob@{DOMAIN}>")
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        r = c.cmd(f"RCPT TO:<101@{DOMAIN}>")
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        assert_private([r.text], ("1000", str(bob_used)))
+    assert subjects(smtpd, "bob") == ["filler"]
+    assert deferred(smtpd) == []
+
+
+def test_alias_of_only_a_full_member(smtpd):
+    smtpd.ctl("alias", "add", "solo", "bob")
+    quota = 4000
+    bob_used = fill_bob(smtpd, quota, 3000)
+    body = ("z" * 70 + "\r\n") * 20
+    secrets = ("bob", "101", str(quota), str(bob_used))
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("EHLO client.outside.test").code == 250
+        # Size unknown at RCPT and the mailbox not yet full: 452 after the data.
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert c.cmd(f"RCPT TO:<solo@{DOMAIN}>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(simple_message("too big", body).encode() + b".\r\n")
+        r = c.reply()
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        assert_private([r.text], secrets)
+
+        # Known from SIZE=: at RCPT.
+        assert c.cmd(f"MAIL FROM:<{SENDER}> SIZE=2000").code == 250
+        r = c.cmd(f"RCPT TO:<solo@{DOMAIN}>")
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        assert_private([r.text], secrets)
+        assert c.cmd("RSET").code == 250
+
+        # Already full: at RCPT.
+        smtpd.ctl("user", "set", "bob", "--quota", "1000")
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        r = c.cmd(f"RCPT TO:<solo@{DOMAIN}>")
+        assert r.code == 452 and r.text.startswith("4.2.2"), r
+        assert_private([r.text], secrets)
+    # Nothing stored for the refused message: no entry, no queue row.
+    assert subjects(smtpd, "bob") == ["filler"]
+    assert smtpd.queue() == []
+
+
+def test_remote_member_takes_what_a_full_local_member_cannot(smtpd):
+    smtpd.ctl("alias", "add", "mixed", "bob", "friend@outside.test")
+    smtpd.ctl("user", "set", "bob", "--quota", "100")
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo("client.outside.test")
+        s.mail(SENDER)
+        code, text = s.rcpt(f"mixed@{DOMAIN}")
+        assert code == 250, text
+        code, text = s.data(simple_message("mixed", "x" * 200))
+        assert code == 250, text
+        assert b"bob" not in text and b"friend" not in text
+    assert subjects(smtpd, "bob") == []
+    assert remote_rows(smtpd) == ["friend@outside.test"]
+    assert deferred(smtpd) == [("bob", f"bob@{DOMAIN}", "mailbox full")]
