@@ -8,35 +8,15 @@
 #ifndef UMBOX_CONFIG_H
 #define UMBOX_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "cidr.h"
+#include "endpoint.h"
 #include "util.h"
 
 #define UMBOX_DEFAULT_CONFIG "/etc/umbox/umbox.conf"
-
-/* "host:port" or "[v6]:port"; host is a literal address or a name. */
-struct config_endpoint {
-	char host[256];
-	uint16_t port;
-};
-
-struct config_endpoints {
-	struct config_endpoint *v;
-	size_t n;
-};
-
-/* An address block from trusted_networks: a.b.c.d/n or v6/n. */
-struct config_cidr {
-	int family;			/* AF_INET or AF_INET6 */
-	unsigned char addr[16];		/* network order, masked */
-	unsigned prefix;
-};
-
-struct config_cidrs {
-	struct config_cidr *v;
-	size_t n;
-};
 
 /*
  * [store] backend.  The parser accepts postgresql so that a file written
@@ -86,7 +66,7 @@ struct umbox_config {
 		unsigned max_recipients;		/* 100 */
 		unsigned max_connections;		/* 1000 */
 		unsigned max_connections_per_ip;	/* 20 */
-		struct config_cidrs trusted_networks;	/* empty */
+		struct cidr_list trusted_networks;	/* empty */
 	} smtpd;
 
 	struct {
@@ -132,15 +112,21 @@ int config_load_string(struct umbox_config *cfg, const char *text,
 
 void config_free(struct umbox_config *cfg);
 
-/* "36700160", "35M", "1G" (powers of 1024). */
+/*
+ * The value syntaxes of the file, for command-line options that take the
+ * same values: "36700160", "35M", "1G" (powers of 1024); "30s", "1h", "5d",
+ * "10m" (a bare number is seconds).  0, or -1 for a bad value.
+ */
 int config_parse_size(const char *s, uint64_t *out);
-/* "30s", "1h", "5d", "10m". */
 int config_parse_duration(const char *s, unsigned *out);
 
 /* Path of DATA_DIR/store.db, allocated. */
 char *config_store_path(const struct umbox_config *cfg);
 
-/* Is this address (AF_INET/AF_INET6 sockaddr) inside trusted_networks? */
-int config_cidr_match(const struct config_cidrs *c, const struct sockaddr *sa);
+/*
+ * Is this address (AF_INET/AF_INET6 sockaddr) inside the blocks, such as
+ * [smtpd] trusted_networks?  The same as cidr_match_sockaddr().
+ */
+int config_cidr_match(const struct cidr_list *c, const struct sockaddr *sa);
 
 #endif

@@ -763,7 +763,7 @@ test_cidrs(void **state)
 	static const unsigned char net10[16] = { 10 };
 	static const unsigned char v4[16] = { 192, 0, 2, 0 };
 	struct umbox_config cfg;
-	const struct config_cidr *c;
+	const struct cidr *c;
 
 	assert_int_equal(load(&cfg, "[smtpd]\ntrusted_networks = "
 	    "10.1.2.3/8, 192.0.2.7, 2001:db8:ffff::1/32, ::1, "
