@@ -46,7 +46,7 @@ def pop3_template(tmp_path_factory):
 
 @pytest.fixture
 def pop3_factory(request, tmp_path, pop3_tls_dir, pop3_template):
-    """pop3_factory(plaintext_auth=..., smtpd_extra={...}) -> a started Env.
+    """pop3_factory(plaintext_auth=..., smtpd_extra={...}, pop3d_extra={...}) -> a started Env.
     Every daemon must exit 0 on SIGTERM at teardown."""
     envs = []
     request.node._pop3_envs = envs

@@ -84,7 +84,7 @@ def unverified_context():
 
 
 def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
-                pop3_listen_extra=()):
+                pop3_listen_extra=(), pop3d_extra=None):
     smtp, pop3, pop3s = ports
     listen = ", ".join([f"127.0.0.1:{pop3}"] + list(pop3_listen_extra))
     lines = [
@@ -107,6 +107,8 @@ def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
     lines += ["[pop3d]", f"listen = {listen}", f"pop3s = 127.0.0.1:{pop3s}"]
     if plaintext_auth:
         lines.append(f"plaintext_auth = {plaintext_auth}")
+    for k, v in (pop3d_extra or {}).items():
+        lines.append(f"{k} = {v}")
     return "\n".join(lines) + "\n"
 
 
@@ -173,7 +175,7 @@ class Env:
     umbox-smtpd and umbox-pop3d on free loopback ports."""
 
     def __init__(self, root, tls_dir, template_data_dir, plaintext_auth=None,
-                 smtpd_extra=None, pop3_listen_extra=()):
+                 smtpd_extra=None, pop3_listen_extra=(), pop3d_extra=None):
         self.root = pathlib.Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         for f in ("cert.pem", "key.pem"):
@@ -184,6 +186,7 @@ class Env:
         self.config = self.root / "umbox.conf"
         self.plaintext_auth = plaintext_auth
         self.smtpd_extra = smtpd_extra
+        self.pop3d_extra = pop3d_extra      # more [pop3d] keys
         self.pop3_listen_extra = list(pop3_listen_extra)
         self._new_ports()
         self.smtpd = Proc("umbox-smtpd", self.root, self.config)
@@ -194,7 +197,8 @@ class Env:
         self.config.write_text(make_config(
             self.root, self.data_dir, (self.smtp_port, self.pop3_port, self.pop3s_port),
             self.plaintext_auth, self.smtpd_extra,
-            [x.format(port=self.pop3_port) for x in self.pop3_listen_extra]))
+            [x.format(port=self.pop3_port) for x in self.pop3_listen_extra],
+            self.pop3d_extra))
 
     # -- daemons --------------------------------------------------------------
 

@@ -113,6 +113,9 @@ class Daemon:
         self.write_config(self.smtpd_extra)
         self.log_path = self.root / "smtpd.log"
         self.proc = None
+        # Run the daemon through this command (e.g. prlimit --nofile=N:N --),
+        # which must exec it so that proc.pid stays the daemon's.
+        self.command_prefix = []
 
     def write_config(self, smtpd_extra=None):
         self.config.write_text(smtpd_config(
@@ -136,7 +139,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
-                [str(binary("umbox-smtpd")), "-f", "-c", str(self.config)],
+                [*self.command_prefix, str(binary("umbox-smtpd")), "-f", "-c", str(self.config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root,
                 env=dict(os.environ, TZ="UTC", LC_ALL="C"))
         finally:

@@ -1,0 +1,282 @@
+"""Hostile clients (SPEC §5): bounded memory per session before login,
+after STLS and while RETR streams; one client never stalling the others;
+20 bad commands in a row; connection caps in total and per address; STLS
+forgetting what came before it.
+
+Every flood stops as soon as the daemon's RSS has grown past its bound, so
+a daemon that buffers without limit fails the test instead of growing by
+gigabytes."""
+import socket
+import time
+
+import pytest
+
+from hostile_util import Flooder, assert_back_pressure, connect, flood, wrap_tls
+from pop3d_util import PASSWORD, Closed, Pop3Raw, message, sanitized_build
+
+# AddressSanitizer's quarantine keeps freed memory resident: a looser bound
+# there, the back-pressure check stays the same.
+RSS_BOUND_MIB = 160 if sanitized_build() else 16
+
+
+def raw_over(sock):
+    """A Pop3Raw over a connected socket, its greeting read."""
+    c = Pop3Raw.__new__(Pop3Raw)
+    c.sock, c.buf = sock, b""
+    c.greeting = c.line()
+    assert c.greeting.startswith(b"+OK"), c.greeting
+    return c
+
+
+def session(env, port):
+    """A greeted session before login: "plain" (110), "stls" (110 after
+    STLS) or "pop3s" (995, implicit TLS)."""
+    if port == "plain":
+        return raw_over(connect(env.pop3_port))
+    if port == "stls":
+        c = raw_over(connect(env.pop3_port))
+        r = c.cmd("STLS")
+        assert r.startswith("+OK"), r
+        c.sock = wrap_tls(c.sock)
+        return c
+    if port == "pop3s":
+        return raw_over(wrap_tls(connect(env.pop3s_port)))
+    raise ValueError(port)
+
+
+def big_message(kib=1024):
+    line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n"
+    return message("big", line * (kib * 1024 // len(line)))
+
+
+def login(c, user="alice"):
+    assert c.cmd(f"USER {user}").startswith("+OK")
+    r = c.cmd(f"PASS {PASSWORD}")
+    assert r.startswith("+OK"), r
+
+
+def stat_promptly(env, label, within=1.5, user="bob"):
+    """A second client is greeted, logs in and gets STAT promptly."""
+    t0 = time.monotonic()
+    try:
+        with Pop3Raw(env.pop3_port, timeout=within + 2) as c:
+            greeted = time.monotonic() - t0
+            login(c, user)
+            r = c.cmd("STAT")
+            took = time.monotonic() - t0
+            assert r.startswith("+OK"), r
+            assert c.cmd("QUIT").startswith("+OK")
+    except (OSError, Closed) as e:
+        raise AssertionError(f"{label}: a second client was not served: {e!r}")
+    assert greeted < within, f"{label}: a second client waited {greeted:.1f}s for its greeting"
+    assert took < within, f"{label}: a second client took {took:.1f}s to log in and STAT"
+
+
+# -- flooding without reading: bounded memory, back-pressure -------------------
+
+@pytest.mark.parametrize("port", ["plain", "stls", "pop3s"])
+def test_capa_flood_before_login_meets_back_pressure(env, port):
+    c = session(env, port)
+    try:
+        r = flood(c.sock, "CAPA\r\n", env.pop3d.pid, label=f"CAPA on {port}",
+                  rss_bound_mib=RSS_BOUND_MIB)
+        assert_back_pressure(r, RSS_BOUND_MIB)
+    finally:
+        c.close()
+    assert env.pop3d.running
+
+
+@pytest.mark.parametrize("port", ["plain", "pop3s"])
+def test_pipelined_retr_without_reading_meets_back_pressure(env, port):
+    """RETR of a 1 MiB message again and again, nothing read: while RETR
+    streams, the daemon reads no more commands."""
+    env.deliver("alice", big_message())
+    c = session(env, port)
+    try:
+        login(c)
+        r = flood(c.sock, "RETR 1\r\n", env.pop3d.pid, label=f"RETR 1 on {port}",
+                  rss_bound_mib=RSS_BOUND_MIB)
+        assert_back_pressure(r, RSS_BOUND_MIB)
+    finally:
+        c.close()
+    assert env.pop3d.running
+
+
+# -- one client never stalls the others ----------------------------------------
+
+@pytest.mark.parametrize("port,command,read_every", [
+    ("plain", "CAPA", 0), ("pop3s", "CAPA", 0.01), ("plain", "RETR 1", 0.01),
+], ids=["capa-no-reader", "capa-tls-slow-reader", "retr-slow-reader"])
+def test_pipelining_client_does_not_stall_others(env, port, command, read_every):
+    env.deliver("alice", big_message(256))
+    label = f"a {command} flood on {port}"
+    c = session(env, port)
+    try:
+        if command.startswith("RETR"):
+            login(c)
+        f = Flooder(c.sock, f"{command}\r\n", env.pop3d.pid, label=label, read_every=read_every,
+                    rss_bound_mib=RSS_BOUND_MIB).start()
+        try:
+            time.sleep(1.0)     # the flood is in full swing
+            stat_promptly(env, label)
+        finally:
+            f.stop()
+    finally:
+        c.close()
+
+
+# -- bad commands ----------------------------------------------------------------
+
+OVERLONG = "NOOP " + "x" * 2993          # 3000 octets with its CRLF
+UNKNOWN = "XYZZY plugh"
+
+
+def read_lines(c, n, what):
+    out = []
+    try:
+        for _ in range(n):
+            out.append(c.line().decode("utf-8", "replace"))
+    except Closed:
+        raise AssertionError(f"the session was closed after {len(out)} replies to {what}: {out}")
+    except socket.timeout:
+        raise AssertionError(f"no reply after {len(out)} replies to {what}: {out}")
+    return out
+
+
+def assert_closed_after_err(c, what):
+    """One more -ERR, then the server hangs up."""
+    c.sock.settimeout(3)
+    try:
+        last = c.line().decode("utf-8", "replace")
+    except socket.timeout:
+        raise AssertionError(f"the session is still open after {what}")
+    except Closed:
+        raise AssertionError(f"the session was closed without a last -ERR after {what}")
+    assert last.startswith("-ERR"), (what, last)
+    rest = c.wait_closed(3)
+    assert rest == b"", rest
+
+
+@pytest.mark.parametrize("line", [OVERLONG, UNKNOWN], ids=["overlong", "unknown"])
+def test_twenty_bad_commands_in_a_row_close_the_session(env, line):
+    """One line at a time, each reply awaited: every line reaches the daemon
+    whole, so closing after the 20th leaves no unread input behind (which
+    would reset the connection and lose the last -ERR)."""
+    with env.raw(timeout=5) as c:
+        replies = []
+        for i in range(20):
+            c.send(line + "\r\n")
+            replies += read_lines(c, 1, f"bad command {i + 1} ({line[:12]})")
+        assert all(r.startswith("-ERR") for r in replies), replies
+        assert_closed_after_err(c, f"20 x {line[:12]}")
+
+
+def test_a_valid_command_resets_the_bad_command_count(env):
+    with env.raw(timeout=5) as c:
+        for round_ in range(2):
+            c.send((UNKNOWN + "\r\n") * 19)
+            replies = read_lines(c, 19, f"19 unknown commands (round {round_ + 1})")
+            assert all(r.startswith("-ERR") for r in replies), replies
+            assert c.cmd("CAPA").startswith("+OK"), round_
+            c.multi()
+        login(c)
+        c.send((OVERLONG + "\r\n") * 19)
+        replies = read_lines(c, 19, "19 over-long lines after login")
+        assert all(r.startswith("-ERR") for r in replies), replies
+        assert c.cmd("NOOP").startswith("+OK")
+        c.send((UNKNOWN + "\r\n") * 19)
+        read_lines(c, 19, "19 unknown commands after login")
+        assert c.cmd("QUIT").startswith("+OK")
+
+
+@pytest.mark.parametrize("line", [OVERLONG, UNKNOWN], ids=["overlong", "unknown"])
+def test_repeated_errors_do_not_flood_the_log(env, line):
+    """19 identical errors in a row are not 19 log lines."""
+    with env.raw(timeout=5) as c:
+        before = env.pop3d.log().splitlines()
+        c.send((line + "\r\n") * 19)
+        replies = read_lines(c, 19, "19 identical bad commands")
+        assert all(r.startswith("-ERR") for r in replies), replies
+        assert c.cmd("CAPA").startswith("+OK")    # a summary may be logged now
+        c.multi()
+        assert c.cmd("QUIT").startswith("+OK")
+        c.wait_closed(3)
+    time.sleep(0.1)
+    new = env.pop3d.log().splitlines()[len(before):]
+    assert len(new) < 8, f"{len(new)} log lines for 19 identical errors:\n" + "\n".join(new)
+
+
+# -- connection caps ------------------------------------------------------------
+
+def open_greeted(env, n):
+    out = []
+    for _ in range(n):
+        c = env.raw(timeout=5)
+        assert c.greeting.startswith(b"+OK"), c.greeting
+        out.append(c)
+    return out
+
+
+def assert_refused(env):
+    """A new connection gets one -ERR [SYS/TEMP] line and is closed."""
+    with env.raw(timeout=5, greet=False) as c:
+        data = c.wait_closed(5)
+    assert data.startswith(b"-ERR [SYS/TEMP]"), data
+    assert data.count(b"\r\n") == 1 and data.endswith(b"\r\n"), data
+
+
+def assert_admitted_soon(env, within=3):
+    """After a session ended, a new connection is greeted (the daemon may
+    take a moment to see the close)."""
+    deadline = time.monotonic() + within
+    while True:
+        with env.raw(timeout=5, greet=False) as c:
+            first = c.line()
+            if first.startswith(b"+OK"):
+                assert c.cmd("QUIT").startswith("+OK")
+                return
+        assert first.startswith(b"-ERR [SYS/TEMP]"), first
+        assert time.monotonic() < deadline, f"still refused {within}s after a session ended"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("key,cap", [("max_connections_per_ip", 3), ("max_connections", 2)])
+def test_connection_cap(pop3_factory, key, cap):
+    env = pop3_factory(pop3d_extra={key: cap})
+    held = open_greeted(env, cap)
+    try:
+        assert_refused(env)
+        assert_refused(env)
+        # The refused ones did not count: the held sessions still work.
+        assert held[0].cmd("CAPA").startswith("+OK")
+        held[0].multi()
+        assert held[-1].cmd("QUIT").startswith("+OK")
+        held.pop().wait_closed(3)
+        assert_admitted_soon(env)
+    finally:
+        for c in held:
+            c.close()
+
+
+def test_connection_cap_counts_tls_port_too(pop3_factory):
+    env = pop3_factory(pop3d_extra={"max_connections_per_ip": 2})
+    held = [env.raw(timeout=5), env.raw_tls(timeout=5)]
+    try:
+        assert all(c.greeting.startswith(b"+OK") for c in held)
+        assert_refused(env)
+    finally:
+        for c in held:
+            c.close()
+
+
+# -- STLS discards everything learnt before it -------------------------------------
+
+def test_user_before_stls_is_forgotten(env):
+    with env.raw() as c:
+        assert c.cmd("USER alice").startswith("+OK")
+        assert c.cmd("STLS").startswith("+OK")
+        c.starttls()
+        r = c.cmd(f"PASS {PASSWORD}")
+        assert r.startswith("-ERR"), r
+        login(c)
+        assert c.cmd("QUIT").startswith("+OK")
