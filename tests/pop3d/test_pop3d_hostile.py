@@ -110,6 +110,9 @@ def test_pipelined_retr_without_reading_meets_back_pressure(env, port):
 def test_pipelining_client_does_not_stall_others(env, port, command, read_every):
     env.deliver("alice", big_message(256))
     label = f"a {command} flood on {port}"
+    # A first login pays for its password hash (tens of MiB of yescrypt
+    # memory that the allocator keeps); the RSS bound is about the flood.
+    stat_promptly(env, "before the flood")
     c = session(env, port)
     try:
         if command.startswith("RETR"):
