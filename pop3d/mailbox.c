@@ -86,7 +86,7 @@ pop3_locked(struct store_req *req, void *arg)
 	s->nmsgs = n;
 	log_info("%s: login %s messages=%zu size=%" PRIu64 "%s", s->c.id, s->user->login, n,
 	    total, s->c.tls ? " tls" : "");
-	s->resume_state = POP3_S_TRANSACTION;
+	pop3_set_state(s, POP3_S_TRANSACTION);
 	pop3_reply(s, "+OK Logged in: %zu messages (%" PRIu64 " octets)", n, total);
 	pop3_resume(s);
 }
@@ -177,7 +177,6 @@ pop3_quit_done(struct store_req *req, void *arg)
 	if (store_req_status(req) == STORE_OK) {
 		s->locked = 0;
 		log_info("%s: logout %s deleted=%zu", s->c.id, s->user->login, ndel);
-		s->resume_state = POP3_S_TRANSACTION;
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_reply(s, "+OK Bye (%zu messages deleted)", ndel);
 	} else {

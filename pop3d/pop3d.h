@@ -44,7 +44,6 @@ enum pop3_state {
 	POP3_S_AUTHORIZATION,
 	POP3_S_SASL,		/* reading a SASL response line */
 	POP3_S_TRANSACTION,
-	POP3_S_BUSY,		/* password check, lock, delay, commit */
 	POP3_S_CLOSING,
 };
 
@@ -73,7 +72,6 @@ struct pop3_session {
 	struct conn c;			/* first: conn callbacks cast back */
 	struct server *server;
 	enum pop3_state state;
-	enum pop3_state resume_state;
 	unsigned auth_failures;
 	char last_cmd[8];
 

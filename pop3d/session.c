@@ -26,7 +26,7 @@
 
 static const char *const state_names[] = {
 	[POP3_S_AUTHORIZATION] = "authorization", [POP3_S_SASL] = "sasl",
-	[POP3_S_TRANSACTION] = "transaction", [POP3_S_BUSY] = "busy",
+	[POP3_S_TRANSACTION] = "transaction",
 	[POP3_S_CLOSING] = "closing",
 };
 
@@ -133,22 +133,18 @@ pop3_close(struct pop3_session *s)
 	conn_close(&s->c);
 }
 
+/* A password check, a lock, a delay or a commit: no deadline, no input. */
 void
 pop3_busy(struct pop3_session *s)
 {
-	if (s->state != POP3_S_BUSY)
-		s->resume_state = s->state;
-	pop3_set_state(s, POP3_S_BUSY);
 	conn_cancel_timer(&s->c);
 	conn_wait(&s->c);
 }
 
-/* Back from BUSY; waiting input is taken up on the next loop turn. */
+/* The wait is over; waiting input is taken up on the next loop turn. */
 void
 pop3_resume(struct pop3_session *s)
 {
-	if (s->state == POP3_S_BUSY)
-		pop3_set_state(s, s->resume_state);
 	if (s->state == POP3_S_CLOSING)
 		return;
 	pop3_arm_deadline(s);
@@ -184,7 +180,7 @@ pop3_input(struct conn *c, struct evbuffer *in)
 		pop3_sasl_line(s, line, len);
 	else
 		pop3_command(s, line, len);
-	if (s->state != POP3_S_BUSY && s->state != POP3_S_CLOSING && !s->c.freeing)
+	if (!s->c.waiting && s->state != POP3_S_CLOSING && !s->c.freeing)
 		pop3_arm_deadline(s);
 	return CONN_CONTINUE;
 }

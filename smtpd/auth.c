@@ -51,7 +51,7 @@ auth_checked(void *arg, int ok, struct store_user *user)
 	conn_set_timer(&s->c, ip_auth_failed(s->c.ip), auth_failed_reply);
 }
 
-/* Check login/password off the loop; the session waits (BUSY). */
+/* Check login/password off the loop; the session waits. */
 static void
 auth_check(struct smtp_session *s, const char *login, const char *password)
 {

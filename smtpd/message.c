@@ -162,8 +162,7 @@ static void
 smtp_message_done(struct smtp_session *s, int close_after)
 {
 	smtp_txn_free(&s->txn);
-	s->resume_state = SMTP_S_READY;
-	if (s->state != SMTP_S_BUSY)
+	if (s->state != SMTP_S_CLOSING)
 		smtp_set_state(s, SMTP_S_READY);
 	if (close_after || s->server->stopping) {
 		smtp_close(s);
@@ -235,6 +234,8 @@ smtp_message_end(struct smtp_session *s)
 	struct smtp_txn *t = s->txn;
 	struct alias_message m = { .fd = -1 };
 
+	/* The content is over whatever the answer: no more bytes are fed to it. */
+	smtp_set_state(s, SMTP_S_READY);
 	smtp_busy(s);
 	if (t->data.flags & SMTP_DATA_F_TOO_BIG) {
 		smtp_reply(s, "552 5.3.4 Error: message file too big");

@@ -2,7 +2,7 @@
  * session.c - one SMTP connection on top of lib/conn.c: command lines
  * and content, replies, states, deadlines, STARTTLS and teardown.
  *
- * While the session is BUSY (a commit, a password check, a delay) the
+ * While the session waits (a commit, a password check, a delay) the
  * connection takes no input: pipelined commands wait in the client's
  * socket, and are taken up again after smtp_resume().
  */
@@ -29,7 +29,7 @@ static const char *const state_names[] = {
 	[SMTP_S_GREETING] = "greeting", [SMTP_S_CONNECTED] = "connected",
 	[SMTP_S_READY] = "ready", [SMTP_S_MAIL] = "mail", [SMTP_S_RCPT] = "rcpt",
 	[SMTP_S_DATA] = "data", [SMTP_S_BDAT] = "bdat", [SMTP_S_AUTH] = "auth",
-	[SMTP_S_BUSY] = "busy", [SMTP_S_CLOSING] = "closing",
+	[SMTP_S_CLOSING] = "closing",
 };
 
 /* The one place a session's state changes. */
@@ -137,26 +137,24 @@ smtp_close(struct smtp_session *s)
 	conn_close(&s->c);
 }
 
+/*
+ * The session waits for a commit, a password check or a delay: no
+ * deadline runs and no input is taken (pipelined commands stay in the
+ * client's socket) until smtp_resume().
+ */
 void
 smtp_busy(struct smtp_session *s)
 {
-	if (s->state != SMTP_S_BUSY)
-		s->resume_state = s->state;
-	smtp_set_state(s, SMTP_S_BUSY);
 	conn_cancel_timer(&s->c);
 	conn_wait(&s->c);
 }
 
-/*
- * Back from BUSY: pipelined input that waited is taken up on the next
- * loop turn, never from inside the code that is still using the input.
- */
+/* The wait is over: a new deadline, and what waited is taken up next turn. */
 void
 smtp_resume(struct smtp_session *s)
 {
-	if (s->state != SMTP_S_BUSY)
+	if (s->state == SMTP_S_CLOSING)
 		return;
-	smtp_set_state(s, s->resume_state);
 	smtp_arm_deadline(s);
 	conn_go(&s->c);
 }
@@ -230,7 +228,6 @@ smtp_input(struct conn *c, struct evbuffer *in)
 	case SMTP_S_DATA:
 	case SMTP_S_BDAT:
 		return smtp_content(s, in);
-	case SMTP_S_BUSY:
 	case SMTP_S_CLOSING:
 		return CONN_NEED_INPUT;
 	default:
@@ -250,7 +247,7 @@ smtp_input(struct conn *c, struct evbuffer *in)
 		smtp_auth_line(s, line, len);
 	else
 		smtp_command(s, line, len);
-	if (s->state != SMTP_S_BUSY && s->state != SMTP_S_CLOSING && !s->c.freeing)
+	if (!s->c.waiting && s->state != SMTP_S_CLOSING && !s->c.freeing)
 		smtp_arm_deadline(s);
 	return CONN_CONTINUE;
 }

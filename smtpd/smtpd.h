@@ -62,7 +62,6 @@ enum smtp_state {
 	SMTP_S_DATA,		/* reading DATA content */
 	SMTP_S_BDAT,		/* reading a BDAT chunk */
 	SMTP_S_AUTH,		/* reading a SASL response line */
-	SMTP_S_BUSY,		/* waiting for a commit, a password check or a delay */
 	SMTP_S_CLOSING,		/* flushing the last reply */
 };
 
@@ -104,7 +103,6 @@ struct smtp_session {
 	struct sockaddr_storage peer;
 	int trusted;			/* in trusted_networks */
 	enum smtp_state state;
-	enum smtp_state resume_state;	/* where BUSY returns to */
 	char *helo;
 	int esmtp;
 	unsigned auth_failures;
