@@ -36,6 +36,12 @@
 
 static void conn_process(struct conn *c);
 
+enum conn_line {
+	CONN_LINE_MORE,		/* no complete line yet */
+	CONN_LINE_OK,		/* a line (without CRLF) was copied out */
+	CONN_LINE_TOO_LONG,	/* a line over the limit was thrown away: refuse it */
+};
+
 static int
 conn_out_high(const struct conn *c)
 {
@@ -237,6 +243,7 @@ conn_cancel_timer(struct conn *c)
 void
 conn_wait(struct conn *c)
 {
+	conn_cancel_timer(c);
 	c->waiting = 1;
 	conn_update_read(c);
 }
@@ -263,7 +270,13 @@ conn_output(struct conn *c)
 	return bufferevent_get_output(c->bev);
 }
 
-enum conn_line
+/*
+ * The next command line from in, without its CRLF, into buf (NUL
+ * terminated; buf holds limit bytes).  A line ends only at CRLF; one
+ * longer than limit octets with its CRLF is thrown away and reported
+ * once, as soon as the partial line shows it.
+ */
+static enum conn_line
 conn_get_line(struct conn *c, struct evbuffer *in, char *buf, size_t limit, size_t *len)
 {
 	size_t avail = evbuffer_get_length(in), eol;
@@ -294,6 +307,30 @@ conn_get_line(struct conn *c, struct evbuffer *in, char *buf, size_t limit, size
 	buf[p.pos] = '\0';
 	*len = (size_t)p.pos;
 	return CONN_LINE_OK;
+}
+
+enum conn_step
+conn_take_line(struct conn *c, struct evbuffer *in, size_t limit,
+    void (*on_line)(struct conn *c, const char *line, size_t len))
+{
+	char line[CONN_LINE_MAX];
+	size_t len = 0;
+
+	if (limit > sizeof(line))
+		limit = sizeof(line);
+	switch (conn_get_line(c, in, line, limit, &len)) {
+	case CONN_LINE_MORE:
+		return CONN_NEED_INPUT;
+	case CONN_LINE_TOO_LONG:
+		on_line(c, NULL, 0);
+		break;
+	case CONN_LINE_OK:
+		on_line(c, line, len);
+		break;
+	}
+	if (!c->waiting && !c->closing && !c->freeing && c->ops->ready)
+		c->ops->ready(c);
+	return CONN_CONTINUE;
 }
 
 int

@@ -55,17 +55,14 @@ struct conn_ops {
 	void (*writable)(struct conn *c);
 	/* The peer closed or the connection failed; the conn is freed next. */
 	void (*gone)(struct conn *c, const char *why);
+	/* A line was handled and the session waits for the next: arm the deadline. */
+	void (*ready)(struct conn *c);
 	/* SIGTERM: answer and close, or finish what is in flight first. */
 	void (*shutdown)(struct conn *c);
 	/* Release the session: the conn's own parts are already cleared. */
 	void (*release)(struct conn *c);
 };
 
-enum conn_line {
-	CONN_LINE_MORE,		/* no complete line yet */
-	CONN_LINE_OK,		/* a line (without CRLF) was copied out */
-	CONN_LINE_TOO_LONG,	/* a line over the limit was thrown away: refuse it */
-};
 
 struct conn {
 	const struct conn_ops *ops;
@@ -111,7 +108,11 @@ int conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops,
 void conn_set_timer(struct conn *c, unsigned ms, void (*fn)(struct conn *c));
 void conn_cancel_timer(struct conn *c);
 
-/* The session waits: stop taking input until conn_go(). */
+/*
+ * The session waits (a commit, a password check, a delay): its timer is
+ * cancelled (arm one after this for a delay) and no input is taken until
+ * conn_go().
+ */
 void conn_wait(struct conn *c);
 /* Take input again; what waited is taken up on the next loop turn. */
 void conn_go(struct conn *c);
@@ -119,14 +120,17 @@ void conn_go(struct conn *c);
 size_t conn_unsent(const struct conn *c);
 struct evbuffer *conn_output(struct conn *c);
 
+
 /*
- * The next command line from in, without its CRLF, into buf (NUL
- * terminated; buf holds limit bytes).  A line ends only at CRLF; one
- * longer than limit octets with its CRLF is thrown away and reported
- * once, as soon as the partial line shows it.
+ * Line mode, one step: take the next command line (at most limit octets
+ * with its CRLF, limit <= CONN_LINE_MAX) and hand it to on_line; an
+ * over-long line is handed over as NULL, once, for the session to refuse.
+ * Then, unless the session now waits or closes, ops->ready arms its
+ * deadline for the next command.
  */
-enum conn_line conn_get_line(struct conn *c, struct evbuffer *in, char *buf, size_t limit,
-    size_t *len);
+#define CONN_LINE_MAX	8192
+enum conn_step conn_take_line(struct conn *c, struct evbuffer *in, size_t limit,
+    void (*on_line)(struct conn *c, const char *line, size_t len));
 
 /*
  * Count a reply: an error (a 4xx/5xx or -ERR) adds one to the bad

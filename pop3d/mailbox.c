@@ -22,7 +22,7 @@ pop3_auth_failed_reply(struct conn *c)
 	pop3_reply(s, "-ERR [AUTH] Authentication failed");
 	if (s->auth_failures >= POP3_AUTH_FAILURES_MAX) {
 		pop3_reply(s, "-ERR Too many authentication failures");
-		pop3_close(s);
+		conn_close(&s->c);
 		return;
 	}
 	pop3_resume(s);
@@ -31,11 +31,7 @@ pop3_auth_failed_reply(struct conn *c)
 static void
 pop3_drop_user(struct pop3_session *s)
 {
-	if (s->user) {
-		store_user_clear(s->user);
-		free(s->user);
-		s->user = NULL;
-	}
+	store_user_free(&s->user);
 }
 
 /* The lock is ours: take the snapshot the whole session will see. */
@@ -66,7 +62,7 @@ pop3_locked(struct store_req *req, void *arg)
 	s->lock_renewed = (int64_t)time(NULL);
 	if (s->server->stopping) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
-		pop3_close(s);	/* freeing the session gives the lock back */
+		conn_close(&s->c);	/* freeing the session gives the lock back */
 		return;
 	}
 	if (store_mailbox_list(s->server->store, s->user->id, &v, &n) != STORE_OK) {
@@ -125,7 +121,7 @@ pop3_login(struct pop3_session *s, const char *name, const char *password)
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot check the password now, try again later");
 		return;
 	}
-	pop3_busy(s);
+	conn_wait(&s->c);
 }
 
 void
@@ -184,7 +180,7 @@ pop3_quit_done(struct store_req *req, void *arg)
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_reply(s, "-ERR [SYS/TEMP] Deletions could not be saved; nothing was deleted");
 	}
-	pop3_close(s);
+	conn_close(&s->c);
 }
 
 /* UPDATE state: deletions and "seen" marks in one transaction, then +OK. */
@@ -203,7 +199,7 @@ pop3_quit(struct pop3_session *s)
 	s->req = store_req_pop3_quit(s->user->id, s->owner, del, nd, seen, ns, pop3_quit_done, s);
 	free(del);
 	free(seen);
-	pop3_busy(s);
+	conn_wait(&s->c);
 	store_writer_submit(s->server->writer, s->req);
 }
 
@@ -327,7 +323,7 @@ pop3_stream_pump(struct pop3_session *s)
 				log_err("%s: reading message %s: %s", s->c.id, e->uidl,
 				    store_errmsg(s->server->store));
 				pop3_stream_free(s);
-				pop3_close(s);	/* the reply is half sent: nothing else is honest */
+				conn_close(&s->c);	/* the reply is half sent: nothing else is honest */
 				return;
 			}
 			if (st->top) {

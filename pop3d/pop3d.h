@@ -44,7 +44,6 @@ enum pop3_state {
 	POP3_S_AUTHORIZATION,
 	POP3_S_SASL,		/* reading a SASL response line */
 	POP3_S_TRANSACTION,
-	POP3_S_CLOSING,
 };
 
 /* One mailbox entry as listed at login. */
@@ -103,9 +102,7 @@ void pop3_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
 void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void pop3_set_state(struct pop3_session *s, enum pop3_state st);
-void pop3_busy(struct pop3_session *s);
 void pop3_resume(struct pop3_session *s);
-void pop3_close(struct pop3_session *s);
 void pop3_start_tls(struct pop3_session *s);
 int pop3_plaintext_ok(const struct pop3_session *s);
 struct evbuffer *pop3_output(struct pop3_session *s);

@@ -27,7 +27,6 @@
 static const char *const state_names[] = {
 	[POP3_S_AUTHORIZATION] = "authorization", [POP3_S_SASL] = "sasl",
 	[POP3_S_TRANSACTION] = "transaction",
-	[POP3_S_CLOSING] = "closing",
 };
 
 void
@@ -56,7 +55,7 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	va_list ap;
 	int error;
 
-	if (s->c.bev == NULL || s->state == POP3_S_CLOSING || s->c.freeing)
+	if (s->c.bev == NULL || s->c.closing || s->c.freeing)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -68,7 +67,7 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	if (conn_count_reply(&s->c, error)) {
 		log_info("%s: %u errors in a row: closing", s->c.id, CONN_BAD_MAX);
 		evbuffer_add_printf(pop3_output(s), "-ERR Too many bad commands; closing\r\n");
-		pop3_close(s);
+		conn_close(&s->c);
 	}
 }
 
@@ -92,7 +91,7 @@ pop3_timeout(struct conn *c)
 
 	log_info("%s: idle timeout in state %s", s->c.id, state_names[s->state]);
 	pop3_reply(s, "-ERR Autologout; idle for too long");
-	pop3_close(s);
+	conn_close(&s->c);
 }
 
 static void
@@ -116,73 +115,54 @@ pop3_session_release(struct conn *c)
 	if (s->stream)
 		store_reader_close(&s->stream->r);
 	free(s->stream);
-	if (s->user) {
-		store_user_clear(s->user);
-		free(s->user);
-	}
+	store_user_free(&s->user);
 	free(s->user_name);
 	free(s);
-}
-
-void
-pop3_close(struct pop3_session *s)
-{
-	if (s->state == POP3_S_CLOSING || s->c.freeing)
-		return;
-	pop3_set_state(s, POP3_S_CLOSING);
-	conn_close(&s->c);
-}
-
-/* A password check, a lock, a delay or a commit: no deadline, no input. */
-void
-pop3_busy(struct pop3_session *s)
-{
-	conn_cancel_timer(&s->c);
-	conn_wait(&s->c);
 }
 
 /* The wait is over; waiting input is taken up on the next loop turn. */
 void
 pop3_resume(struct pop3_session *s)
 {
-	if (s->state == POP3_S_CLOSING)
+	if (s->c.closing)
 		return;
 	pop3_arm_deadline(s);
 	conn_go(&s->c);
 }
 
-/* One command line (or SASL response), CRLF-terminated and bounded. */
+/* A command line or a SASL response; NULL: a line over the limit. */
+static void
+pop3_line(struct conn *c, const char *line, size_t len)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	if (line == NULL) {
+		s->last_cmd[0] = '\0';
+		pop3_reply(s, "-ERR Line too long");
+		if (s->state == POP3_S_SASL)
+			conn_close(&s->c);
+	} else if (s->state == POP3_S_SASL)
+		pop3_sasl_line(s, line, len);
+	else
+		pop3_command(s, line, len);
+}
+
+static void
+pop3_ready(struct conn *c)
+{
+	pop3_arm_deadline((struct pop3_session *)c);
+}
+
+/* Command lines only while idle in a state that takes them. */
 static enum conn_step
 pop3_input(struct conn *c, struct evbuffer *in)
 {
 	struct pop3_session *s = (struct pop3_session *)c;
-	char line[POP3_SASL_LINE_MAX];
-	size_t len, limit = s->state == POP3_S_SASL ? POP3_SASL_LINE_MAX : POP3_LINE_MAX;
 
-	if (s->stream || (s->state != POP3_S_AUTHORIZATION && s->state != POP3_S_TRANSACTION &&
-	    s->state != POP3_S_SASL))
+	if (s->stream)
 		return CONN_NEED_INPUT;
-	switch (conn_get_line(c, in, line, limit, &len)) {
-	case CONN_LINE_MORE:
-		return CONN_NEED_INPUT;
-	case CONN_LINE_TOO_LONG:
-		s->last_cmd[0] = '\0';
-		if (s->state == POP3_S_SASL) {
-			pop3_reply(s, "-ERR Line too long");
-			pop3_close(s);
-		} else
-			pop3_reply(s, "-ERR Line too long");
-		return CONN_CONTINUE;
-	case CONN_LINE_OK:
-		break;
-	}
-	if (s->state == POP3_S_SASL)
-		pop3_sasl_line(s, line, len);
-	else
-		pop3_command(s, line, len);
-	if (!s->c.waiting && s->state != POP3_S_CLOSING && !s->c.freeing)
-		pop3_arm_deadline(s);
-	return CONN_CONTINUE;
+	return conn_take_line(c, in, s->state == POP3_S_SASL ? POP3_SASL_LINE_MAX : POP3_LINE_MAX,
+	    pop3_line);
 }
 
 /* The output went down: the message being retrieved goes on. */
@@ -212,11 +192,12 @@ pop3_shutdown(struct conn *c)
 	if (s->req)
 		return;
 	pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
-	pop3_close(s);
+	conn_close(&s->c);
 }
 
 static const struct conn_ops pop3_conn_ops = {
 	.input = pop3_input,
+	.ready = pop3_ready,
 	.writable = pop3_writable,
 	.gone = pop3_gone,
 	.shutdown = pop3_shutdown,

@@ -26,7 +26,7 @@ auth_failed_reply(struct conn *c)
 	if (s->auth_failures >= SMTP_AUTH_FAILURES_MAX) {
 		smtp_reply(s, "421 4.7.0 %s Error: too many authentication failures",
 		    s->server->cfg->general.hostname);
-		smtp_close(s);
+		conn_close(&s->c);
 		return;
 	}
 	smtp_resume(s);
@@ -62,7 +62,7 @@ auth_check(struct smtp_session *s, const char *login, const char *password)
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
-	smtp_busy(s);
+	conn_wait(&s->c);
 }
 
 static void
@@ -80,7 +80,7 @@ auth_plain(struct smtp_session *s, const char *b64, size_t len)
 		explicit_bzero(&p, sizeof(p));
 		s->auth_failures++;
 		smtp_set_state(s, SMTP_S_READY);
-		smtp_busy(s);
+		conn_wait(&s->c);
 		conn_set_timer(&s->c, 2000, auth_failed_reply);
 		return;
 	}

@@ -403,7 +403,7 @@ cmd_bdat(struct smtp_session *s, const char *arg, size_t len)
 	if (smtp_parse_bdat(arg, len, &size, &last) != 0) {
 		/* Without a valid size we cannot find the next command: give up. */
 		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
-		smtp_close(s);
+		conn_close(&s->c);
 		return;
 	}
 	if (s->txn == NULL || (s->state != SMTP_S_RCPT && !s->txn->data_started) ||
@@ -444,7 +444,7 @@ static void
 cmd_quit(struct smtp_session *s, const char *arg, size_t len)
 {
 	smtp_reply(s, "221 2.0.0 Bye");
-	smtp_close(s);
+	conn_close(&s->c);
 }
 
 static void
@@ -529,7 +529,7 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 	if (c.verb == SMTP_CMD_HTTP) {
 		log_info("%s: HTTP request refused", s->c.id);
 		smtp_reply(s, "554 5.7.0 This is an SMTP server");
-		smtp_close(s);
+		conn_close(&s->c);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)

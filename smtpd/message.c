@@ -162,10 +162,9 @@ static void
 smtp_message_done(struct smtp_session *s, int close_after)
 {
 	smtp_txn_free(&s->txn);
-	if (s->state != SMTP_S_CLOSING)
-		smtp_set_state(s, SMTP_S_READY);
+	smtp_set_state(s, SMTP_S_READY);
 	if (close_after || s->server->stopping) {
-		smtp_close(s);
+		conn_close(&s->c);
 		return;
 	}
 	smtp_resume(s);
@@ -236,7 +235,7 @@ smtp_message_end(struct smtp_session *s)
 
 	/* The content is over whatever the answer: no more bytes are fed to it. */
 	smtp_set_state(s, SMTP_S_READY);
-	smtp_busy(s);
+	conn_wait(&s->c);
 	if (t->data.flags & SMTP_DATA_F_TOO_BIG) {
 		smtp_reply(s, "552 5.3.4 Error: message file too big");
 		smtp_message_done(s, 0);

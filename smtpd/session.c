@@ -29,7 +29,6 @@ static const char *const state_names[] = {
 	[SMTP_S_GREETING] = "greeting", [SMTP_S_CONNECTED] = "connected",
 	[SMTP_S_READY] = "ready", [SMTP_S_MAIL] = "mail", [SMTP_S_RCPT] = "rcpt",
 	[SMTP_S_DATA] = "data", [SMTP_S_BDAT] = "bdat", [SMTP_S_AUTH] = "auth",
-	[SMTP_S_CLOSING] = "closing",
 };
 
 /* The one place a session's state changes. */
@@ -55,7 +54,7 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	va_list ap;
 	int error;
 
-	if (s->c.bev == NULL || s->state == SMTP_S_CLOSING || s->c.freeing)
+	if (s->c.bev == NULL || s->c.closing || s->c.freeing)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -72,7 +71,7 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		log_info("%s: %u errors in a row: closing", s->c.id, CONN_BAD_MAX);
 		evbuffer_add_printf(out, "421 4.7.0 %s Error: too many errors\r\n",
 		    s->server->cfg->general.hostname);
-		smtp_close(s);
+		conn_close(&s->c);
 	}
 }
 
@@ -83,7 +82,7 @@ smtp_timeout(struct conn *c)
 
 	log_info("%s: timeout in state %s", s->c.id, state_names[s->state]);
 	smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->server->cfg->general.hostname);
-	smtp_close(s);
+	conn_close(&s->c);
 }
 
 /*
@@ -119,41 +118,16 @@ smtp_release(struct conn *c)
 		store_req_cancel(s->commit);
 	smtp_auth_cancel(s);
 	smtp_txn_free(&s->txn);
-	if (s->user) {
-		store_user_clear(s->user);
-		free(s->user);
-	}
+	store_user_free(&s->user);
 	free(s->helo);
 	free(s);
-}
-
-/* Stop reading; free the session once its last reply has been written. */
-void
-smtp_close(struct smtp_session *s)
-{
-	if (s->state == SMTP_S_CLOSING || s->c.freeing)
-		return;
-	smtp_set_state(s, SMTP_S_CLOSING);
-	conn_close(&s->c);
-}
-
-/*
- * The session waits for a commit, a password check or a delay: no
- * deadline runs and no input is taken (pipelined commands stay in the
- * client's socket) until smtp_resume().
- */
-void
-smtp_busy(struct smtp_session *s)
-{
-	conn_cancel_timer(&s->c);
-	conn_wait(&s->c);
 }
 
 /* The wait is over: a new deadline, and what waited is taken up next turn. */
 void
 smtp_resume(struct smtp_session *s)
 {
-	if (s->state == SMTP_S_CLOSING)
+	if (s->c.closing)
 		return;
 	smtp_arm_deadline(s);
 	conn_go(&s->c);
@@ -210,12 +184,31 @@ smtp_content(struct smtp_session *s, struct evbuffer *in)
  * content.  Lines end at CRLF only; a line longer than the limit is
  * refused as soon as the partial line shows it.
  */
+/* A command line or a SASL response; NULL: a line over the limit. */
+static void
+smtp_line(struct conn *c, const char *line, size_t len)
+{
+	struct smtp_session *s = (struct smtp_session *)c;
+
+	if (line == NULL) {
+		s->last_cmd[0] = '\0';
+		smtp_reply(s, "500 5.5.2 Error: line too long");
+	} else if (s->state == SMTP_S_AUTH)
+		smtp_auth_line(s, line, len);
+	else
+		smtp_command(s, line, len);
+}
+
+static void
+smtp_ready(struct conn *c)
+{
+	smtp_arm_deadline((struct smtp_session *)c);
+}
+
 static enum conn_step
 smtp_input(struct conn *c, struct evbuffer *in)
 {
 	struct smtp_session *s = (struct smtp_session *)c;
-	char line[SMTP_LINE_MAX];
-	size_t len;
 
 	switch (s->state) {
 	case SMTP_S_GREETING:
@@ -223,33 +216,15 @@ smtp_input(struct conn *c, struct evbuffer *in)
 		log_info("%s: early talker refused", s->c.id);
 		smtp_set_state(s, SMTP_S_CONNECTED);
 		smtp_reply(s, "554 5.5.0 Protocol error: talked before the greeting");
-		smtp_close(s);
+		conn_close(&s->c);
 		return CONN_NEED_INPUT;
 	case SMTP_S_DATA:
 	case SMTP_S_BDAT:
 		return smtp_content(s, in);
-	case SMTP_S_CLOSING:
-		return CONN_NEED_INPUT;
 	default:
 		break;
 	}
-	switch (conn_get_line(c, in, line, sizeof(line), &len)) {
-	case CONN_LINE_MORE:
-		return CONN_NEED_INPUT;
-	case CONN_LINE_TOO_LONG:
-		s->last_cmd[0] = '\0';
-		smtp_reply(s, "500 5.5.2 Error: line too long");
-		return CONN_CONTINUE;
-	case CONN_LINE_OK:
-		break;
-	}
-	if (s->state == SMTP_S_AUTH)
-		smtp_auth_line(s, line, len);
-	else
-		smtp_command(s, line, len);
-	if (!s->c.waiting && s->state != SMTP_S_CLOSING && !s->c.freeing)
-		smtp_arm_deadline(s);
-	return CONN_CONTINUE;
+	return conn_take_line(c, in, SMTP_LINE_MAX, smtp_line);
 }
 
 static void
@@ -269,11 +244,12 @@ smtp_shutdown(struct conn *c)
 	if (s->commit)
 		return;
 	smtp_reply(s, "421 4.3.2 %s Service shutting down", s->server->cfg->general.hostname);
-	smtp_close(s);
+	conn_close(&s->c);
 }
 
 static const struct conn_ops smtp_conn_ops = {
 	.input = smtp_input,
+	.ready = smtp_ready,
 	.gone = smtp_gone,
 	.shutdown = smtp_shutdown,
 	.release = smtp_release,
@@ -304,11 +280,7 @@ smtp_start_tls(struct smtp_session *s)
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = 0;
-	if (s->user) {
-		store_user_clear(s->user);
-		free(s->user);
-		s->user = NULL;
-	}
+	store_user_free(&s->user);
 	smtp_txn_free(&s->txn);
 	smtp_set_state(s, SMTP_S_CONNECTED);
 }

@@ -62,7 +62,6 @@ enum smtp_state {
 	SMTP_S_DATA,		/* reading DATA content */
 	SMTP_S_BDAT,		/* reading a BDAT chunk */
 	SMTP_S_AUTH,		/* reading a SASL response line */
-	SMTP_S_CLOSING,		/* flushing the last reply */
 };
 
 struct smtp_rcpt {
@@ -134,8 +133,6 @@ void smtp_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtp_set_state(struct smtp_session *s, enum smtp_state st);
-void smtp_close(struct smtp_session *s);
-void smtp_busy(struct smtp_session *s);
 void smtp_resume(struct smtp_session *s);
 void smtp_start_tls(struct smtp_session *s);
 int smtp_may_auth(const struct smtp_session *s);

@@ -234,6 +234,16 @@ store_user_clear(struct store_user *u)
 }
 
 void
+store_user_free(struct store_user **u)
+{
+	if (*u == NULL)
+		return;
+	store_user_clear(*u);
+	free(*u);
+	*u = NULL;
+}
+
+void
 store_user_list_free(struct store_user **v, size_t n)
 {
 	for (size_t i = 0; *v && i < n; i++)

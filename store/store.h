@@ -105,6 +105,8 @@ int store_user_get_by_extension(struct store *s, const char *ext, struct store_u
 int store_user_get_by_id(struct store *s, int64_t id, struct store_user *out);
 int store_user_list(struct store *s, struct store_user **out, size_t *n);
 void store_user_clear(struct store_user *u);
+/* For a user allocated on its own: clear, free, set to NULL. */
+void store_user_free(struct store_user **u);
 void store_user_list_free(struct store_user **v, size_t n);
 
 /* ---- aliases ---- */
