@@ -126,9 +126,18 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(bev);
+		struct bufferevent *under = bufferevent_get_underlying(bev);
 
 		if (e)
 			log_info("%s: TLS error: %s", c->id, ERR_reason_error_string(e));
+		if (e && under && evbuffer_get_length(bufferevent_get_output(under)) > 0 &&
+		    !c->closing && !c->freeing) {
+			/* A refused STARTTLS handshake: the alert goes out before we close. */
+			c->ops->gone(c, "TLS handshake failed");
+			c->tls_failed = 1;
+			conn_close(c);
+			return;
+		}
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		if (!c->closing && !c->freeing)
@@ -261,6 +270,11 @@ conn_go(struct conn *c)
 size_t
 conn_unsent(const struct conn *c)
 {
+	struct bufferevent *under;
+
+	/* A failed TLS layer sends nothing more; only the socket's bytes count. */
+	if (c->tls_failed && c->bev && (under = bufferevent_get_underlying(c->bev)) != NULL)
+		return evbuffer_get_length(bufferevent_get_output(under));
 	return tls_bev_unsent(c->bev);
 }
 

@@ -75,6 +75,7 @@ struct conn {
 	int loopback;
 	struct bufferevent *bev;
 	int tls;
+	int tls_failed;			/* the handshake failed: flush its alert, then close */
 	char tls_info[96];		/* version and suite, once negotiated */
 
 	struct event *timer;
