@@ -44,11 +44,7 @@ smtp_txn_free(struct smtp_txn **tp)
 	for (size_t i = 0; i < t->nrcpts; i++)
 		free(t->rcpts[i].address);
 	free(t->rcpts);
-	for (size_t i = 0; i < t->ntargets; i++) {
-		free(t->targets[i].login);
-		free(t->targets[i].address);
-	}
-	free(t->targets);
+	alias_result_clear(&t->targets);
 	if (t->spool_mem)
 		evbuffer_free(t->spool_mem);
 	if (t->spool_fd >= 0)
@@ -249,31 +245,6 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
-/* Add a recipient's final targets to the transaction, once each. */
-static void
-smtp_txn_add_targets(struct smtp_txn *t, const struct alias_result *res)
-{
-	for (size_t i = 0; i < res->n; i++) {
-		const struct alias_target *a = &res->v[i];
-		size_t k;
-
-		for (k = 0; k < t->ntargets; k++) {
-			const struct alias_target *b = &t->targets[k];
-			if (a->remote == b->remote && (a->remote ?
-			    strcasecmp(a->address, b->address) == 0 : a->user_id == b->user_id))
-				break;
-		}
-		if (k < t->ntargets)
-			continue;
-		t->targets = xreallocarray(t->targets, t->ntargets + 1, sizeof(*t->targets));
-		t->targets[t->ntargets].remote = a->remote;
-		t->targets[t->ntargets].user_id = a->user_id;
-		t->targets[t->ntargets].login = a->login ? xstrdup(a->login) : NULL;
-		t->targets[t->ntargets].address = a->address ? xstrdup(a->address) : NULL;
-		t->ntargets++;
-	}
-}
-
 /*
  * Is this recipient to be refused for quota at RCPT?  Only when none of
  * its targets can take a message of size bytes (SIZE=, else 0): an
@@ -370,7 +341,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		alias_result_clear(&res);
 		return;
 	}
-	smtp_txn_add_targets(t, &res);
+	alias_targets_merge(&t->targets, &res);
 	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
 	t->rcpts[t->nrcpts].address = xstrdup(pa.path.mailbox);
 	t->rcpts[t->nrcpts].local = res.local_domain;

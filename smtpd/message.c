@@ -17,7 +17,6 @@
 
 #include <event2/buffer.h>
 
-#include "aliases/deliver.h"
 #include "lib/log.h"
 
 /* A file for a message that outgrew memory: unlinked from the start. */
@@ -179,12 +178,12 @@ smtp_log_deferred(struct smtp_session *s, const struct store_delivery_result *r)
 
 	if (r->deferred == 0)
 		return;
-	for (size_t i = 0; i < t->ntargets; i++) {
-		if (t->targets[i].remote)
+	for (size_t i = 0; i < t->targets.n; i++) {
+		if (t->targets.v[i].remote)
 			continue;
 		if (store_delivery_local_status(r, k++) == STORE_TARGET_DEFERRED_FULL)
 			log_info("%s: qid=%s to=%s status=deferred (mailbox full)", s->c.id, r->qid,
-			    t->targets[i].login);
+			    t->targets.v[i].login);
 	}
 }
 
@@ -281,7 +280,7 @@ smtp_message_end(struct smtp_session *s)
 	else
 		m.data = evbuffer_pullup(t->spool_mem, -1);
 	m.check_quota = 1;
-	s->commit = alias_deliver_req(&m, t->targets, t->ntargets, smtp_commit_done, s);
+	s->commit = alias_deliver_req(&m, t->targets.v, t->targets.n, smtp_commit_done, s);
 	store_writer_submit(s->server->writer, s->commit);
 }
 

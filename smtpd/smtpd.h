@@ -28,6 +28,7 @@
 #include "lib/sasl.h"
 #include "lib/worker.h"
 #include "smtpd/data.h"
+#include "aliases/deliver.h"
 #include "smtpd/parse.h"
 #include "store/store.h"
 
@@ -76,8 +77,7 @@ struct smtp_txn {
 	int smtputf8;
 	struct smtp_rcpt *rcpts;
 	size_t nrcpts;
-	struct alias_target *targets;	/* union of all recipients' final targets */
-	size_t ntargets;
+	struct alias_result targets;	/* union of all recipients' final targets */
 
 	/* content */
 	struct smtp_data data;

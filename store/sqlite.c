@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -500,7 +501,15 @@ sq_open(struct store *s, const char *path, int flags)
 	if (!(flags & STORE_READONLY)) {
 		if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
 			return sq_fail(s, sqlite3_errcode(q->db), path);
-		rc = sqlite3_step(st);
+		/*
+		 * Switching a new database to WAL needs it to itself; another
+		 * process opening it at the same moment can make this fail at
+		 * once, without the busy handler: try again for a while.
+		 */
+		for (int tries = 0; ((rc = sqlite3_step(st)) & 0xff) == SQLITE_BUSY && tries < 100; tries++) {
+			sqlite3_reset(st);
+			usleep(50000);
+		}
 		if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
 			sqlite3_finalize(st);
 			return store_fail(s, STORE_ERROR, "%s: cannot switch to WAL mode: %s",
