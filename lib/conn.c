@@ -3,11 +3,13 @@
  * bounded reading, back-pressure, fairness, command lines, TLS swap,
  * timers and teardown.  See conn.h.
  *
- * Reading is on exactly when the session can use more input: not while
- * it waits, not while its output backs up, not while closing.  Whatever
- * the client sends meanwhile stays in the kernel (and beyond, in the
- * client's send buffer), never in ours: the input buffer is capped by a
- * read high-water mark, on the TLS layer and on the socket below it.
+ * Input is taken up only while the session can use it: not while it
+ * waits, not while its output backs up.  Meanwhile the input buffer fills
+ * up to its read high-water mark (on the TLS layer and on the socket
+ * below it) and reading stops there by itself: whatever more the client
+ * sends stays in the kernel and in the client's send buffer, never in
+ * ours.  Reading stays on, so a client that hangs up is noticed at once,
+ * and waiting costs no system call.
  */
 #include "conn.h"
 
@@ -48,20 +50,6 @@ conn_out_high(const struct conn *c)
 	return conn_unsent(c) > CONN_OUT_HIGH;
 }
 
-/* Turn reading on or off for what the session can take now. */
-static void
-conn_update_read(struct conn *c)
-{
-	int want;
-
-	if (c->bev == NULL)
-		return;
-	want = !c->waiting && !c->closing && !c->freeing && !conn_out_high(c);
-	if (want && !(bufferevent_get_enabled(c->bev) & EV_READ))
-		bufferevent_enable(c->bev, EV_READ);
-	else if (!want && (bufferevent_get_enabled(c->bev) & EV_READ))
-		bufferevent_disable(c->bev, EV_READ);
-}
 
 /*
  * Hand the input to the session a step at a time: at most CONN_STEPS
@@ -87,7 +75,6 @@ conn_process(struct conn *c)
 		if (c->ops->input(c, in) == CONN_NEED_INPUT)
 			break;
 	}
-	conn_update_read(c);
 }
 
 static void
@@ -254,7 +241,6 @@ conn_wait(struct conn *c)
 {
 	conn_cancel_timer(c);
 	c->waiting = 1;
-	conn_update_read(c);
 }
 
 void
@@ -263,7 +249,6 @@ conn_go(struct conn *c)
 	c->waiting = 0;
 	if (c->freeing || c->closing)
 		return;
-	conn_update_read(c);
 	event_active(c->resume_ev, 0, 0);
 }
 
@@ -474,7 +459,8 @@ conn_close(struct conn *c)
 	if (c->closing || c->freeing)
 		return;
 	c->closing = 1;
-	conn_update_read(c);
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ);
 	event_del(c->resume_ev);
 	conn_close_poll(c);
 }

@@ -6,11 +6,12 @@
  * same for every protocol:
  *
  *   - reading with bounded memory: at most CONN_IN_MAX bytes of input are
- *     held; reading stops while the session waits (conn_wait: a commit, a
- *     password check, a delay, a stream going out) and while more than
- *     CONN_OUT_HIGH bytes of output are unsent, counted at the socket,
- *     below any TLS layer, so a client that writes without reading meets
- *     TCP back-pressure;
+ *     held (a read high-water mark, also on the socket below a TLS
+ *     layer); input is taken up only while the session does not wait
+ *     (conn_wait: a commit, a password check, a delay, a stream going
+ *     out) and no more than CONN_OUT_HIGH bytes of output are unsent,
+ *     counted at the socket, below any TLS layer; so a client that writes
+ *     without reading meets TCP back-pressure;
  *   - fairness: input is handed to the session a few steps per loop turn,
  *     then the connection yields to the others;
  *   - command lines: CRLF-terminated, bounded, an over-long line refused
