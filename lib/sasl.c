@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <stdio.h>
 
 /* The 6-bit value of a base64 alphabet character, or -1. */
 static int
@@ -239,4 +240,51 @@ done:
 	if (rc != 0 && outlen > 0)
 		explicit_bzero(out, outlen);
 	return rc;
+}
+
+size_t
+sasl_plain_encode(const char *user, const char *password, char *out, size_t outlen)
+{
+	unsigned char buf[2 * SASL_FIELD_MAX + 2];
+	size_t ul = strlen(user), pl = strlen(password), n;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (ul == 0 || pl == 0 || ul > SASL_FIELD_MAX || pl > SASL_FIELD_MAX)
+		return 0;
+	buf[0] = '\0';
+	memcpy(buf + 1, user, ul);
+	buf[1 + ul] = '\0';
+	memcpy(buf + 2 + ul, password, pl);
+	n = sasl_b64_encode(buf, 2 + ul + pl, out, outlen);
+	explicit_bzero(buf, sizeof(buf));
+	return n;
+}
+
+size_t
+sasl_cram_md5_response(const char *user, const char *password, const char *challenge,
+    size_t challenge_len, char *out, size_t outlen)
+{
+	unsigned char chal[1024], mac[EVP_MAX_MD_SIZE];
+	char answer[SASL_FIELD_MAX + 2 + 2 * 16 + 1];
+	size_t maclen = 0, ul = strlen(user), pl = strlen(password), n;
+	long cl;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (ul == 0 || pl == 0 || ul > SASL_FIELD_MAX || pl > SASL_FIELD_MAX ||
+	    challenge_len > 4 * (sizeof(chal) / 3))
+		return 0;
+	cl = sasl_b64_decode(challenge, challenge_len, chal, sizeof(chal));
+	if (cl <= 0)
+		return 0;
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "MD5", NULL, password, pl, chal, (size_t)cl, mac,
+	    sizeof(mac), &maclen) == NULL || maclen != 16)
+		return 0;
+	n = (size_t)snprintf(answer, sizeof(answer), "%s ", user);
+	for (size_t i = 0; i < maclen; i++)
+		n += (size_t)snprintf(answer + n, sizeof(answer) - n, "%02x", mac[i]);
+	n = sasl_b64_encode((const unsigned char *)answer, n, out, outlen);
+	explicit_bzero(answer, sizeof(answer));
+	return n;
 }

@@ -39,4 +39,22 @@ int sasl_plain_decode(const char *b64, size_t len, struct sasl_plain *out);
  */
 int sasl_login_decode(const char *b64, size_t len, char *out, size_t outlen);
 
+/* ---- the client side (outbound AUTH) ---- */
+
+/*
+ * PLAIN's initial response: base64 of NUL user NUL password (no authzid).
+ * Returns the length written, 0 if a field is empty, too long or holds a
+ * NUL, or out is too small.
+ */
+size_t sasl_plain_encode(const char *user, const char *password, char *out, size_t outlen);
+
+/*
+ * CRAM-MD5 (RFC 2195): the answer to a base64 challenge, base64 of
+ * "user " and the lowercase hex HMAC-MD5 of the challenge keyed with the
+ * password.  Returns the length written, or 0 on a bad challenge, an
+ * empty or over-long field, or a short out.
+ */
+size_t sasl_cram_md5_response(const char *user, const char *password, const char *challenge,
+    size_t challenge_len, char *out, size_t outlen);
+
 #endif

@@ -540,6 +540,47 @@ test_byte_by_byte(void **state)
 	}
 }
 
+/* RFC 2195's own example, and what must be refused. */
+static void
+test_cram_md5_client(void **state)
+{
+	const char *chal = "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+";
+	char out[256];
+
+	(void)state;
+	assert_int_equal(sasl_cram_md5_response("tim", "tanstaaftanstaaf", chal, strlen(chal),
+	    out, sizeof(out)), 48);
+	assert_string_equal(out, "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw");
+	/* A challenge that is not base64, an empty one, missing credentials, a short out. */
+	assert_int_equal(sasl_cram_md5_response("tim", "x", "!!!!", 4, out, sizeof(out)), 0);
+	assert_int_equal(sasl_cram_md5_response("tim", "x", "", 0, out, sizeof(out)), 0);
+	assert_int_equal(sasl_cram_md5_response("", "x", chal, strlen(chal), out, sizeof(out)), 0);
+	assert_int_equal(sasl_cram_md5_response("tim", "", chal, strlen(chal), out, sizeof(out)), 0);
+	assert_int_equal(sasl_cram_md5_response("tim", "x", chal, strlen(chal), out, 10), 0);
+	assert_string_equal(out, "");
+}
+
+static void
+test_plain_client(void **state)
+{
+	char out[64], big[SASL_FIELD_MAX + 2];
+	struct sasl_plain p;
+
+	(void)state;
+	assert_int_equal(sasl_plain_encode("alice", "secret", out, sizeof(out)), 20);
+	assert_string_equal(out, "AGFsaWNlAHNlY3JldA==");
+	/* What the server side decodes is what was encoded. */
+	assert_int_equal(sasl_plain_decode(out, strlen(out), &p), 0);
+	assert_string_equal(p.authcid, "alice");
+	assert_string_equal(p.password, "secret");
+	assert_int_equal(sasl_plain_encode("", "secret", out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode("alice", "", out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode("alice", "secret", out, 20), 0);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(sasl_plain_encode(big, "secret", out, sizeof(out)), 0);
+}
+
 int
 main(void)
 {
@@ -554,6 +595,8 @@ main(void)
 		cmocka_unit_test(test_plain_field_limits),
 		cmocka_unit_test(test_login),
 		cmocka_unit_test(test_byte_by_byte),
+		cmocka_unit_test(test_cram_md5_client),
+		cmocka_unit_test(test_plain_client),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
