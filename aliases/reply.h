@@ -142,7 +142,8 @@ const char *smtp_reply_strerror(enum smtp_reply_error e);
  * outside 0x20..0x7e (TAB and UTF-8 included) become \xHH, so a server
  * can neither forge a log field nor slip control bytes into a terminal.
  * Cut to fit dstlen (ending in "..." when cut) and always NUL-terminated
- * when dstlen > 0.  Returns dst.
+ * when dstlen > 0; room for the "..." is always kept, so a line comes out
+ * whole only when dstlen exceeds its escaped length by 4.  Returns dst.
  */
 char *smtp_reply_render(const struct smtp_reply *r, char *dst, size_t dstlen);
 
