@@ -45,6 +45,7 @@ POP3D_SRC   := $(wildcard pop3d/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC    := $(wildcard fuzz/fuzz_*.c)
 BENCH_SRC   := $(wildcard bench/*.c)
+TOOL_SRC    := $(wildcard tests/tools/*.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -66,10 +67,12 @@ PROGS += $(B)/umbox-pop3d
 endif
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+# Programs the integration tests drive (not tests themselves).
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
 .PHONY: all check run asan fuzz fuzz-build install clean deps unit bench
-all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS)
+all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -99,6 +102,10 @@ $(B)/umbox-pop3d: $(call obj,pop3d/main.c) $(POP3D_A) $(CORE_A)
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(SMTPD_A) $(POP3D_A) $(CORE_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+
+$(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(CORE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/bench/%: $(B)/obj/bench/%.o $(CORE_A)
 	@mkdir -p $(dir $@)

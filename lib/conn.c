@@ -103,12 +103,15 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		/* The TLS handshake finished. */
+		/* The TCP connection (outbound), or a TLS handshake, finished. */
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
-		if (ssl)
+		if (ssl) {
 			tls_describe(ssl, c->tls_info, sizeof(c->tls_info));
-		log_info("%s: TLS established: %s", c->id, c->tls_info);
+			log_info("%s: TLS established: %s", c->id, c->tls_info);
+		}
+		if (c->ops->connected)
+			c->ops->connected(c, ssl != NULL);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -127,8 +130,17 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		}
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (!c->closing && !c->freeing)
-			c->ops->gone(c, what & BEV_EVENT_EOF ? "disconnect" : "connection error");
+		if (!c->closing && !c->freeing) {
+			char why[128];
+			int e = EVUTIL_SOCKET_ERROR();
+
+			if (what & BEV_EVENT_EOF)
+				snprintf(why, sizeof(why), "disconnect");
+			else
+				snprintf(why, sizeof(why), "connection error: %s",
+				    e ? evutil_socket_error_to_string(e) : "unknown");
+			c->ops->gone(c, why);
+		}
 		conn_free_later(c);
 	}
 }
@@ -166,7 +178,8 @@ conn_on_free(evutil_socket_t fd, short what, void *arg)
 	event_free(c->free_ev);
 	if (c->linger_ev)
 		event_free(c->linger_ev);
-	server_conn_gone(c->server, c);
+	if (c->server)
+		server_conn_gone(c->server, c);
 	c->ops->release(c);
 }
 
@@ -191,11 +204,20 @@ conn_bev_setup(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+static void
+conn_events_new(struct conn *c)
+{
+	c->timer = evtimer_new(c->base, conn_on_timer, c);
+	c->resume_ev = event_new(c->base, -1, 0, conn_on_resume, c);
+	c->free_ev = event_new(c->base, -1, 0, conn_on_free, c);
+}
+
 int
 conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops, evutil_socket_t fd,
     const struct sockaddr *sa, struct ip_entry *ip, SSL_CTX *ctx)
 {
 	c->ops = ops;
+	c->base = srv->base;
 	c->server = srv;
 	c->ip = ip;
 	snprintf(c->id, sizeof(c->id), "%s%0*llX", srv->def->id_prefix,
@@ -212,10 +234,56 @@ conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops, evutil
 		ip_table_put(&srv->ips, &c->ip);
 		return -1;
 	}
-	c->timer = evtimer_new(srv->base, conn_on_timer, c);
-	c->resume_ev = event_new(srv->base, -1, 0, conn_on_resume, c);
-	c->free_ev = event_new(srv->base, -1, 0, conn_on_free, c);
+	conn_events_new(c);
 	server_conn_add(srv, c);
+	conn_bev_setup(c);
+	return 0;
+}
+
+int
+conn_connect(struct conn *c, struct event_base *base, const struct conn_ops *ops,
+    const struct sockaddr *sa, const char *id)
+{
+	socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+
+	c->ops = ops;
+	c->base = base;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	listen_peer(sa, c->peer, sizeof(c->peer));
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		return -1;
+	conn_events_new(c);
+	conn_bev_setup(c);
+	if (bufferevent_socket_connect(c->bev, sa, (int)len) != 0) {
+		int e = errno;
+
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		event_free(c->timer);
+		event_free(c->resume_ev);
+		event_free(c->free_ev);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+int
+conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host, int verify)
+{
+	struct bufferevent *tls;
+
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	tls = tls_bev_connect(c->base, ctx, c->bev, -1, host, verify);
+	if (tls == NULL) {
+		log_err("%s: cannot start TLS", c->id);
+		conn_free_later(c);
+		return -1;
+	}
+	c->bev = tls;
+	c->tls = 1;
 	conn_bev_setup(c);
 	return 0;
 }
@@ -368,7 +436,7 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	c->skip_line = 0;
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-	tls = tls_bev_accept(c->server->base, ctx, c->bev, -1);
+	tls = tls_bev_accept(c->base, ctx, c->bev, -1);
 	if (tls == NULL) {
 		log_err("%s: cannot start TLS", c->id);
 		conn_free_later(c);
@@ -435,7 +503,7 @@ conn_linger(struct conn *c)
 		return;
 	}
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	c->linger_ev = event_new(c->server->base, fd, EV_READ | EV_PERSIST, conn_on_linger, c);
+	c->linger_ev = event_new(c->base, fd, EV_READ | EV_PERSIST, conn_on_linger, c);
 	event_add(c->linger_ev, &tv);
 }
 

@@ -54,6 +54,11 @@ struct conn_ops {
 	enum conn_step (*input)(struct conn *c, struct evbuffer *in);
 	/* Output fell to the low-water mark; may be NULL. */
 	void (*writable)(struct conn *c);
+	/*
+	 * Outbound: the TCP connection is up (tls 0), or a TLS handshake
+	 * finished (tls 1); may be NULL for inbound connections.
+	 */
+	void (*connected)(struct conn *c, int tls);
 	/* The peer closed or the connection failed; the conn is freed next. */
 	void (*gone)(struct conn *c, const char *why);
 	/* A line was handled and the session waits for the next: arm the deadline. */
@@ -67,7 +72,8 @@ struct conn_ops {
 
 struct conn {
 	const struct conn_ops *ops;
-	struct server *server;
+	struct event_base *base;
+	struct server *server;		/* inbound: the server that accepted it */
 	struct conn *prev, *next;	/* the server's connections */
 	struct ip_entry *ip;		/* per-address counts (a /64 for IPv6) */
 	unsigned port;			/* which of the server's listeners */
@@ -105,6 +111,19 @@ struct conn {
 struct sockaddr;
 int conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops,
     evutil_socket_t fd, const struct sockaddr *sa, struct ip_entry *ip, SSL_CTX *ctx);
+
+/*
+ * An outbound connection to sa (the caller's id, for logs): connecting
+ * starts at once; ops->connected or ops->gone follows.  Not linked into
+ * any server.  -1 if it cannot even start (errno set).
+ */
+int conn_connect(struct conn *c, struct event_base *base, const struct conn_ops *ops,
+    const struct sockaddr *sa, const char *id);
+/*
+ * Outbound STARTTLS (or implicit TLS right after connecting): the
+ * handshake runs, then ops->connected(c, 1).  -1 if it cannot start.
+ */
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host, int verify);
 
 /* Arm the one timer (replacing what it was armed for). */
 void conn_set_timer(struct conn *c, unsigned ms, void (*fn)(struct conn *c));

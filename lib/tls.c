@@ -171,3 +171,68 @@ tls_bev_unsent(struct bufferevent *bev)
 		n += evbuffer_get_length(bufferevent_get_output(under));
 	return n;
 }
+
+SSL_CTX *
+tls_client_ctx_new(char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL) {
+		tls_error(err, errlen, "cannot create a TLS client context", "");
+		return NULL;
+	}
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		tls_error(err, errlen, "cannot set up the TLS client context", "");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+}
+
+struct bufferevent *
+tls_bev_connect(struct event_base *base, SSL_CTX *ctx, struct bufferevent *under, int fd,
+    const char *host, int verify)
+{
+	SSL *ssl = SSL_new(ctx);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	/* SNI and the name to check: a host name, never an address literal. */
+	if (host && host[0] && strspn(host, "0123456789.:") != strlen(host)) {
+		SSL_set_tlsext_host_name(ssl, host);
+		SSL_set1_host(ssl, host);
+	}
+	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	if (under)
+		bev = bufferevent_openssl_filter_new(base, under, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_socket_new(base, fd, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+const char *
+tls_peer_describe(SSL *ssl, char *buf, size_t len)
+{
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+	char subject[256] = "no certificate";
+	long v = SSL_get_verify_result(ssl);
+
+	if (cert) {
+		X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+		X509_free(cert);
+	}
+	snprintf(buf, len, "%s; verification: %s", subject,
+	    v == X509_V_OK ? "ok" : X509_verify_cert_error_string(v));
+	return buf;
+}

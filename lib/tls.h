@@ -34,6 +34,27 @@ struct event_base;
 struct bufferevent *tls_bev_accept(struct event_base *base, SSL_CTX *ctx,
     struct bufferevent *under, int fd);
 
+/*
+ * The client context for outbound SMTP: the system's trusted CAs, TLS 1.2
+ * at least, OpenSSL's default suites.  NULL with a message on failure.
+ */
+SSL_CTX *tls_client_ctx_new(char *err, size_t errlen);
+
+/*
+ * A client-side TLS bufferevent over under (STARTTLS) or on the connected
+ * socket fd (implicit TLS), sending host as SNI.  With verify, the chain
+ * and the name must check out or the handshake fails; without, the
+ * result is only recorded (tls_verify_result).  NULL on failure.
+ */
+struct bufferevent *tls_bev_connect(struct event_base *base, SSL_CTX *ctx,
+    struct bufferevent *under, int fd, const char *host, int verify);
+
+/*
+ * The peer certificate's subject and the verification result in words
+ * ("ok", "self-signed certificate", "hostname mismatch") into buf.
+ */
+const char *tls_peer_describe(SSL *ssl, char *buf, size_t len);
+
 /* Bytes queued but not yet handed to the kernel, the TLS layer's included. */
 size_t tls_bev_unsent(struct bufferevent *bev);
 

@@ -1,0 +1,314 @@
+"""The outbound SMTP client (aliases/mta.c) against real SMTP servers on
+loopback: aiosmtpd as the outside world, and a scripted raw server for
+what no well-behaved server sends.  Driven through tests/tools/mta-send."""
+import base64
+import hashlib
+import hmac
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from conftest import ScriptServer, free_port, mta_send, server_context
+
+MESSAGE = (b"From: a@client.test\r\nTo: x@sink.test\r\nSubject: hello\r\n\r\n"
+           b"line one\r\n.a line that starts with a dot\r\n..two dots\r\n.\r\nlast\r\n")
+PASSWORD = "s3cret pass"
+
+
+class Sink:
+    """Records what it receives; refuses recipients and senders on demand."""
+
+    def __init__(self):
+        self.messages = []
+        self.refuse_rcpt = {}
+        self.refuse_mail = None
+        self.auth = []
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if self.refuse_mail:
+            return self.refuse_mail
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.refuse_rcpt:
+            return self.refuse_rcpt[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
+                              session.ssl is not None, getattr(session, "authenticated", False)))
+        return "250 2.0.0 Ok: queued"
+
+    async def auth_CRAM__MD5(self, server, args):
+        challenge = b"<1234.5678@sink.test>"
+        resp = await server.challenge_auth(challenge)
+        # aiosmtpd hands over the answer already base64-decoded.
+        user, digest = resp.decode().split(" ")
+        want = hmac.new(PASSWORD.encode(), challenge, hashlib.md5).hexdigest()
+        self.auth.append(("CRAM-MD5", user))
+        return AuthResult(success=user == "relayuser" and digest == want)
+
+
+def authenticator(sink):
+    def check(server, session, envelope, mechanism, data):
+        if isinstance(data, LoginPassword):
+            sink.auth.append((mechanism, data.login.decode()))
+            ok = data.login == b"relayuser" and data.password == PASSWORD.encode()
+            return AuthResult(success=ok)
+        return AuthResult(success=False)
+    return check
+
+
+@pytest.fixture
+def sink_factory(cert):
+    started = []
+
+    def make(tls=None, implicit=False, **kw):
+        sink = Sink()
+        port = free_port()
+        params = dict(kw)
+        if tls:
+            params["tls_context"] = server_context(cert)
+        if "auth" in params:
+            params.pop("auth")
+            params["authenticator"] = authenticator(sink)
+        c = Controller(sink, hostname="127.0.0.1", port=port,
+                       ssl_context=server_context(cert) if implicit else None, **params)
+        c.start()
+        started.append(c)
+        sink.port = port
+        return sink
+    yield make
+    for c in started:
+        c.stop()
+
+
+def test_delivers_several_recipients_in_one_transaction(sink_factory, tmp_path):
+    sink = sink_factory()
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls", "none",
+                 "--from", "a@client.test", rcpts=["x@sink.test", "y@sink.test"],
+                 message=MESSAGE, tmp_path=tmp_path)
+    assert r.rc == 0, r
+    assert r.rcpts["x@sink.test"][0] == "delivered"
+    assert r.rcpts["y@sink.test"][0] == "delivered"
+    assert len(sink.messages) == 1
+    frm, tos, content, tls, _ = sink.messages[0]
+    assert frm == "a@client.test" and tos == ["x@sink.test", "y@sink.test"]
+    # Dot-stuffing on the wire, undone by the server: the bytes arrive as sent.
+    assert content.replace(b"\r\n", b"\n") == MESSAGE.replace(b"\r\n", b"\n")
+
+
+def test_each_recipient_gets_its_own_outcome(sink_factory, tmp_path):
+    sink = sink_factory()
+    sink.refuse_rcpt = {"gone@sink.test": "550 5.1.1 <gone@sink.test>: no such user",
+                        "later@sink.test": "451 4.3.0 try later"}
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls", "none",
+                 "--from", "a@client.test",
+                 rcpts=["ok@sink.test", "gone@sink.test", "later@sink.test"],
+                 message=MESSAGE, tmp_path=tmp_path)
+    assert r.rcpts["ok@sink.test"][0] == "delivered", r
+    assert r.rcpts["gone@sink.test"] == ("failed", "550 5.1.1 <gone@sink.test>: no such user")
+    assert r.rcpts["later@sink.test"][0] == "deferred"
+    assert "451 4.3.0 try later" in r.rcpts["later@sink.test"][1]
+    assert [m[1] for m in sink.messages] == [["ok@sink.test"]]
+
+
+def test_refused_sender_fails_every_recipient(sink_factory, tmp_path):
+    sink = sink_factory()
+    sink.refuse_mail = "553 5.7.1 sender refused"
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls", "none",
+                 "--from", "a@client.test", rcpts=["x@sink.test", "y@sink.test"],
+                 message=MESSAGE, tmp_path=tmp_path)
+    assert {s for s, _ in r.rcpts.values()} == {"failed"}, r
+    assert sink.messages == []
+
+
+def test_next_host_after_a_refused_connection_and_a_busy_greeting(sink_factory, tmp_path):
+    sink = sink_factory()
+    # Same port, three addresses: nothing listens on .2, .3 greets with 421, .1 is the sink.
+    busy = ScriptServer([(None, b"421 4.3.2 busy, try another\r\n")], "127.0.0.3", sink.port)
+    try:
+        r = mta_send("--host", "127.0.0.2", "--host", "127.0.0.3", "--host", "127.0.0.1",
+                     "--port", str(sink.port), "--tls", "none", "--from", "a@client.test",
+                     rcpts=["x@sink.test"], message=MESSAGE, tmp_path=tmp_path)
+    finally:
+        busy.close()
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+    assert r.steps[0][:2] == ["connect", "fail"], r
+    assert ["greeting", "fail"] == [s for s in r.steps if s[0] == "greeting"][0][:2], r
+    assert len(sink.messages) == 1
+
+
+def test_busy_greeting_on_the_only_host_defers(tmp_path):
+    busy = ScriptServer([(None, b"421 4.3.2 busy\r\n")])
+    try:
+        r = mta_send("--host", "127.0.0.1", "--port", str(busy.port), "--tls", "none",
+                     "--from", "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                     tmp_path=tmp_path)
+    finally:
+        busy.close()
+    status, why = r.rcpts["x@sink.test"]
+    assert status == "deferred" and "421 4.3.2 busy" in why, r
+
+
+def test_starttls_auto_and_verification(sink_factory, tmp_path):
+    sink = sink_factory(tls=True)
+    common = ["--host", "127.0.0.1", "--name", "sink.test", "--port", str(sink.port),
+              "--from", "a@client.test"]
+    # auto: TLS when offered, the certificate not required to verify.
+    r = mta_send(*common, rcpts=["x@sink.test"], message=MESSAGE, tmp_path=tmp_path)
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+    ok, detail = r.step("TLS")
+    assert ok and "CN=sink.test" in detail and "self-signed" in detail, detail
+    assert sink.messages[-1][3] is True
+    # starttls with verification: a self-signed certificate is refused ...
+    r = mta_send(*common, "--tls", "starttls", rcpts=["x@sink.test"], message=MESSAGE,
+                 tmp_path=tmp_path)
+    status, why = r.rcpts["x@sink.test"]
+    assert status == "deferred" and "self-signed" in why, r
+    # ... and accepted with --no-verify.
+    r = mta_send(*common, "--tls", "starttls", "--no-verify", rcpts=["x@sink.test"],
+                 message=MESSAGE, tmp_path=tmp_path)
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+
+
+def test_starttls_required_but_not_offered(sink_factory, tmp_path):
+    sink = sink_factory()
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls", "starttls",
+                 "--from", "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                 tmp_path=tmp_path)
+    status, why = r.rcpts["x@sink.test"]
+    assert status == "deferred" and "STARTTLS" in why, r
+    assert sink.messages == []
+
+
+def test_implicit_tls(sink_factory, tmp_path):
+    sink = sink_factory(implicit=True)
+    r = mta_send("--host", "127.0.0.1", "--name", "sink.test", "--port", str(sink.port),
+                 "--tls", "implicit", "--no-verify", "--from", "a@client.test",
+                 rcpts=["x@sink.test"], message=MESSAGE, tmp_path=tmp_path)
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+    assert r.step("TLS")[0]
+
+
+@pytest.mark.parametrize("mech", ["plain", "login"])
+def test_auth_named_mechanism_over_tls(sink_factory, tmp_path, mech):
+    sink = sink_factory(tls=True, auth=True, auth_required=True)
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls", "starttls",
+                 "--no-verify", "--auth", mech, "--user", "relayuser", "--password", PASSWORD,
+                 "--from", "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                 tmp_path=tmp_path)
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+    assert sink.auth == [(mech.upper(), "relayuser")]
+
+
+def test_auth_auto_prefers_cram_md5(sink_factory, tmp_path):
+    sink = sink_factory(tls=True, auth=True, auth_required=True)
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--no-verify",
+                 "--user", "relayuser", "--password", PASSWORD, "--from", "a@client.test",
+                 rcpts=["x@sink.test"], message=MESSAGE, tmp_path=tmp_path)
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+    assert sink.auth == [("CRAM-MD5", "relayuser")]
+
+
+def test_auth_auto_never_sends_a_password_in_clear(sink_factory, tmp_path):
+    sink = sink_factory(auth=True, auth_require_tls=False, auth_exclude_mechanism=["CRAM-MD5"])
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls", "none",
+                 "--user", "relayuser", "--password", PASSWORD, "--from", "a@client.test",
+                 rcpts=["x@sink.test"], message=MESSAGE, tmp_path=tmp_path)
+    status, why = r.rcpts["x@sink.test"]
+    assert status == "deferred" and "unencrypted" in why, r
+    assert sink.auth == []
+    # Named explicitly, the administrator's choice is honoured.
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls", "none",
+                 "--auth", "plain", "--user", "relayuser", "--password", PASSWORD,
+                 "--from", "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                 tmp_path=tmp_path)
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+    assert sink.auth == [("PLAIN", "relayuser")]
+
+
+def test_wrong_password_defers(tmp_path):
+    server = ScriptServer([
+        (None, b"220 raw ESMTP\r\n"),
+        ("EHLO", b"250-raw\r\n250 AUTH PLAIN\r\n"),
+        ("AUTH PLAIN", b"535 5.7.8 Authentication credentials invalid\r\n"),
+    ])
+    try:
+        r = mta_send("--host", "127.0.0.1", "--port", str(server.port), "--tls", "none",
+                     "--auth", "plain", "--user", "relayuser", "--password", "wrong",
+                     "--from", "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                     tmp_path=tmp_path)
+    finally:
+        server.close()
+    status, why = r.rcpts["x@sink.test"]
+    # Refused credentials need the administrator: retried later, not bounced.
+    assert status == "deferred" and "535 5.7.8" in why, r
+    assert not any(x.startswith(b"MAIL") for x in server.received if isinstance(x, bytes))
+
+
+def test_probe_stops_after_auth(sink_factory, tmp_path):
+    sink = sink_factory(tls=True, auth=True, auth_required=True)
+    r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--no-verify",
+                 "--user", "relayuser", "--password", PASSWORD, "--probe", tmp_path=tmp_path)
+    assert r.rc == 0 and r.probe == "ok", r
+    assert [s[0] for s in r.steps] == ["connect", "greeting", "EHLO", "STARTTLS", "TLS",
+                                      "EHLO", "AUTH"]
+    assert sink.messages == []
+
+
+def test_silent_server_times_out(tmp_path):
+    silent = ScriptServer([("NEVER", b"")])
+    try:
+        t0 = time.monotonic()
+        r = mta_send("--host", "127.0.0.1", "--port", str(silent.port), "--timeout", "1",
+                     "--from", "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                     tmp_path=tmp_path)
+    finally:
+        silent.close()
+    status, why = r.rcpts["x@sink.test"]
+    assert status == "deferred" and "timed out in greeting" in why, r
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("greeting", [
+    b"220-first\r\n221 second code differs\r\n",
+    b"2x0 bad digits\r\n",
+    b"220 ok\rno line feed\r\n",
+    b"220" + b"x" * 5000 + b"\r\n",
+], ids=["code-mismatch", "bad-digits", "bare-cr", "overlong"])
+def test_malformed_replies_defer(tmp_path, greeting):
+    bad = ScriptServer([(None, greeting)])
+    try:
+        r = mta_send("--host", "127.0.0.1", "--port", str(bad.port), "--tls", "none",
+                     "--from", "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                     tmp_path=tmp_path)
+    finally:
+        bad.close()
+    assert r.rcpts["x@sink.test"][0] == "deferred", r
+
+
+def test_bdat_when_offered(tmp_path):
+    server = ScriptServer([
+        (None, b"220 raw ESMTP\r\n"),
+        ("EHLO", b"250-raw\r\n250-CHUNKING\r\n250 PIPELINING\r\n"),
+        ("MAIL FROM:<a@client.test>", b""),
+        ("RCPT TO:<x@sink.test>", b"250 ok\r\n250 ok\r\n"),
+        (f"BDAT {len(MESSAGE)} LAST", b""),
+    ])
+    try:
+        r = mta_send("--host", "127.0.0.1", "--port", str(server.port), "--tls", "none",
+                     "--from", "a@client.test", "--timeout", "2", rcpts=["x@sink.test"],
+                     message=MESSAGE, tmp_path=tmp_path)
+    finally:
+        server.close()
+    # The raw server never answers the chunk: the point is what was sent.
+    sent = b"".join(x for x in server.received if isinstance(x, bytes))
+    assert f"BDAT {len(MESSAGE)} LAST".encode() in sent, server.received
+    assert MESSAGE in sent, "the chunk is the message as it is, not dot-stuffed"
+    assert r.rcpts["x@sink.test"][0] == "deferred"
