@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from conftest import ScriptServer, free_port, mta_send, server_context
+from mta_util import ScriptServer, free_port, mta_send, server_context
 
 MESSAGE = (b"From: a@client.test\r\nTo: x@sink.test\r\nSubject: hello\r\n\r\n"
            b"line one\r\n.a line that starts with a dot\r\n..two dots\r\n.\r\nlast\r\n")
