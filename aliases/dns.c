@@ -390,7 +390,7 @@ dns_mx_answer(const char *domain, int ares_status, const unsigned char *abuf,
 		out->hosts[0].status = DNS_TEMPORARY;
 		out->hosts[0].reason = DNS_R_OTHER;
 		out->nhosts = 1;
-		out->ttl = ttl_max;
+		out->ttl = dns_ttl_cap(INT32_MAX, ttl_max);
 		verdict(out, DNS_OK, DNS_R_NONE);
 		return;
 	}
