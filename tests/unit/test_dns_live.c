@@ -600,6 +600,37 @@ test_negative_answer_cached_briefly(void **state)
 	dns_result_free(&res);
 }
 
+/* At most cache_size names are kept; the oldest goes first. */
+static void
+test_cache_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct dns_options o = { .timeout_ms = TIMEOUT_MS, .tries = 1,
+	    .cache_size = 2 };
+	const char *names[] = { "mx.test", "amx.test", "cached.test" };
+	struct dns_result *res;
+	unsigned long n;
+	size_t i;
+
+	dns_free(&f->r);
+	f->r = resolver_on(f->base, server_port, &o);
+	for (i = 0; i < 3; i++) {
+		res = mx(f, names[i]);
+		assert_int_equal(res->status, DNS_OK);
+		dns_result_free(&res);
+	}
+	n = dns_lookups(f->r);
+	res = mx(f, "cached.test");		/* the newest: kept */
+	dns_result_free(&res);
+	res = mx(f, "amx.test");
+	dns_result_free(&res);
+	assert_int_equal(dns_lookups(f->r), n);
+	res = mx(f, "mx.test");			/* the oldest: evicted */
+	assert_int_equal(res->status, DNS_OK);
+	dns_result_free(&res);
+	assert_true(dns_lookups(f->r) > n);
+}
+
 static void
 test_temporary_never_cached(void **state)
 {
@@ -860,6 +891,7 @@ main(void)
 		T(test_burst_joins_one_lookup),
 		T(test_ttl_expires),
 		T(test_negative_answer_cached_briefly),
+		T(test_cache_bounded),
 		T(test_temporary_never_cached),
 		T(test_addresses),
 		T(test_literals_and_bad_names),
