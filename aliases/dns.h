@@ -115,8 +115,11 @@ struct dns_options {
 
 /*
  * A resolver on base.  servers: the [dns] servers (literal addresses with
- * ports), or NULL or empty for /etc/resolv.conf.  Returns NULL with a
- * message in err when c-ares cannot be set up.
+ * ports), or NULL or empty for /etc/resolv.conf.  Names are looked up
+ * as given (no search domains).  A SERVFAIL or REFUSED answer is taken as
+ * it is, not retried on another server, so that it is reported as such;
+ * timeouts move on to the next server.  Returns NULL with a message in err
+ * when c-ares cannot be set up or a server is not an IP address.
  */
 struct dns_resolver *dns_new(struct event_base *base,
     const struct config_endpoints *servers, char *err, size_t errlen);
@@ -144,8 +147,9 @@ void dns_free(struct dns_resolver **rp);
  *
  * The result is DNS_OK when some host has an address.  DNS_PERMANENT:
  * NXDOMAIN, a null MX, or no address (no MX and no A/AAAA; or no MX host
- * has one, and none of their lookups failed temporarily).  DNS_TEMPORARY:
- * SERVFAIL, REFUSED, timeouts, network errors.
+ * has one, and none of their lookups failed temporarily), a name that is
+ * not one.  DNS_TEMPORARY: SERVFAIL, REFUSED, timeouts, network errors,
+ * answers that do not parse or whose MX records name no valid host.
  */
 struct dns_query *dns_mx_hosts(struct dns_resolver *r, const char *domain,
     dns_mx_cb *cb, void *arg);
