@@ -6,11 +6,13 @@
 #include "store/sqlite_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /*
@@ -474,6 +476,36 @@ sq_load_epoch(struct store *s)
 }
 
 /*
+ * The store holds relay passwords as given (they must be sent to the
+ * relay), so only its owner may read it: mode 0600.  A new database is
+ * created 0600 before SQLite opens it, and SQLite gives the -wal and
+ * -shm files it creates the database's mode.  A store made by an older
+ * umbox (0644 under the usual umask) is tightened, with its -wal and
+ * -shm, when it is next opened for writing.  Failing to tighten (not the
+ * owner) is not fatal: the data directory is 0750 to begin with.
+ */
+static void
+sq_private_files(const char *path, int create)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+
+	if (create) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		char *p = xasprintf("%s%s", path, suffix[i]);
+		struct stat st;
+
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0177) != 0)
+			(void)chmod(p, st.st_mode & 0600);
+		free(p);
+	}
+}
+
+/*
  * Open and configure a connection as STYLE.md says: extended result codes
  * and a busy timeout first, then WAL (checking the mode we got),
  * synchronous=FULL because acknowledgements depend on it, foreign keys,
@@ -487,6 +519,8 @@ sq_open(struct store *s, const char *path, int flags)
 	sqlite3_stmt *st;
 
 	s->impl = q;
+	if (!(flags & STORE_READONLY))
+		sq_private_files(path, flags & STORE_CREATE);
 	oflags = (flags & STORE_READONLY) ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	rc = sqlite3_open_v2(path, &q->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
