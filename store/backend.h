@@ -49,6 +49,15 @@ struct store_backend {
 	int (*alias_get)(struct store *s, const char *name, struct store_alias *out);
 	int (*alias_list)(struct store *s, struct store_alias **out, size_t *n);
 
+	/* Each checks the relay with store_relay_check() (set: once merged). */
+	int (*relay_add)(struct store *s, const struct store_relay *r);
+	int (*relay_set)(struct store *s, const char *name, const struct store_relay *r,
+	    unsigned fields);
+	int (*relay_del)(struct store *s, const char *name);
+	int (*relay_get)(struct store *s, const char *name, struct store_relay *out);
+	int (*relay_list)(struct store *s, struct store_relay **out, size_t *n);
+	int (*relay_route)(struct store *s, const char *domain, struct store_relay *out);
+
 	/* Apply a delivery inside the caller's transaction. */
 	int (*deliver)(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
 	int (*mailbox_list)(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
@@ -75,6 +84,12 @@ struct store_backend {
 #define STORE_USER_BY_ID	2
 
 extern const struct store_backend store_sqlite_backend;
+
+/*
+ * Is r a relay the store may hold?  STORE_OK, or STORE_INVALID with a
+ * message.  What every backend checks before writing one.
+ */
+int store_relay_check(struct store *s, const struct store_relay *r);
 
 /* Record a message for store_errmsg(); returns status for tail calls. */
 int store_fail(struct store *s, int status, const char *fmt, ...)

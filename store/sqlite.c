@@ -1,7 +1,8 @@
 /*
  * sqlite.c - the SQLite backend: opening, pragmas, schema migrations,
  * the statement table and transactions.  Domain/user/alias statements are
- * in sqlite_dir.c, messages and mailboxes in sqlite_mail.c.
+ * in sqlite_dir.c, relays in sqlite_relay.c, messages and mailboxes in
+ * sqlite_mail.c.
  */
 #include "store/sqlite_int.h"
 
@@ -129,6 +130,26 @@ static const char *const sq_migrations[] = {
 	"ALTER TABLE queue ADD COLUMN prefix BLOB NOT NULL DEFAULT x'';"
 	"ALTER TABLE queue ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX queue_local ON queue(local_user_id) WHERE local_user_id IS NOT NULL;",
+
+	/*
+	 * 3: relays (SPEC §6).  Their domains get a table of their own: a
+	 * domain is listed by at most one active relay (a partial unique
+	 * index; each row's active flag follows its relay's through a
+	 * trigger), and at most one relay is the default.  port 0 stands for
+	 * the TLS mode's default port.  No umbox before this schema wrote a
+	 * relay, so the old domains column goes with nothing to carry over.
+	 */
+	"ALTER TABLE relays DROP COLUMN domains;"
+	"CREATE TABLE relay_domains ("
+	"  relay_id INTEGER NOT NULL REFERENCES relays(id) ON DELETE CASCADE,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  active INTEGER NOT NULL,"
+	"  PRIMARY KEY (relay_id, domain)) WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX relay_domains_active ON relay_domains(domain) WHERE active = 1;"
+	"CREATE UNIQUE INDEX relays_default ON relays(is_default) WHERE is_default = 1;"
+	"CREATE TRIGGER relays_active AFTER UPDATE OF active ON relays BEGIN"
+	"  UPDATE relay_domains SET active = NEW.active WHERE relay_id = NEW.id;"
+	" END;",
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
@@ -176,6 +197,30 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " ORDER BY position",
 	[SQ_MEMBER_NEXTPOS] = "SELECT coalesce(max(position), 0) + 1 FROM alias_members"
 	    " WHERE alias_id = ?1",
+
+#define SQ_RELAY_COLS "SELECT r.id, r.name, r.host, r.port, r.is_default, r.active, r.tls," \
+	    " r.verify, r.auth, r.account, r.password, r.sender, r.timeout, r.chunking," \
+	    " r.created_at FROM relays r "
+	[SQ_RELAY_ADD] = "INSERT INTO relays (name, host, port, is_default, active, tls, verify,"
+	    " auth, account, password, sender, timeout, chunking, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[SQ_RELAY_UPDATE] = "UPDATE relays SET host = ?2, port = ?3, is_default = ?4, active = ?5,"
+	    " tls = ?6, verify = ?7, auth = ?8, account = ?9, password = ?10, sender = ?11,"
+	    " timeout = ?12, chunking = ?13 WHERE id = ?1",
+	[SQ_RELAY_CLEAR_DEFAULT] = "UPDATE relays SET is_default = 0 WHERE is_default = 1"
+	    " AND id <> ?1",
+	[SQ_RELAY_DEL] = "DELETE FROM relays WHERE name = ?1",
+	[SQ_RELAY_GET] = SQ_RELAY_COLS "WHERE r.name = ?1",
+	[SQ_RELAY_LIST] = SQ_RELAY_COLS "ORDER BY r.name",
+	[SQ_RELAY_BY_DOMAIN] = SQ_RELAY_COLS "JOIN relay_domains d ON d.relay_id = r.id"
+	    " WHERE d.domain = ?1 AND d.active = 1 AND r.active = 1",
+	[SQ_RELAY_DEFAULT] = SQ_RELAY_COLS "WHERE r.is_default = 1 AND r.active = 1",
+	[SQ_RELAY_DOMAINS] = "SELECT domain FROM relay_domains WHERE relay_id = ?1 ORDER BY domain",
+	[SQ_RELAY_DOMAIN_ADD] = "INSERT OR IGNORE INTO relay_domains (relay_id, domain, active)"
+	    " VALUES (?1, ?2, ?3)",
+	[SQ_RELAY_DOMAINS_DEL] = "DELETE FROM relay_domains WHERE relay_id = ?1",
+	[SQ_RELAY_DOMAIN_TAKEN] = "SELECT r.name FROM relay_domains d JOIN relays r"
+	    " ON r.id = d.relay_id WHERE d.domain = ?1 AND d.active = 1 AND d.relay_id <> ?2",
 
 	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at, qid)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -626,6 +671,12 @@ const struct store_backend store_sqlite_backend = {
 	.alias_del = sq_alias_del,
 	.alias_get = sq_alias_get,
 	.alias_list = sq_alias_list,
+	.relay_add = sq_relay_add,
+	.relay_set = sq_relay_set,
+	.relay_del = sq_relay_del,
+	.relay_get = sq_relay_get,
+	.relay_list = sq_relay_list,
+	.relay_route = sq_relay_route,
 	.deliver = sq_deliver,
 	.mailbox_list = sq_mailbox_list,
 	.entry_get = sq_entry_get,

@@ -17,6 +17,9 @@ enum sq_stmt {
 	SQ_USER_SET_QUOTA, SQ_USER_SET_POP3, SQ_USER_SET_PASSWORD,
 	SQ_ALIAS_ADD, SQ_ALIAS_ID, SQ_ALIAS_DEL, SQ_ALIAS_LIST, SQ_MEMBER_ADD,
 	SQ_MEMBER_DEL, SQ_MEMBER_LIST, SQ_MEMBER_NEXTPOS,
+	SQ_RELAY_ADD, SQ_RELAY_UPDATE, SQ_RELAY_CLEAR_DEFAULT, SQ_RELAY_DEL, SQ_RELAY_GET,
+	SQ_RELAY_LIST, SQ_RELAY_BY_DOMAIN, SQ_RELAY_DEFAULT, SQ_RELAY_DOMAINS,
+	SQ_RELAY_DOMAIN_ADD, SQ_RELAY_DOMAINS_DEL, SQ_RELAY_DOMAIN_TAKEN,
 	SQ_MESSAGE_ADD, SQ_ENTRY_ADD, SQ_QUEUE_ADD, SQ_QUEUE_ADD_LOCAL, SQ_USER_USAGE,
 	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
 	SQ_LOCK, SQ_UNLOCK, SQ_UNLOCK_PREFIX,
@@ -45,7 +48,7 @@ void sq_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v);
 
 struct sq *sq_of(struct store *s);
 
-/* Directory (domains, users, aliases) and mail (messages, entries) ops. */
+/* Directory (domains, users, aliases), relays and mail (messages, entries) ops. */
 int sq_domain_add(struct store *s, const struct store_domain *d);
 int sq_domain_del(struct store *s, const char *name);
 int sq_domain_get(struct store *s, const char *name, struct store_domain *out);
@@ -63,6 +66,13 @@ int sq_alias_del_members(struct store *s, const char *name, const char *const *m
 int sq_alias_del(struct store *s, const char *name);
 int sq_alias_get(struct store *s, const char *name, struct store_alias *out);
 int sq_alias_list(struct store *s, struct store_alias **out, size_t *n);
+int sq_relay_add(struct store *s, const struct store_relay *r);
+int sq_relay_set(struct store *s, const char *name, const struct store_relay *r,
+    unsigned fields);
+int sq_relay_del(struct store *s, const char *name);
+int sq_relay_get(struct store *s, const char *name, struct store_relay *out);
+int sq_relay_list(struct store *s, struct store_relay **out, size_t *n);
+int sq_relay_route(struct store *s, const char *domain, struct store_relay *out);
 int sq_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
 int sq_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
 int sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);

@@ -128,6 +128,116 @@ int store_alias_list(struct store *s, struct store_alias **out, size_t *n);
 void store_alias_clear(struct store_alias *a);
 void store_alias_list_free(struct store_alias **v, size_t n);
 
+/* ---- relays (smarthosts, SPEC §6) ----
+ *
+ * Route for an outside recipient, first match wins: the active relay that
+ * lists the recipient's domain, else the active default relay, else
+ * direct delivery to the domain's MX hosts.  A domain is listed by at
+ * most one active relay (inactive ones may list it too, as standbys);
+ * at most one relay is the default.  Domains match whole and without
+ * regard to case: example.com does not cover mail.example.com.
+ */
+
+enum store_relay_tls {
+	STORE_TLS_AUTO = 0,	/* STARTTLS when offered, else plain */
+	STORE_TLS_STARTTLS,	/* STARTTLS or nothing */
+	STORE_TLS_IMPLICIT,	/* TLS from the first byte (SMTPS) */
+	STORE_TLS_NONE,		/* never TLS */
+};
+
+enum store_relay_auth {
+	STORE_AUTH_AUTO = 0,	/* the most secure the server offers; never a password in clear */
+	STORE_AUTH_PLAIN,
+	STORE_AUTH_LOGIN,
+	STORE_AUTH_CRAM_MD5,
+	STORE_AUTH_NONE,
+};
+
+#define STORE_RELAY_PORT_SMTP		25	/* tls auto, starttls, none */
+#define STORE_RELAY_PORT_IMPLICIT	465	/* tls implicit */
+#define STORE_RELAY_TIMEOUT_DEFAULT	120	/* seconds */
+#define STORE_RELAY_TIMEOUT_MAX		3600
+#define STORE_RELAY_NAME_MAX		64
+#define STORE_RELAY_DOMAINS_MAX		1000
+#define STORE_RELAY_ACCOUNT_MAX		255
+#define STORE_RELAY_PASSWORD_MAX	512
+
+struct store_relay {
+	int64_t id;
+	char *name;		/* lowercase; see store_relay_valid_name() */
+	char *host;		/* a host name or an IP address */
+	/*
+	 * add/set: the port, or 0 for the TLS mode's default (25, 465 for
+	 * implicit).  get/list: the port to connect to; port_given says
+	 * whether it was set or follows the TLS mode.
+	 */
+	unsigned port;
+	int port_given;
+	struct strlist domains;	/* lowercase, sorted when read */
+	int is_default;
+	int active;
+	enum store_relay_tls tls;
+	int verify;		/* verify the certificate (starttls, implicit) */
+	enum store_relay_auth auth;
+	/*
+	 * Credentials, both or neither.  The password is kept as given, since
+	 * it must be sent to the relay: the store file is mode 0600.
+	 */
+	char *account;
+	char *password;
+	char *sender;		/* envelope sender override, or NULL */
+	unsigned timeout;	/* seconds, 1..STORE_RELAY_TIMEOUT_MAX */
+	int chunking;		/* BDAT when the server offers it */
+	int64_t created_at;
+};
+
+/* Fields for store_relay_set: only those whose bit is set change. */
+#define STORE_RELAY_HOST	0x0001
+#define STORE_RELAY_PORT	0x0002
+#define STORE_RELAY_DOMAINS	0x0004	/* replaces the whole list */
+#define STORE_RELAY_DEFAULT	0x0008	/* setting it clears every other relay's */
+#define STORE_RELAY_ACTIVE	0x0010
+#define STORE_RELAY_TLS		0x0020
+#define STORE_RELAY_VERIFY	0x0040
+#define STORE_RELAY_AUTH	0x0080
+#define STORE_RELAY_ACCOUNT	0x0100
+#define STORE_RELAY_PASSWORD	0x0200
+#define STORE_RELAY_SENDER	0x0400
+#define STORE_RELAY_TIMEOUT	0x0800
+#define STORE_RELAY_CHUNKING	0x1000
+
+/* Zero r and fill in the defaults: active, tls auto, verify, auth auto, 120 s, chunking. */
+void store_relay_init(struct store_relay *r);
+/*
+ * Add a relay; set one.  STORE_EXISTS: the name is taken, or a domain
+ * is already listed by another active relay (nothing changes).
+ * STORE_INVALID: a value the store refuses (an account without a
+ * password, a named mechanism without an account, ...).
+ * STORE_NOTFOUND (set): no such relay.
+ */
+int store_relay_add(struct store *s, const struct store_relay *r);
+int store_relay_set(struct store *s, const char *name, const struct store_relay *r,
+    unsigned fields);
+int store_relay_del(struct store *s, const char *name);
+int store_relay_get(struct store *s, const char *name, struct store_relay *out);
+int store_relay_list(struct store *s, struct store_relay **out, size_t *n);
+/*
+ * The route for a recipient domain: the active relay that lists it, else
+ * the active default relay; STORE_NOTFOUND means direct MX delivery.
+ */
+int store_relay_for_domain(struct store *s, const char *domain, struct store_relay *out);
+void store_relay_clear(struct store_relay *r);
+void store_relay_list_free(struct store_relay **v, size_t n);
+
+/* 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit; upper case is lowered first. */
+int store_relay_valid_name(const char *name);
+unsigned store_relay_default_port(enum store_relay_tls tls);
+const char *store_relay_tls_name(enum store_relay_tls tls);
+const char *store_relay_auth_name(enum store_relay_auth auth);
+/* 0 and *out set, or -1 for a name that is not a mode / mechanism (any case). */
+int store_relay_tls_parse(const char *name, enum store_relay_tls *out);
+int store_relay_auth_parse(const char *name, enum store_relay_auth *out);
+
 /* ---- messages and mailboxes ---- */
 
 enum store_kind {

@@ -14,6 +14,8 @@
 
 #include "store/store.h"
 
+#define SCHEMA_VERSION	3
+
 struct fx {
 	char *dir;
 	char *path;
@@ -70,10 +72,10 @@ test_open_schema(void **state)
 	struct store *again;
 	char err[256];
 
-	assert_int_equal(store_schema_version(f->s), 2);
+	assert_int_equal(store_schema_version(f->s), SCHEMA_VERSION);
 	/* Reopening an existing store migrates nothing and works. */
 	assert_int_equal(store_open(f->path, 0, &again, err, sizeof(err)), STORE_OK);
-	assert_int_equal(store_schema_version(again), 2);
+	assert_int_equal(store_schema_version(again), SCHEMA_VERSION);
 	store_close(&again);
 	assert_null(again);
 	/* Without STORE_CREATE a missing file is not created. */
