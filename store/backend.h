@@ -72,6 +72,19 @@ struct store_backend {
 	int (*entries_delete)(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 	int (*entry_set_flags)(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
 
+	int (*queue_list)(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
+	int (*queue_del)(struct store *s, int64_t id);
+	int (*queue_hold)(struct store *s, int64_t id, int held);
+	int (*queue_flush)(struct store *s, int64_t id, int64_t now, size_t *n);
+	int (*queue_claim)(struct store *s, const char *owner, int64_t now, unsigned lease,
+	    size_t max, struct store_queue_entry **out, size_t *n);
+	int (*queue_release_claims)(struct store *s, const char *prefix);
+	int (*queue_next_due)(struct store *s, int64_t *when);
+	/* Inside the caller's transaction when there is one (the writer's). */
+	int (*queue_report)(struct store *s, const char *owner, int64_t now,
+	    const struct store_retry *retry, struct store_attempt *v, size_t n);
+	int (*queue_deliver_local)(struct store *s, int64_t id, const char *owner, int64_t now);
+
 	int (*pop3_lock)(struct store *s, int64_t user_id, const char *owner, int64_t now,
 	    unsigned lease);
 	/* owner NULL: every lock whose owner starts with prefix. */
@@ -90,6 +103,13 @@ extern const struct store_backend store_sqlite_backend;
  * message.  What every backend checks before writing one.
  */
 int store_relay_check(struct store *s, const struct store_relay *r);
+
+/*
+ * A remote server's text made fit to store and print: printable ASCII
+ * only (anything else becomes '?'), at most len - 1 bytes.
+ */
+void store_queue_clean_error(const char *in, char *out, size_t len);
+#define STORE_QUEUE_ERROR_MAX	512
 
 /* Record a message for store_errmsg(); returns status for tail calls. */
 int store_fail(struct store *s, int status, const char *fmt, ...)

@@ -2,7 +2,7 @@
  * sqlite.c - the SQLite backend: opening, pragmas, schema migrations,
  * the statement table and transactions.  Domain/user/alias statements are
  * in sqlite_dir.c, relays in sqlite_relay.c, messages and mailboxes in
- * sqlite_mail.c.
+ * sqlite_mail.c, the queue runner's side of the queue in sqlite_queue.c.
  */
 #include "store/sqlite_int.h"
 
@@ -150,6 +150,26 @@ static const char *const sq_migrations[] = {
 	"CREATE TRIGGER relays_active AFTER UPDATE OF active ON relays BEGIN"
 	"  UPDATE relay_domains SET active = NEW.active WHERE relay_id = NEW.id;"
 	" END;",
+
+	/*
+	 * 4: what a queue runner needs (SPEC §6).  status: 0 queued, 1 failed
+	 * (kept for its bounce); a delivered row is deleted.  A claim is a
+	 * lease, claimed_by until claimed_until, so that a crashed runner's
+	 * rows are tried again when it runs out.  domain: the recipient's,
+	 * lowercase, for claiming one destination's rows together (the
+	 * rtrim() keeps what is up to the last '@').  last_attempt: when the
+	 * latest attempt ended, 0 for never.
+	 */
+	"ALTER TABLE queue ADD COLUMN status INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN claimed_by TEXT;"
+	"ALTER TABLE queue ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN domain TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE queue ADD COLUMN last_attempt INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE queue SET domain = lower(substr(recipient,"
+	"  length(rtrim(recipient, replace(recipient, '@', ''))) + 1))"
+	"  WHERE instr(recipient, '@') > 0;"
+	"DROP INDEX queue_next;"
+	"CREATE INDEX queue_due ON queue(status, held, next_attempt);",
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
@@ -227,10 +247,10 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_ENTRY_ADD] = "INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQ_QUEUE_ADD] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"
-	    " created_at, kind) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+	    " created_at, kind, domain) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
 	[SQ_QUEUE_ADD_LOCAL] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"
-	    " created_at, kind, local_user_id, prefix, last_error)"
-	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)",
+	    " created_at, kind, local_user_id, prefix, last_error, domain)"
+	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[SQ_USER_USAGE] = "SELECT login, quota, used FROM users WHERE id = ?1",
 #define SQ_ENTRY_COLS "SELECT e.uid, e.user_id, e.message_id, e.kind, e.flags, e.size," \
 	    " e.arrived, m.sender FROM entries e JOIN messages m ON m.id = e.message_id "
@@ -239,6 +259,40 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_ENTRY_PREFIX] = "SELECT prefix FROM entries WHERE uid = ?1",
 	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1 AND uid = ?2",
 	[SQ_ENTRY_FLAGS] = "UPDATE entries SET flags = ?3 WHERE user_id = ?1 AND uid = ?2",
+
+#define SQ_QUEUE_COLS "SELECT q.id, q.message_id, m.qid, q.sender, q.recipient, q.domain," \
+	    " q.kind, q.local_user_id, m.size, q.attempts, q.next_attempt, q.last_attempt," \
+	    " q.last_error, q.status, q.held, q.claimed_by, q.claimed_until, q.created_at" \
+	    " FROM queue q JOIN messages m ON m.id = q.message_id "
+	[SQ_QUEUE_LIST] = SQ_QUEUE_COLS "ORDER BY q.id",
+	[SQ_QUEUE_GET] = SQ_QUEUE_COLS "WHERE q.id = ?1",
+	[SQ_QUEUE_DEL] = "DELETE FROM queue WHERE id = ?1",
+	[SQ_QUEUE_HOLD] = "UPDATE queue SET held = ?2 WHERE id = ?1",
+	[SQ_QUEUE_EXISTS] = "SELECT 1 FROM queue WHERE id = ?1",
+	[SQ_QUEUE_FLUSH_ONE] = "UPDATE queue SET next_attempt = min(next_attempt, ?2)"
+	    " WHERE id = ?1 AND status = 0 AND held = 0",
+	[SQ_QUEUE_FLUSH_ALL] = "UPDATE queue SET next_attempt = min(next_attempt, ?1)"
+	    " WHERE status = 0 AND held = 0",
+	/* Due by the clock, or a full mailbox's row whose mailbox has room now. */
+	[SQ_QUEUE_CLAIMABLE] = SQ_QUEUE_COLS "WHERE q.status = 0 AND q.held = 0"
+	    " AND q.claimed_until <= ?1 AND (q.next_attempt <= ?1"
+	    " OR (q.local_user_id IS NOT NULL AND EXISTS (SELECT 1 FROM users u"
+	    " WHERE u.id = q.local_user_id AND (u.quota = 0"
+	    " OR u.used + m.size + length(q.prefix) <= u.quota))))"
+	    " ORDER BY q.message_id, q.domain, q.id LIMIT ?2",
+	[SQ_QUEUE_CLAIM] = "UPDATE queue SET claimed_by = ?2, claimed_until = ?3 WHERE id = ?1",
+	[SQ_QUEUE_UNCLAIM_PREFIX] = "UPDATE queue SET claimed_by = NULL, claimed_until = 0"
+	    " WHERE claimed_by IS NOT NULL AND substr(claimed_by, 1, length(?1)) = ?1",
+	[SQ_QUEUE_NEXT_DUE] = "SELECT min(max(next_attempt, claimed_until)) FROM queue"
+	    " WHERE status = 0 AND held = 0",
+	[SQ_QUEUE_STATE] = "SELECT attempts, created_at, claimed_by, status FROM queue"
+	    " WHERE id = ?1",
+	[SQ_QUEUE_ATTEMPT] = "UPDATE queue SET attempts = ?2, last_error = ?3, next_attempt = ?4,"
+	    " last_attempt = ?5, status = ?6, claimed_by = NULL, claimed_until = 0 WHERE id = ?1",
+	[SQ_QUEUE_LOCAL] = "SELECT q.local_user_id, q.message_id, q.kind, q.prefix, q.claimed_by,"
+	    " q.status, m.size, u.quota, u.used, u.login FROM queue q"
+	    " JOIN messages m ON m.id = q.message_id LEFT JOIN users u ON u.id = q.local_user_id"
+	    " WHERE q.id = ?1",
 
 	[SQ_LOCK] = "INSERT INTO pop3_locks (user_id, owner, expires) VALUES (?1, ?2, ?3)"
 	    " ON CONFLICT (user_id) DO UPDATE SET owner = excluded.owner,"
@@ -250,7 +304,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_STATS] = "SELECT (SELECT count(*) FROM domains), (SELECT count(*) FROM users),"
 	    " (SELECT count(*) FROM aliases), (SELECT count(*) FROM relays),"
 	    " (SELECT count(*) FROM messages), (SELECT coalesce(sum(size), 0) FROM messages),"
-	    " (SELECT count(*) FROM entries), (SELECT count(*) FROM queue)",
+	    " (SELECT count(*) FROM entries), (SELECT count(*) FROM queue WHERE status = 0),"
+	    " (SELECT count(*) FROM queue WHERE status = 1)",
 };
 
 struct sq *
@@ -641,6 +696,7 @@ sq_stats(struct store *s, struct store_stats *out)
 	out->message_bytes = (uint64_t)sqlite3_column_int64(st, 5);
 	out->entries = (uint64_t)sqlite3_column_int64(st, 6);
 	out->queued = (uint64_t)sqlite3_column_int64(st, 7);
+	out->queue_failed = (uint64_t)sqlite3_column_int64(st, 8);
 	sqlite3_reset(st);
 	return STORE_OK;
 }
@@ -686,6 +742,15 @@ const struct store_backend store_sqlite_backend = {
 	.reader_close = sq_reader_close,
 	.entries_delete = sq_entries_delete,
 	.entry_set_flags = sq_entry_set_flags,
+	.queue_list = sq_queue_list,
+	.queue_del = sq_queue_del,
+	.queue_hold = sq_queue_hold,
+	.queue_flush = sq_queue_flush,
+	.queue_claim = sq_queue_claim,
+	.queue_release_claims = sq_queue_release_claims,
+	.queue_next_due = sq_queue_next_due,
+	.queue_report = sq_queue_report,
+	.queue_deliver_local = sq_queue_deliver_local,
 	.pop3_lock = sq_pop3_lock,
 	.pop3_unlock = sq_pop3_unlock,
 	.stats = sq_stats,

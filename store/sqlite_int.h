@@ -22,6 +22,10 @@ enum sq_stmt {
 	SQ_RELAY_DOMAIN_ADD, SQ_RELAY_DOMAINS_DEL, SQ_RELAY_DOMAIN_TAKEN,
 	SQ_MESSAGE_ADD, SQ_ENTRY_ADD, SQ_QUEUE_ADD, SQ_QUEUE_ADD_LOCAL, SQ_USER_USAGE,
 	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
+	SQ_QUEUE_LIST, SQ_QUEUE_GET, SQ_QUEUE_DEL, SQ_QUEUE_HOLD, SQ_QUEUE_EXISTS,
+	SQ_QUEUE_FLUSH_ONE, SQ_QUEUE_FLUSH_ALL, SQ_QUEUE_CLAIMABLE, SQ_QUEUE_CLAIM,
+	SQ_QUEUE_UNCLAIM_PREFIX, SQ_QUEUE_NEXT_DUE, SQ_QUEUE_STATE, SQ_QUEUE_ATTEMPT,
+	SQ_QUEUE_LOCAL,
 	SQ_LOCK, SQ_UNLOCK, SQ_UNLOCK_PREFIX,
 	SQ_STATS,
 	SQ__COUNT
@@ -83,6 +87,19 @@ int sq_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t le
 void sq_reader_close(struct store_reader *r);
 int sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 int sq_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+int sq_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
+int sq_queue_del(struct store *s, int64_t id);
+int sq_queue_hold(struct store *s, int64_t id, int held);
+int sq_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
+int sq_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,
+    size_t max, struct store_queue_entry **out, size_t *n);
+int sq_queue_release_claims(struct store *s, const char *prefix);
+int sq_queue_next_due(struct store *s, int64_t *when);
+int sq_queue_report(struct store *s, const char *owner, int64_t now,
+    const struct store_retry *retry, struct store_attempt *v, size_t n);
+int sq_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now);
+/* The lowercase domain of a recipient, after its last '@'; "" without one. */
+char *sq_recipient_domain(const char *recipient);
 int sq_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
     unsigned lease);
 int sq_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);

@@ -142,6 +142,8 @@ sq_defer_local(struct store *s, const struct store_delivery *d, size_t i, int64_
 {
 	sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_ADD_LOCAL);
 	const char *prefix = d->local[i].prefix ? d->local[i].prefix : "";
+	char *domain;
+	int status;
 
 	sqlite3_bind_int64(st, 1, mid);
 	sqlite3_bind_text(st, 2, d->sender ? d->sender : "", -1, SQLITE_STATIC);
@@ -152,7 +154,11 @@ sq_defer_local(struct store *s, const struct store_delivery *d, size_t i, int64_
 	sqlite3_bind_int64(st, 6, d->local[i].user_id);
 	sqlite3_bind_blob(st, 7, prefix, (int)strlen(prefix), SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, "mailbox full", -1, SQLITE_STATIC);
-	return sq_exec_stmt(s, st, "defer delivery");
+	domain = sq_recipient_domain(d->local[i].address ? d->local[i].address : login);
+	sqlite3_bind_text(st, 9, domain, -1, SQLITE_STATIC);
+	status = sq_exec_stmt(s, st, "defer delivery");
+	free(domain);
+	return status;
 }
 
 static int
@@ -208,13 +214,18 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 		res->delivered++;
 	}
 	for (size_t i = 0; i < d->nremote; i++) {
+		char *domain = sq_recipient_domain(d->remote[i]);
+
 		st = sq_stmt(s, SQ_QUEUE_ADD);
 		sqlite3_bind_int64(st, 1, mid);
 		sqlite3_bind_text(st, 2, d->sender ? d->sender : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, d->remote[i], -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, now);
 		sqlite3_bind_int(st, 5, (int)d->kind);
-		if ((status = sq_exec_stmt(s, st, "queue message")) != STORE_OK)
+		sqlite3_bind_text(st, 6, domain, -1, SQLITE_STATIC);
+		status = sq_exec_stmt(s, st, "queue message");
+		free(domain);
+		if (status != STORE_OK)
 			goto out;
 		res->queued++;
 	}

@@ -353,6 +353,134 @@ int store_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigne
 void store_entry_clear(struct store_entry *e);
 void store_entry_list_free(struct store_entry **v, size_t n);
 
+/* ---- the outbound queue (SPEC §6) ----
+ *
+ * One row per recipient of a message: an outside address, or a local
+ * mailbox that was full when the message came (local_user_id != 0),
+ * which waits for room.  A row is queued or failed; a delivered row is
+ * deleted, and the message goes with its last reference.  Failed rows
+ * stay for their bounce (RFC 3464) until something deletes them.
+ *
+ * A queue runner claims due rows for a lease: claimed_by names it and
+ * claimed_until ends the claim, so that the rows of a runner that
+ * crashed are claimed again once the lease runs out.  A recipient may
+ * then be delivered twice, never lost.  The runner reports each attempt
+ * (delivered, deferred, failed), which ends the claim.
+ */
+
+enum store_queue_status {
+	STORE_QUEUE_QUEUED = 0,		/* waits for its next attempt, or is being tried */
+	STORE_QUEUE_FAILED = 1,		/* given up on; kept for its bounce */
+};
+
+struct store_queue_entry {
+	int64_t id;
+	int64_t message_id;
+	char qid[24];			/* the message's queue ID, as in logs and Received: */
+	char *sender;			/* envelope sender, "" for the null path */
+	char *recipient;
+	char *domain;			/* the recipient's domain, lowercase; "" for a bare login */
+	enum store_kind kind;
+	int64_t local_user_id;		/* a full mailbox waiting for room; 0: outside */
+	uint64_t size;			/* the message's octets */
+	unsigned attempts;
+	int64_t next_attempt;
+	int64_t last_attempt;		/* 0: never tried */
+	char *last_error;		/* "" when none */
+	enum store_queue_status status;
+	int held;			/* not tried until released */
+	char *claimed_by;		/* NULL when not claimed */
+	int64_t claimed_until;		/* the claim holds while now < claimed_until */
+	int64_t created_at;
+};
+
+/* [queue] retry_initial, retry_max and lifetime, in seconds. */
+struct store_retry {
+	unsigned initial;
+	unsigned max;
+	unsigned lifetime;
+};
+
+/*
+ * Seconds until the next attempt after the attempts-th one failed:
+ * initial * 2^(attempts - 1), at most max, at least 1 (attempts 0 and 1
+ * both give initial).  Never overflows, however many attempts.
+ */
+uint64_t store_queue_backoff(unsigned attempts, unsigned initial, unsigned max);
+
+/* Every row, oldest first. */
+int store_queue_list(struct store *s, struct store_queue_entry **out, size_t *n);
+int store_queue_get(struct store *s, int64_t id, struct store_queue_entry *out);
+/* Delete a row whatever its state (a claimed one may still be delivered). */
+int store_queue_del(struct store *s, int64_t id);
+/* Hold (1) or release (0) a row; release keeps its schedule. */
+int store_queue_hold(struct store *s, int64_t id, int held);
+/*
+ * Make queued rows that are not held due at now: the one with id, or
+ * every one (id 0).  *n says how many are due now.  STORE_NOTFOUND: no
+ * row id; a held or failed row id is left alone with *n = 0.
+ */
+int store_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
+/*
+ * Claim up to max rows for owner until now + lease: queued, not held,
+ * not claimed (or with a claim that ran out), and due: next_attempt <=
+ * now, or a local row whose mailbox now has room.  They come ordered by
+ * message, then recipient domain, then id, so that the rows of one
+ * message to one destination are next to each other; a message's rows to
+ * one domain are not split across two claims unless they are more than
+ * max.  Free *out with store_queue_list_free().
+ */
+int store_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,
+    size_t max, struct store_queue_entry **out, size_t *n);
+/* End every claim whose owner starts with prefix (a restarted runner's). */
+int store_queue_release_claims(struct store *s, const char *prefix);
+/*
+ * When the next row becomes claimable by the clock alone (a local row
+ * may become claimable earlier, when its mailbox gains room).
+ * STORE_NOTFOUND: nothing is waiting.
+ */
+int store_queue_next_due(struct store *s, int64_t *when);
+
+enum store_attempt_result {
+	STORE_ATTEMPT_DELIVERED = 0,	/* the row is deleted */
+	STORE_ATTEMPT_DEFERRED,		/* tried again later; failed once past lifetime */
+	STORE_ATTEMPT_FAILED,		/* marked failed, kept */
+};
+
+/* The outcome of one attempt at one row, as a runner reports it. */
+struct store_attempt {
+	int64_t id;
+	enum store_attempt_result result;
+	const char *error;		/* the reply or what went wrong; NULL when delivered */
+	/* Filled in by the store: */
+	int status;			/* STORE_OK; STORE_NOTFOUND: the row is gone or failed
+					 * already; STORE_LOCKED: another runner claimed it */
+	int failed;			/* the row is failed now (reported so, or expired) */
+};
+
+/*
+ * Record attempts in one transaction, ending their claims.  Deferred:
+ * attempts + 1, the error, next attempt at now + store_queue_backoff();
+ * but failed instead once now - created_at >= lifetime.  Failed:
+ * attempts + 1, the error, kept.  Delivered: deleted (even if another
+ * runner claimed it since).  Errors are stored as printable ASCII,
+ * at most 512 bytes.  With owner NULL any claim is overridden.  A row
+ * that cannot be updated is noted in its status and does not fail the
+ * others; the return value is STORE_OK unless the store failed.
+ */
+int store_queue_report(struct store *s, const char *owner, int64_t now,
+    const struct store_retry *retry, struct store_attempt *v, size_t n);
+/*
+ * Deliver a local row (a full mailbox) now, if its mailbox has room: a
+ * mailbox entry with the row's own prefix, quota checked, and the row
+ * deleted.  STORE_QUOTA: still no room, nothing changed (report the
+ * attempt as deferred); STORE_INVALID: not a local row; STORE_NOTFOUND;
+ * STORE_LOCKED: another runner claimed it.
+ */
+int store_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now);
+void store_queue_entry_clear(struct store_queue_entry *e);
+void store_queue_list_free(struct store_queue_entry **v, size_t n);
+
 /* ---- POP3 mailbox locks ----
  *
  * One POP3 session per mailbox: a lock row with an owner and a lease.  A
@@ -372,6 +500,7 @@ int store_pop3_unlock_prefix(struct store *s, const char *prefix);
 struct store_stats {
 	uint64_t domains, users, aliases, relays;
 	uint64_t messages, message_bytes, entries, queued;
+	uint64_t queue_failed;	/* failed rows, kept for their bounce; not in queued */
 };
 int store_stats(struct store *s, struct store_stats *out);
 
@@ -420,6 +549,22 @@ struct store_req *store_req_deliver(const struct store_delivery *d, store_req_cb
 struct store_req *store_req_delete(int64_t user_id, const int64_t *uids, size_t n,
     store_req_cb *cb, void *arg);
 struct store_req *store_req_pop3_lock(int64_t user_id, const char *owner, unsigned lease_seconds,
+    store_req_cb *cb, void *arg);
+/*
+ * The queue runner's writes: claim, report attempts, deliver a local
+ * row, as the synchronous functions above with now = time(NULL) when
+ * the writer applies them.  A claim's rows are taken from the finished
+ * request with store_req_queue_claimed() (none unless it succeeded).
+ */
+struct store_req *store_req_queue_claim(const char *owner, unsigned lease, size_t max,
+    store_req_cb *cb, void *arg);
+void store_req_queue_claimed(struct store_req *req, struct store_queue_entry **out,
+    size_t *n);
+struct store_req *store_req_queue_report(const char *owner, const struct store_retry *retry,
+    const struct store_attempt *v, size_t n, store_req_cb *cb, void *arg);
+/* The attempts of a finished report request as applied (status, failed); NULL for others. */
+const struct store_attempt *store_req_queue_attempts(const struct store_req *req, size_t *n);
+struct store_req *store_req_queue_deliver_local(int64_t id, const char *owner,
     store_req_cb *cb, void *arg);
 /*
  * POP3 QUIT: delete the entries in del, mark those in seen as retrieved,

@@ -14,7 +14,7 @@
 
 #include "store/store.h"
 
-#define SCHEMA_VERSION	3
+#define SCHEMA_VERSION	4
 
 struct fx {
 	char *dir;
