@@ -1,5 +1,6 @@
 /*
- * umboxctl - administration of umbox: domains, users, aliases, relays, mailboxes.
+ * umboxctl - administration of umbox: domains, users, aliases, relays, the
+ * queue, mailboxes.
  *
  *   umboxctl [-c FILE] [--json] NOUN VERB [ARGS]
  *
@@ -36,6 +37,7 @@ static const char usage_text[] =
 "  relay list | show NAME | del NAME\n"
 "  relay set NAME [the options of add] [--active] [--no-default] [--verify]\n"
 "                 [--chunking]\n"
+"  queue list | show ID | flush [ID] | del ID | hold ID | release ID\n"
 "  mail list MAILBOX | show MAILBOX UID | export MAILBOX UID | del MAILBOX UID\n"
 "  status\n"
 "\n"
@@ -203,6 +205,7 @@ static const struct {
 	{ "user", cmd_user },
 	{ "alias", cmd_alias },
 	{ "relay", cmd_relay },
+	{ "queue", cmd_queue },
 	{ "mail", cmd_mail },
 	{ "status", cmd_status },
 };
