@@ -260,10 +260,12 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1 AND uid = ?2",
 	[SQ_ENTRY_FLAGS] = "UPDATE entries SET flags = ?3 WHERE user_id = ?1 AND uid = ?2",
 
-#define SQ_QUEUE_COLS "SELECT q.id, q.message_id, m.qid, q.sender, q.recipient, q.domain," \
-	    " q.kind, q.local_user_id, m.size, q.attempts, q.next_attempt, q.last_attempt," \
-	    " q.last_error, q.status, q.held, q.claimed_by, q.claimed_until, q.created_at" \
-	    " FROM queue q JOIN messages m ON m.id = q.message_id "
+#define SQ_QUEUE_COLS_FROM "SELECT q.id, q.message_id, m.qid, q.sender, q.recipient," \
+	    " q.domain, q.kind, q.local_user_id, m.size, q.attempts, q.next_attempt," \
+	    " q.last_attempt, q.last_error, q.status, q.held, q.claimed_by, q.claimed_until," \
+	    " q.created_at FROM "
+#define SQ_QUEUE_JOIN " JOIN messages m ON m.id = q.message_id "
+#define SQ_QUEUE_COLS SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
 	[SQ_QUEUE_LIST] = SQ_QUEUE_COLS "ORDER BY q.id",
 	[SQ_QUEUE_GET] = SQ_QUEUE_COLS "WHERE q.id = ?1",
 	[SQ_QUEUE_DEL] = "DELETE FROM queue WHERE id = ?1",
@@ -273,13 +275,20 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " WHERE id = ?1 AND status = 0 AND held = 0",
 	[SQ_QUEUE_FLUSH_ALL] = "UPDATE queue SET next_attempt = min(next_attempt, ?1)"
 	    " WHERE status = 0 AND held = 0",
-	/* Due by the clock, or a full mailbox's row whose mailbox has room now. */
-	[SQ_QUEUE_CLAIMABLE] = SQ_QUEUE_COLS "WHERE q.status = 0 AND q.held = 0"
-	    " AND q.claimed_until <= ?1 AND (q.next_attempt <= ?1"
-	    " OR (q.local_user_id IS NOT NULL AND EXISTS (SELECT 1 FROM users u"
-	    " WHERE u.id = q.local_user_id AND (u.quota = 0"
-	    " OR u.used + m.size + length(q.prefix) <= u.quota))))"
-	    " ORDER BY q.message_id, q.domain, q.id LIMIT ?2",
+	/*
+	 * Due by the clock (a range of queue_due), or not yet but a full
+	 * mailbox's row whose mailbox has room now (the few rows of the
+	 * partial index queue_local); ordered by message, domain, id:
+	 * result columns 2, 6 and 1.
+	 */
+	[SQ_QUEUE_CLAIMABLE] = SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
+	    "WHERE q.status = 0 AND q.held = 0 AND q.next_attempt <= ?1 AND q.claimed_until <= ?1"
+	    " UNION ALL " SQ_QUEUE_COLS_FROM "queue q INDEXED BY queue_local" SQ_QUEUE_JOIN
+	    "WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND q.held = 0"
+	    " AND q.next_attempt > ?1 AND q.claimed_until <= ?1"
+	    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id AND (u.quota = 0"
+	    " OR u.used + m.size + length(q.prefix) <= u.quota))"
+	    " ORDER BY 2, 6, 1 LIMIT ?2",
 	[SQ_QUEUE_CLAIM] = "UPDATE queue SET claimed_by = ?2, claimed_until = ?3 WHERE id = ?1",
 	[SQ_QUEUE_UNCLAIM_PREFIX] = "UPDATE queue SET claimed_by = NULL, claimed_until = 0"
 	    " WHERE claimed_by IS NOT NULL AND substr(claimed_by, 1, length(?1)) = ?1",
