@@ -5,6 +5,7 @@
  */
 #include "store/backend.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,23 @@ int
 store_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now)
 {
 	return s->be->queue_deliver_local(s, id, owner, now);
+}
+
+/*
+ * The message is read through the mailbox reader, as an entry with uid 0
+ * and no prefix of its own: the backends take that to mean a queue row's
+ * message alone.
+ */
+int
+store_queue_reader_open(struct store *s, const struct store_queue_entry *e,
+    struct store_reader **out)
+{
+	struct store_entry m = { .uid = 0, .message_id = e->message_id, .size = e->size,
+	    .kind = e->kind };
+
+	*out = NULL;
+	snprintf(m.uidl, sizeof(m.uidl), "of queue entry %lld", (long long)e->id);
+	return s->be->reader_open(s, &m, out);
 }
 
 void

@@ -257,6 +257,7 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_ENTRY_LIST] = SQ_ENTRY_COLS "WHERE e.user_id = ?1 ORDER BY e.uid",
 	[SQ_ENTRY_GET] = SQ_ENTRY_COLS "WHERE e.user_id = ?1 AND e.uid = ?2",
 	[SQ_ENTRY_PREFIX] = "SELECT prefix FROM entries WHERE uid = ?1",
+	[SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE id = ?1",
 	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1 AND uid = ?2",
 	[SQ_ENTRY_FLAGS] = "UPDATE entries SET flags = ?3 WHERE user_id = ?1 AND uid = ?2",
 

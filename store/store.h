@@ -478,6 +478,14 @@ int store_queue_report(struct store *s, const char *owner, int64_t now,
  * STORE_LOCKED: another runner claimed it.
  */
 int store_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now);
+/*
+ * Stream a row's message out, the bytes as received (size of them):
+ * read with store_reader_read(), close with store_reader_close().  A
+ * large message stays readable to the end even if the row is deleted
+ * meanwhile.  STORE_NOTFOUND: the message is gone.
+ */
+int store_queue_reader_open(struct store *s, const struct store_queue_entry *e,
+    struct store_reader **out);
 void store_queue_entry_clear(struct store_queue_entry *e);
 void store_queue_list_free(struct store_queue_entry **v, size_t n);
 

@@ -558,6 +558,71 @@ test_lifetime(void **state)
 	store_queue_entry_clear(&e);
 }
 
+/* ---- reading a row's message ---- */
+
+/* Read everything through r in slices of step bytes. */
+static char *
+read_all(struct store_reader *r, size_t size, size_t step)
+{
+	char *buf = malloc(size + 1);
+	size_t off = 0, got;
+
+	for (;;) {
+		assert_int_equal(store_reader_read(r, off, buf + off,
+		    size - off < step ? size - off : step, &got), STORE_OK);
+		if (got == 0)
+			break;
+		off += got;
+	}
+	assert_int_equal(off, size);
+	return buf;
+}
+
+static void
+test_reader(void **state)
+{
+	struct fx *f = *state;
+	size_t big = 700 * 1024;
+	char *body = malloc(big + 1), *back;
+	struct store_queue_entry e;
+	struct store_reader *r;
+	size_t got;
+	char c;
+
+	/* Small: the message as received, no prefix. */
+	queue_message(f->s, "s@h.example", "Subject: hi\r\n\r\nhello\r\n", "a@d.example", NULL);
+	get(f->s, row_id(f->s, "a@d.example"), &e);
+	assert_int_equal(store_queue_reader_open(f->s, &e, &r), STORE_OK);
+	back = read_all(r, e.size, 5);
+	assert_memory_equal(back, "Subject: hi\r\n\r\nhello\r\n", e.size);
+	free(back);
+	assert_int_equal(store_reader_read(r, e.size, &c, 1, &got), STORE_OK);
+	assert_int_equal(got, 0);
+	/* Gone with its last row. */
+	assert_int_equal(store_queue_del(f->s, e.id), STORE_OK);
+	assert_int_equal(store_reader_read(r, 0, &c, 1, &got), STORE_NOTFOUND);
+	store_reader_close(&r);
+	assert_null(r);
+	assert_int_equal(store_queue_reader_open(f->s, &e, &r), STORE_NOTFOUND);
+	store_queue_entry_clear(&e);
+
+	/* Large: read to the end even if the row goes meanwhile. */
+	for (size_t i = 0; i < big; i++)
+		body[i] = (char)('a' + i % 26);
+	body[big] = '\0';
+	queue_message(f->s, "s@h.example", body, "b@d.example", NULL);
+	get(f->s, row_id(f->s, "b@d.example"), &e);
+	assert_int_equal(e.size, big);
+	assert_int_equal(store_queue_reader_open(f->s, &e, &r), STORE_OK);
+	assert_int_equal(store_queue_del(f->s, e.id), STORE_OK);
+	back = read_all(r, big, 64 * 1024);
+	assert_memory_equal(back, body, big);
+	free(back);
+	store_reader_close(&r);
+	store_queue_entry_clear(&e);
+	free(body);
+}
+
 /* ---- full mailboxes ---- */
 
 static void
@@ -799,6 +864,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_claim_groups_and_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifetime, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_requests, setup, teardown),
 	};
