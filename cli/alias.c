@@ -3,6 +3,7 @@
  */
 #include "cli/cli.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,13 +201,42 @@ alias_show(struct cli *c, int argc, char **argv)
 	return EX_DONE;
 }
 
-/* One final target a line: "local LOGIN" or "remote ADDRESS via ROUTE". */
+/*
+ * The route of an outside address, as the queue will take it: the name
+ * of its relay into relay (empty for direct MX delivery).  0 or an exit
+ * code.
+ */
+static int
+alias_route(struct cli *c, const char *address, char *relay, size_t len)
+{
+	const char *at = strrchr(address, '@');
+	struct store_relay r;
+	int status;
+
+	relay[0] = '\0';
+	if (at == NULL)
+		return 0;
+	status = store_relay_for_domain(c->store, at + 1, &r);
+	if (status == STORE_NOTFOUND)
+		return 0;
+	if (status != STORE_OK)
+		return cli_store_error(c, status);
+	snprintf(relay, len, "%s", r.name);
+	store_relay_clear(&r);
+	return 0;
+}
+
+/*
+ * One final target a line: "local LOGIN", or "remote ADDRESS via ROUTE"
+ * where ROUTE is "relay NAME" or "mx".
+ */
 static int
 alias_resolve_cmd(struct cli *c, int argc, char **argv)
 {
 	struct alias_resolver rv;
 	struct alias_result res;
 	enum alias_status st;
+	char (*relays)[STORE_RELAY_NAME_MAX + 1] = NULL;
 	int r;
 
 	if (argc != 2)
@@ -231,6 +261,12 @@ alias_resolve_cmd(struct cli *c, int argc, char **argv)
 		r = cli_error(EX_FAILED, "%s: %s", argv[1], res.error);
 		goto out;
 	}
+	/* Routes first: a store error must not leave half a list printed. */
+	relays = xcalloc(res.n ? res.n : 1, sizeof(*relays));
+	for (size_t i = 0; i < res.n; i++)
+		if (res.v[i].remote &&
+		    (r = alias_route(c, res.v[i].address, relays[i], sizeof(relays[i]))) != 0)
+			goto out;
 	if (c->json)
 		fputs("[", stdout);
 	for (size_t i = 0; i < res.n; i++) {
@@ -243,11 +279,15 @@ alias_resolve_cmd(struct cli *c, int argc, char **argv)
 			json_kv_str(stdout, &first, "type", t->remote ? "remote" : "local");
 			if (t->remote) {
 				json_kv_str(stdout, &first, "address", t->address);
-				json_kv_str(stdout, &first, "route", "mx");
+				json_kv_str(stdout, &first, "route", relays[i][0] ? "relay" : "mx");
+				if (relays[i][0])
+					json_kv_str(stdout, &first, "relay", relays[i]);
 			} else
 				json_kv_str(stdout, &first, "login", t->login);
 			fputs("}", stdout);
-		} else if (t->remote)
+		} else if (t->remote && relays[i][0])
+			printf("remote %s via relay %s\n", t->address, relays[i]);
+		else if (t->remote)
 			printf("remote %s via mx\n", t->address);
 		else
 			printf("local %s\n", t->login);
@@ -256,6 +296,7 @@ alias_resolve_cmd(struct cli *c, int argc, char **argv)
 		fputs("]\n", stdout);
 	r = EX_DONE;
 out:
+	free(relays);
 	alias_result_clear(&res);
 	return r;
 }

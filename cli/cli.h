@@ -59,6 +59,8 @@ void json_key(FILE *f, int *first, const char *k);
 int cmd_domain(struct cli *c, int argc, char **argv);
 int cmd_user(struct cli *c, int argc, char **argv);
 int cmd_alias(struct cli *c, int argc, char **argv);
+int cmd_relay(struct cli *c, int argc, char **argv);
+int cmd_queue(struct cli *c, int argc, char **argv);
 int cmd_mail(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 

@@ -1,5 +1,6 @@
 /*
- * umboxctl - administration of umbox: domains, users, aliases, mailboxes.
+ * umboxctl - administration of umbox: domains, users, aliases, relays, the
+ * queue, mailboxes.
  *
  *   umboxctl [-c FILE] [--json] NOUN VERB [ARGS]
  *
@@ -30,6 +31,13 @@ static const char usage_text[] =
 "                 [--pop3 on|off]\n"
 "  alias add NAME MEMBER... | list | show NAME | del NAME\n"
 "  alias add-member NAME MEMBER... | del-member NAME MEMBER... | resolve ADDRESS\n"
+"  relay add NAME --host H [--port P] [--domain D]... [--default] [--inactive]\n"
+"                 [--tls MODE] [--no-verify] [--auth MECH] [--user U --password-stdin]\n"
+"                 [--sender ADDR] [--timeout SECS] [--no-chunking]\n"
+"  relay list | show NAME | del NAME\n"
+"  relay set NAME [the options of add] [--active] [--no-default] [--verify]\n"
+"                 [--chunking]\n"
+"  queue list | show ID | flush [ID] | del ID | hold ID | release ID\n"
 "  mail list MAILBOX | show MAILBOX UID | export MAILBOX UID | del MAILBOX UID\n"
 "  status\n"
 "\n"
@@ -196,6 +204,8 @@ static const struct {
 	{ "domain", cmd_domain },
 	{ "user", cmd_user },
 	{ "alias", cmd_alias },
+	{ "relay", cmd_relay },
+	{ "queue", cmd_queue },
 	{ "mail", cmd_mail },
 	{ "status", cmd_status },
 };

@@ -43,6 +43,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 		json_kv_int(stdout, &first, "message_bytes", (long long)st.message_bytes);
 		json_kv_int(stdout, &first, "mailbox_entries", (long long)st.entries);
 		json_kv_int(stdout, &first, "queued", (long long)st.queued);
+		json_kv_int(stdout, &first, "queue_failed", (long long)st.queue_failed);
 		json_key(stdout, &first, "domain_guard");
 		fputs("[", stdout);
 		for (size_t i = 0; i < n; i++) {
@@ -66,7 +67,8 @@ cmd_status(struct cli *c, int argc, char **argv)
 		printf("relays:     %" PRIu64 "\n", st.relays);
 		printf("messages:   %" PRIu64 " (%" PRIu64 " bytes, %" PRIu64 " mailbox entries)\n",
 		    st.messages, st.message_bytes, st.entries);
-		printf("queue:      %" PRIu64 " recipients waiting\n", st.queued);
+		printf("queue:      %" PRIu64 " recipients waiting, %" PRIu64 " failed\n",
+		    st.queued, st.queue_failed);
 		for (size_t i = 0; i < n; i++)
 			printf("domain %s: MX guard %s%s\n", d[i].name, d[i].guard,
 			    d[i].forced ? " (forced)" : "");

@@ -49,12 +49,22 @@ struct store_backend {
 	int (*alias_get)(struct store *s, const char *name, struct store_alias *out);
 	int (*alias_list)(struct store *s, struct store_alias **out, size_t *n);
 
+	/* Each checks the relay with store_relay_check() (set: once merged). */
+	int (*relay_add)(struct store *s, const struct store_relay *r);
+	int (*relay_set)(struct store *s, const char *name, const struct store_relay *r,
+	    unsigned fields);
+	int (*relay_del)(struct store *s, const char *name);
+	int (*relay_get)(struct store *s, const char *name, struct store_relay *out);
+	int (*relay_list)(struct store *s, struct store_relay **out, size_t *n);
+	int (*relay_route)(struct store *s, const char *domain, struct store_relay *out);
+
 	/* Apply a delivery inside the caller's transaction. */
 	int (*deliver)(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
 	int (*mailbox_list)(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
 	int (*entry_get)(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
 	int (*entry_read)(struct store *s, const struct store_entry *e, uint64_t offset,
 	    void *buf, size_t len, size_t *got);
+	/* An entry with uid 0 is a queue row's message alone, without a prefix. */
 	int (*reader_open)(struct store *s, const struct store_entry *e, struct store_reader **out);
 	int (*reader_read)(struct store_reader *r, uint64_t offset, void *buf, size_t len,
 	    size_t *got);
@@ -62,6 +72,19 @@ struct store_backend {
 	/* Delete inside the caller's transaction. */
 	int (*entries_delete)(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 	int (*entry_set_flags)(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+
+	int (*queue_list)(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
+	int (*queue_del)(struct store *s, int64_t id);
+	int (*queue_hold)(struct store *s, int64_t id, int held);
+	int (*queue_flush)(struct store *s, int64_t id, int64_t now, size_t *n);
+	int (*queue_claim)(struct store *s, const char *owner, int64_t now, unsigned lease,
+	    size_t max, struct store_queue_entry **out, size_t *n);
+	int (*queue_release_claims)(struct store *s, const char *prefix);
+	int (*queue_next_due)(struct store *s, int64_t *when);
+	/* Inside the caller's transaction when there is one (the writer's). */
+	int (*queue_report)(struct store *s, const char *owner, int64_t now,
+	    const struct store_retry *retry, struct store_attempt *v, size_t n);
+	int (*queue_deliver_local)(struct store *s, int64_t id, const char *owner, int64_t now);
 
 	int (*pop3_lock)(struct store *s, int64_t user_id, const char *owner, int64_t now,
 	    unsigned lease);
@@ -75,6 +98,19 @@ struct store_backend {
 #define STORE_USER_BY_ID	2
 
 extern const struct store_backend store_sqlite_backend;
+
+/*
+ * Is r a relay the store may hold?  STORE_OK, or STORE_INVALID with a
+ * message.  What every backend checks before writing one.
+ */
+int store_relay_check(struct store *s, const struct store_relay *r);
+
+/*
+ * A remote server's text made fit to store and print: printable ASCII
+ * only (anything else becomes '?'), at most len - 1 bytes.
+ */
+void store_queue_clean_error(const char *in, char *out, size_t len);
+#define STORE_QUEUE_ERROR_MAX	512
 
 /* Record a message for store_errmsg(); returns status for tail calls. */
 int store_fail(struct store *s, int status, const char *fmt, ...)

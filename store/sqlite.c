@@ -1,16 +1,19 @@
 /*
  * sqlite.c - the SQLite backend: opening, pragmas, schema migrations,
  * the statement table and transactions.  Domain/user/alias statements are
- * in sqlite_dir.c, messages and mailboxes in sqlite_mail.c.
+ * in sqlite_dir.c, relays in sqlite_relay.c, messages and mailboxes in
+ * sqlite_mail.c, the queue runner's side of the queue in sqlite_queue.c.
  */
 #include "store/sqlite_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /*
@@ -127,6 +130,46 @@ static const char *const sq_migrations[] = {
 	"ALTER TABLE queue ADD COLUMN prefix BLOB NOT NULL DEFAULT x'';"
 	"ALTER TABLE queue ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX queue_local ON queue(local_user_id) WHERE local_user_id IS NOT NULL;",
+
+	/*
+	 * 3: relays (SPEC §6).  Their domains get a table of their own: a
+	 * domain is listed by at most one active relay (a partial unique
+	 * index; each row's active flag follows its relay's through a
+	 * trigger), and at most one relay is the default.  port 0 stands for
+	 * the TLS mode's default port.  No umbox before this schema wrote a
+	 * relay, so the old domains column goes with nothing to carry over.
+	 */
+	"ALTER TABLE relays DROP COLUMN domains;"
+	"CREATE TABLE relay_domains ("
+	"  relay_id INTEGER NOT NULL REFERENCES relays(id) ON DELETE CASCADE,"
+	"  domain TEXT NOT NULL COLLATE NOCASE,"
+	"  active INTEGER NOT NULL,"
+	"  PRIMARY KEY (relay_id, domain)) WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX relay_domains_active ON relay_domains(domain) WHERE active = 1;"
+	"CREATE UNIQUE INDEX relays_default ON relays(is_default) WHERE is_default = 1;"
+	"CREATE TRIGGER relays_active AFTER UPDATE OF active ON relays BEGIN"
+	"  UPDATE relay_domains SET active = NEW.active WHERE relay_id = NEW.id;"
+	" END;",
+
+	/*
+	 * 4: what a queue runner needs (SPEC §6).  status: 0 queued, 1 failed
+	 * (kept for its bounce); a delivered row is deleted.  A claim is a
+	 * lease, claimed_by until claimed_until, so that a crashed runner's
+	 * rows are tried again when it runs out.  domain: the recipient's,
+	 * lowercase, for claiming one destination's rows together (the
+	 * rtrim() keeps what is up to the last '@').  last_attempt: when the
+	 * latest attempt ended, 0 for never.
+	 */
+	"ALTER TABLE queue ADD COLUMN status INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN claimed_by TEXT;"
+	"ALTER TABLE queue ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN domain TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE queue ADD COLUMN last_attempt INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE queue SET domain = lower(substr(recipient,"
+	"  length(rtrim(recipient, replace(recipient, '@', ''))) + 1))"
+	"  WHERE instr(recipient, '@') > 0;"
+	"DROP INDEX queue_next;"
+	"CREATE INDEX queue_due ON queue(status, held, next_attempt);",
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
@@ -175,23 +218,91 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_MEMBER_NEXTPOS] = "SELECT coalesce(max(position), 0) + 1 FROM alias_members"
 	    " WHERE alias_id = ?1",
 
+#define SQ_RELAY_COLS "SELECT r.id, r.name, r.host, r.port, r.is_default, r.active, r.tls," \
+	    " r.verify, r.auth, r.account, r.password, r.sender, r.timeout, r.chunking," \
+	    " r.created_at FROM relays r "
+	[SQ_RELAY_ADD] = "INSERT INTO relays (name, host, port, is_default, active, tls, verify,"
+	    " auth, account, password, sender, timeout, chunking, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[SQ_RELAY_UPDATE] = "UPDATE relays SET host = ?2, port = ?3, is_default = ?4, active = ?5,"
+	    " tls = ?6, verify = ?7, auth = ?8, account = ?9, password = ?10, sender = ?11,"
+	    " timeout = ?12, chunking = ?13 WHERE id = ?1",
+	[SQ_RELAY_CLEAR_DEFAULT] = "UPDATE relays SET is_default = 0 WHERE is_default = 1"
+	    " AND id <> ?1",
+	[SQ_RELAY_DEL] = "DELETE FROM relays WHERE name = ?1",
+	[SQ_RELAY_GET] = SQ_RELAY_COLS "WHERE r.name = ?1",
+	[SQ_RELAY_LIST] = SQ_RELAY_COLS "ORDER BY r.name",
+	[SQ_RELAY_BY_DOMAIN] = SQ_RELAY_COLS "JOIN relay_domains d ON d.relay_id = r.id"
+	    " WHERE d.domain = ?1 AND d.active = 1 AND r.active = 1",
+	[SQ_RELAY_DEFAULT] = SQ_RELAY_COLS "WHERE r.is_default = 1 AND r.active = 1",
+	[SQ_RELAY_DOMAINS] = "SELECT domain FROM relay_domains WHERE relay_id = ?1 ORDER BY domain",
+	[SQ_RELAY_DOMAIN_ADD] = "INSERT OR IGNORE INTO relay_domains (relay_id, domain, active)"
+	    " VALUES (?1, ?2, ?3)",
+	[SQ_RELAY_DOMAINS_DEL] = "DELETE FROM relay_domains WHERE relay_id = ?1",
+	[SQ_RELAY_DOMAIN_TAKEN] = "SELECT r.name FROM relay_domains d JOIN relays r"
+	    " ON r.id = d.relay_id WHERE d.domain = ?1 AND d.active = 1 AND d.relay_id <> ?2",
+
 	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at, qid)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[SQ_ENTRY_ADD] = "INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQ_QUEUE_ADD] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"
-	    " created_at, kind) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+	    " created_at, kind, domain) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
 	[SQ_QUEUE_ADD_LOCAL] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"
-	    " created_at, kind, local_user_id, prefix, last_error)"
-	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8)",
+	    " created_at, kind, local_user_id, prefix, last_error, domain)"
+	    " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[SQ_USER_USAGE] = "SELECT login, quota, used FROM users WHERE id = ?1",
 #define SQ_ENTRY_COLS "SELECT e.uid, e.user_id, e.message_id, e.kind, e.flags, e.size," \
 	    " e.arrived, m.sender FROM entries e JOIN messages m ON m.id = e.message_id "
 	[SQ_ENTRY_LIST] = SQ_ENTRY_COLS "WHERE e.user_id = ?1 ORDER BY e.uid",
 	[SQ_ENTRY_GET] = SQ_ENTRY_COLS "WHERE e.user_id = ?1 AND e.uid = ?2",
 	[SQ_ENTRY_PREFIX] = "SELECT prefix FROM entries WHERE uid = ?1",
+	[SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE id = ?1",
 	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1 AND uid = ?2",
 	[SQ_ENTRY_FLAGS] = "UPDATE entries SET flags = ?3 WHERE user_id = ?1 AND uid = ?2",
+
+#define SQ_QUEUE_COLS_FROM "SELECT q.id, q.message_id, m.qid, q.sender, q.recipient," \
+	    " q.domain, q.kind, q.local_user_id, m.size, q.attempts, q.next_attempt," \
+	    " q.last_attempt, q.last_error, q.status, q.held, q.claimed_by, q.claimed_until," \
+	    " q.created_at FROM "
+#define SQ_QUEUE_JOIN " JOIN messages m ON m.id = q.message_id "
+#define SQ_QUEUE_COLS SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
+	[SQ_QUEUE_LIST] = SQ_QUEUE_COLS "ORDER BY q.id",
+	[SQ_QUEUE_GET] = SQ_QUEUE_COLS "WHERE q.id = ?1",
+	[SQ_QUEUE_DEL] = "DELETE FROM queue WHERE id = ?1",
+	[SQ_QUEUE_HOLD] = "UPDATE queue SET held = ?2 WHERE id = ?1",
+	[SQ_QUEUE_EXISTS] = "SELECT 1 FROM queue WHERE id = ?1",
+	[SQ_QUEUE_FLUSH_ONE] = "UPDATE queue SET next_attempt = min(next_attempt, ?2)"
+	    " WHERE id = ?1 AND status = 0 AND held = 0",
+	[SQ_QUEUE_FLUSH_ALL] = "UPDATE queue SET next_attempt = min(next_attempt, ?1)"
+	    " WHERE status = 0 AND held = 0",
+	/*
+	 * Due by the clock (a range of queue_due), or not yet but a full
+	 * mailbox's row whose mailbox has room now (the few rows of the
+	 * partial index queue_local); ordered by message, domain, id:
+	 * result columns 2, 6 and 1.
+	 */
+	[SQ_QUEUE_CLAIMABLE] = SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
+	    "WHERE q.status = 0 AND q.held = 0 AND q.next_attempt <= ?1 AND q.claimed_until <= ?1"
+	    " UNION ALL " SQ_QUEUE_COLS_FROM "queue q INDEXED BY queue_local" SQ_QUEUE_JOIN
+	    "WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND q.held = 0"
+	    " AND q.next_attempt > ?1 AND q.claimed_until <= ?1"
+	    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id AND (u.quota = 0"
+	    " OR u.used + m.size + length(q.prefix) <= u.quota))"
+	    " ORDER BY 2, 6, 1 LIMIT ?2",
+	[SQ_QUEUE_CLAIM] = "UPDATE queue SET claimed_by = ?2, claimed_until = ?3 WHERE id = ?1",
+	[SQ_QUEUE_UNCLAIM_PREFIX] = "UPDATE queue SET claimed_by = NULL, claimed_until = 0"
+	    " WHERE claimed_by IS NOT NULL AND substr(claimed_by, 1, length(?1)) = ?1",
+	[SQ_QUEUE_NEXT_DUE] = "SELECT min(max(next_attempt, claimed_until)) FROM queue"
+	    " WHERE status = 0 AND held = 0",
+	[SQ_QUEUE_STATE] = "SELECT attempts, created_at, claimed_by, status FROM queue"
+	    " WHERE id = ?1",
+	[SQ_QUEUE_ATTEMPT] = "UPDATE queue SET attempts = ?2, last_error = ?3, next_attempt = ?4,"
+	    " last_attempt = ?5, status = ?6, claimed_by = NULL, claimed_until = 0 WHERE id = ?1",
+	[SQ_QUEUE_LOCAL] = "SELECT q.local_user_id, q.message_id, q.kind, q.prefix, q.claimed_by,"
+	    " q.status, m.size, u.quota, u.used, u.login FROM queue q"
+	    " JOIN messages m ON m.id = q.message_id LEFT JOIN users u ON u.id = q.local_user_id"
+	    " WHERE q.id = ?1",
 
 	[SQ_LOCK] = "INSERT INTO pop3_locks (user_id, owner, expires) VALUES (?1, ?2, ?3)"
 	    " ON CONFLICT (user_id) DO UPDATE SET owner = excluded.owner,"
@@ -203,7 +314,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_STATS] = "SELECT (SELECT count(*) FROM domains), (SELECT count(*) FROM users),"
 	    " (SELECT count(*) FROM aliases), (SELECT count(*) FROM relays),"
 	    " (SELECT count(*) FROM messages), (SELECT coalesce(sum(size), 0) FROM messages),"
-	    " (SELECT count(*) FROM entries), (SELECT count(*) FROM queue)",
+	    " (SELECT count(*) FROM entries), (SELECT count(*) FROM queue WHERE status = 0),"
+	    " (SELECT count(*) FROM queue WHERE status = 1)",
 };
 
 struct sq *
@@ -474,6 +586,36 @@ sq_load_epoch(struct store *s)
 }
 
 /*
+ * The store holds relay passwords as given (they must be sent to the
+ * relay), so only its owner may read it: mode 0600.  A new database is
+ * created 0600 before SQLite opens it, and SQLite gives the -wal and
+ * -shm files it creates the database's mode.  A store made by an older
+ * umbox (0644 under the usual umask) is tightened, with its -wal and
+ * -shm, when it is next opened for writing.  Failing to tighten (not the
+ * owner) is not fatal: the data directory is 0750 to begin with.
+ */
+static void
+sq_private_files(const char *path, int create)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+
+	if (create) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		char *p = xasprintf("%s%s", path, suffix[i]);
+		struct stat st;
+
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0177) != 0)
+			(void)chmod(p, st.st_mode & 0600);
+		free(p);
+	}
+}
+
+/*
  * Open and configure a connection as STYLE.md says: extended result codes
  * and a busy timeout first, then WAL (checking the mode we got),
  * synchronous=FULL because acknowledgements depend on it, foreign keys,
@@ -487,6 +629,8 @@ sq_open(struct store *s, const char *path, int flags)
 	sqlite3_stmt *st;
 
 	s->impl = q;
+	if (!(flags & STORE_READONLY))
+		sq_private_files(path, flags & STORE_CREATE);
 	oflags = (flags & STORE_READONLY) ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
 	rc = sqlite3_open_v2(path, &q->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
@@ -562,6 +706,7 @@ sq_stats(struct store *s, struct store_stats *out)
 	out->message_bytes = (uint64_t)sqlite3_column_int64(st, 5);
 	out->entries = (uint64_t)sqlite3_column_int64(st, 6);
 	out->queued = (uint64_t)sqlite3_column_int64(st, 7);
+	out->queue_failed = (uint64_t)sqlite3_column_int64(st, 8);
 	sqlite3_reset(st);
 	return STORE_OK;
 }
@@ -592,6 +737,12 @@ const struct store_backend store_sqlite_backend = {
 	.alias_del = sq_alias_del,
 	.alias_get = sq_alias_get,
 	.alias_list = sq_alias_list,
+	.relay_add = sq_relay_add,
+	.relay_set = sq_relay_set,
+	.relay_del = sq_relay_del,
+	.relay_get = sq_relay_get,
+	.relay_list = sq_relay_list,
+	.relay_route = sq_relay_route,
 	.deliver = sq_deliver,
 	.mailbox_list = sq_mailbox_list,
 	.entry_get = sq_entry_get,
@@ -601,6 +752,15 @@ const struct store_backend store_sqlite_backend = {
 	.reader_close = sq_reader_close,
 	.entries_delete = sq_entries_delete,
 	.entry_set_flags = sq_entry_set_flags,
+	.queue_list = sq_queue_list,
+	.queue_del = sq_queue_del,
+	.queue_hold = sq_queue_hold,
+	.queue_flush = sq_queue_flush,
+	.queue_claim = sq_queue_claim,
+	.queue_release_claims = sq_queue_release_claims,
+	.queue_next_due = sq_queue_next_due,
+	.queue_report = sq_queue_report,
+	.queue_deliver_local = sq_queue_deliver_local,
 	.pop3_lock = sq_pop3_lock,
 	.pop3_unlock = sq_pop3_unlock,
 	.stats = sq_stats,

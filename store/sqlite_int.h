@@ -17,8 +17,15 @@ enum sq_stmt {
 	SQ_USER_SET_QUOTA, SQ_USER_SET_POP3, SQ_USER_SET_PASSWORD,
 	SQ_ALIAS_ADD, SQ_ALIAS_ID, SQ_ALIAS_DEL, SQ_ALIAS_LIST, SQ_MEMBER_ADD,
 	SQ_MEMBER_DEL, SQ_MEMBER_LIST, SQ_MEMBER_NEXTPOS,
+	SQ_RELAY_ADD, SQ_RELAY_UPDATE, SQ_RELAY_CLEAR_DEFAULT, SQ_RELAY_DEL, SQ_RELAY_GET,
+	SQ_RELAY_LIST, SQ_RELAY_BY_DOMAIN, SQ_RELAY_DEFAULT, SQ_RELAY_DOMAINS,
+	SQ_RELAY_DOMAIN_ADD, SQ_RELAY_DOMAINS_DEL, SQ_RELAY_DOMAIN_TAKEN,
 	SQ_MESSAGE_ADD, SQ_ENTRY_ADD, SQ_QUEUE_ADD, SQ_QUEUE_ADD_LOCAL, SQ_USER_USAGE,
-	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
+	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_MESSAGE_EXISTS, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
+	SQ_QUEUE_LIST, SQ_QUEUE_GET, SQ_QUEUE_DEL, SQ_QUEUE_HOLD, SQ_QUEUE_EXISTS,
+	SQ_QUEUE_FLUSH_ONE, SQ_QUEUE_FLUSH_ALL, SQ_QUEUE_CLAIMABLE, SQ_QUEUE_CLAIM,
+	SQ_QUEUE_UNCLAIM_PREFIX, SQ_QUEUE_NEXT_DUE, SQ_QUEUE_STATE, SQ_QUEUE_ATTEMPT,
+	SQ_QUEUE_LOCAL,
 	SQ_LOCK, SQ_UNLOCK, SQ_UNLOCK_PREFIX,
 	SQ_STATS,
 	SQ__COUNT
@@ -45,7 +52,7 @@ void sq_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v);
 
 struct sq *sq_of(struct store *s);
 
-/* Directory (domains, users, aliases) and mail (messages, entries) ops. */
+/* Directory (domains, users, aliases), relays and mail (messages, entries) ops. */
 int sq_domain_add(struct store *s, const struct store_domain *d);
 int sq_domain_del(struct store *s, const char *name);
 int sq_domain_get(struct store *s, const char *name, struct store_domain *out);
@@ -63,6 +70,13 @@ int sq_alias_del_members(struct store *s, const char *name, const char *const *m
 int sq_alias_del(struct store *s, const char *name);
 int sq_alias_get(struct store *s, const char *name, struct store_alias *out);
 int sq_alias_list(struct store *s, struct store_alias **out, size_t *n);
+int sq_relay_add(struct store *s, const struct store_relay *r);
+int sq_relay_set(struct store *s, const char *name, const struct store_relay *r,
+    unsigned fields);
+int sq_relay_del(struct store *s, const char *name);
+int sq_relay_get(struct store *s, const char *name, struct store_relay *out);
+int sq_relay_list(struct store *s, struct store_relay **out, size_t *n);
+int sq_relay_route(struct store *s, const char *domain, struct store_relay *out);
 int sq_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
 int sq_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
 int sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
@@ -73,6 +87,19 @@ int sq_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t le
 void sq_reader_close(struct store_reader *r);
 int sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
 int sq_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+int sq_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
+int sq_queue_del(struct store *s, int64_t id);
+int sq_queue_hold(struct store *s, int64_t id, int held);
+int sq_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
+int sq_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,
+    size_t max, struct store_queue_entry **out, size_t *n);
+int sq_queue_release_claims(struct store *s, const char *prefix);
+int sq_queue_next_due(struct store *s, int64_t *when);
+int sq_queue_report(struct store *s, const char *owner, int64_t now,
+    const struct store_retry *retry, struct store_attempt *v, size_t n);
+int sq_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now);
+/* The lowercase domain of a recipient, after its last '@'; "" without one. */
+char *sq_recipient_domain(const char *recipient);
 int sq_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
     unsigned lease);
 int sq_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);

@@ -142,6 +142,8 @@ sq_defer_local(struct store *s, const struct store_delivery *d, size_t i, int64_
 {
 	sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_ADD_LOCAL);
 	const char *prefix = d->local[i].prefix ? d->local[i].prefix : "";
+	char *domain;
+	int status;
 
 	sqlite3_bind_int64(st, 1, mid);
 	sqlite3_bind_text(st, 2, d->sender ? d->sender : "", -1, SQLITE_STATIC);
@@ -152,7 +154,11 @@ sq_defer_local(struct store *s, const struct store_delivery *d, size_t i, int64_
 	sqlite3_bind_int64(st, 6, d->local[i].user_id);
 	sqlite3_bind_blob(st, 7, prefix, (int)strlen(prefix), SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, "mailbox full", -1, SQLITE_STATIC);
-	return sq_exec_stmt(s, st, "defer delivery");
+	domain = sq_recipient_domain(d->local[i].address ? d->local[i].address : login);
+	sqlite3_bind_text(st, 9, domain, -1, SQLITE_STATIC);
+	status = sq_exec_stmt(s, st, "defer delivery");
+	free(domain);
+	return status;
 }
 
 static int
@@ -208,13 +214,18 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 		res->delivered++;
 	}
 	for (size_t i = 0; i < d->nremote; i++) {
+		char *domain = sq_recipient_domain(d->remote[i]);
+
 		st = sq_stmt(s, SQ_QUEUE_ADD);
 		sqlite3_bind_int64(st, 1, mid);
 		sqlite3_bind_text(st, 2, d->sender ? d->sender : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, d->remote[i], -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, now);
 		sqlite3_bind_int(st, 5, (int)d->kind);
-		if ((status = sq_exec_stmt(s, st, "queue message")) != STORE_OK)
+		sqlite3_bind_text(st, 6, domain, -1, SQLITE_STATIC);
+		status = sq_exec_stmt(s, st, "queue message");
+		free(domain);
+		if (status != STORE_OK)
 			goto out;
 		res->queued++;
 	}
@@ -333,35 +344,39 @@ sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_en
 
 /*
  * Read a slice of an entry's full text: its prefix, then the shared body.
- * Reads run in their own implicit transaction; in WAL mode they never
- * wait for the writer.
+ * An entry with uid 0 stands for a queue row's message alone, without a
+ * prefix (store_queue_reader_open).  Reads run in their own implicit
+ * transaction; in WAL mode they never wait for the writer.
  */
 int
 sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got)
 {
 	struct sq *q = sq_of(s);
-	sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_PREFIX);
-	const void *prefix;
-	uint64_t plen, blen;
+	uint64_t plen = 0, blen;
 	size_t n = 0;
 	int rc;
 
-	sqlite3_bind_int64(st, 1, e->uid);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
+	if (e->uid != 0) {
+		sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_PREFIX);
+		const void *prefix;
+
+		sqlite3_bind_int64(st, 1, e->uid);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(st);
+			if (rc == SQLITE_DONE)
+				return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
+			return sq_fail(s, rc, "read entry");
+		}
+		prefix = sqlite3_column_blob(st, 0);
+		plen = (uint64_t)sqlite3_column_bytes(st, 0);
+		if (offset < plen) {
+			n = (size_t)(plen - offset) < len ? (size_t)(plen - offset) : len;
+			memcpy(buf, (const char *)prefix + offset, n);
+		}
 		sqlite3_reset(st);
-		if (rc == SQLITE_DONE)
-			return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
-		return sq_fail(s, rc, "read entry");
 	}
-	prefix = sqlite3_column_blob(st, 0);
-	plen = (uint64_t)sqlite3_column_bytes(st, 0);
-	if (offset < plen) {
-		n = (size_t)(plen - offset) < len ? (size_t)(plen - offset) : len;
-		memcpy(buf, (const char *)prefix + offset, n);
-	}
-	sqlite3_reset(st);
 
 	if (n < len && e->size > plen) {
 		sqlite3_blob *blob;
@@ -373,6 +388,8 @@ sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
 			want = (size_t)(blen - boff) < len - n ? (size_t)(blen - boff) : len - n;
 			rc = sqlite3_blob_open(q->db, "main", "messages", "body",
 			    e->message_id, 0, &blob);
+			if (rc != SQLITE_OK && e->uid == 0 && rc == SQLITE_ERROR)
+				return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
 			if (rc != SQLITE_OK)
 				return sq_fail(s, rc, "open message body");
 			rc = sqlite3_blob_read(blob, (char *)buf + n, (int)want, (int)boff);
@@ -405,14 +422,21 @@ struct store_reader {
 	sqlite3_blob *blob;
 };
 
+/* uid 0: a queue row's message, without a prefix (see sq_entry_read). */
 int
 sq_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out)
 {
 	struct store_reader *r;
-	sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_PREFIX);
+	sqlite3_stmt *st = NULL;
 	int rc;
 
-	sqlite3_bind_int64(st, 1, e->uid);
+	if (e->uid != 0) {
+		st = sq_stmt(s, SQ_ENTRY_PREFIX);
+		sqlite3_bind_int64(st, 1, e->uid);
+	} else {
+		st = sq_stmt(s, SQ_MESSAGE_EXISTS);
+		sqlite3_bind_int64(st, 1, e->message_id);
+	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
@@ -420,15 +444,20 @@ sq_reader_open(struct store *s, const struct store_entry *e, struct store_reader
 			return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
 		return sq_fail(s, rc, "read entry");
 	}
+	if (e->uid == 0) {
+		sqlite3_reset(st);
+		st = NULL;
+	}
 	r = xcalloc(1, sizeof(*r));
 	r->s = s;
 	r->e = *e;
 	r->e.sender = NULL;
-	r->plen = (size_t)sqlite3_column_bytes(st, 0);
+	r->plen = st ? (size_t)sqlite3_column_bytes(st, 0) : 0;
 	r->prefix = xmalloc(r->plen + 1);
 	if (r->plen)
 		memcpy(r->prefix, sqlite3_column_blob(st, 0), r->plen);
-	sqlite3_reset(st);
+	if (st)
+		sqlite3_reset(st);
 
 	if (e->size - r->plen > SQ_READER_OWN_SNAPSHOT) {
 		rc = sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,

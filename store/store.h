@@ -128,6 +128,116 @@ int store_alias_list(struct store *s, struct store_alias **out, size_t *n);
 void store_alias_clear(struct store_alias *a);
 void store_alias_list_free(struct store_alias **v, size_t n);
 
+/* ---- relays (smarthosts, SPEC §6) ----
+ *
+ * Route for an outside recipient, first match wins: the active relay that
+ * lists the recipient's domain, else the active default relay, else
+ * direct delivery to the domain's MX hosts.  A domain is listed by at
+ * most one active relay (inactive ones may list it too, as standbys);
+ * at most one relay is the default.  Domains match whole and without
+ * regard to case: example.com does not cover mail.example.com.
+ */
+
+enum store_relay_tls {
+	STORE_TLS_AUTO = 0,	/* STARTTLS when offered, else plain */
+	STORE_TLS_STARTTLS,	/* STARTTLS or nothing */
+	STORE_TLS_IMPLICIT,	/* TLS from the first byte (SMTPS) */
+	STORE_TLS_NONE,		/* never TLS */
+};
+
+enum store_relay_auth {
+	STORE_AUTH_AUTO = 0,	/* the most secure the server offers; never a password in clear */
+	STORE_AUTH_PLAIN,
+	STORE_AUTH_LOGIN,
+	STORE_AUTH_CRAM_MD5,
+	STORE_AUTH_NONE,
+};
+
+#define STORE_RELAY_PORT_SMTP		25	/* tls auto, starttls, none */
+#define STORE_RELAY_PORT_IMPLICIT	465	/* tls implicit */
+#define STORE_RELAY_TIMEOUT_DEFAULT	120	/* seconds */
+#define STORE_RELAY_TIMEOUT_MAX		3600
+#define STORE_RELAY_NAME_MAX		64
+#define STORE_RELAY_DOMAINS_MAX		1000
+#define STORE_RELAY_ACCOUNT_MAX		255
+#define STORE_RELAY_PASSWORD_MAX	512
+
+struct store_relay {
+	int64_t id;
+	char *name;		/* lowercase; see store_relay_valid_name() */
+	char *host;		/* a host name or an IP address */
+	/*
+	 * add/set: the port, or 0 for the TLS mode's default (25, 465 for
+	 * implicit).  get/list: the port to connect to; port_given says
+	 * whether it was set or follows the TLS mode.
+	 */
+	unsigned port;
+	int port_given;
+	struct strlist domains;	/* lowercase, sorted when read */
+	int is_default;
+	int active;
+	enum store_relay_tls tls;
+	int verify;		/* verify the certificate (starttls, implicit) */
+	enum store_relay_auth auth;
+	/*
+	 * Credentials, both or neither.  The password is kept as given, since
+	 * it must be sent to the relay: the store file is mode 0600.
+	 */
+	char *account;
+	char *password;
+	char *sender;		/* envelope sender override, or NULL */
+	unsigned timeout;	/* seconds, 1..STORE_RELAY_TIMEOUT_MAX */
+	int chunking;		/* BDAT when the server offers it */
+	int64_t created_at;
+};
+
+/* Fields for store_relay_set: only those whose bit is set change. */
+#define STORE_RELAY_HOST	0x0001
+#define STORE_RELAY_PORT	0x0002
+#define STORE_RELAY_DOMAINS	0x0004	/* replaces the whole list */
+#define STORE_RELAY_DEFAULT	0x0008	/* setting it clears every other relay's */
+#define STORE_RELAY_ACTIVE	0x0010
+#define STORE_RELAY_TLS		0x0020
+#define STORE_RELAY_VERIFY	0x0040
+#define STORE_RELAY_AUTH	0x0080
+#define STORE_RELAY_ACCOUNT	0x0100
+#define STORE_RELAY_PASSWORD	0x0200
+#define STORE_RELAY_SENDER	0x0400
+#define STORE_RELAY_TIMEOUT	0x0800
+#define STORE_RELAY_CHUNKING	0x1000
+
+/* Zero r and fill in the defaults: active, tls auto, verify, auth auto, 120 s, chunking. */
+void store_relay_init(struct store_relay *r);
+/*
+ * Add a relay; set one.  STORE_EXISTS: the name is taken, or a domain
+ * is already listed by another active relay (nothing changes).
+ * STORE_INVALID: a value the store refuses (an account without a
+ * password, a named mechanism without an account, ...).
+ * STORE_NOTFOUND (set): no such relay.
+ */
+int store_relay_add(struct store *s, const struct store_relay *r);
+int store_relay_set(struct store *s, const char *name, const struct store_relay *r,
+    unsigned fields);
+int store_relay_del(struct store *s, const char *name);
+int store_relay_get(struct store *s, const char *name, struct store_relay *out);
+int store_relay_list(struct store *s, struct store_relay **out, size_t *n);
+/*
+ * The route for a recipient domain: the active relay that lists it, else
+ * the active default relay; STORE_NOTFOUND means direct MX delivery.
+ */
+int store_relay_for_domain(struct store *s, const char *domain, struct store_relay *out);
+void store_relay_clear(struct store_relay *r);
+void store_relay_list_free(struct store_relay **v, size_t n);
+
+/* 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit; upper case is lowered first. */
+int store_relay_valid_name(const char *name);
+unsigned store_relay_default_port(enum store_relay_tls tls);
+const char *store_relay_tls_name(enum store_relay_tls tls);
+const char *store_relay_auth_name(enum store_relay_auth auth);
+/* 0 and *out set, or -1 for a name that is not a mode / mechanism (any case). */
+int store_relay_tls_parse(const char *name, enum store_relay_tls *out);
+int store_relay_auth_parse(const char *name, enum store_relay_auth *out);
+
 /* ---- messages and mailboxes ---- */
 
 enum store_kind {
@@ -243,6 +353,142 @@ int store_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigne
 void store_entry_clear(struct store_entry *e);
 void store_entry_list_free(struct store_entry **v, size_t n);
 
+/* ---- the outbound queue (SPEC §6) ----
+ *
+ * One row per recipient of a message: an outside address, or a local
+ * mailbox that was full when the message came (local_user_id != 0),
+ * which waits for room.  A row is queued or failed; a delivered row is
+ * deleted, and the message goes with its last reference.  Failed rows
+ * stay for their bounce (RFC 3464) until something deletes them.
+ *
+ * A queue runner claims due rows for a lease: claimed_by names it and
+ * claimed_until ends the claim, so that the rows of a runner that
+ * crashed are claimed again once the lease runs out.  A recipient may
+ * then be delivered twice, never lost.  The runner reports each attempt
+ * (delivered, deferred, failed), which ends the claim.
+ */
+
+enum store_queue_status {
+	STORE_QUEUE_QUEUED = 0,		/* waits for its next attempt, or is being tried */
+	STORE_QUEUE_FAILED = 1,		/* given up on; kept for its bounce */
+};
+
+struct store_queue_entry {
+	int64_t id;
+	int64_t message_id;
+	char qid[24];			/* the message's queue ID, as in logs and Received: */
+	char *sender;			/* envelope sender, "" for the null path */
+	char *recipient;
+	char *domain;			/* the recipient's domain, lowercase; "" for a bare login */
+	enum store_kind kind;
+	int64_t local_user_id;		/* a full mailbox waiting for room; 0: outside */
+	uint64_t size;			/* the message's octets */
+	unsigned attempts;
+	int64_t next_attempt;
+	int64_t last_attempt;		/* 0: never tried */
+	char *last_error;		/* "" when none */
+	enum store_queue_status status;
+	int held;			/* not tried until released */
+	char *claimed_by;		/* NULL when not claimed */
+	int64_t claimed_until;		/* the claim holds while now < claimed_until */
+	int64_t created_at;
+};
+
+/* [queue] retry_initial, retry_max and lifetime, in seconds. */
+struct store_retry {
+	unsigned initial;
+	unsigned max;
+	unsigned lifetime;
+};
+
+/*
+ * Seconds until the next attempt after the attempts-th one failed:
+ * initial * 2^(attempts - 1), at most max, at least 1 (attempts 0 and 1
+ * both give initial).  Never overflows, however many attempts.
+ */
+uint64_t store_queue_backoff(unsigned attempts, unsigned initial, unsigned max);
+
+/* Every row, oldest first. */
+int store_queue_list(struct store *s, struct store_queue_entry **out, size_t *n);
+int store_queue_get(struct store *s, int64_t id, struct store_queue_entry *out);
+/* Delete a row whatever its state (a claimed one may still be delivered). */
+int store_queue_del(struct store *s, int64_t id);
+/* Hold (1) or release (0) a row; release keeps its schedule. */
+int store_queue_hold(struct store *s, int64_t id, int held);
+/*
+ * Make queued rows that are not held due at now: the one with id, or
+ * every one (id 0).  *n says how many are due now.  STORE_NOTFOUND: no
+ * row id; a held or failed row id is left alone with *n = 0.
+ */
+int store_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
+/*
+ * Claim up to max rows for owner until now + lease: queued, not held,
+ * not claimed (or with a claim that ran out), and due: next_attempt <=
+ * now, or a local row whose mailbox now has room.  They come ordered by
+ * message, then recipient domain, then id, so that the rows of one
+ * message to one destination are next to each other; a message's rows to
+ * one domain are not split across two claims unless they are more than
+ * max.  Free *out with store_queue_list_free().
+ */
+int store_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,
+    size_t max, struct store_queue_entry **out, size_t *n);
+/* End every claim whose owner starts with prefix (a restarted runner's). */
+int store_queue_release_claims(struct store *s, const char *prefix);
+/*
+ * When the next row becomes claimable by the clock alone (a local row
+ * may become claimable earlier, when its mailbox gains room).
+ * STORE_NOTFOUND: nothing is waiting.
+ */
+int store_queue_next_due(struct store *s, int64_t *when);
+
+enum store_attempt_result {
+	STORE_ATTEMPT_DELIVERED = 0,	/* the row is deleted */
+	STORE_ATTEMPT_DEFERRED,		/* tried again later; failed once past lifetime */
+	STORE_ATTEMPT_FAILED,		/* marked failed, kept */
+};
+
+/* The outcome of one attempt at one row, as a runner reports it. */
+struct store_attempt {
+	int64_t id;
+	enum store_attempt_result result;
+	const char *error;		/* the reply or what went wrong; NULL when delivered */
+	/* Filled in by the store: */
+	int status;			/* STORE_OK; STORE_NOTFOUND: the row is gone or failed
+					 * already; STORE_LOCKED: another runner claimed it */
+	int failed;			/* the row is failed now (reported so, or expired) */
+};
+
+/*
+ * Record attempts in one transaction, ending their claims.  Deferred:
+ * attempts + 1, the error, next attempt at now + store_queue_backoff();
+ * but failed instead once now - created_at >= lifetime.  Failed:
+ * attempts + 1, the error, kept.  Delivered: deleted (even if another
+ * runner claimed it since).  Errors are stored as printable ASCII,
+ * at most 512 bytes.  With owner NULL any claim is overridden.  A row
+ * that cannot be updated is noted in its status and does not fail the
+ * others; the return value is STORE_OK unless the store failed.
+ */
+int store_queue_report(struct store *s, const char *owner, int64_t now,
+    const struct store_retry *retry, struct store_attempt *v, size_t n);
+/*
+ * Deliver a local row (a full mailbox) now, if its mailbox has room: a
+ * mailbox entry with the row's own prefix, quota checked, and the row
+ * deleted.  STORE_QUOTA: still no room, nothing changed (report the
+ * attempt as deferred); STORE_INVALID: not a local row; STORE_NOTFOUND;
+ * STORE_LOCKED: another runner claimed it.
+ */
+int store_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now);
+/*
+ * Stream a row's message out, the bytes as received (size of them):
+ * read with store_reader_read(), close with store_reader_close().  A
+ * large message stays readable to the end even if the row is deleted
+ * meanwhile.  STORE_NOTFOUND: the message is gone.
+ */
+int store_queue_reader_open(struct store *s, const struct store_queue_entry *e,
+    struct store_reader **out);
+void store_queue_entry_clear(struct store_queue_entry *e);
+void store_queue_list_free(struct store_queue_entry **v, size_t n);
+
 /* ---- POP3 mailbox locks ----
  *
  * One POP3 session per mailbox: a lock row with an owner and a lease.  A
@@ -262,6 +508,7 @@ int store_pop3_unlock_prefix(struct store *s, const char *prefix);
 struct store_stats {
 	uint64_t domains, users, aliases, relays;
 	uint64_t messages, message_bytes, entries, queued;
+	uint64_t queue_failed;	/* failed rows, kept for their bounce; not in queued */
 };
 int store_stats(struct store *s, struct store_stats *out);
 
@@ -310,6 +557,22 @@ struct store_req *store_req_deliver(const struct store_delivery *d, store_req_cb
 struct store_req *store_req_delete(int64_t user_id, const int64_t *uids, size_t n,
     store_req_cb *cb, void *arg);
 struct store_req *store_req_pop3_lock(int64_t user_id, const char *owner, unsigned lease_seconds,
+    store_req_cb *cb, void *arg);
+/*
+ * The queue runner's writes: claim, report attempts, deliver a local
+ * row, as the synchronous functions above with now = time(NULL) when
+ * the writer applies them.  A claim's rows are taken from the finished
+ * request with store_req_queue_claimed() (none unless it succeeded).
+ */
+struct store_req *store_req_queue_claim(const char *owner, unsigned lease, size_t max,
+    store_req_cb *cb, void *arg);
+void store_req_queue_claimed(struct store_req *req, struct store_queue_entry **out,
+    size_t *n);
+struct store_req *store_req_queue_report(const char *owner, const struct store_retry *retry,
+    const struct store_attempt *v, size_t n, store_req_cb *cb, void *arg);
+/* The attempts of a finished report request as applied (status, failed); NULL for others. */
+const struct store_attempt *store_req_queue_attempts(const struct store_req *req, size_t *n);
+struct store_req *store_req_queue_deliver_local(int64_t id, const char *owner,
     store_req_cb *cb, void *arg);
 /*
  * POP3 QUIT: delete the entries in del, mark those in seen as retrieved,

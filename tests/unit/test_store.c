@@ -14,6 +14,8 @@
 
 #include "store/store.h"
 
+#define SCHEMA_VERSION	4
+
 struct fx {
 	char *dir;
 	char *path;
@@ -70,10 +72,10 @@ test_open_schema(void **state)
 	struct store *again;
 	char err[256];
 
-	assert_int_equal(store_schema_version(f->s), 2);
+	assert_int_equal(store_schema_version(f->s), SCHEMA_VERSION);
 	/* Reopening an existing store migrates nothing and works. */
 	assert_int_equal(store_open(f->path, 0, &again, err, sizeof(err)), STORE_OK);
-	assert_int_equal(store_schema_version(again), 2);
+	assert_int_equal(store_schema_version(again), SCHEMA_VERSION);
 	store_close(&again);
 	assert_null(again);
 	/* Without STORE_CREATE a missing file is not created. */
@@ -81,6 +83,43 @@ test_open_schema(void **state)
 	assert_int_equal(store_open(missing, 0, &again, err, sizeof(err)), STORE_NOTFOUND);
 	assert_int_equal(access(missing, F_OK), -1);
 	free(missing);
+}
+
+/* Relay passwords are in the store: only its owner may read it. */
+static void
+test_store_file_private(void **state)
+{
+	struct fx *f = *state;
+	const char *suffix[] = { "", "-wal", "-shm" };
+	struct store *again;
+	struct stat st;
+	char err[256];
+
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* A store left readable by others is tightened when opened for writing. */
+	store_close(&f->s);
+	for (size_t i = 0; i < 3; i++) {
+		char *q = NULL;
+
+		assert_true(asprintf(&q, "%s%s", f->path, suffix[i]) > 0);
+		if (stat(q, &st) == 0)
+			assert_int_equal(chmod(q, 0644), 0);
+		free(q);
+	}
+	assert_int_equal(store_open(f->path, STORE_READONLY, &again, err, sizeof(err)), STORE_OK);
+	store_close(&again);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);	/* a reader changes nothing */
+	assert_int_equal(store_open(f->path, 0, &f->s, err, sizeof(err)), STORE_OK);
+	for (size_t i = 0; i < 3; i++) {
+		char *q = NULL;
+
+		assert_true(asprintf(&q, "%s%s", f->path, suffix[i]) > 0);
+		if (stat(q, &st) == 0)
+			assert_int_equal(st.st_mode & 0777, 0600);
+		free(q);
+	}
 }
 
 static void
@@ -918,6 +957,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_file_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
