@@ -13,12 +13,26 @@ static int
 smtpd_start(struct server *srv)
 {
 	struct smtp_server *d = (struct smtp_server *)srv;
+	char err[512];
 
 	if (store_daemon_open(srv) != 0)
 		return -1;
 	d->resolver.store = srv->store;
 	d->resolver.postmaster = srv->cfg->general.postmaster;
+	if ((d->queue = queue_runner_new(srv->base, srv->store, srv->writer, srv->cfg, err,
+	    sizeof(err))) == NULL) {
+		log_err("queue: %s", err);
+		return -1;
+	}
 	return 0;
+}
+
+/* The runner lets go of its attempts before the writer finishes the last commits. */
+static void
+smtpd_finish(struct server *srv)
+{
+	queue_runner_free(&((struct smtp_server *)srv)->queue);
+	store_daemon_close(srv);
 }
 
 int
@@ -39,7 +53,7 @@ main(int argc, char **argv)
 		.open = smtp_session_open,
 		.prepare = store_daemon_check,
 		.start = smtpd_start,
-		.finish = store_daemon_close,
+		.finish = smtpd_finish,
 	};
 
 	/* The config is loaded by server_init; the ports and caps point into it. */

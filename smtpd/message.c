@@ -203,6 +203,8 @@ smtp_commit_done(struct store_req *req, void *arg)
 		    t->spool_len, t->nrcpts, smtp_protocol(s));
 		smtp_log_deferred(s, r);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", r->qid);
+		if (r->queued > 0)
+			queue_runner_kick(smtp_daemon(s)->queue);
 		break;
 	case STORE_QUOTA:
 		/* Who is full and by how much is for the log, never for the client. */

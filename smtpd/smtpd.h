@@ -29,6 +29,7 @@
 #include "lib/worker.h"
 #include "smtpd/data.h"
 #include "aliases/deliver.h"
+#include "aliases/queue.h"
 #include "smtpd/parse.h"
 #include "store/store.h"
 
@@ -51,6 +52,7 @@ enum smtp_port_kind {
 struct smtp_server {
 	struct server srv;
 	struct alias_resolver resolver;
+	struct queue_runner *queue;	/* outbound delivery and full mailboxes */
 	uint32_t next_qid;		/* per-process counter for queue IDs */
 };
 

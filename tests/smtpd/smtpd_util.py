@@ -86,9 +86,21 @@ def smtpd_config(data_dir, tls_dir, ports, smtpd_extra=None):
         f"submission = 127.0.0.1:{sub}",
         f"smtps = 127.0.0.1:{smtps}",
     ]
+    # Keys "section.key" go to their section; the rest to [smtpd].
+    other = {"dns": {"servers": "127.0.0.1:9"}}
     for k, v in (smtpd_extra or {}).items():
-        lines.append(f"{k} = {v}")
+        if "." in k:
+            section, key = k.split(".", 1)
+            other.setdefault(section, {})[key] = v
+        else:
+            lines.append(f"{k} = {v}")
     lines += ["[pop3d]", "listen =", "pop3s ="]
+    # By default outside recipients stay queued: the DNS server is a closed
+    # port on loopback, so every lookup fails for now (a temporary failure,
+    # never the network's own answer for the test domains).
+    for section, keys in other.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {v}" for k, v in keys.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,543 @@
+/*
+ * queue.c - the queue runner: claim due rows, group them, route them,
+ * hand them to the SMTP client, report what became of each.
+ *
+ * A group is the rows of one message to one destination domain (or one
+ * message's full local mailboxes).  It goes through: waiting for a slot
+ * (at most QUEUE_MAX_PER_DOMAIN groups to one domain at once), the route
+ * (a relay from the store, then DNS for its host or for the domain's
+ * MX), the attempt, and the report to the store; then it is freed.
+ */
+#include "aliases/queue.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "aliases/dns.h"
+#include "aliases/mta.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/tls.h"
+#include "store/store.h"
+
+#define QUEUE_TICK_MS		1000
+#define QUEUE_SWEEP_SECS	30	/* claim anyway: full mailboxes may have room */
+#define QUEUE_HOSTS_MAX		32	/* addresses tried in one attempt */
+
+struct qgroup {
+	struct queue_runner *q;
+	struct qgroup *next;
+	struct store_queue_entry *e;	/* the group's rows */
+	size_t n;
+	int local;			/* full local mailboxes */
+	size_t local_next;		/* the local row being delivered */
+
+	struct store_relay relay;
+	int have_relay;
+	struct dns_query *dq;
+	struct mta_host hosts[QUEUE_HOSTS_MAX];
+	char *names[QUEUE_HOSTS_MAX];
+	struct mta_route route;
+	struct mta_message msg;
+	struct store_reader *reader;
+	struct mta_rcpt *rcpts;
+	struct mta_attempt *attempt;
+	struct store_attempt *results;	/* what to report, per row */
+	struct store_req *req;		/* a local delivery or the report in flight */
+};
+
+struct queue_runner {
+	struct event_base *base;
+	struct store *store;
+	struct store_writer *w;
+	const struct umbox_config *cfg;
+	struct store_retry retry;
+	struct dns_resolver *dns;
+	SSL_CTX *ctx;
+	char owner[300];
+	struct event *tick;
+	struct store_req *claim;
+	struct qgroup *active, *pending;
+	unsigned nactive, npending;
+	time_t last_sweep;
+	int kicked;
+};
+
+static void group_start(struct qgroup *g);
+static void runner_start_pending(struct queue_runner *q);
+
+static const char *
+domain_of(const struct qgroup *g)
+{
+	return g->e[0].domain ? g->e[0].domain : "";
+}
+
+static void
+group_free(struct qgroup *g)
+{
+	struct queue_runner *q = g->q;
+	struct qgroup **pp;
+
+	for (pp = &q->active; *pp; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			q->nactive--;
+			break;
+		}
+	if (g->dq)
+		dns_cancel(g->dq);
+	if (g->attempt)
+		mta_cancel(g->attempt);
+	if (g->req)
+		store_req_cancel(g->req);
+	store_reader_close(&g->reader);
+	if (g->have_relay)
+		store_relay_clear(&g->relay);
+	for (size_t i = 0; i < QUEUE_HOSTS_MAX; i++)
+		free(g->names[i]);
+	store_queue_list_free(&g->e, g->n);
+	free(g->rcpts);
+	free(g->results);
+	free(g);
+}
+
+/* A group is over: its slot goes to the next one waiting. */
+static void
+group_done(struct qgroup *g)
+{
+	struct queue_runner *q = g->q;
+
+	group_free(g);
+	runner_start_pending(q);
+}
+
+static void
+group_reported(struct store_req *req, void *arg)
+{
+	struct qgroup *g = arg;
+
+	g->req = NULL;
+	if (store_req_status(req) != STORE_OK)
+		log_err("queue: recording attempts: %s", store_req_errmsg(req));
+	group_done(g);
+}
+
+/* Tell the store what became of every row that still needs saying. */
+static void
+group_report(struct qgroup *g)
+{
+	struct queue_runner *q = g->q;
+	size_t k = 0;
+
+	for (size_t i = 0; i < g->n; i++)
+		if (g->results[i].id != 0)
+			g->results[k++] = g->results[i];
+	if (k == 0) {
+		group_done(g);
+		return;
+	}
+	g->req = store_req_queue_report(q->owner, &q->retry, g->results, k, group_reported, g);
+	store_writer_submit(q->w, g->req);
+}
+
+/* Every row of the group gets the same outcome (a route that failed). */
+static void
+group_settle(struct qgroup *g, enum store_attempt_result r, const char *why)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		log_info("%s: to=<%s> status=%s (%s)", g->e[i].qid, g->e[i].recipient,
+		    r == STORE_ATTEMPT_FAILED ? "failed" : "deferred", why);
+		g->results[i].id = g->e[i].id;
+		g->results[i].result = r;
+		g->results[i].error = why;
+	}
+	group_report(g);
+}
+
+/* ---- full local mailboxes ---- */
+
+static void local_next(struct qgroup *g);
+
+static void
+local_done(struct store_req *req, void *arg)
+{
+	struct qgroup *g = arg;
+	size_t i = g->local_next++;
+	int st = store_req_status(req);
+
+	g->req = NULL;
+	switch (st) {
+	case STORE_OK:
+		log_info("%s: to=<%s> status=delivered (the mailbox has room now)", g->e[i].qid,
+		    g->e[i].recipient);
+		g->results[i].id = 0;	/* the row is gone: nothing to report */
+		break;
+	case STORE_QUOTA:
+		g->results[i].id = g->e[i].id;
+		g->results[i].result = STORE_ATTEMPT_DEFERRED;
+		g->results[i].error = "mailbox full";
+		break;
+	case STORE_NOTFOUND:
+	case STORE_LOCKED:
+		g->results[i].id = 0;	/* deleted meanwhile, or someone else's now */
+		break;
+	default:
+		log_err("%s: delivering to %s: %s", g->e[i].qid, g->e[i].recipient,
+		    store_req_errmsg(req));
+		g->results[i].id = g->e[i].id;
+		g->results[i].result = STORE_ATTEMPT_DEFERRED;
+		g->results[i].error = "local error in processing";
+		break;
+	}
+	local_next(g);
+}
+
+static void
+local_next(struct qgroup *g)
+{
+	if (g->local_next >= g->n) {
+		group_report(g);
+		return;
+	}
+	g->req = store_req_queue_deliver_local(g->e[g->local_next].id, g->q->owner, local_done, g);
+	store_writer_submit(g->q->w, g->req);
+}
+
+/* ---- outside recipients ---- */
+
+static int
+group_read(void *arg, uint64_t offset, void *buf, size_t len, size_t *got)
+{
+	struct qgroup *g = arg;
+
+	return store_reader_read(g->reader, offset, buf, len, got) == STORE_OK ? 0 : -1;
+}
+
+static void
+group_sent(struct mta_attempt *a, void *arg)
+{
+	struct qgroup *g = arg;
+	static const char *const names[] = { "pending", "sent", "deferred", "failed" };
+	const char *via = g->have_relay ? g->relay.name : "mx";
+
+	g->attempt = NULL;
+	for (size_t i = 0; i < g->n; i++) {
+		struct mta_rcpt *r = &g->rcpts[i];
+
+		log_info("%s: to=<%s> relay=%s status=%s (%s)", g->e[i].qid, g->e[i].recipient, via,
+		    names[r->status], r->reply);
+		g->results[i].id = g->e[i].id;
+		g->results[i].result = r->status == MTA_DELIVERED ? STORE_ATTEMPT_DELIVERED :
+		    r->status == MTA_FAILED ? STORE_ATTEMPT_FAILED : STORE_ATTEMPT_DEFERRED;
+		g->results[i].error = r->status == MTA_DELIVERED ? NULL : r->reply;
+	}
+	store_reader_close(&g->reader);
+	group_report(g);
+}
+
+/* The route is known and has addresses: the attempt. */
+static void
+group_send(struct qgroup *g)
+{
+	struct queue_runner *q = g->q;
+
+	if (store_queue_reader_open(q->store, &g->e[0], &g->reader) != STORE_OK) {
+		group_settle(g, STORE_ATTEMPT_DEFERRED, "cannot read the message from the store");
+		return;
+	}
+	g->msg.sender = g->have_relay && g->relay.sender ? g->relay.sender : g->e[0].sender;
+	g->msg.len = g->e[0].size;
+	g->msg.read = group_read;
+	g->msg.read_arg = g;
+	g->rcpts = xcalloc(g->n, sizeof(*g->rcpts));
+	for (size_t i = 0; i < g->n; i++)
+		g->rcpts[i].address = g->e[i].recipient;
+	g->route.hosts = g->hosts;
+	g->route.helo = q->cfg->general.hostname;
+	g->attempt = mta_start(q->base, q->ctx, g->e[0].qid, &g->route, &g->msg, g->rcpts, g->n,
+	    NULL, group_sent, g);
+}
+
+static void
+group_resolved(struct dns_result *res, void *arg)
+{
+	struct qgroup *g = arg;
+
+	g->dq = NULL;
+	if (res->status != DNS_OK) {
+		group_settle(g, res->status == DNS_PERMANENT ? STORE_ATTEMPT_FAILED :
+		    STORE_ATTEMPT_DEFERRED, res->detail[0] ? res->detail : "DNS lookup failed");
+		dns_result_free(&res);
+		return;
+	}
+	for (size_t h = 0; h < res->nhosts; h++)
+		for (size_t i = 0; i < res->hosts[h].naddrs && g->route.nhosts < QUEUE_HOSTS_MAX;
+		    i++) {
+			size_t k = g->route.nhosts++;
+
+			g->names[k] = xstrdup(res->hosts[h].name);
+			g->hosts[k].name = g->names[k];
+			dns_addr_sockaddr(&res->hosts[h].addrs[i], g->route.port, &g->hosts[k].addr);
+		}
+	dns_result_free(&res);
+	group_send(g);
+}
+
+static enum mta_tls
+route_tls(enum store_relay_tls t)
+{
+	switch (t) {
+	case STORE_TLS_STARTTLS:
+		return MTA_TLS_STARTTLS;
+	case STORE_TLS_IMPLICIT:
+		return MTA_TLS_IMPLICIT;
+	case STORE_TLS_NONE:
+		return MTA_TLS_NONE;
+	default:
+		return MTA_TLS_AUTO;
+	}
+}
+
+static enum mta_auth
+route_auth(enum store_relay_auth a)
+{
+	switch (a) {
+	case STORE_AUTH_PLAIN:
+		return MTA_AUTH_PLAIN;
+	case STORE_AUTH_LOGIN:
+		return MTA_AUTH_LOGIN;
+	case STORE_AUTH_CRAM_MD5:
+		return MTA_AUTH_CRAM_MD5;
+	case STORE_AUTH_NONE:
+		return MTA_AUTH_NONE;
+	default:
+		return MTA_AUTH_AUTO;
+	}
+}
+
+/*
+ * SPEC §6's route, first match wins: an active relay listing the domain,
+ * the active default relay, else the domain's MX hosts on [queue]
+ * smtp_port with opportunistic TLS.
+ */
+static void
+group_route(struct qgroup *g)
+{
+	struct queue_runner *q = g->q;
+	int st = store_relay_for_domain(q->store, domain_of(g), &g->relay);
+
+	if (st == STORE_OK) {
+		g->have_relay = 1;
+		g->route.port = (uint16_t)g->relay.port;
+		g->route.tls = route_tls(g->relay.tls);
+		g->route.verify = g->relay.verify;
+		g->route.auth = route_auth(g->relay.auth);
+		g->route.user = g->relay.account;
+		g->route.password = g->relay.password;
+		g->route.timeout = g->relay.timeout;
+		g->route.chunking = g->relay.chunking;
+		g->dq = dns_addresses(q->dns, g->relay.host, group_resolved, g);
+		return;
+	}
+	if (st != STORE_NOTFOUND) {
+		log_err("queue: route for %s: %s", domain_of(g), store_errmsg(q->store));
+		group_settle(g, STORE_ATTEMPT_DEFERRED, "local error in processing");
+		return;
+	}
+	g->route.port = q->cfg->queue.smtp_port;
+	g->route.tls = MTA_TLS_AUTO;
+	g->route.verify = 0;
+	g->route.auth = MTA_AUTH_NONE;
+	g->route.timeout = 300;		/* RFC 5321 §4.5.3.2: minutes, not seconds */
+	g->route.chunking = 1;
+	g->dq = dns_mx_hosts(q->dns, domain_of(g), group_resolved, g);
+}
+
+static void
+group_start(struct qgroup *g)
+{
+	struct queue_runner *q = g->q;
+
+	g->next = q->active;
+	q->active = g;
+	q->nactive++;
+	if (g->local)
+		local_next(g);
+	else
+		group_route(g);
+}
+
+/* ---- claiming, grouping, scheduling ---- */
+
+static unsigned
+domain_load(const struct queue_runner *q, const char *domain)
+{
+	unsigned n = 0;
+
+	for (const struct qgroup *g = q->active; g; g = g->next)
+		if (!g->local && strcmp(domain_of(g), domain) == 0)
+			n++;
+	return n;
+}
+
+/* Start what waits, as slots allow: in total, and per destination domain. */
+static void
+runner_start_pending(struct queue_runner *q)
+{
+	struct qgroup **pp = &q->pending;
+
+	while (*pp && q->nactive < QUEUE_MAX_ATTEMPTS) {
+		struct qgroup *g = *pp;
+
+		if (!g->local && domain_load(q, domain_of(g)) >= QUEUE_MAX_PER_DOMAIN) {
+			pp = &g->next;
+			continue;
+		}
+		*pp = g->next;
+		q->npending--;
+		group_start(g);
+	}
+}
+
+/* Rows of one message to one domain (or its full local mailboxes) make a group. */
+static void
+runner_claimed(struct store_req *req, void *arg)
+{
+	struct queue_runner *q = arg;
+	struct store_queue_entry *v = NULL;
+	size_t n = 0, i = 0;
+	struct qgroup **tail = &q->pending;
+
+	q->claim = NULL;
+	if (store_req_status(req) != STORE_OK) {
+		log_err("queue: claiming: %s", store_req_errmsg(req));
+		return;
+	}
+	store_req_queue_claimed(req, &v, &n);
+	while (*tail)
+		tail = &(*tail)->next;
+	while (i < n) {
+		struct qgroup *g = xcalloc(1, sizeof(*g));
+		size_t j = i + 1;
+		int local = v[i].local_user_id != 0;
+
+		while (j < n && v[j].message_id == v[i].message_id &&
+		    (v[j].local_user_id != 0) == local &&
+		    (local || strcmp(v[j].domain, v[i].domain) == 0))
+			j++;
+		g->q = q;
+		g->local = local;
+		g->n = j - i;
+		g->e = xcalloc(g->n, sizeof(*g->e));
+		memcpy(g->e, v + i, g->n * sizeof(*g->e));
+		g->results = xcalloc(g->n, sizeof(*g->results));
+		*tail = g;
+		tail = &g->next;
+		q->npending++;
+		i = j;
+	}
+	free(v);	/* the entries' contents moved into the groups */
+	runner_start_pending(q);
+}
+
+/* Claim due rows when there are free slots and something may be due. */
+static void
+runner_claim(struct queue_runner *q)
+{
+	time_t now = time(NULL);
+	int64_t due = 0;
+	unsigned room;
+
+	if (q->claim || q->nactive + q->npending >= QUEUE_MAX_ATTEMPTS)
+		return;
+	room = QUEUE_MAX_ATTEMPTS - q->nactive - q->npending;
+	if (!q->kicked && now - q->last_sweep < QUEUE_SWEEP_SECS &&
+	    (store_queue_next_due(q->store, &due) != STORE_OK || due > (int64_t)now))
+		return;
+	q->kicked = 0;
+	if (now - q->last_sweep >= QUEUE_SWEEP_SECS)
+		q->last_sweep = now;
+	q->claim = store_req_queue_claim(q->owner, QUEUE_LEASE, room * 8, runner_claimed, q);
+	store_writer_submit(q->w, q->claim);
+}
+
+static void
+runner_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_runner *q = arg;
+
+	runner_start_pending(q);
+	runner_claim(q);
+}
+
+void
+queue_runner_kick(struct queue_runner *q)
+{
+	if (q == NULL)
+		return;
+	q->kicked = 1;
+	runner_claim(q);
+}
+
+struct queue_runner *
+queue_runner_new(struct event_base *base, struct store *store, struct store_writer *w,
+    const struct umbox_config *cfg, char *err, size_t errlen)
+{
+	struct queue_runner *q = xcalloc(1, sizeof(*q));
+	char prefix[300];
+
+	q->base = base;
+	q->store = store;
+	q->w = w;
+	q->cfg = cfg;
+	q->retry.initial = cfg->queue.retry_initial;
+	q->retry.max = cfg->queue.retry_max;
+	q->retry.lifetime = cfg->queue.lifetime;
+	if ((q->dns = dns_new(base, &cfg->dns.servers, err, errlen)) == NULL ||
+	    (q->ctx = tls_client_ctx_new(err, errlen)) == NULL) {
+		dns_free(&q->dns);
+		free(q);
+		return NULL;
+	}
+	/* Claims of an earlier runner on this host died with it. */
+	snprintf(prefix, sizeof(prefix), "%s:", cfg->general.hostname);
+	if (store_queue_release_claims(store, prefix) != STORE_OK)
+		log_warn("queue: cannot end old claims: %s", store_errmsg(store));
+	snprintf(q->owner, sizeof(q->owner), "%s:%ld", cfg->general.hostname, (long)getpid());
+	q->tick = event_new(base, -1, EV_PERSIST, runner_on_tick, q);
+	event_add(q->tick, &(struct timeval){ 0, QUEUE_TICK_MS * 1000 });
+	q->kicked = 1;
+	return q;
+}
+
+void
+queue_runner_free(struct queue_runner **qp)
+{
+	struct queue_runner *q = *qp;
+
+	if (q == NULL)
+		return;
+	if (q->claim)
+		store_req_cancel(q->claim);
+	while (q->active)
+		group_free(q->active);
+	while (q->pending) {
+		struct qgroup *g = q->pending;
+
+		q->pending = g->next;
+		g->next = NULL;
+		/* Not active: group_free finds nothing to unlink. */
+		group_free(g);
+	}
+	event_free(q->tick);
+	dns_free(&q->dns);
+	SSL_CTX_free(q->ctx);
+	free(q);
+	*qp = NULL;
+}

@@ -1,0 +1,49 @@
+/*
+ * queue.h - the queue runner inside umbox-smtpd: outside recipients and
+ * full local mailboxes, tried until delivered or past their lifetime.
+ *
+ * Every second the runner claims due rows (a lease, so a crashed
+ * runner's rows are taken up again: a recipient may be delivered twice,
+ * never lost), groups a message's rows by destination domain, chooses the
+ * route (SPEC §6: a relay listing the domain, the default relay, else the
+ * domain's MX hosts from DNS), hands each group to the SMTP client
+ * (mta.h) and reports every recipient's outcome back to the store, which
+ * schedules the retry (retry_initial doubling to retry_max) or fails it
+ * past lifetime.  A local row is delivered into its mailbox once there is
+ * room.  All store writes go through the writer thread; nothing blocks
+ * the loop.
+ */
+#ifndef UMBOX_ALIASES_QUEUE_H
+#define UMBOX_ALIASES_QUEUE_H
+
+#include <stddef.h>
+
+struct event_base;
+struct store;
+struct store_writer;
+struct umbox_config;
+struct queue_runner;
+
+#define QUEUE_MAX_ATTEMPTS	20	/* messages being delivered at once */
+#define QUEUE_MAX_PER_DOMAIN	4	/* ... to one destination domain */
+#define QUEUE_LEASE		900	/* seconds a claim holds */
+
+/*
+ * A runner on base, reading through store and writing through w.  Claims
+ * an earlier runner of this host left are ended first.  NULL with a
+ * message when DNS or TLS cannot be set up.
+ */
+struct queue_runner *queue_runner_new(struct event_base *base, struct store *store,
+    struct store_writer *w, const struct umbox_config *cfg, char *err, size_t errlen);
+
+/* Look for due rows now rather than at the next tick (new mail was queued). */
+void queue_runner_kick(struct queue_runner *q);
+
+/*
+ * Stop: attempts in flight are abandoned (their rows' claims end when the
+ * lease runs out, or when the next runner starts).  Before the writer
+ * stops.
+ */
+void queue_runner_free(struct queue_runner **q);
+
+#endif
