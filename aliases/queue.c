@@ -21,6 +21,7 @@
 
 #include "aliases/dns.h"
 #include "aliases/mta.h"
+#include "aliases/route.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/tls.h"
@@ -289,38 +290,6 @@ group_resolved(struct dns_result *res, void *arg)
 	group_send(g);
 }
 
-static enum mta_tls
-route_tls(enum store_relay_tls t)
-{
-	switch (t) {
-	case STORE_TLS_STARTTLS:
-		return MTA_TLS_STARTTLS;
-	case STORE_TLS_IMPLICIT:
-		return MTA_TLS_IMPLICIT;
-	case STORE_TLS_NONE:
-		return MTA_TLS_NONE;
-	default:
-		return MTA_TLS_AUTO;
-	}
-}
-
-static enum mta_auth
-route_auth(enum store_relay_auth a)
-{
-	switch (a) {
-	case STORE_AUTH_PLAIN:
-		return MTA_AUTH_PLAIN;
-	case STORE_AUTH_LOGIN:
-		return MTA_AUTH_LOGIN;
-	case STORE_AUTH_CRAM_MD5:
-		return MTA_AUTH_CRAM_MD5;
-	case STORE_AUTH_NONE:
-		return MTA_AUTH_NONE;
-	default:
-		return MTA_AUTH_AUTO;
-	}
-}
-
 /*
  * SPEC §6's route, first match wins: an active relay listing the domain,
  * the active default relay, else the domain's MX hosts on [queue]
@@ -334,14 +303,7 @@ group_route(struct qgroup *g)
 
 	if (st == STORE_OK) {
 		g->have_relay = 1;
-		g->route.port = (uint16_t)g->relay.port;
-		g->route.tls = route_tls(g->relay.tls);
-		g->route.verify = g->relay.verify;
-		g->route.auth = route_auth(g->relay.auth);
-		g->route.user = g->relay.account;
-		g->route.password = g->relay.password;
-		g->route.timeout = g->relay.timeout;
-		g->route.chunking = g->relay.chunking;
+		route_from_relay(&g->relay, &g->route);
 		g->dq = dns_addresses(q->dns, g->relay.host, group_resolved, g);
 		return;
 	}

@@ -8,6 +8,7 @@
  * 4 not found.  Errors go to stderr as "umboxctl: ...".
  */
 #include "cli/cli.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -217,6 +218,8 @@ main(int argc, char **argv)
 	char err[4096];
 	int i, rc;
 
+	/* What the shared code logs as it works is for daemons; a command says what matters itself. */
+	log_set_max(LOG_WARNING);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
 			if (++i >= argc)

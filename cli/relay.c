@@ -9,10 +9,16 @@
 
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aliases/dns.h"
+#include "aliases/route.h"
 #include "lib/addr.h"
+#include "lib/tls.h"
 
 enum {
 	O_HOST = 1, O_PORT, O_DOMAIN, O_DEFAULT, O_NODEFAULT, O_ACTIVE, O_INACTIVE, O_TLS,
@@ -470,6 +476,102 @@ relay_show(struct cli *c, int argc, char **argv)
 	return EX_DONE;
 }
 
+/* relay test: resolve, then connect like a delivery and stop after AUTH. */
+struct relay_probe {
+	struct event_base *base;
+	struct cli *c;
+	struct store_relay rl;
+	struct mta_route route;
+	struct mta_host hosts[DNS_MAX_ADDRS];
+	char names[DNS_MAX_ADDRS][DNS_NAME_MAX + 1];
+	SSL_CTX *ctx;
+	int ok;
+};
+
+static void
+probe_step(void *arg, const char *step, int ok, const char *detail)
+{
+	printf("%-10s %-6s %s\n", step, ok ? "ok" : "FAILED", detail ? detail : "");
+	fflush(stdout);
+}
+
+static void
+probe_done(struct mta_attempt *a, void *arg)
+{
+	struct relay_probe *p = arg;
+
+	p->ok = mta_probe_ok(a);
+	event_base_loopexit(p->base, NULL);
+}
+
+static void
+probe_resolved(struct dns_result *res, void *arg)
+{
+	struct relay_probe *p = arg;
+	char addrs[512] = "", a[64];
+
+	if (res->status != DNS_OK) {
+		probe_step(NULL, "resolve", 0, res->detail);
+		dns_result_free(&res);
+		event_base_loopexit(p->base, NULL);
+		return;
+	}
+	for (size_t i = 0; i < res->nhosts && p->route.nhosts < DNS_MAX_ADDRS; i++)
+		for (size_t k = 0; k < res->hosts[i].naddrs && p->route.nhosts < DNS_MAX_ADDRS; k++) {
+			size_t n = p->route.nhosts++;
+
+			snprintf(p->names[n], sizeof(p->names[n]), "%s", p->rl.host);
+			p->hosts[n].name = p->names[n];
+			dns_addr_sockaddr(&res->hosts[i].addrs[k], p->route.port, &p->hosts[n].addr);
+			snprintf(addrs + strlen(addrs), sizeof(addrs) - strlen(addrs), "%s%s",
+			    n ? ", " : "", dns_addr_text(&res->hosts[i].addrs[k], a, sizeof(a)));
+		}
+	dns_result_free(&res);
+	probe_step(NULL, "resolve", 1, addrs);
+	p->route.hosts = p->hosts;
+	mta_start(p->base, p->ctx, "test", &p->route, NULL, NULL, 0, probe_step, probe_done, p);
+}
+
+static int
+relay_test(struct cli *c, int argc, char **argv)
+{
+	struct relay_probe p = { .c = c };
+	struct dns_resolver *dns;
+	char err[512];
+	int r;
+
+	if (argc != 2)
+		return cli_error(EX_USAGE, "usage: relay test NAME");
+	if ((r = cli_open_store(c)) != 0)
+		return r;
+	if ((r = store_relay_get(c->store, argv[1], &p.rl)) != STORE_OK)
+		return cli_store_error(c, r);
+	signal(SIGPIPE, SIG_IGN);
+	route_from_relay(&p.rl, &p.route);
+	p.route.helo = c->cfg.general.hostname;
+	p.base = event_base_new();
+	if (p.base == NULL || (p.ctx = tls_client_ctx_new(err, sizeof(err))) == NULL ||
+	    (dns = dns_new(p.base, &c->cfg.dns.servers, err, sizeof(err))) == NULL) {
+		if (p.base)
+			event_base_free(p.base);
+		SSL_CTX_free(p.ctx);
+		store_relay_clear(&p.rl);
+		return cli_error(EX_FAILED, "cannot set up the test: %s", err);
+	}
+	printf("testing relay %s: %s port %u, tls %s, auth %s\n", p.rl.name, p.rl.host,
+	    p.rl.port, store_relay_tls_name(p.rl.tls), store_relay_auth_name(p.rl.auth));
+	dns_addresses(dns, p.rl.host, probe_resolved, &p);
+	event_base_dispatch(p.base);
+	dns_free(&dns);
+	event_base_free(p.base);
+	SSL_CTX_free(p.ctx);
+	store_relay_clear(&p.rl);
+	if (!p.ok)
+		return cli_error(EX_FAILED, "relay %s did not pass the test", argv[1]);
+	printf("relay %s works\n", argv[1]);
+	return EX_DONE;
+}
+
 int
 cmd_relay(struct cli *c, int argc, char **argv)
 {
@@ -478,14 +580,14 @@ cmd_relay(struct cli *c, int argc, char **argv)
 		int (*fn)(struct cli *, int, char **);
 	} verbs[] = {
 		{ "add", relay_add }, { "set", relay_set }, { "del", relay_del },
-		{ "list", relay_list }, { "show", relay_show },
+		{ "list", relay_list }, { "show", relay_show }, { "test", relay_test },
 	};
 
 	if (argc < 1)
-		return cli_error(EX_USAGE, "usage: relay add|list|show|set|del ...");
+		return cli_error(EX_USAGE, "usage: relay add|list|show|set|del|test ...");
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
 		if (strcmp(argv[0], verbs[i].verb) == 0)
 			return verbs[i].fn(c, argc, argv);
-	return cli_error(EX_USAGE, "unknown verb relay %s; try add, list, show, set, del",
+	return cli_error(EX_USAGE, "unknown verb relay %s; try add, list, show, set, del, test",
 	    argv[0]);
 }

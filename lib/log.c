@@ -10,6 +10,7 @@
 
 static int log_foreground = 1;
 static int log_debug_on;
+static int log_max = LOG_DEBUG;	/* less urgent than this is dropped */
 static const char *log_ident = "umbox";
 
 void
@@ -25,6 +26,12 @@ void
 log_set_debug(int on)
 {
 	log_debug_on = on;
+}
+
+void
+log_set_max(int prio)
+{
+	log_max = prio;
 }
 
 static const char *
@@ -45,7 +52,7 @@ log_msg(int prio, const char *fmt, ...)
 	char line[2048];
 	va_list ap;
 
-	if (prio == LOG_DEBUG && !log_debug_on)
+	if ((prio == LOG_DEBUG && !log_debug_on) || prio > log_max)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);

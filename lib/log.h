@@ -14,6 +14,8 @@
 
 void log_init(const char *ident, int foreground);
 void log_set_debug(int on);
+/* Drop messages less urgent than prio (umboxctl: LOG_WARNING). */
+void log_set_max(int prio);
 
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_debug(...)	log_msg(LOG_DEBUG, __VA_ARGS__)

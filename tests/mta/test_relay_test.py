@@ -1,0 +1,99 @@
+"""`umboxctl relay test NAME` (SPEC §9): connects like a real delivery and
+prints each step with the server's reply; exit 0 only when all pass."""
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from mta_util import ScriptServer, free_port, server_context
+
+PASSWORD = "relay pw"
+
+
+class Quiet:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+
+
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.password == PASSWORD.encode()
+    return AuthResult(success=ok)
+
+
+def sink(cert):
+    port = free_port()
+    c = Controller(Quiet(), hostname="127.0.0.1", port=port, tls_context=server_context(cert),
+                   authenticator=check, auth_required=True)
+    c.start()
+    return c, port
+
+
+def steps(out):
+    """{step: (ok, detail)} of the last line of each step."""
+    got = {}
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[1] in ("ok", "FAILED"):
+            got[parts[0]] = (parts[1] == "ok", parts[2] if len(parts) > 2 else "")
+    return got
+
+
+def test_every_step_passes(umbox, cert):
+    c, port = sink(cert)
+    try:
+        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(port),
+                 "--tls", "starttls", "--no-verify", "--user", "me", "--password-stdin",
+                 stdin=PASSWORD + "\n")
+        r = umbox.run("relay", "test", "hub")
+    finally:
+        c.stop()
+    assert r.rc == 0, r
+    s = steps(r.out)
+    for name in ("resolve", "connect", "greeting", "EHLO", "STARTTLS", "TLS", "AUTH"):
+        assert s[name][0], (name, r.out)
+    assert "CN=sink.test" in s["TLS"][1] and "self-signed" in s["TLS"][1]
+    assert s["greeting"][1].startswith("220 ")
+    assert "relay hub works" in r.out
+
+
+def test_certificate_verification_fails_on_a_self_signed_server(umbox, cert):
+    c, port = sink(cert)
+    try:
+        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(port),
+                 "--tls", "starttls", "--user", "me", "--password-stdin", stdin=PASSWORD + "\n")
+        r = umbox.run("relay", "test", "hub")
+    finally:
+        c.stop()
+    assert r.rc == 1, r
+    ok, detail = steps(r.out)["TLS"]
+    assert not ok and "self-signed" in detail, r.out
+    assert r.err.startswith("umboxctl: relay hub did not pass")
+
+
+def test_wrong_password_fails_at_auth(umbox):
+    server = ScriptServer([
+        (None, b"220 raw ESMTP\r\n"),
+        ("EHLO", b"250-raw\r\n250 AUTH PLAIN LOGIN\r\n"),
+        ("AUTH PLAIN", b"535 5.7.8 Authentication credentials invalid\r\n"),
+    ])
+    try:
+        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(server.port),
+                 "--tls", "none", "--auth", "plain", "--user", "me", "--password-stdin",
+                 stdin="wrong\n")
+        r = umbox.run("relay", "test", "hub")
+    finally:
+        server.close()
+    assert r.rc == 1, r
+    ok, detail = steps(r.out)["AUTH"]
+    assert not ok and detail.startswith("535 5.7.8"), r.out
+
+
+def test_nothing_listening(umbox):
+    umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(free_port()),
+             "--tls", "none")
+    r = umbox.run("relay", "test", "hub")
+    assert r.rc == 1, r
+    assert steps(r.out)["connect"][0] is False, r.out
+
+
+def test_unknown_relay(umbox):
+    r = umbox.run("relay", "test", "nosuch")
+    assert r.rc == 4, r
