@@ -18,13 +18,28 @@ from smtpd_util import DOMAIN, PASSWORD, free_port, simple_message, unverified_c
 
 
 class Zone(BaseResolver):
-    """far.test and near.test have MX records pointing at 127.0.0.1; nullmx.test
-    has a null MX (RFC 7505); anything else is NXDOMAIN."""
+    """far.test and near.test have MX records pointing at 127.0.0.1;
+    two.test has two MX hosts, the better one (127.0.0.2) refusing
+    connections; aonly.test has no MX but an A record; nullmx.test has a
+    null MX (RFC 7505); servfail.test fails; anything else is NXDOMAIN."""
 
     def resolve(self, request, handler):
         reply = request.reply()
         name = str(request.q.qname).lower()
         qtype = request.q.qtype
+        if name == "servfail.test.":
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        if name == "two.test.":
+            if qtype == QTYPE.MX:
+                reply.add_answer(RR(name, QTYPE.MX, ttl=60, rdata=MX("mx1.two.test.", 10)))
+                reply.add_answer(RR(name, QTYPE.MX, ttl=60, rdata=MX("mx2.two.test.", 20)))
+            return reply
+        if name in ("mx1.two.test.", "mx2.two.test.", "aonly.test."):
+            if qtype == QTYPE.A:
+                addr = "127.0.0.2" if name.startswith("mx1") else "127.0.0.1"
+                reply.add_answer(RR(name, QTYPE.A, ttl=60, rdata=A(addr)))
+            return reply
         if name in ("far.test.", "near.test."):
             if qtype == QTYPE.MX:
                 reply.add_answer(RR(name, QTYPE.MX, ttl=60, rdata=MX("mx." + name, 10)))
@@ -185,6 +200,81 @@ def test_permanent_failures_are_marked_failed(outbound, rcpt, why):
     r = wait_rows(outbound, lambda r: r and r[0][1] == 1)
     assert r[0][0] == rcpt and why in r[0][3], r
     assert outbound.sink.messages == []
+
+
+@pytest.mark.parametrize("domain", ["two.test", "aonly.test"])
+def test_second_mx_and_address_fallback(outbound, domain):
+    outbound.ctl("alias", "add", "far", f"x@{domain}")
+    send(outbound, [f"far@{DOMAIN}"], domain)
+    [(_, tos, _)] = outbound.sink.wait(1)
+    assert tos == [f"x@{domain}"]
+    wait_rows(outbound, lambda r: r == [])
+
+
+def test_dns_failure_is_temporary(outbound):
+    outbound.ctl("alias", "add", "sf", "x@servfail.test")
+    send(outbound, [f"sf@{DOMAIN}"], "servfail")
+    r = wait_rows(outbound, lambda r: r and r[0][2] >= 2)
+    assert r[0][1] == 0 and "SERVFAIL" in r[0][3].upper(), r
+
+
+def test_held_entry_waits_until_released(outbound):
+    outbound.sink.refuse["held@far.test"] = ["451 4.3.0 not yet"]
+    outbound.ctl("alias", "add", "held", "held@far.test")
+    send(outbound, [f"held@{DOMAIN}"], "held")
+    wait_rows(outbound, lambda r: r and r[0][2] >= 1)
+    [qid] = rows_ids(outbound)
+    outbound.ctl("queue", "hold", str(qid))
+    outbound.ctl("queue", "flush")
+    time.sleep(2.5)
+    assert outbound.sink.messages == [] and rows(outbound)[0][2] == 1
+    outbound.ctl("queue", "release", str(qid))
+    outbound.ctl("queue", "flush", str(qid))
+    outbound.sink.wait(1)
+    wait_rows(outbound, lambda r: r == [])
+
+
+def test_full_mailbox_is_delivered_once_there_is_room(outbound):
+    outbound.ctl("user", "set", "bob", "--quota", "1K")
+    big = "x" * 3000
+    with smtplib.SMTP("127.0.0.1", outbound.mx, timeout=15) as s:
+        s.sendmail("someone@elsewhere.example", [f"team@{DOMAIN}"],
+                   simple_message("for the team", big))
+    wait_rows(outbound, lambda r: r and r[0][2] >= 1)
+    assert outbound.mailbox("bob") == []
+    outbound.ctl("user", "set", "bob", "--quota", "0")
+    wait_rows(outbound, lambda r: r == [])
+    assert [m["subject"] for m in outbound.mailbox("bob")] == ["for the team"]
+
+
+def test_lifetime_expiry_marks_failed(smtpd_factory, dns_port, sink):
+    d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}", "queue.smtp_port": sink.port,
+                         "queue.retry_initial": "1s", "queue.lifetime": "2s"})
+    sink.refuse["slow@far.test"] = ["451 4.3.0 not today"] * 100
+    d.ctl("alias", "add", "slow", "slow@far.test")
+    send(d, [f"slow@{DOMAIN}"], "expires")
+    r = wait_rows(d, lambda r: r and r[0][1] == 1, timeout=15)
+    assert "451 4.3.0 not today" in r[0][3]
+
+
+def test_relay_sender_override(outbound, sink_factory_relay):
+    relay = sink_factory_relay()
+    outbound.ctl("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(relay.port),
+                 "--default", "--tls", "none", "--sender", "pbx@example.test")
+    outbound.ctl("alias", "add", "ext", "someone@far.test")
+    send(outbound, [f"ext@{DOMAIN}"], "via the default relay")
+    [(frm, tos, _)] = relay.wait(1)
+    assert frm == "pbx@example.test" and tos == ["someone@far.test"]
+    assert outbound.sink.messages == []
+
+
+def rows_ids(d):
+    import sqlite3
+    con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in con.execute("SELECT id FROM queue ORDER BY id")]
+    finally:
+        con.close()
 
 
 @pytest.fixture
