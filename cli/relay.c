@@ -485,6 +485,7 @@ struct relay_probe {
 	struct mta_host hosts[DNS_MAX_ADDRS];
 	char names[DNS_MAX_ADDRS][DNS_NAME_MAX + 1];
 	SSL_CTX *ctx;
+	struct dns_resolver *dns;
 	int ok;
 };
 
@@ -501,7 +502,7 @@ probe_done(struct mta_attempt *a, void *arg)
 	struct relay_probe *p = arg;
 
 	p->ok = mta_probe_ok(a);
-	event_base_loopexit(p->base, NULL);
+	/* The loop ends by itself once the connection has closed. */
 }
 
 static void
@@ -510,10 +511,10 @@ probe_resolved(struct dns_result *res, void *arg)
 	struct relay_probe *p = arg;
 	char addrs[512] = "", a[64];
 
+	dns_free(&p->dns);	/* its events would keep the loop going */
 	if (res->status != DNS_OK) {
 		probe_step(NULL, "resolve", 0, res->detail);
 		dns_result_free(&res);
-		event_base_loopexit(p->base, NULL);
 		return;
 	}
 	for (size_t i = 0; i < res->nhosts && p->route.nhosts < DNS_MAX_ADDRS; i++)
@@ -536,7 +537,6 @@ static int
 relay_test(struct cli *c, int argc, char **argv)
 {
 	struct relay_probe p = { .c = c };
-	struct dns_resolver *dns;
 	char err[512];
 	int r;
 
@@ -551,7 +551,7 @@ relay_test(struct cli *c, int argc, char **argv)
 	p.route.helo = c->cfg.general.hostname;
 	p.base = event_base_new();
 	if (p.base == NULL || (p.ctx = tls_client_ctx_new(err, sizeof(err))) == NULL ||
-	    (dns = dns_new(p.base, &c->cfg.dns.servers, err, sizeof(err))) == NULL) {
+	    (p.dns = dns_new(p.base, &c->cfg.dns.servers, err, sizeof(err))) == NULL) {
 		if (p.base)
 			event_base_free(p.base);
 		SSL_CTX_free(p.ctx);
@@ -560,9 +560,9 @@ relay_test(struct cli *c, int argc, char **argv)
 	}
 	printf("testing relay %s: %s port %u, tls %s, auth %s\n", p.rl.name, p.rl.host,
 	    p.rl.port, store_relay_tls_name(p.rl.tls), store_relay_auth_name(p.rl.auth));
-	dns_addresses(dns, p.rl.host, probe_resolved, &p);
+	dns_addresses(p.dns, p.rl.host, probe_resolved, &p);
 	event_base_dispatch(p.base);
-	dns_free(&dns);
+	dns_free(&p.dns);
 	event_base_free(p.base);
 	SSL_CTX_free(p.ctx);
 	store_relay_clear(&p.rl);

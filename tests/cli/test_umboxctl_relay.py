@@ -303,7 +303,8 @@ def test_alias_members_show_their_routes(site):
 USAGE = [
     ("relay",),
     ("relay", "frob"),
-    ("relay", "test", "r"),                                   # not in this version
+    ("relay", "test"),                                        # no NAME
+    ("relay", "test", "r", "s"),
     ("relay", "add"),
     ("relay", "add", "r"),                                    # no --host
     ("relay", "add", "r", "s", "--host", "h.example"),

@@ -82,7 +82,7 @@ on_done(struct mta_attempt *a, void *arg)
 		all = all && r->rcpts[i].status == MTA_DELIVERED;
 	}
 	exit_code = all ? 0 : 1;
-	event_base_loopexit(r->base, NULL);
+	/* The loop ends by itself once the connection has closed and been freed. */
 }
 
 static int
