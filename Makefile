@@ -11,6 +11,8 @@ PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 DESTDIR ?=
 
 B       ?= build
@@ -152,6 +154,13 @@ install: all
 	install -d $(DESTDIR)$(SYSCONFDIR)/umbox
 	test -e $(DESTDIR)$(SYSCONFDIR)/umbox/umbox.conf || \
 	    install -m 644 etc/umbox.conf $(DESTDIR)$(SYSCONFDIR)/umbox/umbox.conf
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(BASHCOMPDIR)
+	for u in umbox-smtpd umbox-pop3d; do \
+	    sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		etc/systemd/$$u.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service && \
+	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; \
+	done
+	install -m 644 etc/bash-completion/umboxctl $(DESTDIR)$(BASHCOMPDIR)/umboxctl
 
 clean:
 	rm -rf build
