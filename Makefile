@@ -6,6 +6,7 @@
 #   make asan       the whole suite under AddressSanitizer + UBSan (build/asan)
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make install    DESTDIR, PREFIX
+#   make deb        the Debian package in build/deb/, checked with lintian
 
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -70,7 +71,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 .SECONDARY:
-.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench
+.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench deb
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS)
 
 $(B)/obj/%.o: %.c
@@ -161,6 +162,11 @@ install: all
 	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; \
 	done
 	install -m 644 etc/bash-completion/umboxctl $(DESTDIR)$(BASHCOMPDIR)/umboxctl
+
+# The Debian package (scripts/build-deb): dpkg-buildpackage -us -uc -b on a
+# copy of the tree in build/deb/, then lintian.  Installs its own tools.
+deb:
+	@scripts/build-deb
 
 clean:
 	rm -rf build
