@@ -7,6 +7,8 @@
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make install    DESTDIR, PREFIX
 #   make deb        the Debian package in build/deb/, checked with lintian
+#   make deb-check  build the package, install it into a fresh Debian root,
+#                   run it there, upgrade and purge it (root; tests/pkg/run)
 
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -71,7 +73,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 .SECONDARY:
-.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench deb
+.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench deb deb-check
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS)
 
 $(B)/obj/%.o: %.c
@@ -167,6 +169,11 @@ install: all
 # copy of the tree in build/deb/, then lintian.  Installs its own tools.
 deb:
 	@scripts/build-deb
+
+# Build the package, then install, run, upgrade and purge it in a fresh
+# Debian root (tests/pkg/run); "make check" runs the same test as root.
+deb-check:
+	@tests/pkg/run
 
 clean:
 	rm -rf build
