@@ -1,11 +1,12 @@
 """The Debian package, end to end: tests/pkg/run (also "make deb-check")
 builds it, checks it with lintian, installs it into a fresh Debian root made
-with debootstrap, runs the daemons there as their units do, delivers and
-fetches a message, upgrades the package over itself and purges it.
+with debootstrap, boots that root with systemd-nspawn so that the units
+run under systemd, delivers and fetches a message, upgrades the package
+over itself and purges it.
 
-It needs root (debootstrap, chroot, a network namespace) and Debian's
-package archive, and takes about a minute; it is skipped when not root or
-when UMBOX_PKG_TEST=0.
+It needs root (debootstrap, chroot, systemd-nspawn) and Debian's package
+archive, and takes about a minute; it is skipped when not root or when
+UMBOX_PKG_TEST=0.
 """
 import os
 import pathlib
