@@ -6,11 +6,16 @@
 #   make asan       the whole suite under AddressSanitizer + UBSan (build/asan)
 #   make fuzz       build the libFuzzer targets and run each for FUZZ_SECONDS
 #   make install    DESTDIR, PREFIX
+#   make deb        the Debian package in build/deb/, checked with lintian
+#   make deb-check  build the package, install it into a fresh Debian root,
+#                   run it there, upgrade and purge it (root; tests/pkg/run)
 
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR  ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 DESTDIR ?=
 
 B       ?= build
@@ -71,7 +76,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
-.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench
+.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench deb deb-check
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
 
 $(B)/obj/%.o: %.c
@@ -159,6 +164,23 @@ install: all
 	install -d $(DESTDIR)$(SYSCONFDIR)/umbox
 	test -e $(DESTDIR)$(SYSCONFDIR)/umbox/umbox.conf || \
 	    install -m 644 etc/umbox.conf $(DESTDIR)$(SYSCONFDIR)/umbox/umbox.conf
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(BASHCOMPDIR)
+	for u in umbox-smtpd umbox-pop3d; do \
+	    sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		etc/systemd/$$u.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service && \
+	    chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u.service || exit 1; \
+	done
+	install -m 644 etc/bash-completion/umboxctl $(DESTDIR)$(BASHCOMPDIR)/umboxctl
+
+# The Debian package (scripts/build-deb): dpkg-buildpackage -us -uc -b on a
+# copy of the tree in build/deb/, then lintian.  Installs its own tools.
+deb:
+	@scripts/build-deb
+
+# Build the package, then install, run, upgrade and purge it in a fresh
+# Debian root (tests/pkg/run); "make check" runs the same test as root.
+deb-check:
+	@tests/pkg/run
 
 clean:
 	rm -rf build
