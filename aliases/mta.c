@@ -61,7 +61,11 @@ static const char *const state_names[] = {
 struct mta_conn {
 	struct conn c;			/* first: conn callbacks cast back */
 	struct mta_attempt *a;		/* NULL once the attempt let go */
+	struct mta_conn *prev, *next;	/* every connection still open */
 };
+
+/* Connections of this process still open, closing ones included (mta_shutdown). */
+static struct mta_conn *mta_conns;
 
 struct mta_attempt {
 	struct event_base *base;
@@ -695,6 +699,12 @@ mta_conn_release(struct conn *c)
 
 	if (mc->a)
 		mc->a->mc = NULL;
+	if (mc->prev)
+		mc->prev->next = mc->next;
+	else
+		mta_conns = mc->next;
+	if (mc->next)
+		mc->next->prev = mc->prev;
 	free(mc);
 }
 
@@ -739,6 +749,10 @@ mta_try_host(struct mta_attempt *a)
 		memset(&a->ehlo, 0, sizeof(a->ehlo));
 		smtp_reply_parser_init(&a->p);
 		if (conn_connect(&mc->c, a->base, &mta_conn_ops, (struct sockaddr *)&ss, id) == 0) {
+			mc->next = mta_conns;
+			if (mta_conns)
+				mta_conns->prev = mc;
+			mta_conns = mc;
 			mta_wait(a, S_CONNECTING);
 			return;
 		}
@@ -793,6 +807,20 @@ mta_cancel(struct mta_attempt *a)
 		return;
 	}
 	mta_free(a);
+}
+
+void
+mta_shutdown(void)
+{
+	while (mta_conns) {
+		struct mta_conn *mc = mta_conns;
+
+		if (mc->a) {
+			mc->a->mc = NULL;
+			mc->a = NULL;
+		}
+		conn_free_now(&mc->c);	/* unlinks it */
+	}
 }
 
 int

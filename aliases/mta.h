@@ -115,6 +115,11 @@ struct mta_attempt *mta_start(struct event_base *base, SSL_CTX *ctx, const char 
 
 /* The requester goes away: no callback any more; the connection closes. */
 void mta_cancel(struct mta_attempt *a);
+/*
+ * At shutdown, after every attempt is cancelled: free the connections
+ * still open or closing at once (one event loop per process).
+ */
+void mta_shutdown(void);
 
 /* For a probe's done: did every step pass? */
 int mta_probe_ok(const struct mta_attempt *a);

@@ -497,6 +497,7 @@ queue_runner_free(struct queue_runner **qp)
 		/* Not active: group_free finds nothing to unlink. */
 		group_free(g);
 	}
+	mta_shutdown();
 	event_free(q->tick);
 	dns_free(&q->dns);
 	SSL_CTX_free(q->ctx);

@@ -507,6 +507,13 @@ conn_linger(struct conn *c)
 	event_add(c->linger_ev, &tv);
 }
 
+void
+conn_free_now(struct conn *c)
+{
+	event_del(c->free_ev);
+	conn_on_free(-1, 0, c);
+}
+
 static void
 conn_close_poll(struct conn *c)
 {

@@ -173,5 +173,7 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx);
 void conn_close(struct conn *c);
 /* Free on the next loop turn (the peer is gone). */
 void conn_free_later(struct conn *c);
+/* Free at once, unwritten output and all: only outside the conn's callbacks (shutdown). */
+void conn_free_now(struct conn *c);
 
 #endif
