@@ -72,6 +72,7 @@ struct queue_runner {
 
 static void group_start(struct qgroup *g);
 static void runner_start_pending(struct queue_runner *q);
+static void runner_claim(struct queue_runner *q);
 
 static const char *
 domain_of(const struct qgroup *g)
@@ -116,6 +117,9 @@ group_done(struct qgroup *g)
 
 	group_free(g);
 	runner_start_pending(q);
+	/* Nothing left waiting for a slot: more may be due already. */
+	if (q->npending == 0)
+		runner_claim(q);
 }
 
 static void
@@ -416,16 +420,16 @@ runner_claim(struct queue_runner *q)
 	int64_t due = 0;
 	unsigned room;
 
-	if (q->claim || q->nactive + q->npending >= QUEUE_MAX_ATTEMPTS)
+	if (q->claim || q->nactive + q->npending >= QUEUE_MAX_CLAIMED)
 		return;
-	room = QUEUE_MAX_ATTEMPTS - q->nactive - q->npending;
+	room = QUEUE_MAX_CLAIMED - q->nactive - q->npending;
 	if (!q->kicked && now - q->last_sweep < QUEUE_SWEEP_SECS &&
 	    (store_queue_next_due(q->store, &due) != STORE_OK || due > (int64_t)now))
 		return;
 	q->kicked = 0;
 	if (now - q->last_sweep >= QUEUE_SWEEP_SECS)
 		q->last_sweep = now;
-	q->claim = store_req_queue_claim(q->owner, QUEUE_LEASE, room * 8, runner_claimed, q);
+	q->claim = store_req_queue_claim(q->owner, QUEUE_LEASE, room, runner_claimed, q);
 	store_writer_submit(q->w, q->claim);
 }
 

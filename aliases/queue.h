@@ -24,8 +24,9 @@ struct store_writer;
 struct umbox_config;
 struct queue_runner;
 
-#define QUEUE_MAX_ATTEMPTS	20	/* messages being delivered at once */
-#define QUEUE_MAX_PER_DOMAIN	4	/* ... to one destination domain */
+#define QUEUE_MAX_ATTEMPTS	100	/* messages being delivered at once */
+#define QUEUE_MAX_PER_DOMAIN	20	/* ... to one destination domain (Postfix's default) */
+#define QUEUE_MAX_CLAIMED	500	/* rows claimed and not yet reported */
 #define QUEUE_LEASE		900	/* seconds a claim holds */
 
 /*
