@@ -178,6 +178,21 @@ def test_relay_listing_the_domain_wins(outbound, sink_factory_relay):
     assert "relay=smarthost status=sent" in outbound.log()
 
 
+def test_inactive_relay_is_skipped(outbound, sink_factory_relay):
+    relay = sink_factory_relay()
+    outbound.ctl("relay", "add", "standby", "--host", "127.0.0.1", "--port", str(relay.port),
+                 "--domain", "near.test", "--default", "--inactive", "--tls", "none")
+    outbound.ctl("alias", "add", "near", "x@near.test")
+    send(outbound, [f"near@{DOMAIN}"], "not through the standby")
+    [(_, tos, _)] = outbound.sink.wait(1)
+    assert tos == ["x@near.test"] and relay.messages == []
+    # Made active, it takes the next message: no restart needed.
+    outbound.ctl("relay", "set", "standby", "--active")
+    send(outbound, [f"near@{DOMAIN}"], "through the relay now")
+    [(_, tos, _)] = relay.wait(1)
+    assert tos == ["x@near.test"]
+
+
 def test_temporary_failure_is_retried_and_flush_hurries_it(outbound):
     outbound.sink.refuse["later@far.test"] = ["451 4.3.0 come back later"] * 1
     outbound.ctl("alias", "add", "later", "later@far.test")
