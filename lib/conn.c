@@ -204,6 +204,21 @@ conn_bev_setup(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* The TLS layer over the connection's bufferevent takes its place (NULL: it could not). */
+static int
+conn_swap_tls(struct conn *c, struct bufferevent *tls)
+{
+	if (tls == NULL) {
+		log_err("%s: cannot start TLS", c->id);
+		conn_free_later(c);
+		return -1;
+	}
+	c->bev = tls;
+	c->tls = 1;
+	conn_bev_setup(c);
+	return 0;
+}
+
 static void
 conn_events_new(struct conn *c)
 {
@@ -273,19 +288,8 @@ conn_connect(struct conn *c, struct event_base *base, const struct conn_ops *ops
 int
 conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host, int verify)
 {
-	struct bufferevent *tls;
-
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-	tls = tls_bev_connect(c->base, ctx, c->bev, -1, host, verify);
-	if (tls == NULL) {
-		log_err("%s: cannot start TLS", c->id);
-		conn_free_later(c);
-		return -1;
-	}
-	c->bev = tls;
-	c->tls = 1;
-	conn_bev_setup(c);
-	return 0;
+	return conn_swap_tls(c, tls_bev_connect(c->base, ctx, c->bev, -1, host, verify));
 }
 
 void
@@ -431,21 +435,11 @@ int
 conn_start_tls(struct conn *c, SSL_CTX *ctx)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct bufferevent *tls;
 
 	evbuffer_drain(in, evbuffer_get_length(in));
 	c->skip_line = 0;
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-	tls = tls_bev_accept(c->base, ctx, c->bev, -1);
-	if (tls == NULL) {
-		log_err("%s: cannot start TLS", c->id);
-		conn_free_later(c);
-		return -1;
-	}
-	c->bev = tls;
-	c->tls = 1;
-	conn_bev_setup(c);
-	return 0;
+	return conn_swap_tls(c, tls_bev_accept(c->base, ctx, c->bev, -1));
 }
 
 void
