@@ -94,7 +94,6 @@ struct mta_attempt {
 	int last_lf;
 	int probe_ok;
 	int starting;			/* inside mta_start() */
-	int cancelled;			/* while a finish is scheduled */
 	int finishing;			/* a finish is scheduled */
 	char error[SMTP_REPLY_RENDER_MAX];	/* why the last host did not do */
 };
@@ -720,13 +719,8 @@ static const struct conn_ops mta_conn_ops = {
 static void
 mta_finish_later(evutil_socket_t fd, short what, void *arg)
 {
-	struct mta_attempt *a = arg;
-
-	if (a->cancelled) {
-		mta_free(a);
-		return;
-	}
-	mta_finish(a);
+	/* Cancelled meanwhile (no done, no recipients): mta_finish only frees. */
+	mta_finish(arg);
 }
 
 /* Connect to the current host, or the next that can be reached; none: done. */
@@ -802,10 +796,10 @@ mta_cancel(struct mta_attempt *a)
 {
 	a->done = NULL;
 	a->step = NULL;
-	if (a->finishing) {
-		a->cancelled = 1;	/* freed when the scheduled finish comes */
-		return;
-	}
+	a->rcpts = NULL;	/* the caller's, and going away with it */
+	a->nrcpts = 0;
+	if (a->finishing)
+		return;		/* freed when the scheduled finish comes */
 	mta_free(a);
 }
 

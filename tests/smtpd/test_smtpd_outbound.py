@@ -320,6 +320,42 @@ def test_killed_mid_delivery_loses_nothing(smtpd_factory, dns_port):
         c.stop()
 
 
+class CountingSink(Sink):
+    """Holds each message a moment and counts how many are held at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.now = self.most = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.sleep(0.5)
+        self.now -= 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_at_most_twenty_deliveries_to_one_domain(smtpd_factory, dns_port):
+    counting = CountingSink()
+    counting.port = free_port()
+    c = Controller(counting, hostname="127.0.0.1", port=counting.port)
+    c.start()
+    try:
+        d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}",
+                             "queue.smtp_port": counting.port})
+        d.ctl("alias", "add", "fwd", "friend@far.test")
+        with smtplib.SMTP("127.0.0.1", d.mx, timeout=15) as s:
+            for i in range(30):
+                s.sendmail("someone@elsewhere.example", [f"fwd@{DOMAIN}"],
+                           simple_message(f"burst {i}"))
+        counting.wait(30, timeout=20)
+        wait_rows(d, lambda r: r == [])
+    finally:
+        c.stop()
+    # Many at once, but never more than the per-domain limit (aliases/queue.h).
+    assert 5 <= counting.most <= 20, counting.most
+
+
 def rows_ids(d):
     import sqlite3
     con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
