@@ -109,9 +109,10 @@ enum srs_status srs_forward(const char *secret, size_t secretlen,
  * no '@' and no domain): for SRS0, "local@domain" once its hash and
  * timestamp check at now; for SRS1, "SRS0<sep>rest@first" once its hash
  * checks (the first domain checks the rest).  SRS_NOT_SRS when local has
- * no SRS tag (srs_is_srs), whatever the secret; with one, SRS_NO_SECRET
- * when the secret is empty.  Of the other refusals, syntax comes first,
- * then the hash, then the time.
+ * no SRS tag (srs_is_srs), whatever the secret; with one, SRS_TOO_LONG
+ * past SRS_ADDR_MAX octets, then SRS_NO_SECRET when the secret is empty.
+ * Of the other refusals, syntax comes first, then the hash, then the
+ * time, so a forged address is SRS_BAD_HASH however old its stamp.
  */
 enum srs_status srs_reverse(const char *secret, size_t secretlen,
     const char *local, size_t locallen, int64_t now, char *out, size_t outlen);
