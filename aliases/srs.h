@@ -29,7 +29,12 @@
  *   - hash: HMAC-SHA1 keyed with the secret, over the pieces concatenated
  *     with nothing between them and lowercased (ASCII only), so that an
  *     address some MTA lowercased still verifies; then base64, the first
- *     SRS_HASH_LEN characters.  Compared without case.
+ *     SRS_HASH_LEN characters.  Compared without case.  With nothing
+ *     between the pieces, a signature also holds for the same bytes cut
+ *     elsewhere between domain and local part ("example.com", "alice" and
+ *     "example.co", "malice"): it leads only to an address that anyone
+ *     who can have senders signed could have had signed, and is the price
+ *     of verifying libsrs2's addresses.
  *   - timestamp: days since the Unix epoch modulo 1024, two characters of
  *     "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", decoded without case.  It is good
  *     for SRS_MAX_AGE_DAYS days after the day it names, counted modulo
