@@ -168,6 +168,7 @@ mta_settle(struct mta_attempt *a, int only_accepted, enum mta_rcpt_status st, co
 		if (a->rcpts[i].status != MTA_PENDING || (only_accepted && !a->accepted[i]))
 			continue;
 		a->rcpts[i].status = st;
+		a->rcpts[i].host = &a->r->hosts[a->host];
 		snprintf(a->rcpts[i].reply, sizeof(a->rcpts[i].reply), "%s", why);
 	}
 }
@@ -434,6 +435,7 @@ mta_rcpt_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		char buf[SMTP_REPLY_RENDER_MAX];
 
 		a->rcpts[i].status = r->code / 100 == 5 ? MTA_FAILED : MTA_DEFERRED;
+		a->rcpts[i].host = &a->r->hosts[a->host];
 		snprintf(a->rcpts[i].reply, sizeof(a->rcpts[i].reply), "%s",
 		    smtp_reply_render(r, buf, sizeof(buf)));
 	}

@@ -75,6 +75,7 @@ struct mta_rcpt {
 	const char *address;
 	enum mta_rcpt_status status;	/* set by the attempt */
 	char reply[SMTP_REPLY_RENDER_MAX];	/* what the server said, or why not */
+	const struct mta_host *host;	/* the route's host whose reply that is; NULL: none */
 };
 
 /*

@@ -10,6 +10,7 @@
  */
 #include "aliases/queue.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 #include "aliases/dns.h"
 #include "aliases/mta.h"
 #include "aliases/route.h"
+#include "aliases/srs.h"
+#include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/tls.h"
@@ -50,6 +53,8 @@ struct qgroup {
 	struct mta_rcpt *rcpts;
 	struct mta_attempt *attempt;
 	struct store_attempt *results;	/* what to report, per row */
+	char **errors;			/* the results' errors, owned */
+	char srs[SRS_ADDR_MAX + 1];	/* the sender as sent, when rewritten */
 	struct store_req *req;		/* a local delivery or the report in flight */
 };
 
@@ -106,6 +111,9 @@ group_free(struct qgroup *g)
 	store_queue_list_free(&g->e, g->n);
 	free(g->rcpts);
 	free(g->results);
+	for (size_t i = 0; g->errors && i < g->n; i++)
+		free(g->errors[i]);
+	free(g->errors);
 	free(g);
 }
 
@@ -216,6 +224,18 @@ local_next(struct qgroup *g)
 
 /* ---- outside recipients ---- */
 
+static const char *
+addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
 static int
 group_read(void *arg, uint64_t offset, void *buf, size_t len, size_t *got)
 {
@@ -230,8 +250,10 @@ group_sent(struct mta_attempt *a, void *arg)
 	struct qgroup *g = arg;
 	static const char *const names[] = { "pending", "sent", "deferred", "failed" };
 	const char *via = g->have_relay ? g->relay.name : "mx";
+	char text[INET6_ADDRSTRLEN];
 
 	g->attempt = NULL;
+	g->errors = xcalloc(g->n, sizeof(*g->errors));
 	for (size_t i = 0; i < g->n; i++) {
 		struct mta_rcpt *r = &g->rcpts[i];
 
@@ -240,10 +262,69 @@ group_sent(struct mta_attempt *a, void *arg)
 		g->results[i].id = g->e[i].id;
 		g->results[i].result = r->status == MTA_DELIVERED ? STORE_ATTEMPT_DELIVERED :
 		    r->status == MTA_FAILED ? STORE_ATTEMPT_FAILED : STORE_ATTEMPT_DEFERRED;
-		g->results[i].error = r->status == MTA_DELIVERED ? NULL : r->reply;
+		if (r->status == MTA_DELIVERED)
+			continue;
+		/* A server's reply keeps its host, for the bounce's Remote-MTA. */
+		g->errors[i] = r->host ? xasprintf("host %s[%s] said: %s", r->host->name,
+		    addr_text(&r->host->addr, text, sizeof(text)), r->reply) :
+		    xstrdup(r->reply);
+		g->results[i].error = g->errors[i];
 	}
 	store_reader_close(&g->reader);
 	group_report(g);
+}
+
+/* A local domain to sign SRS addresses with: one whose MX is here, else any. */
+static int
+srs_domain(struct queue_runner *q, char *out, size_t len)
+{
+	struct store_domain *v;
+	size_t n, pick = 0;
+
+	if (store_domain_list(q->store, &v, &n) != STORE_OK || n == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].guard && strcmp(v[i].guard, "claimed") == 0) {
+			pick = i;
+			break;
+		}
+	snprintf(out, len, "%s", v[pick].name);
+	store_domain_list_free(&v, n);
+	return 0;
+}
+
+/*
+ * SPEC §6: mail from an outside sender that leaves for an outside address
+ * (an alias's member) goes with an SRS0 sender of ours, so that SPF holds
+ * at the receiver and bounces come back here.  Local senders, the null
+ * sender, and a secret left empty keep the sender as it is; so does one
+ * whose SRS form would not fit a local part (64 octets), since its
+ * bounces could not be received.
+ */
+static const char *
+srs_sender(struct queue_runner *q, const char *sender, char *buf, size_t len)
+{
+	const char *secret = q->cfg->queue.srs_secret, *at = strrchr(sender, '@');
+	char domain[DNS_NAME_MAX + 1];
+	enum srs_status st;
+	int local;
+
+	if (secret[0] == '\0' || at == NULL)
+		return sender;
+	if ((local = store_domain_exists(q->store, at + 1)) != 0) {
+		if (local < 0)
+			log_warn("queue: SRS: %s", store_errmsg(q->store));
+		return sender;
+	}
+	if (srs_domain(q, domain, sizeof(domain)) != 0)
+		return sender;
+	st = srs_forward(secret, strlen(secret), sender, domain, (int64_t)time(NULL), buf, len);
+	if (st != SRS_OK || strchr(buf, '@') - buf > ADDR_LOCAL_MAX) {
+		log_info("queue: SRS: %s kept as it is (%s)", sender,
+		    st != SRS_OK ? srs_status_str(st) : "too long for a local part");
+		return sender;
+	}
+	return buf;
 }
 
 /* The route is known and has addresses: the attempt. */
@@ -256,7 +337,10 @@ group_send(struct qgroup *g)
 		group_settle(g, STORE_ATTEMPT_DEFERRED, "cannot read the message from the store");
 		return;
 	}
-	g->msg.sender = g->have_relay && g->relay.sender ? g->relay.sender : g->e[0].sender;
+	if (g->have_relay && g->relay.sender)
+		g->msg.sender = g->relay.sender;
+	else
+		g->msg.sender = srs_sender(q, g->e[0].sender, g->srs, sizeof(g->srs));
 	g->msg.len = g->e[0].size;
 	g->msg.read = group_read;
 	g->msg.read_arg = g;
@@ -453,7 +537,7 @@ queue_runner_kick(struct queue_runner *q)
 
 struct queue_runner *
 queue_runner_new(struct event_base *base, struct store *store, struct store_writer *w,
-    const struct umbox_config *cfg, char *err, size_t errlen)
+    struct dns_resolver *dns, const struct umbox_config *cfg, char *err, size_t errlen)
 {
 	struct queue_runner *q = xcalloc(1, sizeof(*q));
 	char prefix[300];
@@ -465,9 +549,8 @@ queue_runner_new(struct event_base *base, struct store *store, struct store_writ
 	q->retry.initial = cfg->queue.retry_initial;
 	q->retry.max = cfg->queue.retry_max;
 	q->retry.lifetime = cfg->queue.lifetime;
-	if ((q->dns = dns_new(base, &cfg->dns.servers, err, errlen)) == NULL ||
-	    (q->ctx = tls_client_ctx_new(err, errlen)) == NULL) {
-		dns_free(&q->dns);
+	q->dns = dns;
+	if ((q->ctx = tls_client_ctx_new(err, errlen)) == NULL) {
 		free(q);
 		return NULL;
 	}
@@ -503,7 +586,6 @@ queue_runner_free(struct queue_runner **qp)
 	}
 	mta_shutdown();
 	event_free(q->tick);
-	dns_free(&q->dns);
 	SSL_CTX_free(q->ctx);
 	free(q);
 	*qp = NULL;

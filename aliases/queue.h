@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 
+struct dns_resolver;
 struct event_base;
 struct store;
 struct store_writer;
@@ -30,12 +31,14 @@ struct queue_runner;
 #define QUEUE_LEASE		900	/* seconds a claim holds */
 
 /*
- * A runner on base, reading through store and writing through w.  Claims
- * an earlier runner of this host left are ended first.  NULL with a
- * message when DNS or TLS cannot be set up.
+ * A runner on base, reading through store, writing through w and asking
+ * dns (the caller's; it must outlive the runner).  Claims an earlier
+ * runner of this host left are ended first.  NULL with a message when TLS
+ * cannot be set up.
  */
 struct queue_runner *queue_runner_new(struct event_base *base, struct store *store,
-    struct store_writer *w, const struct umbox_config *cfg, char *err, size_t errlen);
+    struct store_writer *w, struct dns_resolver *dns, const struct umbox_config *cfg,
+    char *err, size_t errlen);
 
 /* Look for due rows now rather than at the next tick (new mail was queued). */
 void queue_runner_kick(struct queue_runner *q);

@@ -24,7 +24,7 @@
 static const char usage_text[] =
 "usage: umboxctl [-c FILE] [--json] NOUN VERB [ARGS]\n"
 "\n"
-"  domain add D [--force] | list | del D\n"
+"  domain add D [--force] | check [D] | list | del D\n"
 "  user add LOGIN [--extension N] [--name NAME] [--email ADDR] [--quota SIZE]\n"
 "                 [--no-pop3] [--password-stdin]\n"
 "  user list | show LOGIN | del LOGIN | passwd LOGIN --password-stdin\n"

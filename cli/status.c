@@ -44,6 +44,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 		json_kv_int(stdout, &first, "mailbox_entries", (long long)st.entries);
 		json_kv_int(stdout, &first, "queued", (long long)st.queued);
 		json_kv_int(stdout, &first, "queue_failed", (long long)st.queue_failed);
+		json_kv_bool(stdout, &first, "srs", c->cfg.queue.srs_secret[0] != '\0');
 		json_key(stdout, &first, "domain_guard");
 		fputs("[", stdout);
 		for (size_t i = 0; i < n; i++) {
@@ -52,7 +53,10 @@ cmd_status(struct cli *c, int argc, char **argv)
 			fputs(i ? ", {" : "{", stdout);
 			json_kv_str(stdout, &f, "name", d[i].name);
 			json_kv_str(stdout, &f, "guard", d[i].guard);
+			json_kv_str(stdout, &f, "guard_detail", d[i].guard_detail);
 			json_kv_bool(stdout, &f, "forced", d[i].forced);
+			json_kv_int(stdout, &f, "checked_at", d[i].checked_at);
+			json_kv_bool(stdout, &f, "foreign", strcmp(d[i].guard, "foreign") == 0);
 			fputs("}", stdout);
 		}
 		fputs("]}\n", stdout);
@@ -69,9 +73,32 @@ cmd_status(struct cli *c, int argc, char **argv)
 		    st.messages, st.message_bytes, st.entries);
 		printf("queue:      %" PRIu64 " recipients waiting, %" PRIu64 " failed\n",
 		    st.queued, st.queue_failed);
+		printf("SRS:        %s\n", c->cfg.queue.srs_secret[0] ? "on" : "off");
+		for (size_t i = 0; i < n; i++) {
+			char when[32];
+
+			printf("domain %s: MX guard %s%s, checked %s%s%s\n", d[i].name,
+			    d[i].guard, d[i].forced ? " (forced)" : "",
+			    cli_time(d[i].checked_at, when, sizeof(when)),
+			    d[i].guard_detail[0] ? ": " : "", d[i].guard_detail);
+		}
+		if (c->cfg.queue.srs_secret[0] == '\0')
+			printf("\nWARNING: SRS is off: [queue] srs_secret is empty, so mail that\n"
+			    "  aliases forward from outside senders to outside addresses keeps\n"
+			    "  its sender, fails SPF at the receiver, and bounces to SRS\n"
+			    "  addresses are refused.  Set a long random secret, for example\n"
+			    "  the output of \"openssl rand -hex 32\", as srs_secret in the\n"
+			    "  [queue] section of %s, then restart umbox-smtpd.\n",
+			    c->cfg.path ? c->cfg.path : "/etc/umbox/umbox.conf");
 		for (size_t i = 0; i < n; i++)
-			printf("domain %s: MX guard %s%s\n", d[i].name, d[i].guard,
-			    d[i].forced ? " (forced)" : "");
+			if (strcmp(d[i].guard, "foreign") == 0)
+				printf("\nWARNING: %s's mail goes to another server (%s).\n"
+				    "  This server still accepts mail for %s and keeps it here, and\n"
+				    "  alias members at %s are delivered to mailboxes here, so they\n"
+				    "  never reach %s's real mail server.  Unless that is what you\n"
+				    "  want, remove it: umboxctl domain del %s\n",
+				    d[i].name, d[i].guard_detail, d[i].name, d[i].name,
+				    d[i].name, d[i].name);
 	}
 	free(path);
 	store_domain_list_free(&d, n);

@@ -208,7 +208,7 @@ config_free(struct umbox_config *cfg)
 	free(cfg->general.hostname);
 	free(cfg->general.data_dir);
 	free(cfg->general.user);
-	strlist_clear(&cfg->general.public_addresses);
+	cidr_list_clear(&cfg->general.public_addresses);
 	free(cfg->general.postmaster);
 	free(cfg->store.dsn);
 	free(cfg->store.node_id);

@@ -41,7 +41,7 @@ struct umbox_config {
 		char *hostname;		/* default: gethostname() */
 		char *data_dir;		/* /var/lib/umbox */
 		char *user;		/* "umbox"; "" = do not change user */
-		struct strlist public_addresses;	/* literal IPv4/IPv6 */
+		struct cidr_list public_addresses;	/* addresses or blocks */
 		char *postmaster;	/* "admin" */
 		unsigned threads;	/* event loops; 0 = "auto", one per core */
 	} general;

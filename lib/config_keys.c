@@ -37,7 +37,6 @@ static int parse_command(const struct key_def *, void *, const char *, char *, s
 static int parse_hostname(const struct key_def *, void *, const char *, char *, size_t);
 static int parse_user(const struct key_def *, void *, const char *, char *, size_t);
 static int parse_login(const struct key_def *, void *, const char *, char *, size_t);
-static int parse_addresses(const struct key_def *, void *, const char *, char *, size_t);
 static int parse_tls_protocol(const struct key_def *, void *, const char *, char *, size_t);
 static int parse_endpoints(const struct key_def *, void *, const char *, char *, size_t);
 static int parse_dns_servers(const struct key_def *, void *, const char *, char *, size_t);
@@ -68,8 +67,8 @@ static const struct key_def general_keys[] = {
 	{ "user", parse_user, F(general.user), "umbox", 0, 0,
 	    "empty (do not change user) or a user name of letters, digits, "
 	    "'.', '_', '-' (at most 32)" },
-	{ "public_addresses", parse_addresses, F(general.public_addresses), "",
-	    0, 0, "comma-separated literal IPv4/IPv6 addresses, or empty" },
+	{ "public_addresses", parse_cidrs, F(general.public_addresses), "",
+	    0, 0, "comma-separated IPv4/IPv6 addresses or CIDR blocks, or empty" },
 	{ "postmaster", parse_login, F(general.postmaster), "admin", 0, 0,
 	    "a login of a-z, 0-9, '.', '_', '-' (1..64 characters)" },
 	{ "threads", parse_threads, F(general.threads), "auto", 1, 256,
@@ -550,39 +549,6 @@ parse_duration(const struct key_def *k, void *field, const char *value,
 
 /* ------------------------------------------------------------------ */
 /* Lists                                                                */
-
-/* One item of public_addresses: a literal address, stored canonical. */
-static int
-address_item(const char *item, void *arg, char *why, size_t whylen)
-{
-	unsigned char a[16];
-	char canon[INET6_ADDRSTRLEN];
-	int family;
-
-	if ((family = value_ip_literal(item, a)) == 0) {
-		snprintf(why, whylen, "\"%s\" is not an IP address", item);
-		return -1;
-	}
-	if (inet_ntop(family, a, canon, sizeof(canon)) == NULL)
-		fatal("inet_ntop failed on a parsed address");
-	strlist_add(arg, canon);
-	return 0;
-}
-
-static int
-parse_addresses(const struct key_def *k, void *field, const char *value,
-    char *why, size_t whylen)
-{
-	struct strlist l = { NULL, 0 }, *dst = field;
-
-	if (value_list_foreach(value, address_item, &l, why, whylen) != 0) {
-		strlist_clear(&l);
-		return -1;
-	}
-	strlist_clear(dst);
-	*dst = l;
-	return 0;
-}
 
 /* Listeners: host:port with the port required, names allowed. */
 static int

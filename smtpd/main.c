@@ -7,6 +7,8 @@
  */
 #include "smtpd/smtpd.h"
 
+#include "aliases/dns.h"
+#include "aliases/guard.h"
 #include "lib/log.h"
 
 static int
@@ -19,19 +21,32 @@ smtpd_start(struct server *srv)
 		return -1;
 	d->resolver.store = srv->store;
 	d->resolver.postmaster = srv->cfg->general.postmaster;
-	if ((d->queue = queue_runner_new(srv->base, srv->store, srv->writer, srv->cfg, err,
-	    sizeof(err))) == NULL) {
+	d->resolver.srs_secret = srv->cfg->queue.srs_secret;
+	if ((d->dns = dns_new(srv->base, &srv->cfg->dns.servers, err, sizeof(err))) == NULL) {
+		log_err("dns: %s", err);
+		return -1;
+	}
+	if ((d->queue = queue_runner_new(srv->base, srv->store, srv->writer, d->dns, srv->cfg,
+	    err, sizeof(err))) == NULL) {
 		log_err("queue: %s", err);
 		return -1;
 	}
+	d->guard = guard_watch_new(srv->base, srv->store, srv->writer, d->dns, srv->cfg);
 	return 0;
 }
 
-/* The runner lets go of its attempts before the writer finishes the last commits. */
+/*
+ * The runner and the guard let go of their work before the writer
+ * finishes the last commits; the resolver goes after both.
+ */
 static void
 smtpd_finish(struct server *srv)
 {
-	queue_runner_free(&((struct smtp_server *)srv)->queue);
+	struct smtp_server *d = (struct smtp_server *)srv;
+
+	queue_runner_free(&d->queue);
+	guard_watch_free(&d->guard);
+	dns_free(&d->dns);
 	store_daemon_close(srv);
 }
 

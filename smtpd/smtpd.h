@@ -52,7 +52,9 @@ enum smtp_port_kind {
 struct smtp_server {
 	struct server srv;
 	struct alias_resolver resolver;
+	struct dns_resolver *dns;	/* the queue's and the MX guard's */
 	struct queue_runner *queue;	/* outbound delivery and full mailboxes */
+	struct guard_watch *guard;	/* the periodic MX guard */
 	uint32_t next_qid;		/* per-process counter for queue IDs */
 };
 

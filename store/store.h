@@ -55,7 +55,7 @@ const char *store_status_str(int status);
 struct store_domain {
 	int64_t id;
 	char *name;		/* lowercase */
-	char *guard;		/* MX guard verdict: "unchecked", "ours", "internal", "foreign", "dns-error" */
+	char *guard;		/* MX guard verdict: "unchecked", "claimed", "internal", "foreign", "dns-error" */
 	char *guard_detail;	/* what DNS said */
 	int forced;		/* claimed with --force */
 	int64_t checked_at;	/* unix time of the last guard check, 0 = never */
@@ -288,6 +288,19 @@ struct store_delivery {
 	size_t nlocal;
 	const char *const *remote;	/* outside recipients for the queue */
 	size_t nremote;
+	/*
+	 * Instead of new bytes, an existing message (message_id != 0: data,
+	 * fd and len are not used; check_quota must be 0): the postmaster's
+	 * copy of a bounce that failed.
+	 */
+	int64_t message_id;
+	/*
+	 * Queue rows this delivery settles (a bounce reports on them):
+	 * deleted in the same transaction, after the new entries are made;
+	 * rows already gone are skipped.
+	 */
+	const int64_t *consume;
+	size_t nconsume;
 };
 
 /* What became of one local target. */
@@ -411,6 +424,11 @@ uint64_t store_queue_backoff(unsigned attempts, unsigned initial, unsigned max);
 /* Every row, oldest first. */
 int store_queue_list(struct store *s, struct store_queue_entry **out, size_t *n);
 int store_queue_get(struct store *s, int64_t id, struct store_queue_entry *out);
+/*
+ * Failed rows that are not held, waiting for their bounce: at most max,
+ * a message's rows together (by message, then id).
+ */
+int store_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n);
 /* Delete a row whatever its state (a claimed one may still be delivered). */
 int store_queue_del(struct store *s, int64_t id);
 /* Hold (1) or release (0) a row; release keeps its schedule. */
@@ -574,6 +592,9 @@ struct store_req *store_req_queue_report(const char *owner, const struct store_r
 const struct store_attempt *store_req_queue_attempts(const struct store_req *req, size_t *n);
 struct store_req *store_req_queue_deliver_local(int64_t id, const char *owner,
     store_req_cb *cb, void *arg);
+/* The MX guard's verdict on a domain, as store_domain_set_guard(). */
+struct store_req *store_req_domain_guard(const char *name, const char *guard,
+    const char *detail, int64_t checked_at, store_req_cb *cb, void *arg);
 /*
  * POP3 QUIT: delete the entries in del, mark those in seen as retrieved,
  * and release the lock, in one transaction.

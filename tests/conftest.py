@@ -2,14 +2,21 @@
 
 Every test gets its own temporary directory holding a config file and a
 data_dir; the programs under test are the built binaries in $UMBOX_BUILD
-(default: <repo>/build).  Only the standard library and pytest are used.
+(default: <repo>/build).  Only the standard library and pytest are used
+here; the DNS server every installation asks (tests/dns/dnsserver.py, one
+per session) needs dnslib (Debian's python3-dnslib).
 """
+import atexit
 import json
 import os
 import pathlib
+import re
 import shutil
 import sqlite3
 import subprocess
+import sys
+import tempfile
+import threading
 
 import pytest
 
@@ -21,6 +28,99 @@ POSTMASTER = "admin"
 
 # What a command-line error looks like (SPEC §9).
 ERROR_PREFIX = "umboxctl: "
+
+DNS_SERVER = REPO / "tests" / "dns" / "dnsserver.py"
+
+
+class DnsServer:
+    """tests/dns/dnsserver.py on 127.0.0.1, started on first use and kept
+    for the session, so that `domain add` (the MX guard, SPEC §7) asks a
+    zone of known answers and never the machine's resolver.
+
+    The server exits when its stdin reaches end of file (we hold the write
+    end of a pipe) and by itself after some minutes; port() starts it again
+    on the same port when it has gone, so configs already written stay
+    right.
+    """
+
+    def __init__(self):
+        self.proc = None
+        self._port = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _python():
+        try:
+            import dnslib  # noqa: F401
+            return sys.executable
+        except ImportError:
+            return "/usr/bin/python3"
+
+    def port(self):
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return self._port
+            self._start()
+            return self._port
+
+    def _start(self):
+        if self.proc is not None:
+            self._reap()
+        args = [self._python(), str(DNS_SERVER)]
+        if self._port is not None:
+            args.append(str(self._port))
+        err = tempfile.TemporaryFile()
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err)
+        line = proc.stdout.readline().decode(errors="replace")
+        if not line.startswith("PORT "):
+            proc.kill()
+            proc.wait()
+            err.seek(0)
+            raise RuntimeError(f"{DNS_SERVER} did not start: {line!r}\n"
+                               f"{err.read().decode(errors='replace')}")
+        err.close()
+        self.proc = proc
+        self._port = int(line.split()[1])
+
+    def _reap(self):
+        proc, self.proc = self.proc, None
+        try:
+            proc.stdin.close()          # end of file: the server exits
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
+
+    def stop(self):
+        with self._lock:
+            if self.proc is not None:
+                self._reap()
+
+
+DNS = DnsServer()
+atexit.register(DNS.stop)
+
+_DNS_SECTION = re.compile(r"^\s*\[\s*dns\s*\]", re.M | re.I)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_dns_server():
+    """Stops the session's DNS server at the end (it starts when needed)."""
+    yield
+    DNS.stop()
+
+
+@pytest.fixture(scope="session")
+def dnsserver_port():
+    """The port of the session's tests/dns/dnsserver.py on 127.0.0.1."""
+    return DNS.port()
 
 
 def binary(name):
@@ -110,7 +210,9 @@ class Umbox:
         self.write_config(extra_config)
 
     def write_config(self, extra=""):
-        """(Re)write the config: [general] plus any extra sections/keys."""
+        """(Re)write the config: [general] plus any extra sections/keys,
+        then [dns] servers = the session's DNS server (tests/dns/dnsserver.py)
+        unless extra has a [dns] section of its own."""
         text = (
             "[general]\n"
             f"data_dir = {self.data_dir}\n"
@@ -119,6 +221,8 @@ class Umbox:
         )
         if extra:
             text += extra if extra.endswith("\n") else extra + "\n"
+        if not _DNS_SECTION.search(extra or ""):
+            text += f"[dns]\nservers = 127.0.0.1:{DNS.port()}\n"
         self.config.write_text(text)
 
     @property

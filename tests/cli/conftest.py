@@ -9,9 +9,10 @@ def site_template(umbox_template_factory):
     """Built once: one local domain and three users, admin (the configured
     postmaster), alice (extension 100, name "Alice Example"), bob (101).
 
-    The domain is added with --force so that the setup does not depend on
-    DNS once the MX guard checks it (SPEC §7); test_umboxctl_domain.py
-    covers a plain `domain add`.
+    The domain is added with --force, as a site whose DNS is not ready
+    would; with the tests' DNS server it does not exist, so the MX guard
+    finds it internal and nothing is forced (test_umboxctl_guard.py covers
+    the guard).
     """
     t = umbox_template_factory("site-template")
     t.ok("domain", "add", DOMAIN, "--force")

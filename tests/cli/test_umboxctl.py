@@ -351,28 +351,32 @@ def test_status_empty(umbox):
 
 def test_status_counts_and_guard_verdicts(site):
     site.ok("domain", "add", "other.test")
+    site.ok("domain", "add", "foreign.guard.test", "--force")
     site.ok("alias", "add", "sales", "alice", "bob")
     guards = {d["name"]: d["guard"] for d in site.json("domain", "list")}
+    assert guards["other.test"] == "internal"
+    assert guards["foreign.guard.test"] == "foreign"
 
     r = site.ok("status")
-    assert re.search(r"^domains:\s+2$", r.out, re.M), r
+    assert re.search(r"^domains:\s+3$", r.out, re.M), r
     assert re.search(r"^users:\s+3$", r.out, re.M), r
     assert re.search(r"^aliases:\s+1$", r.out, re.M), r
     assert site.hostname in r.out
     assert str(site.store_path) in r.out
     verdicts = dict(re.findall(r"^domain (\S+): MX guard (.+)$", r.out, re.M))
-    assert set(verdicts) == {"example.test", "other.test"}, r
-    assert verdicts["example.test"].startswith(guards["example.test"])
-    assert verdicts["example.test"].endswith("(forced)")
-    assert verdicts["other.test"] == guards["other.test"]
+    assert set(verdicts) == {"example.test", "other.test", "foreign.guard.test"}, r
+    assert verdicts["other.test"].startswith("internal, checked ")
+    assert verdicts["foreign.guard.test"].startswith("foreign (forced), checked ")
+    assert "WARNING: foreign.guard.test's mail goes to another server" in r.out
 
     j = site.json("status")
-    assert j["domains"] == 2
+    assert j["domains"] == 3
     assert j["users"] == 3
     assert j["aliases"] == 1
     assert j["hostname"] == site.hostname
     g = {d["name"]: d for d in j["domain_guard"]}
-    assert g["example.test"]["forced"] is True
+    assert g["foreign.guard.test"]["forced"] is True
+    assert g["foreign.guard.test"]["foreign"] is True
     assert g["other.test"]["forced"] is False
     assert g["other.test"]["guard"] == guards["other.test"]
 

@@ -1,22 +1,44 @@
-"""umboxctl domain add | list | del (SPEC §7, §9)."""
+"""umboxctl domain add | list | del (SPEC §7, §9).
+
+DNS is the session's tests/dns/dnsserver.py (see tests/conftest.py), where
+every name under .test outside its zone does not exist: a plain `domain
+add` of such a name is claimed as an internal name, with a warning.  The
+MX guard's other verdicts are in test_umboxctl_guard.py.
+"""
+import time
+
 import pytest
+
+
+def when(ts):
+    """CHECKED as `domain list` prints it (the tests run with TZ=UTC)."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
 def test_empty_list(umbox):
     r = umbox.ok("domain", "list")
-    assert r.lines == ["DOMAIN  GUARD  FORCED  CHECKED"]
+    assert r.lines == ["DOMAIN  GUARD  FORCED  CHECKED  DETAIL"]
     assert umbox.json("domain", "list") == []
 
 
 def test_add_lowercases_and_lists(umbox):
+    t0 = int(time.time())
     r = umbox.ok("domain", "add", "Example.TEST")
     assert "example.test" in r.out
+    assert r.lines == ["domain example.test added: MX guard internal: "
+                       "example.test does not exist in DNS (NXDOMAIN)"], r
+    assert r.err_lines == ["umboxctl: warning: example.test is an internal name "
+                           "(example.test does not exist in DNS (NXDOMAIN)): "
+                           "outside senders cannot reach it"], r
     j = umbox.json("domain", "list")
     assert len(j) == 1
     d = j[0]
     assert d["name"] == "example.test"
-    assert isinstance(d["guard"], str) and d["guard"]
+    assert d["guard"] == "internal"
+    assert d["guard_detail"] == "example.test does not exist in DNS (NXDOMAIN)"
     assert d["forced"] is False
+    assert t0 <= d["checked_at"] <= time.time()
+    assert t0 <= d["created_at"] <= time.time()
     # stored lowercase, not only printed so
     assert umbox.query("SELECT name FROM domains") == [("example.test",)]
 
@@ -24,6 +46,8 @@ def test_add_lowercases_and_lists(umbox):
     assert [row["DOMAIN"] for row in rows] == ["example.test"]
     assert rows[0]["GUARD"] == d["guard"]
     assert rows[0]["FORCED"] == "no"
+    assert rows[0]["CHECKED"] == when(d["checked_at"])
+    assert rows[0]["DETAIL"] == d["guard_detail"]
 
 
 def test_add_is_case_insensitive_duplicate(umbox):
@@ -34,19 +58,38 @@ def test_add_is_case_insensitive_duplicate(umbox):
 
 
 def test_force_is_recorded(umbox):
-    umbox.ok("domain", "add", "forced.test", "--force")
+    """--force is recorded when it overrode the guard: a foreign MX, or DNS
+    that failed; over a name the guard would have claimed it changes nothing."""
+    r = umbox.ok("domain", "add", "foreign.guard.test", "--force")
+    assert "with --force over the MX guard's verdict foreign" in r.out, r
+    r = umbox.ok("domain", "add", "servfail.test", "--force")
+    assert "with --force over the MX guard's verdict dns-error" in r.out, r
     umbox.ok("domain", "add", "plain.test")
+    umbox.ok("domain", "add", "needless.test", "--force")
     j = {d["name"]: d for d in umbox.json("domain", "list")}
-    assert j["forced.test"]["forced"] is True
-    assert j["plain.test"]["forced"] is False
+    assert (j["foreign.guard.test"]["forced"], j["foreign.guard.test"]["guard"]) == \
+        (True, "foreign")
+    assert (j["servfail.test"]["forced"], j["servfail.test"]["guard"]) == (True, "dns-error")
+    assert (j["plain.test"]["forced"], j["plain.test"]["guard"]) == (False, "internal")
+    assert (j["needless.test"]["forced"], j["needless.test"]["guard"]) == (False, "internal")
     rows = {r["DOMAIN"]: r for r in umbox.ok("domain", "list").table()}
-    assert rows["forced.test"]["FORCED"] == "yes"
+    assert rows["foreign.guard.test"]["FORCED"] == "yes"
+    assert rows["foreign.guard.test"]["GUARD"] == "foreign"
+    assert rows["servfail.test"]["FORCED"] == "yes"
     assert rows["plain.test"]["FORCED"] == "no"
+    assert rows["needless.test"]["FORCED"] == "no"
 
 
 def test_force_before_name(umbox):
-    umbox.ok("domain", "add", "--force", "forced.test")
-    assert umbox.json("domain", "list")[0]["forced"] is True
+    umbox.ok("domain", "add", "--force", "foreign.guard.test")
+    d = umbox.json("domain", "list")[0]
+    assert (d["name"], d["forced"], d["guard"]) == ("foreign.guard.test", True, "foreign")
+
+
+def test_refused_without_force(umbox):
+    umbox.fail(3, "domain", "add", "foreign.guard.test")
+    umbox.fail(1, "domain", "add", "servfail.test")
+    assert umbox.json("domain", "list") == []
 
 
 def test_list_several(umbox):
@@ -56,7 +99,9 @@ def test_list_several(umbox):
     j = umbox.json("domain", "list")
     assert sorted(d["name"] for d in j) == sorted(names)
     for d in j:
-        assert set(d) >= {"name", "guard", "forced"}
+        assert set(d) >= {"name", "guard", "guard_detail", "forced", "checked_at",
+                          "created_at"}
+        assert d["guard"] == "internal" and d["forced"] is False
     rows = umbox.ok("domain", "list").table()
     assert sorted(r["DOMAIN"] for r in rows) == sorted(names)
 
@@ -85,4 +130,6 @@ def test_del_makes_domain_remote(site):
 def test_add_invalid_domain_is_usage_error(umbox, name):
     umbox.fail(2, "domain", "add", name)
     umbox.fail(2, "domain", "add", name, "--force")
+    if name:
+        umbox.fail(2, "domain", "check", name)
     assert umbox.json("domain", "list") == []

@@ -23,6 +23,26 @@ data, some names behave on purpose:
   N.flip.test      NXDOMAIN to the first MX question, an MX after
   N.flaky.test     SERVFAIL to the first MX question, an MX after
 
+The subtree guard.test holds the cases of the MX guard's tests (umboxctl
+domain add/check, tests/cli/test_umboxctl_guard.py), for a server whose
+host name is mail.example.test (not in the zone) or host.guard.test:
+
+  byname.guard.test     MX mail.example.test (which has no address)
+  several.guard.test    MX 10 far.several (198.51.100.51), MX 20 mx.several
+                        (198.51.100.50 and 127.0.0.1)
+  public.guard.test     MX mx.public (203.0.113.5)
+  foreign.guard.test    MX 10 a.foreign (198.51.100.11, 2001:db8::11),
+                        MX 20 b.foreign (no such name)
+  ownaddr.guard.test    no MX, A 127.0.0.1
+  elsewhere.guard.test  no MX, A 198.51.100.60
+  v6.guard.test         MX mx.v6 (2001:db8::77 only)
+  loop6.guard.test      MX mx.loop6 (::1 only)
+  host.guard.test       A 198.51.100.70 (a host name for the config)
+  hostaddr.guard.test   MX mx.hostaddr (198.51.100.70, like host.guard.test)
+  tempfail.guard.test   MX 10 servfail.test (SERVFAIL), MX 20 mx.tempfail
+                        (198.51.100.80)
+  tempok.guard.test     MX 10 servfail.test, MX 20 mx.tempok (127.0.0.1)
+
 Every other name under test. that is not in the zone is NXDOMAIN.
 """
 import heapq
@@ -100,6 +120,49 @@ def build_zone():
     add("relay.test", QTYPE.A, A("192.0.2.40"))
     add("relay.test", QTYPE.AAAA, AAAA("2001:db8::40"))
     add("relay.test", QTYPE.AAAA, AAAA("2001:db8::41"))
+
+    build_guard_zone()
+
+
+def build_guard_zone():
+    """guard.test: the MX guard's cases (see the module docstring)."""
+    g = "guard.test"
+    add("byname." + g, QTYPE.MX, MX("mail.example.test.", 10))
+
+    add("several." + g, QTYPE.MX, MX("far.several.%s." % g, 10))
+    add("several." + g, QTYPE.MX, MX("mx.several.%s." % g, 20))
+    add("far.several." + g, QTYPE.A, A("198.51.100.51"))
+    add("mx.several." + g, QTYPE.A, A("198.51.100.50"))
+    add("mx.several." + g, QTYPE.A, A("127.0.0.1"))
+
+    add("public." + g, QTYPE.MX, MX("mx.public.%s." % g, 10))
+    add("mx.public." + g, QTYPE.A, A("203.0.113.5"))
+
+    add("foreign." + g, QTYPE.MX, MX("a.foreign.%s." % g, 10))
+    add("foreign." + g, QTYPE.MX, MX("b.foreign.%s." % g, 20))
+    add("a.foreign." + g, QTYPE.A, A("198.51.100.11"))
+    add("a.foreign." + g, QTYPE.AAAA, AAAA("2001:db8::11"))
+
+    add("ownaddr." + g, QTYPE.A, A("127.0.0.1"))
+    add("elsewhere." + g, QTYPE.A, A("198.51.100.60"))
+
+    add("v6." + g, QTYPE.MX, MX("mx.v6.%s." % g, 10))
+    add("mx.v6." + g, QTYPE.AAAA, AAAA("2001:db8::77"))
+
+    add("loop6." + g, QTYPE.MX, MX("mx.loop6.%s." % g, 10))
+    add("mx.loop6." + g, QTYPE.AAAA, AAAA("::1"))
+
+    add("host." + g, QTYPE.A, A("198.51.100.70"))
+    add("hostaddr." + g, QTYPE.MX, MX("mx.hostaddr.%s." % g, 10))
+    add("mx.hostaddr." + g, QTYPE.A, A("198.51.100.70"))
+
+    add("tempfail." + g, QTYPE.MX, MX("servfail.test.", 10))
+    add("tempfail." + g, QTYPE.MX, MX("mx.tempfail.%s." % g, 20))
+    add("mx.tempfail." + g, QTYPE.A, A("198.51.100.80"))
+
+    add("tempok." + g, QTYPE.MX, MX("servfail.test.", 10))
+    add("tempok." + g, QTYPE.MX, MX("mx.tempok.%s." % g, 20))
+    add("mx.tempok." + g, QTYPE.A, A("127.0.0.1"))
 
 
 counts = {}

@@ -109,6 +109,9 @@ def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
         lines.append(f"plaintext_auth = {plaintext_auth}")
     for k, v in (pop3d_extra or {}).items():
         lines.append(f"{k} = {v}")
+    # A closed port: umbox-smtpd's MX guard and queue never ask the
+    # machine's own resolver.
+    lines += ["[dns]", "servers = 127.0.0.1:9"]
     return "\n".join(lines) + "\n"
 
 

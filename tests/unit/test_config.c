@@ -261,8 +261,10 @@ check_full(const struct umbox_config *cfg)
 	assert_string_equal(cfg->general.data_dir, "/srv/umbox");
 	assert_string_equal(cfg->general.user, "");
 	assert_int_equal(cfg->general.public_addresses.n, 2);
-	assert_string_equal(cfg->general.public_addresses.v[0], "192.0.2.10");
-	assert_string_equal(cfg->general.public_addresses.v[1], "2001:db8::1");
+	assert_int_equal(cfg->general.public_addresses.v[0].family, AF_INET);
+	assert_int_equal(cfg->general.public_addresses.v[0].prefix, 32);
+	assert_int_equal(cfg->general.public_addresses.v[1].family, AF_INET6);
+	assert_int_equal(cfg->general.public_addresses.v[1].prefix, 128);
 	assert_string_equal(cfg->general.postmaster, "ops.team");
 	assert_int_equal(cfg->general.threads, 4);
 
@@ -418,8 +420,8 @@ static const struct bad_case bad_cases[] = {
 	{ "[general]\ndata_dir =", "[general] data_dir:" },
 	{ "[general]\nuser = root:root", "[general] user: \"root:root\" is not a valid user name" },
 	{ "[general]\nuser = -x", "[general] user:" },
-	{ "[general]\npublic_addresses = 192.0.2.1, mail.example.com", "[general] public_addresses: \"mail.example.com\" is not an IP address" },
-	{ "[general]\npublic_addresses = 192.0.2.1,", "[general] public_addresses: \"192.0.2.1,\" has an empty entry" },
+	{ "[general]\npublic_addresses = 192.0.2.1, mail.example.com", "[general] public_addresses: \"mail.example.com\"" },
+	{ "[general]\npublic_addresses = 192.0.2.1,", "[general] public_addresses:" },
 	{ "[general]\npostmaster =", "[general] postmaster: is empty; allowed: a login" },
 	{ "[general]\npostmaster = Admin", "[general] postmaster: \"Admin\" is not a valid login" },
 	{ "[general]\npostmaster = admin@example.com", "[general] postmaster:" },
@@ -843,14 +845,24 @@ static void
 test_public_addresses(void **state)
 {
 	struct umbox_config cfg;
+	unsigned char a[16];
 
 	assert_int_equal(load(&cfg, "[general]\npublic_addresses = "
-	    "203.0.113.1 ,2001:0DB8:0000::0001,::ffff:1.2.3.4\n"), 0);
-	assert_int_equal(cfg.general.public_addresses.n, 3);
-	assert_string_equal(cfg.general.public_addresses.v[0], "203.0.113.1");
-	assert_string_equal(cfg.general.public_addresses.v[1], "2001:db8::1");
-	assert_string_equal(cfg.general.public_addresses.v[2],
-	    "::ffff:1.2.3.4");
+	    "203.0.113.1 ,2001:0DB8:0000::0001,::ffff:1.2.3.4, 198.51.100.0/28\n"), 0);
+	assert_int_equal(cfg.general.public_addresses.n, 4);
+	inet_pton(AF_INET, "203.0.113.1", a);
+	assert_true(cidr_match_addr(&cfg.general.public_addresses, AF_INET, a));
+	inet_pton(AF_INET, "203.0.113.2", a);
+	assert_false(cidr_match_addr(&cfg.general.public_addresses, AF_INET, a));
+	inet_pton(AF_INET6, "2001:db8::1", a);
+	assert_true(cidr_match_addr(&cfg.general.public_addresses, AF_INET6, a));
+	/* a mapped address is the IPv4 address it carries */
+	inet_pton(AF_INET, "1.2.3.4", a);
+	assert_true(cidr_match_addr(&cfg.general.public_addresses, AF_INET, a));
+	inet_pton(AF_INET, "198.51.100.15", a);
+	assert_true(cidr_match_addr(&cfg.general.public_addresses, AF_INET, a));
+	inet_pton(AF_INET, "198.51.100.16", a);
+	assert_false(cidr_match_addr(&cfg.general.public_addresses, AF_INET, a));
 	config_free(&cfg);
 }
 

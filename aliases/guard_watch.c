@@ -1,0 +1,170 @@
+/*
+ * guard_watch.c - umbox-smtpd's periodic MX guard (SPEC §7): every
+ * [dns] guard_interval, check every local domain, record each verdict
+ * with its time through the writer, and warn when a domain's MX moves
+ * away from this server (and say so again when it comes back).
+ *
+ * A domain that turned foreign is still served: mail for it is accepted
+ * and alias members at it are still delivered here.  The administrator
+ * decides; the log and `umboxctl status` say it loudly.
+ */
+#include "aliases/guard.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "lib/config.h"
+#include "lib/log.h"
+#include "store/store.h"
+
+#define GUARD_FIRST_CHECK_SECS	2	/* after start: verdicts fresh soon after boot */
+
+struct guard_watch {
+	struct store *store;
+	struct store_writer *w;
+	struct guard *guard;
+	struct event *timer;
+	unsigned interval;
+	struct watch_item *items;	/* checks in flight */
+};
+
+/* One domain being checked, with the verdict the store had before. */
+struct watch_item {
+	struct guard_watch *gw;
+	struct watch_item *next;
+	struct guard_query *q;
+	struct store_req *req;
+	char *before;
+	char *detail_before;
+};
+
+static void
+item_free(struct watch_item *it)
+{
+	struct watch_item **pp;
+
+	for (pp = &it->gw->items; *pp; pp = &(*pp)->next)
+		if (*pp == it) {
+			*pp = it->next;
+			break;
+		}
+	if (it->q)
+		guard_cancel(it->q);
+	if (it->req)
+		store_req_cancel(it->req);
+	free(it->before);
+	free(it->detail_before);
+	free(it);
+}
+
+static void
+on_recorded(struct store_req *req, void *arg)
+{
+	struct watch_item *it = arg;
+
+	it->req = NULL;
+	if (store_req_status(req) != STORE_OK && store_req_status(req) != STORE_NOTFOUND)
+		log_warn("MX guard: cannot record a verdict: %s", store_req_errmsg(req));
+	item_free(it);
+}
+
+static int
+is_ours(const char *verdict)
+{
+	return strcmp(verdict, "claimed") == 0 || strcmp(verdict, "internal") == 0;
+}
+
+static void
+on_verdict(const char *domain, const struct guard_result *res, void *arg)
+{
+	struct watch_item *it = arg;
+	const char *now = guard_verdict_name(res->verdict);
+
+	it->q = NULL;
+	if (res->verdict == GUARD_FOREIGN && strcmp(it->before, "foreign") != 0)
+		log_warn("MX guard: %s: its mail now goes elsewhere: %s; mail for %s "
+		    "that arrives here, and alias members at %s, are still "
+		    "delivered to the mailboxes on this server", domain,
+		    res->detail, domain, domain);
+	else if (res->verdict == GUARD_FOREIGN && strcmp(it->detail_before, res->detail) != 0)
+		log_warn("MX guard: %s: still foreign: %s", domain, res->detail);
+	else if (is_ours(now) && strcmp(it->before, "foreign") == 0)
+		log_msg(LOG_NOTICE, "MX guard: %s: its MX points at this server again: %s",
+		    domain, res->detail);
+	else if (res->verdict == GUARD_DNS_ERROR && strcmp(it->before, "dns-error") != 0)
+		log_warn("MX guard: %s: cannot check: %s", domain, res->detail);
+	else if (strcmp(it->before, now) != 0)
+		log_info("MX guard: %s: %s: %s", domain, now, res->detail);
+	it->req = store_req_domain_guard(domain, now, res->detail, (int64_t)time(NULL),
+	    on_recorded, it);
+	store_writer_submit(it->gw->w, it->req);
+}
+
+static void
+watch_pass(struct guard_watch *gw)
+{
+	struct store_domain *v;
+	size_t n;
+
+	if (gw->items != NULL)		/* the last pass has not finished */
+		return;
+	if (store_domain_list(gw->store, &v, &n) != STORE_OK) {
+		log_warn("MX guard: cannot list domains: %s", store_errmsg(gw->store));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct watch_item *it = xcalloc(1, sizeof(*it));
+
+		it->gw = gw;
+		it->before = xstrdup(v[i].guard ? v[i].guard : "");
+		it->detail_before = xstrdup(v[i].guard_detail ? v[i].guard_detail : "");
+		it->next = gw->items;
+		gw->items = it;
+		it->q = guard_check(gw->guard, v[i].name, on_verdict, it);
+	}
+	store_domain_list_free(&v, n);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct guard_watch *gw = arg;
+
+	watch_pass(gw);
+	event_add(gw->timer, &(struct timeval){ gw->interval, 0 });
+}
+
+struct guard_watch *
+guard_watch_new(struct event_base *base, struct store *store, struct store_writer *w,
+    struct dns_resolver *r, const struct umbox_config *cfg)
+{
+	struct guard_watch *gw = xcalloc(1, sizeof(*gw));
+	unsigned first = cfg->dns.guard_interval < GUARD_FIRST_CHECK_SECS ?
+	    cfg->dns.guard_interval : GUARD_FIRST_CHECK_SECS;
+
+	gw->store = store;
+	gw->w = w;
+	gw->interval = cfg->dns.guard_interval;
+	gw->guard = guard_new(r, cfg);
+	gw->timer = evtimer_new(base, on_timer, gw);
+	event_add(gw->timer, &(struct timeval){ first, 0 });
+	return gw;
+}
+
+void
+guard_watch_free(struct guard_watch **gwp)
+{
+	struct guard_watch *gw = *gwp;
+
+	if (gw == NULL)
+		return;
+	while (gw->items)
+		item_free(gw->items);
+	event_free(gw->timer);
+	guard_free(&gw->guard);
+	free(gw);
+	*gwp = NULL;
+}
