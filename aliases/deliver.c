@@ -53,6 +53,9 @@ alias_delivery_build(struct alias_delivery *out, const struct alias_message *m,
 	d->fd = m->fd;
 	d->len = m->len;
 	d->check_quota = m->check_quota;
+	d->message_id = m->message_id;
+	d->consume = m->consume;
+	d->nconsume = m->nconsume;
 	d->local = out->local;
 	d->remote = out->remote;
 }

@@ -33,6 +33,10 @@ struct alias_message {
 	 * when no target at all can take the message (see store.h).
 	 */
 	int check_quota;
+	/* A bounce's extras, as in struct store_delivery (store.h). */
+	int64_t message_id;		/* deliver this stored message instead of bytes */
+	const int64_t *consume;		/* queue rows settled in the same transaction */
+	size_t nconsume;
 };
 
 /*

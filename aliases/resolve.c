@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "aliases/srs.h"
 #include "lib/addr.h"
 #include "store/store.h"
 
@@ -242,6 +244,28 @@ expand_name(struct expand *x, const char *name, unsigned depth)
 	return looped;	/* a loop back into an alias is not a dangling member */
 }
 
+/*
+ * A bounce to an SRS address of ours goes back to the address it stands
+ * for, through the queue; a forged, damaged or expired one is unknown.
+ */
+static enum alias_status
+resolve_srs(struct expand *x, const struct addr *a)
+{
+	const char *secret = x->r->srs_secret ? x->r->srs_secret : "";
+	char back[SRS_ADDR_MAX + 1];
+	enum srs_status st;
+
+	st = srs_reverse(secret, strlen(secret), a->mailbox, a->local_len, (int64_t)time(NULL),
+	    back, sizeof(back));
+	if (st != SRS_OK) {
+		snprintf(x->out->error, sizeof(x->out->error), "no such user here (SRS: %s)",
+		    srs_status_str(st));
+		return ALIAS_UNKNOWN;
+	}
+	add_remote(x, back);
+	return x->status;
+}
+
 enum alias_status
 alias_resolve(const struct alias_resolver *r, const char *address, struct alias_result *out)
 {
@@ -272,6 +296,8 @@ alias_resolve(const struct alias_resolver *r, const char *address, struct alias_
 			add_remote(&x, a.mailbox);
 			return x.status;
 		}
+		if (srs_is_srs(a.mailbox, a.local_len))
+			return resolve_srs(&x, &a);
 		/* Quoted local parts, '%' and '!' never name anything of ours. */
 		if ((a.flags & (ADDR_F_QUOTED | ADDR_F_RELAY_CHARS)) ||
 		    a.local_len > ADDR_LOCAL_MAX) {

@@ -49,6 +49,12 @@ struct alias_result {
 struct alias_resolver {
 	struct store *store;
 	const char *postmaster;		/* [general] postmaster login */
+	/*
+	 * [queue] srs_secret: an SRS address at a local domain that verifies
+	 * resolves to the address it stands for (a remote target, SPEC §6);
+	 * one that does not, or any when this is NULL or empty, is unknown.
+	 */
+	const char *srs_secret;
 };
 
 /*

@@ -245,6 +245,7 @@ alias_resolve_cmd(struct cli *c, int argc, char **argv)
 		return r;
 	rv.store = c->store;
 	rv.postmaster = c->cfg.general.postmaster;
+	rv.srs_secret = c->cfg.queue.srs_secret;
 	st = alias_resolve(&rv, argv[1], &res);
 	for (size_t i = 0; i < res.dangling.n; i++)
 		cli_warn("alias member %s names no user, extension or alias", res.dangling.v[i]);

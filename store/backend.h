@@ -75,6 +75,8 @@ struct store_backend {
 
 	int (*queue_list)(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
 	int (*queue_del)(struct store *s, int64_t id);
+	int (*queue_failed)(struct store *s, size_t max, struct store_queue_entry **out,
+	    size_t *n);
 	int (*queue_hold)(struct store *s, int64_t id, int held);
 	int (*queue_flush)(struct store *s, int64_t id, int64_t now, size_t *n);
 	int (*queue_claim)(struct store *s, const char *owner, int64_t now, unsigned lease,

@@ -79,6 +79,14 @@ store_queue_get(struct store *s, int64_t id, struct store_queue_entry *out)
 }
 
 int
+store_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return s->be->queue_failed(s, max, out, n);
+}
+
+int
 store_queue_del(struct store *s, int64_t id)
 {
 	return s->be->queue_del(s, id);

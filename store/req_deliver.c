@@ -15,6 +15,7 @@ struct req_deliver {
 	struct store_delivery d;	/* points into the owned copies below */
 	struct store_rcpt_local *local;
 	char **remote;
+	int64_t *consume;
 	void *data;
 	struct store_delivery_result res;
 };
@@ -43,6 +44,7 @@ req_deliver_free(struct store_req *base)
 	for (size_t i = 0; i < r->d.nremote; i++)
 		free(r->remote[i]);
 	free(r->remote);
+	free(r->consume);
 	free((char *)r->d.sender);
 	free((char *)r->d.qid);
 	free(r->data);
@@ -94,6 +96,10 @@ store_req_deliver(const struct store_delivery *d, store_req_cb *cb, void *arg)
 	for (size_t i = 0; i < d->nremote; i++)
 		r->remote[i] = xstrdup(d->remote[i]);
 	r->d.remote = (const char *const *)r->remote;
+	r->consume = xcalloc(d->nconsume ? d->nconsume : 1, sizeof(*r->consume));
+	if (d->nconsume)
+		memcpy(r->consume, d->consume, d->nconsume * sizeof(*r->consume));
+	r->d.consume = r->consume;
 	return &r->base;
 }
 

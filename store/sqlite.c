@@ -242,6 +242,7 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_RELAY_DOMAIN_TAKEN] = "SELECT r.name FROM relay_domains d JOIN relays r"
 	    " ON r.id = d.relay_id WHERE d.domain = ?1 AND d.active = 1 AND d.relay_id <> ?2",
 
+	[SQ_MESSAGE_SIZE] = "SELECT size FROM messages WHERE id = ?1",
 	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at, qid)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[SQ_ENTRY_ADD] = "INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
@@ -269,6 +270,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 #define SQ_QUEUE_COLS SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
 	[SQ_QUEUE_LIST] = SQ_QUEUE_COLS "ORDER BY q.id",
 	[SQ_QUEUE_GET] = SQ_QUEUE_COLS "WHERE q.id = ?1",
+	[SQ_QUEUE_FAILED] = SQ_QUEUE_COLS "WHERE q.status = 1 AND q.held = 0"
+	    " ORDER BY q.message_id, q.id LIMIT ?1",
 	[SQ_QUEUE_DEL] = "DELETE FROM queue WHERE id = ?1",
 	[SQ_QUEUE_HOLD] = "UPDATE queue SET held = ?2 WHERE id = ?1",
 	[SQ_QUEUE_EXISTS] = "SELECT 1 FROM queue WHERE id = ?1",
@@ -754,6 +757,7 @@ const struct store_backend store_sqlite_backend = {
 	.entry_set_flags = sq_entry_set_flags,
 	.queue_list = sq_queue_list,
 	.queue_del = sq_queue_del,
+	.queue_failed = sq_queue_failed,
 	.queue_hold = sq_queue_hold,
 	.queue_flush = sq_queue_flush,
 	.queue_claim = sq_queue_claim,

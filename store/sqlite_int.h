@@ -20,9 +20,9 @@ enum sq_stmt {
 	SQ_RELAY_ADD, SQ_RELAY_UPDATE, SQ_RELAY_CLEAR_DEFAULT, SQ_RELAY_DEL, SQ_RELAY_GET,
 	SQ_RELAY_LIST, SQ_RELAY_BY_DOMAIN, SQ_RELAY_DEFAULT, SQ_RELAY_DOMAINS,
 	SQ_RELAY_DOMAIN_ADD, SQ_RELAY_DOMAINS_DEL, SQ_RELAY_DOMAIN_TAKEN,
-	SQ_MESSAGE_ADD, SQ_ENTRY_ADD, SQ_QUEUE_ADD, SQ_QUEUE_ADD_LOCAL, SQ_USER_USAGE,
+	SQ_MESSAGE_ADD, SQ_MESSAGE_SIZE, SQ_ENTRY_ADD, SQ_QUEUE_ADD, SQ_QUEUE_ADD_LOCAL, SQ_USER_USAGE,
 	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_MESSAGE_EXISTS, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
-	SQ_QUEUE_LIST, SQ_QUEUE_GET, SQ_QUEUE_DEL, SQ_QUEUE_HOLD, SQ_QUEUE_EXISTS,
+	SQ_QUEUE_LIST, SQ_QUEUE_FAILED, SQ_QUEUE_GET, SQ_QUEUE_DEL, SQ_QUEUE_HOLD, SQ_QUEUE_EXISTS,
 	SQ_QUEUE_FLUSH_ONE, SQ_QUEUE_FLUSH_ALL, SQ_QUEUE_CLAIMABLE, SQ_QUEUE_CLAIM,
 	SQ_QUEUE_UNCLAIM_PREFIX, SQ_QUEUE_NEXT_DUE, SQ_QUEUE_STATE, SQ_QUEUE_ATTEMPT,
 	SQ_QUEUE_LOCAL,
@@ -89,6 +89,7 @@ int sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, siz
 int sq_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
 int sq_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
 int sq_queue_del(struct store *s, int64_t id);
+int sq_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n);
 int sq_queue_hold(struct store *s, int64_t id, int held);
 int sq_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
 int sq_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,

@@ -161,15 +161,56 @@ sq_defer_local(struct store *s, const struct store_delivery *d, size_t i, int64_
 	return status;
 }
 
+/* An existing message's size, for a delivery that reuses it. */
 static int
-sq_deliver_body(struct store *s, const struct store_delivery *d,
+sq_message_size(struct store *s, int64_t mid, uint64_t *len)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_MESSAGE_SIZE);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, mid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*len = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return store_fail(s, STORE_NOTFOUND, "no message %" PRId64, mid);
+	return rc == SQLITE_ROW ? STORE_OK : sq_fail(s, rc, "message size");
+}
+
+/* The queue rows a delivery settles go once its entries hold the message. */
+static int
+sq_consume(struct store *s, const struct store_delivery *d)
+{
+	for (size_t i = 0; i < d->nconsume; i++) {
+		sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_DEL);
+		int status;
+
+		sqlite3_bind_int64(st, 1, d->consume[i]);
+		if ((status = sq_exec_stmt(s, st, "settle queue entry")) != STORE_OK)
+			return status;
+	}
+	return STORE_OK;
+}
+
+static int
+sq_deliver_body(struct store *s, const struct store_delivery *dd,
     struct store_delivery_result *res)
 {
 	sqlite3_stmt *st;
 	int64_t now = (int64_t)time(NULL), mid;
 	struct sq_room *room = NULL;
+	struct store_delivery copy = *dd;
+	const struct store_delivery *d = &copy;
 	int status = STORE_OK, nfull = 0;
 
+	if (dd->message_id != 0) {
+		if (dd->check_quota)
+			return store_fail(s, STORE_INVALID, "a delivery of a stored message"
+			    " does not check quotas");
+		if ((status = sq_message_size(s, dd->message_id, &copy.len)) != STORE_OK)
+			return status;
+	}
 	if (d->len > (uint64_t)INT32_MAX)
 		return store_fail(s, STORE_INVALID, "message of %" PRIu64 " bytes is too large",
 		    d->len);
@@ -186,7 +227,9 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 			goto out;
 		}
 	}
-	if ((status = sq_message_add(s, d, now, &mid)) != STORE_OK)
+	if (d->message_id != 0)
+		mid = d->message_id;
+	else if ((status = sq_message_add(s, d, now, &mid)) != STORE_OK)
 		goto out;
 	if (nfull > 0)
 		res->local = xcalloc(d->nlocal, sizeof(*res->local));
@@ -229,6 +272,8 @@ sq_deliver_body(struct store *s, const struct store_delivery *d,
 			goto out;
 		res->queued++;
 	}
+	if ((status = sq_consume(s, d)) != STORE_OK)
+		goto out;
 	res->message_id = mid;
 	if (d->qid)
 		snprintf(res->qid, sizeof(res->qid), "%s", d->qid);

@@ -95,6 +95,15 @@ sq_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_
 	return sq_queue_rows(s, st, out, n);
 }
 
+int
+sq_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_FAILED);
+
+	sqlite3_bind_int64(st, 1, (int64_t)(max > INT64_MAX ? INT64_MAX : max));
+	return sq_queue_rows(s, st, out, n);
+}
+
 /* Run a statement on row id; STORE_NOTFOUND when it touched nothing. */
 static int
 sq_queue_touch(struct store *s, sqlite3_stmt *st, int64_t id, const char *what)
