@@ -23,7 +23,8 @@ CC      ?= cc
 SAN     ?=
 FUZZ_SECONDS ?= 20
 
-PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 libcares inih libcrypt
+PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 libcares inih libcrypt \
+	gmime-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
