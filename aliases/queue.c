@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "aliases/bounce.h"
 #include "aliases/dns.h"
 #include "aliases/mta.h"
 #include "aliases/route.h"
@@ -72,6 +73,8 @@ struct queue_runner {
 	struct qgroup *active, *pending;
 	unsigned nactive, npending;
 	time_t last_sweep;
+	time_t last_bounce_sweep;
+	struct bouncer *bounce;		/* failed rows become bounces */
 	int kicked;
 };
 
@@ -134,10 +137,19 @@ static void
 group_reported(struct store_req *req, void *arg)
 {
 	struct qgroup *g = arg;
+	const struct store_attempt *v;
+	size_t n;
 
 	g->req = NULL;
 	if (store_req_status(req) != STORE_OK)
 		log_err("queue: recording attempts: %s", store_req_errmsg(req));
+	/* Rows that failed now (refused, or past their lifetime) get their bounce. */
+	v = store_req_queue_attempts(req, &n);
+	for (size_t i = 0; v && i < n; i++)
+		if (v[i].status == STORE_OK && v[i].failed) {
+			bounce_kick(g->q->bounce);
+			break;
+		}
 	group_done(g);
 }
 
@@ -521,9 +533,15 @@ static void
 runner_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue_runner *q = arg;
+	time_t now = time(NULL);
 
 	runner_start_pending(q);
 	runner_claim(q);
+	/* Failed rows left by an earlier run, or whose bounce had to wait. */
+	if (now - q->last_bounce_sweep >= QUEUE_SWEEP_SECS) {
+		q->last_bounce_sweep = now;
+		bounce_kick(q->bounce);
+	}
 }
 
 void
@@ -559,6 +577,7 @@ queue_runner_new(struct event_base *base, struct store *store, struct store_writ
 	if (store_queue_release_claims(store, prefix) != STORE_OK)
 		log_warn("queue: cannot end old claims: %s", store_errmsg(store));
 	snprintf(q->owner, sizeof(q->owner), "%s:%ld", cfg->general.hostname, (long)getpid());
+	q->bounce = bounce_new(store, w, cfg);
 	q->tick = event_new(base, -1, EV_PERSIST, runner_on_tick, q);
 	event_add(q->tick, &(struct timeval){ 0, QUEUE_TICK_MS * 1000 });
 	q->kicked = 1;
@@ -585,6 +604,7 @@ queue_runner_free(struct queue_runner **qp)
 		group_free(g);
 	}
 	mta_shutdown();
+	bounce_free(&q->bounce);
 	event_free(q->tick);
 	SSL_CTX_free(q->ctx);
 	free(q);

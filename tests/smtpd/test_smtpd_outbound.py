@@ -5,6 +5,8 @@ member, a keep-copy alias and a submission to an outside address leave
 through MX; a relay listing the domain takes precedence; 4xx is retried
 (after `queue flush` at once), 5xx, NXDOMAIN and a null MX fail."""
 import asyncio
+import email
+import email.policy
 import smtplib
 import socket
 import subprocess
@@ -204,17 +206,37 @@ def test_temporary_failure_is_retried_and_flush_hurries_it(outbound):
     wait_rows(outbound, lambda r: r == [])
 
 
-@pytest.mark.parametrize("rcpt,why", [
-    ("gone@far.test", "550 5.1.1"),
-    ("x@nullmx.test", "null MX"),
-    ("x@nowhere.test", "NXDOMAIN"),
+def wait_bounce(d, login, n=1, timeout=15):
+    """The parsed bounces in a local mailbox, once n have arrived."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msgs = [email.message_from_bytes(m, policy=email.policy.default)
+                for m in d.messages(login)]
+        bounces = [m for m in msgs if m.get_content_type() == "multipart/report"]
+        if len(bounces) >= n:
+            return bounces
+        assert time.monotonic() < deadline, f"{len(bounces)} bounces\n{d.log()[-3000:]}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("rcpt,why,status", [
+    ("gone@far.test", "550 5.1.1", "5.1.1"),
+    ("x@nullmx.test", "null MX", "5.1.10"),
+    ("x@nowhere.test", "NXDOMAIN", "5.1.2"),
 ])
-def test_permanent_failures_are_marked_failed(outbound, rcpt, why):
+def test_permanent_failures_bounce_to_the_sender(outbound, rcpt, why, status):
     outbound.sink.refuse["gone@far.test"] = ["550 5.1.1 no such user"]
     outbound.ctl("alias", "add", "doomed", rcpt)
-    send(outbound, [f"doomed@{DOMAIN}"], "doomed")
-    r = wait_rows(outbound, lambda r: r and r[0][1] == 1)
-    assert r[0][0] == rcpt and why in r[0][3], r
+    send(outbound, [f"doomed@{DOMAIN}"], "doomed", sender=f"alice@{DOMAIN}")
+    [dsn] = wait_bounce(outbound, "alice")
+    report = [p for p in dsn.iter_parts() if p.get_content_type() == "message/delivery-status"]
+    fields = report[0].get_payload()[1]
+    assert fields["Final-Recipient"] == f"rfc822; {rcpt}"
+    assert fields["Action"] == "failed" and fields["Status"] == status
+    assert why in str(fields["Diagnostic-Code"])
+    assert f"to=<{rcpt}>" in outbound.log() and "status=failed" in outbound.log()
+    # the failed row went with its bounce
+    wait_rows(outbound, lambda r: r == [])
     assert outbound.sink.messages == []
 
 
@@ -263,14 +285,18 @@ def test_full_mailbox_is_delivered_once_there_is_room(outbound):
     assert [m["subject"] for m in outbound.mailbox("bob")] == ["for the team"]
 
 
-def test_lifetime_expiry_marks_failed(smtpd_factory, dns_port, sink):
+def test_lifetime_expiry_bounces(smtpd_factory, dns_port, sink):
     d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}", "queue.smtp_port": sink.port,
                          "queue.retry_initial": "1s", "queue.lifetime": "2s"})
     sink.refuse["slow@far.test"] = ["451 4.3.0 not today"] * 100
     d.ctl("alias", "add", "slow", "slow@far.test")
-    send(d, [f"slow@{DOMAIN}"], "expires")
-    r = wait_rows(d, lambda r: r and r[0][1] == 1, timeout=15)
-    assert "451 4.3.0 not today" in r[0][3]
+    send(d, [f"slow@{DOMAIN}"], "expires", sender=f"alice@{DOMAIN}")
+    [dsn] = wait_bounce(d, "alice")
+    report = [p for p in dsn.iter_parts() if p.get_content_type() == "message/delivery-status"]
+    fields = report[0].get_payload()[1]
+    assert fields["Action"] == "failed" and fields["Status"] == "5.4.7"
+    assert "451 4.3.0 not today" in str(fields["Diagnostic-Code"])
+    wait_rows(d, lambda r: r == [])
 
 
 def test_relay_sender_override(outbound, sink_factory_relay):

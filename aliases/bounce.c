@@ -1,0 +1,330 @@
+/*
+ * bounce.c - failed queue rows become a delivery status notification to
+ * their sender, or a copy for the postmaster when the sender is null.
+ *
+ * One message's failed rows at a time: read them, build the report (or
+ * choose the postmaster's copy), resolve where it goes, and hand one
+ * delivery to the writer that also deletes the rows.  When it is done,
+ * the next message.
+ */
+#include "aliases/bounce.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aliases/deliver.h"
+#include "aliases/dsn.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "store/store.h"
+
+#define BOUNCE_ROWS_MAX		100	/* rows read per message; more wait for the next pass */
+#define BOUNCE_HEADERS_MAX	(64 * 1024)
+#define BOUNCE_BACKOFF_SECS	60	/* after a bounce that could not be made */
+
+struct bouncer {
+	struct store *store;
+	struct store_writer *w;
+	const struct umbox_config *cfg;
+	struct alias_resolver resolver;
+	struct store_req *req;		/* the delivery in flight */
+	char qid[24];			/* its message's */
+	int dsn;			/* a report (1) or the postmaster's copy (0) */
+	time_t backoff_until;
+};
+
+struct bouncer *
+bounce_new(struct store *store, struct store_writer *w, const struct umbox_config *cfg)
+{
+	struct bouncer *b = xcalloc(1, sizeof(*b));
+
+	b->store = store;
+	b->w = w;
+	b->cfg = cfg;
+	b->resolver.store = store;
+	b->resolver.postmaster = cfg->general.postmaster;
+	b->resolver.srs_secret = cfg->queue.srs_secret;
+	return b;
+}
+
+void
+bounce_free(struct bouncer **bp)
+{
+	struct bouncer *b = *bp;
+
+	if (b == NULL)
+		return;
+	if (b->req)
+		store_req_cancel(b->req);
+	free(b);
+	*bp = NULL;
+}
+
+void
+bounce_split_error(const char *error, char *remote, size_t rlen, const char **diag)
+{
+	const char *said;
+
+	remote[0] = '\0';
+	*diag = error;
+	if (strncmp(error, "host ", 5) != 0 || (said = strstr(error, " said: ")) == NULL)
+		return;
+	if ((size_t)(said - error - 5) < rlen)
+		snprintf(remote, rlen, "%.*s", (int)(said - error - 5), error + 5);
+	*diag = said + 7;
+}
+
+/* "5" or "4" when the text is an SMTP reply ("550 5.1.1 ..."), else 0. */
+static int
+reply_class(const char *text)
+{
+	if (text[0] >= '2' && text[0] <= '5' && text[1] >= '0' && text[1] <= '9' &&
+	    text[2] >= '0' && text[2] <= '9' && (text[3] == ' ' || text[3] == '-' ||
+	    text[3] == '\0'))
+		return text[0];
+	return 0;
+}
+
+/* One row's part of the report. */
+static void
+rcpt_of(const struct bouncer *b, const struct store_queue_entry *e, struct dsn_rcpt *r,
+    char *remote, size_t rlen)
+{
+	const char *diag;
+	int class;
+
+	memset(r, 0, sizeof(*r));
+	bounce_split_error(e->last_error ? e->last_error : "", remote, rlen, &diag);
+	class = reply_class(diag);
+	r->final_recipient = e->recipient;
+	r->action = DSN_FAILED;
+	r->remote_mta = remote[0] ? remote : NULL;
+	r->last_attempt = e->last_attempt;
+	if (class)
+		r->smtp_reply = diag;
+	else
+		r->reason = diag[0] ? diag : "delivery failed";
+	if (class == '5')
+		return;
+	/* Not a refusal: the row ran out of time, or DNS said no such place. */
+	if (e->created_at + (int64_t)b->cfg->queue.lifetime <= e->last_attempt ||
+	    class == '4' || e->local_user_id != 0) {
+		r->expired = 1;
+		r->status = e->local_user_id ? "5.2.2" : NULL;
+		return;
+	}
+	r->status = strstr(diag, "null MX") ? "5.1.10" : "5.1.2";
+}
+
+/* The header block of the row's message, for text/rfc822-headers. */
+static char *
+read_headers(struct bouncer *b, const struct store_queue_entry *e, size_t *len)
+{
+	struct store_reader *rd;
+	size_t want = e->size < BOUNCE_HEADERS_MAX ? (size_t)e->size : BOUNCE_HEADERS_MAX;
+	char *buf = xmalloc(want + 1);
+	size_t have = 0, got;
+
+	*len = 0;
+	if (store_queue_reader_open(b->store, e, &rd) != STORE_OK) {
+		free(buf);
+		return NULL;
+	}
+	while (have < want && store_reader_read(rd, have, buf + have, want - have,
+	    &got) == STORE_OK && got > 0)
+		have += got;
+	store_reader_close(&rd);
+	*len = dsn_header_block(buf, have, have);
+	return buf;
+}
+
+static const char *
+domain_part(const char *address, const char *fallback)
+{
+	const char *at = strrchr(address, '@');
+
+	return at && at[1] ? at + 1 : fallback;
+}
+
+static void bounce_next(struct bouncer *b);
+
+static void
+bounce_done(struct store_req *req, void *arg)
+{
+	struct bouncer *b = arg;
+	int st = store_req_status(req);
+
+	b->req = NULL;
+	if (st != STORE_OK) {
+		log_err("%s: %s: %s", b->qid, b->dsn ? "cannot deliver the bounce" :
+		    "cannot give the postmaster a copy", store_req_errmsg(req));
+		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
+		return;
+	}
+	bounce_next(b);
+}
+
+/* Only mailboxes here: a copy sent out could fail and come back forever. */
+static size_t
+keep_local(struct alias_result *res)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < res->n; i++) {
+		if (res->v[i].remote) {
+			free(res->v[i].address);
+			free(res->v[i].login);
+			continue;
+		}
+		res->v[k++] = res->v[i];
+	}
+	res->n = k;
+	return k;
+}
+
+/* Deliver m to where address resolves (the postmaster when it does not), settling ids. */
+static int
+bounce_send(struct bouncer *b, struct alias_message *m, const char *address,
+    const int64_t *ids, size_t n)
+{
+	struct alias_result res = { 0 };
+	enum alias_status as = ALIAS_UNKNOWN;
+
+	if (address[0])
+		as = alias_resolve(&b->resolver, address, &res);
+	if (as == ALIAS_ERROR) {
+		alias_result_clear(&res);
+		return -1;
+	}
+	if (as != ALIAS_OK || (!b->dsn && keep_local(&res) == 0)) {
+		/* No one to tell: the postmaster hears of it. */
+		alias_result_clear(&res);
+		memset(&res, 0, sizeof(res));
+		if (alias_resolve(&b->resolver, "postmaster", &res) != ALIAS_OK ||
+		    keep_local(&res) == 0) {
+			log_err("%s: the postmaster %s has no mailbox here: the bounce is "
+			    "dropped", b->qid, b->cfg->general.postmaster);
+			alias_result_clear(&res);
+			for (size_t i = 0; i < n; i++)
+				store_queue_del(b->store, ids[i]);
+			return 0;
+		}
+		m->domain = b->cfg->general.hostname;
+	}
+	m->consume = ids;
+	m->nconsume = n;
+	b->req = alias_deliver_req(m, res.v, res.n, bounce_done, b);
+	alias_result_clear(&res);
+	store_writer_submit(b->w, b->req);
+	return 0;
+}
+
+/* The report for one message's failed rows v[0..n). */
+static int
+bounce_report(struct bouncer *b, struct store_queue_entry *v, size_t n, const int64_t *ids)
+{
+	struct dsn_rcpt *rcpts = xcalloc(n, sizeof(*rcpts));
+	char (*remote)[300] = xcalloc(n, sizeof(*remote));
+	struct dsn_report rep = { 0 };
+	struct alias_message m = { 0 };
+	char err[256], *headers, *out = NULL;
+	size_t hlen, outlen;
+	int r = -1;
+
+	for (size_t i = 0; i < n; i++)
+		rcpt_of(b, &v[i], &rcpts[i], remote[i], sizeof(remote[i]));
+	headers = read_headers(b, &v[0], &hlen);
+	rep.hostname = b->cfg->general.hostname;
+	rep.recipient = v[0].sender;
+	rep.qid = v[0].qid;
+	rep.arrival = v[0].created_at;
+	rep.lifetime = b->cfg->queue.lifetime;
+	rep.now = (int64_t)time(NULL);
+	rep.headers = headers;
+	rep.headers_len = hlen;
+	rep.rcpts = rcpts;
+	rep.nrcpts = n;
+	if (dsn_build(&rep, &out, &outlen, err, sizeof(err)) != 0) {
+		log_err("%s: cannot make the bounce: %s", v[0].qid, err);
+		goto out;
+	}
+	m.sender = "";
+	m.kind = STORE_KIND_EMAIL;
+	m.data = out;
+	m.fd = -1;
+	m.len = outlen;
+	m.domain = domain_part(v[0].sender, b->cfg->general.hostname);
+	if (bounce_send(b, &m, v[0].sender, ids, n) == 0) {
+		log_info("%s: sender=<%s> bounce sent for %zu recipient%s", v[0].qid,
+		    v[0].sender, n, n == 1 ? "" : "s");
+		r = 0;
+	}
+out:
+	free(out);
+	free(headers);
+	free(rcpts);
+	free(remote);
+	return r;
+}
+
+/* A failed message with a null sender: no report, a copy for the postmaster. */
+static int
+bounce_to_postmaster(struct bouncer *b, struct store_queue_entry *v, size_t n,
+    const int64_t *ids)
+{
+	struct alias_message m = { 0 };
+
+	for (size_t i = 0; i < n; i++)
+		log_warn("%s: to=<%s> a message with a null sender failed (%s); it is not "
+		    "bounced, the postmaster gets a copy", v[i].qid, v[i].recipient,
+		    v[i].last_error ? v[i].last_error : "");
+	m.sender = "";
+	m.kind = v[0].kind;
+	m.fd = -1;
+	m.message_id = v[0].message_id;
+	m.domain = b->cfg->general.hostname;
+	return bounce_send(b, &m, "", ids, n);
+}
+
+static void
+bounce_next(struct bouncer *b)
+{
+	struct store_queue_entry *v = NULL;
+	size_t n = 0, k;
+	int64_t *ids;
+	int r;
+
+	if (b->req || time(NULL) < b->backoff_until)
+		return;
+	if (store_queue_failed(b->store, BOUNCE_ROWS_MAX, &v, &n) != STORE_OK) {
+		log_err("queue: reading failed rows: %s", store_errmsg(b->store));
+		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
+		return;
+	}
+	if (n == 0)
+		return;
+	for (k = 1; k < n && v[k].message_id == v[0].message_id; k++)
+		;
+	ids = xcalloc(k, sizeof(*ids));
+	for (size_t i = 0; i < k; i++)
+		ids[i] = v[i].id;
+	snprintf(b->qid, sizeof(b->qid), "%s", v[0].qid);
+	b->dsn = v[0].sender[0] != '\0';
+	r = b->dsn ? bounce_report(b, v, k, ids) : bounce_to_postmaster(b, v, k, ids);
+	if (r != 0)
+		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
+	else if (b->req == NULL)	/* settled without a delivery */
+		bounce_next(b);
+	free(ids);
+	store_queue_list_free(&v, n);
+}
+
+void
+bounce_kick(struct bouncer *b)
+{
+	if (b != NULL)
+		bounce_next(b);
+}
