@@ -68,12 +68,17 @@ bounce_split_error(const char *error, char *remote, size_t rlen, const char **di
 {
 	const char *said;
 
+	const char *end;
+
 	remote[0] = '\0';
 	*diag = error;
 	if (strncmp(error, "host ", 5) != 0 || (said = strstr(error, " said: ")) == NULL)
 		return;
-	if ((size_t)(said - error - 5) < rlen)
-		snprintf(remote, rlen, "%.*s", (int)(said - error - 5), error + 5);
+	/* The host name alone: Remote-MTA's "dns" type names a host. */
+	if ((end = memchr(error + 5, '[', (size_t)(said - error - 5))) == NULL)
+		end = said;
+	if ((size_t)(end - error - 5) < rlen)
+		snprintf(remote, rlen, "%.*s", (int)(end - error - 5), error + 5);
 	*diag = said + 7;
 }
 
@@ -185,6 +190,23 @@ keep_local(struct alias_result *res)
 	return k;
 }
 
+/* Nothing can be done for the rows: they go, through the writer, as if delivered. */
+static int
+settle(struct bouncer *b, const int64_t *ids, size_t n)
+{
+	static const struct store_retry none = { 1, 1, 1 };
+	struct store_attempt *v = xcalloc(n, sizeof(*v));
+
+	for (size_t i = 0; i < n; i++) {
+		v[i].id = ids[i];
+		v[i].result = STORE_ATTEMPT_DELIVERED;
+	}
+	b->req = store_req_queue_report(NULL, &none, v, n, bounce_done, b);
+	free(v);
+	store_writer_submit(b->w, b->req);
+	return 0;
+}
+
 /* Deliver m to where address resolves (the postmaster when it does not), settling ids. */
 static int
 bounce_send(struct bouncer *b, struct alias_message *m, const char *address,
@@ -208,9 +230,7 @@ bounce_send(struct bouncer *b, struct alias_message *m, const char *address,
 			log_err("%s: the postmaster %s has no mailbox here: the bounce is "
 			    "dropped", b->qid, b->cfg->general.postmaster);
 			alias_result_clear(&res);
-			for (size_t i = 0; i < n; i++)
-				store_queue_del(b->store, ids[i]);
-			return 0;
+			return settle(b, ids, n);
 		}
 		m->domain = b->cfg->general.hostname;
 	}

@@ -32,7 +32,8 @@ void bounce_free(struct bouncer **b);
 /*
  * What a failed row's last error says, split for the report: the queue
  * runner stores "host NAME[ADDR] said: REPLY" for a server's reply, else
- * plain words.  remote gets NAME[ADDR] or "", diag the rest.  Pure.
+ * plain words.  remote gets NAME (for Remote-MTA) or "", diag the rest.
+ * Pure.
  */
 void bounce_split_error(const char *error, char *remote, size_t rlen, const char **diag);
 

@@ -270,7 +270,10 @@ static const char *const sq_sql[SQ__COUNT] = {
 #define SQ_QUEUE_COLS SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
 	[SQ_QUEUE_LIST] = SQ_QUEUE_COLS "ORDER BY q.id",
 	[SQ_QUEUE_GET] = SQ_QUEUE_COLS "WHERE q.id = ?1",
+	/* Not while another row of the message is being tried: one bounce per message. */
 	[SQ_QUEUE_FAILED] = SQ_QUEUE_COLS "WHERE q.status = 1 AND q.held = 0"
+	    " AND NOT EXISTS (SELECT 1 FROM queue o WHERE o.message_id = q.message_id"
+	    " AND o.status = 0 AND o.claimed_until > ?2)"
 	    " ORDER BY q.message_id, q.id LIMIT ?1",
 	[SQ_QUEUE_DEL] = "DELETE FROM queue WHERE id = ?1",
 	[SQ_QUEUE_HOLD] = "UPDATE queue SET held = ?2 WHERE id = ?1",

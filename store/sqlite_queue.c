@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 char *
 sq_recipient_domain(const char *recipient)
@@ -101,6 +102,7 @@ sq_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, siz
 	sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_FAILED);
 
 	sqlite3_bind_int64(st, 1, (int64_t)(max > INT64_MAX ? INT64_MAX : max));
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
 	return sq_queue_rows(s, st, out, n);
 }
 

@@ -29,9 +29,9 @@ static void
 test_server_reply(void **state)
 {
 	split("host mx.far.test[127.0.0.1] said: 550 5.1.1 no such user",
-	    "mx.far.test[127.0.0.1]", "550 5.1.1 no such user");
+	    "mx.far.test", "550 5.1.1 no such user");
 	split("host mx6.far.test[2001:db8::1] said: 451 4.3.0 later",
-	    "mx6.far.test[2001:db8::1]", "451 4.3.0 later");
+	    "mx6.far.test", "451 4.3.0 later");
 }
 
 static void
@@ -51,7 +51,7 @@ test_remote_too_long_for_the_buffer(void **state)
 	char r[8];
 	const char *d;
 
-	bounce_split_error("host a-very-long-name.example[192.0.2.1] said: 550 no", r,
+	bounce_split_error("host a-very-long-name.example said: 550 no", r,
 	    sizeof(r), &d);
 	assert_string_equal(r, "");
 	assert_string_equal(d, "550 no");
