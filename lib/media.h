@@ -69,7 +69,8 @@ struct wav_info {
  *     missing at the very end), unknown chunks are skipped, and a piece
  *     of a chunk header at the end is an error;
  *   - there is exactly one "fmt " chunk of at least 16 bytes and one
- *     "data" chunk; a "fact" chunk is read when there is one;
+ *     "data" chunk; a "fact" chunk (at most one) is read for GSM 6.10,
+ *     where it must hold 4 bytes, and skipped for the others;
  *   - the format is PCM with 8 or 16 bits, u-law or A-law with 8 bits, or
  *     mono GSM 6.10 with a block align of 65; PCM and the laws must have
  *     the block align their channels and bits imply; 1 or 2 channels;

@@ -174,6 +174,9 @@ judge(const struct span *fmt, const struct span *fact, uint64_t data_len,
 		blocks = data_len / WAV_GSM_BLOCK_ALIGN;
 		most = (blocks + (data_len % WAV_GSM_BLOCK_ALIGN != 0)) *
 		    WAV_GSM_BLOCK_SAMPLES;
+		if (fact->p != NULL && fact->len < 4)
+			return fail(err, errlen, "fact chunk is %" PRIu64
+			    " bytes, fewer than 4", fact->len);
 		if (fact->p != NULL) {
 			w->samples = le32(fact->p);
 			if (w->samples > most)
@@ -289,9 +292,6 @@ wav_parse(const void *buf, size_t len, const struct media_limits *lim,
 		    "fewer than %u", fmt.len, FMT_MIN);
 	if (data.p == NULL)
 		return fail(err, errlen, "no data chunk");
-	if (fact.p != NULL && fact.len < 4)
-		return fail(err, errlen, "fact chunk is %" PRIu64 " bytes, "
-		    "fewer than 4", fact.len);
 	rc = judge(&fmt, &fact, data.len, max_seconds, out, err, errlen);
 	if (rc != 0)
 		memset(out, 0, sizeof(*out));

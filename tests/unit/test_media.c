@@ -379,6 +379,21 @@ test_wav_gsm(void **state)
 	riff_close(&b);
 	wav_refused(&b, NULL, "fact chunk is 3 bytes, fewer than 4");
 	buf_free(&b);
+
+	/* PCM has no use for a fact chunk, whole or not. */
+	riff_open(&b);
+	fmt_chunk(&b, WAV_FORMAT_PCM, 1, 8000, 16, 2);
+	chunk(&b, "fact", NULL, 3);
+	chunk(&b, "data", NULL, 16000);
+	riff_close(&b);
+	{
+		struct wav_info pw;
+
+		wav_ok(&b, NULL, &pw);
+		assert_int_equal(pw.samples, 8000);
+		assert_int_equal(pw.seconds, 1);
+	}
+	buf_free(&b);
 }
 
 /*
