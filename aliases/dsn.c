@@ -19,16 +19,15 @@
 #include "aliases/dsn.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <gmime/gmime.h>
 
+#include "aliases/mime.h"
 #include "lib/header.h"
 #include "lib/util.h"
 
@@ -36,23 +35,10 @@
 #define WRAP_AT		72	/* wrap the text's paragraphs at this column */
 #define STATUS_MAX	10	/* "5.999.999" and its NUL */
 
-static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
-static int gmime_up;
-
-static void
-gmime_init_once(void)
-{
-	g_mime_init();
-	gmime_up = 1;
-}
-
 void
 dsn_shutdown(void)
 {
-	if (gmime_up) {
-		g_mime_shutdown();
-		gmime_up = 0;
-	}
+	mime_shutdown();
 }
 
 static int
@@ -758,29 +744,6 @@ hostname_ok(const char *h)
 	return 1;
 }
 
-/*
- * A Message-ID, "<qid.time.random@host>": 64 random bits
- * from getrandom(), or, should that fail, a per-process counter, the
- * process id and the monotonic clock, which still differ between calls.
- */
-static char *
-message_id(const char *qid, int64_t now, const char *host)
-{
-	static uint64_t counter;
-	uint64_t rnd;
-
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		rnd = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) << 40 ^
-		    (uint64_t)getpid() << 20 ^ (uint64_t)ts.tv_nsec ^
-		    (uint64_t)ts.tv_sec << 30;
-	}
-	return g_strdup_printf("<%s.%" PRId64 ".%016" PRIx64 "@%s>",
-	    qid[0] != '\0' ? qid : "dsn", now, rnd, host);
-}
-
 /* qid with all but letters and digits left out, at most 64 of them. */
 static void
 clean_qid(const char *qid, char *dst, size_t dstlen)
@@ -796,21 +759,6 @@ clean_qid(const char *qid, char *dst, size_t dstlen)
 	dst[o] = '\0';
 }
 
-/* Whether buf[0..len) ends in CRLF and has no CR or LF outside a CRLF. */
-static int
-crlf_only(const char *buf, size_t len)
-{
-	if (len < 2 || buf[len - 2] != '\r' || buf[len - 1] != '\n')
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] == '\r' && (i + 1 == len || buf[i + 1] != '\n'))
-			return 0;
-		if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * Check the report, clean what goes into the headers, build the three
  * parts and the message around them, and write it with CRLF line ends.
@@ -819,13 +767,10 @@ int
 dsn_build(const struct dsn_report *r, char **out, size_t *outlen,
     char *err, size_t errlen)
 {
-	GMimeFormatOptions *fo;
 	GMimeMessage *msg;
 	GMimeMultipart *mp;
 	GMimeTextPart *text;
 	GMimePart *part;
-	GMimeStream *stream;
-	GByteArray *bytes;
 	GDateTime *date;
 	GString *body, *hdrs, *to;
 	char qid[65], *from, *mid;
@@ -855,7 +800,7 @@ dsn_build(const struct dsn_report *r, char **out, size_t *outlen,
 		return -1;
 	}
 
-	pthread_once(&gmime_once, gmime_init_once);
+	mime_init();
 	clean_qid(r->qid, qid, sizeof(qid));
 	now = r->now != 0 ? r->now : (int64_t)time(NULL);
 	life = r->lifetime;
@@ -888,7 +833,7 @@ dsn_build(const struct dsn_report *r, char **out, size_t *outlen,
 	g_mime_message_set_date(msg, date);
 	g_date_time_unref(date);
 	/* Set by name so that it is spelled as in RFC 5322. */
-	mid = message_id(qid, now, r->hostname);
+	mid = mime_message_id(qid[0] != '\0' ? qid : "dsn", now, r->hostname);
 	g_mime_object_set_header((GMimeObject *)msg, "Message-ID", mid, NULL);
 	g_free(mid);
 	g_mime_object_set_header((GMimeObject *)msg, "Auto-Submitted",
@@ -928,27 +873,8 @@ dsn_build(const struct dsn_report *r, char **out, size_t *outlen,
 	g_mime_message_set_mime_part(msg, (GMimeObject *)mp);
 	g_object_unref(mp);
 
-	fo = g_mime_format_options_new();
-	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
-	stream = g_mime_stream_mem_new();
-	if (g_mime_object_write_to_stream((GMimeObject *)msg, fo, stream) < 0) {
-		snprintf(err, errlen, "dsn: cannot write the report");
-		goto done;
-	}
-	bytes = g_mime_stream_mem_get_byte_array((GMimeStreamMem *)stream);
-	if (!crlf_only((const char *)bytes->data, bytes->len)) {
-		/* GMime wrote a bare line end: never store that. */
-		snprintf(err, errlen, "dsn: report has a bare CR or LF");
-		goto done;
-	}
-	*out = xmalloc(bytes->len + 1);
-	memcpy(*out, bytes->data, bytes->len);
-	(*out)[bytes->len] = '\0';
-	*outlen = bytes->len;
-	ret = 0;
-done:
-	g_object_unref(stream);
-	g_mime_format_options_free(fo);
+	if (mime_write((GMimeObject *)msg, out, outlen, err, errlen) == 0)
+		ret = 0;
 	g_object_unref(msg);
 	return ret;
 }

@@ -63,5 +63,10 @@ int cmd_relay(struct cli *c, int argc, char **argv);
 int cmd_queue(struct cli *c, int argc, char **argv);
 int cmd_mail(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_voicemail(struct cli *c, int argc, char **argv);
+int cmd_fax(struct cli *c, int argc, char **argv);
+int cmd_mwi(struct cli *c, int argc, char **argv);
+/* mail del took entry e: a voicemail's mailbox gets its message waiting told. */
+void cli_mwi_after_delete(struct cli *c, const struct store_entry *e);
 
 #endif

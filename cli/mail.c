@@ -204,8 +204,11 @@ mail_del(struct cli *c, int argc, char **argv)
 	if ((r = mail_entry(c, argc, argv, &e)) != 0)
 		return r;
 	r = store_entries_delete(c->store, e.user_id, &e.uid, 1);
-	if (r == STORE_OK)
+	if (r == STORE_OK) {
 		printf("message %s deleted from %s\n", e.uidl, argv[1]);
+		fflush(stdout);
+		cli_mwi_after_delete(c, &e);
+	}
 	store_entry_clear(&e);
 	return r == STORE_OK ? EX_DONE : cli_store_error(c, r);
 }

@@ -40,6 +40,10 @@ static const char usage_text[] =
 "                 [--chunking]\n"
 "  queue list | show ID | flush [ID] | del ID | hold ID | release ID\n"
 "  mail list MAILBOX | show MAILBOX UID | export MAILBOX UID | del MAILBOX UID\n"
+"  voicemail deposit MAILBOX --audio FILE [--caller NUMBER] [--caller-name NAME]\n"
+"  voicemail list MAILBOX | play MAILBOX UID | heard MAILBOX UID\n"
+"  fax deposit MAILBOX --tiff FILE [--caller NUMBER]\n"
+"  mwi MAILBOX\n"
 "  status\n"
 "\n"
 "  -c FILE   configuration file (default " UMBOX_DEFAULT_CONFIG ")\n"
@@ -208,6 +212,9 @@ static const struct {
 	{ "relay", cmd_relay },
 	{ "queue", cmd_queue },
 	{ "mail", cmd_mail },
+	{ "voicemail", cmd_voicemail },
+	{ "fax", cmd_fax },
+	{ "mwi", cmd_mwi },
 	{ "status", cmd_status },
 };
 

@@ -1,0 +1,375 @@
+/*
+ * voicemail.c - umboxctl voicemail deposit | list | play | heard,
+ * fax deposit, and mwi: the phone's side of the unified inbox (SPEC §8).
+ *
+ * They act on the same mailbox entries POP3 sees: a voicemail heard on
+ * the phone or retrieved by Outlook is old; one deleted on either side is
+ * gone from both.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "aliases/resolve.h"
+#include "aliases/voicemail.h"
+#include "lib/header.h"
+
+#define DEPOSIT_FILE_MAX	(64u * 1024 * 1024)	/* an hour of 8 kHz 16-bit is 55 MB */
+#define MWI_TIMEOUT_MS		5000
+
+/* The whole file, or NULL with the error printed. */
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	char *buf;
+
+	if (f == NULL) {
+		cli_error(EX_FAILED, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		cli_error(EX_FAILED, "%s: not a regular file", path);
+		fclose(f);
+		return NULL;
+	}
+	if ((uint64_t)st.st_size > DEPOSIT_FILE_MAX) {
+		cli_error(EX_FAILED, "%s: %" PRIu64 " bytes, more than the %u MB a deposit "
+		    "may have", path, (uint64_t)st.st_size, DEPOSIT_FILE_MAX >> 20);
+		fclose(f);
+		return NULL;
+	}
+	buf = xmalloc((size_t)st.st_size + 1);
+	*len = fread(buf, 1, (size_t)st.st_size, f);
+	if (ferror(f) || *len != (size_t)st.st_size) {
+		cli_error(EX_FAILED, "%s: cannot read it whole", path);
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Tell the phone system of every mailbox whose counts changed. */
+static void
+mwi_changed(struct cli *c, const char *login)
+{
+	struct store_user u;
+	unsigned n, o;
+
+	if (c->cfg.voicemail.mwi_command[0] == '\0')
+		return;
+	if (store_user_get(c->store, login, &u) != STORE_OK)
+		return;
+	if (voicemail_counts(c->store, u.id, &n, &o) == STORE_OK)
+		voicemail_mwi_notify(&c->cfg, u.login, n, o, MWI_TIMEOUT_MS);
+	store_user_clear(&u);
+}
+
+/* voicemail deposit / fax deposit */
+static int
+deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
+{
+	int fax = kind == STORE_KIND_FAX;
+	static const struct option vm_opts[] = {
+		{ "audio", required_argument, NULL, 'a' },
+		{ "caller", required_argument, NULL, 'c' },
+		{ "caller-name", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option fax_opts[] = {
+		{ "tiff", required_argument, NULL, 'a' },
+		{ "caller", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *usage = fax ? "usage: fax deposit MAILBOX --tiff FILE [--caller NUMBER]" :
+	    "usage: voicemail deposit MAILBOX --audio FILE [--caller NUMBER] "
+	    "[--caller-name NAME]";
+	struct voicemail_deposit d = { .kind = kind };
+	struct voicemail_result res;
+	struct alias_resolver rv = { 0 };
+	const char *file = NULL;
+	char err[512];
+	char *data;
+	int ch, st;
+
+	optind = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "", fax ? fax_opts : vm_opts, NULL)) != -1) {
+		switch (ch) {
+		case 'a': file = optarg; break;
+		case 'c': d.caller = optarg; break;
+		case 'n': d.caller_name = optarg; break;
+		default:
+			return cli_error(EX_USAGE, "%s: bad option %s; %s", fax ? "fax deposit" :
+			    "voicemail deposit", argv[optind - 1], usage);
+		}
+	}
+	if (argc - optind != 1 || file == NULL)
+		return cli_error(EX_USAGE, "%s", usage);
+	d.mailbox = argv[optind];
+	if ((st = cli_open_store(c)) != 0)
+		return st;
+	if ((data = read_file(file, &d.len)) == NULL)
+		return EX_FAILED;
+	d.data = data;
+	rv.store = c->store;
+	rv.postmaster = c->cfg.general.postmaster;
+	rv.srs_secret = c->cfg.queue.srs_secret;
+	st = voicemail_deposit(c->store, &rv, &c->cfg, &d, &res, err, sizeof(err));
+	free(data);
+	switch (st) {
+	case STORE_OK:
+		break;
+	case STORE_INVALID:
+		return cli_error(EX_FAILED, "%s: %s; nothing was stored", file, err);
+	case STORE_NOTFOUND:
+		return cli_error(EX_NOTFOUND, "%s", err);
+	default:
+		return cli_error(EX_FAILED, "%s; nothing was stored", err);
+	}
+	if (fax)
+		printf("fax deposited: %s, %u page%s, %zu delivered, %zu queued\n", res.qid,
+		    res.pages, res.pages == 1 ? "" : "s", res.delivered + res.deferred,
+		    res.queued);
+	else
+		printf("voicemail deposited: %s, %u s, %zu delivered, %zu queued\n", res.qid,
+		    res.seconds, res.delivered + res.deferred, res.queued);
+	fflush(stdout);
+	if (!fax)
+		for (size_t i = 0; i < res.mailboxes.n; i++)
+			mwi_changed(c, res.mailboxes.v[i]);
+	strlist_clear(&res.mailboxes);
+	return EX_DONE;
+}
+
+/* The start of an entry's text, enough for its header block. */
+static char *
+entry_head(struct cli *c, const struct store_entry *e, size_t *len)
+{
+	size_t want = e->size < 64 * 1024 ? (size_t)e->size : 64 * 1024;
+	char *buf = xmalloc(want + 1);
+
+	if (store_entry_read(c->store, e, 0, buf, want, len) != STORE_OK)
+		*len = 0;
+	buf[*len] = '\0';
+	return buf;
+}
+
+static void
+duration(unsigned s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%u:%02u", s / 60, s % 60);
+}
+
+static int
+vm_list(struct cli *c, int argc, char **argv)
+{
+	struct store_user u;
+	struct store_entry *v;
+	struct table *t = NULL;
+	size_t n, shown = 0;
+	int r;
+
+	if (argc != 2)
+		return cli_error(EX_USAGE, "usage: voicemail list MAILBOX");
+	if ((r = cli_open_store(c)) != 0 || (r = cli_find_mailbox(c, argv[1], &u)) != 0)
+		return r;
+	r = store_mailbox_list(c->store, u.id, &v, &n);
+	store_user_clear(&u);
+	if (r != STORE_OK)
+		return cli_store_error(c, r);
+	if (c->json)
+		fputs("[", stdout);
+	else
+		t = table_new(5, "UID", "CALLER", "DATE", "DURATION", "STATUS");
+	for (size_t i = 0; i < n; i++) {
+		struct voicemail_info vi;
+		char when[32], dur[16], who[VOICEMAIL_NAME_MAX + VOICEMAIL_CALLER_MAX + 8];
+		const char *status = v[i].flags & STORE_FLAG_SEEN ? "heard" : "new";
+		size_t hlen;
+		char *head;
+
+		if (v[i].kind != STORE_KIND_VOICEMAIL)
+			continue;
+		head = entry_head(c, &v[i], &hlen);
+		voicemail_info_parse(head, hlen, &vi);
+		free(head);
+		if (c->json) {
+			int first = 1;
+
+			fputs(shown++ ? ",\n {" : "{", stdout);
+			json_kv_str(stdout, &first, "uid", v[i].uidl);
+			json_kv_str(stdout, &first, "caller", vi.caller);
+			json_kv_str(stdout, &first, "caller_name", vi.caller_name);
+			json_kv_int(stdout, &first, "arrived", v[i].arrived);
+			json_kv_int(stdout, &first, "duration", vi.seconds);
+			json_kv_str(stdout, &first, "status", status);
+			json_kv_int(stdout, &first, "size", (long long)v[i].size);
+			fputs("}", stdout);
+			continue;
+		}
+		if (vi.caller_name[0] && strcmp(vi.caller_name, vi.caller) != 0)
+			snprintf(who, sizeof(who), "%s (%s)", vi.caller_name, vi.caller);
+		else
+			snprintf(who, sizeof(who), "%s", vi.caller[0] ? vi.caller : "unknown");
+		duration(vi.seconds, dur, sizeof(dur));
+		table_row(t, v[i].uidl, who, cli_time(v[i].arrived, when, sizeof(when)), dur,
+		    status);
+	}
+	if (c->json)
+		fputs("]\n", stdout);
+	else
+		table_print(t, stdout);
+	store_entry_list_free(&v, n);
+	return EX_DONE;
+}
+
+/* MAILBOX UID naming a voicemail entry. */
+static int
+vm_entry(struct cli *c, int argc, char **argv, struct store_entry *e)
+{
+	struct store_user u;
+	int r;
+
+	if (argc != 3)
+		return cli_error(EX_USAGE, "usage: voicemail %s MAILBOX UID", argv[0]);
+	if ((r = cli_open_store(c)) != 0 || (r = cli_find_mailbox(c, argv[1], &u)) != 0)
+		return r;
+	r = store_entry_get(c->store, u.id, argv[2], e);
+	store_user_clear(&u);
+	if (r == STORE_OK && e->kind != STORE_KIND_VOICEMAIL) {
+		store_entry_clear(e);
+		return cli_error(EX_NOTFOUND, "%s in mailbox %s is not a voicemail (see "
+		    "voicemail list)", argv[2], argv[1]);
+	}
+	if (r == STORE_NOTFOUND)
+		return cli_error(EX_NOTFOUND, "no voicemail %s in mailbox %s (see voicemail list)",
+		    argv[2], argv[1]);
+	return r == STORE_OK ? 0 : cli_store_error(c, r);
+}
+
+/* The recording, byte for byte as deposited, on stdout. */
+static int
+vm_play(struct cli *c, int argc, char **argv)
+{
+	struct store_entry e;
+	struct store_reader *rd;
+	char *msg, *audio, err[256];
+	size_t got, len = 0, alen;
+	int r;
+
+	if ((r = vm_entry(c, argc, argv, &e)) != 0)
+		return r;
+	if ((r = store_reader_open(c->store, &e, &rd)) != STORE_OK) {
+		store_entry_clear(&e);
+		return cli_store_error(c, r);
+	}
+	msg = xmalloc(e.size + 1);
+	while (len < e.size && (r = store_reader_read(rd, len, msg + len, e.size - len,
+	    &got)) == STORE_OK && got > 0)
+		len += got;
+	store_reader_close(&rd);
+	store_entry_clear(&e);
+	if (voicemail_attachment(msg, len, &audio, &alen, err, sizeof(err)) != 0) {
+		free(msg);
+		return cli_error(EX_FAILED, "%s: %s", argv[2], err);
+	}
+	free(msg);
+	r = fwrite(audio, 1, alen, stdout) == alen && fflush(stdout) == 0 ? EX_DONE :
+	    cli_error(EX_FAILED, "writing the recording: %s", strerror(errno));
+	free(audio);
+	return r;
+}
+
+static int
+vm_heard(struct cli *c, int argc, char **argv)
+{
+	struct store_entry e;
+	struct store_user u;
+	int r;
+
+	if ((r = vm_entry(c, argc, argv, &e)) != 0)
+		return r;
+	r = store_entry_set_flags(c->store, e.user_id, e.uid, e.flags | STORE_FLAG_SEEN);
+	if (r == STORE_OK) {
+		printf("voicemail %s heard\n", e.uidl);
+		fflush(stdout);
+		if (!(e.flags & STORE_FLAG_SEEN) && store_user_get_by_id(c->store, e.user_id,
+		    &u) == STORE_OK) {
+			mwi_changed(c, u.login);
+			store_user_clear(&u);
+		}
+	}
+	store_entry_clear(&e);
+	return r == STORE_OK ? EX_DONE : cli_store_error(c, r);
+}
+
+int
+cmd_voicemail(struct cli *c, int argc, char **argv)
+{
+	if (argc < 1)
+		return cli_error(EX_USAGE, "usage: voicemail deposit|list|play|heard MAILBOX ...");
+	if (strcmp(argv[0], "deposit") == 0)
+		return deposit(c, argc, argv, STORE_KIND_VOICEMAIL);
+	if (strcmp(argv[0], "list") == 0)
+		return vm_list(c, argc, argv);
+	if (strcmp(argv[0], "play") == 0)
+		return vm_play(c, argc, argv);
+	if (strcmp(argv[0], "heard") == 0)
+		return vm_heard(c, argc, argv);
+	return cli_error(EX_USAGE, "unknown verb voicemail %s; try deposit, list, play, heard",
+	    argv[0]);
+}
+
+int
+cmd_fax(struct cli *c, int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "deposit") != 0)
+		return cli_error(EX_USAGE, "usage: fax deposit MAILBOX --tiff FILE [--caller NUMBER]");
+	return deposit(c, argc, argv, STORE_KIND_FAX);
+}
+
+int
+cmd_mwi(struct cli *c, int argc, char **argv)
+{
+	struct store_user u;
+	unsigned n, o;
+	int r;
+
+	/* argv[0] is the mailbox: mwi has no verb. */
+	if (argc != 1)
+		return cli_error(EX_USAGE, "usage: mwi MAILBOX");
+	if ((r = cli_open_store(c)) != 0 || (r = cli_find_mailbox(c, argv[0], &u)) != 0)
+		return r;
+	r = voicemail_counts(c->store, u.id, &n, &o);
+	store_user_clear(&u);
+	if (r != STORE_OK)
+		return cli_store_error(c, r);
+	if (c->json)
+		printf("{\"new\": %u, \"old\": %u}\n", n, o);
+	else
+		printf("new=%u old=%u\n", n, o);
+	return EX_DONE;
+}
+
+/* After mail del: a voicemail's mailbox has new counts. */
+void
+cli_mwi_after_delete(struct cli *c, const struct store_entry *e)
+{
+	struct store_user u;
+
+	if (e->kind != STORE_KIND_VOICEMAIL)
+		return;
+	if (store_user_get_by_id(c->store, e->user_id, &u) == STORE_OK) {
+		mwi_changed(c, u.login);
+		store_user_clear(&u);
+	}
+}
