@@ -4,15 +4,10 @@
  */
 #include "aliases/voicemail.h"
 
-#include <errno.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "aliases/deliver.h"
 #include "aliases/mime.h"
@@ -20,8 +15,7 @@
 #include "lib/header.h"
 #include "lib/log.h"
 #include "lib/media.h"
-
-extern char **environ;
+#include "lib/spawn.h"
 
 /* A caller ID as it may stand in a local part: digits and + * # only. */
 static void
@@ -412,51 +406,41 @@ voicemail_counts(struct store *s, int64_t user_id, unsigned *new_n, unsigned *ol
 	return STORE_OK;
 }
 
-void
-voicemail_mwi_notify(const struct umbox_config *cfg, const char *login, unsigned new_n,
-    unsigned old_n, unsigned timeout_ms)
+/* argv for mwi_command LOGIN NEW OLD, in buffers of the caller's. */
+static int
+mwi_argv(const struct umbox_config *cfg, const char *login, unsigned new_n, unsigned old_n,
+    char *argv[5], char snew[16], char sold[16])
 {
 	const char *cmd = cfg->voicemail.mwi_command;
-	char snew[16], sold[16];
-	char *argv[5];
-	pid_t pid;
-	int status, err;
 
 	if (cmd == NULL || cmd[0] == '\0')
-		return;
-	snprintf(snew, sizeof(snew), "%u", new_n);
-	snprintf(sold, sizeof(sold), "%u", old_n);
+		return -1;
+	snprintf(snew, 16, "%u", new_n);
+	snprintf(sold, 16, "%u", old_n);
 	argv[0] = (char *)cmd;
 	argv[1] = (char *)login;
 	argv[2] = snew;
 	argv[3] = sold;
 	argv[4] = NULL;
-	if ((err = posix_spawn(&pid, cmd, NULL, NULL, argv, environ)) != 0) {
-		log_warn("mwi_command %s: %s", cmd, strerror(err));
-		return;
-	}
-	for (unsigned waited = 0;; waited += 10) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
+	return 0;
+}
 
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR) {
-			log_warn("mwi_command %s: %s", cmd, strerror(errno));
-			return;
-		}
-		if (waited >= timeout_ms) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			log_warn("mwi_command %s %s %s %s: still running after %u ms, killed",
-			    cmd, login, snew, sold, timeout_ms);
-			return;
-		}
-		usleep(10 * 1000);
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		log_warn("mwi_command %s %s %s %s: exit status %d", cmd, login, snew, sold,
-		    WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		log_warn("mwi_command %s %s %s %s: killed by signal %d", cmd, login, snew, sold,
-		    WTERMSIG(status));
+void
+voicemail_mwi_notify(const struct umbox_config *cfg, const char *login, unsigned new_n,
+    unsigned old_n, unsigned timeout_ms)
+{
+	char snew[16], sold[16], *argv[5];
+
+	if (mwi_argv(cfg, login, new_n, old_n, argv, snew, sold) == 0)
+		spawn_wait(argv, timeout_ms);
+}
+
+void
+voicemail_mwi_notify_async(struct event_base *base, const struct umbox_config *cfg,
+    const char *login, unsigned new_n, unsigned old_n, unsigned timeout_ms)
+{
+	char snew[16], sold[16], *argv[5];
+
+	if (mwi_argv(cfg, login, new_n, old_n, argv, snew, sold) == 0)
+		spawn_async(base, argv, timeout_ms);
 }

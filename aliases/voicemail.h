@@ -85,11 +85,16 @@ int voicemail_attachment(const char *msg, size_t len, char **out, size_t *outlen
 int voicemail_counts(struct store *s, int64_t user_id, unsigned *new_n, unsigned *old_n);
 
 /*
- * Run [voicemail] mwi_command LOGIN NEW OLD (no shell), when it is set:
- * waits at most timeout_ms, then kills it; a failure is logged, never
- * returned.  For umboxctl; the daemons must not wait.
+ * Run [voicemail] mwi_command LOGIN NEW OLD (no shell, lib/spawn.h), when
+ * it is set: waits at most timeout_ms, then kills it; a failure is
+ * logged, never returned.  For umboxctl; the daemons must not wait.
  */
 void voicemail_mwi_notify(const struct umbox_config *cfg, const char *login,
     unsigned new_n, unsigned old_n, unsigned timeout_ms);
+/* The same for a daemon: started, then reaped by the loop; never waited for. */
+struct event_base;
+void voicemail_mwi_notify_async(struct event_base *base, const struct umbox_config *cfg,
+    const char *login, unsigned new_n, unsigned old_n, unsigned timeout_ms);
+#define VOICEMAIL_MWI_TIMEOUT_MS	5000
 
 #endif

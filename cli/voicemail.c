@@ -20,7 +20,6 @@
 #include "lib/header.h"
 
 #define DEPOSIT_FILE_MAX	(64u * 1024 * 1024)	/* an hour of 8 kHz 16-bit is 55 MB */
-#define MWI_TIMEOUT_MS		5000
 
 /* The whole file, or NULL with the error printed. */
 static char *
@@ -69,7 +68,7 @@ mwi_changed(struct cli *c, const char *login)
 	if (store_user_get(c->store, login, &u) != STORE_OK)
 		return;
 	if (voicemail_counts(c->store, u.id, &n, &o) == STORE_OK)
-		voicemail_mwi_notify(&c->cfg, u.login, n, o, MWI_TIMEOUT_MS);
+		voicemail_mwi_notify(&c->cfg, u.login, n, o, VOICEMAIL_MWI_TIMEOUT_MS);
 	store_user_clear(&u);
 }
 

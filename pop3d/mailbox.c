@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "aliases/voicemail.h"
 #include "lib/log.h"
 
 static void
@@ -161,6 +162,31 @@ pop3_renew_lock(struct pop3_session *s)
 	    store_req_pop3_lock(s->user->id, s->owner, POP3_LOCK_LEASE, NULL, NULL));
 }
 
+/*
+ * A voicemail deleted or retrieved for the first time changes the
+ * mailbox's message waiting counts: the phone system hears of it.
+ */
+static void
+pop3_mwi(struct pop3_session *s)
+{
+	const struct umbox_config *cfg = s->server->cfg;
+	unsigned n, o;
+	int changed = 0;
+
+	if (cfg->voicemail.mwi_command[0] == '\0')
+		return;
+	for (size_t i = 0; i < s->nmsgs; i++) {
+		const struct pop3_msg *m = &s->msgs[i];
+
+		if (m->e.kind == STORE_KIND_VOICEMAIL && (m->deleted ||
+		    (m->retrieved && !(m->e.flags & STORE_FLAG_SEEN))))
+			changed = 1;
+	}
+	if (changed && voicemail_counts(s->server->store, s->user->id, &n, &o) == STORE_OK)
+		voicemail_mwi_notify_async(s->server->base, cfg, s->user->login, n, o,
+		    VOICEMAIL_MWI_TIMEOUT_MS);
+}
+
 static void
 pop3_quit_done(struct store_req *req, void *arg)
 {
@@ -173,6 +199,7 @@ pop3_quit_done(struct store_req *req, void *arg)
 	if (store_req_status(req) == STORE_OK) {
 		s->locked = 0;
 		log_info("%s: logout %s deleted=%zu", s->c.id, s->user->login, ndel);
+		pop3_mwi(s);
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_reply(s, "+OK Bye (%zu messages deleted)", ndel);
 	} else {

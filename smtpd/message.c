@@ -17,6 +17,8 @@
 
 #include <event2/buffer.h>
 
+#include "aliases/voicemail.h"
+#include "lib/header.h"
 #include "lib/log.h"
 
 /* A file for a message that outgrew memory: unlinked from the start. */
@@ -81,6 +83,14 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 		}
 	} else
 		evbuffer_add(t->spool_mem, buf, len);
+	if (t->head_len < SMTP_HEAD_KEEP) {
+		size_t keep = len < SMTP_HEAD_KEEP - t->head_len ? len : SMTP_HEAD_KEEP - t->head_len;
+
+		if (t->head == NULL)
+			t->head = xmalloc(SMTP_HEAD_KEEP);
+		memcpy(t->head + t->head_len, buf, keep);
+		t->head_len += keep;
+	}
 	t->spool_len += len;
 	if (len >= 2)
 		memcpy(t->tail, buf + len - 2, 2);
@@ -169,6 +179,47 @@ smtp_message_done(struct smtp_session *s, int close_after)
 	smtp_resume(s);
 }
 
+/*
+ * A voicemail or fax forwarded by another appliance (or by an alias of
+ * ours) stays one: its X-Umbox-Kind header says so.
+ */
+static enum store_kind
+smtp_message_kind(const struct smtp_txn *t)
+{
+	char kind[32];
+
+	if (t->head == NULL ||
+	    !header_get(t->head, t->head_len, "X-Umbox-Kind", kind, sizeof(kind)))
+		return STORE_KIND_EMAIL;
+	if (strcasecmp(kind, "voicemail") == 0)
+		return STORE_KIND_VOICEMAIL;
+	if (strcasecmp(kind, "fax") == 0)
+		return STORE_KIND_FAX;
+	return STORE_KIND_EMAIL;
+}
+
+/* A voicemail delivered here changes its mailboxes' message waiting counts. */
+static void
+smtp_mwi(struct smtp_session *s, const struct store_delivery_result *r)
+{
+	const struct umbox_config *cfg = s->server->cfg;
+	const struct smtp_txn *t = s->txn;
+	size_t k = 0;
+	unsigned n, o;
+
+	if (cfg->voicemail.mwi_command[0] == '\0' || smtp_message_kind(t) != STORE_KIND_VOICEMAIL)
+		return;
+	for (size_t i = 0; i < t->targets.n; i++) {
+		if (t->targets.v[i].remote)
+			continue;
+		if (store_delivery_local_status(r, k++) != STORE_TARGET_DELIVERED)
+			continue;
+		if (voicemail_counts(s->server->store, t->targets.v[i].user_id, &n, &o) == STORE_OK)
+			voicemail_mwi_notify_async(s->server->base, cfg, t->targets.v[i].login,
+			    n, o, VOICEMAIL_MWI_TIMEOUT_MS);
+	}
+}
+
 /* Local targets whose mailbox was full wait in the queue: say so in the log. */
 static void
 smtp_log_deferred(struct smtp_session *s, const struct store_delivery_result *r)
@@ -203,6 +254,7 @@ smtp_commit_done(struct store_req *req, void *arg)
 		    t->spool_len, t->nrcpts, smtp_protocol(s));
 		smtp_log_deferred(s, r);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", r->qid);
+		smtp_mwi(s, r);
 		if (r->queued > 0)
 			queue_runner_kick(smtp_daemon(s)->queue);
 		break;
@@ -275,7 +327,7 @@ smtp_message_end(struct smtp_session *s)
 	}
 	m.qid = t->qid;
 	m.sender = t->sender.mailbox;
-	m.kind = STORE_KIND_EMAIL;
+	m.kind = smtp_message_kind(t);
 	m.len = t->spool_len;
 	if (t->spool_fd >= 0)
 		m.fd = t->spool_fd;

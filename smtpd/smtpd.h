@@ -49,6 +49,8 @@ enum smtp_port_kind {
 };
 
 /* The daemon: the shared server first, so a struct server * casts back. */
+#define SMTP_HEAD_KEEP	4096	/* of a message, kept to read X-Umbox-Kind */
+
 struct smtp_server {
 	struct server srv;
 	struct alias_resolver resolver;
@@ -90,6 +92,8 @@ struct smtp_txn {
 	int spool_fd;			/* -1 until the message outgrows memory */
 	uint64_t spool_len;
 	char tail[2];			/* the last two bytes spooled */
+	char *head;			/* the first SMTP_HEAD_KEEP bytes spooled, for the kind */
+	size_t head_len;
 	int spool_error;		/* writing the spool file failed: 451 at the end */
 	uint64_t bdat_left;		/* bytes of the current BDAT chunk still to read */
 	uint64_t bdat_chunk;		/* the current chunk's size, for its reply */

@@ -84,7 +84,7 @@ def unverified_context():
 
 
 def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
-                pop3_listen_extra=(), pop3d_extra=None):
+                pop3_listen_extra=(), pop3d_extra=None, sections=None):
     smtp, pop3, pop3s = ports
     listen = ", ".join([f"127.0.0.1:{pop3}"] + list(pop3_listen_extra))
     lines = [
@@ -112,6 +112,10 @@ def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
     # A closed port: umbox-smtpd's MX guard and queue never ask the
     # machine's own resolver.
     lines += ["[dns]", "servers = 127.0.0.1:9"]
+    # Whole sections more: {"voicemail": {"mwi_command": "/path"}}
+    for section, keys in (sections or {}).items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {v}" for k, v in keys.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -178,7 +182,7 @@ class Env:
     umbox-smtpd and umbox-pop3d on free loopback ports."""
 
     def __init__(self, root, tls_dir, template_data_dir, plaintext_auth=None,
-                 smtpd_extra=None, pop3_listen_extra=(), pop3d_extra=None):
+                 smtpd_extra=None, pop3_listen_extra=(), pop3d_extra=None, sections=None):
         self.root = pathlib.Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         for f in ("cert.pem", "key.pem"):
@@ -190,6 +194,7 @@ class Env:
         self.plaintext_auth = plaintext_auth
         self.smtpd_extra = smtpd_extra
         self.pop3d_extra = pop3d_extra      # more [pop3d] keys
+        self.sections = sections            # more sections, {name: {key: value}}
         self.pop3_listen_extra = list(pop3_listen_extra)
         self._new_ports()
         self.smtpd = Proc("umbox-smtpd", self.root, self.config)
@@ -201,7 +206,7 @@ class Env:
             self.root, self.data_dir, (self.smtp_port, self.pop3_port, self.pop3s_port),
             self.plaintext_auth, self.smtpd_extra,
             [x.format(port=self.pop3_port) for x in self.pop3_listen_extra],
-            self.pop3d_extra))
+            self.pop3d_extra, self.sections))
 
     # -- daemons --------------------------------------------------------------
 

@@ -1,0 +1,127 @@
+/*
+ * spawn.c - helper programs started by posix_spawn, reaped without
+ * blocking (daemons) or waited for with a deadline (umboxctl).
+ */
+#include "lib/spawn.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define SPAWN_POLL_MS	50
+
+extern char **environ;
+
+struct child {
+	pid_t pid;
+	char name[256];
+	unsigned waited_ms, timeout_ms;
+	int killed;
+	struct event *timer;
+};
+
+/* Start argv[0] with only stdin, stdout and stderr; the pid, or -1. */
+static pid_t
+start(char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int err;
+
+	posix_spawn_file_actions_init(&fa);
+	/* Sockets, the store and TLS keys stay with the daemon. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err != 0) {
+		log_warn("%s: cannot start it: %s", argv[0], strerror(err));
+		return -1;
+	}
+	return pid;
+}
+
+/* How it ended, logged when it is worth saying. */
+static void
+report(const char *name, int status, int killed, unsigned timeout_ms)
+{
+	if (killed)
+		log_warn("%s: still running after %u ms: killed", name, timeout_ms);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		log_warn("%s: exit status %d", name, WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		log_warn("%s: killed by signal %d", name, WTERMSIG(status));
+}
+
+static void
+on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *ch = arg;
+	int status;
+	pid_t w = waitpid(ch->pid, &status, WNOHANG);
+
+	if (w == ch->pid || (w < 0 && errno == ECHILD)) {
+		if (w == ch->pid)
+			report(ch->name, status, ch->killed, ch->timeout_ms);
+		event_free(ch->timer);
+		free(ch);
+		return;
+	}
+	ch->waited_ms += SPAWN_POLL_MS;
+	if (!ch->killed && ch->waited_ms >= ch->timeout_ms) {
+		kill(ch->pid, SIGKILL);
+		ch->killed = 1;
+	}
+	event_add(ch->timer, &(struct timeval){ 0, SPAWN_POLL_MS * 1000 });
+}
+
+void
+spawn_async(struct event_base *base, char *const argv[], unsigned timeout_ms)
+{
+	struct child *ch;
+	pid_t pid = start(argv);
+
+	if (pid < 0)
+		return;
+	ch = xcalloc(1, sizeof(*ch));
+	ch->pid = pid;
+	ch->timeout_ms = timeout_ms;
+	snprintf(ch->name, sizeof(ch->name), "%s", argv[0]);
+	ch->timer = evtimer_new(base, on_poll, ch);
+	event_add(ch->timer, &(struct timeval){ 0, SPAWN_POLL_MS * 1000 });
+}
+
+void
+spawn_wait(char *const argv[], unsigned timeout_ms)
+{
+	pid_t pid = start(argv);
+	unsigned waited = 0;
+	int status, killed = 0;
+
+	if (pid < 0)
+		return;
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR)
+			return;
+		if (!killed && waited >= timeout_ms) {
+			kill(pid, SIGKILL);
+			killed = 1;
+		}
+		usleep(10 * 1000);
+		waited += 10;
+	}
+	report(argv[0], status, killed, timeout_ms);
+}

@@ -1,0 +1,121 @@
+"""Message waiting from the daemons (SPEC §8): [voicemail] mwi_command runs,
+without a shell, with the mailbox, new and old counts, when POP3 QUIT
+deletes or first retrieves a voicemail and when umbox-smtpd delivers a
+voicemail forwarded from another appliance; never when only email moves."""
+import io
+import os
+import time
+import wave
+
+import pytest
+
+from pop3d_util import DOMAIN
+
+
+def wav_bytes(seconds=1, rate=8000):
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x01" * int(seconds * rate))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def mwi(tmp_path, pop3_factory):
+    log = tmp_path / "mwi.log"
+    script = tmp_path / "mwi.sh"
+    script.write_text('#!/bin/sh\necho "$@" >> "%s"\n' % log)
+    script.chmod(0o755)
+    env = pop3_factory(sections={"voicemail": {"mwi_command": str(script)}})
+    env.mwi_log = log
+    return env
+
+
+def calls(env):
+    try:
+        return env.mwi_log.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def wait_calls(env, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    while len(calls(env)) < n:
+        assert time.monotonic() < deadline, (calls(env), env.smtpd.log()[-2000:])
+        time.sleep(0.05)
+    return calls(env)
+
+
+def deposit(env, tmp_path, login="alice", name="vm.wav"):
+    f = tmp_path / name
+    f.write_bytes(wav_bytes())
+    env.ctl("voicemail", "deposit", login, "--audio", str(f), "--caller", "5550100")
+
+
+def test_pop3_retrieve_then_delete_of_a_voicemail(mwi, tmp_path):
+    deposit(mwi, tmp_path)
+    assert wait_calls(mwi, 1) == ["alice 1 0"]
+    p = mwi.poplib()
+    p.retr(1)
+    p.quit()
+    assert wait_calls(mwi, 2)[1] == "alice 0 1"
+    p = mwi.poplib()
+    p.dele(1)
+    p.quit()
+    assert wait_calls(mwi, 3)[2] == "alice 0 0"
+
+
+def test_email_alone_does_not_notify(mwi, tmp_path):
+    mwi.deliver("alice", "Subject: hello\r\n\r\njust mail\r\n")
+    p = mwi.poplib()
+    p.retr(1)
+    p.dele(1)
+    p.quit()
+    time.sleep(0.5)
+    assert calls(mwi) == []
+
+
+def test_a_dropped_pop3_session_changes_nothing(mwi, tmp_path):
+    deposit(mwi, tmp_path)
+    wait_calls(mwi, 1)
+    p = mwi.poplib()
+    p.dele(1)
+    p.sock.close()          # no QUIT: nothing is deleted
+    time.sleep(0.5)
+    assert calls(mwi) == ["alice 1 0"]
+
+
+def test_forwarded_voicemail_over_smtp_counts(mwi, tmp_path):
+    # What another appliance sends: a voicemail message, as umboxctl builds it.
+    deposit(mwi, tmp_path, login="bob")
+    wait_calls(mwi, 1)
+    raw = mwi.export("bob", mwi.uids("bob")[0])
+    body = raw.split(b"\r\n\r\n", 1)
+    headers = [h for h in body[0].split(b"\r\n")
+               if not h.lower().startswith((b"return-path:", b"delivered-to:"))]
+    mwi.deliver("alice", b"\r\n".join(headers) + b"\r\n\r\n" + body[1])
+    assert wait_calls(mwi, 2)[1] == "alice 1 0"
+    [e] = mwi.mailbox("alice")
+    assert e["kind"] == "voicemail"
+    out = mwi.ctl("voicemail", "play", "alice", e["uid"]).stdout
+    assert out == wav_bytes()
+
+
+def test_failing_command_is_logged_and_harmless(tmp_path, pop3_factory):
+    env = pop3_factory(sections={"voicemail": {"mwi_command": "/nonexistent/mwi"}})
+    f = tmp_path / "vm.wav"
+    f.write_bytes(wav_bytes())
+    env.ctl("voicemail", "deposit", "alice", "--audio", str(f))
+    p = env.poplib()
+    p.retr(1)
+    p.quit()
+    deadline = time.monotonic() + 5
+    while "/nonexistent/mwi" not in env.pop3d.log():
+        assert time.monotonic() < deadline, env.pop3d.log()[-2000:]
+        time.sleep(0.05)
+    # and the daemon still serves
+    p = env.poplib()
+    assert p.stat()[0] == 1
+    p.quit()
