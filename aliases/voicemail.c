@@ -73,8 +73,8 @@ text_part(const char *text)
 {
 	GMimeTextPart *t = g_mime_text_part_new_with_subtype("plain");
 
+	/* GMime labels the text with the charset it writes it in. */
 	g_mime_text_part_set_text(t, text);
-	g_mime_text_part_set_charset(t, "utf-8");
 	return (GMimePart *)t;
 }
 
@@ -205,6 +205,21 @@ mailbox_domain(struct store *s, const char *mailbox, const char *hostname, char 
 }
 
 int
+voicemail_caller_valid(const char *number)
+{
+	int digits = 0;
+
+	for (; *number; number++) {
+		if ((*number >= '0' && *number <= '9') || *number == '+' || *number == '*' ||
+		    *number == '#')
+			digits++;
+		else if (strchr(" -().", *number) == NULL)
+			return 0;
+	}
+	return digits > 0 && digits <= VOICEMAIL_CALLER_MAX;
+}
+
+int
 voicemail_deposit(struct store *s, const struct alias_resolver *r,
     const struct umbox_config *cfg, const struct voicemail_deposit *d,
     struct voicemail_result *out, char *err, size_t errlen)
@@ -318,7 +333,9 @@ voicemail_info_parse(const char *head, size_t len, struct voicemail_info *out)
 				const char *n = internet_address_get_name(
 				    internet_address_list_get_address(l, 0));
 
-				if (n)
+				/* The number, or our placeholder, is no name. */
+				if (n && strcmp(n, out->caller) != 0 &&
+				    strcmp(n, "Unknown caller") != 0)
 					snprintf(out->caller_name, sizeof(out->caller_name), "%s", n);
 			}
 			g_object_unref(l);

@@ -48,6 +48,12 @@ struct voicemail_result {
 };
 
 /*
+ * A caller ID as given: digits, '+', '*', '#' (1 to VOICEMAIL_CALLER_MAX),
+ * with blanks, '-', '(', ')' and '.' between them, which are dropped.
+ */
+int voicemail_caller_valid(const char *number);
+
+/*
  * Deposit.  STORE_OK with *out filled; STORE_INVALID: the file is not a
  * recording or fax we read (err says what was found); STORE_NOTFOUND: no
  * such mailbox; STORE_QUOTA: no target has room, nothing stored; else a

@@ -113,6 +113,9 @@ deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
 	}
 	if (argc - optind != 1 || file == NULL)
 		return cli_error(EX_USAGE, "%s", usage);
+	if (d.caller && !voicemail_caller_valid(d.caller))
+		return cli_error(EX_USAGE, "--caller %s is not a phone number (digits, +, *, #)",
+		    d.caller);
 	d.mailbox = argv[optind];
 	if ((st = cli_open_store(c)) != 0)
 		return st;
@@ -136,11 +139,11 @@ deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
 	}
 	if (fax)
 		printf("fax deposited: %s, %u page%s, %zu delivered, %zu queued\n", res.qid,
-		    res.pages, res.pages == 1 ? "" : "s", res.delivered + res.deferred,
-		    res.queued);
+		    res.pages, res.pages == 1 ? "" : "s", res.delivered,
+		    res.queued + res.deferred);
 	else
 		printf("voicemail deposited: %s, %u s, %zu delivered, %zu queued\n", res.qid,
-		    res.seconds, res.delivered + res.deferred, res.queued);
+		    res.seconds, res.delivered, res.queued + res.deferred);
 	fflush(stdout);
 	if (!fax)
 		for (size_t i = 0; i < res.mailboxes.n; i++)
