@@ -20,6 +20,25 @@
 #include "log.h"
 #include "util.h"
 
+/*
+ * As deep a queue of connections waiting for accept() as the kernel
+ * allows (net.core.somaxconn; the kernel caps listen()'s backlog at it):
+ * a burst of clients is greeted late rather than refused.
+ */
+static int
+listen_backlog(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+	int n = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n >= 1024 ? n : 1024;
+}
+
 static int
 listen_one(struct event_base *base, const struct config_endpoint *ep, evconnlistener_cb cb,
     void *arg, struct listeners *out, char *err, size_t errlen)
@@ -58,7 +77,8 @@ listen_one(struct event_base *base, const struct config_endpoint *ep, evconnlist
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+		    listen(fd, listen_backlog()) != 0) {
 			int e = errno;
 
 			close(fd);
