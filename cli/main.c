@@ -40,6 +40,7 @@ static const char usage_text[] =
 "                 [--chunking]\n"
 "  queue list | show ID | flush [ID] | del ID | hold ID | release ID\n"
 "  mail list MAILBOX | show MAILBOX UID | export MAILBOX UID | del MAILBOX UID\n"
+"  mail speak MAILBOX UID [--out FILE]\n"
 "  status\n"
 "\n"
 "  -c FILE   configuration file (default " UMBOX_DEFAULT_CONFIG ")\n"
