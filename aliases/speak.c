@@ -708,6 +708,7 @@ speak_resample(const int16_t *in, size_t n, unsigned rate_in, unsigned rate_out,
 
 static pthread_mutex_t espeak_lock = PTHREAD_MUTEX_INITIALIZER;
 static int espeak_up;		/* under espeak_lock */
+static int espeak_ended;	/* speak_shutdown() ran: no restart */
 static int espeak_rate;
 
 /* Where the synthesis callback puts samples; set under espeak_lock. */
@@ -753,6 +754,10 @@ espeak_start(char *err, size_t errlen)
 
 	if (espeak_up)
 		return 0;
+	if (espeak_ended) {
+		set_err(err, errlen, "speech synthesis was shut down");
+		return -1;
+	}
 	espeak_ng_InitializePath(NULL);
 	if ((st = espeak_ng_Initialize(&ctx)) != ENS_OK) {
 		espeak_ng_ClearErrorContext(&ctx);
@@ -782,6 +787,7 @@ speak_shutdown(void)
 	if (espeak_up) {
 		espeak_ng_Terminate();
 		espeak_up = 0;
+		espeak_ended = 1;
 	}
 	pthread_mutex_unlock(&espeak_lock);
 }

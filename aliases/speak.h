@@ -79,7 +79,11 @@ int speak_wav(const char *text, const char *voice, unsigned char **wav, size_t *
 long speak_resample(const int16_t *in, size_t n, unsigned rate_in, unsigned rate_out,
     int16_t **out);
 
-/* Release espeak-ng (for leak checkers at exit); speak_wav() starts it again. */
+/*
+ * Release espeak-ng, at exit (for leak checkers).  speak_wav() fails
+ * afterwards: espeak-ng 1.51 hangs in its next espeak_ng_Terminate() once
+ * it has been started a second time, so it is started once per process.
+ */
 void speak_shutdown(void);
 
 #endif
