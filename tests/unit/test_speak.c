@@ -284,6 +284,8 @@ test_garbage(void **state)
 	    "--x\r\nContent-Type: text/html; charset=bogus-charset\r\n"
 	    "Content-Transfer-Encoding: base64\r\n\r\nPGI+aGk8L2I+\xff\xfe\r\n--x\r\n"
 	    "Content-Type: multipart/alternative; boundary=y\r\n\r\n--y\r\n";
+	static const char bad_fields[] =
+	    "From: \xff\xfe <\x80@\x81>\r\nSubject: =?utf-8?B?////?=\r\n\r\n\xc3";
 	char err[SPEAK_ERR_MAX];
 	char bytes[4096], *out = NULL;
 	unsigned seed = 12345;
@@ -294,7 +296,7 @@ test_garbage(void **state)
 	try_bytes("\0\0\0\0", 4);
 	try_bytes("\r\n", 2);
 	try_bytes("\xff\xfe\xfd", 3);
-	try_bytes("From: \xff\xfe <\x80@\x81>\r\nSubject: =?utf-8?B?////?=\r\n\r\n\xc3", 50);
+	try_bytes(bad_fields, sizeof(bad_fields) - 1);
 	/* Every prefix of a multipart message cut short, and the whole. */
 	for (size_t i = 1; i <= sizeof(multi) - 1; i++)
 		try_bytes(multi, i);
