@@ -336,7 +336,7 @@ html_to_text(const char *html, size_t len, GString *g)
 	if (len == 0)
 		return;
 	doc = htmlReadMemory(html, (int)len, NULL, "UTF-8",
-	    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_NOBLANKS);
+	    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
 	if (doc == NULL)
 		return;
 	root = xmlDocGetRootElement(doc);

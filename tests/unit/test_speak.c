@@ -161,6 +161,12 @@ test_html_only(void **state)
 	    "</body></html>\r\n",
 	    SAID "Caf\xc3\xa9 news. Fish & chips for \xe2\x82\xac" "5 \xe2\x80\x94 today only. "
 	    "Line one line two. First. Second. A B. End of message.");
+	/* The space between two inline elements is a word break. */
+	expect(HDR "Content-Type: text/html\r\n\r\n<p><b>Fish</b> <i>chips</i></p>\r\n",
+	    SAID "Fish chips. End of message.");
+	/* <pre> keeps its lines (read as sentences when separated by a blank line). */
+	expect(HDR "Content-Type: text/html\r\n\r\n<pre>one\ntwo\n\nthree</pre>\r\n",
+	    SAID "one two. three. End of message.");
 	/* Broken HTML, and a quoted reply in a blockquote. */
 	expect(HDR "Content-Type: text/html\r\n"
 	    "\r\n"
