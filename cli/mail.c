@@ -1,5 +1,5 @@
 /*
- * mail.c - umboxctl mail list | show | export | del
+ * mail.c - umboxctl mail list | show | export | del | speak
  *
  * MAILBOX is a login, login@localdomain or an extension; UID is the
  * entry's POP3 UIDL string, as mail list prints it.
@@ -7,13 +7,18 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "aliases/speak.h"
 #include "lib/header.h"
 
 #define MAIL_HEAD_MAX	(64 * 1024)	/* how much of a message listings read */
+#define MAIL_SPEAK_MAX	(32 * 1024 * 1024)	/* the largest message read aloud */
 
 /* The start of an entry's text, enough for its header block. */
 static char *
@@ -95,7 +100,7 @@ mail_list(struct cli *c, int argc, char **argv)
 	return EX_DONE;
 }
 
-/* Look up MAILBOX and UID for show, export and del. */
+/* Look up MAILBOX and UID for show, export, del and speak. */
 static int
 mail_entry(struct cli *c, int argc, char **argv, struct store_entry *e)
 {
@@ -213,11 +218,165 @@ mail_del(struct cli *c, int argc, char **argv)
 	return r == STORE_OK ? EX_DONE : cli_store_error(c, r);
 }
 
+/* The whole text of entry e, NUL-terminated, in *out (malloc'd). */
+static int
+mail_read_all(struct cli *c, const struct store_entry *e, char **out, size_t *len)
+{
+	struct store_reader *rd;
+	char *buf;
+	size_t off = 0;
+	int r;
+
+	*out = NULL;
+	if (e->size > MAIL_SPEAK_MAX)
+		return cli_error(EX_FAILED, "message %s is %" PRIu64 " bytes, too long to read"
+		    " aloud", e->uidl, e->size);
+	if ((r = store_reader_open(c->store, e, &rd)) != STORE_OK)
+		return cli_store_error(c, r);
+	buf = xmalloc((size_t)e->size + 1);
+	while (off < e->size) {
+		size_t got;
+
+		if ((r = store_reader_read(rd, off, buf + off, (size_t)e->size - off, &got))
+		    != STORE_OK) {
+			store_reader_close(&rd);
+			free(buf);
+			return cli_store_error(c, r);
+		}
+		if (got == 0)
+			break;
+		off += got;
+	}
+	store_reader_close(&rd);
+	buf[off] = '\0';
+	*out = buf;
+	*len = off;
+	return 0;
+}
+
+static int
+write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Write the file at path whole or not at all: into a temporary file in
+ * the same directory, then renamed over path, so that a reader (a phone
+ * system picking the file up) never sees half of it.
+ */
+static int
+mail_write_file(const char *path, const unsigned char *data, size_t len)
+{
+	char *tmp = xasprintf("%s.XXXXXX", path);
+	int fd = mkstemp(tmp), saved;
+
+	if (fd < 0) {
+		saved = errno;
+		free(tmp);
+		return cli_error(EX_FAILED, "cannot create a file beside %s: %s", path,
+		    strerror(saved));
+	}
+	if (fchmod(fd, 0644) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return cli_error(EX_FAILED, "writing %s: %s", path, strerror(saved));
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		saved = errno;
+		unlink(tmp);
+		free(tmp);
+		return cli_error(EX_FAILED, "writing %s: %s", path, strerror(saved));
+	}
+	free(tmp);
+	return EX_DONE;
+}
+
+/*
+ * Read an email aloud into a WAVE file for the phone (SPEC §8): its
+ * sender, subject, date and text in [voicemail] speech_voice.
+ * Voicemail is already audio and is played, not spoken.
+ */
+static int
+mail_speak(struct cli *c, int argc, char **argv)
+{
+	const char *out = NULL;
+	char *args[3], *msg, *text;
+	char err[SPEAK_ERR_MAX];
+	struct store_entry e;
+	unsigned char *wav;
+	size_t len = 0, wavlen;
+	int n = 0, r;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--out") == 0) {
+			if (++i >= argc)
+				return cli_error(EX_USAGE, "--out needs a file name");
+			out = argv[i];
+		} else if (strncmp(argv[i], "--out=", 6) == 0)
+			out = argv[i] + 6;
+		else if (i > 0 && argv[i][0] == '-')
+			return cli_error(EX_USAGE, "unknown option %s for mail speak", argv[i]);
+		else if (n < 3)
+			args[n++] = argv[i];
+		else
+			return cli_error(EX_USAGE, "usage: mail speak MAILBOX UID [--out FILE]");
+	}
+	if (n != 3)
+		return cli_error(EX_USAGE, "usage: mail speak MAILBOX UID [--out FILE]");
+	if (out != NULL && *out == '\0')
+		return cli_error(EX_USAGE, "--out needs a file name");
+	if (out == NULL && isatty(STDOUT_FILENO))
+		return cli_error(EX_USAGE, "not writing audio to a terminal: give --out FILE"
+		    " or redirect the output");
+	if ((r = mail_entry(c, n, args, &e)) != 0)
+		return r;
+	if (e.kind == STORE_KIND_VOICEMAIL) {
+		r = cli_error(EX_FAILED, "%s is a voicemail: use voicemail play", e.uidl);
+		store_entry_clear(&e);
+		return r;
+	}
+	r = mail_read_all(c, &e, &msg, &len);
+	store_entry_clear(&e);
+	if (r != 0)
+		return r;
+	r = speak_text_of_message(msg, len, &text, err, sizeof(err));
+	free(msg);
+	if (r != 0)
+		return cli_error(EX_FAILED, "message %s: %s", args[2], err);
+	r = speak_wav(text, c->cfg.voicemail.speech_voice, &wav, &wavlen, err, sizeof(err));
+	free(text);
+	speak_shutdown();
+	if (r != 0)
+		return cli_error(EX_FAILED, "%s", err);
+	if (out != NULL)
+		r = mail_write_file(out, wav, wavlen);
+	else if (write_all(STDOUT_FILENO, wav, wavlen) != 0)
+		r = cli_error(EX_FAILED, "writing the audio: %s", strerror(errno));
+	else
+		r = EX_DONE;
+	free(wav);
+	return r;
+}
+
 int
 cmd_mail(struct cli *c, int argc, char **argv)
 {
 	if (argc < 1)
-		return cli_error(EX_USAGE, "usage: mail list|show|export|del MAILBOX [UID]");
+		return cli_error(EX_USAGE, "usage: mail list|show|export|del|speak MAILBOX [UID]");
 	if (strcmp(argv[0], "list") == 0)
 		return mail_list(c, argc, argv);
 	if (strcmp(argv[0], "show") == 0)
@@ -226,5 +385,8 @@ cmd_mail(struct cli *c, int argc, char **argv)
 		return mail_export(c, argc, argv);
 	if (strcmp(argv[0], "del") == 0)
 		return mail_del(c, argc, argv);
-	return cli_error(EX_USAGE, "unknown verb mail %s; try list, show, export, del", argv[0]);
+	if (strcmp(argv[0], "speak") == 0)
+		return mail_speak(c, argc, argv);
+	return cli_error(EX_USAGE, "unknown verb mail %s; try list, show, export, del, speak",
+	    argv[0]);
 }

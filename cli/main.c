@@ -40,6 +40,7 @@ static const char usage_text[] =
 "                 [--chunking]\n"
 "  queue list | show ID | flush [ID] | del ID | hold ID | release ID\n"
 "  mail list MAILBOX | show MAILBOX UID | export MAILBOX UID | del MAILBOX UID\n"
+"  mail speak MAILBOX UID [--out FILE]\n"
 "  voicemail deposit MAILBOX --audio FILE [--caller NUMBER] [--caller-name NAME]\n"
 "  voicemail list MAILBOX | play MAILBOX UID | heard MAILBOX UID\n"
 "  fax deposit MAILBOX --tiff FILE [--caller NUMBER]\n"
