@@ -29,10 +29,10 @@
 
 #include <espeak-ng/espeak_ng.h>
 #include <espeak-ng/speak_lib.h>
-#include <gmime/gmime.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/parser.h>
 
+#include "aliases/mime.h"
 #include "lib/util.h"
 
 #define SCAN_MAX	(256 * 1024)	/* body bytes looked at, before trimming */
@@ -61,15 +61,15 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 static pthread_once_t libs_once = PTHREAD_ONCE_INIT;
 
 /*
- * GMime and libxml2 each want one initialisation per process before
- * threads use them; both stay up until exit (their tables are reachable
- * from globals, so leak checkers do not count them).  g_mime_init()
- * counts its callers, so dsn.c initialising it too does no harm.
+ * libxml2 wants one initialisation per process before threads use it,
+ * GMime too (mime.c, shared with the messages umbox writes); both stay up
+ * until exit (their tables are reachable from globals, so leak checkers
+ * do not count them).
  */
 static void
 libs_init_once(void)
 {
-	g_mime_init();
+	mime_init();
 	xmlInitParser();
 }
 
