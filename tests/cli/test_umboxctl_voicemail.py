@@ -591,6 +591,22 @@ def test_failing_mwi_command_is_not_fatal(site, tmp_path, how):
     assert mwi(site) == (0, 0)
 
 
+def test_hanging_mwi_command_is_killed(site, tmp_path):
+    """A program that never ends is killed after 5 s; the deposit stands."""
+    script = tmp_path / "hang.sh"
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o755)
+    with_mwi(site, tmp_path, path=script)
+    path, _ = pcm(tmp_path, 1)
+    t0 = time.monotonic()
+    r = site.run("voicemail", "deposit", "alice", "--audio", path, timeout=30)
+    took = time.monotonic() - t0
+    assert r.rc == 0, r
+    assert 4.5 <= took < 15, took
+    assert "killed" in r.err, r
+    assert len(vm_list(site)) == 1
+
+
 # -- fax ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pages,order", [(1, "II"), (3, "II"), (3, "MM")])
