@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "aliases/speak.h"
+#include "aliases/mime.h"
 #include "lib/header.h"
 
 #define MAIL_HEAD_MAX	(64 * 1024)	/* how much of a message listings read */
@@ -31,6 +32,21 @@ mail_head(struct cli *c, const struct store_entry *e, size_t *len)
 		*len = 0;
 	buf[*len] = '\0';
 	return buf;
+}
+
+/* RFC 2047 encoded words ("=?utf-8?q?...?=") as the text they stand for. */
+static void
+decode_words(char *text, size_t len)
+{
+	char *d;
+
+	if (strstr(text, "=?") == NULL)
+		return;
+	mime_init();
+	if ((d = g_mime_utils_header_decode_text(NULL, text)) != NULL) {
+		snprintf(text, len, "%s", d);
+		g_free(d);
+	}
 }
 
 static const char *
@@ -70,6 +86,8 @@ mail_list(struct cli *c, int argc, char **argv)
 		hlen = header_block_len(head, hlen);
 		header_get(head, hlen, "From", from, sizeof(from));
 		header_get(head, hlen, "Subject", subject, sizeof(subject));
+		decode_words(from, sizeof(from));
+		decode_words(subject, sizeof(subject));
 		free(head);
 		if (c->json) {
 			int first = 1;
