@@ -314,7 +314,7 @@ out:
 void
 voicemail_info_parse(const char *head, size_t len, struct voicemail_info *out)
 {
-	char v[64];
+	char v[512];
 
 	memset(out, 0, sizeof(*out));
 	len = header_block_len(head, len);
