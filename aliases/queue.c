@@ -310,8 +310,8 @@ srs_domain(struct queue_runner *q, char *out, size_t len)
  * (an alias's member) goes with an SRS0 sender of ours, so that SPF holds
  * at the receiver and bounces come back here.  Local senders, the null
  * sender, and a secret left empty keep the sender as it is; so does one
- * whose SRS form would not fit a local part (64 octets), since its
- * bounces could not be received.
+ * whose SRS form would not fit (ADDR_SRS_LOCAL_MAX, a 254-octet path),
+ * since its bounces could not be received.
  */
 static const char *
 srs_sender(struct queue_runner *q, const char *sender, char *buf, size_t len)
@@ -331,9 +331,10 @@ srs_sender(struct queue_runner *q, const char *sender, char *buf, size_t len)
 	if (srs_domain(q, domain, sizeof(domain)) != 0)
 		return sender;
 	st = srs_forward(secret, strlen(secret), sender, domain, (int64_t)time(NULL), buf, len);
-	if (st != SRS_OK || strchr(buf, '@') - buf > ADDR_LOCAL_MAX) {
+	if (st != SRS_OK || strchr(buf, '@') - buf > ADDR_SRS_LOCAL_MAX ||
+	    strlen(buf) > ADDR_PATH_MAX - 2) {
 		log_info("queue: SRS: %s kept as it is (%s)", sender,
-		    st != SRS_OK ? srs_status_str(st) : "too long for a local part");
+		    st != SRS_OK ? srs_status_str(st) : "too long for an address");
 		return sender;
 	}
 	return buf;

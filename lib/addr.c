@@ -145,10 +145,22 @@ scan_utf8_char(struct scan *s)
  * the first octet that cannot continue it and leaves s->p there.  '%' and
  * '!' are legal atext but mark the address as a relay attempt.
  */
+/* The longest local part that may start at p: see ADDR_SRS_LOCAL_MAX. */
+static size_t
+local_max(const unsigned char *p, const unsigned char *end)
+{
+	if (end - p >= 5 && (p[0] | 0x20) == 's' && (p[1] | 0x20) == 'r' &&
+	    (p[2] | 0x20) == 's' && (p[3] == '0' || p[3] == '1') &&
+	    (p[4] == '=' || p[4] == '+' || p[4] == '-'))
+		return ADDR_SRS_LOCAL_MAX;
+	return ADDR_LOCAL_MAX;
+}
+
 static enum addr_error
 scan_dot_string(struct scan *s)
 {
 	const unsigned char *start = s->p;
+	size_t max = local_max(s->p, s->end);
 	int need_atom = 1;	/* at the start and after every dot */
 	size_t n;
 
@@ -171,7 +183,7 @@ scan_dot_string(struct scan *s)
 			need_atom = 0;
 		} else
 			break;
-		if ((size_t)(s->p - start) + n > ADDR_LOCAL_MAX)
+		if ((size_t)(s->p - start) + n > max)
 			return ADDR_ERR_LOCAL_TOO_LONG;
 		s->p += n;
 	}

@@ -13,6 +13,13 @@
 #include <stddef.h>
 
 #define ADDR_LOCAL_MAX	64	/* RFC 5321 §4.5.3.1.1 */
+/*
+ * An unquoted local part that starts "SRS0" or "SRS1" and a separator
+ * (= + -, any case) may be longer: an SRS address carries another
+ * address inside it, and bounces to it must be received (RFC 5321
+ * §4.5.3.1 lets a server accept more than the minimum).
+ */
+#define ADDR_SRS_LOCAL_MAX	192
 #define ADDR_DOMAIN_MAX	255	/* §4.5.3.1.2 */
 #define ADDR_PATH_MAX	256	/* §4.5.3.1.3, including the brackets */
 

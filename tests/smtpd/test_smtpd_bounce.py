@@ -403,6 +403,26 @@ def test_srs0_round_trip(make):
     assert other_users_empty(d)
 
 
+def test_long_sender_round_trip(make):
+    """An SRS form longer than the 64 octets RFC 5321 promises for a local
+    part is still made, and its bounce is still received."""
+    d = make(SECRET)
+    d.ctl("alias", "add", "fwd", "x@far.test")
+    local = "a.rather.long.sender.name.for.this.test.only"
+    t0 = time.time()
+    send(d, f"{local}@near.test", [f"fwd@{DOMAIN}"], "forwarded long")
+    [(frm, tos, _)] = d.sink.wait(1, log=d.log)
+    t1 = time.time()
+    assert len(frm.split("@")[0]) > 64, frm
+    assert frm in (srs0(SECRET, local, "near.test", t0), srs0(SECRET, local, "near.test", t1)), frm
+    wait_queue_empty(d)
+    send_bounce(d, frm, "bounced long")
+    [_, (bfrm, btos, bcontent)] = d.sink.wait(2, log=d.log)
+    assert bfrm in NULL_PATHS and btos == [f"{local}@near.test"]
+    assert b"Subject: bounced long" in bcontent
+    wait_queue_empty(d)
+
+
 def forged(addr):
     """addr with its first hash character changed (also without case)."""
     h = addr[5]

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/addr.h"
 
@@ -59,8 +60,9 @@ check_shape(const struct addr *a, const char *file, int line)
 	_assert_true(nul != NULL, "mailbox terminated", file, line);
 	mlen = (size_t)(nul - a->mailbox);
 	_assert_true(mlen <= ADDR_PATH_MAX - 2, "mailbox <= 254", file, line);
-	_assert_true(a->local_len <= ADDR_LOCAL_MAX, "local_len <= 64", file,
-	    line);
+	_assert_true(a->local_len <= ADDR_LOCAL_MAX ||
+	    (a->local_len <= ADDR_SRS_LOCAL_MAX && strncasecmp(a->mailbox, "srs", 3) == 0),
+	    "local_len <= 64, or an SRS address's", file, line);
 	_assert_true(a->local_len <= mlen, "local_len <= strlen", file, line);
 	for (size_t i = 0; i < mlen; i++)
 		_assert_true((unsigned char)a->mailbox[i] >= 0x20 &&
@@ -999,10 +1001,46 @@ test_byte_by_byte(void **state)
 	}
 }
 
+/* SRS addresses carry an address inside them: their local parts may be longer. */
+static void
+test_srs_local_part_may_be_longer(void **state)
+{
+	char in[400], local[300];
+	struct addr a;
+
+	/* 100 octets: an SRS0 local part passes, any other does not */
+	memset(local, 'x', 100);
+	local[100] = '\0';
+	memcpy(local, "SRS0=abcd=XY=", 13);
+	snprintf(in, sizeof(in), "<%s@example.test>", local);
+	assert_int_equal(addr_parse_path(in, strlen(in), 0, 0, &a), ADDR_OK);
+	assert_int_equal(a.local_len, 100);
+	memcpy(local, "srs1+", 5);
+	snprintf(in, sizeof(in), "<%s@example.test>", local);
+	assert_int_equal(addr_parse_path(in, strlen(in), 0, 0, &a), ADDR_OK);
+	memcpy(local, "SRS2=", 5);
+	snprintf(in, sizeof(in), "<%s@example.test>", local);
+	assert_int_equal(addr_parse_path(in, strlen(in), 0, 0, &a), ADDR_ERR_LOCAL_TOO_LONG);
+	memcpy(local, "SRS0x", 5);
+	snprintf(in, sizeof(in), "<%s@example.test>", local);
+	assert_int_equal(addr_parse_path(in, strlen(in), 0, 0, &a), ADDR_ERR_LOCAL_TOO_LONG);
+	/* and at most ADDR_SRS_LOCAL_MAX, exactly */
+	memset(local, 'y', sizeof(local));
+	memcpy(local, "SRS0=", 5);
+	local[ADDR_SRS_LOCAL_MAX] = '\0';
+	snprintf(in, sizeof(in), "<%s@e.test>", local);
+	assert_int_equal(addr_parse_path(in, strlen(in), 0, 0, &a), ADDR_OK);
+	local[ADDR_SRS_LOCAL_MAX] = 'y';
+	local[ADDR_SRS_LOCAL_MAX + 1] = '\0';
+	snprintf(in, sizeof(in), "<%s@e.test>", local);
+	assert_int_equal(addr_parse_path(in, strlen(in), 0, 0, &a), ADDR_ERR_LOCAL_TOO_LONG);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_srs_local_part_may_be_longer),
 		cmocka_unit_test(test_ordinary),
 		cmocka_unit_test(test_case_folding),
 		cmocka_unit_test(test_null_path),
