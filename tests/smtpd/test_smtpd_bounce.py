@@ -28,10 +28,10 @@ import sqlite3
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 from dnslib import A, MX, QTYPE, RCODE, RR
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver
 
+from outside import dns_zone, sink_server
 from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, free_port, headers
 
 SECRET = "bounce-test-secret-0123456789"
@@ -66,52 +66,14 @@ class Zone(BaseResolver):
 
 @pytest.fixture(scope="module")
 def dns_port():
-    port = free_port()
-    udp = DNSServer(Zone(), port=port, address="127.0.0.1")
-    tcp = DNSServer(Zone(), port=port, address="127.0.0.1", tcp=True)
-    udp.start_thread()
-    tcp.start_thread()
-    yield port
-    udp.stop()
-    tcp.stop()
-
-
-class Sink:
-    """The outside servers: takes everything but the recipients in refuse
-    (recipient -> replies, used up in order; the last one stays)."""
-
-    def __init__(self):
-        self.messages = []      # (mail_from, [rcpt], content bytes)
-        self.refuse = {}
-
-    async def handle_RCPT(self, server, session, envelope, address, options):
-        replies = self.refuse.get(address.lower())
-        if replies:
-            return replies.pop(0) if len(replies) > 1 else replies[0]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 2.0.0 Ok"
-
-    def wait(self, n, timeout=10, log=""):
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < n:
-            assert time.monotonic() < deadline, \
-                f"{len(self.messages)} of {n} messages arrived: {self.messages}\n{log()[-3000:]}"
-            time.sleep(0.05)
-        return list(self.messages)
+    with dns_zone(Zone()) as port:
+        yield port
 
 
 @pytest.fixture
 def sink():
-    s = Sink()
-    s.port = free_port()
-    c = Controller(s, hostname="127.0.0.1", port=s.port)
-    c.start()
-    yield s
-    c.stop()
+    with sink_server() as s:
+        yield s
 
 
 @pytest.fixture
@@ -243,7 +205,7 @@ def other_users_empty(d, *but):
 def test_refusal_bounces_once_to_a_local_sender(make):
     d = make(SECRET)
     refusal = "550 5.1.1 <gone@far.test>: Recipient address rejected: no such user here"
-    d.sink.refuse["gone@far.test"] = [refusal]
+    d.sink.always["gone@far.test"] = refusal
     d.ctl("alias", "add", "doomed", "gone@far.test")
     before = time.time()
     send(d, f"alice@{DOMAIN}", [f"doomed@{DOMAIN}"], "the doomed original")
@@ -294,7 +256,7 @@ def test_refusal_bounces_once_to_a_local_sender(make):
 def test_two_refused_recipients_make_one_report(make, members):
     d = make()
     for m in members:
-        d.sink.refuse[m] = [f"550 5.1.1 <{m}>: unknown"]
+        d.sink.always[m] = f"550 5.1.1 <{m}>: unknown"
     d.ctl("alias", "add", "pair", *members)
     send(d, f"bob@{DOMAIN}", [f"pair@{DOMAIN}"], "to a pair")
     wait_mail(d, "bob")
@@ -313,7 +275,7 @@ def test_two_refused_recipients_make_one_report(make, members):
 
 def test_remote_sender_gets_its_report_through_its_mx(make):
     d = make(SECRET)
-    d.sink.refuse["gone@far.test"] = ["550 5.1.1 <gone@far.test>: unknown"]
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
     d.ctl("alias", "add", "fwd", "gone@far.test")
     send(d, "someone@near.test", [f"fwd@{DOMAIN}"], "from far away")
     [(frm, tos, content)] = d.sink.wait(1, log=d.log)
@@ -333,8 +295,8 @@ def test_remote_sender_gets_its_report_through_its_mx(make):
 
 def test_a_failed_report_is_not_bounced(make):
     d = make()
-    d.sink.refuse["gone@far.test"] = ["550 5.1.1 <gone@far.test>: unknown"]
-    d.sink.refuse["someone@near.test"] = ["550 5.1.1 <someone@near.test>: no bounces here"]
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
+    d.sink.always["someone@near.test"] = "550 5.1.1 <someone@near.test>: no bounces here"
     d.ctl("alias", "add", "fwd", "gone@far.test")
     send(d, "someone@near.test", [f"fwd@{DOMAIN}"], "bounces nowhere")
     [raw] = wait_mail(d, "admin")
@@ -358,7 +320,7 @@ def test_a_failed_report_is_not_bounced(make):
 
 def test_null_sender_failure_goes_to_the_postmaster_only(make):
     d = make(SECRET)
-    d.sink.refuse["gone@far.test"] = ["550 5.1.1 <gone@far.test>: unknown"]
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
     d.ctl("alias", "add", "mixed", "bob", "gone@far.test")
     send(d, "", [f"mixed@{DOMAIN}"], "null and doomed")
     [copy] = wait_mail(d, "admin")

@@ -15,8 +15,9 @@ import time
 import pytest
 from aiosmtpd.controller import Controller
 from dnslib import A, MX, QTYPE, RCODE, RR
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver
 
+from outside import Sink, dns_zone, sink_server
 from smtpd_util import DOMAIN, PASSWORD, free_port, simple_message, unverified_context
 
 
@@ -61,48 +62,14 @@ class Zone(BaseResolver):
 
 @pytest.fixture(scope="module")
 def dns_port():
-    port = free_port()
-    udp = DNSServer(Zone(), port=port, address="127.0.0.1")
-    tcp = DNSServer(Zone(), port=port, address="127.0.0.1", tcp=True)
-    udp.start_thread()
-    tcp.start_thread()
-    yield port
-    udp.stop()
-    tcp.stop()
-
-
-class Sink:
-    def __init__(self):
-        self.messages = []
-        self.refuse = {}        # recipient -> list of replies, used up in order
-
-    async def handle_RCPT(self, server, session, envelope, address, options):
-        replies = self.refuse.get(address)
-        if replies:
-            return replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 2.0.0 Ok"
-
-    def wait(self, n, timeout=10):
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < n:
-            assert time.monotonic() < deadline, f"{len(self.messages)} of {n} messages arrived"
-            time.sleep(0.05)
-        return self.messages
+    with dns_zone(Zone()) as port:
+        yield port
 
 
 @pytest.fixture
 def sink():
-    s = Sink()
-    s.port = free_port()
-    c = Controller(s, hostname="127.0.0.1", port=s.port)
-    c.start()
-    yield s
-    c.stop()
+    with sink_server() as s:
+        yield s
 
 
 @pytest.fixture

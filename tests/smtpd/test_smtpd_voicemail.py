@@ -11,10 +11,10 @@ import sys
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 from dnslib import A, MX, QTYPE, RCODE, RR
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver
 
+from outside import dns_zone, sink_server
 from smtpd_util import DOMAIN, free_port
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
@@ -42,40 +42,14 @@ class Zone(BaseResolver):
 
 @pytest.fixture(scope="module")
 def vm_dns_port():
-    port = free_port()
-    udp = DNSServer(Zone(), port=port, address="127.0.0.1")
-    tcp = DNSServer(Zone(), port=port, address="127.0.0.1", tcp=True)
-    udp.start_thread()
-    tcp.start_thread()
-    yield port
-    udp.stop()
-    tcp.stop()
-
-
-class Sink:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 2.0.0 Ok"
-
-    def wait(self, n, timeout=20):
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < n:
-            assert time.monotonic() < deadline, f"{len(self.messages)} of {n} messages arrived"
-            time.sleep(0.05)
-        return self.messages
+    with dns_zone(Zone()) as port:
+        yield port
 
 
 @pytest.fixture
 def vm_sink():
-    s = Sink()
-    s.port = free_port()
-    c = Controller(s, hostname="127.0.0.1", port=s.port)
-    c.start()
-    yield s
-    c.stop()
+    with sink_server() as s:
+        yield s
 
 
 @pytest.fixture
