@@ -66,6 +66,13 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_voicemail(struct cli *c, int argc, char **argv);
 int cmd_fax(struct cli *c, int argc, char **argv);
 int cmd_mwi(struct cli *c, int argc, char **argv);
+/* MAILBOX UID (argv[1], argv[2]) for the verb argv[0] of noun ("mail", "voicemail"). */
+int cli_find_entry(struct cli *c, const char *noun, int argc, char **argv,
+    struct store_entry *e);
+/* The start of an entry's text, enough for its header block (malloc'd). */
+char *cli_entry_head(struct cli *c, const struct store_entry *e, size_t *len);
+/* An entry's whole text, NUL-terminated, in *out (malloc'd); 0 or an exit code. */
+int cli_entry_text(struct cli *c, const struct store_entry *e, char **out, size_t *len);
 /* mail del took entry e: a voicemail's mailbox gets its message waiting told. */
 void cli_mwi_after_delete(struct cli *c, const struct store_entry *e);
 

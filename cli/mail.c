@@ -22,8 +22,8 @@
 #define MAIL_SPEAK_MAX	(32 * 1024 * 1024)	/* the largest message read aloud */
 
 /* The start of an entry's text, enough for its header block. */
-static char *
-mail_head(struct cli *c, const struct store_entry *e, size_t *len)
+char *
+cli_entry_head(struct cli *c, const struct store_entry *e, size_t *len)
 {
 	size_t want = e->size < MAIL_HEAD_MAX ? (size_t)e->size : MAIL_HEAD_MAX;
 	char *buf = xmalloc(want + 1);
@@ -81,7 +81,7 @@ mail_list(struct cli *c, int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		char from[256], subject[256], when[32], size[32];
 		size_t hlen;
-		char *head = mail_head(c, &v[i], &hlen);
+		char *head = cli_entry_head(c, &v[i], &hlen);
 
 		hlen = header_block_len(head, hlen);
 		header_get(head, hlen, "From", from, sizeof(from));
@@ -118,23 +118,29 @@ mail_list(struct cli *c, int argc, char **argv)
 	return EX_DONE;
 }
 
-/* Look up MAILBOX and UID for show, export, del and speak. */
-static int
-mail_entry(struct cli *c, int argc, char **argv, struct store_entry *e)
+/* Look up MAILBOX and UID (argv[1], argv[2]) for NOUN's verb argv[0]. */
+int
+cli_find_entry(struct cli *c, const char *noun, int argc, char **argv, struct store_entry *e)
 {
 	struct store_user u;
 	int r;
 
 	if (argc != 3)
-		return cli_error(EX_USAGE, "usage: mail %s MAILBOX UID", argv[0]);
+		return cli_error(EX_USAGE, "usage: %s %s MAILBOX UID", noun, argv[0]);
 	if ((r = cli_open_store(c)) != 0 || (r = cli_find_mailbox(c, argv[1], &u)) != 0)
 		return r;
 	r = store_entry_get(c->store, u.id, argv[2], e);
 	store_user_clear(&u);
 	if (r == STORE_NOTFOUND)
-		return cli_error(EX_NOTFOUND, "no message %s in mailbox %s (see mail list)",
-		    argv[2], argv[1]);
+		return cli_error(EX_NOTFOUND, "no %s %s in mailbox %s (see %s list)",
+		    strcmp(noun, "mail") == 0 ? "message" : noun, argv[2], argv[1], noun);
 	return r == STORE_OK ? 0 : cli_store_error(c, r);
+}
+
+static int
+mail_entry(struct cli *c, int argc, char **argv, struct store_entry *e)
+{
+	return cli_find_entry(c, "mail", argc, argv, e);
 }
 
 static int
@@ -148,7 +154,7 @@ mail_show(struct cli *c, int argc, char **argv)
 
 	if ((r = mail_entry(c, argc, argv, &e)) != 0)
 		return r;
-	head = mail_head(c, &e, &hlen);
+	head = cli_entry_head(c, &e, &hlen);
 	hlen = header_block_len(head, hlen);
 	head[hlen] = '\0';
 	if (c->json) {
@@ -237,8 +243,8 @@ mail_del(struct cli *c, int argc, char **argv)
 }
 
 /* The whole text of entry e, NUL-terminated, in *out (malloc'd). */
-static int
-mail_read_all(struct cli *c, const struct store_entry *e, char **out, size_t *len)
+int
+cli_entry_text(struct cli *c, const struct store_entry *e, char **out, size_t *len)
 {
 	struct store_reader *rd;
 	char *buf;
@@ -246,9 +252,6 @@ mail_read_all(struct cli *c, const struct store_entry *e, char **out, size_t *le
 	int r;
 
 	*out = NULL;
-	if (e->size > MAIL_SPEAK_MAX)
-		return cli_error(EX_FAILED, "message %s is %" PRIu64 " bytes, too long to read"
-		    " aloud", e->uidl, e->size);
 	if ((r = store_reader_open(c->store, e, &rd)) != STORE_OK)
 		return cli_store_error(c, r);
 	buf = xmalloc((size_t)e->size + 1);
@@ -367,7 +370,11 @@ mail_speak(struct cli *c, int argc, char **argv)
 		store_entry_clear(&e);
 		return r;
 	}
-	r = mail_read_all(c, &e, &msg, &len);
+	if (e.size > MAIL_SPEAK_MAX)
+		r = cli_error(EX_FAILED, "message %s is %" PRIu64 " bytes, too long to read"
+		    " aloud", e.uidl, e.size);
+	else
+		r = cli_entry_text(c, &e, &msg, &len);
 	store_entry_clear(&e);
 	if (r != 0)
 		return r;

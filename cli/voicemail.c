@@ -17,7 +17,6 @@
 
 #include "aliases/resolve.h"
 #include "aliases/voicemail.h"
-#include "lib/header.h"
 
 #define DEPOSIT_FILE_MAX	(64u * 1024 * 1024)	/* an hour of 8 kHz 16-bit is 55 MB */
 
@@ -152,19 +151,6 @@ deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
 	return EX_DONE;
 }
 
-/* The start of an entry's text, enough for its header block. */
-static char *
-entry_head(struct cli *c, const struct store_entry *e, size_t *len)
-{
-	size_t want = e->size < 64 * 1024 ? (size_t)e->size : 64 * 1024;
-	char *buf = xmalloc(want + 1);
-
-	if (store_entry_read(c->store, e, 0, buf, want, len) != STORE_OK)
-		*len = 0;
-	buf[*len] = '\0';
-	return buf;
-}
-
 static void
 duration(unsigned s, char *buf, size_t len)
 {
@@ -201,7 +187,7 @@ vm_list(struct cli *c, int argc, char **argv)
 
 		if (v[i].kind != STORE_KIND_VOICEMAIL)
 			continue;
-		head = entry_head(c, &v[i], &hlen);
+		head = cli_entry_head(c, &v[i], &hlen);
 		voicemail_info_parse(head, hlen, &vi);
 		free(head);
 		if (c->json) {
@@ -238,24 +224,16 @@ vm_list(struct cli *c, int argc, char **argv)
 static int
 vm_entry(struct cli *c, int argc, char **argv, struct store_entry *e)
 {
-	struct store_user u;
 	int r;
 
-	if (argc != 3)
-		return cli_error(EX_USAGE, "usage: voicemail %s MAILBOX UID", argv[0]);
-	if ((r = cli_open_store(c)) != 0 || (r = cli_find_mailbox(c, argv[1], &u)) != 0)
+	if ((r = cli_find_entry(c, "voicemail", argc, argv, e)) != 0)
 		return r;
-	r = store_entry_get(c->store, u.id, argv[2], e);
-	store_user_clear(&u);
-	if (r == STORE_OK && e->kind != STORE_KIND_VOICEMAIL) {
+	if (e->kind != STORE_KIND_VOICEMAIL) {
 		store_entry_clear(e);
 		return cli_error(EX_NOTFOUND, "%s in mailbox %s is not a voicemail (see "
 		    "voicemail list)", argv[2], argv[1]);
 	}
-	if (r == STORE_NOTFOUND)
-		return cli_error(EX_NOTFOUND, "no voicemail %s in mailbox %s (see voicemail list)",
-		    argv[2], argv[1]);
-	return r == STORE_OK ? 0 : cli_store_error(c, r);
+	return 0;
 }
 
 /* The recording, byte for byte as deposited, on stdout. */
@@ -263,23 +241,16 @@ static int
 vm_play(struct cli *c, int argc, char **argv)
 {
 	struct store_entry e;
-	struct store_reader *rd;
 	char *msg, *audio, err[256];
-	size_t got, len = 0, alen;
+	size_t len, alen;
 	int r;
 
 	if ((r = vm_entry(c, argc, argv, &e)) != 0)
 		return r;
-	if ((r = store_reader_open(c->store, &e, &rd)) != STORE_OK) {
-		store_entry_clear(&e);
-		return cli_store_error(c, r);
-	}
-	msg = xmalloc(e.size + 1);
-	while (len < e.size && (r = store_reader_read(rd, len, msg + len, e.size - len,
-	    &got)) == STORE_OK && got > 0)
-		len += got;
-	store_reader_close(&rd);
+	r = cli_entry_text(c, &e, &msg, &len);
 	store_entry_clear(&e);
+	if (r != 0)
+		return r;
 	if (voicemail_attachment(msg, len, &audio, &alen, err, sizeof(err)) != 0) {
 		free(msg);
 		return cli_error(EX_FAILED, "%s: %s", argv[2], err);
