@@ -72,7 +72,8 @@ bounce_split_error(const char *error, char *remote, size_t rlen, const char **di
 
 	remote[0] = '\0';
 	*diag = error;
-	if (strncmp(error, "host ", 5) != 0 || (said = strstr(error, " said: ")) == NULL)
+	if (strncmp(error, "host ", 5) != 0 || (said = strstr(error + 5, " said: ")) == NULL ||
+	    said == error + 5)
 		return;
 	/* The host name alone: Remote-MTA's "dns" type names a host. */
 	if ((end = memchr(error + 5, '[', (size_t)(said - error - 5))) == NULL)

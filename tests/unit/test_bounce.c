@@ -43,6 +43,9 @@ test_plain_words(void **state)
 	split("", "", "");
 	/* "host " without " said: " is plain words */
 	split("host unreachable", "", "host unreachable");
+	/* ... and so is "host" with no name before " said: " (found by fuzz_voicemail) */
+	split("host said: 5.", "", "host said: 5.");
+	split("host  said: 550 no", "", "host  said: 550 no");
 }
 
 static void
