@@ -591,6 +591,28 @@ def test_failing_mwi_command_is_not_fatal(site, tmp_path, how):
     assert mwi(site) == (0, 0)
 
 
+def test_file_over_64_mb_is_refused_unread(site, tmp_path):
+    big = tmp_path / "big.wav"
+    with open(big, "wb") as f:          # sparse: nothing is written
+        f.truncate(64 * 1024 * 1024 + 1)
+    r = site.fail(1, "voicemail", "deposit", "alice", "--audio", big)
+    assert "64 MB" in r.err, r
+    assert vm_list(site) == []
+
+
+@pytest.mark.parametrize("digits,ok", [(64, True), (65, False)])
+def test_caller_id_length_limit(site, tmp_path, digits, ok):
+    path, _ = pcm(tmp_path, 1)
+    args = ("voicemail", "deposit", "alice", "--audio", path, "--caller", "1" * digits)
+    if ok:
+        site.ok(*args)
+        assert vm_list(site)[0]["caller"] == "1" * digits
+    else:
+        r = site.fail(2, *args)
+        assert "not a phone number" in r.err, r
+        assert vm_list(site) == []
+
+
 def test_hanging_mwi_command_is_killed(site, tmp_path):
     """A program that never ends is killed after 5 s; the deposit stands."""
     script = tmp_path / "hang.sh"
