@@ -33,6 +33,9 @@ WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter
 ifeq ($(SAN),)
 OPT     ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 LDHARD  := -pie -Wl,-z,relro,-z,now
+else ifeq ($(SAN),thread)
+OPT     ?= -O1 -g -fno-omit-frame-pointer -fsanitize=thread -fPIE
+LDHARD  := -pie -fsanitize=thread
 else
 OPT     ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fPIE
 LDHARD  := -pie -fsanitize=address,undefined
@@ -77,7 +80,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 
 .SECONDARY:
-.PHONY: all check run asan fuzz fuzz-build install clean deps unit bench deb deb-check
+.PHONY: all check run asan tsan fuzz fuzz-build install clean deps unit bench deb deb-check
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
 
 $(B)/obj/%.o: %.c
@@ -129,6 +132,16 @@ check: deps
 asan:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory B=build/asan SAN=1 check
+
+# ThreadSanitizer: the unit tests and the suites that drive many sessions,
+# with 4 event loops per daemon; a race report in a daemon's log fails
+# the test that started it.
+tsan:
+	@scripts/install-deps
+	@$(MAKE) --no-print-directory B=build/tsan SAN=thread all
+	@UMBOX_BUILD=$(abspath build/tsan) UMBOX_THREADS=4 \
+	    TSAN_OPTIONS="second_deadlock_stack=1 history_size=4" \
+	    tests/run tests/smtpd tests/pop3d
 
 # libFuzzer targets: clang, the core sources compiled with coverage.
 FUZZ_CC    := clang

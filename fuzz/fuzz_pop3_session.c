@@ -21,9 +21,10 @@
 #include "pop3d/pop3d.h"
 
 static struct pop3_server pop3d;
-#define srv (pop3d.srv)
+#define SRV (pop3d.srv)
 static const struct server_def def = { .name = "fuzz", .id_prefix = "P" };
 static struct umbox_config cfg;
+static struct server_loop loop;
 static int64_t alice;
 
 static void
@@ -37,7 +38,7 @@ fuzz_fill(void)
 	struct store_entry *v;
 	size_t n;
 
-	if (store_mailbox_list(srv.store, alice, &v, &n) == STORE_OK) {
+	if (store_mailbox_list(loop.store, alice, &v, &n) == STORE_OK) {
 		store_entry_list_free(&v, n);
 		if (n == 3)
 			return;
@@ -48,7 +49,7 @@ fuzz_fill(void)
 		    .len = strlen(msgs[i]), .local = &r, .nlocal = 1 };
 		struct store_delivery_result res;
 
-		store_deliver(srv.store, &d, &res);
+		store_deliver(loop.store, &d, &res);
 	}
 }
 
@@ -70,14 +71,19 @@ fuzz_setup(void)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
-	srv.cfg = &cfg;
-	srv.def = &def;
-	srv.base = event_base_new();
-	srv.max_conns = 100;
+	SRV.cfg = &cfg;
+	SRV.def = &def;
+	SRV.base = event_base_new();
+	SRV.max_conns = 100;
+	SRV.loops = &loop;
+	SRV.nloops = 1;
+	ip_table_init(&SRV.ips);
+	loop.srv = &SRV;
+	loop.base = SRV.base;
 	snprintf(pop3d.owner_prefix, sizeof(pop3d.owner_prefix), "fuzz:1:");
 	path = config_store_path(&cfg);
-	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
-	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK)
+	if (store_open(path, STORE_CREATE, &loop.store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(path, SRV.base, &loop.writer, err, sizeof(err)) != STORE_OK)
 		abort();
 	free(path);
 	/* The cheapest yescrypt cost keeps logins fast enough to fuzz. */
@@ -91,20 +97,20 @@ fuzz_setup(void)
 		snprintf(hash, sizeof(hash), "%s", cd.output);
 	}
 	u.password = hash;
-	store_domain_add(srv.store, &d);
-	store_user_add(srv.store, &u);
-	store_user_get(srv.store, "alice", &got);
+	store_domain_add(loop.store, &d);
+	store_user_add(loop.store, &u);
+	store_user_get(loop.store, "alice", &got);
 	alice = got.id;
 	store_user_clear(&got);
-	srv.workers = worker_pool_new(srv.base, 1);
-	snprintf(srv.dummy_hash, sizeof(srv.dummy_hash), "%s", hash);
+	loop.workers = worker_pool_new(SRV.base, 1);
+	snprintf(SRV.dummy_hash, sizeof(SRV.dummy_hash), "%s", hash);
 }
 
 /* The per-address entry, counted as the server's accept would. */
 static struct ip_entry *
 fuzz_ip(const struct sockaddr_in *peer)
 {
-	struct ip_entry *ip = ip_table_get(&srv.ips, (const struct sockaddr *)peer, 1);
+	struct ip_entry *ip = ip_table_get(&SRV.ips, (const struct sockaddr *)peer, 1);
 
 	ip->conns++;
 	return ip;
@@ -129,9 +135,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0)
 		return 0;
 	peer.sin_addr.s_addr = htonl(0x7f000001);
-	pop3_session_open(&srv, POP3_PORT_PLAIN, fds[0], (struct sockaddr *)&peer,
+	pop3_session_open(&loop, POP3_PORT_PLAIN, fds[0], (struct sockaddr *)&peer,
 	    fuzz_ip(&peer));
-	for (int round = 0; round < 3000 && srv.nconns > 0; round++) {
+	for (int round = 0; round < 3000 && loop.nconns > 0; round++) {
 		struct timeval tick = { 0, 2000 };
 
 		if (off < size) {
@@ -143,13 +149,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			shutdown(fds[1], SHUT_WR);
 		while (read(fds[1], sink, sizeof(sink)) > 0)
 			;
-		event_base_loopexit(srv.base, &tick);
-		event_base_loop(srv.base, 0);
+		event_base_loopexit(SRV.base, &tick);
+		event_base_loop(SRV.base, 0);
 	}
-	for (struct conn *x = srv.conns; x; x = x->next)
+	for (struct conn *x = loop.conns; x; x = x->next)
 		conn_close(x);
-	for (int round = 0; round < 1000 && srv.nconns > 0; round++)
-		event_base_loop(srv.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	for (int round = 0; round < 1000 && loop.nconns > 0; round++)
+		event_base_loop(SRV.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	/* The lock release is queued; the writer runs it before the next login's lock. */
 	close(fds[1]);
 	return 0;

@@ -22,9 +22,11 @@
 #include "smtpd/smtpd.h"
 
 static struct smtp_server smtpd;
-#define srv (smtpd.srv)
+#define SRV (smtpd.srv)
 static const struct server_def def = { .name = "fuzz", .id_prefix = "" };
 static struct umbox_config cfg;
+static struct server_loop loop;
+static struct alias_resolver resolver;
 
 static void
 fuzz_setup(void)
@@ -46,13 +48,18 @@ fuzz_setup(void)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
-	srv.cfg = &cfg;
-	srv.def = &def;
-	srv.base = event_base_new();
-	srv.max_conns = 100;
+	SRV.cfg = &cfg;
+	SRV.def = &def;
+	SRV.base = event_base_new();
+	SRV.max_conns = 100;
+	SRV.loops = &loop;
+	SRV.nloops = 1;
+	ip_table_init(&SRV.ips);
+	loop.srv = &SRV;
+	loop.base = SRV.base;
 	path = config_store_path(&cfg);
-	if (store_open(path, STORE_CREATE, &srv.store, err, sizeof(err)) != STORE_OK ||
-	    store_writer_new(path, srv.base, &srv.writer, err, sizeof(err)) != STORE_OK)
+	if (store_open(path, STORE_CREATE, &loop.store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(path, SRV.base, &loop.writer, err, sizeof(err)) != STORE_OK)
 		abort();
 	free(path);
 	{
@@ -66,20 +73,21 @@ fuzz_setup(void)
 		snprintf(hash, sizeof(hash), "%s", cd.output);
 	}
 	u.password = hash;
-	store_domain_add(srv.store, &d);
-	store_user_add(srv.store, &u);
-	store_alias_add(srv.store, "sales", members, 2);
-	smtpd.resolver.store = srv.store;
-	smtpd.resolver.postmaster = "alice";
-	srv.workers = worker_pool_new(srv.base, 1);
-	snprintf(srv.dummy_hash, sizeof(srv.dummy_hash), "%s", hash);
+	store_domain_add(loop.store, &d);
+	store_user_add(loop.store, &u);
+	store_alias_add(loop.store, "sales", members, 2);
+	resolver.store = loop.store;
+	resolver.postmaster = "alice";
+	smtpd.resolvers = &resolver;
+	loop.workers = worker_pool_new(SRV.base, 1);
+	snprintf(SRV.dummy_hash, sizeof(SRV.dummy_hash), "%s", hash);
 }
 
 /* The per-address entry, counted as the server's accept would. */
 static struct ip_entry *
 fuzz_ip(const struct sockaddr_in *peer)
 {
-	struct ip_entry *ip = ip_table_get(&srv.ips, (const struct sockaddr *)peer, 1);
+	struct ip_entry *ip = ip_table_get(&SRV.ips, (const struct sockaddr *)peer, 1);
 
 	ip->conns++;
 	return ip;
@@ -103,11 +111,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* Trusted peers skip the greeting pause; loopback may AUTH without TLS. */
 	peer.sin_addr.s_addr = htonl(data[0] & 1 ? 0x0a000001 : 0x7f000001);
-	smtp_session_open(&srv, (data[0] >> 1) % 2 ? SMTP_PORT_SUBMISSION : SMTP_PORT_MX, fds[0],
+	smtp_session_open(&loop, (data[0] >> 1) % 2 ? SMTP_PORT_SUBMISSION : SMTP_PORT_MX, fds[0],
 	    (struct sockaddr *)&peer, fuzz_ip(&peer));
 
 	size_t off = 1;
-	for (int round = 0; round < 2000 && srv.nconns > 0; round++) {
+	for (int round = 0; round < 2000 && loop.nconns > 0; round++) {
 		struct timeval tick = { 0, 2000 };
 
 		if (off < size) {
@@ -119,14 +127,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		while (read(fds[1], sink, sizeof(sink)) > 0)
 			;
-		event_base_loopexit(srv.base, &tick);
-		event_base_loop(srv.base, 0);
+		event_base_loopexit(SRV.base, &tick);
+		event_base_loop(SRV.base, 0);
 	}
 	/* Still there (waiting on a long timer): close it like a shutdown would. */
-	for (struct conn *x = srv.conns; x; x = x->next)
+	for (struct conn *x = loop.conns; x; x = x->next)
 		conn_close(x);
-	for (int round = 0; round < 1000 && srv.nconns > 0; round++)
-		event_base_loop(srv.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	for (int round = 0; round < 1000 && loop.nconns > 0; round++)
+		event_base_loop(SRV.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 	close(fds[1]);
 	return 0;
 }

@@ -178,8 +178,8 @@ conn_on_free(evutil_socket_t fd, short what, void *arg)
 	event_free(c->free_ev);
 	if (c->linger_ev)
 		event_free(c->linger_ev);
-	if (c->server)
-		server_conn_gone(c->server, c);
+	if (c->loop)
+		server_conn_gone(c->loop, c);
 	c->ops->release(c);
 }
 
@@ -228,29 +228,34 @@ conn_events_new(struct conn *c)
 }
 
 int
-conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops, evutil_socket_t fd,
-    const struct sockaddr *sa, struct ip_entry *ip, SSL_CTX *ctx)
+conn_open(struct conn *c, struct server_loop *loop, const struct conn_ops *ops,
+    evutil_socket_t fd, const struct sockaddr *sa, struct ip_entry *ip, int tls)
 {
+	struct server *srv = loop->srv;
+	const char *prefix = srv->def->id_prefix;
+	unsigned long long id = __atomic_add_fetch(&srv->next_id, 1, __ATOMIC_RELAXED);
+
 	c->ops = ops;
-	c->base = srv->base;
-	c->server = srv;
+	c->base = loop->base;
 	c->ip = ip;
-	snprintf(c->id, sizeof(c->id), "%s%0*llX", srv->def->id_prefix,
-	    (int)(8 - strlen(srv->def->id_prefix)), (unsigned long long)++srv->next_id);
+	snprintf(c->id, sizeof(c->id), "%s%0*llX", prefix, (int)(8 - strlen(prefix)), id);
 	c->loopback = listen_peer(sa, c->peer, sizeof(c->peer));
-	if (ctx) {
-		c->bev = tls_bev_accept(srv->base, ctx, NULL, fd);
+	if (tls) {
+		SSL_CTX *ctx = server_tls(srv);
+
+		c->bev = ctx ? tls_bev_accept(loop->base, ctx, NULL, fd) : NULL;
+		SSL_CTX_free(ctx);
 		c->tls = 1;
 	} else
-		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		log_warn("%s: cannot set up a connection from %s", c->id, c->peer);
-		close(fd);
-		ip_table_put(&srv->ips, &c->ip);
+		server_conn_drop(loop, fd, &c->ip);
 		return -1;
 	}
+	c->loop = loop;
 	conn_events_new(c);
-	server_conn_add(srv, c);
+	server_conn_add(loop, c);
 	conn_bev_setup(c);
 	return 0;
 }
@@ -432,14 +437,18 @@ conn_log_error(struct conn *c, const char *cmd, const char *text)
 }
 
 int
-conn_start_tls(struct conn *c, SSL_CTX *ctx)
+conn_start_tls(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
+	SSL_CTX *ctx = server_tls(c->loop->srv);
+	struct bufferevent *tls;
 
 	evbuffer_drain(in, evbuffer_get_length(in));
 	c->skip_line = 0;
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
-	return conn_swap_tls(c, tls_bev_accept(c->base, ctx, c->bev, -1));
+	tls = ctx ? tls_bev_accept(c->base, ctx, c->bev, -1) : NULL;
+	SSL_CTX_free(ctx);
+	return conn_swap_tls(c, tls);
 }
 
 void

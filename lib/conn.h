@@ -34,7 +34,7 @@ struct event;
 struct event_base;
 struct evbuffer;
 struct ip_entry;
-struct server;
+struct server_loop;
 
 #define CONN_IN_MAX	(64 * 1024)	/* input held per connection, at most */
 #define CONN_OUT_HIGH	(256 * 1024)	/* unsent output that stops reading */
@@ -73,8 +73,8 @@ struct conn_ops {
 struct conn {
 	const struct conn_ops *ops;
 	struct event_base *base;
-	struct server *server;		/* inbound: the server that accepted it */
-	struct conn *prev, *next;	/* the server's connections */
+	struct server_loop *loop;	/* inbound: the loop it lives on */
+	struct conn *prev, *next;	/* the loop's connections */
 	struct ip_entry *ip;		/* per-address counts (a /64 for IPv6) */
 	unsigned port;			/* which of the server's listeners */
 	char id[24];
@@ -104,13 +104,13 @@ struct conn {
 
 /*
  * Set up a connection on an accepted socket from sa (TLS from the first
- * byte if ctx is given), holding ip's count, and link it into the
- * server.  Returns -1 if it cannot be set up: the socket is closed and
- * ip put back.
+ * byte if tls is set), holding ip's count, and link it into the loop.
+ * Returns -1 if it cannot be set up: the socket is closed and ip put
+ * back.
  */
 struct sockaddr;
-int conn_open(struct conn *c, struct server *srv, const struct conn_ops *ops,
-    evutil_socket_t fd, const struct sockaddr *sa, struct ip_entry *ip, SSL_CTX *ctx);
+int conn_open(struct conn *c, struct server_loop *loop, const struct conn_ops *ops,
+    evutil_socket_t fd, const struct sockaddr *sa, struct ip_entry *ip, int tls);
 
 /*
  * An outbound connection to sa (the caller's id, for logs): connecting
@@ -163,11 +163,12 @@ int conn_count_reply(struct conn *c, int error);
 void conn_log_error(struct conn *c, const char *cmd, const char *text);
 
 /*
- * Switch to TLS after the reply to STARTTLS/STLS is queued: what the
- * client pipelined in the clear is thrown away.  -1 if TLS could not
- * start (the connection is then being freed).
+ * Switch an inbound connection to TLS, with the server's current
+ * context, after the reply to STARTTLS/STLS is queued: what the client
+ * pipelined in the clear is thrown away.  -1 if TLS could not start (the
+ * connection is then being freed).
  */
-int conn_start_tls(struct conn *c, SSL_CTX *ctx);
+int conn_start_tls(struct conn *c);
 
 /* Stop reading; free once the output is written, or after 10 s. */
 void conn_close(struct conn *c);

@@ -5,6 +5,7 @@
 #include "iptable.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,15 @@ ip_hash(const unsigned char key[16])
 	return h % IPTABLE_BUCKETS;
 }
 
-struct ip_entry *
-ip_table_get(struct ip_table *t, const struct sockaddr *sa, int create)
+void
+ip_table_init(struct ip_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+}
+
+static struct ip_entry *
+ip_find(struct ip_table *t, const struct sockaddr *sa, int create)
 {
 	unsigned char key[16];
 	struct ip_entry *e;
@@ -64,16 +72,12 @@ ip_table_get(struct ip_table *t, const struct sockaddr *sa, int create)
 	return e;
 }
 
-void
-ip_table_put(struct ip_table *t, struct ip_entry **ep)
+/* The entry goes when nothing about it is left to remember. */
+static void
+ip_forget(struct ip_table *t, struct ip_entry *e)
 {
-	struct ip_entry *e = *ep, **pp;
+	struct ip_entry **pp;
 
-	*ep = NULL;
-	if (e == NULL)
-		return;
-	if (e->conns > 0)
-		e->conns--;
 	if (e->conns > 0 ||
 	    (e->auth_failures > 0 && time(NULL) - e->last_failure < IP_FAILURE_MEMORY))
 		return;
@@ -85,15 +89,60 @@ ip_table_put(struct ip_table *t, struct ip_entry **ep)
 		}
 }
 
+struct ip_entry *
+ip_table_get(struct ip_table *t, const struct sockaddr *sa, int create)
+{
+	struct ip_entry *e;
+
+	pthread_mutex_lock(&t->lock);
+	e = ip_find(t, sa, create);
+	pthread_mutex_unlock(&t->lock);
+	return e;
+}
+
+struct ip_entry *
+ip_table_acquire(struct ip_table *t, const struct sockaddr *sa, unsigned max, unsigned *conns)
+{
+	struct ip_entry *e;
+
+	pthread_mutex_lock(&t->lock);
+	e = ip_find(t, sa, 1);
+	*conns = e->conns;
+	if (e->conns >= max) {
+		ip_forget(t, e);
+		e = NULL;
+	} else
+		e->conns++;
+	pthread_mutex_unlock(&t->lock);
+	return e;
+}
+
+void
+ip_table_put(struct ip_table *t, struct ip_entry **ep)
+{
+	struct ip_entry *e = *ep;
+
+	*ep = NULL;
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (e->conns > 0)
+		e->conns--;
+	ip_forget(t, e);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void
 ip_table_clear(struct ip_table *t)
 {
+	pthread_mutex_lock(&t->lock);
 	for (int i = 0; i < IPTABLE_BUCKETS; i++)
 		while (t->b[i]) {
 			struct ip_entry *e = t->b[i];
 			t->b[i] = e->next;
 			free(e);
 		}
+	pthread_mutex_unlock(&t->lock);
 }
 
 void
@@ -101,6 +150,7 @@ ip_table_sweep(struct ip_table *t)
 {
 	time_t now = time(NULL);
 
+	pthread_mutex_lock(&t->lock);
 	for (int i = 0; i < IPTABLE_BUCKETS; i++) {
 		struct ip_entry **pp = &t->b[i];
 
@@ -114,15 +164,17 @@ ip_table_sweep(struct ip_table *t)
 				pp = &e->next;
 		}
 	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 unsigned
-ip_auth_failed(struct ip_entry *e)
+ip_auth_failed(struct ip_table *t, struct ip_entry *e)
 {
 	unsigned delay = 2000;
 
 	if (e == NULL)
 		return delay;
+	pthread_mutex_lock(&t->lock);
 	if (time(NULL) - e->last_failure > IP_FAILURE_MEMORY)
 		e->auth_failures = 0;
 	for (unsigned i = 0; i < e->auth_failures && delay < 30000; i++)
@@ -131,5 +183,6 @@ ip_auth_failed(struct ip_entry *e)
 		delay = 30000;
 	e->auth_failures++;
 	e->last_failure = time(NULL);
+	pthread_mutex_unlock(&t->lock);
 	return delay;
 }

@@ -13,6 +13,7 @@
 #ifndef UMBOX_IPTABLE_H
 #define UMBOX_IPTABLE_H
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -27,12 +28,25 @@ struct ip_entry {
 	struct ip_entry *next;
 };
 
+/*
+ * One table may serve several event loops: every call takes its lock,
+ * and an entry stays put while a connection holds it.
+ */
 struct ip_table {
+	pthread_mutex_t lock;
 	struct ip_entry *b[IPTABLE_BUCKETS];
 };
 
+void ip_table_init(struct ip_table *t);
+
 /* The entry for sa's client; created (with conns 0) if create is set. */
 struct ip_entry *ip_table_get(struct ip_table *t, const struct sockaddr *sa, int create);
+/*
+ * A new connection from sa's client, unless it already has max: the
+ * entry with its count raised, or NULL.  *conns says how many it had.
+ */
+struct ip_entry *ip_table_acquire(struct ip_table *t, const struct sockaddr *sa, unsigned max,
+    unsigned *conns);
 /* One connection fewer; the entry goes when nothing about it is left to remember. */
 void ip_table_put(struct ip_table *t, struct ip_entry **e);
 void ip_table_clear(struct ip_table *t);
@@ -44,6 +58,6 @@ void ip_table_sweep(struct ip_table *t);
  * answering, in milliseconds: 2 s doubling with each failure in the last
  * 15 minutes, at most 30 s.  e may be NULL (2 s).
  */
-unsigned ip_auth_failed(struct ip_entry *e);
+unsigned ip_auth_failed(struct ip_table *t, struct ip_entry *e);
 
 #endif

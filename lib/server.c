@@ -5,6 +5,7 @@
 #include "server.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,10 +19,12 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include "completion.h"
 #include "conn.h"
 #include "log.h"
 #include "password.h"
 #include "tls.h"
+#include "util.h"
 #include "worker.h"
 
 #define SERVER_FD_RESERVE	32	/* store, listeners, workers, logs: when /proc cannot tell */
@@ -54,6 +57,63 @@ server_log_refusal(struct server *srv, const char *why)
 	srv->refused_logged = now;
 }
 
+/* A socket on its way from the acceptor to the loop that will serve it. */
+struct server_handoff {
+	struct completion_item item;
+	struct server_loop *loop;
+	unsigned port;
+	evutil_socket_t fd;
+	struct sockaddr_storage sa;
+	struct ip_entry *ip;
+};
+
+static void
+server_open_on(struct server_loop *loop, unsigned port, evutil_socket_t fd,
+    const struct sockaddr *sa, struct ip_entry *ip)
+{
+	if (loop->stopping) {
+		server_conn_drop(loop, fd, &ip);
+		return;
+	}
+	loop->srv->def->open(loop, port, fd, sa, ip);
+}
+
+static void
+server_on_handoff(struct completion_item *item)
+{
+	struct server_handoff *h = COMPLETION_OWNER(item, struct server_handoff, item);
+
+	server_open_on(h->loop, h->port, h->fd, (const struct sockaddr *)&h->sa, h->ip);
+	free(h);
+}
+
+/*
+ * The loop with the fewest sessions given to it, round-robin among equals,
+ * so a burst spreads evenly and a loop whose sessions ended takes more.
+ */
+static struct server_loop *
+server_pick_loop(struct server *srv)
+{
+	struct server_loop *best = NULL;
+	unsigned best_load = 0;
+
+	for (unsigned k = 0; k < srv->nloops; k++) {
+		struct server_loop *l = &srv->loops[(srv->next_loop + k) % srv->nloops];
+		unsigned load = __atomic_load_n(&l->load, __ATOMIC_RELAXED);
+
+		if (best == NULL || load < best_load) {
+			best = l;
+			best_load = load;
+		}
+	}
+	srv->next_loop = (best->index + 1) % srv->nloops;
+	return best;
+}
+
+/*
+ * On loop 0: the caps are checked here, on one thread, so they are exact
+ * however the sessions are spread; the socket then goes to a loop.
+ */
 static void
 server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int socklen, void *arg)
@@ -61,7 +121,10 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct server_port_ctx *pc = arg;
 	struct server *srv = pc->srv;
 	const struct server_def *def = srv->def;
+	struct server_loop *loop;
+	struct server_handoff *h;
 	struct ip_entry *ip;
+	unsigned nconns = __atomic_load_n(&srv->nconns, __ATOMIC_RELAXED), ipconns;
 	char why[128];
 
 	if (srv->stopping) {
@@ -69,26 +132,36 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
-	if (srv->nconns >= srv->max_conns) {
+	if (nconns >= srv->max_conns) {
 		snprintf(why, sizeof(why), "%u sessions (max_connections %u, descriptors for %lu)",
-		    srv->nconns, *def->max_conns, srv->max_conns);
+		    nconns, *def->max_conns, srv->max_conns);
 		server_log_refusal(srv, why);
 		server_refuse(fd, def->refuse_busy);
 		return;
 	}
-	ip = ip_table_get(&srv->ips, sa, 1);
-	if (ip->conns >= *def->max_conns_per_ip) {
+	if ((ip = ip_table_acquire(&srv->ips, sa, *def->max_conns_per_ip, &ipconns)) == NULL) {
 		snprintf(why, sizeof(why), "%u sessions from one address or IPv6 /64"
-		    " (max_connections_per_ip %u)", ip->conns, *def->max_conns_per_ip);
+		    " (max_connections_per_ip %u)", ipconns, *def->max_conns_per_ip);
 		server_log_refusal(srv, why);
-		ip->conns++;	/* ip_table_put undoes it */
-		ip_table_put(&srv->ips, &ip);
 		server_refuse(fd, def->refuse_busy == def->refuse_ip ? def->refuse_busy :
 		    def->refuse_ip);
 		return;
 	}
-	ip->conns++;
-	def->open(srv, pc->port, fd, sa, ip);
+	__atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
+	loop = server_pick_loop(srv);
+	__atomic_add_fetch(&loop->load, 1, __ATOMIC_RELAXED);
+	if (loop->index == 0) {
+		server_open_on(loop, pc->port, fd, sa, ip);
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->item.fn = server_on_handoff;
+	h->loop = loop;
+	h->port = pc->port;
+	h->fd = fd;
+	memcpy(&h->sa, sa, (size_t)socklen < sizeof(h->sa) ? (size_t)socklen : sizeof(h->sa));
+	h->ip = ip;
+	completion_post(loop->inbox, &h->item);
 }
 
 static void
@@ -123,65 +196,123 @@ server_accept_error(struct evconnlistener *l, void *arg)
 
 	if (!srv->accept_paused)
 		server_log_refusal(srv, strerror(err));
-	srv->accept_paused = 1;
+	__atomic_store_n(&srv->accept_paused, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < srv->def->nports; i++)
 		listen_enable(&srv->listeners[i], 0);
 	evtimer_add(srv->accept_timer, &tv);
 }
 
 void
-server_conn_add(struct server *srv, struct conn *c)
+server_conn_add(struct server_loop *loop, struct conn *c)
 {
 	c->prev = NULL;
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
-	srv->nconns++;
+	c->next = loop->conns;
+	if (loop->conns)
+		loop->conns->prev = c;
+	loop->conns = c;
+	loop->nconns++;
+}
+
+/* Whatever loop a session ended on: its counts go, and loop 0 may accept again. */
+static void
+server_conn_uncount(struct server_loop *loop, struct ip_entry **ip)
+{
+	struct server *srv = loop->srv;
+
+	ip_table_put(&srv->ips, ip);
+	__atomic_sub_fetch(&loop->load, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&srv->accept_paused, __ATOMIC_RELAXED)) {
+		if (loop->index == 0)
+			server_accept_resume(srv);
+		else
+			event_active(srv->accept_resume, 0, 0);
+	}
+	if (loop->stopping && loop->nconns == 0)
+		event_base_loopexit(loop->base, NULL);
 }
 
 void
-server_conn_gone(struct server *srv, struct conn *c)
+server_conn_gone(struct server_loop *loop, struct conn *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		srv->conns = c->next;
+		loop->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	srv->nconns--;
-	ip_table_put(&srv->ips, &c->ip);
-	server_accept_resume(srv);
-	if (srv->stopping && srv->nconns == 0)
-		event_base_loopexit(srv->base, NULL);
+	loop->nconns--;
+	server_conn_uncount(loop, &c->ip);
+}
+
+void
+server_conn_drop(struct server_loop *loop, evutil_socket_t fd, struct ip_entry **ip)
+{
+	close(fd);
+	server_conn_uncount(loop, ip);
+}
+
+SSL_CTX *
+server_tls(struct server *srv)
+{
+	SSL_CTX *ctx;
+
+	pthread_mutex_lock(&srv->tls_lock);
+	if ((ctx = srv->tls) != NULL)
+		SSL_CTX_up_ref(ctx);
+	pthread_mutex_unlock(&srv->tls_lock);
+	return ctx;
+}
+
+int
+server_has_tls(struct server *srv)
+{
+	SSL_CTX *ctx = server_tls(srv);
+
+	SSL_CTX_free(ctx);
+	return ctx != NULL;
 }
 
 /*
- * SIGTERM: stop accepting; each session either answers and closes or
- * finishes what it has in flight first.  The loop ends when the last
+ * SIGTERM, on each loop: each session either answers and closes or
+ * finishes what it has in flight first.  The loop ends when its last
  * session is gone, or after a grace period.
  */
 static void
-server_stop(struct server *srv)
+server_loop_stop(evutil_socket_t fd, short what, void *arg)
 {
+	struct server_loop *loop = arg;
 	struct timeval grace = { SERVER_STOP_GRACE, 0 };
 	struct conn *c, *next;
 
-	if (srv->stopping)
+	if (loop->stopping)
 		return;
-	srv->stopping = 1;
-	log_info("stopping: %u sessions open", srv->nconns);
-	for (unsigned i = 0; i < srv->def->nports; i++)
-		listen_free(&srv->listeners[i]);
-	for (c = srv->conns; c; c = next) {
+	loop->stopping = 1;
+	for (c = loop->conns; c; c = next) {
 		next = c->next;
 		if (!c->closing && !c->freeing)
 			c->ops->shutdown(c);
 	}
-	if (srv->nconns == 0)
-		event_base_loopexit(srv->base, NULL);
+	if (loop->nconns == 0)
+		event_base_loopexit(loop->base, NULL);
 	else
-		event_base_loopexit(srv->base, &grace);
+		event_base_loopexit(loop->base, &grace);
+}
+
+/* SIGTERM: stop accepting, then every loop stops on its own thread. */
+static void
+server_stop(struct server *srv)
+{
+	unsigned open = __atomic_load_n(&srv->nconns, __ATOMIC_RELAXED);
+
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	log_info("stopping: %u sessions open", open);
+	for (unsigned i = 0; i < srv->def->nports; i++)
+		listen_free(&srv->listeners[i]);
+	for (unsigned i = 0; i < srv->nloops; i++)
+		event_active(srv->loops[i].stop_ev, 0, 0);
 }
 
 static void
@@ -191,12 +322,25 @@ server_on_sigterm(evutil_socket_t sig, short what, void *arg)
 	server_stop(arg);
 }
 
+/* A new context is made outside the lock; sessions keep the one they hold. */
 static void
 server_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
+	SSL_CTX *ctx = server_tls(srv), *old;
 
-	tls_sighup(&srv->tls, srv->cfg);
+	tls_sighup(&ctx, srv->cfg);
+	pthread_mutex_lock(&srv->tls_lock);
+	old = srv->tls;
+	srv->tls = ctx;
+	pthread_mutex_unlock(&srv->tls_lock);
+	SSL_CTX_free(old);
+}
+
+static void
+server_on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	server_accept_resume(arg);
 }
 
 /* Forget addresses whose failed logins are long past. */
@@ -240,6 +384,63 @@ server_fd_cap(const struct server_def *def)
 	return (limit - reserve) / per;
 }
 
+unsigned
+server_threads(unsigned configured)
+{
+	cpu_set_t set;
+	long n;
+
+	if (configured > 0)
+		return configured;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+/*
+ * The loops: loop 0 is the one the listeners were bound on (it runs on
+ * the main thread); each gets an inbox for the acceptor's sockets, an
+ * event SIGTERM makes active, and its own password workers.
+ */
+static void
+server_loops_new(struct server *srv)
+{
+	unsigned n = server_threads(srv->cfg->general.threads);
+
+	srv->nloops = n;
+	srv->loops = xcalloc(n, sizeof(*srv->loops));
+	for (unsigned i = 0; i < n; i++) {
+		struct server_loop *l = &srv->loops[i];
+
+		l->srv = srv;
+		l->index = i;
+		l->base = i == 0 ? srv->base : event_base_new();
+		if (l->base == NULL)
+			fatal("cannot create event loop %u", i);
+		if ((l->inbox = completion_queue_new(l->base)) == NULL)
+			fatal("eventfd: %s", strerror(errno));
+		l->stop_ev = event_new(l->base, -1, 0, server_loop_stop, l);
+		l->workers = worker_pool_new(l->base, n > 1 ? 1 : 2);
+	}
+}
+
+static void
+server_loops_free(struct server *srv)
+{
+	for (unsigned i = 0; i < srv->nloops; i++) {
+		struct server_loop *l = &srv->loops[i];
+
+		worker_pool_free(&l->workers);
+		completion_queue_free(&l->inbox);	/* sockets still on their way are closed */
+		event_free(l->stop_ev);
+		if (i > 0)
+			event_base_free(l->base);
+	}
+	free(srv->loops);
+	srv->loops = NULL;
+}
+
 void
 server_init(struct server *srv, const struct server_def *def, struct umbox_config *cfg,
     int argc, char **argv)
@@ -250,6 +451,8 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 	memset(srv, 0, sizeof(*srv));
 	srv->def = def;
 	srv->cfg = cfg;
+	pthread_mutex_init(&srv->tls_lock, NULL);
+	ip_table_init(&srv->ips);
 	daemon_start(argc, argv, def->name, &srv->opts, cfg);
 	evthread_use_pthreads();
 	if ((srv->base = event_base_new()) == NULL)
@@ -283,9 +486,9 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 		exit(1);
 	daemon_detach(&srv->opts, srv->base);
 	daemon_drop_privileges(cfg);
+	server_loops_new(srv);
 	if (def->start && def->start(srv) != 0)
 		exit(1);
-	srv->workers = worker_pool_new(srv->base, 2);
 	if (password_hash("umbox-unknown-user", srv->dummy_hash, sizeof(srv->dummy_hash)) != 0)
 		fatal("yescrypt is unavailable");
 
@@ -298,6 +501,7 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 	srv->sweep = event_new(srv->base, -1, EV_PERSIST, server_on_sweep, &srv->ips);
 	event_add(srv->sweep, &(struct timeval){ 300, 0 });
 	srv->accept_timer = evtimer_new(srv->base, server_on_accept_timer, srv);
+	srv->accept_resume = event_new(srv->base, -1, 0, server_on_accept_resume, srv);
 
 	/* Everything the daemon itself holds is open now. */
 	srv->max_conns = server_fd_cap(def);
@@ -308,16 +512,41 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 		    daemon_fd_limit(), srv->max_conns, *def->max_conns);
 }
 
+static void *
+server_loop_main(void *arg)
+{
+	struct server_loop *l = arg;
+
+	event_base_dispatch(l->base);
+	return NULL;
+}
+
 int
 server_run(struct server *srv)
 {
-	log_info("%s %s started: %s", srv->def->name, UMBOX_VERSION, srv->cfg->general.hostname);
+	sigset_t block, old;
+
+	log_info("%s %s started: %s, %u event loop%s", srv->def->name, UMBOX_VERSION,
+	    srv->cfg->general.hostname, srv->nloops, srv->nloops == 1 ? "" : "s");
+	/* Signals are for loop 0, on this thread. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (unsigned i = 1; i < srv->nloops; i++)
+		if (pthread_create(&srv->loops[i].thread, NULL, server_loop_main,
+		    &srv->loops[i]) != 0)
+			fatal("cannot start event loop %u", i);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	event_base_dispatch(srv->base);
+	for (unsigned i = 1; i < srv->nloops; i++)
+		pthread_join(srv->loops[i].thread, NULL);
 
 	/* In-flight commits finish (and are answered) before the writer stops. */
 	if (srv->def->finish)
 		srv->def->finish(srv);
-	worker_pool_free(&srv->workers);
+	server_loops_free(srv);
 	for (unsigned i = 0; i < srv->def->nports; i++)
 		listen_free(&srv->listeners[i]);
 	event_free(srv->sigterm);
@@ -325,6 +554,7 @@ server_run(struct server *srv)
 	event_free(srv->sighup);
 	event_free(srv->sweep);
 	event_free(srv->accept_timer);
+	event_free(srv->accept_resume);
 	ip_table_clear(&srv->ips);
 	SSL_CTX_free(srv->tls);
 	event_base_free(srv->base);

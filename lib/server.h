@@ -12,6 +12,7 @@
 #ifndef UMBOX_SERVER_H
 #define UMBOX_SERVER_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@
 struct conn;
 struct event;
 struct event_base;
+struct completion_queue;
 struct store;
 struct store_writer;
 struct worker_pool;
@@ -34,6 +36,7 @@ struct worker_pool;
 #define SERVER_PORTS_MAX	4
 
 struct server;
+struct server_loop;
 
 struct server_port {
 	const char *name;			/* for logs: "mx", "pop3s" */
@@ -52,28 +55,57 @@ struct server_def {
 	const char *refuse_busy;		/* one line, CRLF included */
 	const char *refuse_ip;
 	/*
-	 * Open a session on an accepted socket that passed the caps: set it
-	 * up with conn_open(), or close fd and put ip back.
+	 * Open a session on an accepted socket that passed the caps, on the
+	 * loop's own thread: set it up with conn_open(), or hand the socket
+	 * back with server_conn_drop().
 	 */
-	void (*open)(struct server *srv, unsigned port, evutil_socket_t fd,
+	void (*open)(struct server_loop *loop, unsigned port, evutil_socket_t fd,
 	    const struct sockaddr *sa, struct ip_entry *ip);
 	/* Before detaching (errors still reach the terminal); 0 or -1. */
 	int (*prepare)(struct server *srv);
-	/* After dropping privileges, before the loop runs; 0 or -1. */
+	/*
+	 * After dropping privileges, once every loop exists (each with its
+	 * store, writer and workers), before any runs; 0 or -1.
+	 */
 	int (*start)(struct server *srv);
-	/* After the loop: in-flight work finishes here. */
+	/* After every loop has stopped: in-flight work finishes here. */
 	void (*finish)(struct server *srv);
+};
+
+/*
+ * One event loop and its thread.  Sessions live on the loop that opened
+ * them and never leave it: everything they touch on their hot path (the
+ * store connection for reads, the writer's answers, the password checks)
+ * is the loop's own, so no lock is taken there.  Loop 0 runs on the main
+ * thread and also accepts, handles signals and hosts the daemon's own
+ * timers (the queue runner, the MX guard).
+ */
+struct server_loop {
+	struct server *srv;
+	unsigned index;
+	struct event_base *base;
+	struct store *store;		/* reads on this loop's thread */
+	struct store_writer *writer;	/* group commits, answered on this loop */
+	struct worker_pool *workers;	/* password checks, answered on this loop */
+	struct completion_queue *inbox;	/* sockets handed over by the acceptor */
+	struct conn *conns;
+	unsigned nconns;
+	unsigned load;			/* sessions given to this loop (atomic) */
+	int stopping;
+	struct event *stop_ev;		/* made active by SIGTERM on loop 0 */
+	pthread_t thread;
 };
 
 struct server {
 	const struct server_def *def;
 	struct umbox_config *cfg;
 	struct daemon_opts opts;
-	struct event_base *base;
-	struct store *store;		/* reads on the loop thread (set by start) */
-	struct store_writer *writer;	/* group commits (set by start) */
-	struct worker_pool *workers;	/* password checks */
-	SSL_CTX *tls;			/* NULL while no certificate loads */
+	struct event_base *base;	/* loop 0's */
+	struct server_loop *loops;
+	unsigned nloops;
+	unsigned next_loop;		/* the acceptor's round-robin start */
+	pthread_mutex_t tls_lock;
+	SSL_CTX *tls;			/* NULL while no certificate loads; see server_tls() */
 	struct listeners listeners[SERVER_PORTS_MAX];
 	struct server_port_ctx {
 		struct server *srv;
@@ -81,12 +113,12 @@ struct server {
 	} pctx[SERVER_PORTS_MAX];
 	struct event *sigterm, *sigint, *sighup, *sweep;
 	struct event *accept_timer;	/* resume accepting after EMFILE */
-	struct conn *conns;
-	unsigned nconns;
+	struct event *accept_resume;	/* any loop: a session ended while paused */
+	unsigned nconns;		/* in all loops (atomic) */
 	unsigned long max_conns;	/* the config's cap, lowered to fit the fds */
-	struct ip_table ips;
-	uint64_t next_id;
-	int accept_paused;
+	struct ip_table ips;		/* locked inside: taken on connect and disconnect */
+	uint64_t next_id;		/* atomic */
+	int accept_paused;		/* atomic */
 	time_t refused_logged;		/* refusals are logged once a second at most */
 	unsigned refused;
 	int stopping;
@@ -94,18 +126,31 @@ struct server {
 };
 
 /*
- * Everything before the loop: options and config (exits on errors), the
- * event loop, TLS, listeners, the store (created if missing), detaching,
- * dropping privileges, the writer thread, workers and signals.  Exits
- * with a message when something cannot be set up.
+ * Everything before the loops run: options and config (exits on errors),
+ * the event loops, TLS, listeners, the store (created if missing),
+ * detaching, dropping privileges, the writer thread, workers and
+ * signals.  Exits with a message when something cannot be set up.
  */
 void server_init(struct server *srv, const struct server_def *def, struct umbox_config *cfg,
     int argc, char **argv);
-/* Run the loop until SIGTERM, then release everything. */
+/* Run every loop until SIGTERM, then release everything. */
 int server_run(struct server *srv);
 
-/* For conn.c: a connection is linked in, and gone. */
-void server_conn_add(struct server *srv, struct conn *c);
-void server_conn_gone(struct server *srv, struct conn *c);
+/* Event loops for [general] threads: 0 ("auto") is one per core. */
+unsigned server_threads(unsigned configured);
+
+/*
+ * The TLS context for a new session or STARTTLS, with a reference of
+ * the caller's own (SSL_CTX_free it): SIGHUP may swap it from loop 0 at
+ * any time.  NULL while no certificate loads.
+ */
+SSL_CTX *server_tls(struct server *srv);
+int server_has_tls(struct server *srv);
+
+/* For conn.c: a connection is linked into its loop, and gone. */
+void server_conn_add(struct server_loop *loop, struct conn *c);
+void server_conn_gone(struct server_loop *loop, struct conn *c);
+/* A socket handed to def->open that did not become a session: closed, counts undone. */
+void server_conn_drop(struct server_loop *loop, evutil_socket_t fd, struct ip_entry **ip);
 
 #endif

@@ -61,7 +61,7 @@ cmd_capa(struct pop3_session *s, const struct pop3_command *c)
 	if (s->state == POP3_S_AUTHORIZATION) {
 		if (pop3_plaintext_ok(s))
 			evbuffer_add_printf(out, "USER\r\nSASL PLAIN LOGIN\r\n");
-		if (!s->c.tls && s->server->tls)
+		if (!s->c.tls && server_has_tls(s->server))
 			evbuffer_add_printf(out, "STLS\r\n");
 	}
 	evbuffer_add_printf(out, ".\r\n");
@@ -74,7 +74,7 @@ cmd_stls(struct pop3_session *s, const struct pop3_command *c)
 		pop3_reply(s, "-ERR TLS already active");
 		return;
 	}
-	if (s->server->tls == NULL) {
+	if (!server_has_tls(s->server)) {
 		pop3_reply(s, "-ERR TLS not available");
 		return;
 	}

@@ -61,13 +61,13 @@ pop3_locked(struct store_req *req, void *arg)
 	}
 	s->locked = 1;
 	s->lock_renewed = (int64_t)time(NULL);
-	if (s->server->stopping) {
+	if (s->loop->stopping) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
 		conn_close(&s->c);	/* freeing the session gives the lock back */
 		return;
 	}
-	if (store_mailbox_list(s->server->store, s->user->id, &v, &n) != STORE_OK) {
-		log_err("%s: listing: %s", s->c.id, store_errmsg(s->server->store));
+	if (store_mailbox_list(s->loop->store, s->user->id, &v, &n) != STORE_OK) {
+		log_err("%s: listing: %s", s->c.id, store_errmsg(s->loop->store));
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the mailbox now, try again later");
 		pop3_release_lock(s);
 		pop3_drop_user(s);
@@ -97,7 +97,8 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 	if (!ok) {
 		s->auth_failures++;
 		log_info("%s: authentication failed", s->c.id);
-		conn_set_timer(&s->c, ip_auth_failed(s->c.ip), pop3_auth_failed_reply);
+		conn_set_timer(&s->c, ip_auth_failed(&s->server->ips, s->c.ip),
+		    pop3_auth_failed_reply);
 		return;
 	}
 	if (!user->pop3) {
@@ -110,13 +111,13 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 	s->user = xcalloc(1, sizeof(*s->user));
 	*s->user = *user;
 	s->req = store_req_pop3_lock(s->user->id, s->owner, POP3_LOCK_LEASE, pop3_locked, s);
-	store_writer_submit(s->server->writer, s->req);
+	store_writer_submit(s->loop->writer, s->req);
 }
 
 void
 pop3_login(struct pop3_session *s, const char *name, const char *password)
 {
-	s->login = login_check_start(s->server->workers, s->server->store, name, password,
+	s->login = login_check_start(s->loop->workers, s->loop->store, name, password,
 	    s->server->dummy_hash, pop3_checked, s);
 	if (s->login == NULL) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot check the password now, try again later");
@@ -145,7 +146,7 @@ pop3_release_lock(struct pop3_session *s)
 	if (s->user == NULL || (!s->locked && s->req == NULL))
 		return;
 	s->locked = 0;
-	store_writer_submit(s->server->writer,
+	store_writer_submit(s->loop->writer,
 	    store_req_pop3_quit(s->user->id, s->owner, NULL, 0, NULL, 0, NULL, NULL));
 }
 
@@ -158,7 +159,7 @@ pop3_renew_lock(struct pop3_session *s)
 	if (!s->locked || now - s->lock_renewed < POP3_LOCK_LEASE / 3)
 		return;
 	s->lock_renewed = now;
-	store_writer_submit(s->server->writer,
+	store_writer_submit(s->loop->writer,
 	    store_req_pop3_lock(s->user->id, s->owner, POP3_LOCK_LEASE, NULL, NULL));
 }
 
@@ -182,8 +183,8 @@ pop3_mwi(struct pop3_session *s)
 		    (m->retrieved && !(m->e.flags & STORE_FLAG_SEEN))))
 			changed = 1;
 	}
-	if (changed && voicemail_counts(s->server->store, s->user->id, &n, &o) == STORE_OK)
-		voicemail_mwi_notify_async(s->server->base, cfg, s->user->login, n, o,
+	if (changed && voicemail_counts(s->loop->store, s->user->id, &n, &o) == STORE_OK)
+		voicemail_mwi_notify_async(s->loop->base, cfg, s->user->login, n, o,
 		    VOICEMAIL_MWI_TIMEOUT_MS);
 }
 
@@ -227,7 +228,7 @@ pop3_quit(struct pop3_session *s)
 	free(del);
 	free(seen);
 	conn_wait(&s->c);
-	store_writer_submit(s->server->writer, s->req);
+	store_writer_submit(s->loop->writer, s->req);
 }
 
 static void
@@ -249,9 +250,9 @@ pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned l
 {
 	struct pop3_stream *st = xcalloc(1, sizeof(*st));
 
-	if (store_reader_open(s->server->store, &m->e, &st->r) != STORE_OK) {
+	if (store_reader_open(s->loop->store, &m->e, &st->r) != STORE_OK) {
 		log_err("%s: opening message %s: %s", s->c.id, m->e.uidl,
-		    store_errmsg(s->server->store));
+		    store_errmsg(s->loop->store));
 		free(st);
 		return -1;
 	}
@@ -348,7 +349,7 @@ pop3_stream_pump(struct pop3_session *s)
 			if (store_reader_read(st->r, st->offset, buf, sizeof(buf), &got) != STORE_OK ||
 			    got == 0) {
 				log_err("%s: reading message %s: %s", s->c.id, e->uidl,
-				    store_errmsg(s->server->store));
+				    store_errmsg(s->loop->store));
 				pop3_stream_free(s);
 				conn_close(&s->c);	/* the reply is half sent: nothing else is honest */
 				return;

@@ -1,7 +1,8 @@
 /*
  * umbox-pop3d - POP3 on 110 (STLS) and 995 (implicit TLS) over the
- * unified inbox.  One process, one libevent loop; store writes go to the
- * writer thread, password checks to worker threads.
+ * unified inbox.  One process, an event loop per core ([general]
+ * threads); store writes go to the writer thread, password checks to
+ * worker threads.
  *
  *   umbox-pop3d [-c FILE] [-f] [-n]
  */
@@ -22,8 +23,8 @@ pop3d_start(struct server *srv)
 	if (store_daemon_open(srv) != 0)
 		return -1;
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:", host);
-	if (store_pop3_unlock_prefix(srv->store, d->owner_prefix) != STORE_OK)
-		log_warn("cannot clear old mailbox locks: %s", store_errmsg(srv->store));
+	if (store_pop3_unlock_prefix(srv->loops[0].store, d->owner_prefix) != STORE_OK)
+		log_warn("cannot clear old mailbox locks: %s", store_errmsg(srv->loops[0].store));
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:%ld:", host, (long)getpid());
 	return 0;
 }

@@ -70,6 +70,7 @@ struct pop3_stream {
 struct pop3_session {
 	struct conn c;			/* first: conn callbacks cast back */
 	struct server *server;
+	struct server_loop *loop;	/* the session's: its store, writer, workers */
 	enum pop3_state state;
 	unsigned auth_failures;
 	char last_cmd[8];
@@ -97,7 +98,7 @@ pop3_daemon(const struct pop3_session *s)
 
 /* session.c */
 /* server_def.open: a session on an accepted socket. */
-void pop3_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
+void pop3_session_open(struct server_loop *loop, unsigned port, evutil_socket_t fd,
     const struct sockaddr *sa, struct ip_entry *ip);
 void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

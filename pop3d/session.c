@@ -208,26 +208,27 @@ static const struct conn_ops pop3_conn_ops = {
 void
 pop3_start_tls(struct pop3_session *s)
 {
-	if (conn_start_tls(&s->c, s->server->tls) != 0)
+	if (conn_start_tls(&s->c) != 0)
 		return;
 	free(s->user_name);
 	s->user_name = NULL;
 }
 
 void
-pop3_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
+pop3_session_open(struct server_loop *loop, unsigned port, evutil_socket_t fd,
     const struct sockaddr *sa, struct ip_entry *ip)
 {
 	struct pop3_session *s = xcalloc(1, sizeof(*s));
 
-	s->server = srv;
-	if (conn_open(&s->c, srv, &pop3_conn_ops, fd, sa, ip,
-	    port == POP3_PORT_TLS ? srv->tls : NULL) != 0) {
+	s->server = loop->srv;
+	s->loop = loop;
+	if (conn_open(&s->c, loop, &pop3_conn_ops, fd, sa, ip, port == POP3_PORT_TLS) != 0) {
 		free(s);
 		return;
 	}
 	snprintf(s->owner, sizeof(s->owner), "%s%s", pop3_daemon(s)->owner_prefix, s->c.id);
-	log_info("%s: connect from %s%s", s->c.id, s->c.peer, s->c.tls ? " tls" : "");
+	log_info("%s: connect from %s loop=%u%s", s->c.id, s->c.peer, loop->index,
+	    s->c.tls ? " tls" : "");
 	s->state = POP3_S_AUTHORIZATION;
 	pop3_reply(s, "+OK umbox POP3 server ready");
 	pop3_arm_deadline(s);

@@ -48,7 +48,8 @@ auth_checked(void *arg, int ok, struct store_user *user)
 	}
 	log_info("%s: authentication failed", s->c.id);
 	s->auth_failures++;
-	conn_set_timer(&s->c, ip_auth_failed(s->c.ip), auth_failed_reply);
+	conn_set_timer(&s->c, ip_auth_failed(&s->server->ips, s->c.ip),
+	    auth_failed_reply);
 }
 
 /* Check login/password off the loop; the session waits. */
@@ -56,7 +57,7 @@ static void
 auth_check(struct smtp_session *s, const char *login, const char *password)
 {
 	smtp_set_state(s, SMTP_S_READY);
-	s->login = login_check_start(s->server->workers, s->server->store, login, password,
+	s->login = login_check_start(s->loop->workers, s->loop->store, login, password,
 	    s->server->dummy_hash, auth_checked, s);
 	if (s->login == NULL) {
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");

@@ -84,7 +84,7 @@ cmd_helo(struct smtp_session *s, const char *arg, size_t len, int esmtp)
 	smtp_reply(s, "250-%s\n250-PIPELINING\n250-SIZE %llu\n250-8BITMIME\n"
 	    "250-ENHANCEDSTATUSCODES\n%s%s250-CHUNKING\n250 SMTPUTF8",
 	    cfg->general.hostname, (unsigned long long)cfg->smtpd.max_message_size,
-	    !s->c.tls && s->server->tls ? "250-STARTTLS\n" : "",
+	    !s->c.tls && server_has_tls(s->server) ? "250-STARTTLS\n" : "",
 	    smtp_may_auth(s) ? "250-AUTH PLAIN LOGIN\n" : "");
 }
 
@@ -107,7 +107,7 @@ cmd_starttls(struct smtp_session *s, const char *arg, size_t len)
 		smtp_reply(s, "503 5.5.1 Error: TLS already active");
 		return;
 	}
-	if (s->server->tls == NULL) {
+	if (!server_has_tls(s->server)) {
 		smtp_reply(s, "454 4.7.0 TLS not available");
 		return;
 	}
@@ -222,7 +222,7 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 	/* Submission: the sender must be the authenticated user's own address. */
 	if (s->user && s->kind != SMTP_PORT_MX) {
 		int owned = (pa.path.flags & ADDR_F_NULL) ? 0 :
-		    alias_sender_owned(&smtp_daemon(s)->resolver, s->user, pa.path.mailbox);
+		    alias_sender_owned(smtp_resolver(s), s->user, pa.path.mailbox);
 
 		if (owned < 0) {
 			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
@@ -267,7 +267,7 @@ smtp_over_quota(struct smtp_session *s, const char *rcpt, const struct alias_res
 		struct store_user u;
 
 		if (res->v[i].remote ||
-		    store_user_get_by_id(s->server->store, res->v[i].user_id, &u) != STORE_OK) {
+		    store_user_get_by_id(s->loop->store, res->v[i].user_id, &u) != STORE_OK) {
 			room = 1;	/* a store error: the commit decides */
 			continue;
 		}
@@ -309,7 +309,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		return;
 	}
 	/* A source route is dropped; the rest is judged on its own (RFC 5321 §4.1.1.3). */
-	switch (alias_resolve(&smtp_daemon(s)->resolver, pa.path.mailbox, &res)) {
+	switch (alias_resolve(smtp_resolver(s), pa.path.mailbox, &res)) {
 	case ALIAS_OK:
 		break;
 	case ALIAS_UNKNOWN:

@@ -1,7 +1,7 @@
 /*
  * umbox-smtpd - the ESMTP server: MX on 25, submission on 587, implicit
- * TLS on 465; one process, one libevent loop, a writer thread for the
- * store and worker threads for password checks.
+ * TLS on 465; one process, an event loop per core ([general] threads),
+ * a writer thread for the store and worker threads for password checks.
  *
  *   umbox-smtpd [-c FILE] [-f] [-n]
  */
@@ -15,23 +15,28 @@ static int
 smtpd_start(struct server *srv)
 {
 	struct smtp_server *d = (struct smtp_server *)srv;
+	struct server_loop *l0 = &srv->loops[0];
 	char err[512];
 
 	if (store_daemon_open(srv) != 0)
 		return -1;
-	d->resolver.store = srv->store;
-	d->resolver.postmaster = srv->cfg->general.postmaster;
-	d->resolver.srs_secret = srv->cfg->queue.srs_secret;
-	if ((d->dns = dns_new(srv->base, &srv->cfg->dns.servers, err, sizeof(err))) == NULL) {
+	d->resolvers = xcalloc(srv->nloops, sizeof(*d->resolvers));
+	for (unsigned i = 0; i < srv->nloops; i++) {
+		d->resolvers[i].store = srv->loops[i].store;
+		d->resolvers[i].postmaster = srv->cfg->general.postmaster;
+		d->resolvers[i].srs_secret = srv->cfg->queue.srs_secret;
+	}
+	/* The queue runner and the MX guard live on loop 0. */
+	if ((d->dns = dns_new(l0->base, &srv->cfg->dns.servers, err, sizeof(err))) == NULL) {
 		log_err("dns: %s", err);
 		return -1;
 	}
-	if ((d->queue = queue_runner_new(srv->base, srv->store, srv->writer, d->dns, srv->cfg,
+	if ((d->queue = queue_runner_new(l0->base, l0->store, l0->writer, d->dns, srv->cfg,
 	    err, sizeof(err))) == NULL) {
 		log_err("queue: %s", err);
 		return -1;
 	}
-	d->guard = guard_watch_new(srv->base, srv->store, srv->writer, d->dns, srv->cfg);
+	d->guard = guard_watch_new(l0->base, l0->store, l0->writer, d->dns, srv->cfg);
 	return 0;
 }
 
@@ -48,6 +53,7 @@ smtpd_finish(struct server *srv)
 	guard_watch_free(&d->guard);
 	dns_free(&d->dns);
 	store_daemon_close(srv);
+	free(d->resolvers);
 }
 
 int

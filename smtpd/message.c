@@ -148,7 +148,7 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 	 * across restarts and beside umboxctl's deposits.
 	 */
 	snprintf(t->qid, sizeof(t->qid), "%08llX%04X%05X", (unsigned long long)time(NULL),
-	    (unsigned)getpid() & 0xffff, ++smtp_daemon(s)->next_qid & 0xfffff);
+	    (unsigned)getpid() & 0xffff, __atomic_add_fetch(&smtp_daemon(s)->next_qid, 1, __ATOMIC_RELAXED) & 0xfffff);
 	smtp_data_init(&t->data, bdat, cfg->smtpd.max_message_size, spool_sink, s);
 
 	rfc5322_date(date, sizeof(date));
@@ -172,7 +172,7 @@ smtp_message_done(struct smtp_session *s, int close_after)
 {
 	smtp_txn_free(&s->txn);
 	smtp_set_state(s, SMTP_S_READY);
-	if (close_after || s->server->stopping) {
+	if (close_after || s->loop->stopping) {
 		conn_close(&s->c);
 		return;
 	}
@@ -214,8 +214,8 @@ smtp_mwi(struct smtp_session *s, const struct store_delivery_result *r)
 			continue;
 		if (store_delivery_local_status(r, k++) != STORE_TARGET_DELIVERED)
 			continue;
-		if (voicemail_counts(s->server->store, t->targets.v[i].user_id, &n, &o) == STORE_OK)
-			voicemail_mwi_notify_async(s->server->base, cfg, t->targets.v[i].login,
+		if (voicemail_counts(s->loop->store, t->targets.v[i].user_id, &n, &o) == STORE_OK)
+			voicemail_mwi_notify_async(s->loop->base, cfg, t->targets.v[i].login,
 			    n, o, VOICEMAIL_MWI_TIMEOUT_MS);
 	}
 }
@@ -335,7 +335,7 @@ smtp_message_end(struct smtp_session *s)
 		m.data = evbuffer_pullup(t->spool_mem, -1);
 	m.check_quota = 1;
 	s->commit = alias_deliver_req(&m, t->targets.v, t->targets.n, smtp_commit_done, s);
-	store_writer_submit(s->server->writer, s->commit);
+	store_writer_submit(s->loop->writer, s->commit);
 }
 
 /*

@@ -275,7 +275,7 @@ smtp_greet(struct conn *c)
 void
 smtp_start_tls(struct smtp_session *s)
 {
-	if (conn_start_tls(&s->c, s->server->tls) != 0)
+	if (conn_start_tls(&s->c) != 0)
 		return;
 	free(s->helo);
 	s->helo = NULL;
@@ -286,26 +286,27 @@ smtp_start_tls(struct smtp_session *s)
 }
 
 void
-smtp_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
+smtp_session_open(struct server_loop *loop, unsigned port, evutil_socket_t fd,
     const struct sockaddr *sa, struct ip_entry *ip)
 {
+	struct server *srv = loop->srv;
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
 	enum smtp_port_kind kind = (enum smtp_port_kind)port;
 	int greet_delay;
 
 	s->server = srv;
+	s->loop = loop;
 	s->kind = kind;
 	memcpy(&s->peer, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 	    sizeof(struct sockaddr_in));
 	s->trusted = config_cidr_match(&srv->cfg->smtpd.trusted_networks, sa);
-	if (conn_open(&s->c, srv, &smtp_conn_ops, fd, sa, ip,
-	    kind == SMTP_PORT_SMTPS ? srv->tls : NULL) != 0) {
+	if (conn_open(&s->c, loop, &smtp_conn_ops, fd, sa, ip, kind == SMTP_PORT_SMTPS) != 0) {
 		free(s);
 		return;
 	}
-	log_info("%s: connect from %s port=%s%s", s->c.id, s->c.peer,
+	log_info("%s: connect from %s port=%s loop=%u%s", s->c.id, s->c.peer,
 	    kind == SMTP_PORT_MX ? "mx" : kind == SMTP_PORT_SUBMISSION ? "submission" : "smtps",
-	    s->trusted ? " trusted" : "");
+	    loop->index, s->trusted ? " trusted" : "");
 
 	/* On the MX port a short pause before the banner exposes early talkers. */
 	greet_delay = kind == SMTP_PORT_MX && !s->trusted ? SMTP_GREET_DELAY_MS : 0;

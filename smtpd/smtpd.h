@@ -53,11 +53,11 @@ enum smtp_port_kind {
 
 struct smtp_server {
 	struct server srv;
-	struct alias_resolver resolver;
+	struct alias_resolver *resolvers;	/* one per loop: each reads through its loop's store */
 	struct dns_resolver *dns;	/* the queue's and the MX guard's */
 	struct queue_runner *queue;	/* outbound delivery and full mailboxes */
 	struct guard_watch *guard;	/* the periodic MX guard */
-	uint32_t next_qid;		/* per-process counter for queue IDs */
+	uint32_t next_qid;		/* per-process counter for queue IDs (atomic) */
 };
 
 enum smtp_state {
@@ -106,6 +106,7 @@ struct smtp_txn {
 struct smtp_session {
 	struct conn c;			/* first: conn callbacks cast back */
 	struct server *server;
+	struct server_loop *loop;	/* the session's: its store, writer, workers */
 	enum smtp_port_kind kind;
 	struct sockaddr_storage peer;
 	int trusted;			/* in trusted_networks */
@@ -134,9 +135,16 @@ smtp_daemon(const struct smtp_session *s)
 	return (struct smtp_server *)s->server;
 }
 
+/* Alias resolution for this session's loop. */
+static inline struct alias_resolver *
+smtp_resolver(const struct smtp_session *s)
+{
+	return &smtp_daemon(s)->resolvers[s->loop->index];
+}
+
 /* session.c */
 /* server_def.open: a session on an accepted socket. */
-void smtp_session_open(struct server *srv, unsigned port, evutil_socket_t fd,
+void smtp_session_open(struct server_loop *loop, unsigned port, evutil_socket_t fd,
     const struct sockaddr *sa, struct ip_entry *ip);
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

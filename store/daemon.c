@@ -36,25 +36,37 @@ store_daemon_check(struct server *srv)
 	return 0;
 }
 
+/* Every loop gets a read connection and a handle on the one writer thread. */
 int
 store_daemon_open(struct server *srv)
 {
 	char err[1024], *path = config_store_path(srv->cfg);
+	int status = STORE_OK;
 
-	if (store_open(path, STORE_CREATE, &srv->store, err, sizeof(err)) != STORE_OK ||
-	    store_writer_new(path, srv->base, &srv->writer, err, sizeof(err)) != STORE_OK) {
+	for (unsigned i = 0; i < srv->nloops && status == STORE_OK; i++) {
+		struct server_loop *l = &srv->loops[i];
+
+		status = store_open(path, STORE_CREATE, &l->store, err, sizeof(err));
+		if (status != STORE_OK)
+			break;
+		status = i == 0 ?
+		    store_writer_new(path, l->base, &l->writer, err, sizeof(err)) :
+		    store_writer_attach(srv->loops[0].writer, l->base, &l->writer, err, sizeof(err));
+	}
+	if (status != STORE_OK) {
 		log_err("store %s: %s", path, err);
-		store_close(&srv->store);
-		free(path);
-		return -1;
+		store_daemon_close(srv);
 	}
 	free(path);
-	return 0;
+	return status == STORE_OK ? 0 : -1;
 }
 
+/* The thread (loop 0's handle) first: the others' last answers run as they go. */
 void
 store_daemon_close(struct server *srv)
 {
-	store_writer_free(&srv->writer);
-	store_close(&srv->store);
+	for (unsigned i = 0; i < srv->nloops; i++)
+		store_writer_free(&srv->loops[i].writer);
+	for (unsigned i = 0; i < srv->nloops; i++)
+		store_close(&srv->loops[i].store);
 }

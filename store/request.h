@@ -35,6 +35,7 @@ struct store_req {
 	int status;			/* set before submit: failed, never applied */
 	char errmsg[512];
 	struct store_req *next;		/* the writer's pending list */
+	struct completion_queue *done;	/* where the answer goes: the submitting loop's */
 	struct completion_item finished;
 };
 

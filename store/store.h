@@ -561,7 +561,18 @@ typedef void store_req_cb(struct store_req *req, void *arg);
  */
 int store_writer_new(const char *path, struct event_base *base,
     struct store_writer **out, char *err, size_t errlen);
-/* Finish every submitted request (callbacks still run), stop the thread. */
+/*
+ * Another loop's handle on w's thread: requests submitted through it are
+ * committed in the same batches and answered on base's thread.
+ */
+int store_writer_attach(struct store_writer *w, struct event_base *base,
+    struct store_writer **out, char *err, size_t errlen);
+/*
+ * Freeing the handle from store_writer_new finishes every request
+ * submitted through any handle and stops the thread; free the attached
+ * handles after it (once their loops have stopped submitting): their
+ * callbacks still run then.
+ */
 void store_writer_free(struct store_writer **w);
 
 /*

@@ -12,6 +12,11 @@
  *
  * What a request does is its own business (request.h): the writer only
  * calls its apply and, once the callback has run, its free.
+ *
+ * Several event loops share one thread: each has a handle of its own
+ * (store_writer_attach) with its own completion queue, and a request
+ * remembers the queue it came through, so its answer wakes the loop that
+ * asked.  A batch wakes each loop once at most.
  */
 #include "store/request.h"
 
@@ -23,14 +28,20 @@
 
 #define WRITER_BATCH_MAX	1024
 
-struct store_writer {
+/* The thread and its pending requests, shared by every handle. */
+struct writer_thread {
 	struct store *s;		/* the writer thread's own connection */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct store_req *pending, **pending_tail;
-	struct completion_queue *done;
 	int stop;
+};
+
+struct store_writer {
+	struct writer_thread *t;
+	struct completion_queue *done;	/* this handle's loop */
+	int owner;			/* the first handle: stops the thread when freed */
 };
 
 static void
@@ -79,7 +90,7 @@ writer_run_batch(struct store *s, struct store_req *batch)
 static void *
 writer_main(void *arg)
 {
-	struct store_writer *w = arg;
+	struct writer_thread *w = arg;
 
 	for (;;) {
 		struct store_req *batch, *r, *next, **tail;
@@ -108,7 +119,7 @@ writer_main(void *arg)
 		/* Once posted, a request may be freed by the loop: read next first. */
 		for (r = batch; r; r = next) {
 			next = r->next;
-			completion_post(w->done, &r->finished);
+			completion_post(r->done, &r->finished);
 		}
 	}
 	return NULL;
@@ -125,29 +136,53 @@ writer_finished(struct completion_item *item)
 	r->ops->free(r);
 }
 
+static struct store_writer *
+writer_handle_new(struct writer_thread *t, struct event_base *base, int owner)
+{
+	struct store_writer *w = xcalloc(1, sizeof(*w));
+
+	if ((w->done = completion_queue_new(base)) == NULL) {
+		free(w);
+		return NULL;
+	}
+	w->t = t;
+	w->owner = owner;
+	return w;
+}
+
 int
 store_writer_new(const char *path, struct event_base *base,
     struct store_writer **out, char *err, size_t errlen)
 {
-	struct store_writer *w = xcalloc(1, sizeof(*w));
+	struct writer_thread *t = xcalloc(1, sizeof(*t));
 	int status;
 
-	if ((status = store_open(path, 0, &w->s, err, errlen)) != STORE_OK) {
-		free(w);
+	if ((status = store_open(path, 0, &t->s, err, errlen)) != STORE_OK) {
+		free(t);
 		return status;
 	}
-	w->pending_tail = &w->pending;
-	if ((w->done = completion_queue_new(base)) == NULL) {
+	t->pending_tail = &t->pending;
+	if ((*out = writer_handle_new(t, base, 1)) == NULL) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
-		store_close(&w->s);
-		free(w);
+		store_close(&t->s);
+		free(t);
 		return STORE_ERROR;
 	}
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->wake, NULL);
-	if (pthread_create(&w->thread, NULL, writer_main, w) != 0)
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->wake, NULL);
+	if (pthread_create(&t->thread, NULL, writer_main, t) != 0)
 		fatal("store: cannot start the writer thread");
-	*out = w;
+	return STORE_OK;
+}
+
+int
+store_writer_attach(struct store_writer *w, struct event_base *base,
+    struct store_writer **out, char *err, size_t errlen)
+{
+	if ((*out = writer_handle_new(w->t, base, 0)) == NULL) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return STORE_ERROR;
+	}
 	return STORE_OK;
 }
 
@@ -159,17 +194,35 @@ store_writer_new(const char *path, struct event_base *base,
 void
 store_writer_submit(struct store_writer *w, struct store_req *r)
 {
+	struct writer_thread *t = w->t;
+
 	r->next = NULL;
 	r->finished.fn = writer_finished;
+	r->done = w->done;
 	if (r->status != STORE_OK) {
 		completion_post(w->done, &r->finished);
 		return;
 	}
-	pthread_mutex_lock(&w->lock);
-	*w->pending_tail = r;
-	w->pending_tail = &r->next;
-	pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&w->lock);
+	pthread_mutex_lock(&t->lock);
+	*t->pending_tail = r;
+	t->pending_tail = &r->next;
+	pthread_cond_signal(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* The first handle's free finishes the thread's work and stops it. */
+static void
+writer_thread_stop(struct writer_thread *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->stop = 1;
+	pthread_cond_signal(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->wake);
+	store_close(&t->s);
+	free(t);
 }
 
 void
@@ -179,15 +232,9 @@ store_writer_free(struct store_writer **wp)
 
 	if (w == NULL)
 		return;
-	pthread_mutex_lock(&w->lock);
-	w->stop = 1;
-	pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
+	if (w->owner)
+		writer_thread_stop(w->t);
 	completion_queue_free(&w->done);
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->wake);
-	store_close(&w->s);
 	free(w);
 	*wp = NULL;
 }

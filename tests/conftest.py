@@ -107,6 +107,13 @@ class DnsServer:
 DNS = DnsServer()
 atexit.register(DNS.stop)
 
+def daemon_threads():
+    """[general] threads for the daemons under test: UMBOX_THREADS, else
+    auto.  `make check` runs the daemon suites at 4 (more loops than this
+    machine's cores, so races show) and again at 1."""
+    return os.environ.get("UMBOX_THREADS", "auto")
+
+
 _DNS_SECTION = re.compile(r"^\s*\[\s*dns\s*\]", re.M | re.I)
 
 
@@ -219,6 +226,8 @@ class Umbox:
             f"hostname = {self.hostname}\n"
             f"postmaster = {self.postmaster}\n"
         )
+        if not re.search(r"^threads\s*=", extra or "", re.M):
+            text += f"threads = {daemon_threads()}\n"
         if extra:
             text += extra if extra.endswith("\n") else extra + "\n"
         if not _DNS_SECTION.search(extra or ""):

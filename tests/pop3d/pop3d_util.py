@@ -58,7 +58,8 @@ def binary(name):
 
 def sanitized_build():
     try:
-        return b"__asan_init" in (BUILD / "umbox-pop3d").read_bytes()
+        data = (BUILD / "umbox-pop3d").read_bytes()
+        return b"__asan_init" in data or b"__tsan_init" in data
     except OSError:
         return False
 
@@ -93,6 +94,7 @@ def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
         f"data_dir = {data_dir}",
         "user =",
         "postmaster = admin",
+        f"threads = {os.environ.get('UMBOX_THREADS', 'auto')}",
         "[tls]",
         f"certificate = {root}/cert.pem",
         f"key = {root}/key.pem",

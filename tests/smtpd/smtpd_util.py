@@ -49,10 +49,11 @@ def binary(name):
 
 
 def sanitized_build():
-    """Is umbox-smtpd built with AddressSanitizer (make asan)?"""
+    """Is umbox-smtpd built with a sanitizer (make asan or make tsan)?"""
     path = BUILD / "umbox-smtpd"
     try:
-        return b"__asan_init" in path.read_bytes()
+        data = path.read_bytes()
+        return b"__asan_init" in data or b"__tsan_init" in data
     except OSError:
         return False
 
@@ -78,6 +79,7 @@ def smtpd_config(data_dir, tls_dir, ports, smtpd_extra=None):
         f"data_dir = {data_dir}",
         "user =",
         "postmaster = admin",
+        f"threads = {os.environ.get('UMBOX_THREADS', 'auto')}",
         "[tls]",
         f"certificate = {tls_dir}/cert.pem",
         f"key = {tls_dir}/key.pem",

@@ -52,6 +52,7 @@ setup(void **state)
 	struct ip_table *t = calloc(1, sizeof(*t));
 
 	assert_non_null(t);
+	ip_table_init(t);
 	*state = t;
 	return 0;
 }
@@ -226,7 +227,7 @@ test_failures_outlive_connections_until_sweep(void **state)
 	busy->conns = 3;
 	busy->last_failure = time(NULL) - 3600;
 	e->conns++;
-	assert_int_equal(ip_auth_failed(e), 2000);
+	assert_int_equal(ip_auth_failed(t, e), 2000);
 	p = e;
 	ip_table_put(t, &p);
 	assert_ptr_equal(get(t, "2001:db8:5:6::99", 0), e);
@@ -236,7 +237,7 @@ test_failures_outlive_connections_until_sweep(void **state)
 	/* Still remembered: the next failure from the /64 waits longer. */
 	ip_table_sweep(t);
 	assert_ptr_equal(get(t, "2001:db8:5:6::2", 0), e);
-	assert_int_equal(ip_auth_failed(get(t, "2001:db8:5:6::3", 1)), 4000);
+	assert_int_equal(ip_auth_failed(t, get(t, "2001:db8:5:6::3", 1)), 4000);
 
 	/* 15 minutes later it is forgotten; so is an idle entry. */
 	e->last_failure = time(NULL) - 900;
@@ -255,26 +256,26 @@ test_auth_delays_double_to_30s(void **state)
 	static const unsigned want[] = { 2000, 4000, 8000, 16000, 30000, 30000, 30000 };
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		assert_int_equal(ip_auth_failed(get(t, i % 2 ? "2001:db8:7::1" :
+		assert_int_equal(ip_auth_failed(t, get(t, i % 2 ? "2001:db8:7::1" :
 		    "2001:db8:7:0:abcd::1", 0)), want[i]);
 	assert_true(e->last_failure >= time(NULL) - 1);
 
 	/* Many more failures: still 30 s, no overflow. */
 	e->auth_failures = 100000;
-	assert_int_equal(ip_auth_failed(e), 30000);
+	assert_int_equal(ip_auth_failed(t, e), 30000);
 
 	/* Another client starts at 2 s. */
-	assert_int_equal(ip_auth_failed(get(t, "2001:db8:8::1", 1)), 2000);
-	assert_int_equal(ip_auth_failed(get(t, "192.0.2.9", 1)), 2000);
-	assert_int_equal(ip_auth_failed(get(t, "::ffff:192.0.2.9", 1)), 4000);
+	assert_int_equal(ip_auth_failed(t, get(t, "2001:db8:8::1", 1)), 2000);
+	assert_int_equal(ip_auth_failed(t, get(t, "192.0.2.9", 1)), 2000);
+	assert_int_equal(ip_auth_failed(t, get(t, "::ffff:192.0.2.9", 1)), 4000);
 
 	/* After 15 quiet minutes, back to 2 s. */
 	e->last_failure = time(NULL) - 901;
-	assert_int_equal(ip_auth_failed(e), 2000);
-	assert_int_equal(ip_auth_failed(e), 4000);
+	assert_int_equal(ip_auth_failed(t, e), 2000);
+	assert_int_equal(ip_auth_failed(t, e), 4000);
 
 	/* No entry (the table could not say): 2 s. */
-	assert_int_equal(ip_auth_failed(NULL), 2000);
+	assert_int_equal(ip_auth_failed(t, NULL), 2000);
 }
 
 int
