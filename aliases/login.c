@@ -3,6 +3,7 @@
  */
 #include "aliases/login.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,8 @@ struct login_check {
  * not pay a yescrypt check each time (Dovecot's auth cache does the same).
  * One slot per user: the time it expires and an HMAC, under a key made at
  * startup, of the password and the stored hash, so a password change
- * invalidates it.  Failures are never cached.  Only the loop thread
- * touches it.
+ * invalidates it.  Failures are never cached.  Every event loop uses
+ * it, under its lock; the key is made once.
  */
 #define LOGIN_CACHE_SLOTS	4096
 #define LOGIN_CACHE_TTL		3600
@@ -48,8 +49,16 @@ static struct {
 	time_t expires;
 	unsigned char mac[32];
 } login_cache[LOGIN_CACHE_SLOTS];
+static pthread_mutex_t login_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t login_cache_once = PTHREAD_ONCE_INIT;
 static unsigned char login_cache_key[32];
-static int login_cache_ready;
+
+static void
+login_cache_init(void)
+{
+	if (RAND_bytes(login_cache_key, sizeof(login_cache_key)) != 1)
+		abort();
+}
 
 static void
 login_cache_mac(const char *password, const char *hash, unsigned char out[32])
@@ -58,11 +67,7 @@ login_cache_mac(const char *password, const char *hash, unsigned char out[32])
 	size_t pl = strlen(password), hl = strlen(hash);
 	unsigned int len = 32;
 
-	if (!login_cache_ready) {
-		if (RAND_bytes(login_cache_key, sizeof(login_cache_key)) != 1)
-			abort();
-		login_cache_ready = 1;
-	}
+	pthread_once(&login_cache_once, login_cache_init);
 	if (pl + hl + 1 > sizeof(buf))
 		hl = sizeof(buf) - pl - 1;
 	memcpy(buf, password, pl);
@@ -93,9 +98,11 @@ login_check_done(struct worker_job *job, int cancelled)
 	if (c->ok && !c->cached) {
 		unsigned slot = (unsigned)((uint64_t)c->user.id % LOGIN_CACHE_SLOTS);
 
+		pthread_mutex_lock(&login_cache_lock);
 		login_cache[slot].user_id = c->user.id;
 		login_cache[slot].expires = time(NULL) + LOGIN_CACHE_TTL;
 		memcpy(login_cache[slot].mac, c->mac, sizeof(c->mac));
+		pthread_mutex_unlock(&login_cache_lock);
 	}
 	if (!cancelled && c->cb) {
 		if (c->ok) {
@@ -125,9 +132,11 @@ login_check_start(struct worker_pool *wp, struct store *s, const char *login,
 		unsigned slot = (unsigned)((uint64_t)c->user.id % LOGIN_CACHE_SLOTS);
 
 		login_cache_mac(password, c->user.password, c->mac);
+		pthread_mutex_lock(&login_cache_lock);
 		c->cached = login_cache[slot].user_id == c->user.id &&
 		    login_cache[slot].expires > time(NULL) &&
 		    CRYPTO_memcmp(login_cache[slot].mac, c->mac, sizeof(c->mac)) == 0;
+		pthread_mutex_unlock(&login_cache_lock);
 	}
 	c->cb = cb;
 	c->arg = arg;

@@ -167,9 +167,9 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 static void
 server_accept_resume(struct server *srv)
 {
-	if (!srv->accept_paused || srv->stopping)
+	if (!__atomic_load_n(&srv->accept_paused, __ATOMIC_RELAXED) || srv->stopping)
 		return;
-	srv->accept_paused = 0;
+	__atomic_store_n(&srv->accept_paused, 0, __ATOMIC_RELAXED);
 	evtimer_del(srv->accept_timer);
 	for (unsigned i = 0; i < srv->def->nports; i++)
 		listen_enable(&srv->listeners[i], 1);
@@ -194,7 +194,7 @@ server_accept_error(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = { SERVER_ACCEPT_RETRY_MS / 1000, 0 };
 
-	if (!srv->accept_paused)
+	if (!__atomic_load_n(&srv->accept_paused, __ATOMIC_RELAXED))
 		server_log_refusal(srv, strerror(err));
 	__atomic_store_n(&srv->accept_paused, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < srv->def->nports; i++)
