@@ -94,7 +94,11 @@ def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
         f"data_dir = {data_dir}",
         "user =",
         "postmaster = admin",
-        f"threads = {os.environ.get('UMBOX_THREADS', 'auto')}",
+    ]
+    # sections={"general": {"threads": N}} replaces the default line.
+    if "threads" not in (sections or {}).get("general", {}):
+        lines.append(f"threads = {os.environ.get('UMBOX_THREADS', 'auto')}")
+    lines += [
         "[tls]",
         f"certificate = {root}/cert.pem",
         f"key = {root}/key.pem",

@@ -79,7 +79,11 @@ def smtpd_config(data_dir, tls_dir, ports, smtpd_extra=None):
         f"data_dir = {data_dir}",
         "user =",
         "postmaster = admin",
-        f"threads = {os.environ.get('UMBOX_THREADS', 'auto')}",
+    ]
+    # A test that sets general.threads itself gets only its own line.
+    if "general.threads" not in (smtpd_extra or {}):
+        lines.append(f"threads = {os.environ.get('UMBOX_THREADS', 'auto')}")
+    lines += [
         "[tls]",
         f"certificate = {tls_dir}/cert.pem",
         f"key = {tls_dir}/key.pem",
