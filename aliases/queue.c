@@ -69,6 +69,7 @@ struct queue_runner {
 	SSL_CTX *ctx;
 	char owner[300];
 	struct event *tick;
+	struct event *kick;		/* made active from any loop */
 	struct store_req *claim;
 	struct qgroup *active, *pending;
 	unsigned nactive, npending;
@@ -545,13 +546,20 @@ runner_on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void
+runner_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_runner *q = arg;
+
+	q->kicked = 1;
+	runner_claim(q);
+}
+
 void
 queue_runner_kick(struct queue_runner *q)
 {
-	if (q == NULL)
-		return;
-	q->kicked = 1;
-	runner_claim(q);
+	if (q != NULL)
+		event_active(q->kick, 0, 0);
 }
 
 struct queue_runner *
@@ -581,6 +589,7 @@ queue_runner_new(struct event_base *base, struct store *store, struct store_writ
 	q->bounce = bounce_new(store, w, cfg);
 	q->tick = event_new(base, -1, EV_PERSIST, runner_on_tick, q);
 	event_add(q->tick, &(struct timeval){ 0, QUEUE_TICK_MS * 1000 });
+	q->kick = event_new(base, -1, 0, runner_on_kick, q);
 	q->kicked = 1;
 	return q;
 }
@@ -607,6 +616,7 @@ queue_runner_free(struct queue_runner **qp)
 	mta_shutdown();
 	bounce_free(&q->bounce);
 	event_free(q->tick);
+	event_free(q->kick);
 	SSL_CTX_free(q->ctx);
 	free(q);
 	*qp = NULL;

@@ -40,7 +40,10 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store *sto
     struct store_writer *w, struct dns_resolver *dns, const struct umbox_config *cfg,
     char *err, size_t errlen);
 
-/* Look for due rows now rather than at the next tick (new mail was queued). */
+/*
+ * Look for due rows soon rather than at the next tick (new mail was
+ * queued).  From any event loop's thread: the runner looks on its own.
+ */
 void queue_runner_kick(struct queue_runner *q);
 
 /*

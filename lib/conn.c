@@ -10,10 +10,18 @@
  * sends stays in the kernel and in the client's send buffer, never in
  * ours.  Reading stays on, so a client that hangs up is noticed at once,
  * and waiting costs no system call.
+ *
+ * Output on a plain inbound socket is written directly: whatever one
+ * callback queues (the replies to a pipelined batch, the answer to a
+ * commit) goes out in one write when that callback returns, with no
+ * epoll change and no wake-up of its own.  Only output the kernel cannot
+ * take at once turns the bufferevent's write event on, until it drains.
  */
 #include "conn.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +45,7 @@
 #define CONN_LINGER_MAX		(1024 * 1024)
 
 static void conn_process(struct conn *c);
+static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 
 enum conn_line {
 	CONN_LINE_MORE,		/* no complete line yet */
@@ -95,6 +104,83 @@ conn_on_write(struct bufferevent *bev, void *arg)
 		c->ops->writable(c);
 	if (!c->closing && !c->freeing && !conn_out_high(c))
 		conn_process(c);
+	/* All written: back to direct writes. */
+	if (c->direct && c->write_on && c->bev &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		c->write_on = 0;
+		bufferevent_disable(c->bev, EV_WRITE);
+	}
+}
+
+/*
+ * Direct writes: one write of everything queued.  What the kernel did
+ * not take is left to the write event; when all went, the session may
+ * stream on and input held back by the output goes on next turn.
+ */
+static void
+conn_flush(struct conn *c)
+{
+	struct evbuffer *out;
+	int n;
+
+	if (!c->direct || c->write_on || c->bev == NULL || c->freeing)
+		return;
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0)
+		return;
+	/* The bufferevent keeps its output's start frozen but while it writes itself. */
+	evbuffer_unfreeze(out, 1);
+	do
+		n = evbuffer_write(out, bufferevent_getfd(c->bev));
+	while (n < 0 && errno == EINTR);
+	evbuffer_freeze(out, 1);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		conn_on_event(c->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR, c);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0) {
+		c->write_on = 1;
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
+	if (c->closing)
+		return;
+	if (c->ops->writable)
+		c->ops->writable(c);
+	if (!c->waiting && !c->closing && !c->freeing && c->bev &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		event_active(c->resume_ev, 0, 0);
+}
+
+static void
+conn_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	conn_flush(arg);
+}
+
+/* Output was queued: it goes out when the running callback returns. */
+static void
+conn_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_added > 0 && !c->write_on)
+		event_active(c->flush_ev, 0, 0);
+}
+
+/* TLS goes over the socket: what is queued goes first, then the write event does it all. */
+static void
+conn_direct_off(struct conn *c)
+{
+	if (!c->direct)
+		return;
+	conn_flush(c);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+	c->out_cb = NULL;
+	c->direct = 0;
+	c->write_on = 0;
+	event_del(c->flush_ev);
+	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void
@@ -176,6 +262,7 @@ conn_on_free(evutil_socket_t fd, short what, void *arg)
 	event_free(c->timer);
 	event_free(c->resume_ev);
 	event_free(c->free_ev);
+	event_free(c->flush_ev);
 	if (c->linger_ev)
 		event_free(c->linger_ev);
 	if (c->loop)
@@ -201,7 +288,7 @@ conn_bev_setup(struct conn *c)
 		bufferevent_setwatermark(under, EV_READ, 0, CONN_IN_MAX);
 		bufferevent_setwatermark(under, EV_WRITE, 0, CONN_OUT_LOW);
 	}
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, c->direct && !c->write_on ? EV_READ : EV_READ | EV_WRITE);
 }
 
 /* The TLS layer over the connection's bufferevent takes its place (NULL: it could not). */
@@ -225,6 +312,7 @@ conn_events_new(struct conn *c)
 	c->timer = evtimer_new(c->base, conn_on_timer, c);
 	c->resume_ev = event_new(c->base, -1, 0, conn_on_resume, c);
 	c->free_ev = event_new(c->base, -1, 0, conn_on_free, c);
+	c->flush_ev = event_new(c->base, -1, 0, conn_on_flush, c);
 }
 
 int
@@ -256,6 +344,15 @@ conn_open(struct conn *c, struct server_loop *loop, const struct conn_ops *ops,
 	c->loop = loop;
 	conn_events_new(c);
 	server_conn_add(loop, c);
+	if (!tls) {
+		int one = 1;
+
+		/* Every flush is one write of whole replies: Nagle would only delay them. */
+		if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->direct = 1;
+		c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), conn_on_output, c);
+	}
 	conn_bev_setup(c);
 	return 0;
 }
@@ -284,6 +381,7 @@ conn_connect(struct conn *c, struct event_base *base, const struct conn_ops *ops
 		event_free(c->timer);
 		event_free(c->resume_ev);
 		event_free(c->free_ev);
+		event_free(c->flush_ev);
 		errno = e;
 		return -1;
 	}
@@ -445,6 +543,7 @@ conn_start_tls(struct conn *c)
 
 	evbuffer_drain(in, evbuffer_get_length(in));
 	c->skip_line = 0;
+	conn_direct_off(c);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	tls = ctx ? tls_bev_accept(c->base, ctx, c->bev, -1) : NULL;
 	SSL_CTX_free(ctx);
@@ -461,6 +560,7 @@ conn_free_later(struct conn *c)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
 	event_del(c->resume_ev);
+	event_del(c->flush_ev);
 	if (c->linger_ev)
 		event_del(c->linger_ev);
 	event_active(c->free_ev, 0, 0);
@@ -537,6 +637,9 @@ conn_close(struct conn *c)
 	if (c->closing || c->freeing)
 		return;
 	c->closing = 1;
+	conn_flush(c);
+	if (c->freeing)
+		return;
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ);
 	event_del(c->resume_ev);

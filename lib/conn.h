@@ -89,6 +89,10 @@ struct conn {
 	void (*timer_fn)(struct conn *c);
 	struct event *resume_ev;
 	struct event *free_ev;
+	struct event *flush_ev;		/* direct writes: what callbacks queued goes out */
+	struct evbuffer_cb_entry *out_cb;
+	int direct;			/* a plain inbound socket: written without the write event */
+	int write_on;			/* ... except while the kernel cannot take it all */
 	int waiting;			/* conn_wait: no input is taken */
 	int closing;
 	int freeing;

@@ -338,7 +338,7 @@ cmd_quit(struct pop3_session *s, const struct pop3_command *c)
 		return;
 	}
 	pop3_reply(s, "+OK Bye");
-	conn_close(&s->c);
+	pop3_close(s);
 }
 
 static const struct pop3_cmd_def pop3_cmds[] = {

@@ -23,7 +23,7 @@ pop3_auth_failed_reply(struct conn *c)
 	pop3_reply(s, "-ERR [AUTH] Authentication failed");
 	if (s->auth_failures >= POP3_AUTH_FAILURES_MAX) {
 		pop3_reply(s, "-ERR Too many authentication failures");
-		conn_close(&s->c);
+		pop3_close(s);
 		return;
 	}
 	pop3_resume(s);
@@ -63,7 +63,7 @@ pop3_locked(struct store_req *req, void *arg)
 	s->lock_renewed = (int64_t)time(NULL);
 	if (s->loop->stopping) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
-		conn_close(&s->c);	/* freeing the session gives the lock back */
+		pop3_close(s);
 		return;
 	}
 	if (store_mailbox_list(s->loop->store, s->user->id, &v, &n) != STORE_OK) {
@@ -208,7 +208,7 @@ pop3_quit_done(struct store_req *req, void *arg)
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_reply(s, "-ERR [SYS/TEMP] Deletions could not be saved; nothing was deleted");
 	}
-	conn_close(&s->c);
+	pop3_close(s);
 }
 
 /* UPDATE state: deletions and "seen" marks in one transaction, then +OK. */
@@ -351,7 +351,7 @@ pop3_stream_pump(struct pop3_session *s)
 				log_err("%s: reading message %s: %s", s->c.id, e->uidl,
 				    store_errmsg(s->loop->store));
 				pop3_stream_free(s);
-				conn_close(&s->c);	/* the reply is half sent: nothing else is honest */
+				pop3_close(s);	/* the reply is half sent: nothing else is honest */
 				return;
 			}
 			if (st->top) {

@@ -104,6 +104,8 @@ void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void pop3_set_state(struct pop3_session *s, enum pop3_state st);
 void pop3_resume(struct pop3_session *s);
+/* The server ends the session (after its last reply): the mailbox lock goes at once. */
+void pop3_close(struct pop3_session *s);
 void pop3_start_tls(struct pop3_session *s);
 int pop3_plaintext_ok(const struct pop3_session *s);
 struct evbuffer *pop3_output(struct pop3_session *s);

@@ -67,7 +67,7 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	if (conn_count_reply(&s->c, error)) {
 		log_info("%s: %u errors in a row: closing", s->c.id, CONN_BAD_MAX);
 		evbuffer_add_printf(pop3_output(s), "-ERR Too many bad commands; closing\r\n");
-		conn_close(&s->c);
+		pop3_close(s);
 	}
 }
 
@@ -91,7 +91,7 @@ pop3_timeout(struct conn *c)
 
 	log_info("%s: idle timeout in state %s", s->c.id, state_names[s->state]);
 	pop3_reply(s, "-ERR Autologout; idle for too long");
-	conn_close(&s->c);
+	pop3_close(s);
 }
 
 static void
@@ -120,6 +120,17 @@ pop3_session_release(struct conn *c)
 	free(s);
 }
 
+/*
+ * The server ends the session: the mailbox is given back at once, not
+ * when the client has gone (which may take a while).
+ */
+void
+pop3_close(struct pop3_session *s)
+{
+	pop3_release_lock(s);
+	conn_close(&s->c);
+}
+
 /* The wait is over; waiting input is taken up on the next loop turn. */
 void
 pop3_resume(struct pop3_session *s)
@@ -140,7 +151,7 @@ pop3_line(struct conn *c, const char *line, size_t len)
 		s->last_cmd[0] = '\0';
 		pop3_reply(s, "-ERR Line too long");
 		if (s->state == POP3_S_SASL)
-			conn_close(&s->c);
+			pop3_close(s);
 	} else if (s->state == POP3_S_SASL)
 		pop3_sasl_line(s, line, len);
 	else
@@ -192,7 +203,7 @@ pop3_shutdown(struct conn *c)
 	if (s->req)
 		return;
 	pop3_reply(s, "-ERR [SYS/TEMP] Server shutting down");
-	conn_close(&s->c);
+	pop3_close(s);
 }
 
 static const struct conn_ops pop3_conn_ops = {

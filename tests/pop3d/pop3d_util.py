@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+import proc_util
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("UMBOX_BUILD", str(REPO / "build")))
 HOSTNAME = "mail.example.test"
@@ -249,7 +251,12 @@ class Env:
                 pytest.fail(f"daemons not ready: {ready}\n{self.logs()}")
             if not all(ready.values()):
                 time.sleep(0.02)
+        self.wait_probes_gone()
         return True
+
+    def wait_probes_gone(self):
+        """The probes' sessions are gone before a test counts connections."""
+        proc_util.wait_sessions(self.pop3d.pid, {self.pop3_port, self.pop3s_port}, 0)
 
     def restart_pop3d(self, sig=signal.SIGTERM, timeout=20):
         """Stop umbox-pop3d with sig, start it again on the same ports and
@@ -263,6 +270,7 @@ class Env:
             if time.monotonic() > deadline:
                 pytest.fail(f"umbox-pop3d does not serve after restart:\n{self.pop3d.log()}")
             time.sleep(0.02)
+        self.wait_probes_gone()
         return rc
 
     def stop(self):

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+import proc_util
+
 from pop3d_util import PASSWORD, joined, message
 
 LOOPS = 4
@@ -59,38 +61,8 @@ def loops_of(env, socks):
     return sorted(session_of(env, s)[1] for s in socks)
 
 
-def connected_sockets(pid, ports):
-    """How many connected TCP sockets process pid holds on these local
-    ports (its sessions), from /proc."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    n = 0
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            port = int(fields[1].rsplit(":", 1)[1], 16)
-            if port in ports and fields[3] != "0A" and fields[9] in inodes:
-                n += 1
-    return n
-
-
 def wait_sessions(env, n, timeout=5):
-    """Wait until umbox-pop3d holds exactly n sessions.  A session that the
-    client ended (the start-up probe's, one we hung up) still counts
-    until the daemon has read the end: its socket shows that."""
-    ports = {env.pop3_port, env.pop3s_port}
-    deadline = time.monotonic() + timeout
-    while (held := connected_sockets(env.pop3d.pid, ports)) != n:
-        assert time.monotonic() < deadline, f"umbox-pop3d holds {held} sessions, not {n}"
-        time.sleep(0.01)
-    time.sleep(0.05)        # the counts go with the socket, on the session's loop
+    return proc_util.wait_sessions(env.pop3d.pid, {env.pop3_port, env.pop3s_port}, n, timeout)
 
 
 def burst(port, sources):

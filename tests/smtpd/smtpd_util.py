@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+import proc_util
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("UMBOX_BUILD", str(REPO / "build")))
 HOSTNAME = "mail.example.test"
@@ -167,6 +169,7 @@ class Daemon:
         # before the test starts counting connections.  (All listeners are
         # bound before the daemon serves any.)
         deadline = time.monotonic() + timeout
+        greeted = False
         while True:
             if self.proc.poll() is not None:
                 rc = self.proc.returncode
@@ -183,7 +186,12 @@ class Daemon:
                         s.settimeout(5)
                         while s.recv(4096):
                             pass
-                        return True
+                        greeted = True
+                    f.close()   # the socket closes only with its file
+                if greeted:
+                    proc_util.wait_sessions(self.proc.pid,
+                                            {self.mx, self.submission, self.smtps}, 0)
+                    return True
             except OSError:
                 pass
             if time.monotonic() > deadline:

@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+import proc_util
+
 from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, client_part, headers
 
 LOOPS = 4
@@ -121,38 +123,8 @@ def split_burst(results, refusal):
     return greeted
 
 
-def connected_sockets(pid, ports):
-    """How many connected TCP sockets process pid holds on these local
-    ports (its sessions), from /proc."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    n = 0
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            port = int(fields[1].rsplit(":", 1)[1], 16)
-            if port in ports and fields[3] != "0A" and fields[9] in inodes:
-                n += 1
-    return n
-
-
 def wait_sessions(d, n, timeout=5):
-    """Wait until the daemon holds exactly n sessions.  A session that the
-    client ended (the start-up probe's, one we hung up) still counts
-    until the daemon has read the end: its socket shows that."""
-    ports = {d.mx, d.submission, d.smtps}
-    deadline = time.monotonic() + timeout
-    while (held := connected_sockets(d.proc.pid, ports)) != n:
-        assert time.monotonic() < deadline, f"the daemon holds {held} sessions, not {n}"
-        time.sleep(0.01)
-    time.sleep(0.05)        # the counts go with the socket, on the session's loop
+    return proc_util.wait_sessions(d.proc.pid, {d.mx, d.submission, d.smtps}, n, timeout)
 
 
 def hang_up(d, socks, remaining):
