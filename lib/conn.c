@@ -288,7 +288,12 @@ conn_bev_setup(struct conn *c)
 		bufferevent_setwatermark(under, EV_READ, 0, CONN_IN_MAX);
 		bufferevent_setwatermark(under, EV_WRITE, 0, CONN_OUT_LOW);
 	}
-	bufferevent_enable(c->bev, c->direct && !c->write_on ? EV_READ : EV_READ | EV_WRITE);
+	if (c->direct && !c->write_on) {
+		/* A new bufferevent has writing on: direct writes want it off. */
+		bufferevent_disable(c->bev, EV_WRITE);
+		bufferevent_enable(c->bev, EV_READ);
+	} else
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 /* The TLS layer over the connection's bufferevent takes its place (NULL: it could not). */
