@@ -140,7 +140,8 @@ tsan:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory B=build/tsan SAN=thread all
 	@UMBOX_BUILD=$(abspath build/tsan) UMBOX_THREADS=4 \
-	    TSAN_OPTIONS="second_deadlock_stack=1 history_size=4" G_SLICE=always-malloc \
+	    TSAN_OPTIONS="second_deadlock_stack=1 history_size=4 suppressions=$(abspath tests/tsan.supp)" \
+	    G_SLICE=always-malloc \
 	    tests/run tests/smtpd tests/pop3d
 
 # libFuzzer targets: clang, the core sources compiled with coverage.
