@@ -47,6 +47,20 @@
 static void conn_process(struct conn *c);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 
+/* What waits for the running callback to return (one event for all three). */
+enum {
+	CONN_DO_FLUSH = 1,	/* direct writes: what was queued goes out */
+	CONN_DO_RESUME = 2,	/* take up input again */
+	CONN_DO_FREE = 4,	/* the last reference went */
+};
+
+static void
+conn_defer(struct conn *c, unsigned what)
+{
+	c->deferred |= what;
+	event_active(c->defer_ev, 0, 0);
+}
+
 enum conn_line {
 	CONN_LINE_MORE,		/* no complete line yet */
 	CONN_LINE_OK,		/* a line (without CRLF) was copied out */
@@ -78,7 +92,7 @@ conn_process(struct conn *c)
 		if (evbuffer_get_length(in) == 0)
 			break;
 		if (n == CONN_STEPS) {
-			event_active(c->resume_ev, 0, 0);
+			conn_defer(c, CONN_DO_RESUME);
 			break;
 		}
 		if (c->ops->input(c, in) == CONN_NEED_INPUT)
@@ -149,13 +163,7 @@ conn_flush(struct conn *c)
 		c->ops->writable(c);
 	if (!c->waiting && !c->closing && !c->freeing && c->bev &&
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		event_active(c->resume_ev, 0, 0);
-}
-
-static void
-conn_on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	conn_flush(arg);
+		conn_defer(c, CONN_DO_RESUME);
 }
 
 /* Output was queued: it goes out when the running callback returns. */
@@ -165,7 +173,7 @@ conn_on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *
 	struct conn *c = arg;
 
 	if (info->n_added > 0 && !c->write_on)
-		event_active(c->flush_ev, 0, 0);
+		conn_defer(c, CONN_DO_FLUSH);
 }
 
 /* TLS goes over the socket: what is queued goes first, then the write event does it all. */
@@ -179,7 +187,7 @@ conn_direct_off(struct conn *c)
 	c->out_cb = NULL;
 	c->direct = 0;
 	c->write_on = 0;
-	event_del(c->flush_ev);
+	c->deferred &= ~CONN_DO_FLUSH;
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -242,32 +250,40 @@ conn_on_timer(evutil_socket_t fd, short what, void *arg)
 		fn(c);
 }
 
-static void
-conn_on_resume(evutil_socket_t fd, short what, void *arg)
-{
-	conn_process(arg);
-}
-
 /* The last reference: free the session outside every callback. */
 static void
-conn_on_free(evutil_socket_t fd, short what, void *arg)
+conn_on_free(struct conn *c)
 {
-	struct conn *c = arg;
-
 	if (c->error_repeats > 0)
 		log_info("%s: the last error repeated %u more times", c->id, c->error_repeats);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
 	event_free(c->timer);
-	event_free(c->resume_ev);
-	event_free(c->free_ev);
-	event_free(c->flush_ev);
+	event_free(c->defer_ev);
 	if (c->linger_ev)
 		event_free(c->linger_ev);
 	if (c->loop)
 		server_conn_gone(c->loop, c);
 	c->ops->release(c);
+}
+
+/* Flush before taking more input; freeing ends everything. */
+static void
+conn_on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	unsigned todo = c->deferred;
+
+	c->deferred = 0;
+	if (todo & CONN_DO_FREE) {
+		conn_on_free(c);
+		return;
+	}
+	if (todo & CONN_DO_FLUSH)
+		conn_flush(c);
+	if (todo & CONN_DO_RESUME)
+		conn_process(c);
 }
 
 /*
@@ -315,9 +331,7 @@ static void
 conn_events_new(struct conn *c)
 {
 	c->timer = evtimer_new(c->base, conn_on_timer, c);
-	c->resume_ev = event_new(c->base, -1, 0, conn_on_resume, c);
-	c->free_ev = event_new(c->base, -1, 0, conn_on_free, c);
-	c->flush_ev = event_new(c->base, -1, 0, conn_on_flush, c);
+	c->defer_ev = event_new(c->base, -1, 0, conn_on_deferred, c);
 }
 
 int
@@ -384,9 +398,7 @@ conn_connect(struct conn *c, struct event_base *base, const struct conn_ops *ops
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		event_free(c->timer);
-		event_free(c->resume_ev);
-		event_free(c->free_ev);
-		event_free(c->flush_ev);
+		event_free(c->defer_ev);
 		errno = e;
 		return -1;
 	}
@@ -429,7 +441,7 @@ conn_go(struct conn *c)
 	c->waiting = 0;
 	if (c->freeing || c->closing)
 		return;
-	event_active(c->resume_ev, 0, 0);
+	conn_defer(c, CONN_DO_RESUME);
 }
 
 size_t
@@ -564,11 +576,10 @@ conn_free_later(struct conn *c)
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
-	event_del(c->resume_ev);
-	event_del(c->flush_ev);
 	if (c->linger_ev)
 		event_del(c->linger_ev);
-	event_active(c->free_ev, 0, 0);
+	c->deferred = 0;
+	conn_defer(c, CONN_DO_FREE);
 }
 
 /*
@@ -618,8 +629,8 @@ conn_linger(struct conn *c)
 void
 conn_free_now(struct conn *c)
 {
-	event_del(c->free_ev);
-	conn_on_free(-1, 0, c);
+	c->deferred = 0;
+	conn_on_free(c);
 }
 
 static void
@@ -647,6 +658,6 @@ conn_close(struct conn *c)
 		return;
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ);
-	event_del(c->resume_ev);
+	c->deferred &= ~CONN_DO_RESUME;
 	conn_close_poll(c);
 }

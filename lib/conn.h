@@ -87,9 +87,8 @@ struct conn {
 
 	struct event *timer;
 	void (*timer_fn)(struct conn *c);
-	struct event *resume_ev;
-	struct event *free_ev;
-	struct event *flush_ev;		/* direct writes: what callbacks queued goes out */
+	struct event *defer_ev;		/* after the running callback: flush, resume, free */
+	unsigned deferred;		/* which of those */
 	struct evbuffer_cb_entry *out_cb;
 	int direct;			/* a plain inbound socket: written without the write event */
 	int write_on;			/* ... except while the kernel cannot take it all */
