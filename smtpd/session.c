@@ -297,8 +297,6 @@ smtp_session_open(struct server_loop *loop, unsigned port, evutil_socket_t fd,
 	s->server = srv;
 	s->loop = loop;
 	s->kind = kind;
-	memcpy(&s->peer, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in));
 	s->trusted = config_cidr_match(&srv->cfg->smtpd.trusted_networks, sa);
 	if (conn_open(&s->c, loop, &smtp_conn_ops, fd, sa, ip, kind == SMTP_PORT_SMTPS) != 0) {
 		free(s);

@@ -108,7 +108,6 @@ struct smtp_session {
 	struct server *server;
 	struct server_loop *loop;	/* the session's: its store, writer, workers */
 	enum smtp_port_kind kind;
-	struct sockaddr_storage peer;
 	int trusted;			/* in trusted_networks */
 	enum smtp_state state;
 	char *helo;
