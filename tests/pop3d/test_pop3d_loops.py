@@ -8,10 +8,7 @@ lock holds between sessions on different loops, and SIGTERM answers the
 sessions on every loop.  Every daemon here runs 4 loops (umbox-smtpd,
 which only puts mail in, too), whatever UMBOX_THREADS says.
 """
-import errno
-import os
 import re
-import select
 import signal
 import socket
 import sqlite3
@@ -20,7 +17,9 @@ import time
 
 import pytest
 
+import loops_util
 import proc_util
+from loops_util import burst, close_all
 
 from pop3d_util import PASSWORD, joined, message
 
@@ -39,22 +38,12 @@ def loops_env(factory, **kw):
 
 def wait_log(env, pattern, count=1, timeout=5):
     """Wait until umbox-pop3d's log has count matches of the regex."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = list(re.finditer(pattern, env.pop3d.log(), re.M))
-        if len(found) >= count:
-            return found
-        assert time.monotonic() < deadline, \
-            f"{pattern!r} not {count} times in the log:\n{env.pop3d.log()}"
-        time.sleep(0.02)
+    return loops_util.wait_log(env.pop3d.log, pattern, count, timeout)
 
 
 def session_of(env, sock):
-    """(session id, loop) of the session behind our connected socket, from
-    its `connect from [IP]:PORT loop=N` line."""
-    ip, port = sock.getsockname()[:2]
-    m = wait_log(env, rf"(\S+): connect from \[{re.escape(ip)}\]:{port} loop=(\d+)")[-1]
-    return m.group(1), int(m.group(2))
+    """(session id, loop) of the session behind our connected socket."""
+    return loops_util.session_of(env.pop3d.log, sock)
 
 
 def loops_of(env, socks):
@@ -65,60 +54,8 @@ def wait_sessions(env, n, timeout=5):
     return proc_util.wait_sessions(env.pop3d.pid, {env.pop3_port, env.pop3s_port}, n, timeout)
 
 
-def burst(port, sources):
-    """One connection per entry of sources (the client's source address),
-    all connecting at once (non-blocking connects, then one poll loop), and
-    the first line each receives.  Returns [(blocking socket, line)]."""
-    socks = []
-    try:
-        for src in sources:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind((src, 0))
-            s.setblocking(False)
-            err = s.connect_ex(("127.0.0.1", port))
-            assert err in (0, errno.EINPROGRESS), os.strerror(err)
-        bufs = {s: b"" for s in socks}
-        pending = set(socks)
-        deadline = time.monotonic() + 10
-        while pending:
-            assert time.monotonic() < deadline, f"{len(pending)} connections got no line"
-            readable, _, _ = select.select(list(pending), [], [], 0.5)
-            for s in readable:
-                try:
-                    chunk = s.recv(4096)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    chunk = b""
-                bufs[s] += chunk
-                if b"\r\n" in bufs[s] or not chunk:
-                    pending.discard(s)
-    except BaseException:
-        for s in socks:
-            s.close()
-        raise
-    out = []
-    for s in socks:
-        s.setblocking(True)
-        s.settimeout(10)
-        line, sep, rest = bufs[s].partition(b"\r\n")
-        assert rest == b"", f"more than one line before a command: {bufs[s]!r}"
-        out.append((s, line if sep else bufs[s]))
-    return out
-
-
 def split_burst(results, refusal):
-    """Greeted sockets; every line is a greeting or the refusal, and a
-    refused connection is closed after its line."""
-    greeted = [s for s, line in results if line.startswith(b"+OK")]
-    refused = [s for s, line in results if line == refusal]
-    other = [line for _, line in results if not line.startswith(b"+OK") and line != refusal]
-    assert not other, f"neither greeted nor refused: {other[:5]}"
-    for s in refused:
-        assert s.recv(4096) == b"", "a refused connection stays open"
-        s.close()
-    return greeted
+    return loops_util.split_burst(results, b"+OK", refusal)
 
 
 def capa(sock):
@@ -130,14 +67,6 @@ def capa(sock):
         assert chunk, f"closed after {data!r}"
         data += chunk
     assert data.startswith(b"+OK") and b"\r\nUIDL\r\n" in data, data
-
-
-def close_all(socks):
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
 
 
 # -- the loops and how sessions are spread --------------------------------------------

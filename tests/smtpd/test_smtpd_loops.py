@@ -7,13 +7,10 @@ different loops store every message whole, SIGTERM answers the sessions
 on every loop, and SIGHUP's new certificate is what STARTTLS presents on
 every loop.  Every daemon here runs 4 loops, whatever UMBOX_THREADS says.
 """
-import errno
-import os
 import re
 import select
 import signal
 import smtplib
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -22,7 +19,9 @@ import time
 
 import pytest
 
+import loops_util
 import proc_util
+from loops_util import burst, close_all
 
 from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, client_part, headers
 
@@ -40,22 +39,12 @@ def loops_daemon(factory, **smtpd_extra):
 
 def wait_log(d, pattern, count=1, timeout=5):
     """Wait until the log has count matches of the regex; returns them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = list(re.finditer(pattern, d.log(), re.M))
-        if len(found) >= count:
-            return found
-        assert time.monotonic() < deadline, \
-            f"{pattern!r} not {count} times in the log:\n{d.log()}"
-        time.sleep(0.02)
+    return loops_util.wait_log(d.log, pattern, count, timeout)
 
 
 def session_of(d, sock):
-    """(session id, loop) of the session behind our connected socket, from
-    its `connect from [IP]:PORT port=... loop=N` line."""
-    ip, port = sock.getsockname()[:2]
-    m = wait_log(d, rf"(\S+): connect from \[{re.escape(ip)}\]:{port} port=\w+ loop=(\d+)")[-1]
-    return m.group(1), int(m.group(2))
+    """(session id, loop) of the session behind our connected socket."""
+    return loops_util.session_of(d.log, sock, r"port=\w+ ")
 
 
 def loops_of(d, socks):
@@ -67,60 +56,8 @@ def ehlo(c, name="client.outside.test"):
     assert r.code == 250, r
 
 
-def burst(port, sources):
-    """One connection per entry of sources (the client's source address),
-    all connecting at once (non-blocking connects, then one poll loop), and
-    the first line each receives.  Returns [(blocking socket, line)]."""
-    socks = []
-    try:
-        for src in sources:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind((src, 0))
-            s.setblocking(False)
-            err = s.connect_ex(("127.0.0.1", port))
-            assert err in (0, errno.EINPROGRESS), os.strerror(err)
-        bufs = {s: b"" for s in socks}
-        pending = set(socks)
-        deadline = time.monotonic() + 10
-        while pending:
-            assert time.monotonic() < deadline, f"{len(pending)} connections got no line"
-            readable, _, _ = select.select(list(pending), [], [], 0.5)
-            for s in readable:
-                try:
-                    chunk = s.recv(4096)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    chunk = b""
-                bufs[s] += chunk
-                if b"\r\n" in bufs[s] or not chunk:
-                    pending.discard(s)
-    except BaseException:
-        for s in socks:
-            s.close()
-        raise
-    out = []
-    for s in socks:
-        s.setblocking(True)
-        s.settimeout(10)
-        line, sep, rest = bufs[s].partition(b"\r\n")
-        assert rest == b"", f"more than one line before a command: {bufs[s]!r}"
-        out.append((s, line if sep else bufs[s]))
-    return out
-
-
 def split_burst(results, refusal):
-    """(greeted sockets, refused sockets); every line is one or the other,
-    and a refused connection is closed after its line."""
-    greeted = [s for s, line in results if line.startswith(b"220 ")]
-    refused = [s for s, line in results if line == refusal]
-    other = [line for _, line in results if not line.startswith(b"220 ") and line != refusal]
-    assert not other, f"neither greeted nor refused: {other[:5]}"
-    for s in refused:
-        assert s.recv(4096) == b"", "a refused connection stays open"
-        s.close()
-    return greeted
+    return loops_util.split_burst(results, b"220 ", refusal)
 
 
 def wait_sessions(d, n, timeout=5):
@@ -136,14 +73,6 @@ def hang_up(d, socks, remaining):
     for sid in ids:
         wait_log(d, rf"^.*\b{re.escape(sid)}: disconnect from ")
     wait_sessions(d, remaining)
-
-
-def close_all(socks):
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
 
 
 # -- the loops and how sessions are spread -------------------------------------------
