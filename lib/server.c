@@ -368,20 +368,21 @@ server_fds_open(void)
 }
 
 /*
- * How many sessions the descriptors allow: each may hold def->fds_per_conn
- * at once (its socket, a spool file, a store reader), beside what the
- * daemon holds already (listeners, the store, threads) and a few to spare.
+ * How many sessions the descriptors allow: each costs def->fd_cost
+ * hundredths of one (its socket and a share of the transient ones),
+ * beside what the daemon holds already (listeners, the store, the loops)
+ * and a few to spare.
  */
 static unsigned long
 server_fd_cap(const struct server_def *def)
 {
-	unsigned long limit = daemon_fd_limit(), per = def->fds_per_conn ? def->fds_per_conn : 1;
+	unsigned long limit = daemon_fd_limit(), cost = def->fd_cost ? def->fd_cost : 100;
 	long used = server_fds_open();
 	unsigned long reserve = used < 0 ? SERVER_FD_RESERVE : (unsigned long)used + SERVER_FD_SPARE;
 
-	if (limit <= reserve + per)
+	if (limit <= reserve + 1)
 		return 1;
-	return (limit - reserve) / per;
+	return (unsigned long)((unsigned long long)(limit - reserve) * 100 / cost);
 }
 
 unsigned

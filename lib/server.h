@@ -51,7 +51,12 @@ struct server_def {
 	unsigned nports;
 	const unsigned *max_conns;		/* into the config, loaded by server_init */
 	const unsigned *max_conns_per_ip;
-	unsigned fds_per_conn;			/* socket, spool file, store reader ... */
+	/*
+	 * Descriptors budgeted per session, in hundredths: every session
+	 * holds its socket; some hold more for a while (a spool file and its
+	 * copy in a commit), which the share above 100 is kept for.
+	 */
+	unsigned fd_cost;
 	const char *refuse_busy;		/* one line, CRLF included */
 	const char *refuse_ip;
 	/*

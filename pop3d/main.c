@@ -38,8 +38,8 @@ main(int argc, char **argv)
 		.name = "umbox-pop3d",
 		.id_prefix = "P",
 		.nports = 2,
-		/* A session holds its socket and a store reader (database and WAL). */
-		.fds_per_conn = 3,
+		/* A session holds its socket; mailboxes are read on the loop's store connection. */
+		.fd_cost = 100,
 		.max_conns = &cfg.pop3d.max_connections,
 		.max_conns_per_ip = &cfg.pop3d.max_connections_per_ip,
 		.refuse_busy = "-ERR [SYS/TEMP] Too many connections, try again later\r\n",

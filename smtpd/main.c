@@ -65,8 +65,12 @@ main(int argc, char **argv)
 		.name = "umbox-smtpd",
 		.id_prefix = "",
 		.nports = 3,
-		/* A session holds its socket, a spool file and the spool's copy in a commit. */
-		.fds_per_conn = 3,
+		/*
+		 * A session holds its socket; one with a large message also a
+		 * spool file and, in its commit, the file's copy: a third of
+		 * the budget is kept for those and for outbound connections.
+		 */
+		.fd_cost = 150,
 		.max_conns = &cfg.smtpd.max_connections,
 		.max_conns_per_ip = &cfg.smtpd.max_connections_per_ip,
 		.refuse_busy = "421 4.7.0 Too many connections, try again later\r\n",

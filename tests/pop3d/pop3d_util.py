@@ -137,12 +137,13 @@ class Proc:
         self.log_path = root / f"{name}.log"
         self.proc = None
         self.exit_codes = []
+        self.command_prefix = []            # e.g. prlimit ... --
 
     def start(self):
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(binary(self.name)), "-f", "-c", str(self.config)],
+                [*self.command_prefix, str(binary(self.name)), "-f", "-c", str(self.config)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.root,
                 env=ctl_env())
 
@@ -190,7 +191,8 @@ class Env:
     umbox-smtpd and umbox-pop3d on free loopback ports."""
 
     def __init__(self, root, tls_dir, template_data_dir, plaintext_auth=None,
-                 smtpd_extra=None, pop3_listen_extra=(), pop3d_extra=None, sections=None):
+                 smtpd_extra=None, pop3_listen_extra=(), pop3d_extra=None, sections=None,
+                 pop3d_prefix=()):
         self.root = pathlib.Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         for f in ("cert.pem", "key.pem"):
@@ -207,6 +209,7 @@ class Env:
         self._new_ports()
         self.smtpd = Proc("umbox-smtpd", self.root, self.config)
         self.pop3d = Proc("umbox-pop3d", self.root, self.config)
+        self.pop3d.command_prefix = list(pop3d_prefix)
 
     def _new_ports(self):
         self.smtp_port, self.pop3_port, self.pop3s_port = (free_port() for _ in range(3))

@@ -273,6 +273,34 @@ def test_connection_cap_counts_tls_port_too(pop3_factory):
             c.close()
 
 
+IDLE_LIMIT = 400       # descriptors; 300 idle sessions once cost 900
+IDLE_SESSIONS = 300
+
+
+def test_idle_sessions_cost_one_descriptor_each(pop3_factory):
+    """A session holds only its socket (mailboxes are read on the loop's
+    store connection): under nofile=400 the daemon greets 300 at once, and
+    one of them still logs in and reads its mailbox."""
+    env = pop3_factory(pop3d_extra={"max_connections_per_ip": 1000},
+                       pop3d_prefix=["prlimit", f"--nofile={IDLE_LIMIT}:{IDLE_LIMIT}", "--"])
+    env.deliver("alice", message("read beside idle sessions"))
+    held = []
+    try:
+        for _ in range(IDLE_SESSIONS):
+            held.append(env.raw(timeout=10, greet=False))
+        for i, c in enumerate(held):
+            first = c.line()
+            assert first.startswith(b"+OK"), f"session {i + 1} of {IDLE_SESSIONS} got {first!r}"
+        c = held[-1]
+        assert c.cmd("USER alice").startswith("+OK")
+        assert c.cmd(f"PASS {PASSWORD}").startswith("+OK")
+        assert c.cmd("RETR 1").startswith("+OK")
+        assert b"Subject: read beside idle sessions" in c.multi()
+    finally:
+        for c in held:
+            c.close()
+
+
 # -- STLS discards everything learnt before it -------------------------------------
 
 def test_user_before_stls_is_forgotten(env):

@@ -263,7 +263,7 @@ def test_repeated_errors_do_not_flood_the_log(smtpd, line):
 
 # -- running out of file descriptors ---------------------------------------------
 
-FD_LIMIT = 128          # the daemon holds ~17 descriptors, ~8 more per event loop, 3 per session
+FD_LIMIT = 128          # the daemon holds ~17 descriptors, ~8 more per event loop, 1.5 per session
 LOG_BURST = 32 * 1024   # log bytes that end the test at once (a log flood)
 
 
@@ -367,6 +367,51 @@ def test_out_of_file_descriptors_pauses_accepting(smtpd_factory):
             time.sleep(0.2)
     assert took < 3, took
     assert "after the descriptor shortage" in subjects(d, "alice")
+
+
+IDLE_LIMIT = 600       # descriptors; 300 idle sessions once cost 900
+IDLE_SESSIONS = 300
+
+
+def greeting(sock, timeout=10):
+    """The first line a held socket got, or what came before it closed."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in got and time.monotonic() < deadline:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_idle_sessions_cost_one_descriptor_each(smtpd_factory):
+    """An idle session holds only its socket: under nofile=600 the daemon
+    greets 300 at once, and a large message (a spool file, and its copy in
+    the commit) still goes through while they are held."""
+    d = smtpd_factory(start=False, max_connections=1000, max_connections_per_ip=1000)
+    d.command_prefix = ["prlimit", f"--nofile={IDLE_LIMIT}:{IDLE_LIMIT}", "--"]
+    d.start()
+    held = []
+    body = ("x" * 78 + "\r\n") * 20000          # 1.6 MB: beyond what is kept in memory
+    try:
+        for _ in range(IDLE_SESSIONS):
+            held.append(socket.create_connection(("127.0.0.1", d.submission), timeout=5))
+        for i, s in enumerate(held):
+            got = greeting(s)
+            assert got.startswith(b"220 "), f"session {i + 1} of {IDLE_SESSIONS} got {got!r}"
+        with smtplib.SMTP("127.0.0.1", d.mx, local_hostname="second.outside.test",
+                          timeout=30) as c:
+            assert c.sendmail(SENDER, [f"alice@{DOMAIN}"],
+                              simple_message("large beside idle sessions", body)) == {}
+    finally:
+        for s in held:
+            s.close()
+    assert "large beside idle sessions" in subjects(d, "alice")
 
 
 # -- STARTTLS discards everything learnt before it ---------------------------------
