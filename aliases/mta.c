@@ -638,7 +638,8 @@ mta_connected(struct conn *c, int tls)
 		return;
 	}
 	a->tls_up = 1;
-	snprintf(buf, sizeof(buf), "%s; ", c->tls_info);
+	conn_tls_info(c, buf, sizeof(buf));
+	strcat(buf, "; ");
 	tls_peer_describe(bufferevent_openssl_get_ssl(c->bev), buf + strlen(buf),
 	    sizeof(buf) - strlen(buf));
 	mta_step(a, "TLS", 1, buf);

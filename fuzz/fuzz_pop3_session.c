@@ -103,6 +103,7 @@ fuzz_setup(void)
 	alice = got.id;
 	store_user_clear(&got);
 	loop.workers = worker_pool_new(SRV.base, 1);
+	loop.deferq = conn_deferq_new(SRV.base);
 	snprintf(SRV.dummy_hash, sizeof(SRV.dummy_hash), "%s", hash);
 }
 

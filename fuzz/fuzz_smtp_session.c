@@ -80,6 +80,7 @@ fuzz_setup(void)
 	resolver.postmaster = "alice";
 	smtpd.resolvers = &resolver;
 	loop.workers = worker_pool_new(SRV.base, 1);
+	loop.deferq = conn_deferq_new(SRV.base);
 	snprintf(SRV.dummy_hash, sizeof(SRV.dummy_hash), "%s", hash);
 }
 

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "server.h"
 #include "tls.h"
+#include "util.h"
 
 #define CONN_CLOSE_POLL_MS	20
 #define CONN_CLOSE_POLLS	500	/* 10 s for the last reply to go out */
@@ -47,18 +48,104 @@
 static void conn_process(struct conn *c);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 
-/* What waits for the running callback to return (one event for all three). */
+/* What waits for the running callback to return. */
 enum {
 	CONN_DO_FLUSH = 1,	/* direct writes: what was queued goes out */
 	CONN_DO_RESUME = 2,	/* take up input again */
 	CONN_DO_FREE = 4,	/* the last reference went */
 };
 
+/*
+ * A loop's connections with deferred work, most recent first, run by one
+ * event: an idle connection costs two pointers, not an event of its own.
+ */
+struct conn_deferq {
+	struct event *ev;
+	struct conn *head;
+};
+
+static void conn_on_deferred(evutil_socket_t fd, short what, void *arg);
+
+static void
+conn_dq_unlink(struct conn *c)
+{
+	if (c->dq_prev == NULL)
+		return;
+	*c->dq_prev = c->dq_next;
+	if (c->dq_next)
+		c->dq_next->dq_prev = c->dq_prev;
+	c->dq_next = NULL;
+	c->dq_prev = NULL;
+}
+
+static void
+conn_dq_push(struct conn **head, struct conn *c)
+{
+	c->dq_next = *head;
+	if (*head)
+		(*head)->dq_prev = &c->dq_next;
+	c->dq_prev = head;
+	*head = c;
+}
+
+/*
+ * Each connection queued when the event fired, once.  The list is taken
+ * off the queue first: what the callbacks queue runs on the next turn,
+ * and a connection freed meanwhile unlinks itself from either list.
+ */
+static void
+conn_deferq_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_deferq *q = arg;
+	struct conn *todo = q->head;
+
+	q->head = NULL;
+	if (todo)
+		todo->dq_prev = &todo;
+	while (todo) {
+		struct conn *c = todo;
+
+		conn_dq_unlink(c);
+		conn_on_deferred(-1, 0, c);
+	}
+}
+
+struct conn_deferq *
+conn_deferq_new(struct event_base *base)
+{
+	struct conn_deferq *q = xcalloc(1, sizeof(*q));
+
+	q->ev = event_new(base, -1, 0, conn_deferq_run, q);
+	if (q->ev == NULL)
+		fatal("cannot create an event");
+	return q;
+}
+
+void
+conn_deferq_free(struct conn_deferq **q)
+{
+	if (*q == NULL)
+		return;
+	event_free((*q)->ev);
+	free(*q);
+	*q = NULL;
+}
+
 static void
 conn_defer(struct conn *c, unsigned what)
 {
 	c->deferred |= what;
-	event_active(c->defer_ev, 0, 0);
+	if (c->defer_ev) {
+		event_active(c->defer_ev, 0, 0);
+		return;
+	}
+	if (c->dq_prev == NULL) {
+		struct conn_deferq *q = c->loop->deferq;
+
+		if (q->head == NULL)
+			event_active(q->ev, 0, 0);
+		conn_dq_push(&q->head, c);
+	}
 }
 
 enum conn_line {
@@ -201,8 +288,9 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
 		if (ssl) {
-			tls_describe(ssl, c->tls_info, sizeof(c->tls_info));
-			log_info("%s: TLS established: %s", c->id, c->tls_info);
+			char info[128];
+
+			log_info("%s: TLS established: %s", c->id, tls_describe(ssl, info, sizeof(info)));
 		}
 		if (c->ops->connected)
 			c->ops->connected(c, ssl != NULL);
@@ -256,11 +344,15 @@ conn_on_free(struct conn *c)
 {
 	if (c->error_repeats > 0)
 		log_info("%s: the last error repeated %u more times", c->id, c->error_repeats);
+	free(c->last_error);
+	c->last_error = NULL;
 	if (c->bev)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
 	event_free(c->timer);
-	event_free(c->defer_ev);
+	if (c->defer_ev)
+		event_free(c->defer_ev);
+	conn_dq_unlink(c);
 	if (c->linger_ev)
 		event_free(c->linger_ev);
 	if (c->loop)
@@ -328,10 +420,9 @@ conn_swap_tls(struct conn *c, struct bufferevent *tls)
 }
 
 static void
-conn_events_new(struct conn *c)
+conn_timer_new(struct conn *c)
 {
 	c->timer = evtimer_new(c->base, conn_on_timer, c);
-	c->defer_ev = event_new(c->base, -1, 0, conn_on_deferred, c);
 }
 
 int
@@ -361,7 +452,7 @@ conn_open(struct conn *c, struct server_loop *loop, const struct conn_ops *ops,
 		return -1;
 	}
 	c->loop = loop;
-	conn_events_new(c);
+	conn_timer_new(c);
 	server_conn_add(loop, c);
 	if (!tls) {
 		int one = 1;
@@ -390,7 +481,8 @@ conn_connect(struct conn *c, struct event_base *base, const struct conn_ops *ops
 	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		return -1;
-	conn_events_new(c);
+	conn_timer_new(c);
+	c->defer_ev = event_new(base, -1, 0, conn_on_deferred, c);
 	conn_bev_setup(c);
 	if (bufferevent_socket_connect(c->bev, sa, (int)len) != 0) {
 		int e = errno;
@@ -535,19 +627,45 @@ conn_count_reply(struct conn *c, int error)
 }
 
 void
+conn_send_now(struct conn *c)
+{
+	if (c->deferred & CONN_DO_FLUSH) {
+		c->deferred &= ~CONN_DO_FLUSH;
+		conn_flush(c);
+	}
+}
+
+const char *
+conn_tls_info(struct conn *c, char *buf, size_t len)
+{
+	SSL *ssl = c->tls && c->bev ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+	if (ssl == NULL) {
+		buf[0] = '\0';
+		return buf;
+	}
+	return tls_describe(ssl, buf, len);
+}
+
+/* Kept only once a session has had an error: most never do. */
+#define CONN_ERROR_KEEP		96
+
+void
 conn_log_error(struct conn *c, const char *cmd, const char *text)
 {
-	char line[sizeof(c->last_error)];
+	char line[CONN_ERROR_KEEP];
 
 	snprintf(line, sizeof(line), "%s: %s", cmd, text);
-	if (strcmp(line, c->last_error) == 0) {
+	if (c->last_error && strcmp(line, c->last_error) == 0) {
 		c->error_repeats++;
 		return;
 	}
 	if (c->error_repeats > 0)
 		log_info("%s: the last error repeated %u more times", c->id, c->error_repeats);
 	c->error_repeats = 0;
-	snprintf(c->last_error, sizeof(c->last_error), "%s", line);
+	if (c->last_error == NULL)
+		c->last_error = xmalloc(CONN_ERROR_KEEP);
+	memcpy(c->last_error, line, sizeof(line));
 	log_info("%s: %s: %s", c->id, cmd, text);
 }
 

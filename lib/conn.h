@@ -83,12 +83,17 @@ struct conn {
 	struct bufferevent *bev;
 	int tls;
 	int tls_failed;			/* the handshake failed: flush its alert, then close */
-	char tls_info[96];		/* version and suite, once negotiated */
 
 	struct event *timer;
 	void (*timer_fn)(struct conn *c);
-	struct event *defer_ev;		/* after the running callback: flush, resume, free */
-	unsigned deferred;		/* which of those */
+	/*
+	 * What waits for the running callback to return (flush, resume,
+	 * free): inbound connections wait in their loop's queue, outbound
+	 * ones on an event of their own.
+	 */
+	unsigned deferred;
+	struct conn *dq_next, **dq_prev;	/* dq_prev: NULL while not queued */
+	struct event *defer_ev;
 	struct evbuffer_cb_entry *out_cb;
 	int direct;			/* a plain inbound socket: written without the write event */
 	int write_on;			/* ... except while the kernel cannot take it all */
@@ -101,9 +106,14 @@ struct conn {
 
 	unsigned bad;			/* bad commands in a row */
 	int skip_line;			/* discarding the rest of an over-long line */
-	char last_error[96];		/* the last error logged, and how often since */
+	char *last_error;		/* the last error logged, and how often since */
 	unsigned error_repeats;
 };
+
+/* One per event loop: the inbound connections with deferred work. */
+struct conn_deferq;
+struct conn_deferq *conn_deferq_new(struct event_base *base);
+void conn_deferq_free(struct conn_deferq **q);
 
 /*
  * Set up a connection on an accepted socket from sa (TLS from the first
@@ -129,6 +139,16 @@ int conn_connect(struct conn *c, struct event_base *base, const struct conn_ops 
 int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host, int verify);
 
 /* Arm the one timer (replacing what it was armed for). */
+/*
+ * Write what is queued now, not when the running callback returns: a
+ * greeting, so that a burst of new sessions does not leave each one's
+ * freed output buffer as a hole between the next ones' memory.
+ */
+void conn_send_now(struct conn *c);
+
+/* The TLS version and suite, as "TLSv1.3 TLS_AES_128_GCM_SHA256" ("" without TLS). */
+const char *conn_tls_info(struct conn *c, char *buf, size_t len);
+
 void conn_set_timer(struct conn *c, unsigned ms, void (*fn)(struct conn *c));
 void conn_cancel_timer(struct conn *c);
 

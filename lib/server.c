@@ -422,6 +422,7 @@ server_loops_new(struct server *srv)
 		if ((l->inbox = completion_queue_new(l->base)) == NULL)
 			fatal("eventfd: %s", strerror(errno));
 		l->stop_ev = event_new(l->base, -1, 0, server_loop_stop, l);
+		l->deferq = conn_deferq_new(l->base);
 		l->workers = worker_pool_new(l->base, n > 1 ? 1 : 2);
 	}
 }
@@ -435,6 +436,7 @@ server_loops_free(struct server *srv)
 		worker_pool_free(&l->workers);
 		completion_queue_free(&l->inbox);	/* sockets still on their way are closed */
 		event_free(l->stop_ev);
+		conn_deferq_free(&l->deferq);
 		if (i > 0)
 			event_base_free(l->base);
 	}

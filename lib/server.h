@@ -93,6 +93,7 @@ struct server_loop {
 	struct store_writer *writer;	/* group commits, answered on this loop */
 	struct worker_pool *workers;	/* password checks, answered on this loop */
 	struct completion_queue *inbox;	/* sockets handed over by the acceptor */
+	struct conn_deferq *deferq;	/* its connections' work after the running callback */
 	struct conn *conns;
 	unsigned nconns;
 	unsigned load;			/* sessions given to this loop (atomic) */

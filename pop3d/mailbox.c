@@ -110,6 +110,8 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 	}
 	s->user = xcalloc(1, sizeof(*s->user));
 	*s->user = *user;
+	if (s->owner == NULL)
+		s->owner = xasprintf("%s%s", pop3_daemon(s)->owner_prefix, s->c.id);
 	s->req = store_req_pop3_lock(s->user->id, s->owner, POP3_LOCK_LEASE, pop3_locked, s);
 	store_writer_submit(s->loop->writer, s->req);
 }

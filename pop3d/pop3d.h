@@ -79,7 +79,7 @@ struct pop3_session {
 	int sasl_mech;			/* 1 PLAIN, 2 LOGIN */
 	struct login_check *login;
 	struct store_user *user;	/* after a good password */
-	char owner[340];		/* lock owner id */
+	char *owner;			/* lock owner id, from login on */
 	int locked;
 	int64_t lock_renewed;
 

@@ -117,6 +117,7 @@ pop3_session_release(struct conn *c)
 	free(s->stream);
 	store_user_free(&s->user);
 	free(s->user_name);
+	free(s->owner);
 	free(s);
 }
 
@@ -237,10 +238,10 @@ pop3_session_open(struct server_loop *loop, unsigned port, evutil_socket_t fd,
 		free(s);
 		return;
 	}
-	snprintf(s->owner, sizeof(s->owner), "%s%s", pop3_daemon(s)->owner_prefix, s->c.id);
 	log_info("%s: connect from %s loop=%u%s", s->c.id, s->c.peer, loop->index,
 	    s->c.tls ? " tls" : "");
 	s->state = POP3_S_AUTHORIZATION;
 	pop3_reply(s, "+OK umbox POP3 server ready");
+	conn_send_now(&s->c);
 	pop3_arm_deadline(s);
 }

@@ -134,7 +134,7 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 {
 	struct smtp_txn *t = s->txn;
 	const struct umbox_config *cfg = s->server->cfg;
-	char date[64], host[64], *hdr;
+	char date[64], host[64], tls[128], *hdr;
 
 	if (t->data_started) {
 		smtp_reply(s, "503 5.5.1 Error: DATA and BDAT cannot be mixed");
@@ -159,7 +159,7 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 	    "\t%s%s%s%s; %s\r\n",
 	    s->helo ? s->helo : "unknown", host,
 	    cfg->general.hostname, smtp_protocol(s), t->qid,
-	    s->c.tls ? "\r\n\t(" : "", s->c.tls ? s->c.tls_info : "", s->c.tls ? ")" : "",
+	    s->c.tls ? "\r\n\t(" : "", conn_tls_info(&s->c, tls, sizeof(tls)), s->c.tls ? ")" : "",
 	    t->nrcpts == 1 ? "for <" : "", t->nrcpts == 1 ? t->rcpts[0].address : "",
 	    t->nrcpts == 1 ? ">" : "", t->nrcpts == 1 ? "" : "(multiple recipients)", date);
 	spool_write(s, hdr, strlen(hdr));

@@ -262,6 +262,7 @@ smtp_greet(struct conn *c)
 
 	smtp_set_state(s, SMTP_S_CONNECTED);
 	smtp_reply(s, "220 %s ESMTP umbox", s->server->cfg->general.hostname);
+	conn_send_now(c);
 	smtp_arm_deadline(s);
 	conn_go(&s->c);
 }
