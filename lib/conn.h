@@ -138,7 +138,6 @@ int conn_connect(struct conn *c, struct event_base *base, const struct conn_ops 
  */
 int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *host, int verify);
 
-/* Arm the one timer (replacing what it was armed for). */
 /*
  * Write what is queued now, not when the running callback returns: a
  * greeting, so that a burst of new sessions does not leave each one's
@@ -149,6 +148,7 @@ void conn_send_now(struct conn *c);
 /* The TLS version and suite, as "TLSv1.3 TLS_AES_128_GCM_SHA256" ("" without TLS). */
 const char *conn_tls_info(struct conn *c, char *buf, size_t len);
 
+/* Arm the one timer (replacing what it was armed for). */
 void conn_set_timer(struct conn *c, unsigned ms, void (*fn)(struct conn *c));
 void conn_cancel_timer(struct conn *c);
 
