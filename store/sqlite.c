@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -627,13 +628,26 @@ sq_private_files(const char *path, int create)
  * synchronous=FULL because acknowledgements depend on it, foreign keys,
  * and no trust in the schema's functions.
  */
+/*
+ * Before the library's first use: no allocation statistics.  They take a
+ * mutex shared by every connection on each malloc, and the daemons'
+ * writer and loops would meet on it; nothing here reads them.
+ */
+static void
+sq_configure(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int
 sq_open(struct store *s, const char *path, int flags)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct sq *q = xcalloc(1, sizeof(*q));
 	int oflags, rc, status;
 	sqlite3_stmt *st;
 
+	pthread_once(&once, sq_configure);
 	s->impl = q;
 	if (!(flags & STORE_READONLY))
 		sq_private_files(path, flags & STORE_CREATE);
