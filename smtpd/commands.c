@@ -290,6 +290,8 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 	struct smtp_txn *t = s->txn;
 	struct smtp_path_args pa;
 	struct alias_result res;
+	enum alias_status st;
+	int full;
 
 	if (smtp_path_args(s, arg, len, 1, t->smtputf8, &pa) != 0)
 		return;
@@ -308,8 +310,15 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	/* A source route is dropped; the rest is judged on its own (RFC 5321 §4.1.1.3). */
-	switch (alias_resolve(smtp_resolver(s), pa.path.mailbox, &res)) {
+	/*
+	 * A source route is dropped; the rest is judged on its own (RFC 5321
+	 * §4.1.1.3).  The lookups and the quota check read one view.
+	 */
+	store_read_begin(s->loop->store);
+	st = alias_resolve(smtp_resolver(s), pa.path.mailbox, &res);
+	full = st == ALIAS_OK && smtp_over_quota(s, pa.path.mailbox, &res, t->declared_size);
+	store_read_end(s->loop->store);
+	switch (st) {
 	case ALIAS_OK:
 		break;
 	case ALIAS_UNKNOWN:
@@ -337,7 +346,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		alias_result_clear(&res);
 		return;
 	}
-	if (smtp_over_quota(s, pa.path.mailbox, &res, t->declared_size)) {
+	if (full) {
 		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", pa.path.mailbox);
 		alias_result_clear(&res);
 		return;

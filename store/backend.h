@@ -28,6 +28,9 @@ struct store_backend {
 	void (*rollback)(struct store *s);
 	int (*savepoint)(struct store *s);
 	int (*release)(struct store *s, int ok);
+	/* A read view (store_read_begin); a failure leaves each read on its own. */
+	void (*read_begin)(struct store *s);
+	void (*read_end)(struct store *s);
 
 	int (*domain_add)(struct store *s, const struct store_domain *d);
 	int (*domain_del)(struct store *s, const char *name);

@@ -175,6 +175,7 @@ static const char *const sq_migrations[] = {
 
 static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_BEGIN] = "BEGIN IMMEDIATE",
+	[SQ_READ_BEGIN] = "BEGIN",
 	[SQ_COMMIT] = "COMMIT",
 	[SQ_ROLLBACK] = "ROLLBACK",
 	[SQ_SAVEPOINT] = "SAVEPOINT req",
@@ -465,6 +466,32 @@ sq_rollback(struct store *s)
 	sq_of(s)->in_txn = 0;
 }
 
+/*
+ * A deferred transaction: its first read takes the WAL snapshot that
+ * every later read in it shares.
+ */
+static void
+sq_read_begin(struct store *s)
+{
+	struct sq *q = sq_of(s);
+
+	if (!q->in_txn && !q->in_read &&
+	    sq_exec_stmt(s, sq_stmt(s, SQ_READ_BEGIN), "begin") == STORE_OK)
+		q->in_read = 1;
+}
+
+static void
+sq_read_end(struct store *s)
+{
+	struct sq *q = sq_of(s);
+
+	if (!q->in_read)
+		return;
+	q->in_read = 0;
+	if (sq_exec_stmt(s, sq_stmt(s, SQ_COMMIT), "commit") != STORE_OK)
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static int
 sq_savepoint(struct store *s)
 {
@@ -744,6 +771,8 @@ const struct store_backend store_sqlite_backend = {
 	.schema_version = sq_schema_version,
 	.begin = sq_begin,
 	.commit = sq_commit,
+	.read_begin = sq_read_begin,
+	.read_end = sq_read_end,
 	.rollback = sq_rollback,
 	.savepoint = sq_savepoint,
 	.release = sq_release,

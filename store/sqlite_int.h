@@ -10,7 +10,7 @@
 
 /* Every statement the backend runs, prepared once on first use. */
 enum sq_stmt {
-	SQ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_SAVEPOINT, SQ_RELEASE, SQ_ROLLBACK_TO,
+	SQ_BEGIN, SQ_READ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_SAVEPOINT, SQ_RELEASE, SQ_ROLLBACK_TO,
 	SQ_DOMAIN_ADD, SQ_DOMAIN_DEL, SQ_DOMAIN_GET, SQ_DOMAIN_GUARD, SQ_DOMAIN_LIST,
 	SQ_USER_ADD, SQ_USER_DEL, SQ_USER_BY_LOGIN, SQ_USER_BY_EXT, SQ_USER_BY_ID,
 	SQ_USER_LIST, SQ_USER_SET_EXT, SQ_USER_SET_NAME, SQ_USER_SET_EMAIL,
@@ -36,6 +36,7 @@ struct sq {
 	sqlite3_stmt *st[SQ__COUNT];
 	uint32_t epoch;		/* per-store UIDL prefix, fixed at creation */
 	int in_txn;		/* inside begin()...commit() from outside */
+	int in_read;		/* inside read_begin()...read_end() */
 };
 
 /* The prepared statement, reset and with bindings cleared. */

@@ -72,6 +72,18 @@ store_errmsg(const struct store *s)
 	return s->errmsg;
 }
 
+void
+store_read_begin(struct store *s)
+{
+	s->be->read_begin(s);
+}
+
+void
+store_read_end(struct store *s)
+{
+	s->be->read_end(s);
+}
+
 int
 store_schema_version(struct store *s)
 {

@@ -50,6 +50,16 @@ const char *store_errmsg(const struct store *s);
 int store_schema_version(struct store *s);
 const char *store_status_str(int status);
 
+/*
+ * A read view: the reads between store_read_begin() and store_read_end()
+ * see one state of the store and share its cost (on SQLite, one read
+ * transaction instead of one per statement, and pages read once).  For a
+ * reader's connection only, never around writes.  If the view cannot be
+ * opened each read simply runs on its own.
+ */
+void store_read_begin(struct store *s);
+void store_read_end(struct store *s);
+
 /* ---- domains ---- */
 
 struct store_domain {

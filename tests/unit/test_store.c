@@ -952,6 +952,41 @@ test_writer_dup_failure(void **state)
 	free(spool);
 }
 
+/* Reads in a view see one state; each read outside one sees the latest. */
+static void
+test_read_view(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u = { .quota = 2000 };
+	struct store_user got;
+	struct store *reader;
+	char err[256];
+
+	add_user(f->s, "bob", NULL, 1000);
+	assert_int_equal(store_open(f->path, 0, &reader, err, sizeof(err)), STORE_OK);
+	store_read_begin(reader);
+	assert_int_equal(store_user_get(reader, "bob", &got), STORE_OK);
+	assert_int_equal(got.quota, 1000);
+	store_user_clear(&got);
+	assert_int_equal(store_user_set(f->s, "bob", &u, STORE_USER_QUOTA), STORE_OK);
+	assert_int_equal(store_user_add(f->s, &(struct store_user){ .login = "carol", .pop3 = 1 }),
+	    STORE_OK);
+	assert_int_equal(store_user_get(reader, "bob", &got), STORE_OK);
+	assert_int_equal(got.quota, 1000);
+	store_user_clear(&got);
+	assert_int_equal(store_user_get(reader, "carol", &got), STORE_NOTFOUND);
+	store_read_end(reader);
+
+	assert_int_equal(store_user_get(reader, "bob", &got), STORE_OK);
+	assert_int_equal(got.quota, 2000);
+	store_user_clear(&got);
+	assert_int_equal(store_user_get(reader, "carol", &got), STORE_OK);
+	store_user_clear(&got);
+	/* Ending no view, or one twice, is harmless. */
+	store_read_end(reader);
+	store_close(&reader);
+}
+
 int
 main(void)
 {
@@ -961,6 +996,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_view, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_freed_with_last_entry, setup, teardown),
