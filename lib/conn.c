@@ -16,6 +16,9 @@
  * commit) goes out in one write when that callback returns, with no
  * epoll change and no wake-up of its own.  Only output the kernel cannot
  * take at once turns the bufferevent's write event on, until it drains.
+ * Its input is read directly too, by an event of the connection's own:
+ * one read(2) per wake-up, where the bufferevent would first ask the
+ * kernel how much there is (an ioctl that takes the socket's lock).
  */
 #include "conn.h"
 
@@ -47,6 +50,7 @@
 
 static void conn_process(struct conn *c);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
+static void conn_read_resume(struct conn *c);
 
 /* What waits for the running callback to return. */
 enum {
@@ -185,12 +189,62 @@ conn_process(struct conn *c)
 		if (c->ops->input(c, in) == CONN_NEED_INPUT)
 			break;
 	}
+	if (c->read_full)
+		conn_read_resume(c);
 }
 
 static void
 conn_on_read(struct bufferevent *bev, void *arg)
 {
 	conn_process(arg);
+}
+
+/*
+ * Direct reading: what the socket has, up to CONN_IN_MAX held; at that
+ * mark reading pauses until the session has taken some (conn_process).
+ */
+#define CONN_READ_CHUNK		16384
+
+static void
+conn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t held = evbuffer_get_length(in), want;
+	char buf[CONN_READ_CHUNK];
+	ssize_t n;
+
+	if (held >= CONN_IN_MAX) {
+		event_del(c->io_ev);
+		c->read_full = 1;
+		return;
+	}
+	want = CONN_IN_MAX - held < sizeof(buf) ? CONN_IN_MAX - held : sizeof(buf);
+	do
+		n = read(fd, buf, want);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n <= 0) {
+		conn_on_event(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
+		    c);
+		return;
+	}
+	/* The bufferevent keeps its input's end frozen but while it reads itself. */
+	evbuffer_unfreeze(in, 0);
+	evbuffer_add(in, buf, (size_t)n);
+	evbuffer_freeze(in, 0);
+	conn_process(c);
+}
+
+static void
+conn_read_resume(struct conn *c)
+{
+	if (!c->direct || c->closing || c->freeing ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) >= CONN_IN_MAX)
+		return;
+	c->read_full = 0;
+	event_add(c->io_ev, NULL);
 }
 
 /* The output went down to the low-water mark: stream on, read again. */
@@ -272,6 +326,8 @@ conn_direct_off(struct conn *c)
 	conn_flush(c);
 	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
 	c->out_cb = NULL;
+	event_del(c->io_ev);
+	c->read_full = 0;
 	c->direct = 0;
 	c->write_on = 0;
 	c->deferred &= ~CONN_DO_FLUSH;
@@ -353,8 +409,8 @@ conn_on_free(struct conn *c)
 	if (c->defer_ev)
 		event_free(c->defer_ev);
 	conn_dq_unlink(c);
-	if (c->linger_ev)
-		event_free(c->linger_ev);
+	if (c->io_ev)
+		event_free(c->io_ev);
 	if (c->loop)
 		server_conn_gone(c->loop, c);
 	c->ops->release(c);
@@ -397,9 +453,9 @@ conn_bev_setup(struct conn *c)
 		bufferevent_setwatermark(under, EV_WRITE, 0, CONN_OUT_LOW);
 	}
 	if (c->direct && !c->write_on) {
-		/* A new bufferevent has writing on: direct writes want it off. */
-		bufferevent_disable(c->bev, EV_WRITE);
-		bufferevent_enable(c->bev, EV_READ);
+		/* A new bufferevent has reading and writing on: direct I/O wants them off. */
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		event_add(c->io_ev, NULL);
 	} else
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
@@ -460,6 +516,9 @@ conn_open(struct conn *c, struct server_loop *loop, const struct conn_ops *ops,
 		/* Every flush is one write of whole replies: Nagle would only delay them. */
 		if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->io_ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, conn_on_readable, c);
+		if (c->io_ev == NULL)
+			fatal("cannot create an event");
 		c->direct = 1;
 		c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), conn_on_output, c);
 	}
@@ -694,8 +753,8 @@ conn_free_later(struct conn *c)
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	evtimer_del(c->timer);
-	if (c->linger_ev)
-		event_del(c->linger_ev);
+	if (c->io_ev)
+		event_del(c->io_ev);
 	c->deferred = 0;
 	conn_defer(c, CONN_DO_FREE);
 }
@@ -740,8 +799,12 @@ conn_linger(struct conn *c)
 		return;
 	}
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	c->linger_ev = event_new(c->base, fd, EV_READ | EV_PERSIST, conn_on_linger, c);
-	event_add(c->linger_ev, &tv);
+	if (c->io_ev) {
+		event_del(c->io_ev);
+		event_assign(c->io_ev, c->base, fd, EV_READ | EV_PERSIST, conn_on_linger, c);
+	} else
+		c->io_ev = event_new(c->base, fd, EV_READ | EV_PERSIST, conn_on_linger, c);
+	event_add(c->io_ev, &tv);
 }
 
 void
@@ -776,6 +839,8 @@ conn_close(struct conn *c)
 		return;
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ);
+	if (c->io_ev)
+		event_del(c->io_ev);
 	c->deferred &= ~CONN_DO_RESUME;
 	conn_close_poll(c);
 }

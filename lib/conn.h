@@ -95,13 +95,14 @@ struct conn {
 	struct conn *dq_next, **dq_prev;	/* dq_prev: NULL while not queued */
 	struct event *defer_ev;
 	struct evbuffer_cb_entry *out_cb;
-	int direct;			/* a plain inbound socket: written without the write event */
+	int direct;			/* a plain inbound socket: read and written by us */
 	int write_on;			/* ... except while the kernel cannot take it all */
+	int read_full;			/* direct reading paused: CONN_IN_MAX held */
 	int waiting;			/* conn_wait: no input is taken */
 	int closing;
 	int freeing;
 	unsigned close_polls;
-	struct event *linger_ev;	/* after the last reply: reading to EOF */
+	struct event *io_ev;		/* direct reading, then lingering to EOF */
 	size_t lingered;
 
 	unsigned bad;			/* bad commands in a row */
