@@ -272,27 +272,89 @@ pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned l
 }
 
 /*
+ * The first "." in buf that starts a line after the first byte (just
+ * past an LF), or NULL.  Dots are rarer than line ends, so look for them.
+ */
+static const char *
+find_line_dot(const char *buf, size_t len)
+{
+	const char *p = buf + 1, *end = buf + len;
+
+	while (p < end && (p = memchr(p, '.', (size_t)(end - p))) != NULL) {
+		if (p[-1] == '\n')
+			return p;
+		p++;
+	}
+	return NULL;
+}
+
+/*
  * RETR: copy buf to out, doubling a "." that starts a line.  Lines end
- * with LF (stored text has CRLF); line_start carries across slices.
+ * with LF (stored text has CRLF); line_start carries across slices.  The
+ * text between such dots goes in one piece.
  */
 static void
 stream_stuff(struct pop3_stream *st, struct evbuffer *out, const char *buf, size_t len)
 {
-	size_t i = 0;
+	const char *p = buf, *end = buf + len;
 
-	while (i < len) {
-		const char *nl;
-		size_t seg;
+	if (st->line_start && *p == '.')
+		evbuffer_add(out, ".", 1);
+	while (p < end) {
+		const char *dot = find_line_dot(p, (size_t)(end - p));
+		const char *stop = dot ? dot : end;
 
-		if (st->line_start && buf[i] == '.')
+		evbuffer_add(out, p, (size_t)(stop - p));
+		if (dot)
 			evbuffer_add(out, ".", 1);
-		nl = memchr(buf + i, '\n', len - i);
-		seg = nl ? (size_t)(nl - (buf + i)) + 1 : len - i;
-		evbuffer_add(out, buf + i, seg);
-		st->line_start = nl != NULL;
-		i += seg;
+		p = stop;
 	}
-	st->last_lf = buf[len - 1] == '\n';
+	st->line_start = buf[len - 1] == '\n';
+	st->last_lf = st->line_start;
+}
+
+/* Would this slice go out as it is: no line in it starts with a dot? */
+static int
+stream_plain(const struct pop3_stream *st, const char *buf, size_t len)
+{
+	return !(st->line_start && buf[0] == '.') && find_line_dot(buf, len) == NULL;
+}
+
+/*
+ * RETR's next slice, read from the store straight into the output, where
+ * it stays when nothing in it needs stuffing (the usual case: one copy,
+ * store to socket buffer); buf is room for the other case.  Returns a
+ * store status; *got is the length.
+ */
+static int
+stream_retr_slice(struct pop3_stream *st, struct evbuffer *out, char buf[POP3_SLICE], size_t *got)
+{
+	uint64_t left = st->m->e.size - st->offset;
+	size_t want = left < POP3_SLICE ? (size_t)left : POP3_SLICE;
+	struct evbuffer_iovec v;
+	int status;
+
+	if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) != 1 || v.iov_len < want) {
+		/* No room to reserve: through a copy, as with dots. */
+		status = store_reader_read(st->r, st->offset, buf, want, got);
+		if (status == STORE_OK && *got > 0)
+			stream_stuff(st, out, buf, *got);
+		return status;
+	}
+	status = store_reader_read(st->r, st->offset, v.iov_base, want, got);
+	if (status != STORE_OK || *got == 0)
+		return status;
+	if (stream_plain(st, v.iov_base, *got)) {
+		st->line_start = ((const char *)v.iov_base)[*got - 1] == '\n';
+		st->last_lf = st->line_start;
+		v.iov_len = *got;
+		evbuffer_commit_space(out, &v, 1);
+		return STORE_OK;
+	}
+	/* Reserved space is not yet the buffer's: stuff from a copy of it. */
+	memcpy(buf, v.iov_base, *got);
+	stream_stuff(st, out, buf, *got);
+	return STORE_OK;
 }
 
 /*
@@ -348,8 +410,11 @@ pop3_stream_pump(struct pop3_session *s)
 		int done = st->offset >= e->size;
 
 		if (!done) {
-			if (store_reader_read(st->r, st->offset, buf, sizeof(buf), &got) != STORE_OK ||
-			    got == 0) {
+			int status = st->top ?
+			    store_reader_read(st->r, st->offset, buf, sizeof(buf), &got) :
+			    stream_retr_slice(st, out, buf, &got);
+
+			if (status != STORE_OK || got == 0) {
 				log_err("%s: reading message %s: %s", s->c.id, e->uidl,
 				    store_errmsg(s->loop->store));
 				pop3_stream_free(s);
@@ -359,8 +424,7 @@ pop3_stream_pump(struct pop3_session *s)
 			if (st->top) {
 				used = stream_top(st, out, buf, got);
 				done = used < got || (st->in_body && st->lines == 0);
-			} else
-				stream_stuff(st, out, buf, got);
+			}
 			st->offset += got;
 			done = done || st->offset >= e->size;
 		}

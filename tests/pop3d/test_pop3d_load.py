@@ -246,6 +246,41 @@ def test_dele_of_externally_deleted_message_then_quit(env):
     assert env.uids("alice") == [uids[2]]
 
 
+def test_dot_line_at_a_read_slice_boundary(env):
+    """A message is read from the store in 32 KiB slices; a line that
+    starts with a dot right at a slice's first byte, with no other such
+    line in that slice, is still doubled on the wire.  Where the body
+    begins in the stored message is learnt from the one before."""
+    slice_len = 32 * 1024
+    head = b"From: sender@outside.test\r\nTo: alice@example.test\r\nSubject: dots\r\n\r\n"
+    fill = b"x" * 98 + b"\r\n"
+    body_at = None
+    for attempt in range(5):
+        pad = b""
+        if body_at is not None:
+            # need bytes of lines: whole fill lines, then one of 100 to 199.
+            need = slice_len - body_at
+            q = need // len(fill) - 1
+            pad = fill * q + b"y" * (need - q * len(fill) - 2) + b"\r\n"
+        body = pad + b".dot\r\n" + fill * 400 + b"..two\r\n" + fill * 10
+        with smtplib.SMTP("127.0.0.1", env.smtp_port, timeout=60) as s:
+            assert s.sendmail(SENDER, ["alice@example.test"], head + body) == {}
+        entry = env.mailbox("alice")[-1]
+        stored = env.export("alice", entry["uid"])
+        assert stored.endswith(head + body)
+        body_at = len(stored) - len(body)
+        if stored[slice_len - 1:slice_len + 4] == b"\n.dot":
+            break
+    else:
+        pytest.fail("could not place a dot line at a slice boundary")
+    n = len(env.mailbox("alice"))
+    with env.raw(timeout=60) as c:
+        c.login()
+        assert c.cmd(f"RETR {n}").startswith("+OK")
+        assert c.body_raw() == stuff(stored)
+        assert c.cmd("QUIT").startswith("+OK")
+
+
 def test_retr_time_grows_linearly_with_size(pop3_factory):
     """RETR of 16 MB costs about 4 times RETR of 4 MB, not 16 times (each
     slice read from the store must not cost more the further into the
