@@ -537,10 +537,16 @@ server_run(struct server *srv)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	for (unsigned i = 1; i < srv->nloops; i++)
+	for (unsigned i = 1; i < srv->nloops; i++) {
+		char name[16];
+
 		if (pthread_create(&srv->loops[i].thread, NULL, server_loop_main,
 		    &srv->loops[i]) != 0)
 			fatal("cannot start event loop %u", i);
+		/* As top -H and ps -L show it; loop 0 is the main thread. */
+		snprintf(name, sizeof(name), "loop %u", i);
+		pthread_setname_np(srv->loops[i].thread, name);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	event_base_dispatch(srv->base);
 	for (unsigned i = 1; i < srv->nloops; i++)

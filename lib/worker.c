@@ -71,9 +71,11 @@ worker_pool_new(struct event_base *base, int nthreads)
 		fatal("eventfd: %s", strerror(errno));
 	p->nthreads = nthreads;
 	p->threads = xcalloc((size_t)nthreads, sizeof(*p->threads));
-	for (int i = 0; i < nthreads; i++)
+	for (int i = 0; i < nthreads; i++) {
 		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
 			fatal("cannot start a worker thread");
+		pthread_setname_np(p->threads[i], "worker");
+	}
 	return p;
 }
 

@@ -172,6 +172,7 @@ store_writer_new(const char *path, struct event_base *base,
 	pthread_cond_init(&t->wake, NULL);
 	if (pthread_create(&t->thread, NULL, writer_main, t) != 0)
 		fatal("store: cannot start the writer thread");
+	pthread_setname_np(t->thread, "store writer");
 	return STORE_OK;
 }
 
