@@ -261,7 +261,9 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_ENTRY_GET] = SQ_ENTRY_COLS "WHERE e.user_id = ?1 AND e.uid = ?2",
 	[SQ_ENTRY_PREFIX] = "SELECT prefix FROM entries WHERE uid = ?1",
 	[SQ_MESSAGE_EXISTS] = "SELECT 1 FROM messages WHERE id = ?1",
-	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1 AND uid = ?2",
+	/* ?2: a JSON array of uids, so that a QUIT's deletions are one statement. */
+	[SQ_ENTRY_DEL] = "DELETE FROM entries WHERE user_id = ?1"
+	    " AND uid IN (SELECT value FROM json_each(?2))",
 	[SQ_ENTRY_FLAGS] = "UPDATE entries SET flags = ?3 WHERE user_id = ?1 AND uid = ?2",
 
 #define SQ_QUEUE_COLS_FROM "SELECT q.id, q.message_id, m.qid, q.sender, q.recipient," \
@@ -659,11 +661,20 @@ sq_private_files(const char *path, int create)
  * Before the library's first use: no allocation statistics.  They take a
  * mutex shared by every connection on each malloc, and the daemons'
  * writer and loops would meet on it; nothing here reads them.
+ *
+ * The writer runs each request in a savepoint, so SQLite keeps the first
+ * copy of every page a request changes in a statement journal, a temp
+ * file once past 64 KiB: a QUIT that deletes a few hundred messages wrote
+ * each page a second time there, most of the writer's pwrites.  Up to
+ * SQ_STMTJRNL_SPILL it stays in memory (and is dropped at each request's
+ * end); a larger request still spills.
  */
+#define SQ_STMTJRNL_SPILL	(4 << 20)
 static void
 sq_configure(void)
 {
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, SQ_STMTJRNL_SPILL);
 }
 
 static int

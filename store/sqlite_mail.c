@@ -571,18 +571,28 @@ sq_reader_close(struct store_reader *r)
 int
 sq_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n)
 {
+	sqlite3_stmt *st;
+	char *json, *p;
 	int own, status;
 
-	if ((status = sq_txn_begin(s, &own)) != STORE_OK)
-		return status;
-	for (size_t i = 0; i < n && status == STORE_OK; i++) {
-		sqlite3_stmt *st = sq_stmt(s, SQ_ENTRY_DEL);
-
+	if (n == 0)
+		return STORE_OK;
+	/* One statement, so each page is journalled once, not once per row. */
+	p = json = xmalloc(n * 21 + 2);
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%lld", i ? "," : "", (long long)uids[i]);
+	*p++ = ']';
+	if ((status = sq_txn_begin(s, &own)) == STORE_OK) {
+		st = sq_stmt(s, SQ_ENTRY_DEL);
 		sqlite3_bind_int64(st, 1, user_id);
-		sqlite3_bind_int64(st, 2, uids[i]);
-		status = sq_exec_stmt(s, st, "delete entry");
+		sqlite3_bind_text(st, 2, json, (int)(p - json), SQLITE_STATIC);
+		status = sq_exec_stmt(s, st, "delete entries");
+		sqlite3_clear_bindings(st);
+		status = sq_txn_end(s, own, status);
 	}
-	return sq_txn_end(s, own, status);
+	free(json);
+	return status;
 }
 
 int

@@ -674,6 +674,64 @@ test_delete_any_kind(void **state)
 	store_entry_list_free(&v, n);
 }
 
+/*
+ * One call deletes exactly the listed entries of that mailbox: not those
+ * left out, not another mailbox's even when its uid is listed, and uids
+ * already gone (or never made) are no error.  Usage follows.
+ */
+static void
+test_delete_set(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0), b = add_user(f->s, "bob", NULL, 0);
+	struct store_rcpt_local ra = { a, NULL, NULL }, rb = { b, NULL, NULL };
+	struct store_delivery_result res;
+	struct store_user u;
+	struct store_entry *v;
+	int64_t uids[10], del[8];
+	size_t n, nd = 0;
+
+	for (int i = 0; i < 10; i++) {
+		struct store_delivery d = { .sender = "", .data = "abcd\r\n", .fd = -1,
+		    .len = 6, .local = i == 9 ? &rb : &ra, .nlocal = 1 };
+
+		assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+		store_delivery_result_clear(&res);
+	}
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 9);
+	for (size_t i = 0; i < n; i++)
+		uids[i] = v[i].uid;
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_mailbox_list(f->s, b, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	uids[9] = v[0].uid;
+	store_entry_list_free(&v, n);
+
+	/* alice's odd ones, bob's one, a uid never made, the largest uid. */
+	for (int i = 1; i < 9; i += 2)
+		del[nd++] = uids[i];
+	del[nd++] = uids[9];
+	del[nd++] = uids[9] + 1000;
+	del[nd++] = INT64_MAX;
+	assert_int_equal(store_entries_delete(f->s, a, del, nd), STORE_OK);
+	/* Again: all of them are gone now, still no error. */
+	assert_int_equal(store_entries_delete(f->s, a, del, nd), STORE_OK);
+
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(v[i].uid, uids[2 * i]);
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_mailbox_list(f->s, b, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_user_get(f->s, "alice", &u), STORE_OK);
+	assert_int_equal(u.messages, 5);
+	assert_int_equal(u.used, 5 * 6);
+	store_user_clear(&u);
+}
+
 /* ---- the writer ---- */
 
 struct wctx {
@@ -1008,6 +1066,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
