@@ -24,7 +24,7 @@ SAN     ?=
 FUZZ_SECONDS ?= 20
 
 PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 libcares inih libcrypt \
-	gmime-3.0 libxml-2.0 espeak-ng
+	gmime-3.0 libxml-2.0 espeak-ng libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

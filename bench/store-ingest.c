@@ -55,7 +55,7 @@ bench_fresh_store(struct bench *b, const char *dir, const char *tag)
 	snprintf(shm, sizeof(shm), "%s-shm", b->path);
 	unlink(wal);
 	unlink(shm);
-	if (store_open(b->path, STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
+	if (store_open(STORE_SQLITE(b->path), STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "store-ingest: %s\n", err);
 		exit(1);
 	}
@@ -138,7 +138,7 @@ run_group(struct bench *b, int submitters)
 	double t0, t1;
 
 	g.base = event_base_new();
-	if (store_writer_new(b->path, g.base, &g.w, err, sizeof(err)) != STORE_OK) {
+	if (store_writer_new(STORE_SQLITE(b->path), g.base, &g.w, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "store-ingest: %s\n", err);
 		exit(1);
 	}
@@ -172,7 +172,7 @@ single_thread(void *arg)
 	char err[256];
 	unsigned long k = (unsigned long)t->index;
 
-	if (store_open(t->b->path, 0, &s, err, sizeof(err)) != STORE_OK) {
+	if (store_open(STORE_SQLITE(t->b->path), 0, &s, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "store-ingest: %s\n", err);
 		exit(1);
 	}

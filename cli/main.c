@@ -132,16 +132,22 @@ int
 cli_open_store(struct cli *c)
 {
 	char err[512];
+	struct store_config sc;
 	char *path;
 	int status;
 
 	if (c->store)
 		return 0;
-	if (mkdir_p(c->cfg.general.data_dir) != 0)
+	store_config_of(&c->cfg, &sc, &path);
+	if (sc.backend == STORE_BACKEND_POSTGRESQL)
+		return cli_error(EX_FAILED, "[store] backend = postgresql: umboxctl cannot"
+		    " use PostgreSQL yet; set backend = sqlite");
+	if (mkdir_p(c->cfg.general.data_dir) != 0) {
+		free(path);
 		return cli_error(EX_FAILED, "cannot create data_dir %s: %s",
 		    c->cfg.general.data_dir, strerror(errno));
-	path = config_store_path(&c->cfg);
-	status = store_open(path, STORE_CREATE, &c->store, err, sizeof(err));
+	}
+	status = store_open(&sc, STORE_CREATE, &c->store, err, sizeof(err));
 	if (status == STORE_OK) {
 		cli_fix_owner(c, c->cfg.general.data_dir);
 		cli_fix_owner(c, path);

@@ -82,8 +82,8 @@ fuzz_setup(void)
 	loop.base = SRV.base;
 	snprintf(pop3d.owner_prefix, sizeof(pop3d.owner_prefix), "fuzz:1:");
 	path = config_store_path(&cfg);
-	if (store_open(path, STORE_CREATE, &loop.store, err, sizeof(err)) != STORE_OK ||
-	    store_writer_new(path, SRV.base, &loop.writer, err, sizeof(err)) != STORE_OK)
+	if (store_open(STORE_SQLITE(path), STORE_CREATE, &loop.store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(STORE_SQLITE(path), SRV.base, &loop.writer, err, sizeof(err)) != STORE_OK)
 		abort();
 	free(path);
 	/* The cheapest yescrypt cost keeps logins fast enough to fuzz. */

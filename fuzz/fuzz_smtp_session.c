@@ -58,8 +58,8 @@ fuzz_setup(void)
 	loop.srv = &SRV;
 	loop.base = SRV.base;
 	path = config_store_path(&cfg);
-	if (store_open(path, STORE_CREATE, &loop.store, err, sizeof(err)) != STORE_OK ||
-	    store_writer_new(path, SRV.base, &loop.writer, err, sizeof(err)) != STORE_OK)
+	if (store_open(STORE_SQLITE(path), STORE_CREATE, &loop.store, err, sizeof(err)) != STORE_OK ||
+	    store_writer_new(STORE_SQLITE(path), SRV.base, &loop.writer, err, sizeof(err)) != STORE_OK)
 		abort();
 	free(path);
 	{

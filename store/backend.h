@@ -1,8 +1,8 @@
 /*
  * backend.h - what a storage backend implements.  store.c dispatches the
- * public API of store.h through one of these; SQLite (sqlite*.c) is the
- * one backend today, and a PostgreSQL one would be a second table of the
- * same functions.  Nothing outside store/ includes this file.
+ * public API of store.h through one of these: SQLite (sqlite*.c), and
+ * PostgreSQL (pg.c), whose table leaves NULL what it does not have yet.
+ * Nothing outside store/ includes this file.
  */
 #ifndef UMBOX_STORE_BACKEND_H
 #define UMBOX_STORE_BACKEND_H
@@ -18,7 +18,7 @@ struct store {
 
 struct store_backend {
 	const char *name;
-	int (*open)(struct store *s, const char *path, int flags);
+	int (*open)(struct store *s, const struct store_config *cfg, int flags);
 	void (*close)(struct store *s);
 	int (*schema_version)(struct store *s);
 
@@ -103,6 +103,7 @@ struct store_backend {
 #define STORE_USER_BY_ID	2
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;	/* the directory so far */
 
 /*
  * Is r a relay the store may hold?  STORE_OK, or STORE_INVALID with a

@@ -16,14 +16,36 @@
 #include "lib/log.h"
 #include "lib/server.h"
 
+void
+store_config_of(const struct umbox_config *cfg, struct store_config *out, char **path)
+{
+	memset(out, 0, sizeof(*out));
+	*path = NULL;
+	if (cfg->store.backend == CONFIG_BACKEND_POSTGRESQL) {
+		out->backend = STORE_BACKEND_POSTGRESQL;
+		out->dsn = cfg->store.dsn;
+		out->node_id = cfg->store.node_id;
+		return;
+	}
+	out->backend = STORE_BACKEND_SQLITE;
+	out->path = *path = config_store_path(cfg);
+}
+
 int
 store_daemon_check(struct server *srv)
 {
 	const struct umbox_config *cfg = srv->cfg;
-	char err[1024], *path = config_store_path(cfg);
+	char err[1024], *path;
+	struct store_config sc;
 	struct store *s = NULL;
 
-	if (store_open(path, STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
+	store_config_of(cfg, &sc, &path);
+	if (sc.backend == STORE_BACKEND_POSTGRESQL) {
+		log_err("[store] backend = postgresql: the daemons cannot serve from"
+		    " PostgreSQL yet; set backend = sqlite");
+		return -1;
+	}
+	if (store_open(&sc, STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
 		log_err("store %s: %s", path, err);
 		free(path);
 		return -1;
@@ -40,21 +62,24 @@ store_daemon_check(struct server *srv)
 int
 store_daemon_open(struct server *srv)
 {
-	char err[1024], *path = config_store_path(srv->cfg);
+	char err[1024], *path;
+	struct store_config sc;
 	int status = STORE_OK;
+
+	store_config_of(srv->cfg, &sc, &path);
 
 	for (unsigned i = 0; i < srv->nloops && status == STORE_OK; i++) {
 		struct server_loop *l = &srv->loops[i];
 
-		status = store_open(path, STORE_CREATE, &l->store, err, sizeof(err));
+		status = store_open(&sc, STORE_CREATE, &l->store, err, sizeof(err));
 		if (status != STORE_OK)
 			break;
 		status = i == 0 ?
-		    store_writer_new(path, l->base, &l->writer, err, sizeof(err)) :
+		    store_writer_new(&sc, l->base, &l->writer, err, sizeof(err)) :
 		    store_writer_attach(srv->loops[0].writer, l->base, &l->writer, err, sizeof(err));
 	}
 	if (status != STORE_OK) {
-		log_err("store %s: %s", path, err);
+		log_err("store %s: %s", store_config_name(&sc), err);
 		store_daemon_close(srv);
 	}
 	free(path);

@@ -678,8 +678,9 @@ sq_configure(void)
 }
 
 static int
-sq_open(struct store *s, const char *path, int flags)
+sq_open(struct store *s, const struct store_config *cfg, int flags)
 {
+	const char *path = cfg->path;
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct sq *q = xcalloc(1, sizeof(*q));
 	int oflags, rc, status;

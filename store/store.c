@@ -35,15 +35,23 @@ store_status_str(int status)
 	}
 }
 
+const char *
+store_config_name(const struct store_config *cfg)
+{
+	return cfg->backend == STORE_BACKEND_POSTGRESQL ? "postgresql" : cfg->path;
+}
+
 int
-store_open(const char *path, int flags, struct store **out, char *err, size_t errlen)
+store_open(const struct store_config *cfg, int flags, struct store **out, char *err,
+    size_t errlen)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
 	int status;
 
-	s->be = &store_sqlite_backend;
-	s->path = xstrdup(path);
-	status = s->be->open(s, path, flags);
+	s->be = cfg->backend == STORE_BACKEND_POSTGRESQL ? &store_pg_backend :
+	    &store_sqlite_backend;
+	s->path = xstrdup(cfg->path ? cfg->path : "");
+	status = s->be->open(s, cfg, flags);
 	if (status != STORE_OK) {
 		snprintf(err, errlen, "%s", s->errmsg);
 		store_close(&s);

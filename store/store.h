@@ -40,11 +40,38 @@ enum store_status {
 #define STORE_CREATE	0x01	/* create the database file if missing */
 #define STORE_READONLY	0x02
 
+enum store_backend_kind {
+	STORE_BACKEND_SQLITE = 0,
+	STORE_BACKEND_POSTGRESQL,
+};
+
+/* Which store to open ([store] in umbox.conf). */
+struct store_config {
+	enum store_backend_kind backend;
+	const char *path;	/* sqlite: the database file, DATA_DIR/store.db */
+	const char *dsn;	/* postgresql: a libpq conninfo */
+	const char *node_id;	/* postgresql: this node's name */
+};
+
+/* An SQLite store at path, as a config for store_open(). */
+#define STORE_SQLITE(p)	(&(const struct store_config){ .backend = STORE_BACKEND_SQLITE, .path = (p) })
+
+struct umbox_config;
 /*
- * Open DATA_DIR/store.db, set the pragmas, migrate the schema forward.
- * On failure returns the status and writes a message into err.
+ * The store a umbox.conf names.  For SQLite, *path is set to the file's
+ * name, which out points to: free it after the last store_open().
  */
-int store_open(const char *path, int flags, struct store **out, char *err, size_t errlen);
+void store_config_of(const struct umbox_config *cfg, struct store_config *out, char **path);
+/* What to call the store in messages: its file, or the database's name. */
+const char *store_config_name(const struct store_config *cfg);
+
+/*
+ * Open the store (SQLite: set the pragmas; both: migrate the schema
+ * forward, refusing a newer one).  On failure returns the status and
+ * writes a message into err.
+ */
+int store_open(const struct store_config *cfg, int flags, struct store **out, char *err,
+    size_t errlen);
 void store_close(struct store **s);
 const char *store_errmsg(const struct store *s);
 int store_schema_version(struct store *s);
@@ -565,11 +592,11 @@ struct store_req;
 typedef void store_req_cb(struct store_req *req, void *arg);
 
 /*
- * Start a writer thread with its own connection to path.  Completed
+ * Start a writer thread with its own connection to the store.  Completed
  * requests are handed back on base's thread; base must stay alive until
  * store_writer_free().
  */
-int store_writer_new(const char *path, struct event_base *base,
+int store_writer_new(const struct store_config *cfg, struct event_base *base,
     struct store_writer **out, char *err, size_t errlen);
 /*
  * Another loop's handle on w's thread: requests submitted through it are

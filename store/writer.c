@@ -151,13 +151,13 @@ writer_handle_new(struct writer_thread *t, struct event_base *base, int owner)
 }
 
 int
-store_writer_new(const char *path, struct event_base *base,
+store_writer_new(const struct store_config *cfg, struct event_base *base,
     struct store_writer **out, char *err, size_t errlen)
 {
 	struct writer_thread *t = xcalloc(1, sizeof(*t));
 	int status;
 
-	if ((status = store_open(path, 0, &t->s, err, errlen)) != STORE_OK) {
+	if ((status = store_open(cfg, 0, &t->s, err, errlen)) != STORE_OK) {
 		free(t);
 		return status;
 	}

@@ -386,3 +386,15 @@ def test_status_counts_follow_changes(site):
     assert site.json("status")["users"] == 2
     site.ok("domain", "del", "example.test")
     assert site.json("status")["domains"] == 0
+
+
+# -- [store] backend -----------------------------------------------------------
+
+def test_postgresql_backend_refused_until_it_is_served(umbox):
+    """The PostgreSQL backend is not complete yet: umboxctl says so and
+    what to do, rather than quietly using an SQLite file instead."""
+    umbox.write_config("[store]\nbackend = postgresql\ndsn = host=/nonexistent dbname=mail\n")
+    r = umbox.run("user", "list")
+    assert r.rc == 1, r
+    assert "postgresql" in r.err and "backend = sqlite" in r.err, r
+    assert not umbox.store_path.exists()

@@ -229,3 +229,15 @@ def test_config_check_bad_value_names_file_line_key(smtpd_factory):
     assert p.returncode == 1, p
     lineno = d.config.read_text().splitlines().index("max_message_size = lots") + 1
     assert_names_file_line_key(p.stderr, d.config, lineno, "max_message_size")
+
+
+def test_postgresql_backend_refused_at_start(smtpd_factory):
+    """Not served yet: the daemon exits with a message that says so, and
+    never serves mail from an SQLite file the site did not ask for."""
+    d = smtpd_factory(start=False)
+    with open(d.config, "a") as f:
+        f.write("\n[store]\nbackend = postgresql\ndsn = host=/nonexistent dbname=mail\n")
+    p = subprocess.run([str(binary("umbox-smtpd")), "-f", "-c", str(d.config)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0, p
+    assert "postgresql" in p.stderr and "backend = sqlite" in p.stderr, p

@@ -51,7 +51,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "store-put: unknown kind %s\n", argv[3]);
 		return 2;
 	}
-	if (store_open(argv[1], 0, &s, err, sizeof(err)) != STORE_OK) {
+	if (store_open(STORE_SQLITE(argv[1]), 0, &s, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "store-put: %s\n", err);
 		return 1;
 	}

@@ -92,7 +92,7 @@ child_main(const char *path, int64_t user_id, uint32_t first_seq, int ackfd)
 	char err[256];
 
 	c.base = event_base_new();
-	if (store_writer_new(path, c.base, &c.w, err, sizeof(err)) != STORE_OK)
+	if (store_writer_new(STORE_SQLITE(path), c.base, &c.w, err, sizeof(err)) != STORE_OK)
 		_exit(2);
 	for (int i = 0; i < INFLIGHT; i++)
 		child_submit(&c);
@@ -112,7 +112,7 @@ test_sigkill_durability(void **state)
 
 	(void)state;
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
-	assert_int_equal(store_open(path, STORE_CREATE, &s, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(STORE_SQLITE(path), STORE_CREATE, &s, err, sizeof(err)), STORE_OK);
 	assert_int_equal(store_user_add(s, &u), STORE_OK);
 	assert_int_equal(store_user_get(s, "alice", &u), STORE_OK);
 	uid = u.id;
@@ -144,7 +144,7 @@ test_sigkill_durability(void **state)
 		close(pfd[0]);
 
 		/* Reopen (recovery) and check every entry. */
-		assert_int_equal(store_open(path, 0, &s, err, sizeof(err)), STORE_OK);
+		assert_int_equal(store_open(STORE_SQLITE(path), 0, &s, err, sizeof(err)), STORE_OK);
 		struct store_entry *v;
 		size_t n;
 		assert_int_equal(store_mailbox_list(s, uid, &v, &n), STORE_OK);

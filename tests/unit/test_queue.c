@@ -31,7 +31,7 @@ setup(void **state)
 
 	f->dir = tu_tempdir();
 	f->path = tu_path(f->dir, "store.db");
-	if (store_open(f->path, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
+	if (store_open(STORE_SQLITE(f->path), STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "store_open: %s\n", err);
 		return -1;
 	}
@@ -157,7 +157,7 @@ test_migration_4(void **state)
 	}
 	sqlite3_close(db);
 
-	assert_int_equal(store_open(f->path, 0, &f->s, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(STORE_SQLITE(f->path), 0, &f->s, err, sizeof(err)), STORE_OK);
 	assert_int_equal(store_schema_version(f->s), 4);
 	assert_int_equal(store_queue_list(f->s, &v, &n), STORE_OK);
 	assert_int_equal(n, 4);
@@ -791,7 +791,7 @@ test_writer_requests(void **state)
 	store_delivery_result_clear(&res);
 
 	w.base = event_base_new();
-	assert_int_equal(store_writer_new(f->path, w.base, &wr, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_writer_new(STORE_SQLITE(f->path), w.base, &wr, err, sizeof(err)), STORE_OK);
 
 	/*
 	 * Claim: the remote rows, and alice's too: it is due by the clock,

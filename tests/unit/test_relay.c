@@ -20,7 +20,7 @@ setup(void **state)
 
 	f->dir = tu_tempdir();
 	f->path = tu_path(f->dir, "store.db");
-	if (store_open(f->path, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
+	if (store_open(STORE_SQLITE(f->path), STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "store_open: %s\n", err);
 		return -1;
 	}

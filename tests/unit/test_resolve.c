@@ -44,7 +44,7 @@ setup(void **state)
 
 	f->dir = tu_tempdir();
 	path = tu_path(f->dir, "store.db");
-	if (store_open(path, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
+	if (store_open(STORE_SQLITE(path), STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
 		return -1;
 	free(path);
 	store_domain_add(f->s, &d);

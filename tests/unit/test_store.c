@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include <event2/event.h>
+#include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -20,6 +22,9 @@ struct fx {
 	char *dir;
 	char *path;
 	struct store *s;
+	struct store_config cfg;	/* to open the same store again */
+	char *pgdb;			/* postgresql: the test's own database */
+	char *dsn;
 };
 
 static int
@@ -30,7 +35,8 @@ setup(void **state)
 
 	f->dir = tu_tempdir();
 	f->path = tu_path(f->dir, "store.db");
-	if (store_open(f->path, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
+	f->cfg = *STORE_SQLITE(f->path);
+	if (store_open(&f->cfg, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
 		fprintf(stderr, "store_open: %s\n", err);
 		return -1;
 	}
@@ -48,6 +54,78 @@ teardown(void **state)
 	tu_rmdir(f->dir);
 	free(f);
 	return 0;
+}
+
+/*
+ * PostgreSQL: UMBOX_TEST_PG is the conninfo of a cluster the test run
+ * started (tests/pg-cluster); each test gets a database of its own.
+ */
+static int
+pg_admin(const char *sql)
+{
+	PGconn *c = PQconnectdb(getenv("UMBOX_TEST_PG"));
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+static int
+setup_pg(void **state)
+{
+	static int seq;
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256], *sql;
+
+	if (asprintf(&f->pgdb, "umbox_test_%d_%d", (int)getpid(), ++seq) < 0 ||
+	    asprintf(&sql, "CREATE DATABASE %s", f->pgdb) < 0)
+		abort();
+	if (pg_admin(sql) != 0)
+		return -1;
+	free(sql);
+	if (asprintf(&f->dsn, "%s dbname=%s", getenv("UMBOX_TEST_PG"), f->pgdb) < 0)
+		abort();
+	f->cfg = (struct store_config){ .backend = STORE_BACKEND_POSTGRESQL, .dsn = f->dsn,
+	    .node_id = "test" };
+	if (store_open(&f->cfg, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "store_open: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown_pg(void **state)
+{
+	struct fx *f = *state;
+	char *sql;
+
+	store_close(&f->s);
+	if (asprintf(&sql, "DROP DATABASE %s WITH (FORCE)", f->pgdb) < 0)
+		abort();
+	pg_admin(sql);
+	free(sql);
+	free(f->pgdb);
+	free(f->dsn);
+	free(f);
+	return 0;
+}
+
+/* A statement on the test's own database, as another client would run it. */
+static void
+pg_run(struct fx *f, const char *sql)
+{
+	PGconn *c = PQconnectdb(f->dsn);
+	PGresult *r = PQexec(c, sql);
+
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
 }
 
 static int64_t
@@ -74,13 +152,13 @@ test_open_schema(void **state)
 
 	assert_int_equal(store_schema_version(f->s), SCHEMA_VERSION);
 	/* Reopening an existing store migrates nothing and works. */
-	assert_int_equal(store_open(f->path, 0, &again, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(STORE_SQLITE(f->path), 0, &again, err, sizeof(err)), STORE_OK);
 	assert_int_equal(store_schema_version(again), SCHEMA_VERSION);
 	store_close(&again);
 	assert_null(again);
 	/* Without STORE_CREATE a missing file is not created. */
 	char *missing = tu_path(f->dir, "nope.db");
-	assert_int_equal(store_open(missing, 0, &again, err, sizeof(err)), STORE_NOTFOUND);
+	assert_int_equal(store_open(STORE_SQLITE(missing), 0, &again, err, sizeof(err)), STORE_NOTFOUND);
 	assert_int_equal(access(missing, F_OK), -1);
 	free(missing);
 }
@@ -107,11 +185,11 @@ test_store_file_private(void **state)
 			assert_int_equal(chmod(q, 0644), 0);
 		free(q);
 	}
-	assert_int_equal(store_open(f->path, STORE_READONLY, &again, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(STORE_SQLITE(f->path), STORE_READONLY, &again, err, sizeof(err)), STORE_OK);
 	store_close(&again);
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0644);	/* a reader changes nothing */
-	assert_int_equal(store_open(f->path, 0, &f->s, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(STORE_SQLITE(f->path), 0, &f->s, err, sizeof(err)), STORE_OK);
 	for (size_t i = 0; i < 3; i++) {
 		char *q = NULL;
 
@@ -133,7 +211,7 @@ test_newer_schema_refused(void **state)
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(store_open(f->path, 0, &again, err, sizeof(err)), STORE_INVALID);
+	assert_int_equal(store_open(STORE_SQLITE(f->path), 0, &again, err, sizeof(err)), STORE_INVALID);
 	assert_non_null(strstr(err, "newer"));
 }
 
@@ -379,7 +457,7 @@ test_uid_never_reused(void **state)
 	/* Also across a reopen. */
 	store_close(&f->s);
 	char err[256];
-	assert_int_equal(store_open(f->path, 0, &f->s, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(STORE_SQLITE(f->path), 0, &f->s, err, sizeof(err)), STORE_OK);
 	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
 	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
 	assert_true(v[0].uid > max);
@@ -771,7 +849,7 @@ test_writer_group_commit(void **state)
 	struct store_rcpt_local ok_rcpt = { a, NULL, NULL }, full_rcpt = { small, NULL, NULL };
 
 	ctx.base = event_base_new();
-	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_writer_new(STORE_SQLITE(f->path), ctx.base, &w, err, sizeof(err)), STORE_OK);
 	ctx.expect = 500;
 	for (int i = 0; i < ctx.expect; i++) {
 		char body[32];
@@ -813,7 +891,7 @@ test_writer_cancel_and_delete(void **state)
 	int64_t uids[2];
 
 	ctx.base = event_base_new();
-	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_writer_new(STORE_SQLITE(f->path), ctx.base, &w, err, sizeof(err)), STORE_OK);
 	/* A cancelled request is still carried out, but nobody is called back. */
 	req = store_req_deliver(&d, on_done, &ctx);
 	store_writer_submit(w, req);
@@ -878,7 +956,7 @@ test_writer_disk_full(void **state)
 
 	signal(SIGXFSZ, SIG_IGN);
 	ctx.base = event_base_new();
-	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_writer_new(STORE_SQLITE(f->path), ctx.base, &w, err, sizeof(err)), STORE_OK);
 	assert_int_equal(writer_one(w, &ctx, &small), STORE_OK);
 
 	getrlimit(RLIMIT_FSIZE, &old);
@@ -934,7 +1012,7 @@ test_writer_per_target(void **state)
 	struct store_stats st;
 
 	ctx.base = event_base_new();
-	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_writer_new(STORE_SQLITE(f->path), ctx.base, &w, err, sizeof(err)), STORE_OK);
 	store_writer_submit(w, store_req_deliver(&d, on_per_target, &ctx));
 	event_base_dispatch(ctx.base);
 	assert_int_equal(ctx.done, 1);
@@ -982,7 +1060,7 @@ test_writer_dup_failure(void **state)
 	assert_int_equal(write(fd, "hello\r\n", 7), 7);
 	struct store_delivery d = { .sender = "", .fd = fd, .len = 7, .local = &r, .nlocal = 1 };
 	ctx.base = event_base_new();
-	assert_int_equal(store_writer_new(f->path, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_writer_new(STORE_SQLITE(f->path), ctx.base, &w, err, sizeof(err)), STORE_OK);
 
 	/* No descriptor free below the limit: F_DUPFD fails with EMFILE. */
 	lowest = dup(0);
@@ -1021,7 +1099,7 @@ test_read_view(void **state)
 	char err[256];
 
 	add_user(f->s, "bob", NULL, 1000);
-	assert_int_equal(store_open(f->path, 0, &reader, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(&f->cfg, 0, &reader, err, sizeof(err)), STORE_OK);
 	store_read_begin(reader);
 	assert_int_equal(store_user_get(reader, "bob", &got), STORE_OK);
 	assert_int_equal(got.quota, 1000);
@@ -1043,6 +1121,90 @@ test_read_view(void **state)
 	/* Ending no view, or one twice, is harmless. */
 	store_read_end(reader);
 	store_close(&reader);
+}
+
+/* ---- PostgreSQL only ---- */
+
+static void
+test_pg_open_schema(void **state)
+{
+	struct fx *f = *state;
+	struct store *again;
+	char err[256];
+
+	assert_int_equal(store_schema_version(f->s), 1);
+	assert_int_equal(store_open(&f->cfg, 0, &again, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_schema_version(again), 1);
+	store_close(&again);
+}
+
+struct pg_opener {
+	const struct store_config *cfg;
+	int status;
+	char err[256];
+};
+
+static void *
+pg_open_thread(void *arg)
+{
+	struct pg_opener *o = arg;
+	struct store *s = NULL;
+
+	o->status = store_open(o->cfg, STORE_CREATE, &s, o->err, sizeof(o->err));
+	store_close(&s);
+	return NULL;
+}
+
+/* Nodes starting at once on an empty database: one migrates, all open. */
+static void
+test_pg_concurrent_migration(void **state)
+{
+	struct fx *f = *state;
+	struct pg_opener o[4];
+	pthread_t t[4];
+
+	pg_run(f, "DROP TABLE users, domains, meta, umbox_schema");
+	for (int i = 0; i < 4; i++) {
+		o[i] = (struct pg_opener){ .cfg = &f->cfg };
+		assert_int_equal(pthread_create(&t[i], NULL, pg_open_thread, &o[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 4; i++) {
+		if (o[i].status != STORE_OK)
+			fprintf(stderr, "store_open: %s\n", o[i].err);
+		assert_int_equal(o[i].status, STORE_OK);
+	}
+	assert_int_equal(store_schema_version(f->s), 1);
+}
+
+static void
+test_pg_newer_schema_refused(void **state)
+{
+	struct fx *f = *state;
+	struct store *again;
+	char err[256];
+
+	pg_run(f, "UPDATE umbox_schema SET version = 99");
+	assert_int_equal(store_open(&f->cfg, 0, &again, err, sizeof(err)), STORE_INVALID);
+	assert_non_null(strstr(err, "newer"));
+	assert_int_equal(store_open(&f->cfg, STORE_READONLY, &again, err, sizeof(err)),
+	    STORE_INVALID);
+}
+
+/* No server there: a temporary error that says so, not a crash or a hang. */
+static void
+test_pg_no_server(void **state)
+{
+	struct fx *f = *state;
+	struct store_config cfg = { .backend = STORE_BACKEND_POSTGRESQL,
+	    .dsn = "host=/nonexistent-umbox-socket-dir connect_timeout=2" };
+	struct store *s;
+	char err[512];
+
+	(void)f;
+	assert_int_equal(store_open(&cfg, 0, &s, err, sizeof(err)), STORE_ERROR);
+	assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
 }
 
 int
@@ -1073,6 +1235,22 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_per_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup, teardown),
 	};
+	/* The same tests on PostgreSQL, as far as that backend goes. */
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_pg_open_schema, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_concurrent_migration, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_newer_schema_refused, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_no_server, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_domains, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_users, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_read_view, setup_pg, teardown_pg),
+	};
+	int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (getenv("UMBOX_TEST_PG") == NULL) {
+		fprintf(stderr, "UMBOX_TEST_PG is not set: the PostgreSQL tests did not run"
+		    " (tests/run starts a cluster for them)\n");
+		return failed;
+	}
+	return failed + cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL);
 }
