@@ -46,6 +46,17 @@ static const char *const pg_migrations[] = {
 	"  used bigint NOT NULL DEFAULT 0,"
 	"  messages bigint NOT NULL DEFAULT 0,"
 	"  created_at bigint NOT NULL);",
+
+	/* 2: aliases; a member is kept as given and unique without regard to case. */
+	"CREATE TABLE aliases ("
+	"  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  name text NOT NULL UNIQUE CHECK (name = lower(name)),"
+	"  created_at bigint NOT NULL);"
+	"CREATE TABLE alias_members ("
+	"  alias_id bigint NOT NULL REFERENCES aliases(id) ON DELETE CASCADE,"
+	"  member text NOT NULL,"
+	"  position bigint NOT NULL);"
+	"CREATE UNIQUE INDEX alias_members_key ON alias_members (alias_id, lower(member));",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -290,6 +301,28 @@ pg_close(struct store *s)
 }
 
 /* ---- transactions ---- */
+
+/* A transaction of the operation's own, unless the writer's is open. */
+static int
+pg_txn_begin(struct store *s, int *own)
+{
+	*own = 0;
+	if (((struct pg *)s->impl)->in_txn)
+		return STORE_OK;
+	*own = 1;
+	return pg_exec(s, "begin", "BEGIN", 0, NULL);
+}
+
+static int
+pg_txn_end(struct store *s, int own, int status)
+{
+	if (!own)
+		return status;
+	if (status == STORE_OK && (status = pg_exec(s, "commit", "COMMIT", 0, NULL)) == STORE_OK)
+		return STORE_OK;
+	PQclear(PQexec(pg_conn(s), "ROLLBACK"));
+	return status;
+}
 
 static int
 pg_begin(struct store *s)
@@ -567,6 +600,171 @@ pg_user_list(struct store *s, struct store_user **out, size_t *n)
 	return STORE_OK;
 }
 
+/* ---- aliases ---- */
+
+static int
+pg_alias_id(struct store *s, const char *name, int64_t *id)
+{
+	const char *v[] = { name };
+	int status;
+	PGresult *r = pg_run(s, &status, "get alias",
+	    "SELECT id FROM aliases WHERE name = lower($1)", 1, v);
+
+	if (r == NULL)
+		return status;
+	if (PQntuples(r) == 1)
+		*id = pg_col_i64(r, 0, 0);
+	else
+		status = store_fail(s, STORE_NOTFOUND, "no alias %s", name);
+	PQclear(r);
+	return status;
+}
+
+/* After the alias's last member, in order; one already there (any case) is skipped. */
+static int
+pg_members_add(struct store *s, int64_t id, const char *const *m, size_t n)
+{
+	char idbuf[PG_INT_LEN];
+	int status = STORE_OK;
+
+	pg_i64(idbuf, id);
+	for (size_t i = 0; i < n && status == STORE_OK; i++) {
+		const char *v[] = { idbuf, m[i] };
+
+		status = pg_exec(s, "add alias member", "INSERT INTO alias_members"
+		    " (alias_id, member, position) SELECT $1, $2, coalesce(max(position), 0) + 1"
+		    " FROM alias_members WHERE alias_id = $1"
+		    " ON CONFLICT (alias_id, lower(member)) DO NOTHING", 2, v);
+	}
+	return status;
+}
+
+static int
+pg_alias_add(struct store *s, const char *name, const char *const *m, size_t n)
+{
+	char now[PG_INT_LEN];
+	const char *v[] = { name, pg_i64(now, (int64_t)time(NULL)) };
+	int own, status;
+	PGresult *r;
+
+	if ((status = pg_txn_begin(s, &own)) != STORE_OK)
+		return status;
+	r = pg_run(s, &status, "add alias", "INSERT INTO aliases (name, created_at)"
+	    " VALUES (lower($1), $2) RETURNING id", 2, v);
+	if (status == STORE_EXISTS)
+		store_fail(s, status, "alias %s exists", name);
+	if (r != NULL)
+		status = pg_members_add(s, pg_col_i64(r, 0, 0), m, n);
+	PQclear(r);
+	return pg_txn_end(s, own, status);
+}
+
+static int
+pg_alias_add_members(struct store *s, const char *name, const char *const *m, size_t n)
+{
+	int64_t id;
+	int own, status;
+
+	if ((status = pg_txn_begin(s, &own)) != STORE_OK)
+		return status;
+	if ((status = pg_alias_id(s, name, &id)) == STORE_OK)
+		status = pg_members_add(s, id, m, n);
+	return pg_txn_end(s, own, status);
+}
+
+static int
+pg_alias_del_members(struct store *s, const char *name, const char *const *m, size_t n)
+{
+	char idbuf[PG_INT_LEN], missing[600];
+	int64_t id = 0;
+	int own, status;
+
+	if ((status = pg_txn_begin(s, &own)) != STORE_OK)
+		return status;
+	status = pg_alias_id(s, name, &id);
+	pg_i64(idbuf, id);
+	for (size_t i = 0; i < n && status == STORE_OK; i++) {
+		const char *v[] = { idbuf, m[i] };
+
+		snprintf(missing, sizeof(missing), "%s is not a member of alias %s", m[i], name);
+		status = pg_exec_one(s, "delete alias member", "DELETE FROM alias_members"
+		    " WHERE alias_id = $1 AND lower(member) = lower($2)", 2, v, missing);
+	}
+	return pg_txn_end(s, own, status);
+}
+
+static int
+pg_alias_del(struct store *s, const char *name)
+{
+	char missing[300];
+	const char *v[] = { name };
+
+	snprintf(missing, sizeof(missing), "no alias %s", name);
+	return pg_exec_one(s, "delete alias", "DELETE FROM aliases WHERE name = lower($1)",
+	    1, v, missing);
+}
+
+/*
+ * The aliases with their members in order: one alias (name) or all
+ * (name NULL), in one query.  STORE_NOTFOUND when the named one is not there.
+ */
+static int
+pg_alias_load(struct store *s, const char *name, struct store_alias **out, size_t *n)
+{
+	const char *v[] = { name };
+	int status;
+	PGresult *r = pg_run(s, &status, name ? "get alias" : "list aliases",
+	    "SELECT a.id, a.name, m.member FROM aliases a"
+	    " LEFT JOIN alias_members m ON m.alias_id = a.id"
+	    " WHERE $1::text IS NULL OR a.name = lower($1)"
+	    " ORDER BY a.name, m.position", 1, v);
+	struct store_alias *list = NULL;
+	size_t k = 0;
+
+	if (r == NULL)
+		return status;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t id = pg_col_i64(r, i, 0);
+
+		if (k == 0 || list[k - 1].id != id) {
+			list = xreallocarray(list, k + 1, sizeof(*list));
+			memset(&list[k], 0, sizeof(list[k]));
+			list[k].id = id;
+			list[k].name = pg_col_str(r, i, 1);
+			k++;
+		}
+		if (!PQgetisnull(r, i, 2))
+			strlist_add(&list[k - 1].members, PQgetvalue(r, i, 2));
+	}
+	PQclear(r);
+	if (name && k == 0)
+		return store_fail(s, STORE_NOTFOUND, "no alias %s", name);
+	*out = list;
+	*n = k;
+	return STORE_OK;
+}
+
+static int
+pg_alias_get(struct store *s, const char *name, struct store_alias *out)
+{
+	struct store_alias *v;
+	size_t n;
+	int status;
+
+	memset(out, 0, sizeof(*out));
+	if ((status = pg_alias_load(s, name, &v, &n)) != STORE_OK)
+		return status;
+	*out = v[0];
+	free(v);
+	return STORE_OK;
+}
+
+static int
+pg_alias_list(struct store *s, struct store_alias **out, size_t *n)
+{
+	return pg_alias_load(s, NULL, out, n);
+}
+
 /* Operations left NULL are not on this backend yet (see the top). */
 const struct store_backend store_pg_backend = {
 	.name = "postgresql",
@@ -590,4 +788,10 @@ const struct store_backend store_pg_backend = {
 	.user_del = pg_user_del,
 	.user_get = pg_user_get,
 	.user_list = pg_user_list,
+	.alias_add = pg_alias_add,
+	.alias_add_members = pg_alias_add_members,
+	.alias_del_members = pg_alias_del_members,
+	.alias_del = pg_alias_del,
+	.alias_get = pg_alias_get,
+	.alias_list = pg_alias_list,
 };

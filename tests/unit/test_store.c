@@ -17,6 +17,7 @@
 #include "store/store.h"
 
 #define SCHEMA_VERSION	4
+#define PG_SCHEMA_VERSION	2
 
 struct fx {
 	char *dir;
@@ -1132,9 +1133,9 @@ test_pg_open_schema(void **state)
 	struct store *again;
 	char err[256];
 
-	assert_int_equal(store_schema_version(f->s), 1);
+	assert_int_equal(store_schema_version(f->s), PG_SCHEMA_VERSION);
 	assert_int_equal(store_open(&f->cfg, 0, &again, err, sizeof(err)), STORE_OK);
-	assert_int_equal(store_schema_version(again), 1);
+	assert_int_equal(store_schema_version(again), PG_SCHEMA_VERSION);
 	store_close(&again);
 }
 
@@ -1163,7 +1164,7 @@ test_pg_concurrent_migration(void **state)
 	struct pg_opener o[4];
 	pthread_t t[4];
 
-	pg_run(f, "DROP TABLE users, domains, meta, umbox_schema");
+	pg_run(f, "DROP TABLE alias_members, aliases, users, domains, meta, umbox_schema");
 	for (int i = 0; i < 4; i++) {
 		o[i] = (struct pg_opener){ .cfg = &f->cfg };
 		assert_int_equal(pthread_create(&t[i], NULL, pg_open_thread, &o[i]), 0);
@@ -1175,7 +1176,7 @@ test_pg_concurrent_migration(void **state)
 			fprintf(stderr, "store_open: %s\n", o[i].err);
 		assert_int_equal(o[i].status, STORE_OK);
 	}
-	assert_int_equal(store_schema_version(f->s), 1);
+	assert_int_equal(store_schema_version(f->s), PG_SCHEMA_VERSION);
 }
 
 static void
@@ -1243,6 +1244,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pg_no_server, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_domains, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_users, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_aliases, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_read_view, setup_pg, teardown_pg),
 	};
 	int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
