@@ -110,6 +110,11 @@ extern const struct store_backend store_pg_backend;	/* the directory so far */
  * message.  What every backend checks before writing one.
  */
 int store_relay_check(struct store *s, const struct store_relay *r);
+/*
+ * Apply the fields of r named in fields to cur, which owns its strings
+ * (a relay_set reads the relay, merges, checks the whole, writes it).
+ */
+void store_relay_merge(struct store_relay *cur, const struct store_relay *r, unsigned fields);
 
 /*
  * A remote server's text made fit to store and print: printable ASCII

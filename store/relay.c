@@ -157,6 +157,54 @@ store_relay_check(struct store *s, const struct store_relay *r)
 	return STORE_OK;
 }
 
+static void
+relay_replace(char **field, const char *v)
+{
+	if (*field)
+		explicit_bzero(*field, strlen(*field));
+	free(*field);
+	*field = v ? xstrdup(v) : NULL;
+}
+
+void
+store_relay_merge(struct store_relay *cur, const struct store_relay *r, unsigned fields)
+{
+	if (fields & STORE_RELAY_HOST)
+		relay_replace(&cur->host, r->host);
+	if (fields & STORE_RELAY_PORT) {
+		cur->port_given = r->port != 0;
+		cur->port = r->port;
+	}
+	if (fields & STORE_RELAY_DOMAINS) {
+		strlist_clear(&cur->domains);
+		for (size_t i = 0; i < r->domains.n; i++)
+			strlist_add(&cur->domains, r->domains.v[i]);
+	}
+	if (fields & STORE_RELAY_DEFAULT)
+		cur->is_default = r->is_default;
+	if (fields & STORE_RELAY_ACTIVE)
+		cur->active = r->active;
+	if (fields & STORE_RELAY_TLS)
+		cur->tls = r->tls;
+	if (fields & STORE_RELAY_VERIFY)
+		cur->verify = r->verify;
+	if (fields & STORE_RELAY_AUTH)
+		cur->auth = r->auth;
+	if (fields & STORE_RELAY_ACCOUNT)
+		relay_replace(&cur->account, r->account);
+	if (fields & STORE_RELAY_PASSWORD)
+		relay_replace(&cur->password, r->password);
+	if (fields & STORE_RELAY_SENDER)
+		relay_replace(&cur->sender, r->sender);
+	if (fields & STORE_RELAY_TIMEOUT)
+		cur->timeout = r->timeout;
+	if (fields & STORE_RELAY_CHUNKING)
+		cur->chunking = r->chunking;
+	/* What is written: a port that follows the TLS mode is kept as 0. */
+	if (!cur->port_given)
+		cur->port = 0;
+}
+
 int
 store_relay_add(struct store *s, const struct store_relay *r)
 {

@@ -187,55 +187,6 @@ sq_relay_add(struct store *s, const struct store_relay *r)
 	return sq_txn_end(s, own, status);
 }
 
-static void
-sq_replace(char **field, const char *v)
-{
-	if (*field)
-		explicit_bzero(*field, strlen(*field));
-	free(*field);
-	*field = v ? xstrdup(v) : NULL;
-}
-
-/* Apply the fields of r that are in fields to cur, which owns its strings. */
-static void
-sq_relay_merge(struct store_relay *cur, const struct store_relay *r, unsigned fields)
-{
-	if (fields & STORE_RELAY_HOST)
-		sq_replace(&cur->host, r->host);
-	if (fields & STORE_RELAY_PORT) {
-		cur->port_given = r->port != 0;
-		cur->port = r->port;
-	}
-	if (fields & STORE_RELAY_DOMAINS) {
-		strlist_clear(&cur->domains);
-		for (size_t i = 0; i < r->domains.n; i++)
-			strlist_add(&cur->domains, r->domains.v[i]);
-	}
-	if (fields & STORE_RELAY_DEFAULT)
-		cur->is_default = r->is_default;
-	if (fields & STORE_RELAY_ACTIVE)
-		cur->active = r->active;
-	if (fields & STORE_RELAY_TLS)
-		cur->tls = r->tls;
-	if (fields & STORE_RELAY_VERIFY)
-		cur->verify = r->verify;
-	if (fields & STORE_RELAY_AUTH)
-		cur->auth = r->auth;
-	if (fields & STORE_RELAY_ACCOUNT)
-		sq_replace(&cur->account, r->account);
-	if (fields & STORE_RELAY_PASSWORD)
-		sq_replace(&cur->password, r->password);
-	if (fields & STORE_RELAY_SENDER)
-		sq_replace(&cur->sender, r->sender);
-	if (fields & STORE_RELAY_TIMEOUT)
-		cur->timeout = r->timeout;
-	if (fields & STORE_RELAY_CHUNKING)
-		cur->chunking = r->chunking;
-	/* What is written: a port that follows the TLS mode is kept as 0. */
-	if (!cur->port_given)
-		cur->port = 0;
-}
-
 /*
  * Read the relay, apply the changes, check the whole, write it back: all
  * in one transaction, so that a change that breaks a rule (a password
@@ -253,7 +204,7 @@ sq_relay_set(struct store *s, const char *name, const struct store_relay *r, uns
 		return status;
 	status = sq_relay_get(s, name, &cur);
 	if (status == STORE_OK) {
-		sq_relay_merge(&cur, r, fields);
+		store_relay_merge(&cur, r, fields);
 		status = store_relay_check(s, &cur);
 	}
 	if (status == STORE_OK && cur.active && (fields & (STORE_RELAY_DOMAINS | STORE_RELAY_ACTIVE)))

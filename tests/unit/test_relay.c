@@ -10,6 +10,7 @@ struct fx {
 	char *dir;
 	char *path;
 	struct store *s;
+	char *pgdb, *dsn;	/* postgresql */
 };
 
 static int
@@ -36,6 +37,35 @@ teardown(void **state)
 	store_close(&f->s);
 	free(f->path);
 	tu_rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static int
+setup_pg(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	if ((f->dsn = tu_pg_create(&f->pgdb)) == NULL)
+		return -1;
+	if (store_open(&(struct store_config){ .backend = STORE_BACKEND_POSTGRESQL,
+	    .dsn = f->dsn }, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "store_open: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown_pg(void **state)
+{
+	struct fx *f = *state;
+
+	store_close(&f->s);
+	tu_pg_drop(f->pgdb);
+	free(f->dsn);
 	free(f);
 	return 0;
 }
@@ -450,6 +480,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_route, setup, teardown),
 		cmocka_unit_test(test_names),
 	};
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_defaults_round_trip, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_port_follows_tls, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_set_fields, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_rules, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_one_default, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_domain_one_active_relay, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_route, setup_pg, teardown_pg),
+	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL) + TU_PG_GROUP(pg_tests);
 }

@@ -10,6 +10,7 @@ struct fx {
 	char *dir;
 	struct store *s;
 	struct alias_resolver r;
+	char *pgdb, *dsn;	/* postgresql */
 };
 
 static void
@@ -35,18 +36,12 @@ alias(struct store *s, const char *name, const char *m1, const char *m2, const c
 	assert_int_equal(store_alias_add(s, name, m, n), STORE_OK);
 }
 
+/* The site every test starts from, in the store f->s. */
 static int
-setup(void **state)
+fill(void **state, struct fx *f)
 {
-	struct fx *f = calloc(1, sizeof(*f));
 	struct store_domain d = { .name = "example.test" }, d2 = { .name = "second.test" };
-	char err[256], *path;
 
-	f->dir = tu_tempdir();
-	path = tu_path(f->dir, "store.db");
-	if (store_open(STORE_SQLITE(path), STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
-		return -1;
-	free(path);
 	store_domain_add(f->s, &d);
 	store_domain_add(f->s, &d2);
 	user(f->s, "alice", "101");
@@ -60,12 +55,43 @@ setup(void **state)
 }
 
 static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256], *path;
+
+	f->dir = tu_tempdir();
+	path = tu_path(f->dir, "store.db");
+	if (store_open(STORE_SQLITE(path), STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
+		return -1;
+	free(path);
+	return fill(state, f);
+}
+
+static int
+setup_pg(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	if ((f->dsn = tu_pg_create(&f->pgdb)) == NULL ||
+	    store_open(&(struct store_config){ .backend = STORE_BACKEND_POSTGRESQL,
+	    .dsn = f->dsn }, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
+		return -1;
+	return fill(state, f);
+}
+
+static int
 teardown(void **state)
 {
 	struct fx *f = *state;
 
 	store_close(&f->s);
-	tu_rmdir(f->dir);
+	if (f->pgdb) {
+		tu_pg_drop(f->pgdb);
+		free(f->dsn);
+	} else
+		tu_rmdir(f->dir);
 	free(f);
 	return 0;
 }
@@ -324,6 +350,21 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_postmaster_missing_login, setup, teardown),
 		cmocka_unit_test(test_names),
 	};
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_users_and_extensions, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_and_invalid, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_relay_tricks_never_relay, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_precedence, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_copy, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_shadow_reached_twice, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_shadow_takes_extension, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_nesting_dedup, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_loops, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_depth_cap, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_dangling, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_postmaster, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_postmaster_missing_login, setup_pg, teardown),
+	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL) + TU_PG_GROUP(pg_tests);
 }

@@ -10,14 +10,13 @@
 #include <sys/stat.h>
 
 #include <event2/event.h>
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
 
 #define SCHEMA_VERSION	4
-#define PG_SCHEMA_VERSION	2
+#define PG_SCHEMA_VERSION	3
 
 struct fx {
 	char *dir;
@@ -57,39 +56,15 @@ teardown(void **state)
 	return 0;
 }
 
-/*
- * PostgreSQL: UMBOX_TEST_PG is the conninfo of a cluster the test run
- * started (tests/pg-cluster); each test gets a database of its own.
- */
-static int
-pg_admin(const char *sql)
-{
-	PGconn *c = PQconnectdb(getenv("UMBOX_TEST_PG"));
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-
-	if (!ok)
-		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-	return ok ? 0 : -1;
-}
-
+/* PostgreSQL: each test gets a database of its own (testutil.h). */
 static int
 setup_pg(void **state)
 {
-	static int seq;
 	struct fx *f = calloc(1, sizeof(*f));
-	char err[256], *sql;
+	char err[256];
 
-	if (asprintf(&f->pgdb, "umbox_test_%d_%d", (int)getpid(), ++seq) < 0 ||
-	    asprintf(&sql, "CREATE DATABASE %s", f->pgdb) < 0)
-		abort();
-	if (pg_admin(sql) != 0)
+	if ((f->dsn = tu_pg_create(&f->pgdb)) == NULL)
 		return -1;
-	free(sql);
-	if (asprintf(&f->dsn, "%s dbname=%s", getenv("UMBOX_TEST_PG"), f->pgdb) < 0)
-		abort();
 	f->cfg = (struct store_config){ .backend = STORE_BACKEND_POSTGRESQL, .dsn = f->dsn,
 	    .node_id = "test" };
 	if (store_open(&f->cfg, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK) {
@@ -104,14 +79,9 @@ static int
 teardown_pg(void **state)
 {
 	struct fx *f = *state;
-	char *sql;
 
 	store_close(&f->s);
-	if (asprintf(&sql, "DROP DATABASE %s WITH (FORCE)", f->pgdb) < 0)
-		abort();
-	pg_admin(sql);
-	free(sql);
-	free(f->pgdb);
+	tu_pg_drop(f->pgdb);
 	free(f->dsn);
 	free(f);
 	return 0;
@@ -1164,7 +1134,8 @@ test_pg_concurrent_migration(void **state)
 	struct pg_opener o[4];
 	pthread_t t[4];
 
-	pg_run(f, "DROP TABLE alias_members, aliases, users, domains, meta, umbox_schema");
+	pg_run(f, "DROP TABLE relay_domains, relays, alias_members, aliases, users, domains,"
+	    " meta, umbox_schema; DROP FUNCTION relay_domains_follow");
 	for (int i = 0; i < 4; i++) {
 		o[i] = (struct pg_opener){ .cfg = &f->cfg };
 		assert_int_equal(pthread_create(&t[i], NULL, pg_open_thread, &o[i]), 0);
@@ -1247,12 +1218,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_aliases, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_read_view, setup_pg, teardown_pg),
 	};
-	int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
 
-	if (getenv("UMBOX_TEST_PG") == NULL) {
-		fprintf(stderr, "UMBOX_TEST_PG is not set: the PostgreSQL tests did not run"
-		    " (tests/run starts a cluster for them)\n");
-		return failed;
-	}
-	return failed + cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL);
+	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL) + TU_PG_GROUP(pg_tests);
 }

@@ -1,0 +1,68 @@
+/*
+ * pg_int.h - what the PostgreSQL backend's files share: the connection,
+ * running a command with text parameters, reading columns, transactions.
+ */
+#ifndef UMBOX_STORE_PG_INT_H
+#define UMBOX_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+
+#include "store/backend.h"
+
+struct pg {
+	PGconn *conn;
+	int in_txn;		/* inside begin()...commit() from outside */
+	int in_read;		/* inside read_begin()...read_end() */
+};
+
+PGconn *pg_conn(struct store *s);
+/* Record a failed command's error (r may be NULL) as a status; frees r. */
+int pg_fail(struct store *s, PGresult *r, const char *what);
+/*
+ * Run one command with n text parameters (NULL is SQL NULL; n 0: the
+ * text may hold several commands).  The result when it succeeded (free
+ * it with PQclear), else NULL with *status set and the message recorded.
+ */
+PGresult *pg_run(struct store *s, int *status, const char *what, const char *sql, int n,
+    const char *const *params);
+/* A command whose rows do not matter: STORE_OK, or the status. */
+int pg_exec(struct store *s, const char *what, const char *sql, int n, const char *const *params);
+/* A command that changes at least one row: STORE_NOTFOUND with missing as the message if none. */
+int pg_exec_one(struct store *s, const char *what, const char *sql, int n,
+    const char *const *params, const char *missing);
+/* A transaction of the operation's own, unless the writer's is open. */
+int pg_txn_begin(struct store *s, int *own);
+int pg_txn_end(struct store *s, int own, int status);
+
+char *pg_col_str(const PGresult *r, int row, int col);	/* NULL for SQL NULL */
+int64_t pg_col_i64(const PGresult *r, int row, int col);
+int pg_col_bool(const PGresult *r, int row, int col);
+/* Text for an integer parameter, in a buffer of PG_INT_LEN of the caller's. */
+#define PG_INT_LEN	24
+const char *pg_i64(char *buf, int64_t v);
+
+int pg_domain_add(struct store *s, const struct store_domain *d);
+int pg_domain_del(struct store *s, const char *name);
+int pg_domain_get(struct store *s, const char *name, struct store_domain *out);
+int pg_domain_set_guard(struct store *s, const char *name, const char *guard,
+    const char *detail, int64_t checked_at);
+int pg_domain_list(struct store *s, struct store_domain **out, size_t *n);
+int pg_user_add(struct store *s, const struct store_user *u);
+int pg_user_set(struct store *s, const char *login, const struct store_user *u, unsigned fields);
+int pg_user_del(struct store *s, const char *login);
+int pg_user_get(struct store *s, int by, const char *key, int64_t id, struct store_user *out);
+int pg_user_list(struct store *s, struct store_user **out, size_t *n);
+int pg_alias_add(struct store *s, const char *name, const char *const *m, size_t n);
+int pg_alias_add_members(struct store *s, const char *name, const char *const *m, size_t n);
+int pg_alias_del_members(struct store *s, const char *name, const char *const *m, size_t n);
+int pg_alias_del(struct store *s, const char *name);
+int pg_alias_get(struct store *s, const char *name, struct store_alias *out);
+int pg_alias_list(struct store *s, struct store_alias **out, size_t *n);
+int pg_relay_add(struct store *s, const struct store_relay *r);
+int pg_relay_set(struct store *s, const char *name, const struct store_relay *r, unsigned fields);
+int pg_relay_del(struct store *s, const char *name);
+int pg_relay_get(struct store *s, const char *name, struct store_relay *out);
+int pg_relay_list(struct store *s, struct store_relay **out, size_t *n);
+int pg_relay_route(struct store *s, const char *domain, struct store_relay *out);
+
+#endif
