@@ -96,6 +96,8 @@ struct store_backend {
 	/* owner NULL: every lock whose owner starts with prefix. */
 	int (*pop3_unlock)(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 	int (*stats)(struct store *s, struct store_stats *out);
+	/* NULL: messages go with their last reference (SQLite). */
+	int (*sweep)(struct store *s, int64_t before, size_t *n);
 };
 
 #define STORE_USER_BY_LOGIN	0
@@ -122,6 +124,15 @@ void store_relay_merge(struct store_relay *cur, const struct store_relay *r, uns
  */
 void store_queue_clean_error(const char *in, char *out, size_t len);
 #define STORE_QUEUE_ERROR_MAX	512
+
+/*
+ * A mailbox entry's POP3 UIDL, "EPOCH.UID": the store's epoch (fixed when
+ * it was created, so a recreated store's UIDs never look like the old
+ * ones) as 8 hex digits, and the uid.  Parse gives 0 and the uid, or -1
+ * for a UIDL that is not this store's.  The same for every backend.
+ */
+void store_uidl_format(char *buf, size_t len, uint32_t epoch, int64_t uid);
+int store_uidl_parse(const char *uidl, uint32_t epoch, int64_t *uid);
 
 /* Record a message for store_errmsg(); returns status for tail calls. */
 int store_fail(struct store *s, int status, const char *fmt, ...)

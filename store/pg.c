@@ -1,14 +1,15 @@
 /*
  * pg.c - the PostgreSQL backend: connecting, schema migrations, the
- * transactions of the writer, and the directory (domains and users).
+ * transactions of the writer, and the helpers of pg_*.c (pg_int.h).  The
+ * directory is in pg_dir.c, relays in pg_relay.c, mail in pg_mail.c.
  *
  * Several umbox nodes share one database.  Each schema step runs in its
  * own transaction under an advisory lock, so two nodes starting at once
  * migrate one after the other; a schema newer than this program knows is
  * refused.  This connection is synchronous: it serves the store API's
  * synchronous callers.  The daemons refuse this backend until their
- * reads and commits run on it without blocking a loop; the rest of the
- * store (aliases, relays, mail, the queue, POP3 locks) follows here.
+ * reads and commits run on it without blocking a loop; the queue
+ * runner's operations are still to come (NULL in the table below).
  */
 #include "store/pg_int.h"
 
@@ -90,6 +91,100 @@ static const char *const pg_migrations[] = {
 	" END $$;"
 	"CREATE TRIGGER relays_active AFTER UPDATE OF active ON relays"
 	"  FOR EACH ROW EXECUTE FUNCTION relay_domains_follow();",
+
+	/*
+	 * 4: messages, mailbox entries, the queue and POP3 locks (SPEC §3).
+	 * A message's bytes are stored once, in chunks of up to 256 KiB kept
+	 * uncompressed out of line (so a slice is read without the rest);
+	 * uids come from a sequence and are never reused.  Mailbox usage
+	 * follows the entries.  A message that loses its last reference is
+	 * marked orphaned, not deleted, so that a RETR or a delivery reading
+	 * it on any node can finish; store_sweep() deletes it later.
+	 * uidl_epoch: see store_uidl_format().
+	 */
+	"INSERT INTO meta VALUES ('uidl_epoch',"
+	"  lpad(to_hex((random() * 4294967295)::bigint), 8, '0'));"
+	"CREATE TABLE messages ("
+	"  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  qid text,"
+	"  sender text NOT NULL,"
+	"  size bigint NOT NULL,"
+	"  created_at bigint NOT NULL,"
+	"  orphaned_at bigint);"
+	"CREATE INDEX messages_orphaned ON messages (orphaned_at) WHERE orphaned_at IS NOT NULL;"
+	"CREATE TABLE message_chunks ("
+	"  message_id bigint NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+	"  seq integer NOT NULL,"
+	"  data bytea NOT NULL,"
+	"  PRIMARY KEY (message_id, seq));"
+	"ALTER TABLE message_chunks ALTER COLUMN data SET STORAGE EXTERNAL;"
+	"CREATE SEQUENCE entry_uid;"
+	"CREATE TABLE entries ("
+	"  uid bigint PRIMARY KEY DEFAULT nextval('entry_uid'),"
+	"  user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  message_id bigint NOT NULL REFERENCES messages(id),"
+	"  kind smallint NOT NULL,"
+	"  flags integer NOT NULL DEFAULT 0,"
+	"  prefix bytea NOT NULL DEFAULT '',"
+	"  size bigint NOT NULL,"
+	"  arrived bigint NOT NULL);"
+	"ALTER SEQUENCE entry_uid OWNED BY entries.uid;"
+	"CREATE INDEX entries_user ON entries (user_id, uid);"
+	"CREATE INDEX entries_message ON entries (message_id);"
+	"CREATE TABLE queue ("
+	"  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	"  message_id bigint NOT NULL REFERENCES messages(id),"
+	"  sender text NOT NULL,"
+	"  recipient text NOT NULL,"
+	"  domain text NOT NULL DEFAULT '',"
+	"  kind smallint NOT NULL DEFAULT 0,"
+	"  local_user_id bigint REFERENCES users(id) ON DELETE CASCADE,"
+	"  prefix bytea NOT NULL DEFAULT '',"
+	"  attempts integer NOT NULL DEFAULT 0,"
+	"  next_attempt bigint NOT NULL,"
+	"  last_attempt bigint NOT NULL DEFAULT 0,"
+	"  last_error text NOT NULL DEFAULT '',"
+	"  status smallint NOT NULL DEFAULT 0,"
+	"  held boolean NOT NULL DEFAULT false,"
+	"  claimed_by text,"
+	"  claimed_until bigint NOT NULL DEFAULT 0,"
+	"  created_at bigint NOT NULL);"
+	"CREATE INDEX queue_due ON queue (status, held, next_attempt);"
+	"CREATE INDEX queue_message ON queue (message_id);"
+	"CREATE INDEX queue_local ON queue (local_user_id) WHERE local_user_id IS NOT NULL;"
+	"CREATE TABLE pop3_locks ("
+	"  user_id bigint PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	"  owner text NOT NULL,"
+	"  expires bigint NOT NULL);"
+	"CREATE FUNCTION message_unreferenced(mid bigint) RETURNS void LANGUAGE sql AS $$"
+	"  UPDATE messages SET orphaned_at = floor(extract(epoch FROM now()))::bigint"
+	"   WHERE id = mid AND orphaned_at IS NULL"
+	"   AND NOT EXISTS (SELECT 1 FROM entries WHERE message_id = mid)"
+	"   AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = mid) $$;"
+	"CREATE FUNCTION entries_added() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  UPDATE users SET used = used + NEW.size, messages = messages + 1"
+	"   WHERE id = NEW.user_id;"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE FUNCTION entries_removed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  UPDATE users SET used = used - OLD.size, messages = messages - 1"
+	"   WHERE id = OLD.user_id;"
+	"  PERFORM message_unreferenced(OLD.message_id);"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE FUNCTION queue_removed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  PERFORM message_unreferenced(OLD.message_id);"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE TRIGGER entries_ins AFTER INSERT ON entries"
+	"  FOR EACH ROW EXECUTE FUNCTION entries_added();"
+	"CREATE TRIGGER entries_del AFTER DELETE ON entries"
+	"  FOR EACH ROW EXECUTE FUNCTION entries_removed();"
+	"CREATE TRIGGER queue_del AFTER DELETE ON queue"
+	"  FOR EACH ROW EXECUTE FUNCTION queue_removed();",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -143,12 +238,12 @@ pg_fail(struct store *s, PGresult *r, const char *what)
  * status in *status and the message recorded.
  */
 PGresult *
-pg_run(struct store *s, int *status, const char *what, const char *sql, int n,
-    const char *const *params)
+pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
+    const char *const *params, const int *lengths, const int *formats, int binary)
 {
 	/* Without parameters, the simple protocol: the text may hold several commands. */
-	PGresult *r = n == 0 ? PQexec(pg_conn(s), sql) :
-	    PQexecParams(pg_conn(s), sql, n, NULL, params, NULL, NULL, 0);
+	PGresult *r = n == 0 && !binary ? PQexec(pg_conn(s), sql) :
+	    PQexecParams(pg_conn(s), sql, n, NULL, params, lengths, formats, binary);
 	ExecStatusType t = PQresultStatus(r);
 
 	if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
@@ -157,6 +252,13 @@ pg_run(struct store *s, int *status, const char *what, const char *sql, int n,
 	}
 	*status = pg_fail(s, r, what);
 	return NULL;
+}
+
+PGresult *
+pg_run(struct store *s, int *status, const char *what, const char *sql, int n,
+    const char *const *params)
+{
+	return pg_query(s, status, what, sql, n, params, NULL, NULL, 0);
 }
 
 /* A command whose rows do not matter: STORE_OK, or the status. */
@@ -272,6 +374,23 @@ pg_migrate(struct store *s)
 	}
 }
 
+static int
+pg_load_epoch(struct store *s)
+{
+	int status;
+	PGresult *r = pg_run(s, &status, "read uidl epoch",
+	    "SELECT value FROM meta WHERE key = 'uidl_epoch'", 0, NULL);
+
+	if (r == NULL)
+		return status;
+	if (PQntuples(r) == 1)
+		((struct pg *)s->impl)->epoch = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 16);
+	else
+		status = store_fail(s, STORE_ERROR, "store has no uidl epoch");
+	PQclear(r);
+	return status;
+}
+
 static void
 pg_ignore_notice(void *arg, const char *message)
 {
@@ -307,10 +426,13 @@ pg_open(struct store *s, const struct store_config *cfg, int flags)
 			return store_fail(s, STORE_INVALID, "the database's schema version %d"
 			    " is newer than this umbox knows (%d): upgrade umbox", v,
 			    PG_SCHEMA_VERSION);
-		return v == PG_SCHEMA_VERSION ? STORE_OK : store_fail(s, STORE_NOTFOUND,
-		    "the database has no umbox schema");
+		if (v != PG_SCHEMA_VERSION)
+			return store_fail(s, STORE_NOTFOUND, "the database has no umbox schema");
+		return pg_load_epoch(s);
 	}
-	return pg_migrate(s);
+	if ((status = pg_migrate(s)) != STORE_OK)
+		return status;
+	return pg_load_epoch(s);
 }
 
 static void
@@ -443,4 +565,17 @@ const struct store_backend store_pg_backend = {
 	.relay_get = pg_relay_get,
 	.relay_list = pg_relay_list,
 	.relay_route = pg_relay_route,
+	.deliver = pg_deliver,
+	.mailbox_list = pg_mailbox_list,
+	.entry_get = pg_entry_get,
+	.entry_read = pg_entry_read,
+	.reader_open = pg_reader_open,
+	.reader_read = pg_reader_read,
+	.reader_close = pg_reader_close,
+	.entries_delete = pg_entries_delete,
+	.entry_set_flags = pg_entry_set_flags,
+	.pop3_lock = pg_pop3_lock,
+	.pop3_unlock = pg_pop3_unlock,
+	.stats = pg_stats,
+	.sweep = pg_sweep,
 };

@@ -13,6 +13,7 @@ struct pg {
 	PGconn *conn;
 	int in_txn;		/* inside begin()...commit() from outside */
 	int in_read;		/* inside read_begin()...read_end() */
+	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
 };
 
 PGconn *pg_conn(struct store *s);
@@ -25,6 +26,9 @@ int pg_fail(struct store *s, PGresult *r, const char *what);
  */
 PGresult *pg_run(struct store *s, int *status, const char *what, const char *sql, int n,
     const char *const *params);
+/* The same with binary parameters where formats[i] is 1, and binary results if binary. */
+PGresult *pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
+    const char *const *params, const int *lengths, const int *formats, int binary);
 /* A command whose rows do not matter: STORE_OK, or the status. */
 int pg_exec(struct store *s, const char *what, const char *sql, int n, const char *const *params);
 /* A command that changes at least one row: STORE_NOTFOUND with missing as the message if none. */
@@ -64,5 +68,20 @@ int pg_relay_del(struct store *s, const char *name);
 int pg_relay_get(struct store *s, const char *name, struct store_relay *out);
 int pg_relay_list(struct store *s, struct store_relay **out, size_t *n);
 int pg_relay_route(struct store *s, const char *domain, struct store_relay *out);
+int pg_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res);
+int pg_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size_t *n);
+int pg_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
+int pg_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
+    void *buf, size_t len, size_t *got);
+int pg_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out);
+int pg_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t len, size_t *got);
+void pg_reader_close(struct store_reader *r);
+int pg_entries_delete(struct store *s, int64_t user_id, const int64_t *uids, size_t n);
+int pg_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags);
+int pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
+    unsigned lease);
+int pg_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);
+int pg_stats(struct store *s, struct store_stats *out);
+int pg_sweep(struct store *s, int64_t before, size_t *n);
 
 #endif

@@ -312,7 +312,7 @@ sq_row_entry(struct store *s, sqlite3_stmt *st, struct store_entry *e)
 	e->size = (uint64_t)sqlite3_column_int64(st, 5);
 	e->arrived = sqlite3_column_int64(st, 6);
 	e->sender = sq_col_strdup(st, 7);
-	snprintf(e->uidl, sizeof(e->uidl), "%08" PRIx32 ".%" PRId64, sq_of(s)->epoch, e->uid);
+	store_uidl_format(e->uidl, sizeof(e->uidl), sq_of(s)->epoch, e->uid);
 }
 
 int
@@ -342,28 +342,6 @@ sq_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size
 	return STORE_OK;
 }
 
-/* "EPOCH.UID" as made by sq_row_entry; anything else is not ours. */
-static int
-sq_parse_uidl(struct store *s, const char *uidl, int64_t *uid)
-{
-	const char *dot = strchr(uidl, '.');
-	uint64_t epoch, v;
-	char hex[16];
-
-	if (dot == NULL || dot - uidl != 8)
-		return -1;
-	memcpy(hex, uidl, 8);
-	hex[8] = '\0';
-	for (int i = 0; i < 8; i++)
-		if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
-			return -1;
-	epoch = strtoull(hex, NULL, 16);
-	if (epoch != sq_of(s)->epoch || parse_uint(dot + 1, INT64_MAX, &v) != 0)
-		return -1;
-	*uid = (int64_t)v;
-	return 0;
-}
-
 int
 sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out)
 {
@@ -371,7 +349,7 @@ sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_en
 	int64_t uid;
 	int rc;
 
-	if (sq_parse_uidl(s, uidl, &uid) != 0)
+	if (store_uidl_parse(uidl, sq_of(s)->epoch, &uid) != 0)
 		return store_fail(s, STORE_NOTFOUND, "no message %s in this mailbox", uidl);
 	st = sq_stmt(s, SQ_ENTRY_GET);
 	sqlite3_bind_int64(st, 1, user_id);

@@ -4,6 +4,7 @@
  */
 #include "store/backend.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,32 @@ store_fail(struct store *s, int status, const char *fmt, ...)
 	vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
 	va_end(ap);
 	return status;
+}
+
+void
+store_uidl_format(char *buf, size_t len, uint32_t epoch, int64_t uid)
+{
+	snprintf(buf, len, "%08" PRIx32 ".%" PRId64, epoch, uid);
+}
+
+int
+store_uidl_parse(const char *uidl, uint32_t epoch, int64_t *uid)
+{
+	const char *dot = strchr(uidl, '.');
+	char hex[9];
+	uint64_t v;
+
+	if (dot == NULL || dot - uidl != 8)
+		return -1;
+	memcpy(hex, uidl, 8);
+	hex[8] = '\0';
+	for (int i = 0; i < 8; i++)
+		if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+			return -1;
+	if (strtoul(hex, NULL, 16) != epoch || parse_uint(dot + 1, INT64_MAX, &v) != 0)
+		return -1;
+	*uid = (int64_t)v;
+	return 0;
 }
 
 const char *
@@ -443,6 +470,13 @@ int
 store_pop3_unlock_prefix(struct store *s, const char *prefix)
 {
 	return s->be->pop3_unlock(s, 0, NULL, prefix);
+}
+
+int
+store_sweep(struct store *s, int64_t before, size_t *n)
+{
+	*n = 0;
+	return s->be->sweep ? s->be->sweep(s, before, n) : STORE_OK;
 }
 
 int

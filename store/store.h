@@ -569,6 +569,15 @@ struct store_stats {
 };
 int store_stats(struct store *s, struct store_stats *out);
 
+/*
+ * Remove the bytes of messages that lost their last reference before
+ * `before` (unix time); *n says how many.  On PostgreSQL a message
+ * outlives its references until then, so that a RETR in progress on
+ * another node finishes; on SQLite a message goes at once and this does
+ * nothing.
+ */
+int store_sweep(struct store *s, int64_t before, size_t *n);
+
 /* ---- a daemon's store ---- */
 
 struct server;
