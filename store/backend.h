@@ -123,6 +123,14 @@ void store_relay_merge(struct store_relay *cur, const struct store_relay *r, uns
  * only (anything else becomes '?'), at most len - 1 bytes.
  */
 void store_queue_clean_error(const char *in, char *out, size_t len);
+/* A queue row's domain: what follows the recipient's last '@', lowercase ("" if none). */
+char *store_recipient_domain(const char *recipient);
+/*
+ * A claim's candidates v[0..k), ordered by message, domain, id, and up to
+ * one more than max: how many to claim.  A message's rows to one domain
+ * are not split across claims unless that group alone is more than max.
+ */
+size_t store_queue_claim_keep(const struct store_queue_entry *v, size_t k, size_t max);
 #define STORE_QUEUE_ERROR_MAX	512
 
 /*

@@ -8,8 +8,7 @@
  * migrate one after the other; a schema newer than this program knows is
  * refused.  This connection is synchronous: it serves the store API's
  * synchronous callers.  The daemons refuse this backend until their
- * reads and commits run on it without blocking a loop; the queue
- * runner's operations are still to come (NULL in the table below).
+ * reads and commits run on it without blocking a loop.
  */
 #include "store/pg_int.h"
 
@@ -311,6 +310,35 @@ pg_i64(char *buf, int64_t v)
 	return buf;
 }
 
+int64_t
+pg_bin_i64(const PGresult *r, int row, int col)
+{
+	const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+	int len = PQgetlength(r, row, col);
+	uint64_t v = 0;
+
+	if (PQgetisnull(r, row, col) || len < 1 || len > 8)
+		return 0;
+	for (int i = 0; i < len; i++)
+		v = v << 8 | p[i];
+	if (len < 8 && (p[0] & 0x80))		/* sign-extend smallint, integer */
+		v |= ~(uint64_t)0 << (len * 8);
+	return (int64_t)v;
+}
+
+char *
+pg_int_array(const int64_t *v, size_t n)
+{
+	char *out = xmalloc(n * 21 + 3), *p = out;
+
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%" PRId64, i ? "," : "", v[i]);
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
 /* ---- opening and the schema ---- */
 
 static int
@@ -530,7 +558,6 @@ pg_read_end(struct store *s)
 	p->in_read = 0;
 }
 
-/* Operations left NULL are not on this backend yet (see the top). */
 const struct store_backend store_pg_backend = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -578,4 +605,14 @@ const struct store_backend store_pg_backend = {
 	.pop3_unlock = pg_pop3_unlock,
 	.stats = pg_stats,
 	.sweep = pg_sweep,
+	.queue_list = pg_queue_list,
+	.queue_del = pg_queue_del,
+	.queue_failed = pg_queue_failed,
+	.queue_hold = pg_queue_hold,
+	.queue_flush = pg_queue_flush,
+	.queue_claim = pg_queue_claim,
+	.queue_release_claims = pg_queue_release_claims,
+	.queue_next_due = pg_queue_next_due,
+	.queue_report = pg_queue_report,
+	.queue_deliver_local = pg_queue_deliver_local,
 };

@@ -41,9 +41,13 @@ int pg_txn_end(struct store *s, int own, int status);
 char *pg_col_str(const PGresult *r, int row, int col);	/* NULL for SQL NULL */
 int64_t pg_col_i64(const PGresult *r, int row, int col);
 int pg_col_bool(const PGresult *r, int row, int col);
+/* An integer column (smallint, integer, bigint) of a result in binary format. */
+int64_t pg_bin_i64(const PGresult *r, int row, int col);
 /* Text for an integer parameter, in a buffer of PG_INT_LEN of the caller's. */
 #define PG_INT_LEN	24
 const char *pg_i64(char *buf, int64_t v);
+/* "{1,2,3}": the text of a bigint[] parameter.  Free it. */
+char *pg_int_array(const int64_t *v, size_t n);
 
 int pg_domain_add(struct store *s, const struct store_domain *d);
 int pg_domain_del(struct store *s, const char *name);
@@ -83,5 +87,17 @@ int pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t no
 int pg_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 int pg_stats(struct store *s, struct store_stats *out);
 int pg_sweep(struct store *s, int64_t before, size_t *n);
+int pg_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
+int pg_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n);
+int pg_queue_del(struct store *s, int64_t id);
+int pg_queue_hold(struct store *s, int64_t id, int held);
+int pg_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
+int pg_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,
+    size_t max, struct store_queue_entry **out, size_t *n);
+int pg_queue_release_claims(struct store *s, const char *prefix);
+int pg_queue_next_due(struct store *s, int64_t *when);
+int pg_queue_report(struct store *s, const char *owner, int64_t now,
+    const struct store_retry *retry, struct store_attempt *v, size_t n);
+int pg_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now);
 
 #endif

@@ -21,30 +21,6 @@
 
 #define PG_CHUNK	(256 * 1024)
 
-/* "{1,2,3}": a bigint[] parameter.  Free the result. */
-static char *
-pg_int_array(const int64_t *v, size_t n)
-{
-	char *out = xmalloc(n * 21 + 3), *p = out;
-
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++)
-		p += sprintf(p, "%s%" PRId64, i ? "," : "", v[i]);
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
-static char *
-pg_recipient_domain(const char *recipient)
-{
-	const char *at = strrchr(recipient, '@');
-	char *d = xstrdup(at ? at + 1 : "");
-
-	str_lower(d);
-	return d;
-}
-
 /* One chunk of a message's bytes. */
 static int
 pg_chunk_add(struct store *s, const char *mid, int seq, const void *data, size_t len)
@@ -181,7 +157,7 @@ pg_queue_add(struct store *s, const struct store_delivery *d, int64_t mid, int64
     const char *recipient, const struct store_rcpt_local *local)
 {
 	char midbuf[PG_INT_LEN], at[PG_INT_LEN], kind[PG_INT_LEN], user[PG_INT_LEN];
-	char *domain = pg_recipient_domain(recipient);
+	char *domain = store_recipient_domain(recipient);
 	const char *prefix = local && local->prefix ? local->prefix : "";
 	const char *v[] = { pg_i64(midbuf, mid), d->sender ? d->sender : "", recipient,
 	    pg_i64(at, now), pg_i64(kind, d->kind), domain,
@@ -405,7 +381,8 @@ pg_prefix(struct store *s, const struct store_entry *e, char **prefix, size_t *p
 	int status;
 	PGresult *r = pg_query(s, &status, "read entry", e->uid ?
 	    "SELECT prefix FROM entries WHERE uid = $1" :
-	    "SELECT ''::bytea FROM messages WHERE id = $1", 1, v, NULL, NULL, 1);
+	    "SELECT ''::bytea FROM messages WHERE id = $1 AND orphaned_at IS NULL", 1, v,
+	    NULL, NULL, 1);
 
 	if (r == NULL)
 		return status;

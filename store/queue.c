@@ -49,6 +49,34 @@ store_queue_clean_error(const char *in, char *out, size_t len)
 	out[k] = '\0';
 }
 
+char *
+store_recipient_domain(const char *recipient)
+{
+	const char *at = strrchr(recipient, '@');
+	char *d = xstrdup(at ? at + 1 : "");
+
+	str_lower(d);
+	return d;
+}
+
+size_t
+store_queue_claim_keep(const struct store_queue_entry *v, size_t k, size_t max)
+{
+	size_t keep = k;
+
+	if (k > max) {
+		const struct store_queue_entry *next = &v[max];
+
+		keep = max;
+		while (keep > 0 && v[keep - 1].message_id == next->message_id &&
+		    strcmp(v[keep - 1].domain, next->domain) == 0)
+			keep--;
+		if (keep == 0)		/* one group larger than max: split it */
+			keep = max;
+	}
+	return keep;
+}
+
 int
 store_queue_list(struct store *s, struct store_queue_entry **out, size_t *n)
 {

@@ -101,7 +101,6 @@ int sq_queue_report(struct store *s, const char *owner, int64_t now,
     const struct store_retry *retry, struct store_attempt *v, size_t n);
 int sq_queue_deliver_local(struct store *s, int64_t id, const char *owner, int64_t now);
 /* The lowercase domain of a recipient, after its last '@'; "" without one. */
-char *sq_recipient_domain(const char *recipient);
 int sq_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
     unsigned lease);
 int sq_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);

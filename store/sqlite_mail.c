@@ -154,7 +154,7 @@ sq_defer_local(struct store *s, const struct store_delivery *d, size_t i, int64_
 	sqlite3_bind_int64(st, 6, d->local[i].user_id);
 	sqlite3_bind_blob(st, 7, prefix, (int)strlen(prefix), SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, "mailbox full", -1, SQLITE_STATIC);
-	domain = sq_recipient_domain(d->local[i].address ? d->local[i].address : login);
+	domain = store_recipient_domain(d->local[i].address ? d->local[i].address : login);
 	sqlite3_bind_text(st, 9, domain, -1, SQLITE_STATIC);
 	status = sq_exec_stmt(s, st, "defer delivery");
 	free(domain);
@@ -257,7 +257,7 @@ sq_deliver_body(struct store *s, const struct store_delivery *dd,
 		res->delivered++;
 	}
 	for (size_t i = 0; i < d->nremote; i++) {
-		char *domain = sq_recipient_domain(d->remote[i]);
+		char *domain = store_recipient_domain(d->remote[i]);
 
 		st = sq_stmt(s, SQ_QUEUE_ADD);
 		sqlite3_bind_int64(st, 1, mid);

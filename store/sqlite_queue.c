@@ -14,16 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-char *
-sq_recipient_domain(const char *recipient)
-{
-	const char *at = strrchr(recipient, '@');
-	char *d = xstrdup(at ? at + 1 : "");
-
-	str_lower(d);
-	return d;
-}
-
 static void
 sq_row_queue(sqlite3_stmt *st, struct store_queue_entry *e)
 {
@@ -176,9 +166,9 @@ sq_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n)
 
 /*
  * Pick the claimable rows (one more than max, to see whether the last
- * message-and-domain group goes on), trim a split group off the end
- * unless it is all there is, then stamp each row with the claim.  One
- * transaction: two runners never claim the same row.
+ * message-and-domain group goes on), keep what store_queue_claim_keep()
+ * says, then stamp each row with the claim.  One transaction: two
+ * runners never claim the same row.
  */
 int
 sq_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease, size_t max,
@@ -198,17 +188,7 @@ sq_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease, 
 	sqlite3_bind_int64(st, 2, (int64_t)max + 1);
 	if ((status = sq_queue_rows(s, st, &v, &k)) != STORE_OK)
 		return sq_txn_end(s, own, status);
-	keep = k;
-	if (k > max) {
-		const struct store_queue_entry *next = &v[max];
-
-		keep = max;
-		while (keep > 0 && v[keep - 1].message_id == next->message_id &&
-		    strcmp(v[keep - 1].domain, next->domain) == 0)
-			keep--;
-		if (keep == 0)		/* one group larger than max: split it */
-			keep = max;
-	}
+	keep = store_queue_claim_keep(v, k, max);
 	for (size_t i = 0; i < keep && status == STORE_OK; i++) {
 		st = sq_stmt(s, SQ_QUEUE_CLAIM);
 		sqlite3_bind_int64(st, 1, v[i].id);
