@@ -66,6 +66,7 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_voicemail(struct cli *c, int argc, char **argv);
 int cmd_fax(struct cli *c, int argc, char **argv);
 int cmd_mwi(struct cli *c, int argc, char **argv);
+int cmd_store(struct cli *c, int argc, char **argv);
 /* MAILBOX UID (argv[1], argv[2]) for the verb argv[0] of noun ("mail", "voicemail"). */
 int cli_find_entry(struct cli *c, const char *noun, int argc, char **argv,
     struct store_entry *e);

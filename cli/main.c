@@ -46,6 +46,7 @@ static const char usage_text[] =
 "  fax deposit MAILBOX --tiff FILE [--caller NUMBER]\n"
 "  mwi MAILBOX\n"
 "  status\n"
+"  store copy --to postgresql | check\n"
 "\n"
 "  -c FILE   configuration file (default " UMBOX_DEFAULT_CONFIG ")\n"
 "  --json    print lists and details as JSON\n"
@@ -139,16 +140,13 @@ cli_open_store(struct cli *c)
 	if (c->store)
 		return 0;
 	store_config_of(&c->cfg, &sc, &path);
-	if (sc.backend == STORE_BACKEND_POSTGRESQL)
-		return cli_error(EX_FAILED, "[store] backend = postgresql: umboxctl cannot"
-		    " use PostgreSQL yet; set backend = sqlite");
-	if (mkdir_p(c->cfg.general.data_dir) != 0) {
+	if (sc.backend == STORE_BACKEND_SQLITE && mkdir_p(c->cfg.general.data_dir) != 0) {
 		free(path);
 		return cli_error(EX_FAILED, "cannot create data_dir %s: %s",
 		    c->cfg.general.data_dir, strerror(errno));
 	}
 	status = store_open(&sc, STORE_CREATE, &c->store, err, sizeof(err));
-	if (status == STORE_OK) {
+	if (status == STORE_OK && path) {
 		cli_fix_owner(c, c->cfg.general.data_dir);
 		cli_fix_owner(c, path);
 	}
@@ -223,6 +221,7 @@ static const struct {
 	{ "fax", cmd_fax },
 	{ "mwi", cmd_mwi },
 	{ "status", cmd_status },
+	{ "store", cmd_store },
 };
 
 int

@@ -24,7 +24,8 @@ cmd_status(struct cli *c, int argc, char **argv)
 	    (r = store_domain_list(c->store, &d, &n)) != STORE_OK)
 		return cli_store_error(c, r);
 	version = store_schema_version(c->store);
-	path = config_store_path(&c->cfg);
+	path = c->cfg.store.backend == CONFIG_BACKEND_POSTGRESQL ? xstrdup("postgresql") :
+	    config_store_path(&c->cfg);
 
 	if (c->json) {
 		int first = 1;

@@ -96,6 +96,8 @@ struct store_backend {
 	/* owner NULL: every lock whose owner starts with prefix. */
 	int (*pop3_unlock)(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 	int (*stats)(struct store *s, struct store_stats *out);
+	/* Report the backend's own items for store_check(). */
+	int (*check)(struct store *s, store_check_fn *fn, void *arg);
 	/* NULL: messages go with their last reference (SQLite). */
 	int (*sweep)(struct store *s, int64_t before, size_t *n);
 };
@@ -105,7 +107,9 @@ struct store_backend {
 #define STORE_USER_BY_ID	2
 
 extern const struct store_backend store_sqlite_backend;
-extern const struct store_backend store_pg_backend;	/* the directory so far */
+extern const struct store_backend store_pg_backend;
+/* store_copy_from_sqlite() into a PostgreSQL store (pg_copy.c). */
+int pg_copy_from_sqlite(struct store *s, const char *path, struct store_copy_counts *n);
 
 /*
  * Is r a relay the store may hold?  STORE_OK, or STORE_INVALID with a

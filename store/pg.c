@@ -475,6 +475,42 @@ pg_close(struct store *s)
 	s->impl = NULL;
 }
 
+/* store_check(): the server settings an acknowledgement relies on. */
+static int
+pg_check(struct store *s, store_check_fn *fn, void *arg)
+{
+	int status;
+	PGresult *r = pg_run(s, &status, "check the server", "SELECT"
+	    " (SELECT setting FROM pg_settings WHERE name = 'fsync'),"
+	    " (SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'),"
+	    " (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')),"
+	    " current_setting('server_version')", 0, NULL);
+	char text[256];
+	const char *sc;
+
+	if (r == NULL)
+		return status;
+	snprintf(text, sizeof(text), "PostgreSQL %s", PQgetvalue(r, 0, 3));
+	fn(arg, "server", STORE_CHECK_OK, text);
+	if (strcmp(PQgetvalue(r, 0, 0), "on") == 0)
+		fn(arg, "fsync", STORE_CHECK_OK, "on");
+	else
+		fn(arg, "fsync", STORE_CHECK_FAILED, "off: a crash of the server can lose"
+		    " acknowledged mail; set fsync = on");
+	sc = PQgetvalue(r, 0, 1);
+	snprintf(text, sizeof(text), "%s by default; umbox's sessions use on", sc);
+	fn(arg, "sync_commit", strcmp(sc, "off") == 0 || strcmp(sc, "local") == 0 ?
+	    STORE_CHECK_WARNING : STORE_CHECK_OK, text);
+	if (pg_col_i64(r, 0, 2) > 0) {
+		snprintf(text, sizeof(text), "%s synchronous", PQgetvalue(r, 0, 2));
+		fn(arg, "standby", STORE_CHECK_OK, text);
+	} else
+		fn(arg, "standby", STORE_CHECK_WARNING, "none synchronous: losing this server"
+		    " loses acknowledged mail written since the last backup");
+	PQclear(r);
+	return STORE_OK;
+}
+
 /* ---- transactions ---- */
 
 /* A transaction of the operation's own, unless the writer's is open. */
@@ -605,6 +641,7 @@ const struct store_backend store_pg_backend = {
 	.pop3_unlock = pg_pop3_unlock,
 	.stats = pg_stats,
 	.sweep = pg_sweep,
+	.check = pg_check,
 	.queue_list = pg_queue_list,
 	.queue_del = pg_queue_del,
 	.queue_failed = pg_queue_failed,

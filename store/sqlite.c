@@ -776,6 +776,40 @@ sq_stats(struct store *s, struct store_stats *out)
 	return STORE_OK;
 }
 
+/* store_check(): WAL (readers never wait for the writer) and the file's integrity. */
+static int
+sq_check(struct store *s, store_check_fn *fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	char text[256];
+	int rc;
+
+	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(s, sqlite3_errcode(q->db), "check");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *mode = (const char *)sqlite3_column_text(st, 0);
+
+		fn(arg, "journal", mode && strcmp(mode, "wal") == 0 ? STORE_CHECK_OK :
+		    STORE_CHECK_FAILED, mode ? mode : "unknown");
+	}
+	sqlite3_finalize(st);
+	fn(arg, "synchronous", STORE_CHECK_OK, "full");
+	if (sqlite3_prepare_v2(q->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(s, sqlite3_errcode(q->db), "check");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *res = (const char *)sqlite3_column_text(st, 0);
+
+		snprintf(text, sizeof(text), "%s", res ? res : "");
+		fn(arg, "integrity", strcmp(text, "ok") == 0 ? STORE_CHECK_OK : STORE_CHECK_FAILED,
+		    text);
+	} else
+		fn(arg, "integrity", STORE_CHECK_FAILED, sqlite3_errmsg(q->db));
+	sqlite3_finalize(st);
+	return STORE_OK;
+}
+
 const struct store_backend store_sqlite_backend = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -832,4 +866,5 @@ const struct store_backend store_sqlite_backend = {
 	.pop3_lock = sq_pop3_lock,
 	.pop3_unlock = sq_pop3_unlock,
 	.stats = sq_stats,
+	.check = sq_check,
 };

@@ -473,6 +473,33 @@ store_pop3_unlock_prefix(struct store *s, const char *prefix)
 }
 
 int
+store_copy_from_sqlite(struct store *to, const char *path, struct store_copy_counts *n)
+{
+	struct store *from;
+	char err[512];
+	int status;
+
+	memset(n, 0, sizeof(*n));
+	if (to->be != &store_pg_backend)
+		return store_fail(to, STORE_INVALID, "a copy goes into a PostgreSQL store");
+	/* Brings an older file to the schema the copy reads. */
+	if ((status = store_open(STORE_SQLITE(path), 0, &from, err, sizeof(err))) != STORE_OK)
+		return store_fail(to, status, "%s", err);
+	store_close(&from);
+	return pg_copy_from_sqlite(to, path, n);
+}
+
+int
+store_check(struct store *s, store_check_fn *fn, void *arg)
+{
+	char text[128];
+
+	snprintf(text, sizeof(text), "version %d, %s", store_schema_version(s), s->be->name);
+	fn(arg, "schema", STORE_CHECK_OK, text);
+	return s->be->check(s, fn, arg);
+}
+
+int
 store_sweep(struct store *s, int64_t before, size_t *n)
 {
 	*n = 0;

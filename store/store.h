@@ -578,6 +578,35 @@ int store_stats(struct store *s, struct store_stats *out);
  */
 int store_sweep(struct store *s, int64_t before, size_t *n);
 
+/* ---- moving a site to PostgreSQL ---- */
+
+struct store_copy_counts {
+	uint64_t domains, users, aliases, relays, messages, entries, queued;
+};
+
+/*
+ * Copy the SQLite store at path (migrated forward first) into to, an
+ * empty PostgreSQL store, keeping every id, uid and the UIDL epoch, in
+ * one transaction.  STORE_EXISTS: to holds data already; STORE_INVALID:
+ * to is not PostgreSQL.  Offline: run it with the daemons stopped.
+ */
+int store_copy_from_sqlite(struct store *to, const char *path, struct store_copy_counts *n);
+
+/*
+ * What keeps the store's promises, item by item, each reported through
+ * fn: the schema, and the durability settings (SQLite: WAL, synchronous
+ * FULL, the file's integrity; PostgreSQL: synchronous_commit, a
+ * synchronous standby).  A warning is a risk, a failure a broken promise.
+ */
+enum store_check_level {
+	STORE_CHECK_OK = 0,
+	STORE_CHECK_WARNING,
+	STORE_CHECK_FAILED,
+};
+typedef void store_check_fn(void *arg, const char *item, enum store_check_level level,
+    const char *text);
+int store_check(struct store *s, store_check_fn *fn, void *arg);
+
 /* ---- a daemon's store ---- */
 
 struct server;

@@ -390,11 +390,12 @@ def test_status_counts_follow_changes(site):
 
 # -- [store] backend -----------------------------------------------------------
 
-def test_postgresql_backend_refused_until_it_is_served(umbox):
-    """The PostgreSQL backend is not complete yet: umboxctl says so and
-    what to do, rather than quietly using an SQLite file instead."""
-    umbox.write_config("[store]\nbackend = postgresql\ndsn = host=/nonexistent dbname=mail\n")
+def test_postgresql_unreachable_is_a_clear_error(umbox):
+    """With backend = postgresql umboxctl uses that database, never an
+    SQLite file instead; a server it cannot reach is an error that says so."""
+    umbox.write_config("[store]\nbackend = postgresql\n"
+                       "dsn = host=/nonexistent dbname=mail connect_timeout=2\n")
     r = umbox.run("user", "list")
     assert r.rc == 1, r
-    assert "postgresql" in r.err and "backend = sqlite" in r.err, r
+    assert "cannot connect to PostgreSQL" in r.err, r
     assert not umbox.store_path.exists()

@@ -1,0 +1,117 @@
+/*
+ * store.c - umboxctl store: copy a site's SQLite store into PostgreSQL,
+ * and check the store a site runs on.
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+store_copy_cmd(struct cli *c, int argc, char **argv)
+{
+	struct store_copy_counts n;
+	char *path;
+	int r;
+
+	if (argc != 3 || strcmp(argv[1], "--to") != 0)
+		return cli_error(EX_USAGE, "usage: store copy --to postgresql");
+	if (strcmp(argv[2], "postgresql") != 0)
+		return cli_error(EX_USAGE, "store copy: %s is not a backend to copy to"
+		    " (postgresql)", argv[2]);
+	if (c->cfg.store.backend != CONFIG_BACKEND_POSTGRESQL)
+		return cli_error(EX_FAILED, "store copy: set [store] backend = postgresql and"
+		    " dsn in %s first; the copy reads %s/store.db into that database",
+		    c->cfg.path ? c->cfg.path : "umbox.conf", c->cfg.general.data_dir);
+	if ((r = cli_open_store(c)) != 0)
+		return r;
+	path = config_store_path(&c->cfg);
+	r = store_copy_from_sqlite(c->store, path, &n);
+	if (r == STORE_EXISTS) {
+		free(path);
+		return cli_error(EX_REFUSED, "%s", store_errmsg(c->store));
+	}
+	if (r != STORE_OK) {
+		free(path);
+		return cli_store_error(c, r);
+	}
+	if (c->json) {
+		int first = 1;
+
+		fputs("{", stdout);
+		json_kv_str(stdout, &first, "from", path);
+		json_kv_int(stdout, &first, "domains", (long long)n.domains);
+		json_kv_int(stdout, &first, "users", (long long)n.users);
+		json_kv_int(stdout, &first, "aliases", (long long)n.aliases);
+		json_kv_int(stdout, &first, "relays", (long long)n.relays);
+		json_kv_int(stdout, &first, "messages", (long long)n.messages);
+		json_kv_int(stdout, &first, "mailbox_entries", (long long)n.entries);
+		json_kv_int(stdout, &first, "queued", (long long)n.queued);
+		fputs("}\n", stdout);
+	} else
+		printf("copied %s to postgresql: %" PRIu64 " domains, %" PRIu64 " users, %" PRIu64
+		    " aliases, %" PRIu64 " relays, %" PRIu64 " messages in %" PRIu64
+		    " mailbox entries, %" PRIu64 " queue entries\n", path, n.domains, n.users,
+		    n.aliases, n.relays, n.messages, n.entries, n.queued);
+	free(path);
+	return EX_DONE;
+}
+
+struct check_out {
+	struct cli *c;
+	int first;
+	int failed;
+};
+
+static void
+store_check_line(void *arg, const char *item, enum store_check_level level, const char *text)
+{
+	static const char *const word[] = { "ok", "warning", "FAILED" };
+	struct check_out *o = arg;
+
+	if (level == STORE_CHECK_FAILED)
+		o->failed = 1;
+	if (o->c->json) {
+		int f = 1;
+
+		fputs(o->first ? "{" : ", {", stdout);
+		json_kv_str(stdout, &f, "item", item);
+		json_kv_str(stdout, &f, "result", level == STORE_CHECK_FAILED ? "failed" :
+		    word[level]);
+		json_kv_str(stdout, &f, "detail", text);
+		fputs("}", stdout);
+	} else
+		printf("%-12s %-8s %s\n", item, word[level], text);
+	o->first = 0;
+}
+
+static int
+store_check_cmd(struct cli *c, int argc, char **argv)
+{
+	struct check_out o = { c, 1, 0 };
+	int r;
+
+	if (argc != 1)
+		return cli_error(EX_USAGE, "usage: store check");
+	if ((r = cli_open_store(c)) != 0)
+		return r;
+	if (c->json)
+		fputs("[", stdout);
+	r = store_check(c->store, store_check_line, &o);
+	if (c->json)
+		fputs("]\n", stdout);
+	if (r != STORE_OK)
+		return cli_store_error(c, r);
+	return o.failed ? cli_error(EX_FAILED, "the store check found problems") : EX_DONE;
+}
+
+int
+cmd_store(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 1 && strcmp(argv[0], "copy") == 0)
+		return store_copy_cmd(c, argc, argv);
+	if (argc >= 1 && strcmp(argv[0], "check") == 0)
+		return store_check_cmd(c, argc, argv);
+	return cli_error(EX_USAGE, "usage: store copy --to postgresql | store check");
+}
