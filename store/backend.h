@@ -98,6 +98,10 @@ struct store_backend {
 	int (*stats)(struct store *s, struct store_stats *out);
 	/* Report the backend's own items for store_check(). */
 	int (*check)(struct store *s, store_check_fn *fn, void *arg);
+	/* NULL: one node only (SQLite). */
+	int (*node_claim)(struct store *s, const char *instance);
+	int (*node_beat)(struct store *s, const char *instance);
+	void (*node_release)(struct store *s, const char *instance);
 	/* NULL: messages go with their last reference (SQLite). */
 	int (*sweep)(struct store *s, int64_t before, size_t *n);
 };

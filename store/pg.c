@@ -184,6 +184,21 @@ static const char *const pg_migrations[] = {
 	"  FOR EACH ROW EXECUTE FUNCTION entries_removed();"
 	"CREATE TRIGGER queue_del AFTER DELETE ON queue"
 	"  FOR EACH ROW EXECUTE FUNCTION queue_removed();",
+
+	/*
+	 * 5: nodes sharing the database, each name held by one live process
+	 * (its instance) with a heartbeat on the database's clock; a POP3
+	 * lock names its node, and is free once that node's heartbeat is
+	 * stale, whatever its lease says.
+	 */
+	"CREATE TABLE nodes ("
+	"  id text PRIMARY KEY,"
+	"  instance text NOT NULL,"
+	"  started bigint NOT NULL,"
+	"  heartbeat bigint NOT NULL);"
+	"ALTER TABLE pop3_locks ADD COLUMN node text;"
+	"CREATE FUNCTION umbox_now() RETURNS bigint LANGUAGE sql AS $$"
+	"  SELECT floor(extract(epoch FROM clock_timestamp()))::bigint $$;",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -431,6 +446,7 @@ pg_open(struct store *s, const struct store_config *cfg, int flags)
 	int status;
 
 	s->impl = p;
+	p->node = xstrdup(cfg->node_id ? cfg->node_id : "");
 	p->conn = PQconnectdb(cfg->dsn ? cfg->dsn : "");
 	if (PQstatus(p->conn) != CONNECTION_OK) {
 		const char *msg = PQerrorMessage(p->conn);
@@ -471,11 +487,15 @@ pg_close(struct store *s)
 	if (p == NULL)
 		return;
 	PQfinish(p->conn);
+	free(p->node);
 	free(p);
 	s->impl = NULL;
 }
 
-/* store_check(): the server settings an acknowledgement relies on. */
+#define STR_(x)	#x
+#define STR(x)	STR_(x)
+
+/* store_check(): the server settings an acknowledgement relies on, and the live nodes. */
 static int
 pg_check(struct store *s, store_check_fn *fn, void *arg)
 {
@@ -484,7 +504,9 @@ pg_check(struct store *s, store_check_fn *fn, void *arg)
 	    " (SELECT setting FROM pg_settings WHERE name = 'fsync'),"
 	    " (SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'),"
 	    " (SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')),"
-	    " current_setting('server_version')", 0, NULL);
+	    " current_setting('server_version'),"
+	    " (SELECT string_agg(id || ' (' || instance || ')', ', ' ORDER BY id) FROM nodes"
+	    "  WHERE heartbeat >= umbox_now() - " STR(STORE_NODE_STALE) ")", 0, NULL);
 	char text[256];
 	const char *sc;
 
@@ -507,6 +529,7 @@ pg_check(struct store *s, store_check_fn *fn, void *arg)
 	} else
 		fn(arg, "standby", STORE_CHECK_WARNING, "none synchronous: losing this server"
 		    " loses acknowledged mail written since the last backup");
+	fn(arg, "nodes", STORE_CHECK_OK, PQgetisnull(r, 0, 4) ? "none live" : PQgetvalue(r, 0, 4));
 	PQclear(r);
 	return STORE_OK;
 }
@@ -642,6 +665,9 @@ const struct store_backend store_pg_backend = {
 	.stats = pg_stats,
 	.sweep = pg_sweep,
 	.check = pg_check,
+	.node_claim = pg_node_claim,
+	.node_beat = pg_node_beat,
+	.node_release = pg_node_release,
 	.queue_list = pg_queue_list,
 	.queue_del = pg_queue_del,
 	.queue_failed = pg_queue_failed,

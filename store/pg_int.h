@@ -14,6 +14,7 @@ struct pg {
 	int in_txn;		/* inside begin()...commit() from outside */
 	int in_read;		/* inside read_begin()...read_end() */
 	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
+	char *node;		/* this node's name ([store] node_id) */
 };
 
 PGconn *pg_conn(struct store *s);
@@ -87,6 +88,9 @@ int pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t no
 int pg_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 int pg_stats(struct store *s, struct store_stats *out);
 int pg_sweep(struct store *s, int64_t before, size_t *n);
+int pg_node_claim(struct store *s, const char *instance);
+int pg_node_beat(struct store *s, const char *instance);
+void pg_node_release(struct store *s, const char *instance);
 int pg_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);
 int pg_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n);
 int pg_queue_del(struct store *s, int64_t id);

@@ -548,20 +548,81 @@ pg_entry_set_flags(struct store *s, int64_t user_id, int64_t uid, unsigned flags
 
 /* ---- POP3 locks ---- */
 
+/*
+ * The lease runs on the database's clock, the same for every node; a
+ * lock is free when its lease ran out, or its node's heartbeat is stale
+ * (the node died), or it is the owner's own (a renewal).
+ */
 int
 pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now, unsigned lease)
 {
-	char idbuf[PG_INT_LEN], until[PG_INT_LEN], nowbuf[PG_INT_LEN];
-	const char *v[] = { pg_i64(idbuf, user_id), owner, pg_i64(until, now + (int64_t)lease),
-	    pg_i64(nowbuf, now) };
-
+	char idbuf[PG_INT_LEN], leasebuf[PG_INT_LEN], stale[PG_INT_LEN];
+	const char *v[] = { pg_i64(idbuf, user_id), owner, pg_i64(leasebuf, lease),
+	    ((struct pg *)s->impl)->node, pg_i64(stale, STORE_NODE_STALE) };
 	int status = pg_exec_one(s, "lock mailbox", "INSERT INTO pop3_locks (user_id, owner,"
-	    " expires) VALUES ($1, $2, $3) ON CONFLICT (user_id) DO UPDATE SET"
-	    " owner = excluded.owner, expires = excluded.expires"
-	    " WHERE pop3_locks.expires < $4 OR pop3_locks.owner = excluded.owner", 4, v,
+	    " expires, node) VALUES ($1, $2, umbox_now() + $3, nullif($4, ''))"
+	    " ON CONFLICT (user_id) DO UPDATE SET owner = excluded.owner,"
+	    " expires = excluded.expires, node = excluded.node"
+	    " WHERE pop3_locks.expires < umbox_now() OR pop3_locks.owner = excluded.owner"
+	    " OR EXISTS (SELECT 1 FROM nodes n WHERE n.id = pop3_locks.node"
+	    " AND n.heartbeat < umbox_now() - $5)", 5, v,
 	    "mailbox is in use by another session");
 
+	(void)now;
 	return status == STORE_NOTFOUND ? STORE_LOCKED : status;
+}
+
+/* ---- nodes ---- */
+
+int
+pg_node_claim(struct store *s, const char *instance)
+{
+	struct pg *p = s->impl;
+	char stale[PG_INT_LEN];
+	const char *v[] = { p->node, instance, pg_i64(stale, STORE_NODE_STALE) };
+	int status = pg_exec_one(s, "claim the node name", "INSERT INTO nodes (id, instance,"
+	    " started, heartbeat) VALUES ($1, $2, umbox_now(), umbox_now())"
+	    " ON CONFLICT (id) DO UPDATE SET instance = excluded.instance,"
+	    " started = excluded.started, heartbeat = excluded.heartbeat"
+	    " WHERE nodes.instance = excluded.instance"
+	    " OR nodes.heartbeat < umbox_now() - $3", 3, v, "");
+	PGresult *r;
+
+	if (status != STORE_NOTFOUND)
+		return status;
+	r = pg_run(s, &status, "look at the node", "SELECT instance, umbox_now() - heartbeat"
+	    " FROM nodes WHERE id = $1", 1, v);
+	if (r && PQntuples(r) == 1)
+		status = store_fail(s, STORE_EXISTS, "node_id %s is in use by %s (heartbeat %s s"
+		    " ago): give each node its own [store] node_id", p->node, PQgetvalue(r, 0, 0),
+		    PQgetvalue(r, 0, 1));
+	else if (r)
+		status = store_fail(s, STORE_EXISTS, "node_id %s is in use", p->node);
+	PQclear(r);
+	return status;
+}
+
+int
+pg_node_beat(struct store *s, const char *instance)
+{
+	struct pg *p = s->impl;
+	char missing[300];
+	const char *v[] = { p->node, instance };
+	int status;
+
+	snprintf(missing, sizeof(missing), "node_id %s was taken over by another process", p->node);
+	status = pg_exec_one(s, "node heartbeat", "UPDATE nodes SET heartbeat = umbox_now()"
+	    " WHERE id = $1 AND instance = $2", 2, v, missing);
+	return status == STORE_NOTFOUND ? STORE_LOCKED : status;
+}
+
+void
+pg_node_release(struct store *s, const char *instance)
+{
+	const char *v[] = { ((struct pg *)s->impl)->node, instance };
+
+	pg_exec(s, "release the node name", "DELETE FROM nodes WHERE id = $1 AND instance = $2",
+	    2, v);
 }
 
 int

@@ -500,6 +500,25 @@ store_check(struct store *s, store_check_fn *fn, void *arg)
 }
 
 int
+store_node_claim(struct store *s, const char *instance)
+{
+	return s->be->node_claim ? s->be->node_claim(s, instance) : STORE_OK;
+}
+
+int
+store_node_beat(struct store *s, const char *instance)
+{
+	return s->be->node_beat ? s->be->node_beat(s, instance) : STORE_OK;
+}
+
+void
+store_node_release(struct store *s, const char *instance)
+{
+	if (s->be->node_release)
+		s->be->node_release(s, instance);
+}
+
+int
 store_sweep(struct store *s, int64_t before, size_t *n)
 {
 	*n = 0;

@@ -551,6 +551,8 @@ void store_queue_list_free(struct store_queue_entry **v, size_t n);
  * One POP3 session per mailbox: a lock row with an owner and a lease.  A
  * lock whose lease ran out is free for the taking, so a crashed pop3d (or
  * another node) never keeps a mailbox locked for longer than the lease.
+ * On PostgreSQL the lease runs on the database's clock (now is not
+ * used), and a lock is also free once its node's heartbeat is stale.
  */
 
 /* Take or renew; STORE_LOCKED if someone else holds an unexpired lease. */
@@ -559,6 +561,23 @@ int store_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t
 int store_pop3_unlock(struct store *s, int64_t user_id, const char *owner);
 /* Drop every lock whose owner starts with prefix (a restarted daemon's old locks). */
 int store_pop3_unlock_prefix(struct store *s, const char *prefix);
+
+/* ---- nodes sharing one store ----
+ *
+ * On PostgreSQL several nodes share the store, each under its own name
+ * ([store] node_id).  A process claims its node's name with an instance
+ * string of its own (host, pid, start time) and beats at least every
+ * STORE_NODE_BEAT seconds; a name whose heartbeat is older than
+ * STORE_NODE_STALE (on the database's clock) is free, and so are the
+ * POP3 locks its node held.  On SQLite, one node only, these do nothing.
+ */
+#define STORE_NODE_BEAT		10
+#define STORE_NODE_STALE	30
+/* STORE_EXISTS: another live process holds the name (the message says which). */
+int store_node_claim(struct store *s, const char *instance);
+/* STORE_LOCKED: the name went to another instance (this one was thought dead). */
+int store_node_beat(struct store *s, const char *instance);
+void store_node_release(struct store *s, const char *instance);
 
 /* ---- counts for status ---- */
 

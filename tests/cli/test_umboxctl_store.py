@@ -156,6 +156,7 @@ def test_check_on_both_backends(moved):
     assert by["fsync"]["result"] == "ok"
     # The test cluster has no standby: a risk, said so, not a failure.
     assert by["standby"]["result"] == "warning"
+    assert by["nodes"]["detail"] == "none live"
 
 
 def test_check_fails_when_the_server_does_not_fsync(moved, pgdb):

@@ -16,7 +16,7 @@
 #include "store/store.h"
 
 #define SCHEMA_VERSION	4
-#define PG_SCHEMA_VERSION	4
+#define PG_SCHEMA_VERSION	5
 
 struct fx {
 	char *dir;
@@ -1238,6 +1238,55 @@ test_pg_no_server(void **state)
 	assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
 }
 
+/*
+ * Node names and POP3 locks across nodes: a name is held by one live
+ * process; a lock is free once its node's heartbeat is stale, and its
+ * lease runs on the database's clock.
+ */
+static void
+test_pg_nodes_and_locks(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_config cb = f->cfg;
+	struct store *same, *b;
+	char err[256];
+
+	cb.node_id = "b";
+	assert_int_equal(store_open(&f->cfg, 0, &same, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_open(&cb, 0, &b, err, sizeof(err)), STORE_OK);
+
+	assert_int_equal(store_node_claim(f->s, "host1:100"), STORE_OK);
+	/* A second process with the same node_id is refused, and told who holds it. */
+	assert_int_equal(store_node_claim(same, "host2:200"), STORE_EXISTS);
+	assert_non_null(strstr(store_errmsg(same), "host1:100"));
+	assert_int_equal(store_node_claim(f->s, "host1:100"), STORE_OK);
+	assert_int_equal(store_node_beat(f->s, "host1:100"), STORE_OK);
+	assert_int_equal(store_node_beat(same, "host2:200"), STORE_LOCKED);
+	assert_int_equal(store_node_claim(b, "hostb:1"), STORE_OK);
+
+	/* Node test's session holds alice's mailbox; node b cannot take it. */
+	assert_int_equal(store_pop3_lock(f->s, a, "test:1", 0, 600), STORE_OK);
+	assert_int_equal(store_pop3_lock(b, a, "b:1", 0, 600), STORE_LOCKED);
+	/* Node test dies: its heartbeat goes stale, and the lock with it. */
+	pg_run(f, "UPDATE nodes SET heartbeat = heartbeat - 31 WHERE id = 'test'");
+	assert_int_equal(store_pop3_lock(b, a, "b:1", 0, 600), STORE_OK);
+	/* Its name is free for a new process; the old one learns it was replaced. */
+	assert_int_equal(store_node_claim(same, "host2:200"), STORE_OK);
+	assert_int_equal(store_node_beat(f->s, "host1:100"), STORE_LOCKED);
+
+	/* The lease runs on the database's clock, whatever the caller's says. */
+	assert_int_equal(store_pop3_lock(b, a, "b:1", 0, 1), STORE_OK);
+	assert_int_equal(store_pop3_lock(same, a, "test:2", INT64_MAX / 2, 600), STORE_LOCKED);
+	sleep(2);
+	assert_int_equal(store_pop3_lock(same, a, "test:2", 0, 600), STORE_OK);
+
+	store_node_release(b, "hostb:1");
+	assert_int_equal(store_node_claim(b, "hostb:2"), STORE_OK);
+	store_close(&same);
+	store_close(&b);
+}
+
 int
 main(void)
 {
@@ -1284,7 +1333,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota_all_full, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_quota_remote_and_full_local, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup_pg, teardown_pg),
-		cmocka_unit_test_setup_teardown(test_pop3_locks, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_nodes_and_locks, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_reader, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_set, setup_pg, teardown_pg),
