@@ -325,6 +325,26 @@ pg_i64(char *buf, int64_t v)
 	return buf;
 }
 
+int
+pg_rows(struct store *s, const char *what, const char *sql, int n, const char *const *params,
+    size_t size, pg_row_fn *row, void *out, size_t *count)
+{
+	int status, k;
+	PGresult *r = pg_run(s, &status, what, sql, n, params);
+	char *list;
+
+	if (r == NULL)
+		return status;
+	k = PQntuples(r);
+	list = xcalloc(k > 0 ? (size_t)k : 1, size);
+	for (int i = 0; i < k; i++)
+		row(s, r, i, list + (size_t)i * size);
+	PQclear(r);
+	*(void **)out = list;
+	*count = (size_t)k;
+	return STORE_OK;
+}
+
 int64_t
 pg_bin_i64(const PGresult *r, int row, int col)
 {

@@ -14,8 +14,10 @@
 	" created_at FROM domains "
 
 static void
-pg_row_domain(const PGresult *r, int i, struct store_domain *d)
+pg_row_domain(struct store *s, const PGresult *r, int i, void *elem)
 {
+	struct store_domain *d = elem;
+
 	d->id = pg_col_i64(r, i, 0);
 	d->name = pg_col_str(r, i, 1);
 	d->guard = pg_col_str(r, i, 2);
@@ -60,7 +62,7 @@ pg_domain_get(struct store *s, const char *name, struct store_domain *out)
 	if (r == NULL)
 		return status;
 	if (PQntuples(r) == 1)
-		pg_row_domain(r, 0, out);
+		pg_row_domain(s, r, 0, out);
 	else
 		status = store_fail(s, STORE_NOTFOUND, "no domain %s", name);
 	PQclear(r);
@@ -82,21 +84,8 @@ pg_domain_set_guard(struct store *s, const char *name, const char *guard,
 int
 pg_domain_list(struct store *s, struct store_domain **out, size_t *n)
 {
-	int status;
-	PGresult *r = pg_run(s, &status, "list domains", PG_DOMAIN_COLS "ORDER BY name", 0, NULL);
-	struct store_domain *v;
-	int k;
-
-	if (r == NULL)
-		return status;
-	k = PQntuples(r);
-	v = xcalloc(k > 0 ? (size_t)k : 1, sizeof(*v));
-	for (int i = 0; i < k; i++)
-		pg_row_domain(r, i, &v[i]);
-	PQclear(r);
-	*out = v;
-	*n = (size_t)k;
-	return STORE_OK;
+	return pg_rows(s, "list domains", PG_DOMAIN_COLS "ORDER BY name", 0, NULL,
+	    sizeof(struct store_domain), pg_row_domain, out, n);
 }
 
 /* ---- users ---- */
@@ -105,8 +94,10 @@ pg_domain_list(struct store *s, struct store_domain **out, size_t *n)
 	" pop3, created_at, used, messages FROM users "
 
 static void
-pg_row_user(const PGresult *r, int i, struct store_user *u)
+pg_row_user(struct store *s, const PGresult *r, int i, void *elem)
 {
+	struct store_user *u = elem;
+
 	u->id = pg_col_i64(r, i, 0);
 	u->login = pg_col_str(r, i, 1);
 	u->extension = pg_col_str(r, i, 2);
@@ -159,7 +150,7 @@ pg_user_get(struct store *s, int by, const char *key, int64_t id, struct store_u
 	if ((r = pg_run(s, &status, "get user", sql, 1, v)) == NULL)
 		return status;
 	if (PQntuples(r) == 1)
-		pg_row_user(r, 0, out);
+		pg_row_user(s, r, 0, out);
 	else if (by == STORE_USER_BY_ID)
 		status = store_fail(s, STORE_NOTFOUND, "no user with id %lld", (long long)id);
 	else
@@ -208,21 +199,8 @@ pg_user_del(struct store *s, const char *login)
 int
 pg_user_list(struct store *s, struct store_user **out, size_t *n)
 {
-	int status;
-	PGresult *r = pg_run(s, &status, "list users", PG_USER_COLS "ORDER BY login", 0, NULL);
-	struct store_user *v;
-	int k;
-
-	if (r == NULL)
-		return status;
-	k = PQntuples(r);
-	v = xcalloc(k > 0 ? (size_t)k : 1, sizeof(*v));
-	for (int i = 0; i < k; i++)
-		pg_row_user(r, i, &v[i]);
-	PQclear(r);
-	*out = v;
-	*n = (size_t)k;
-	return STORE_OK;
+	return pg_rows(s, "list users", PG_USER_COLS "ORDER BY login", 0, NULL,
+	    sizeof(struct store_user), pg_row_user, out, n);
 }
 
 /* ---- aliases ---- */

@@ -35,6 +35,13 @@ int pg_exec(struct store *s, const char *what, const char *sql, int n, const cha
 /* A command that changes at least one row: STORE_NOTFOUND with missing as the message if none. */
 int pg_exec_one(struct store *s, const char *what, const char *sql, int n,
     const char *const *params, const char *missing);
+/*
+ * Every row of a query as an element of a new array of elements of size
+ * bytes, each zeroed and filled by row(); *(T **)out and *count are set.
+ */
+typedef void pg_row_fn(struct store *s, const PGresult *r, int i, void *elem);
+int pg_rows(struct store *s, const char *what, const char *sql, int n, const char *const *params,
+    size_t size, pg_row_fn *row, void *out, size_t *count);
 /* A transaction of the operation's own, unless the writer's is open. */
 int pg_txn_begin(struct store *s, int *own);
 int pg_txn_end(struct store *s, int own, int status);

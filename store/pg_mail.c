@@ -309,8 +309,10 @@ pg_deliver(struct store *s, const struct store_delivery *d, struct store_deliver
 	" e.arrived, m.sender FROM entries e JOIN messages m ON m.id = e.message_id "
 
 static void
-pg_row_entry(struct store *s, const PGresult *r, int i, struct store_entry *e)
+pg_row_entry(struct store *s, const PGresult *r, int i, void *elem)
 {
+	struct store_entry *e = elem;
+
 	e->uid = pg_col_i64(r, i, 0);
 	e->user_id = pg_col_i64(r, i, 1);
 	e->message_id = pg_col_i64(r, i, 2);
@@ -327,21 +329,9 @@ pg_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, size
 {
 	char idbuf[PG_INT_LEN];
 	const char *v[] = { pg_i64(idbuf, user_id) };
-	int status, k;
-	PGresult *r = pg_run(s, &status, "list mailbox",
-	    PG_ENTRY_COLS "WHERE e.user_id = $1 ORDER BY e.uid", 1, v);
-	struct store_entry *list;
 
-	if (r == NULL)
-		return status;
-	k = PQntuples(r);
-	list = xcalloc(k > 0 ? (size_t)k : 1, sizeof(*list));
-	for (int i = 0; i < k; i++)
-		pg_row_entry(s, r, i, &list[i]);
-	PQclear(r);
-	*out = list;
-	*n = (size_t)k;
-	return STORE_OK;
+	return pg_rows(s, "list mailbox", PG_ENTRY_COLS "WHERE e.user_id = $1 ORDER BY e.uid",
+	    1, v, sizeof(struct store_entry), pg_row_entry, out, n);
 }
 
 int

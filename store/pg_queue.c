@@ -19,8 +19,10 @@
 	" q.created_at FROM queue q JOIN messages m ON m.id = q.message_id "
 
 static void
-pg_row_queue(const PGresult *r, int i, struct store_queue_entry *e)
+pg_row_queue(struct store *s, const PGresult *r, int i, void *elem)
 {
+	struct store_queue_entry *e = elem;
+
 	e->id = pg_col_i64(r, i, 0);
 	e->message_id = pg_col_i64(r, i, 1);
 	if (!PQgetisnull(r, i, 2))
@@ -45,25 +47,11 @@ pg_row_queue(const PGresult *r, int i, struct store_queue_entry *e)
 	e->created_at = pg_col_i64(r, i, 17);
 }
 
-/* Every row of a query into a new array. */
 static int
 pg_queue_rows(struct store *s, const char *sql, int n, const char *const *v,
     struct store_queue_entry **out, size_t *count)
 {
-	int status, k;
-	PGresult *r = pg_run(s, &status, "list queue", sql, n, v);
-	struct store_queue_entry *list;
-
-	if (r == NULL)
-		return status;
-	k = PQntuples(r);
-	list = xcalloc(k > 0 ? (size_t)k : 1, sizeof(*list));
-	for (int i = 0; i < k; i++)
-		pg_row_queue(r, i, &list[i]);
-	PQclear(r);
-	*out = list;
-	*count = (size_t)k;
-	return STORE_OK;
+	return pg_rows(s, "list queue", sql, n, v, sizeof(**out), pg_row_queue, out, count);
 }
 
 int

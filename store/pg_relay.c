@@ -27,8 +27,10 @@ pg_words(const char *v, struct strlist *out)
 }
 
 static void
-pg_row_relay(const PGresult *r, int i, struct store_relay *out)
+pg_row_relay(struct store *s, const PGresult *r, int i, void *elem)
 {
+	struct store_relay *out = elem;
+
 	int64_t port = pg_col_i64(r, i, 3);
 
 	out->id = pg_col_i64(r, i, 0);
@@ -63,7 +65,7 @@ pg_relay_fetch(struct store *s, const char *sql, int n, const char *const *v,
 	if (r == NULL)
 		return status;
 	if (PQntuples(r) > 0)
-		pg_row_relay(r, 0, out);
+		pg_row_relay(s, r, 0, out);
 	else
 		status = STORE_NOTFOUND;
 	PQclear(r);
@@ -248,21 +250,8 @@ pg_relay_get(struct store *s, const char *name, struct store_relay *out)
 int
 pg_relay_list(struct store *s, struct store_relay **out, size_t *n)
 {
-	int status;
-	PGresult *r = pg_run(s, &status, "list relays", PG_RELAY_COLS "ORDER BY r.name", 0, NULL);
-	struct store_relay *v;
-	int k;
-
-	if (r == NULL)
-		return status;
-	k = PQntuples(r);
-	v = xcalloc(k > 0 ? (size_t)k : 1, sizeof(*v));
-	for (int i = 0; i < k; i++)
-		pg_row_relay(r, i, &v[i]);
-	PQclear(r);
-	*out = v;
-	*n = (size_t)k;
-	return STORE_OK;
+	return pg_rows(s, "list relays", PG_RELAY_COLS "ORDER BY r.name", 0, NULL,
+	    sizeof(struct store_relay), pg_row_relay, out, n);
 }
 
 /* First match wins: the active relay listing the domain, then the active default. */
