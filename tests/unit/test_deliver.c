@@ -13,6 +13,7 @@ struct fx {
 	struct store *s;
 	struct alias_resolver r;
 	int64_t alice, bob;
+	char *pgdb, *dsn;	/* postgresql */
 };
 
 static int64_t
@@ -29,19 +30,13 @@ user(struct store *s, const char *login, const char *ext, uint64_t quota)
 	return id;
 }
 
+/* The site every test starts from, in the store f->s. */
 static int
-setup(void **state)
+fill(void **state, struct fx *f)
 {
-	struct fx *f = calloc(1, sizeof(*f));
 	struct store_domain d = { .name = "example.test" };
 	const char *team[] = { "alice", "bob", "friend@outside.test" };
-	char err[256], *path;
 
-	f->dir = tu_tempdir();
-	path = tu_path(f->dir, "store.db");
-	if (store_open(STORE_SQLITE(path), STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
-		return -1;
-	free(path);
 	store_domain_add(f->s, &d);
 	f->alice = user(f->s, "alice", "100", 0);
 	f->bob = user(f->s, "bob", "101", 0);
@@ -54,11 +49,43 @@ setup(void **state)
 }
 
 static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256], *path;
+
+	f->dir = tu_tempdir();
+	path = tu_path(f->dir, "store.db");
+	if (store_open(STORE_SQLITE(path), STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
+		return -1;
+	free(path);
+	return fill(state, f);
+}
+
+static int
+setup_pg(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	f->dir = tu_tempdir();
+	if ((f->dsn = tu_pg_create(&f->pgdb)) == NULL ||
+	    store_open(&(struct store_config){ .backend = STORE_BACKEND_POSTGRESQL,
+	    .dsn = f->dsn }, STORE_CREATE, &f->s, err, sizeof(err)) != STORE_OK)
+		return -1;
+	return fill(state, f);
+}
+
+static int
 teardown(void **state)
 {
 	struct fx *f = *state;
 
 	store_close(&f->s);
+	if (f->pgdb) {
+		tu_pg_drop(f->pgdb);
+		free(f->dsn);
+	}
 	tu_rmdir(f->dir);
 	free(f);
 	return 0;
@@ -183,6 +210,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_build_prefixes_and_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_per_target, setup, teardown),
 	};
+	const struct CMUnitTest pg_tests[] = {
+		cmocka_unit_test_setup_teardown(test_recipients_to_targets, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_build_prefixes_and_queue, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_per_target, setup_pg, teardown),
+	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL) + TU_PG_GROUP(pg_tests);
 }
