@@ -18,8 +18,6 @@
 
 #include <sqlite3.h>
 
-#define COPY_CHUNK	(256 * 1024)	/* as pg_mail.c's PG_CHUNK */
-
 /*
  * Tables in the order their references need, with the columns both
  * schemas share; seq names the identity (or sequence) that goes on
@@ -121,7 +119,7 @@ static int
 copy_bodies(struct store *s, sqlite3 *db)
 {
 	sqlite3_stmt *st;
-	char *buf = xmalloc(COPY_CHUNK);
+	char *buf = xmalloc(PG_CHUNK);
 	int rc, status = STORE_OK;
 
 	if (sqlite3_prepare_v2(db, "SELECT id, length(body) FROM messages", -1, &st, NULL)
@@ -141,8 +139,8 @@ copy_bodies(struct store *s, sqlite3 *db)
 			break;
 		}
 		pg_i64(idbuf, id);
-		for (int64_t off = 0, seq = 0; off < size && status == STORE_OK; off += COPY_CHUNK) {
-			int n = size - off < COPY_CHUNK ? (int)(size - off) : COPY_CHUNK;
+		for (int64_t off = 0, seq = 0; off < size && status == STORE_OK; off += PG_CHUNK) {
+			int n = size - off < PG_CHUNK ? (int)(size - off) : PG_CHUNK;
 			const char *v[] = { idbuf, pg_i64(seqbuf, seq++), buf };
 			const int lengths[] = { 0, 0, n }, formats[] = { 0, 0, 1 };
 

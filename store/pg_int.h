@@ -9,6 +9,13 @@
 
 #include "store/backend.h"
 
+/*
+ * A message's bytes are rows of message_chunks of PG_CHUNK bytes (the
+ * last shorter); readers find an offset's chunk by this size, so it may
+ * change only with a migration that rewrites the chunks.
+ */
+#define PG_CHUNK	(256 * 1024)
+
 struct pg {
 	PGconn *conn;
 	int in_txn;		/* inside begin()...commit() from outside */

@@ -19,8 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PG_CHUNK	(256 * 1024)
-
 /* One chunk of a message's bytes. */
 static int
 pg_chunk_add(struct store *s, const char *mid, int seq, const void *data, size_t len)
