@@ -16,19 +16,25 @@
 #include <openssl/rand.h>
 
 #include "aliases/resolve.h"
+#include "lib/log.h"
 #include "lib/password.h"
 #include "lib/sasl.h"
 #include "lib/worker.h"
 
 struct login_check {
 	struct worker_job job;		/* first: the worker hands this back */
+	struct store_read read;		/* the lookup, before the job */
+	struct worker_pool *wp;
 	login_check_cb *cb;		/* NULL once cancelled */
 	void *arg;
 	struct store_user user;
+	int looking_up;
 	int found;
+	int failed;			/* the store could not say */
 	int ok;
 	int cached;			/* a recent identical success: no yescrypt */
 	unsigned char mac[32];		/* HMAC of the password and the stored hash */
+	char *login;
 	char password[SASL_FIELD_MAX + 1];
 	const char *dummy_hash;
 };
@@ -78,12 +84,23 @@ login_cache_mac(const char *password, const char *hash, unsigned char out[32])
 }
 
 static void
+login_check_free(struct login_check *c)
+{
+	free(c->login);
+	store_user_clear(&c->user);
+	explicit_bzero(c, sizeof(*c));
+	free(c);
+}
+
+static void
 login_check_work(struct worker_job *job)
 {
 	struct login_check *c = (struct login_check *)job;
 	const char *hash = c->found && c->user.password ? c->user.password : c->dummy_hash;
 
-	if (c->cached)
+	if (c->failed)
+		c->ok = -1;
+	else if (c->cached)
 		c->ok = 1;
 	else
 		c->ok = password_verify(c->password, hash) && c->found && c->user.password;
@@ -95,7 +112,7 @@ login_check_done(struct worker_job *job, int cancelled)
 {
 	struct login_check *c = (struct login_check *)job;
 
-	if (c->ok && !c->cached) {
+	if (c->ok > 0 && !c->cached) {
 		unsigned slot = (unsigned)((uint64_t)c->user.id % LOGIN_CACHE_SLOTS);
 
 		pthread_mutex_lock(&login_cache_lock);
@@ -105,46 +122,70 @@ login_check_done(struct worker_job *job, int cancelled)
 		pthread_mutex_unlock(&login_cache_lock);
 	}
 	if (!cancelled && c->cb) {
-		if (c->ok) {
+		if (c->ok > 0) {
 			c->cb(c->arg, 1, &c->user);	/* the callback owns the user now */
 			memset(&c->user, 0, sizeof(c->user));
 		} else
-			c->cb(c->arg, 0, NULL);
+			c->cb(c->arg, c->ok, NULL);
 	}
-	store_user_clear(&c->user);
-	explicit_bzero(c, sizeof(*c));
-	free(c);
+	login_check_free(c);
 }
 
-struct login_check *
-login_check_start(struct worker_pool *wp, struct store *s, const char *login,
-    const char *password, const char *dummy_hash, login_check_cb *cb, void *arg)
+/* With the store: who is it?  Then the password, on a worker. */
+static void
+login_lookup_work(struct store *st, struct store_read *r)
 {
-	struct login_check *c = xcalloc(1, sizeof(*c));
-	int st = alias_lookup_user(s, login, &c->user);
+	struct login_check *c = COMPLETION_OWNER(r, struct login_check, read);
+	int status = alias_lookup_user(st, c->login, &c->user);
 
-	if (st != STORE_OK && st != STORE_NOTFOUND) {
-		free(c);
-		return NULL;
+	c->found = status == STORE_OK;
+	c->failed = status != STORE_OK && status != STORE_NOTFOUND;
+	if (c->failed)
+		log_err("login %s: %s", c->login, store_errmsg(st));
+}
+
+static void
+login_looked_up(struct store_read *r, int cancelled)
+{
+	struct login_check *c = COMPLETION_OWNER(r, struct login_check, read);
+
+	if (cancelled) {
+		login_check_free(c);
+		return;
 	}
-	c->found = st == STORE_OK;
 	if (c->found && c->user.password) {
 		unsigned slot = (unsigned)((uint64_t)c->user.id % LOGIN_CACHE_SLOTS);
 
-		login_cache_mac(password, c->user.password, c->mac);
+		login_cache_mac(c->password, c->user.password, c->mac);
 		pthread_mutex_lock(&login_cache_lock);
 		c->cached = login_cache[slot].user_id == c->user.id &&
 		    login_cache[slot].expires > time(NULL) &&
 		    CRYPTO_memcmp(login_cache[slot].mac, c->mac, sizeof(c->mac)) == 0;
 		pthread_mutex_unlock(&login_cache_lock);
 	}
+	/* Even a failed lookup goes through the pool: the answer never comes inline. */
+	c->looking_up = 0;
+	c->job.work = login_check_work;
+	c->job.done = login_check_done;
+	worker_submit(c->wp, &c->job);
+}
+
+struct login_check *
+login_check_start(struct worker_pool *wp, struct store_readers *rd, const char *login,
+    const char *password, const char *dummy_hash, login_check_cb *cb, void *arg)
+{
+	struct login_check *c = xcalloc(1, sizeof(*c));
+
+	c->wp = wp;
 	c->cb = cb;
 	c->arg = arg;
 	c->dummy_hash = dummy_hash;
+	c->login = xstrdup(login);
 	snprintf(c->password, sizeof(c->password), "%s", password);
-	c->job.work = login_check_work;
-	c->job.done = login_check_done;
-	worker_submit(wp, &c->job);
+	c->read.work = login_lookup_work;
+	c->read.done = login_looked_up;
+	c->looking_up = 1;
+	store_read_submit(rd, &c->read);
 	return c;
 }
 
@@ -152,5 +193,8 @@ void
 login_check_cancel(struct login_check *c)
 {
 	c->cb = NULL;
-	worker_cancel(&c->job);
+	if (c->looking_up)
+		store_read_cancel(&c->read);
+	else
+		worker_cancel(&c->job);
 }

@@ -1,7 +1,7 @@
 /*
  * login.h - checking a login and password for SMTP AUTH and POP3.
  *
- * The user is looked up on the caller's loop (a quick read); the yescrypt
+ * The user is looked up through the loop's store readers; the yescrypt
  * comparison, slow on purpose, runs on a worker thread.  An unknown user
  * is checked against a dummy hash so that it costs the same time.  A
  * success is remembered for an hour (keyed by an HMAC of the password and
@@ -16,16 +16,15 @@ struct worker_pool;
 struct login_check;
 
 /*
- * The result on the loop: ok, and the user (ownership passes to the
- * callback, which must store_user_clear() it; zeroed when not ok).
+ * The result on the loop: ok 1, and the user (ownership passes to the
+ * callback, which must store_user_clear() it); 0 for a wrong login or
+ * password; -1 when the store could not be read (a temporary failure).
+ * user is NULL unless ok is 1.
  */
 typedef void login_check_cb(void *arg, int ok, struct store_user *user);
 
-/*
- * Start a check.  Returns NULL (and no callback follows) when the store
- * could not be read: the caller answers with a temporary failure.
- */
-struct login_check *login_check_start(struct worker_pool *wp, struct store *s,
+/* Start a check; the callback never runs before this returns. */
+struct login_check *login_check_start(struct worker_pool *wp, struct store_readers *rd,
     const char *login, const char *password, const char *dummy_hash,
     login_check_cb *cb, void *arg);
 

@@ -461,3 +461,53 @@ voicemail_mwi_notify_async(struct event_base *base, const struct umbox_config *c
 	if (mwi_argv(cfg, login, new_n, old_n, argv, snew, sold) == 0)
 		spawn_async(base, argv, timeout_ms);
 }
+
+/* A daemon's notice: the counts read through the readers, then the command. */
+struct mwi_read {
+	struct store_read read;
+	struct event_base *base;
+	const struct umbox_config *cfg;
+	int64_t user_id;
+	char *login;
+	int status;
+	unsigned new_n, old_n;
+};
+
+static void
+mwi_read_work(struct store *s, struct store_read *r)
+{
+	struct mwi_read *m = COMPLETION_OWNER(r, struct mwi_read, read);
+
+	if ((m->status = voicemail_counts(s, m->user_id, &m->new_n, &m->old_n)) != STORE_OK)
+		log_warn("voicemail: counting %s's messages: %s", m->login, store_errmsg(s));
+}
+
+static void
+mwi_read_done(struct store_read *r, int cancelled)
+{
+	struct mwi_read *m = COMPLETION_OWNER(r, struct mwi_read, read);
+
+	if (!cancelled && m->status == STORE_OK)
+		voicemail_mwi_notify_async(m->base, m->cfg, m->login, m->new_n, m->old_n,
+		    VOICEMAIL_MWI_TIMEOUT_MS);
+	free(m->login);
+	free(m);
+}
+
+void
+voicemail_mwi_changed(struct store_readers *rd, struct event_base *base,
+    const struct umbox_config *cfg, int64_t user_id, const char *login)
+{
+	struct mwi_read *m;
+
+	if (cfg->voicemail.mwi_command[0] == '\0')
+		return;
+	m = xcalloc(1, sizeof(*m));
+	m->base = base;
+	m->cfg = cfg;
+	m->user_id = user_id;
+	m->login = xstrdup(login);
+	m->read.work = mwi_read_work;
+	m->read.done = mwi_read_done;
+	store_read_submit(rd, &m->read);
+}

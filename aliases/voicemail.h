@@ -102,5 +102,11 @@ struct event_base;
 void voicemail_mwi_notify_async(struct event_base *base, const struct umbox_config *cfg,
     const char *login, unsigned new_n, unsigned old_n, unsigned timeout_ms);
 #define VOICEMAIL_MWI_TIMEOUT_MS	5000
+/*
+ * A daemon changed login's voicemail: count it through the loop's
+ * readers, then notify as above (when mwi_command is set).
+ */
+void voicemail_mwi_changed(struct store_readers *rd, struct event_base *base,
+    const struct umbox_config *cfg, int64_t user_id, const char *login);
 
 #endif

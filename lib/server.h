@@ -30,6 +30,7 @@ struct event;
 struct event_base;
 struct completion_queue;
 struct store;
+struct store_readers;
 struct store_writer;
 struct worker_pool;
 
@@ -89,7 +90,8 @@ struct server_loop {
 	struct server *srv;
 	unsigned index;
 	struct event_base *base;
-	struct store *store;		/* reads on this loop's thread */
+	struct store *store;		/* SQLite: the readers' connection; PostgreSQL: NULL */
+	struct store_readers *readers;	/* every read, answered on this loop */
 	struct store_writer *writer;	/* group commits, answered on this loop */
 	struct worker_pool *workers;	/* password checks, answered on this loop */
 	struct completion_queue *inbox;	/* sockets handed over by the acceptor */

@@ -18,6 +18,10 @@ struct worker_pool {
 	struct worker_job *queue, **queue_tail;
 	struct completion_queue *done;
 	pthread_t *threads;
+	struct worker_thread {
+		struct worker_pool *pool;
+		void *ctx;
+	} *ctx;
 	int nthreads;
 	int stop;
 };
@@ -25,7 +29,8 @@ struct worker_pool {
 static void *
 worker_main(void *arg)
 {
-	struct worker_pool *p = arg;
+	struct worker_thread *t = arg;
+	struct worker_pool *p = t->pool;
 
 	for (;;) {
 		struct worker_job *job;
@@ -44,8 +49,10 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&p->lock);
 
 		/* A job whose owner went away is not worth the CPU (a yescrypt check). */
-		if (!__atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE))
+		if (!__atomic_load_n(&job->cancelled, __ATOMIC_ACQUIRE)) {
+			job->ctx = t->ctx;
 			job->work(job);
+		}
 		completion_post(p->done, &job->finished);
 	}
 }
@@ -62,6 +69,12 @@ worker_finished(struct completion_item *item)
 struct worker_pool *
 worker_pool_new(struct event_base *base, int nthreads)
 {
+	return worker_pool_new_ctx(base, nthreads, "worker", NULL);
+}
+
+struct worker_pool *
+worker_pool_new_ctx(struct event_base *base, int nthreads, const char *name, void *const *ctx)
+{
 	struct worker_pool *p = xcalloc(1, sizeof(*p));
 
 	pthread_mutex_init(&p->lock, NULL);
@@ -71,10 +84,13 @@ worker_pool_new(struct event_base *base, int nthreads)
 		fatal("eventfd: %s", strerror(errno));
 	p->nthreads = nthreads;
 	p->threads = xcalloc((size_t)nthreads, sizeof(*p->threads));
+	p->ctx = xcalloc((size_t)nthreads, sizeof(*p->ctx));
 	for (int i = 0; i < nthreads; i++) {
-		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
-			fatal("cannot start a worker thread");
-		pthread_setname_np(p->threads[i], "worker");
+		p->ctx[i].pool = p;
+		p->ctx[i].ctx = ctx ? ctx[i] : NULL;
+		if (pthread_create(&p->threads[i], NULL, worker_main, &p->ctx[i]) != 0)
+			fatal("cannot start a %s thread", name);
+		pthread_setname_np(p->threads[i], name);
 	}
 	return p;
 }
@@ -115,6 +131,7 @@ worker_pool_free(struct worker_pool **pp)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->wake);
 	free(p->threads);
+	free(p->ctx);
 	free(p);
 	*pp = NULL;
 }

@@ -35,14 +35,79 @@ pop3_drop_user(struct pop3_session *s)
 	store_user_free(&s->user);
 }
 
-/* The lock is ours: take the snapshot the whole session will see. */
+/* The listing, read through the loop's readers. */
+struct pop3_listing {
+	struct store_read read;
+	struct pop3_session *s;
+	int64_t user_id;
+	struct store_entry *v;
+	size_t n;
+	int status;
+	char errmsg[256];
+};
+
+static void
+pop3_list_work(struct store *st, struct store_read *r)
+{
+	struct pop3_listing *l = COMPLETION_OWNER(r, struct pop3_listing, read);
+
+	if ((l->status = store_mailbox_list(st, l->user_id, &l->v, &l->n)) != STORE_OK)
+		snprintf(l->errmsg, sizeof(l->errmsg), "%s", store_errmsg(st));
+}
+
+/* The snapshot the whole session will see. */
+static void
+pop3_listed(struct store_read *r, int cancelled)
+{
+	struct pop3_listing *l = COMPLETION_OWNER(r, struct pop3_listing, read);
+	struct pop3_session *s = l->s;
+	uint64_t total = 0;
+
+	if (cancelled) {
+		store_entry_list_free(&l->v, l->n);
+		free(l);
+		return;
+	}
+	s->listing = NULL;
+	if (l->status != STORE_OK) {
+		log_err("%s: listing: %s", s->c.id, l->errmsg);
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the mailbox now, try again later");
+		pop3_release_lock(s);
+		pop3_drop_user(s);
+		goto out;
+	}
+	s->msgs = xcalloc(l->n, sizeof(*s->msgs));
+	for (size_t i = 0; i < l->n; i++) {
+		s->msgs[i].e = l->v[i];
+		total += l->v[i].size;
+	}
+	free(l->v);	/* the entries moved into msgs */
+	s->nmsgs = l->n;
+	log_info("%s: login %s messages=%zu size=%" PRIu64 "%s", s->c.id, s->user->login, l->n,
+	    total, s->c.tls ? " tls" : "");
+	pop3_set_state(s, POP3_S_TRANSACTION);
+	pop3_reply(s, "+OK Logged in: %zu messages (%" PRIu64 " octets)", l->n, total);
+out:
+	if (!r->now)
+		pop3_resume(s);
+	free(l);
+}
+
+void
+pop3_listing_cancel(struct pop3_session *s)
+{
+	if (s->listing) {
+		store_read_cancel(&s->listing->read);
+		s->listing = NULL;
+	}
+}
+
+/* The lock is ours: list the mailbox. */
 static void
 pop3_locked(struct store_req *req, void *arg)
 {
 	struct pop3_session *s = arg;
-	struct store_entry *v;
-	uint64_t total = 0;
-	size_t n;
+	struct pop3_listing *l;
 	int st = store_req_status(req);
 
 	s->req = NULL;
@@ -66,26 +131,14 @@ pop3_locked(struct store_req *req, void *arg)
 		pop3_close(s);
 		return;
 	}
-	if (store_mailbox_list(s->loop->store, s->user->id, &v, &n) != STORE_OK) {
-		log_err("%s: listing: %s", s->c.id, store_errmsg(s->loop->store));
-		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the mailbox now, try again later");
-		pop3_release_lock(s);
-		pop3_drop_user(s);
-		pop3_resume(s);
-		return;
-	}
-	s->msgs = xcalloc(n, sizeof(*s->msgs));
-	for (size_t i = 0; i < n; i++) {
-		s->msgs[i].e = v[i];
-		total += v[i].size;
-	}
-	free(v);	/* the entries moved into msgs */
-	s->nmsgs = n;
-	log_info("%s: login %s messages=%zu size=%" PRIu64 "%s", s->c.id, s->user->login, n,
-	    total, s->c.tls ? " tls" : "");
-	pop3_set_state(s, POP3_S_TRANSACTION);
-	pop3_reply(s, "+OK Logged in: %zu messages (%" PRIu64 " octets)", n, total);
-	pop3_resume(s);
+	l = xcalloc(1, sizeof(*l));
+	l->s = s;
+	l->user_id = s->user->id;
+	l->read.work = pop3_list_work;
+	l->read.done = pop3_listed;
+	s->listing = l;
+	if (store_read_submit(s->loop->readers, &l->read))
+		pop3_resume(s);		/* listed at once: the session was waiting for the lock */
 }
 
 static void
@@ -94,6 +147,11 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 	struct pop3_session *s = arg;
 
 	s->login = NULL;
+	if (ok < 0) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot check the password now, try again later");
+		pop3_resume(s);
+		return;
+	}
 	if (!ok) {
 		s->auth_failures++;
 		log_info("%s: authentication failed", s->c.id);
@@ -119,12 +177,8 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 void
 pop3_login(struct pop3_session *s, const char *name, const char *password)
 {
-	s->login = login_check_start(s->loop->workers, s->loop->store, name, password,
+	s->login = login_check_start(s->loop->workers, s->loop->readers, name, password,
 	    s->server->dummy_hash, pop3_checked, s);
-	if (s->login == NULL) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Cannot check the password now, try again later");
-		return;
-	}
 	conn_wait(&s->c);
 }
 
@@ -173,7 +227,6 @@ static void
 pop3_mwi(struct pop3_session *s)
 {
 	const struct umbox_config *cfg = s->server->cfg;
-	unsigned n, o;
 	int changed = 0;
 
 	if (cfg->voicemail.mwi_command[0] == '\0')
@@ -185,9 +238,9 @@ pop3_mwi(struct pop3_session *s)
 		    (m->retrieved && !(m->e.flags & STORE_FLAG_SEEN))))
 			changed = 1;
 	}
-	if (changed && voicemail_counts(s->loop->store, s->user->id, &n, &o) == STORE_OK)
-		voicemail_mwi_notify_async(s->loop->base, cfg, s->user->login, n, o,
-		    VOICEMAIL_MWI_TIMEOUT_MS);
+	if (changed)
+		voicemail_mwi_changed(s->loop->readers, s->loop->base, cfg, s->user->id,
+		    s->user->login);
 }
 
 static void
@@ -233,14 +286,79 @@ pop3_quit(struct pop3_session *s)
 	store_writer_submit(s->loop->writer, s->req);
 }
 
-static void
+/*
+ * A slice of the message read off the loop (PostgreSQL): one request at
+ * a time, into a buffer the stream keeps until the message is out.
+ */
+#define POP3_SLICE_REMOTE	(128 * 1024)
+
+struct pop3_slice {
+	struct store_read read;
+	struct pop3_session *s;
+	struct store_entry e;		/* without its sender */
+	uint64_t offset;
+	size_t len, got;
+	int busy;			/* a read in flight */
+	int ready;			/* got bytes at offset, not yet sent */
+	int status;
+	char errmsg[256];
+	char buf[POP3_SLICE_REMOTE];
+};
+
+void
 pop3_stream_free(struct pop3_session *s)
 {
-	if (s->stream) {
-		store_reader_close(&s->stream->r);
-		free(s->stream);
-		s->stream = NULL;
+	struct pop3_stream *st = s->stream;
+
+	if (st == NULL)
+		return;
+	store_reader_close(&st->r);
+	if (st->slice && st->slice->busy)
+		store_read_cancel(&st->slice->read);	/* freed when it comes back */
+	else
+		free(st->slice);
+	free(st);
+	s->stream = NULL;
+}
+
+static void
+slice_work(struct store *st, struct store_read *r)
+{
+	struct pop3_slice *sl = COMPLETION_OWNER(r, struct pop3_slice, read);
+
+	sl->status = store_entry_read(st, &sl->e, sl->offset, sl->buf, sl->len, &sl->got);
+	if (sl->status != STORE_OK)
+		snprintf(sl->errmsg, sizeof(sl->errmsg), "%s", store_errmsg(st));
+}
+
+static void
+slice_done(struct store_read *r, int cancelled)
+{
+	struct pop3_slice *sl = COMPLETION_OWNER(r, struct pop3_slice, read);
+
+	if (cancelled) {
+		free(sl);
+		return;
 	}
+	sl->busy = 0;
+	sl->ready = 1;
+	pop3_stream_pump(sl->s);
+}
+
+/* Ask for the next slice; the pump goes on when it is here. */
+static void
+slice_fetch(struct pop3_session *s, struct pop3_stream *st)
+{
+	struct pop3_slice *sl = st->slice;
+	uint64_t left = st->m->e.size - st->offset;
+
+	sl->offset = st->offset;
+	sl->len = left < sizeof(sl->buf) ? (size_t)left : sizeof(sl->buf);
+	sl->got = 0;
+	sl->busy = 1;
+	sl->read.work = slice_work;
+	sl->read.done = slice_done;
+	store_read_submit(s->loop->readers, &sl->read);
 }
 
 /*
@@ -252,7 +370,12 @@ pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned l
 {
 	struct pop3_stream *st = xcalloc(1, sizeof(*st));
 
-	if (store_reader_open(s->loop->store, &m->e, &st->r) != STORE_OK) {
+	if (s->loop->store == NULL) {
+		st->slice = xcalloc(1, sizeof(*st->slice));
+		st->slice->s = s;
+		st->slice->e = m->e;
+		st->slice->e.sender = NULL;
+	} else if (store_reader_open(s->loop->store, &m->e, &st->r) != STORE_OK) {
 		log_err("%s: opening message %s: %s", s->c.id, m->e.uidl,
 		    store_errmsg(s->loop->store));
 		free(st);
@@ -394,8 +517,50 @@ stream_top(struct pop3_stream *st, struct evbuffer *out, const char *buf, size_t
 }
 
 /*
+ * The next slice: read now from the loop's own store, or the one the
+ * readers brought.  A RETR slice is already in the output; a TOP slice
+ * is in *bytes for stream_top().  STORE_OK with *got 0 from the readers:
+ * not here yet, the pump is called again when it is.
+ */
+static int
+stream_next(struct pop3_session *s, struct pop3_stream *st, struct evbuffer *out,
+    char buf[POP3_SLICE], const char **bytes, size_t *got)
+{
+	struct pop3_slice *sl = st->slice;
+
+	if (sl == NULL) {
+		int status;
+
+		*bytes = buf;
+		status = st->top ? store_reader_read(st->r, st->offset, buf, POP3_SLICE, got) :
+		    stream_retr_slice(st, out, buf, got);
+		if (status != STORE_OK)
+			log_err("%s: reading message %s: %s", s->c.id, st->m->e.uidl,
+			    store_errmsg(s->loop->store));
+		return status;
+	}
+	if (!sl->busy && !sl->ready)
+		slice_fetch(s, st);
+	if (sl->busy)
+		return STORE_OK;
+	sl->ready = 0;
+	if (sl->status == STORE_OK && sl->got == 0)
+		snprintf(sl->errmsg, sizeof(sl->errmsg), "it ends before its size");
+	if (sl->status != STORE_OK || sl->got == 0) {
+		log_err("%s: reading message %s: %s", s->c.id, st->m->e.uidl, sl->errmsg);
+		return sl->status != STORE_OK ? sl->status : STORE_ERROR;
+	}
+	*bytes = sl->buf;
+	*got = sl->got;
+	if (!st->top)
+		stream_stuff(st, out, sl->buf, sl->got);
+	return STORE_OK;
+}
+
+/*
  * Send the next slices of the message being retrieved while the output
- * has room; the write callback calls again below the low-water mark.
+ * has room; the write callback calls again below the low-water mark, and
+ * a slice read off the loop when it arrives.
  */
 void
 pop3_stream_pump(struct pop3_session *s)
@@ -410,19 +575,18 @@ pop3_stream_pump(struct pop3_session *s)
 		int done = st->offset >= e->size;
 
 		if (!done) {
-			int status = st->top ?
-			    store_reader_read(st->r, st->offset, buf, sizeof(buf), &got) :
-			    stream_retr_slice(st, out, buf, &got);
+			const char *bytes = buf;
+			int status = stream_next(s, st, out, buf, &bytes, &got);
 
+			if (status == STORE_OK && got == 0 && st->slice)
+				return;		/* the readers will call again */
 			if (status != STORE_OK || got == 0) {
-				log_err("%s: reading message %s: %s", s->c.id, e->uidl,
-				    store_errmsg(s->loop->store));
 				pop3_stream_free(s);
 				pop3_close(s);	/* the reply is half sent: nothing else is honest */
 				return;
 			}
 			if (st->top) {
-				used = stream_top(st, out, buf, got);
+				used = stream_top(st, out, bytes, got);
 				done = used < got || (st->in_body && st->lines == 0);
 			}
 			st->offset += got;

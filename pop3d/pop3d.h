@@ -54,9 +54,12 @@ struct pop3_msg {
 };
 
 /* A RETR or TOP being streamed out. */
+struct pop3_slice;
+
 struct pop3_stream {
 	struct pop3_msg *m;
-	struct store_reader *r;
+	struct store_reader *r;		/* on the loop's own store (SQLite) */
+	struct pop3_slice *slice;	/* else: read by the loop's readers */
 	uint64_t offset;
 	int line_start;		/* the next byte begins a line (dot-stuffing) */
 	int top;		/* TOP: stop after the header and `lines` body lines */
@@ -86,6 +89,7 @@ struct pop3_session {
 	struct pop3_msg *msgs;		/* the snapshot taken at login */
 	size_t nmsgs;
 	struct pop3_stream *stream;
+	struct pop3_listing *listing;	/* the mailbox being listed after login */
 	struct store_req *req;		/* lock or QUIT in flight */
 
 };
@@ -119,6 +123,9 @@ void pop3_login(struct pop3_session *s, const char *name, const char *password);
 void pop3_login_cancel(struct pop3_session *s);
 int pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines);
 void pop3_stream_pump(struct pop3_session *s);
+/* The session goes away: the stream, and a listing or slice in flight, let go. */
+void pop3_stream_free(struct pop3_session *s);
+void pop3_listing_cancel(struct pop3_session *s);
 void pop3_quit(struct pop3_session *s);
 void pop3_release_lock(struct pop3_session *s);
 void pop3_renew_lock(struct pop3_session *s);

@@ -112,9 +112,8 @@ pop3_session_release(struct conn *c)
 	for (size_t i = 0; i < s->nmsgs; i++)
 		store_entry_clear(&s->msgs[i].e);
 	free(s->msgs);
-	if (s->stream)
-		store_reader_close(&s->stream->r);
-	free(s->stream);
+	pop3_stream_free(s);
+	pop3_listing_cancel(s);
 	store_user_free(&s->user);
 	free(s->user_name);
 	free(s->owner);

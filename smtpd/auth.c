@@ -38,6 +38,11 @@ auth_checked(void *arg, int ok, struct store_user *user)
 	struct smtp_session *s = arg;
 
 	s->login = NULL;
+	if (ok < 0) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_resume(s);
+		return;
+	}
 	if (ok) {
 		log_info("%s: authenticated as %s", s->c.id, user->login);
 		s->user = xcalloc(1, sizeof(*s->user));
@@ -57,12 +62,8 @@ static void
 auth_check(struct smtp_session *s, const char *login, const char *password)
 {
 	smtp_set_state(s, SMTP_S_READY);
-	s->login = login_check_start(s->loop->workers, s->loop->store, login, password,
+	s->login = login_check_start(s->loop->workers, s->loop->readers, login, password,
 	    s->server->dummy_hash, auth_checked, s);
-	if (s->login == NULL) {
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		return;
-	}
 	conn_wait(&s->c);
 }
 

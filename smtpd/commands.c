@@ -161,13 +161,138 @@ smtp_path_args(struct smtp_session *s, const char *arg, size_t len, int rcpt, in
 	return -1;
 }
 
+/* MAIL FROM passed: a new transaction. */
+static void
+mail_accept(struct smtp_session *s, const struct addr *sender, uint64_t size, int smtputf8)
+{
+	struct smtp_txn *t = xcalloc(1, sizeof(*t));
+
+	t->sender = *sender;
+	t->declared_size = size;
+	t->smtputf8 = smtputf8;
+	t->spool_fd = -1;
+	t->seq = ++s->txn_seq;
+	smtp_txn_free(&s->txn);
+	s->txn = t;
+	smtp_set_state(s, SMTP_S_MAIL);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/*
+ * A lookup for MAIL or RCPT, made through the loop's readers (maybe on
+ * another thread): it owns copies of what it reads with, and its done()
+ * finishes the command on the loop.  The session waits meanwhile, unless
+ * the answer came at once.
+ */
+struct smtp_lookup {
+	struct store_read read;
+	struct smtp_session *s;
+	struct alias_resolver resolver;	/* the loop's, with the reader's store */
+	struct addr path;
+	uint64_t size;			/* MAIL SIZE=, or the transaction's */
+	int smtputf8;
+	struct store_user user;		/* MAIL: who is sending (id, login, email, extension) */
+	int owned;			/* MAIL: 1, 0, or -1 on a store error */
+	enum alias_status st;		/* RCPT */
+	struct alias_result res;
+	int full;
+	char full_why[200];		/* RCPT: which mailbox is full, for the log */
+};
+
+static struct smtp_lookup *
+lookup_new(struct smtp_session *s, const struct addr *path)
+{
+	struct smtp_lookup *l = xcalloc(1, sizeof(*l));
+
+	l->s = s;
+	l->resolver = *smtp_resolver(s);
+	l->path = *path;
+	return l;
+}
+
+static void
+lookup_free(struct smtp_lookup *l)
+{
+	alias_result_clear(&l->res);
+	store_user_clear(&l->user);
+	free(l);
+}
+
+static void
+lookup_submit(struct smtp_lookup *l, void (*work)(struct store *, struct store_read *),
+    void (*done)(struct store_read *, int))
+{
+	struct smtp_session *s = l->s;
+
+	l->read.work = work;
+	l->read.done = done;
+	s->lookup = l;
+	if (!store_read_submit(s->loop->readers, &l->read))
+		conn_wait(&s->c);
+}
+
+/* Back on the loop: the session's, unless it went away (then freed here). */
+static struct smtp_session *
+lookup_finished(struct smtp_lookup *l, int cancelled)
+{
+	if (cancelled) {
+		lookup_free(l);
+		return NULL;
+	}
+	l->s->lookup = NULL;
+	return l->s;
+}
+
+static void
+lookup_resume(struct smtp_lookup *l)
+{
+	if (!l->read.now)
+		smtp_resume(l->s);
+	lookup_free(l);
+}
+
+void
+smtp_lookup_cancel(struct smtp_session *s)
+{
+	if (s->lookup) {
+		store_read_cancel(&s->lookup->read);
+		s->lookup = NULL;
+	}
+}
+
+static void
+sender_work(struct store *st, struct store_read *r)
+{
+	struct smtp_lookup *l = COMPLETION_OWNER(r, struct smtp_lookup, read);
+
+	l->resolver.store = st;
+	l->owned = alias_sender_owned(&l->resolver, &l->user, l->path.mailbox);
+}
+
+static void
+sender_done(struct store_read *r, int cancelled)
+{
+	struct smtp_lookup *l = COMPLETION_OWNER(r, struct smtp_lookup, read);
+	struct smtp_session *s = lookup_finished(l, cancelled);
+
+	if (s == NULL)
+		return;
+	if (l->owned < 0)
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+	else if (!l->owned)
+		smtp_reply(s, "553 5.7.1 Sender address <%s> does not belong to user %s",
+		    l->path.mailbox, l->user.login);
+	else
+		mail_accept(s, &l->path, l->size, l->smtputf8);
+	lookup_resume(l);
+}
+
 static void
 cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 {
 	struct server *srv = s->server;
 	struct smtp_path_args pa;
 	const struct smtp_param *p;
-	struct smtp_txn *t;
 	uint64_t size = 0;
 
 	if (s->kind != SMTP_PORT_MX && s->user == NULL) {
@@ -220,30 +345,24 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 		return;
 	}
 	/* Submission: the sender must be the authenticated user's own address. */
-	if (s->user && s->kind != SMTP_PORT_MX) {
-		int owned = (pa.path.flags & ADDR_F_NULL) ? 0 :
-		    alias_sender_owned(smtp_resolver(s), s->user, pa.path.mailbox);
+	if (s->user && s->kind != SMTP_PORT_MX && !(pa.path.flags & ADDR_F_NULL)) {
+		struct smtp_lookup *l = lookup_new(s, &pa.path);
 
-		if (owned < 0) {
-			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
-			return;
-		}
-		if (!owned) {
-			smtp_reply(s, "553 5.7.1 Sender address <%s> does not belong to user %s",
-			    pa.path.mailbox, s->user->login);
-			return;
-		}
+		l->size = size;
+		l->smtputf8 = p != NULL;
+		l->user.id = s->user->id;
+		l->user.login = xstrdup(s->user->login);
+		l->user.email = s->user->email ? xstrdup(s->user->email) : NULL;
+		l->user.extension = s->user->extension ? xstrdup(s->user->extension) : NULL;
+		lookup_submit(l, sender_work, sender_done);
+		return;
 	}
-	t = xcalloc(1, sizeof(*t));
-	t->sender = pa.path;
-	t->declared_size = size;
-	t->smtputf8 = p != NULL;
-	t->spool_fd = -1;
-	t->seq = ++s->txn_seq;
-	smtp_txn_free(&s->txn);
-	s->txn = t;
-	smtp_set_state(s, SMTP_S_MAIL);
-	smtp_reply(s, "250 2.1.0 Ok");
+	if (s->user && s->kind != SMTP_PORT_MX) {
+		smtp_reply(s, "553 5.7.1 Sender address <> does not belong to user %s",
+		    s->user->login);
+		return;
+	}
+	mail_accept(s, &pa.path, size, p != NULL);
 }
 
 /*
@@ -253,34 +372,97 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
  * its quota, and a mailbox already at its quota takes nothing.  A full
  * mailbox among others (an alias) is not a refusal: the message will
  * wait for it in the queue.  Who is full and by how much goes to the
- * log only; the reply names nothing but the recipient as given.
+ * log only (why); the reply names nothing but the recipient as given.
  */
 static int
-smtp_over_quota(struct smtp_session *s, const char *rcpt, const struct alias_result *res,
-    uint64_t size)
+over_quota(struct store *st, const struct alias_result *res, uint64_t size, char *why,
+    size_t whylen)
 {
 	uint64_t need = size ? size : 1;
 	int room = 0;
-	char esc[300];
 
 	for (size_t i = 0; i < res->n; i++) {
 		struct store_user u;
 
-		if (res->v[i].remote ||
-		    store_user_get_by_id(s->loop->store, res->v[i].user_id, &u) != STORE_OK) {
+		if (res->v[i].remote || store_user_get_by_id(st, res->v[i].user_id, &u) != STORE_OK) {
 			room = 1;	/* a store error: the commit decides */
 			continue;
 		}
 		if (u.quota == 0 || (u.used + need <= u.quota && u.used + need >= u.used))
 			room = 1;
 		else
-			log_info("%s: rcpt=<%s> mailbox=%s full: %llu + %llu > %llu bytes", s->c.id,
-			    log_escape(esc, sizeof(esc), rcpt, strlen(rcpt)), u.login,
+			snprintf(why, whylen, "mailbox=%s full: %llu + %llu > %llu bytes", u.login,
 			    (unsigned long long)u.used, (unsigned long long)need,
 			    (unsigned long long)u.quota);
 		store_user_clear(&u);
 	}
 	return !room;
+}
+
+/* The lookups and the quota check read one view. */
+static void
+rcpt_work(struct store *st, struct store_read *r)
+{
+	struct smtp_lookup *l = COMPLETION_OWNER(r, struct smtp_lookup, read);
+
+	l->resolver.store = st;
+	store_read_begin(st);
+	l->st = alias_resolve(&l->resolver, l->path.mailbox, &l->res);
+	l->full = l->st == ALIAS_OK &&
+	    over_quota(st, &l->res, l->size, l->full_why, sizeof(l->full_why));
+	store_read_end(st);
+}
+
+static void
+rcpt_done(struct store_read *r, int cancelled)
+{
+	struct smtp_lookup *l = COMPLETION_OWNER(r, struct smtp_lookup, read);
+	struct smtp_session *s = lookup_finished(l, cancelled);
+	struct smtp_txn *t;
+	const char *rcpt = l->path.mailbox;
+	char esc[300];
+
+	if (s == NULL)
+		return;
+	t = s->txn;
+	switch (l->st) {
+	case ALIAS_OK:
+		break;
+	case ALIAS_UNKNOWN:
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", rcpt);
+		goto out;
+	case ALIAS_INVALID:
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		goto out;
+	default:
+		log_warn("%s: resolving <%s>: %s", s->c.id, rcpt, l->res.error);
+		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+		goto out;
+	}
+	/*
+	 * Outside domains only for clients that may relay; relay tricks in a
+	 * local domain were already unknown users above and never get here.
+	 */
+	if (!l->res.local_domain && (!smtp_may_relay(s) || (l->path.flags &
+	    (ADDR_F_RELAY_CHARS | ADDR_F_QUOTED | ADDR_F_ADDR_LITERAL | ADDR_F_SOURCE_ROUTE)))) {
+		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", rcpt);
+		goto out;
+	}
+	if (l->full) {
+		log_info("%s: rcpt=<%s> %s", s->c.id, log_escape(esc, sizeof(esc), rcpt,
+		    strlen(rcpt)), l->full_why);
+		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", rcpt);
+		goto out;
+	}
+	alias_targets_merge(&t->targets, &l->res);
+	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
+	t->rcpts[t->nrcpts].address = xstrdup(rcpt);
+	t->rcpts[t->nrcpts].local = l->res.local_domain;
+	t->nrcpts++;
+	smtp_set_state(s, SMTP_S_RCPT);
+	smtp_reply(s, "250 2.1.5 Ok");
+out:
+	lookup_resume(l);
 }
 
 static void
@@ -289,9 +471,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 	struct server *srv = s->server;
 	struct smtp_txn *t = s->txn;
 	struct smtp_path_args pa;
-	struct alias_result res;
-	enum alias_status st;
-	int full;
+	struct smtp_lookup *l;
 
 	if (smtp_path_args(s, arg, len, 1, t->smtputf8, &pa) != 0)
 		return;
@@ -310,55 +490,10 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	/*
-	 * A source route is dropped; the rest is judged on its own (RFC 5321
-	 * §4.1.1.3).  The lookups and the quota check read one view.
-	 */
-	store_read_begin(s->loop->store);
-	st = alias_resolve(smtp_resolver(s), pa.path.mailbox, &res);
-	full = st == ALIAS_OK && smtp_over_quota(s, pa.path.mailbox, &res, t->declared_size);
-	store_read_end(s->loop->store);
-	switch (st) {
-	case ALIAS_OK:
-		break;
-	case ALIAS_UNKNOWN:
-		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown",
-		    pa.path.mailbox);
-		alias_result_clear(&res);
-		return;
-	case ALIAS_INVALID:
-		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
-		alias_result_clear(&res);
-		return;
-	default:
-		log_warn("%s: resolving <%s>: %s", s->c.id, pa.path.mailbox, res.error);
-		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", pa.path.mailbox);
-		alias_result_clear(&res);
-		return;
-	}
-	/*
-	 * Outside domains only for clients that may relay; relay tricks in a
-	 * local domain were already unknown users above and never get here.
-	 */
-	if (!res.local_domain && (!smtp_may_relay(s) || (pa.path.flags &
-	    (ADDR_F_RELAY_CHARS | ADDR_F_QUOTED | ADDR_F_ADDR_LITERAL | ADDR_F_SOURCE_ROUTE)))) {
-		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", pa.path.mailbox);
-		alias_result_clear(&res);
-		return;
-	}
-	if (full) {
-		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", pa.path.mailbox);
-		alias_result_clear(&res);
-		return;
-	}
-	alias_targets_merge(&t->targets, &res);
-	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));
-	t->rcpts[t->nrcpts].address = xstrdup(pa.path.mailbox);
-	t->rcpts[t->nrcpts].local = res.local_domain;
-	t->nrcpts++;
-	alias_result_clear(&res);
-	smtp_set_state(s, SMTP_S_RCPT);
-	smtp_reply(s, "250 2.1.5 Ok");
+	/* A source route is dropped; the rest is judged on its own (RFC 5321 §4.1.1.3). */
+	l = lookup_new(s, &pa.path);
+	l->size = t->declared_size;
+	lookup_submit(l, rcpt_work, rcpt_done);
 }
 
 static void

@@ -205,18 +205,15 @@ smtp_mwi(struct smtp_session *s, const struct store_delivery_result *r)
 	const struct umbox_config *cfg = s->server->cfg;
 	const struct smtp_txn *t = s->txn;
 	size_t k = 0;
-	unsigned n, o;
 
 	if (cfg->voicemail.mwi_command[0] == '\0' || smtp_message_kind(t) != STORE_KIND_VOICEMAIL)
 		return;
 	for (size_t i = 0; i < t->targets.n; i++) {
 		if (t->targets.v[i].remote)
 			continue;
-		if (store_delivery_local_status(r, k++) != STORE_TARGET_DELIVERED)
-			continue;
-		if (voicemail_counts(s->loop->store, t->targets.v[i].user_id, &n, &o) == STORE_OK)
-			voicemail_mwi_notify_async(s->loop->base, cfg, t->targets.v[i].login,
-			    n, o, VOICEMAIL_MWI_TIMEOUT_MS);
+		if (store_delivery_local_status(r, k++) == STORE_TARGET_DELIVERED)
+			voicemail_mwi_changed(s->loop->readers, s->loop->base, cfg,
+			    t->targets.v[i].user_id, t->targets.v[i].login);
 	}
 }
 

@@ -117,6 +117,7 @@ smtp_release(struct conn *c)
 	if (s->commit)
 		store_req_cancel(s->commit);
 	smtp_auth_cancel(s);
+	smtp_lookup_cancel(s);
 	smtp_txn_free(&s->txn);
 	store_user_free(&s->user);
 	free(s->helo);

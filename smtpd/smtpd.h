@@ -126,6 +126,7 @@ struct smtp_session {
 	struct smtp_txn *txn;
 	unsigned txn_seq;
 	struct store_req *commit;	/* in flight */
+	struct smtp_lookup *lookup;	/* MAIL or RCPT waiting for the store */
 };
 
 static inline struct smtp_server *
@@ -156,6 +157,8 @@ int smtp_may_relay(const struct smtp_session *s);
 /* commands.c */
 void smtp_command(struct smtp_session *s, const char *line, size_t len);
 void smtp_txn_free(struct smtp_txn **t);
+/* The session goes away: its lookup in flight finishes without it. */
+void smtp_lookup_cancel(struct smtp_session *s);
 
 /* auth.c */
 void smtp_auth_start(struct smtp_session *s, const char *arg, size_t len);

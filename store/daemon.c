@@ -58,7 +58,12 @@ store_daemon_check(struct server *srv)
 	return 0;
 }
 
-/* Every loop gets a read connection and a handle on the one writer thread. */
+/*
+ * Every loop gets its readers and a handle on the one writer thread.  On
+ * SQLite the readers use the loop's own connection; on PostgreSQL a
+ * thread of their own, and the loop has no connection at all, so that no
+ * read can block it.
+ */
 int
 store_daemon_open(struct server *srv)
 {
@@ -71,7 +76,10 @@ store_daemon_open(struct server *srv)
 	for (unsigned i = 0; i < srv->nloops && status == STORE_OK; i++) {
 		struct server_loop *l = &srv->loops[i];
 
-		status = store_open(&sc, STORE_CREATE, &l->store, err, sizeof(err));
+		if (sc.backend == STORE_BACKEND_SQLITE &&
+		    (status = store_open(&sc, STORE_CREATE, &l->store, err, sizeof(err))) != STORE_OK)
+			break;
+		status = store_readers_new(&sc, l->base, l->store, 1, &l->readers, err, sizeof(err));
 		if (status != STORE_OK)
 			break;
 		status = i == 0 ?
@@ -92,6 +100,8 @@ store_daemon_close(struct server *srv)
 {
 	for (unsigned i = 0; i < srv->nloops; i++)
 		store_writer_free(&srv->loops[i].writer);
-	for (unsigned i = 0; i < srv->nloops; i++)
+	for (unsigned i = 0; i < srv->nloops; i++) {
+		store_readers_free(&srv->loops[i].readers);
 		store_close(&srv->loops[i].store);
+	}
 }

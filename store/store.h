@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "lib/util.h"
+#include "lib/worker.h"
 
 struct event_base;
 struct store;
@@ -640,6 +641,45 @@ struct server;
 int store_daemon_check(struct server *srv);
 int store_daemon_open(struct server *srv);
 void store_daemon_close(struct server *srv);
+
+/*
+ * ---- reads off the loop ----
+ *
+ * Every read a daemon makes goes through its loop's readers: a request
+ * whose work() runs with a store connection and whose done() follows on
+ * the loop.  On SQLite a read is a page-cache hit, so work() runs at
+ * once on the loop's own connection and done() before
+ * store_read_submit() returns; on PostgreSQL a reader thread with a
+ * connection of its own runs it, so no loop ever waits for the server.
+ */
+struct store_readers;
+
+struct store_read {
+	/* With a store connection: the loop's (SQLite) or a reader thread's. */
+	void (*work)(struct store *s, struct store_read *r);
+	/* On the loop; cancelled: the owner went away, only free what is left. */
+	void (*done)(struct store_read *r, int cancelled);
+	int now;			/* done() ran inside store_read_submit() */
+	struct worker_job job;		/* the readers' */
+};
+
+/*
+ * The readers of one loop, answering on base's thread.  loop_store is the
+ * loop's own connection, which SQLite reads use; PostgreSQL opens
+ * nthreads connections of its own.
+ */
+int store_readers_new(const struct store_config *cfg, struct event_base *base,
+    struct store *loop_store, unsigned nthreads, struct store_readers **out, char *err,
+    size_t errlen);
+/* Finish every submitted read (each done() runs), stop the threads. */
+void store_readers_free(struct store_readers **rd);
+/*
+ * Run r: returns 1 when done() has already run (the caller must not
+ * touch r again), 0 when it will run later on the loop.
+ */
+int store_read_submit(struct store_readers *rd, struct store_read *r);
+/* The owner goes away before done(): work() is skipped if it has not started. */
+void store_read_cancel(struct store_read *r);
 
 /* ---- the asynchronous commit path (group commit) ---- */
 
