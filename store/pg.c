@@ -7,8 +7,8 @@
  * own transaction under an advisory lock, so two nodes starting at once
  * migrate one after the other; a schema newer than this program knows is
  * refused.  This connection is synchronous: it serves the store API's
- * synchronous callers.  The daemons refuse this backend until their
- * reads and commits run on it without blocking a loop.
+ * synchronous callers, which in a daemon are its reader and writer
+ * threads, never a loop.
  */
 #include "store/pg_int.h"
 
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The key of the advisory lock that serialises migrations between nodes. */
 #define PG_MIGRATE_LOCK	"7565746f6d626f78"	/* any fixed bigint */
@@ -246,6 +247,39 @@ pg_fail(struct store *s, PGresult *r, const char *what)
 	return status;
 }
 
+/* Is sql the command word, alone or followed by its options? */
+static int
+pg_sql_is(const char *sql, const char *word, int options)
+{
+	size_t n = strlen(word);
+
+	return strncmp(sql, word, n) == 0 && (sql[n] == '\0' || (options && sql[n] == ' '));
+}
+
+static int pg_session_setup(struct store *s);
+
+/*
+ * A connection the server dropped (a restart, a failover) is made again
+ * before the next command, at most once a second.  Not while a
+ * transaction was open on it: that went with the connection, and its
+ * owner must learn so (its next command fails) and end it first.
+ */
+static int
+pg_reconnect(struct store *s)
+{
+	struct pg *p = s->impl;
+	time_t now = time(NULL);
+
+	if (p->open || now == p->last_reset)
+		return -1;
+	p->last_reset = now;
+	PQreset(p->conn);
+	if (PQstatus(p->conn) != CONNECTION_OK)
+		return -1;
+	p->in_read = 0;
+	return pg_session_setup(s) == STORE_OK ? 0 : -1;
+}
+
 /*
  * Run one command with text parameters (NULL is SQL NULL).  Returns the
  * result when it succeeded (free it with PQclear), else NULL with the
@@ -255,11 +289,24 @@ PGresult *
 pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
     const char *const *params, const int *lengths, const int *formats, int binary)
 {
-	/* Without parameters, the simple protocol: the text may hold several commands. */
-	PGresult *r = n == 0 && !binary ? PQexec(pg_conn(s), sql) :
-	    PQexecParams(pg_conn(s), sql, n, NULL, params, lengths, formats, binary);
-	ExecStatusType t = PQresultStatus(r);
+	struct pg *p = s->impl;
+	int ending = pg_sql_is(sql, "COMMIT", 0) || pg_sql_is(sql, "ROLLBACK", 0);
+	PGresult *r;
+	ExecStatusType t;
 
+	if (PQstatus(p->conn) == CONNECTION_BAD && (ending || pg_reconnect(s) != 0)) {
+		p->open = p->open && !ending;
+		*status = pg_fail(s, NULL, what);
+		return NULL;
+	}
+	/* Without parameters, the simple protocol: the text may hold several commands. */
+	r = n == 0 && !binary ? PQexec(p->conn, sql) :
+	    PQexecParams(p->conn, sql, n, NULL, params, lengths, formats, binary);
+	t = PQresultStatus(r);
+	if (ending)
+		p->open = 0;
+	else if (pg_sql_is(sql, "BEGIN", 1) && t == PGRES_COMMAND_OK)
+		p->open = 1;
 	if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
 		*status = STORE_OK;
 		return r;
@@ -459,6 +506,14 @@ pg_ignore_notice(void *arg, const char *message)
 {
 }
 
+/* An acknowledgement means the commit is flushed (and replicated). */
+static int
+pg_session_setup(struct store *s)
+{
+	return pg_exec(s, "set up the session",
+	    "SET synchronous_commit = on; SET client_min_messages = warning", 0, NULL);
+}
+
 static int
 pg_open(struct store *s, const struct store_config *cfg, int flags)
 {
@@ -479,9 +534,7 @@ pg_open(struct store *s, const struct store_config *cfg, int flags)
 	}
 	/* Notices (a warning from the server) are not failures: not printed. */
 	PQsetNoticeProcessor(p->conn, pg_ignore_notice, NULL);
-	/* An acknowledgement means the commit is flushed (and replicated). */
-	if ((status = pg_exec(s, "set up the session",
-	    "SET synchronous_commit = on; SET client_min_messages = warning", 0, NULL)) != STORE_OK)
+	if ((status = pg_session_setup(s)) != STORE_OK)
 		return status;
 	if (flags & STORE_READONLY) {
 		int v = pg_schema_version(s);
@@ -557,6 +610,16 @@ pg_check(struct store *s, store_check_fn *fn, void *arg)
 /* ---- transactions ---- */
 
 /* A transaction of the operation's own, unless the writer's is open. */
+void
+pg_abort(struct store *s)
+{
+	struct pg *p = s->impl;
+
+	if (PQstatus(p->conn) == CONNECTION_OK)
+		PQclear(PQexec(p->conn, "ROLLBACK"));
+	p->open = 0;
+}
+
 int
 pg_txn_begin(struct store *s, int *own)
 {
@@ -574,31 +637,82 @@ pg_txn_end(struct store *s, int own, int status)
 		return status;
 	if (status == STORE_OK && (status = pg_exec(s, "commit", "COMMIT", 0, NULL)) == STORE_OK)
 		return STORE_OK;
-	PQclear(PQexec(pg_conn(s), "ROLLBACK"));
+	pg_abort(s);
 	return status;
 }
 
+/* The writer's transaction, with its id in case the answer to its COMMIT is lost. */
 static int
 pg_begin(struct store *s)
 {
-	int status = pg_exec(s, "begin", "BEGIN", 0, NULL);
+	struct pg *p = s->impl;
+	int status;
+	PGresult *r = pg_run(s, &status, "begin", "BEGIN; SELECT pg_current_xact_id()", 0, NULL);
 
-	if (status == STORE_OK)
-		((struct pg *)s->impl)->in_txn = 1;
+	p->xid[0] = '\0';
+	if (r == NULL)
+		return status;
+	snprintf(p->xid, sizeof(p->xid), "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	p->in_txn = 1;
+	return STORE_OK;
+}
+
+/*
+ * The connection went while COMMIT was on its way: the transaction may
+ * have committed or not, and nothing may be acknowledged or refused
+ * before knowing which.  Reconnect (for up to PG_LOST_COMMIT_WAIT
+ * seconds: a server restarting) and ask the server what became of it.
+ */
+#define PG_LOST_COMMIT_WAIT	15
+
+static int
+pg_commit_resolve(struct store *s, const char *xid)
+{
+	struct pg *p = s->impl;
+	time_t until = time(NULL) + PG_LOST_COMMIT_WAIT;
+	const char *v[] = { xid };
+	char first[sizeof(s->errmsg)];
+	PGresult *r;
+	int status;
+
+	snprintf(first, sizeof(first), "%s", s->errmsg);
+	while (PQstatus(p->conn) == CONNECTION_BAD && time(NULL) < until)
+		if (pg_reconnect(s) != 0)
+			sleep(1);
+	if (PQstatus(p->conn) == CONNECTION_BAD)
+		return store_fail(s, STORE_ERROR, "%s; the server could not be reached again to"
+		    " learn whether it committed", first);
+	r = pg_run(s, &status, "a lost commit", "SELECT pg_xact_status($1::xid8)", 1, v);
+	if (r == NULL)
+		return status;
+	status = strcmp(PQgetvalue(r, 0, 0), "committed") == 0 ? STORE_OK :
+	    store_fail(s, STORE_ERROR, "%s; it did not commit", first);
+	PQclear(r);
 	return status;
 }
 
 static int
 pg_commit(struct store *s)
 {
-	((struct pg *)s->impl)->in_txn = 0;
-	return pg_exec(s, "commit", "COMMIT", 0, NULL);
+	struct pg *p = s->impl;
+	char xid[sizeof(p->xid)];
+	int status;
+
+	p->in_txn = 0;
+	snprintf(xid, sizeof(xid), "%s", p->xid);
+	p->xid[0] = '\0';
+	status = pg_exec(s, "commit", "COMMIT", 0, NULL);
+	if (status != STORE_OK && xid[0] && PQstatus(p->conn) == CONNECTION_BAD)
+		status = pg_commit_resolve(s, xid);
+	return status;
 }
 
 static void
 pg_rollback(struct store *s)
 {
 	((struct pg *)s->impl)->in_txn = 0;
+	((struct pg *)s->impl)->xid[0] = '\0';
 	pg_exec(s, "rollback", "ROLLBACK", 0, NULL);
 }
 

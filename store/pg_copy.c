@@ -273,7 +273,7 @@ pg_copy_from_sqlite(struct store *s, const char *path, struct store_copy_counts 
 		if (status == STORE_OK)
 			status = pg_exec(s, "commit", "COMMIT", 0, NULL);
 		else
-			PQclear(PQexec(pg_conn(s), "ROLLBACK"));
+			pg_abort(s);
 	}
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);

@@ -5,6 +5,8 @@
 #ifndef UMBOX_STORE_PG_INT_H
 #define UMBOX_STORE_PG_INT_H
 
+#include <time.h>
+
 #include <libpq-fe.h>
 
 #include "store/backend.h"
@@ -20,6 +22,9 @@ struct pg {
 	PGconn *conn;
 	int in_txn;		/* inside begin()...commit() from outside */
 	int in_read;		/* inside read_begin()...read_end() */
+	int open;		/* a BEGIN went through and no COMMIT/ROLLBACK since */
+	char xid[24];		/* the writer's open transaction, for a lost COMMIT */
+	time_t last_reset;	/* the last attempt to connect again */
 	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
 	char *node;		/* this node's name ([store] node_id) */
 };
@@ -49,6 +54,8 @@ int pg_exec_one(struct store *s, const char *what, const char *sql, int n,
 typedef void pg_row_fn(struct store *s, const PGresult *r, int i, void *elem);
 int pg_rows(struct store *s, const char *what, const char *sql, int n, const char *const *params,
     size_t size, pg_row_fn *row, void *out, size_t *count);
+/* Roll back after a failure, keeping that failure's message. */
+void pg_abort(struct store *s);
 /* A transaction of the operation's own, unless the writer's is open. */
 int pg_txn_begin(struct store *s, int *own);
 int pg_txn_end(struct store *s, int own, int status);

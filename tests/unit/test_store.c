@@ -1243,6 +1243,46 @@ test_pg_no_server(void **state)
  * process; a lock is free once its node's heartbeat is stale, and its
  * lease runs on the database's clock.
  */
+/* The server drops the test's connections (a restart, a failover). */
+static void
+pg_drop_connections(struct fx *f)
+{
+	PGconn *c = PQconnectdb(f->dsn);
+	PGresult *r = PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	    " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	PQfinish(c);
+}
+
+/*
+ * A connection the server dropped is made again for the next command,
+ * but never under a transaction that went with it: until its owner ends
+ * it, every command fails.
+ */
+static void
+test_pg_reconnect(void **state)
+{
+	struct fx *f = *state;
+	struct store_domain d = { .name = "a.test", .guard = "unchecked" };
+
+	assert_int_equal(store_domain_add(f->s, &d), STORE_OK);
+	pg_drop_connections(f);
+	/* The first command may find the connection gone; the next has a new one. */
+	(void)store_domain_exists(f->s, "a.test");
+	assert_int_equal(store_domain_exists(f->s, "a.test"), 1);
+
+	store_read_begin(f->s);
+	assert_int_equal(store_domain_exists(f->s, "a.test"), 1);
+	pg_drop_connections(f);
+	sleep(1);	/* reconnecting is tried at most once a second */
+	assert_true(store_domain_exists(f->s, "a.test") < 0);
+	assert_true(store_domain_exists(f->s, "a.test") < 0);
+	store_read_end(f->s);
+	assert_int_equal(store_domain_exists(f->s, "a.test"), 1);
+}
+
 static void
 test_pg_nodes_and_locks(void **state)
 {
@@ -1334,6 +1374,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota_remote_and_full_local, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_nodes_and_locks, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_reader, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_set, setup_pg, teardown_pg),
