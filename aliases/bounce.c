@@ -26,27 +26,42 @@
 #define BOUNCE_BACKOFF_SECS	60	/* after a bounce that could not be made */
 
 struct bouncer {
-	struct store *store;
+	struct store_readers *readers;
 	struct store_writer *w;
 	const struct umbox_config *cfg;
-	struct alias_resolver resolver;
+	struct bounce_job *job;		/* the next bounce being made */
 	struct store_req *req;		/* the delivery in flight */
 	char qid[24];			/* its message's */
 	int dsn;			/* a report (1) or the postmaster's copy (0) */
 	time_t backoff_until;
 };
 
+/*
+ * One message's bounce, made with a store connection (the failed rows,
+ * the original's header, where the report goes): the delivery that
+ * also settles the rows, for the writer.  What it reads and writes is
+ * its own, so the bouncer may go away meanwhile.
+ */
+struct bounce_job {
+	struct store_read read;
+	struct bouncer *b;
+	struct store *store;		/* while work() runs */
+	const struct umbox_config *cfg;
+	struct alias_resolver resolver;
+	char qid[24];
+	int dsn;
+	int failed;			/* come back after the backoff */
+	struct store_req *req;		/* made, not yet submitted */
+};
+
 struct bouncer *
-bounce_new(struct store *store, struct store_writer *w, const struct umbox_config *cfg)
+bounce_new(struct store_readers *readers, struct store_writer *w, const struct umbox_config *cfg)
 {
 	struct bouncer *b = xcalloc(1, sizeof(*b));
 
-	b->store = store;
+	b->readers = readers;
 	b->w = w;
 	b->cfg = cfg;
-	b->resolver.store = store;
-	b->resolver.postmaster = cfg->general.postmaster;
-	b->resolver.srs_secret = cfg->queue.srs_secret;
 	return b;
 }
 
@@ -59,6 +74,8 @@ bounce_free(struct bouncer **bp)
 		return;
 	if (b->req)
 		store_req_cancel(b->req);
+	if (b->job)
+		store_read_cancel(&b->job->read);
 	free(b);
 	*bp = NULL;
 }
@@ -96,7 +113,7 @@ reply_class(const char *text)
 
 /* One row's part of the report. */
 static void
-rcpt_of(const struct bouncer *b, const struct store_queue_entry *e, struct dsn_rcpt *r,
+rcpt_of(const struct bounce_job *j, const struct store_queue_entry *e, struct dsn_rcpt *r,
     char *remote, size_t rlen)
 {
 	const char *diag;
@@ -116,7 +133,7 @@ rcpt_of(const struct bouncer *b, const struct store_queue_entry *e, struct dsn_r
 	if (class == '5')
 		return;
 	/* Not a refusal: the row ran out of time, or DNS said no such place. */
-	if (e->created_at + (int64_t)b->cfg->queue.lifetime <= e->last_attempt ||
+	if (e->created_at + (int64_t)j->cfg->queue.lifetime <= e->last_attempt ||
 	    class == '4' || e->local_user_id != 0) {
 		r->expired = 1;
 		r->status = e->local_user_id ? "5.2.2" : NULL;
@@ -127,7 +144,7 @@ rcpt_of(const struct bouncer *b, const struct store_queue_entry *e, struct dsn_r
 
 /* The header block of the row's message, for text/rfc822-headers. */
 static char *
-read_headers(struct bouncer *b, const struct store_queue_entry *e, size_t *len)
+read_headers(struct bounce_job *j, const struct store_queue_entry *e, size_t *len)
 {
 	struct store_reader *rd;
 	size_t want = e->size < BOUNCE_HEADERS_MAX ? (size_t)e->size : BOUNCE_HEADERS_MAX;
@@ -135,7 +152,7 @@ read_headers(struct bouncer *b, const struct store_queue_entry *e, size_t *len)
 	size_t have = 0, got;
 
 	*len = 0;
-	if (store_queue_reader_open(b->store, e, &rd) != STORE_OK) {
+	if (store_queue_reader_open(j->store, e, &rd) != STORE_OK) {
 		free(buf);
 		return NULL;
 	}
@@ -193,7 +210,7 @@ keep_local(struct alias_result *res)
 
 /* Nothing can be done for the rows: they go, through the writer, as if delivered. */
 static int
-settle(struct bouncer *b, const int64_t *ids, size_t n)
+settle(struct bounce_job *j, const int64_t *ids, size_t n)
 {
 	static const struct store_retry none = { 1, 1, 1 };
 	struct store_attempt *v = xcalloc(n, sizeof(*v));
@@ -202,50 +219,48 @@ settle(struct bouncer *b, const int64_t *ids, size_t n)
 		v[i].id = ids[i];
 		v[i].result = STORE_ATTEMPT_DELIVERED;
 	}
-	b->req = store_req_queue_report(NULL, &none, v, n, bounce_done, b);
+	j->req = store_req_queue_report(NULL, &none, v, n, bounce_done, j->b);
 	free(v);
-	store_writer_submit(b->w, b->req);
 	return 0;
 }
 
 /* Deliver m to where address resolves (the postmaster when it does not), settling ids. */
 static int
-bounce_send(struct bouncer *b, struct alias_message *m, const char *address,
+bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
     const int64_t *ids, size_t n)
 {
 	struct alias_result res = { 0 };
 	enum alias_status as = ALIAS_UNKNOWN;
 
 	if (address[0])
-		as = alias_resolve(&b->resolver, address, &res);
+		as = alias_resolve(&j->resolver, address, &res);
 	if (as == ALIAS_ERROR) {
 		alias_result_clear(&res);
 		return -1;
 	}
-	if (as != ALIAS_OK || (!b->dsn && keep_local(&res) == 0)) {
+	if (as != ALIAS_OK || (!j->dsn && keep_local(&res) == 0)) {
 		/* No one to tell: the postmaster hears of it. */
 		alias_result_clear(&res);
 		memset(&res, 0, sizeof(res));
-		if (alias_resolve(&b->resolver, "postmaster", &res) != ALIAS_OK ||
+		if (alias_resolve(&j->resolver, "postmaster", &res) != ALIAS_OK ||
 		    keep_local(&res) == 0) {
 			log_err("%s: the postmaster %s has no mailbox here: the bounce is "
-			    "dropped", b->qid, b->cfg->general.postmaster);
+			    "dropped", j->qid, j->cfg->general.postmaster);
 			alias_result_clear(&res);
-			return settle(b, ids, n);
+			return settle(j, ids, n);
 		}
-		m->domain = b->cfg->general.hostname;
+		m->domain = j->cfg->general.hostname;
 	}
 	m->consume = ids;
 	m->nconsume = n;
-	b->req = alias_deliver_req(m, res.v, res.n, bounce_done, b);
+	j->req = alias_deliver_req(m, res.v, res.n, bounce_done, j->b);
 	alias_result_clear(&res);
-	store_writer_submit(b->w, b->req);
 	return 0;
 }
 
 /* The report for one message's failed rows v[0..n). */
 static int
-bounce_report(struct bouncer *b, struct store_queue_entry *v, size_t n, const int64_t *ids)
+bounce_report(struct bounce_job *j, struct store_queue_entry *v, size_t n, const int64_t *ids)
 {
 	struct dsn_rcpt *rcpts = xcalloc(n, sizeof(*rcpts));
 	char (*remote)[300] = xcalloc(n, sizeof(*remote));
@@ -256,13 +271,13 @@ bounce_report(struct bouncer *b, struct store_queue_entry *v, size_t n, const in
 	int r = -1;
 
 	for (size_t i = 0; i < n; i++)
-		rcpt_of(b, &v[i], &rcpts[i], remote[i], sizeof(remote[i]));
-	headers = read_headers(b, &v[0], &hlen);
-	rep.hostname = b->cfg->general.hostname;
+		rcpt_of(j, &v[i], &rcpts[i], remote[i], sizeof(remote[i]));
+	headers = read_headers(j, &v[0], &hlen);
+	rep.hostname = j->cfg->general.hostname;
 	rep.recipient = v[0].sender;
 	rep.qid = v[0].qid;
 	rep.arrival = v[0].created_at;
-	rep.lifetime = b->cfg->queue.lifetime;
+	rep.lifetime = j->cfg->queue.lifetime;
 	rep.now = (int64_t)time(NULL);
 	rep.headers = headers;
 	rep.headers_len = hlen;
@@ -277,8 +292,8 @@ bounce_report(struct bouncer *b, struct store_queue_entry *v, size_t n, const in
 	m.data = out;
 	m.fd = -1;
 	m.len = outlen;
-	m.domain = domain_part(v[0].sender, b->cfg->general.hostname);
-	if (bounce_send(b, &m, v[0].sender, ids, n) == 0) {
+	m.domain = domain_part(v[0].sender, j->cfg->general.hostname);
+	if (bounce_send(j, &m, v[0].sender, ids, n) == 0) {
 		log_info("%s: sender=<%s> bounce sent for %zu recipient%s", v[0].qid,
 		    v[0].sender, n, n == 1 ? "" : "s");
 		r = 0;
@@ -293,7 +308,7 @@ out:
 
 /* A failed message with a null sender: no report, a copy for the postmaster. */
 static int
-bounce_to_postmaster(struct bouncer *b, struct store_queue_entry *v, size_t n,
+bounce_to_postmaster(struct bounce_job *j, struct store_queue_entry *v, size_t n,
     const int64_t *ids)
 {
 	struct alias_message m = { 0 };
@@ -306,23 +321,24 @@ bounce_to_postmaster(struct bouncer *b, struct store_queue_entry *v, size_t n,
 	m.kind = v[0].kind;
 	m.fd = -1;
 	m.message_id = v[0].message_id;
-	m.domain = b->cfg->general.hostname;
-	return bounce_send(b, &m, "", ids, n);
+	m.domain = j->cfg->general.hostname;
+	return bounce_send(j, &m, "", ids, n);
 }
 
+/* The next message's failed rows, made into a bounce. */
 static void
-bounce_next(struct bouncer *b)
+bounce_work(struct store *st, struct store_read *r)
 {
+	struct bounce_job *j = COMPLETION_OWNER(r, struct bounce_job, read);
 	struct store_queue_entry *v = NULL;
 	size_t n = 0, k;
 	int64_t *ids;
-	int r;
 
-	if (b->req || time(NULL) < b->backoff_until)
-		return;
-	if (store_queue_failed(b->store, BOUNCE_ROWS_MAX, &v, &n) != STORE_OK) {
-		log_err("queue: reading failed rows: %s", store_errmsg(b->store));
-		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
+	j->store = st;
+	j->resolver.store = st;
+	if (store_queue_failed(st, BOUNCE_ROWS_MAX, &v, &n) != STORE_OK) {
+		log_err("queue: reading failed rows: %s", store_errmsg(st));
+		j->failed = 1;
 		return;
 	}
 	if (n == 0)
@@ -332,15 +348,54 @@ bounce_next(struct bouncer *b)
 	ids = xcalloc(k, sizeof(*ids));
 	for (size_t i = 0; i < k; i++)
 		ids[i] = v[i].id;
-	snprintf(b->qid, sizeof(b->qid), "%s", v[0].qid);
-	b->dsn = v[0].sender[0] != '\0';
-	r = b->dsn ? bounce_report(b, v, k, ids) : bounce_to_postmaster(b, v, k, ids);
-	if (r != 0)
-		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
-	else if (b->req == NULL)	/* settled without a delivery */
-		bounce_next(b);
+	snprintf(j->qid, sizeof(j->qid), "%s", v[0].qid);
+	j->dsn = v[0].sender[0] != '\0';
+	if ((j->dsn ? bounce_report(j, v, k, ids) : bounce_to_postmaster(j, v, k, ids)) != 0)
+		j->failed = 1;
 	free(ids);
 	store_queue_list_free(&v, n);
+}
+
+static void
+bounce_made(struct store_read *r, int cancelled)
+{
+	struct bounce_job *j = COMPLETION_OWNER(r, struct bounce_job, read);
+	struct bouncer *b = j->b;
+
+	if (cancelled) {
+		if (j->req)
+			store_req_discard(j->req);
+		free(j);
+		return;
+	}
+	b->job = NULL;
+	if (j->failed)
+		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
+	if (j->req) {
+		snprintf(b->qid, sizeof(b->qid), "%s", j->qid);
+		b->dsn = j->dsn;
+		b->req = j->req;
+		store_writer_submit(b->w, b->req);
+	}
+	free(j);
+}
+
+static void
+bounce_next(struct bouncer *b)
+{
+	struct bounce_job *j;
+
+	if (b->job || b->req || time(NULL) < b->backoff_until)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->b = b;
+	j->cfg = b->cfg;
+	j->resolver.postmaster = b->cfg->general.postmaster;
+	j->resolver.srs_secret = b->cfg->queue.srs_secret;
+	j->read.work = bounce_work;
+	j->read.done = bounce_made;
+	b->job = j;
+	store_read_submit(b->readers, &j->read);
 }
 
 void

@@ -17,12 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct store;
+struct store_readers;
 struct store_writer;
 struct umbox_config;
 struct bouncer;
 
-struct bouncer *bounce_new(struct store *store, struct store_writer *w,
+struct bouncer *bounce_new(struct store_readers *readers, struct store_writer *w,
     const struct umbox_config *cfg);
 /* Look for failed rows now (the queue runner just failed some, or its tick). */
 void bounce_kick(struct bouncer *b);

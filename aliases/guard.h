@@ -99,10 +99,10 @@ void guard_cancel(struct guard_query *q);
  * turns foreign and a notice when it comes back.
  */
 struct event_base;
-struct store;
+struct store_readers;
 struct store_writer;
 struct guard_watch;
-struct guard_watch *guard_watch_new(struct event_base *base, struct store *store,
+struct guard_watch *guard_watch_new(struct event_base *base, struct store_readers *readers,
     struct store_writer *w, struct dns_resolver *r, const struct umbox_config *cfg);
 void guard_watch_free(struct guard_watch **gw);
 

@@ -23,7 +23,8 @@
 #define GUARD_FIRST_CHECK_SECS	2	/* after start: verdicts fresh soon after boot */
 
 struct guard_watch {
-	struct store *store;
+	struct store_readers *readers;
+	struct watch_list *listing;	/* the domains being read */
 	struct store_writer *w;
 	struct guard *guard;
 	struct event *timer;
@@ -103,19 +104,37 @@ on_verdict(const char *domain, const struct guard_result *res, void *arg)
 	store_writer_submit(it->gw->w, it->req);
 }
 
-static void
-watch_pass(struct guard_watch *gw)
-{
+/* A pass's list of domains, read off the loop. */
+struct watch_list {
+	struct store_read read;
+	struct guard_watch *gw;
 	struct store_domain *v;
 	size_t n;
+};
 
-	if (gw->items != NULL)		/* the last pass has not finished */
-		return;
-	if (store_domain_list(gw->store, &v, &n) != STORE_OK) {
-		log_warn("MX guard: cannot list domains: %s", store_errmsg(gw->store));
-		return;
+static void
+list_work(struct store *st, struct store_read *r)
+{
+	struct watch_list *l = COMPLETION_OWNER(r, struct watch_list, read);
+
+	if (store_domain_list(st, &l->v, &l->n) != STORE_OK) {
+		log_warn("MX guard: cannot list domains: %s", store_errmsg(st));
+		l->v = NULL;
+		l->n = 0;
 	}
-	for (size_t i = 0; i < n; i++) {
+}
+
+static void
+listed(struct store_read *r, int cancelled)
+{
+	struct watch_list *l = COMPLETION_OWNER(r, struct watch_list, read);
+	struct guard_watch *gw = l->gw;
+	struct store_domain *v = l->v;
+	size_t n = l->n;
+
+	if (!cancelled)
+		gw->listing = NULL;
+	for (size_t i = 0; !cancelled && i < n; i++) {
 		struct watch_item *it = xcalloc(1, sizeof(*it));
 
 		it->gw = gw;
@@ -126,6 +145,22 @@ watch_pass(struct guard_watch *gw)
 		it->q = guard_check(gw->guard, v[i].name, on_verdict, it);
 	}
 	store_domain_list_free(&v, n);
+	free(l);
+}
+
+static void
+watch_pass(struct guard_watch *gw)
+{
+	struct watch_list *l;
+
+	if (gw->items != NULL || gw->listing)	/* the last pass has not finished */
+		return;
+	l = xcalloc(1, sizeof(*l));
+	l->gw = gw;
+	l->read.work = list_work;
+	l->read.done = listed;
+	gw->listing = l;
+	store_read_submit(gw->readers, &l->read);
 }
 
 static void
@@ -138,14 +173,14 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 struct guard_watch *
-guard_watch_new(struct event_base *base, struct store *store, struct store_writer *w,
+guard_watch_new(struct event_base *base, struct store_readers *readers, struct store_writer *w,
     struct dns_resolver *r, const struct umbox_config *cfg)
 {
 	struct guard_watch *gw = xcalloc(1, sizeof(*gw));
 	unsigned first = cfg->dns.guard_interval < GUARD_FIRST_CHECK_SECS ?
 	    cfg->dns.guard_interval : GUARD_FIRST_CHECK_SECS;
 
-	gw->store = store;
+	gw->readers = readers;
 	gw->w = w;
 	gw->interval = cfg->dns.guard_interval;
 	gw->guard = guard_new(r, cfg);
@@ -161,6 +196,8 @@ guard_watch_free(struct guard_watch **gwp)
 
 	if (gw == NULL)
 		return;
+	if (gw->listing)
+		store_read_cancel(&gw->listing->read);
 	while (gw->items)
 		item_free(gw->items);
 	event_free(gw->timer);

@@ -11,6 +11,7 @@
 #include "aliases/queue.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,9 @@ struct qgroup {
 	char *names[QUEUE_HOSTS_MAX];
 	struct mta_route route;
 	struct mta_message msg;
-	struct store_reader *reader;
+	struct store_reader *reader;	/* the message on the loop's store (SQLite) */
+	int spool_fd;			/* else: a copy the readers made */
+	struct gread *rd;		/* a read in flight */
 	struct mta_rcpt *rcpts;
 	struct mta_attempt *attempt;
 	struct store_attempt *results;	/* what to report, per row */
@@ -61,7 +64,7 @@ struct qgroup {
 
 struct queue_runner {
 	struct event_base *base;
-	struct store *store;
+	struct store_readers *readers;
 	struct store_writer *w;
 	const struct umbox_config *cfg;
 	struct store_retry retry;
@@ -71,12 +74,34 @@ struct queue_runner {
 	struct event *tick;
 	struct event *kick;		/* made active from any loop */
 	struct store_req *claim;
+	struct runner_read *due;	/* the next due time being read */
 	struct qgroup *active, *pending;
 	unsigned nactive, npending;
 	time_t last_sweep;
 	time_t last_bounce_sweep;
 	struct bouncer *bounce;		/* failed rows become bounces */
 	int kicked;
+};
+
+/*
+ * A group's read off the loop: its route, or what the attempt needs (the
+ * message, and the sender as sent).  It owns copies of what it reads
+ * with, since the group may go away meanwhile.
+ */
+struct gread {
+	struct store_read read;
+	struct qgroup *g;
+	const struct umbox_config *cfg;
+	char *domain;			/* route: the destination */
+	struct store_queue_entry e;	/* send: the message (id, size, kind) */
+	char *sender;			/* send: as stored; NULL: the relay's */
+	int status;
+	char errmsg[256];
+	struct store_relay relay;	/* route */
+	struct store_reader *reader;	/* send, on the loop's store */
+	int spool_fd;			/* send, elsewhere */
+	char srs[SRS_ADDR_MAX + 1];
+	const char *sent_as;		/* sender or srs */
 };
 
 static void group_start(struct qgroup *g);
@@ -107,7 +132,11 @@ group_free(struct qgroup *g)
 		mta_cancel(g->attempt);
 	if (g->req)
 		store_req_cancel(g->req);
+	if (g->rd)
+		store_read_cancel(&g->rd->read);
 	store_reader_close(&g->reader);
+	if (g->spool_fd >= 0)
+		close(g->spool_fd);
 	if (g->have_relay)
 		store_relay_clear(&g->relay);
 	for (size_t i = 0; i < QUEUE_HOSTS_MAX; i++)
@@ -253,8 +282,14 @@ static int
 group_read(void *arg, uint64_t offset, void *buf, size_t len, size_t *got)
 {
 	struct qgroup *g = arg;
+	ssize_t n;
 
-	return store_reader_read(g->reader, offset, buf, len, got) == STORE_OK ? 0 : -1;
+	if (g->reader)
+		return store_reader_read(g->reader, offset, buf, len, got) == STORE_OK ? 0 : -1;
+	if ((n = pread(g->spool_fd, buf, len, (off_t)offset)) < 0)
+		return -1;
+	*got = (size_t)n;
+	return 0;
 }
 
 static void
@@ -284,17 +319,21 @@ group_sent(struct mta_attempt *a, void *arg)
 		g->results[i].error = g->errors[i];
 	}
 	store_reader_close(&g->reader);
+	if (g->spool_fd >= 0) {
+		close(g->spool_fd);
+		g->spool_fd = -1;
+	}
 	group_report(g);
 }
 
 /* A local domain to sign SRS addresses with: one whose MX is here, else any. */
 static int
-srs_domain(struct queue_runner *q, char *out, size_t len)
+srs_domain(struct store *st, char *out, size_t len)
 {
 	struct store_domain *v;
 	size_t n, pick = 0;
 
-	if (store_domain_list(q->store, &v, &n) != STORE_OK || n == 0)
+	if (store_domain_list(st, &v, &n) != STORE_OK || n == 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (v[i].guard && strcmp(v[i].guard, "claimed") == 0) {
@@ -315,21 +354,22 @@ srs_domain(struct queue_runner *q, char *out, size_t len)
  * since its bounces could not be received.
  */
 static const char *
-srs_sender(struct queue_runner *q, const char *sender, char *buf, size_t len)
+srs_sender(struct store *store, const struct umbox_config *cfg, const char *sender, char *buf,
+    size_t len)
 {
-	const char *secret = q->cfg->queue.srs_secret, *at = strrchr(sender, '@');
+	const char *secret = cfg->queue.srs_secret, *at = strrchr(sender, '@');
 	char domain[DNS_NAME_MAX + 1];
 	enum srs_status st;
 	int local;
 
 	if (secret[0] == '\0' || at == NULL)
 		return sender;
-	if ((local = store_domain_exists(q->store, at + 1)) != 0) {
+	if ((local = store_domain_exists(store, at + 1)) != 0) {
 		if (local < 0)
-			log_warn("queue: SRS: %s", store_errmsg(q->store));
+			log_warn("queue: SRS: %s", store_errmsg(store));
 		return sender;
 	}
-	if (srs_domain(q, domain, sizeof(domain)) != 0)
+	if (srs_domain(store, domain, sizeof(domain)) != 0)
 		return sender;
 	st = srs_forward(secret, strlen(secret), sender, domain, (int64_t)time(NULL), buf, len);
 	if (st != SRS_OK || strchr(buf, '@') - buf > ADDR_SRS_LOCAL_MAX ||
@@ -341,20 +381,129 @@ srs_sender(struct queue_runner *q, const char *sender, char *buf, size_t len)
 	return buf;
 }
 
-/* The route is known and has addresses: the attempt. */
-static void
-group_send(struct qgroup *g)
+static struct gread *
+gread_new(struct qgroup *g, void (*work)(struct store *, struct store_read *),
+    void (*done)(struct store_read *, int))
 {
-	struct queue_runner *q = g->q;
+	struct gread *r = xcalloc(1, sizeof(*r));
 
-	if (store_queue_reader_open(q->store, &g->e[0], &g->reader) != STORE_OK) {
+	r->g = g;
+	r->cfg = g->q->cfg;
+	r->spool_fd = -1;
+	r->read.work = work;
+	r->read.done = done;
+	g->rd = r;
+	return r;
+}
+
+static void
+gread_free(struct gread *r)
+{
+	free(r->domain);
+	free(r->sender);
+	if (r->relay.name)
+		store_relay_clear(&r->relay);
+	store_reader_close(&r->reader);
+	if (r->spool_fd >= 0)
+		close(r->spool_fd);
+	free(r);
+}
+
+/* Back on the loop: the group, or NULL when it went away (r is freed then). */
+static struct qgroup *
+gread_finished(struct gread *r, int cancelled)
+{
+	if (cancelled) {
+		gread_free(r);
+		return NULL;
+	}
+	r->g->rd = NULL;
+	return r->g;
+}
+
+/* The message copied into an unlinked file, for a reader that cannot stay open. */
+static int
+spool_message(struct store *st, struct gread *r)
+{
+	struct store_reader *rd;
+	char buf[64 * 1024];
+	uint64_t off = 0;
+	size_t got;
+	int fd;
+
+	if ((fd = spool_file_open(r->cfg->general.data_dir)) < 0) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "a spool file in %s: %s",
+		    r->cfg->general.data_dir, strerror(errno));
+		return STORE_ERROR;
+	}
+	if ((r->status = store_queue_reader_open(st, &r->e, &rd)) != STORE_OK) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "%s", store_errmsg(st));
+		close(fd);
+		return r->status;
+	}
+	while (off < r->e.size) {
+		int status = store_reader_read(rd, off, buf, sizeof(buf), &got);
+
+		if (status != STORE_OK || got == 0 || write_all(fd, buf, got) != 0) {
+			snprintf(r->errmsg, sizeof(r->errmsg), "copying the message: %s",
+			    status != STORE_OK ? store_errmsg(st) : got == 0 ? "it is short" :
+			    strerror(errno));
+			store_reader_close(&rd);
+			close(fd);
+			return STORE_ERROR;
+		}
+		off += got;
+	}
+	store_reader_close(&rd);
+	r->spool_fd = fd;
+	return STORE_OK;
+}
+
+static void
+send_work(struct store *st, struct store_read *rr)
+{
+	struct gread *r = COMPLETION_OWNER(rr, struct gread, read);
+
+	/* On the loop's own store the reader stays open for the attempt. */
+	if (rr->now) {
+		r->status = store_queue_reader_open(st, &r->e, &r->reader);
+		if (r->status != STORE_OK)
+			snprintf(r->errmsg, sizeof(r->errmsg), "%s", store_errmsg(st));
+	} else
+		r->status = spool_message(st, r);
+	if (r->status == STORE_OK && r->sender)
+		r->sent_as = srs_sender(st, r->cfg, r->sender, r->srs, sizeof(r->srs));
+}
+
+static void
+send_ready(struct store_read *rr, int cancelled)
+{
+	struct gread *r = COMPLETION_OWNER(rr, struct gread, read);
+	struct qgroup *g = gread_finished(r, cancelled);
+	struct queue_runner *q;
+
+	if (g == NULL)
+		return;
+	q = g->q;
+	if (r->status != STORE_OK) {
+		log_err("%s: reading the message: %s", g->e[0].qid, r->errmsg);
+		gread_free(r);
 		group_settle(g, STORE_ATTEMPT_DEFERRED, "cannot read the message from the store");
 		return;
 	}
-	if (g->have_relay && g->relay.sender)
+	g->reader = r->reader;
+	r->reader = NULL;
+	g->spool_fd = r->spool_fd;
+	r->spool_fd = -1;
+	if (r->sender == NULL)
 		g->msg.sender = g->relay.sender;
-	else
-		g->msg.sender = srs_sender(q, g->e[0].sender, g->srs, sizeof(g->srs));
+	else if (r->sent_as == r->sender)
+		g->msg.sender = g->e[0].sender;
+	else {
+		snprintf(g->srs, sizeof(g->srs), "%s", r->srs);
+		g->msg.sender = g->srs;
+	}
+	gread_free(r);
 	g->msg.len = g->e[0].size;
 	g->msg.read = group_read;
 	g->msg.read_arg = g;
@@ -365,6 +514,21 @@ group_send(struct qgroup *g)
 	g->route.helo = q->cfg->general.hostname;
 	g->attempt = mta_start(q->base, q->ctx, g->e[0].qid, &g->route, &g->msg, g->rcpts, g->n,
 	    NULL, group_sent, g);
+}
+
+/* The route is known and has addresses: the message, then the attempt. */
+static void
+group_send(struct qgroup *g)
+{
+	struct gread *r = gread_new(g, send_work, send_ready);
+
+	r->e.id = g->e[0].id;
+	r->e.message_id = g->e[0].message_id;
+	r->e.size = g->e[0].size;
+	r->e.kind = g->e[0].kind;
+	if (!(g->have_relay && g->relay.sender))
+		r->sender = xstrdup(g->e[0].sender);
+	store_read_submit(g->q->readers, &r->read);
 }
 
 static void
@@ -392,28 +556,47 @@ group_resolved(struct dns_result *res, void *arg)
 	group_send(g);
 }
 
+static void
+route_work(struct store *st, struct store_read *rr)
+{
+	struct gread *r = COMPLETION_OWNER(rr, struct gread, read);
+
+	r->status = store_relay_for_domain(st, r->domain, &r->relay);
+	if (r->status != STORE_OK && r->status != STORE_NOTFOUND)
+		snprintf(r->errmsg, sizeof(r->errmsg), "%s", store_errmsg(st));
+}
+
 /*
  * SPEC §6's route, first match wins: an active relay listing the domain,
  * the active default relay, else the domain's MX hosts on [queue]
  * smtp_port with opportunistic TLS.
  */
 static void
-group_route(struct qgroup *g)
+route_found(struct store_read *rr, int cancelled)
 {
-	struct queue_runner *q = g->q;
-	int st = store_relay_for_domain(q->store, domain_of(g), &g->relay);
+	struct gread *r = COMPLETION_OWNER(rr, struct gread, read);
+	struct qgroup *g = gread_finished(r, cancelled);
+	struct queue_runner *q;
 
-	if (st == STORE_OK) {
+	if (g == NULL)
+		return;
+	q = g->q;
+	if (r->status == STORE_OK) {
 		g->have_relay = 1;
+		g->relay = r->relay;
+		memset(&r->relay, 0, sizeof(r->relay));
+		gread_free(r);
 		route_from_relay(&g->relay, &g->route);
 		g->dq = dns_addresses(q->dns, g->relay.host, group_resolved, g);
 		return;
 	}
-	if (st != STORE_NOTFOUND) {
-		log_err("queue: route for %s: %s", domain_of(g), store_errmsg(q->store));
+	if (r->status != STORE_NOTFOUND) {
+		log_err("queue: route for %s: %s", domain_of(g), r->errmsg);
+		gread_free(r);
 		group_settle(g, STORE_ATTEMPT_DEFERRED, "local error in processing");
 		return;
 	}
+	gread_free(r);
 	g->route.port = q->cfg->queue.smtp_port;
 	g->route.tls = MTA_TLS_AUTO;
 	g->route.verify = 0;
@@ -421,6 +604,15 @@ group_route(struct qgroup *g)
 	g->route.timeout = 300;		/* RFC 5321 §4.5.3.2: minutes, not seconds */
 	g->route.chunking = 1;
 	g->dq = dns_mx_hosts(q->dns, domain_of(g), group_resolved, g);
+}
+
+static void
+group_route(struct qgroup *g)
+{
+	struct gread *r = gread_new(g, route_work, route_found);
+
+	r->domain = xstrdup(domain_of(g));
+	store_read_submit(g->q->readers, &r->read);
 }
 
 static void
@@ -496,6 +688,7 @@ runner_claimed(struct store_req *req, void *arg)
 		    (local || strcmp(v[j].domain, v[i].domain) == 0))
 			j++;
 		g->q = q;
+		g->spool_fd = -1;
 		g->local = local;
 		g->n = j - i;
 		g->e = xcalloc(g->n, sizeof(*g->e));
@@ -510,25 +703,83 @@ runner_claimed(struct store_req *req, void *arg)
 	runner_start_pending(q);
 }
 
-/* Claim due rows when there are free slots and something may be due. */
+/*
+ * The runner's read each tick: when the next row is due.  It outlives a
+ * runner that goes away meanwhile.
+ */
+struct runner_read {
+	struct store_read read;
+	struct queue_runner *q;
+	int status;
+	int64_t due;
+};
+
 static void
-runner_claim(struct queue_runner *q)
+due_work(struct store *st, struct store_read *r)
+{
+	struct runner_read *rr = COMPLETION_OWNER(r, struct runner_read, read);
+
+	rr->status = store_queue_next_due(st, &rr->due);
+	if (rr->status != STORE_OK && rr->status != STORE_NOTFOUND)	/* NOTFOUND: none waits */
+		log_err("queue: reading the next due time: %s", store_errmsg(st));
+}
+
+
+static void runner_claim_now(struct queue_runner *q);
+
+static void
+runner_read_done(struct store_read *r, int cancelled)
+{
+	struct runner_read *rr = COMPLETION_OWNER(r, struct runner_read, read);
+	struct queue_runner *q = rr->q;
+
+	if (cancelled) {
+		free(rr);
+		return;
+	}
+	q->due = NULL;
+	if (rr->status == STORE_OK && rr->due <= (int64_t)time(NULL))
+		runner_claim_now(q);
+	free(rr);
+}
+
+static void
+runner_claim_now(struct queue_runner *q)
 {
 	time_t now = time(NULL);
-	int64_t due = 0;
 	unsigned room;
 
 	if (q->claim || q->nactive + q->npending >= QUEUE_MAX_CLAIMED)
 		return;
 	room = QUEUE_MAX_CLAIMED - q->nactive - q->npending;
-	if (!q->kicked && now - q->last_sweep < QUEUE_SWEEP_SECS &&
-	    (store_queue_next_due(q->store, &due) != STORE_OK || due > (int64_t)now))
-		return;
 	q->kicked = 0;
 	if (now - q->last_sweep >= QUEUE_SWEEP_SECS)
 		q->last_sweep = now;
 	q->claim = store_req_queue_claim(q->owner, QUEUE_LEASE, room, runner_claimed, q);
 	store_writer_submit(q->w, q->claim);
+}
+
+/*
+ * Claim due rows when there are free slots and something may be due:
+ * when kicked, once per sweep, or when the store says a row is due.
+ */
+static void
+runner_claim(struct queue_runner *q)
+{
+	struct runner_read *rr;
+
+	if (q->due || q->claim || q->nactive + q->npending >= QUEUE_MAX_CLAIMED)
+		return;
+	if (q->kicked || time(NULL) - q->last_sweep >= QUEUE_SWEEP_SECS) {
+		runner_claim_now(q);
+		return;
+	}
+	rr = xcalloc(1, sizeof(*rr));
+	rr->q = q;
+	rr->read.work = due_work;
+	rr->read.done = runner_read_done;
+	q->due = rr;
+	store_read_submit(q->readers, &rr->read);
 }
 
 static void
@@ -563,14 +814,13 @@ queue_runner_kick(struct queue_runner *q)
 }
 
 struct queue_runner *
-queue_runner_new(struct event_base *base, struct store *store, struct store_writer *w,
+queue_runner_new(struct event_base *base, struct store_readers *readers, struct store_writer *w,
     struct dns_resolver *dns, const struct umbox_config *cfg, char *err, size_t errlen)
 {
 	struct queue_runner *q = xcalloc(1, sizeof(*q));
-	char prefix[300];
 
 	q->base = base;
-	q->store = store;
+	q->readers = readers;
 	q->w = w;
 	q->cfg = cfg;
 	q->retry.initial = cfg->queue.retry_initial;
@@ -581,17 +831,26 @@ queue_runner_new(struct event_base *base, struct store *store, struct store_writ
 		free(q);
 		return NULL;
 	}
-	/* Claims of an earlier runner on this host died with it. */
-	snprintf(prefix, sizeof(prefix), "%s:", cfg->general.hostname);
-	if (store_queue_release_claims(store, prefix) != STORE_OK)
-		log_warn("queue: cannot end old claims: %s", store_errmsg(store));
 	snprintf(q->owner, sizeof(q->owner), "%s:%ld", cfg->general.hostname, (long)getpid());
-	q->bounce = bounce_new(store, w, cfg);
+	q->bounce = bounce_new(readers, w, cfg);
 	q->tick = event_new(base, -1, EV_PERSIST, runner_on_tick, q);
 	event_add(q->tick, &(struct timeval){ 0, QUEUE_TICK_MS * 1000 });
 	q->kick = event_new(base, -1, 0, runner_on_kick, q);
 	q->kicked = 1;
 	return q;
+}
+
+int
+queue_release_old_claims(struct store *s, void *arg)
+{
+	const struct umbox_config *cfg = arg;
+	char prefix[300];
+	int status;
+
+	snprintf(prefix, sizeof(prefix), "%s:", cfg->general.hostname);
+	if ((status = store_queue_release_claims(s, prefix)) != STORE_OK)
+		log_warn("queue: cannot end old claims: %s", store_errmsg(s));
+	return status;
 }
 
 void
@@ -603,6 +862,8 @@ queue_runner_free(struct queue_runner **qp)
 		return;
 	if (q->claim)
 		store_req_cancel(q->claim);
+	if (q->due)
+		store_read_cancel(&q->due->read);
 	while (q->active)
 		group_free(q->active);
 	while (q->pending) {

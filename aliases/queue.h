@@ -20,7 +20,7 @@
 
 struct dns_resolver;
 struct event_base;
-struct store;
+struct store_readers;
 struct store_writer;
 struct umbox_config;
 struct queue_runner;
@@ -36,7 +36,14 @@ struct queue_runner;
  * runner of this host left are ended first.  NULL with a message when TLS
  * cannot be set up.
  */
-struct queue_runner *queue_runner_new(struct event_base *base, struct store *store,
+/*
+ * Before the runner starts (with a store connection of the caller's): the
+ * claims of an earlier runner on this host died with it.  cfg is the
+ * struct umbox_config.  A store status.
+ */
+struct store;
+int queue_release_old_claims(struct store *s, void *cfg);
+struct queue_runner *queue_runner_new(struct event_base *base, struct store_readers *readers,
     struct store_writer *w, struct dns_resolver *dns, const struct umbox_config *cfg,
     char *err, size_t errlen);
 

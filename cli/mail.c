@@ -275,23 +275,6 @@ cli_entry_text(struct cli *c, const struct store_entry *e, char **out, size_t *l
 	return 0;
 }
 
-static int
-write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Write the file at path whole or not at all: into a temporary file in
  * the same directory, then renamed over path, so that a reader (a phone

@@ -30,6 +30,7 @@ struct event;
 struct event_base;
 struct completion_queue;
 struct store;
+struct store_heartbeat;
 struct store_readers;
 struct store_writer;
 struct worker_pool;
@@ -131,6 +132,7 @@ struct server {
 	unsigned refused;
 	int stopping;
 	char dummy_hash[256];		/* checked for unknown users: same cost */
+	struct store_heartbeat *heartbeat;	/* PostgreSQL: this node's name kept alive */
 };
 
 /*

@@ -44,6 +44,11 @@ void str_lower(char *s);
  * Parse an unsigned decimal number that must span the whole string.
  * Rejects signs, spaces, empty input and overflow past max.
  */
+/* Write all of buf (retrying short writes and EINTR): 0, or -1 with errno set. */
+int write_all(int fd, const void *buf, size_t len);
+/* A read-write file in dir, unlinked from the start (a spool); -1 with errno. */
+int spool_file_open(const char *dir);
+
 int parse_uint(const char *s, uint64_t max, uint64_t *out);
 
 #endif

@@ -13,6 +13,16 @@
 
 #include "lib/log.h"
 
+static int
+unlock_old(struct store *s, void *arg)
+{
+	int status = store_pop3_unlock_prefix(s, arg);
+
+	if (status != STORE_OK)
+		log_warn("cannot clear old mailbox locks: %s", store_errmsg(s));
+	return status;
+}
+
 /* The store, and the mailbox locks an earlier pop3d on this host left. */
 static int
 pop3d_start(struct server *srv)
@@ -23,8 +33,7 @@ pop3d_start(struct server *srv)
 	if (store_daemon_open(srv) != 0)
 		return -1;
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:", host);
-	if (store_pop3_unlock_prefix(srv->loops[0].store, d->owner_prefix) != STORE_OK)
-		log_warn("cannot clear old mailbox locks: %s", store_errmsg(srv->loops[0].store));
+	store_daemon_startup(srv, unlock_old, d->owner_prefix);
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:%ld:", host, (long)getpid());
 	return 0;
 }
@@ -38,7 +47,7 @@ main(int argc, char **argv)
 		.name = "umbox-pop3d",
 		.id_prefix = "P",
 		.nports = 2,
-		/* A session holds its socket; mailboxes are read on the loop's store connection. */
+		/* A session holds its socket; mailboxes are read through the loop's store readers. */
 		.fd_cost = 100,
 		.max_conns = &cfg.pop3d.max_connections,
 		.max_conns_per_ip = &cfg.pop3d.max_connections_per_ip,

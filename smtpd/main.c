@@ -27,16 +27,17 @@ smtpd_start(struct server *srv)
 		d->resolvers[i].srs_secret = srv->cfg->queue.srs_secret;
 	}
 	/* The queue runner and the MX guard live on loop 0. */
+	store_daemon_startup(srv, queue_release_old_claims, srv->cfg);
 	if ((d->dns = dns_new(l0->base, &srv->cfg->dns.servers, err, sizeof(err))) == NULL) {
 		log_err("dns: %s", err);
 		return -1;
 	}
-	if ((d->queue = queue_runner_new(l0->base, l0->store, l0->writer, d->dns, srv->cfg,
+	if ((d->queue = queue_runner_new(l0->base, l0->readers, l0->writer, d->dns, srv->cfg,
 	    err, sizeof(err))) == NULL) {
 		log_err("queue: %s", err);
 		return -1;
 	}
-	d->guard = guard_watch_new(l0->base, l0->store, l0->writer, d->dns, srv->cfg);
+	d->guard = guard_watch_new(l0->base, l0->readers, l0->writer, d->dns, srv->cfg);
 	return 0;
 }
 

@@ -21,40 +21,6 @@
 #include "lib/header.h"
 #include "lib/log.h"
 
-/* A file for a message that outgrew memory: unlinked from the start. */
-static int
-spool_open_file(const char *dir)
-{
-	char path[4096];
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
-		return fd;
-	snprintf(path, sizeof(path), "%s/spool.XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(path);
-	return fd;
-}
-
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 static void
 spool_write(struct smtp_session *s, const char *buf, size_t len)
 {
@@ -65,7 +31,7 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 	if (t->spool_fd < 0 && evbuffer_get_length(t->spool_mem) + len > SMTP_SPOOL_MEM) {
 		size_t have = evbuffer_get_length(t->spool_mem);
 
-		t->spool_fd = spool_open_file(s->server->cfg->general.data_dir);
+		t->spool_fd = spool_file_open(s->server->cfg->general.data_dir);
 		if (t->spool_fd < 0 ||
 		    write_all(t->spool_fd, evbuffer_pullup(t->spool_mem, -1), have) != 0) {
 			log_err("%s: cannot spool a large message in %s: %s", s->c.id,

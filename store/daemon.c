@@ -8,8 +8,13 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "lib/config.h"
 #include "lib/daemon.h"
@@ -31,29 +36,130 @@ store_config_of(const struct umbox_config *cfg, struct store_config *out, char *
 	out->path = *path = config_store_path(cfg);
 }
 
+/*
+ * On PostgreSQL each daemon of a node holds a name of its own in the
+ * nodes table, "NODE_ID/smtpd", so that a POP3 lock is freed when its own
+ * pop3d dies, whatever the node's smtpd does.  The instance is the
+ * machine: a daemon restarted on it takes its name back at once, and
+ * another machine configured with the same node_id is refused while this
+ * one beats.
+ */
+static void
+daemon_store_config(const struct server *srv, struct store_config *sc, char **path,
+    char **node)
+{
+	const char *prog = strchr(srv->def->name, '-');
+
+	store_config_of(srv->cfg, sc, path);
+	*node = NULL;
+	if (sc->backend == STORE_BACKEND_POSTGRESQL)
+		sc->node_id = *node = xasprintf("%s/%s", sc->node_id, prog ? prog + 1 :
+		    srv->def->name);
+}
+
+static void
+daemon_instance(char *buf, size_t len)
+{
+	char host[256] = "", id[64] = "";
+	FILE *f = fopen("/etc/machine-id", "r");
+
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	if (f) {
+		if (fgets(id, sizeof(id), f) == NULL)
+			id[0] = '\0';
+		id[strcspn(id, "\n")] = '\0';
+		fclose(f);
+	}
+	snprintf(buf, len, "%s%s%s", host, id[0] ? " " : "", id);
+}
+
+/*
+ * The heartbeat: a claim of the name again, through loop 0's readers;
+ * and every minute or so, the sweep of messages whose last reference went
+ * more than STORE_SWEEP_AFTER seconds ago.
+ */
+#define STORE_SWEEP_BEATS	12
+
+struct store_heartbeat {
+	struct event *timer;
+	struct store_readers *readers;
+	struct store_read read;
+	int busy;
+	unsigned beats;
+	int status;
+	char instance[320];
+	char errmsg[512];
+};
+
+static void
+beat_work(struct store *s, struct store_read *r)
+{
+	struct store_heartbeat *hb = COMPLETION_OWNER(r, struct store_heartbeat, read);
+	size_t n;
+
+	if ((hb->status = store_node_claim(s, hb->instance)) != STORE_OK)
+		snprintf(hb->errmsg, sizeof(hb->errmsg), "%s", store_errmsg(s));
+	if (hb->beats++ % STORE_SWEEP_BEATS != 0)
+		return;
+	if (store_sweep(s, (int64_t)time(NULL) - STORE_SWEEP_AFTER, &n) != STORE_OK)
+		log_warn("store: sweeping unreferenced messages: %s", store_errmsg(s));
+	else if (n > 0)
+		log_info("store: %zu unreferenced message%s removed", n, n == 1 ? "" : "s");
+}
+
+static void
+beat_done(struct store_read *r, int cancelled)
+{
+	struct store_heartbeat *hb = COMPLETION_OWNER(r, struct store_heartbeat, read);
+
+	hb->busy = 0;
+	if (!cancelled && hb->status != STORE_OK)
+		log_err("store: node heartbeat: %s", hb->errmsg);
+}
+
+static void
+beat_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_heartbeat *hb = arg;
+
+	if (hb->busy)
+		return;		/* the server is slow: the last beat is still on its way */
+	hb->busy = 1;
+	hb->read.work = beat_work;
+	hb->read.done = beat_done;
+	store_read_submit(hb->readers, &hb->read);
+}
+
 int
 store_daemon_check(struct server *srv)
 {
 	const struct umbox_config *cfg = srv->cfg;
-	char err[1024], *path;
+	char err[1024], instance[320], *path, *node;
 	struct store_config sc;
 	struct store *s = NULL;
 
-	store_config_of(cfg, &sc, &path);
-	if (sc.backend == STORE_BACKEND_POSTGRESQL) {
-		log_err("[store] backend = postgresql: the daemons cannot serve from"
-		    " PostgreSQL yet; set backend = sqlite");
+	daemon_store_config(srv, &sc, &path, &node);
+	if (store_open(&sc, STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
+		log_err("store %s: %s", store_config_name(&sc), err);
+		free(path);
+		free(node);
 		return -1;
 	}
-	if (store_open(&sc, STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
-		log_err("store %s: %s", path, err);
-		free(path);
+	daemon_instance(instance, sizeof(instance));
+	if (node && store_node_claim(s, instance) != STORE_OK) {
+		log_err("store %s: %s", store_config_name(&sc), store_errmsg(s));
+		store_close(&s);
+		free(node);
 		return -1;
 	}
 	store_close(&s);
+	free(node);
+	/* The data directory holds the spool files, and the SQLite store. */
 	if (daemon_give_to_user(cfg, cfg->general.data_dir) != 0 ||
-	    daemon_give_to_user(cfg, path) != 0)
-		log_warn("cannot give %s to user %s: %s", path, cfg->general.user, strerror(errno));
+	    (path && daemon_give_to_user(cfg, path) != 0))
+		log_warn("cannot give %s to user %s: %s", path ? path : cfg->general.data_dir,
+		    cfg->general.user, strerror(errno));
 	free(path);
 	return 0;
 }
@@ -67,11 +173,11 @@ store_daemon_check(struct server *srv)
 int
 store_daemon_open(struct server *srv)
 {
-	char err[1024], *path;
+	char err[1024], *path, *node;
 	struct store_config sc;
 	int status = STORE_OK;
 
-	store_config_of(srv->cfg, &sc, &path);
+	daemon_store_config(srv, &sc, &path, &node);
 
 	for (unsigned i = 0; i < srv->nloops && status == STORE_OK; i++) {
 		struct server_loop *l = &srv->loops[i];
@@ -86,22 +192,61 @@ store_daemon_open(struct server *srv)
 		    store_writer_new(&sc, l->base, &l->writer, err, sizeof(err)) :
 		    store_writer_attach(srv->loops[0].writer, l->base, &l->writer, err, sizeof(err));
 	}
+	if (status == STORE_OK && node) {
+		struct store_heartbeat *hb = xcalloc(1, sizeof(*hb));
+
+		daemon_instance(hb->instance, sizeof(hb->instance));
+		hb->readers = srv->loops[0].readers;
+		hb->timer = event_new(srv->loops[0].base, -1, EV_PERSIST, beat_timer, hb);
+		event_add(hb->timer, &(struct timeval){ STORE_NODE_BEAT / 2, 0 });
+		srv->heartbeat = hb;
+	}
 	if (status != STORE_OK) {
 		log_err("store %s: %s", store_config_name(&sc), err);
 		store_daemon_close(srv);
 	}
 	free(path);
+	free(node);
 	return status == STORE_OK ? 0 : -1;
+}
+
+int
+store_daemon_startup(struct server *srv, int (*fn)(struct store *s, void *arg), void *arg)
+{
+	char err[1024], *path, *node;
+	struct store_config sc;
+	struct store *s = srv->loops[0].store;
+	int status;
+
+	if (s)
+		return fn(s, arg);
+	daemon_store_config(srv, &sc, &path, &node);
+	status = store_open(&sc, 0, &s, err, sizeof(err));
+	if (status != STORE_OK)
+		log_err("store %s: %s", store_config_name(&sc), err);
+	else
+		status = fn(s, arg);
+	store_close(&s);
+	free(path);
+	free(node);
+	return status;
 }
 
 /* The thread (loop 0's handle) first: the others' last answers run as they go. */
 void
 store_daemon_close(struct server *srv)
 {
+	struct store_heartbeat *hb = srv->heartbeat;
+
+	if (hb) {
+		event_free(hb->timer);
+		srv->heartbeat = NULL;
+	}
 	for (unsigned i = 0; i < srv->nloops; i++)
 		store_writer_free(&srv->loops[i].writer);
 	for (unsigned i = 0; i < srv->nloops; i++) {
 		store_readers_free(&srv->loops[i].readers);
 		store_close(&srv->loops[i].store);
 	}
+	free(hb);	/* its last beat came back with the readers */
 }

@@ -37,6 +37,12 @@ store_req_cancel(struct store_req *r)
 	r->cb = NULL;
 }
 
+void
+store_req_discard(struct store_req *r)
+{
+	r->ops->free(r);
+}
+
 int
 store_req_status(const struct store_req *r)
 {

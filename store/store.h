@@ -597,6 +597,8 @@ int store_stats(struct store *s, struct store_stats *out);
  * nothing.
  */
 int store_sweep(struct store *s, int64_t before, size_t *n);
+/* How long the daemons keep an unreferenced message (a RETR elsewhere may read it). */
+#define STORE_SWEEP_AFTER	3600
 
 /* ---- moving a site to PostgreSQL ---- */
 
@@ -641,6 +643,11 @@ struct server;
 int store_daemon_check(struct server *srv);
 int store_daemon_open(struct server *srv);
 void store_daemon_close(struct server *srv);
+/*
+ * Before the loops run (a daemon's start hook): fn with a store
+ * connection, loop 0's or one opened for it; fn's status, or the open's.
+ */
+int store_daemon_startup(struct server *srv, int (*fn)(struct store *s, void *arg), void *arg);
 
 /*
  * ---- reads off the loop ----
@@ -659,7 +666,12 @@ struct store_read {
 	void (*work)(struct store *s, struct store_read *r);
 	/* On the loop; cancelled: the owner went away, only free what is left. */
 	void (*done)(struct store_read *r, int cancelled);
-	int now;			/* done() ran inside store_read_submit() */
+	/*
+	 * Set before work() runs on the loop's own connection (SQLite): what
+	 * it opens there may stay open for the loop; and done() then runs
+	 * inside store_read_submit().
+	 */
+	int now;
 	struct worker_job job;		/* the readers' */
 };
 
@@ -752,6 +764,8 @@ struct store_req *store_req_pop3_quit(int64_t user_id, const char *owner,
 void store_writer_submit(struct store_writer *w, struct store_req *req);
 /* Detach the caller: no callback; the request is freed when done. */
 void store_req_cancel(struct store_req *req);
+/* Free a request that was made but will not be submitted after all. */
+void store_req_discard(struct store_req *req);
 
 int store_req_status(const struct store_req *req);
 const char *store_req_errmsg(const struct store_req *req);

@@ -20,6 +20,8 @@ import threading
 
 import pytest
 
+import backend
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("UMBOX_BUILD", str(REPO / "build")))
 
@@ -217,6 +219,7 @@ class Umbox:
         self.write_config(extra_config)
 
     def write_config(self, extra=""):
+        self._extra = extra
         """(Re)write the config: [general] plus any extra sections/keys,
         then [dns] servers = the session's DNS server (tests/dns/dnsserver.py)
         unless extra has a [dns] section of its own."""
@@ -232,6 +235,8 @@ class Umbox:
             text += extra if extra.endswith("\n") else extra + "\n"
         if not _DNS_SECTION.search(extra or ""):
             text += f"[dns]\nservers = 127.0.0.1:{DNS.port()}\n"
+        if not re.search(r"^\[store\]", extra or "", re.M):
+            text += backend.store_section(self.data_dir)
         self.config.write_text(text)
 
     @property
@@ -310,6 +315,9 @@ class Umbox:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
         shutil.copytree(other.data_dir, self.data_dir)
+        if backend.PG:
+            backend.adopt(self.data_dir)
+            self.write_config(self._extra)
 
     def query(self, sql, *params):
         con = self.db()

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+import backend
 from pop3d_util import DOMAIN, PASSWORD, USERS, Env, run_ctl
 
 
@@ -32,7 +33,7 @@ def pop3_template(tmp_path_factory):
     data = root / "data"
     conf = root / "umbox.conf"
     conf.write_text(f"[general]\nhostname = mail.example.test\ndata_dir = {data}\n"
-                    "user =\npostmaster = admin\n")
+                    "user =\npostmaster = admin\n" + backend.store_section(data))
     run_ctl(conf, "domain", "add", DOMAIN, "--force")
     for login, ext, pop3 in USERS:
         args = ["user", "add", login, "--password-stdin"]

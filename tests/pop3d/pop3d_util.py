@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+import backend
 import proc_util
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -117,14 +118,18 @@ def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
         lines.append(f"plaintext_auth = {plaintext_auth}")
     for k, v in (pop3d_extra or {}).items():
         lines.append(f"{k} = {v}")
-    # A closed port: umbox-smtpd's MX guard and queue never ask the
-    # machine's own resolver.
-    lines += ["[dns]", "servers = 127.0.0.1:9"]
+    # A closed port unless sections name a server: umbox-smtpd's MX guard
+    # and queue never ask the machine's own resolver.
+    if "dns" not in (sections or {}):
+        lines += ["[dns]", "servers = 127.0.0.1:9"]
     # Whole sections more: {"voicemail": {"mwi_command": "/path"}}
     for section, keys in (sections or {}).items():
         lines.append(f"[{section}]")
         lines += [f"{k} = {v}" for k, v in keys.items()]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if "store" not in (sections or {}):
+        text += backend.store_section(data_dir)
+    return text
 
 
 class Proc:
@@ -200,6 +205,7 @@ class Env:
         os.chmod(self.root / "key.pem", 0o600)
         self.data_dir = self.root / "data"
         shutil.copytree(template_data_dir, self.data_dir)
+        backend.adopt(self.data_dir)
         self.config = self.root / "umbox.conf"
         self.plaintext_auth = plaintext_auth
         self.smtpd_extra = smtpd_extra
@@ -264,16 +270,25 @@ class Env:
     def restart_pop3d(self, sig=signal.SIGTERM, timeout=20):
         """Stop umbox-pop3d with sig, start it again on the same ports and
         wait until it serves; returns the exit code of the stopped one."""
-        rc = self.pop3d.stop(sig)
-        self.pop3d.start()
-        deadline = time.monotonic() + timeout
-        while not _probe_pop3(self.pop3_port):
-            if not self.pop3d.running:
-                pytest.fail(f"umbox-pop3d exited at restart:\n{self.pop3d.log()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"umbox-pop3d does not serve after restart:\n{self.pop3d.log()}")
-            time.sleep(0.02)
+        rc = self._restart(self.pop3d, self.pop3_port, _probe_pop3, sig, timeout)
         self.wait_probes_gone()
+        return rc
+
+    def restart_smtpd(self, sig=signal.SIGTERM, timeout=20):
+        """The same for umbox-smtpd."""
+        return self._restart(self.smtpd, self.smtp_port, _probe_smtp, sig, timeout)
+
+    @staticmethod
+    def _restart(p, port, probe, sig, timeout):
+        rc = p.stop(sig)
+        p.start()
+        deadline = time.monotonic() + timeout
+        while not probe(port):
+            if not p.running:
+                pytest.fail(f"{p.name} exited at restart:\n{p.log()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{p.name} does not serve after restart:\n{p.log()}")
+            time.sleep(0.02)
         return rc
 
     def stop(self):

@@ -11,12 +11,12 @@ which only puts mail in, too), whatever UMBOX_THREADS says.
 import re
 import signal
 import socket
-import sqlite3
 import threading
 import time
 
 import pytest
 
+import backend
 import loops_util
 import proc_util
 from loops_util import burst, close_all
@@ -245,11 +245,7 @@ def test_mailbox_in_use_across_loops(pop3_factory):
 
 def mailbox_locks(env):
     """How many POP3 mailbox locks the store holds (read-only look)."""
-    con = sqlite3.connect(f"file:{env.data_dir / 'store.db'}?mode=ro", uri=True)
-    try:
-        return con.execute("SELECT count(*) FROM pop3_locks").fetchone()[0]
-    finally:
-        con.close()
+    return int(backend.query(env.data_dir, "SELECT count(*) FROM pop3_locks")[0][0])
 
 
 # -- SIGTERM ---------------------------------------------------------------------------------

@@ -9,13 +9,13 @@ import pathlib
 import shutil
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import time
 
 import pytest
 
+import backend
 import proc_util
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -109,7 +109,10 @@ def smtpd_config(data_dir, tls_dir, ports, smtpd_extra=None):
     for section, keys in other.items():
         lines.append(f"[{section}]")
         lines += [f"{k} = {v}" for k, v in keys.items()]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if "store" not in other:
+        text += backend.store_section(data_dir)
+    return text
 
 
 class Daemon:
@@ -126,6 +129,7 @@ class Daemon:
         self.data_dir = self.root / "data"
         if template_data_dir is not None:
             shutil.copytree(template_data_dir, self.data_dir)
+        backend.adopt(self.data_dir)
         self.store_path = self.data_dir / "store.db"
         self.mx, self.submission, self.smtps = (free_port() for _ in range(3))
         self.config = self.root / "umbox.conf"
@@ -248,15 +252,14 @@ class Daemon:
         """Every message of a mailbox, raw bytes as stored, in list order."""
         return [self.export(login, e["uid"]) for e in self.mailbox(login)]
 
+    def sql(self, query, *params):
+        """Rows of a read-only query on the store (backend.query)."""
+        return backend.query(self.data_dir, query, *params)
+
     def queue(self):
         """(message_id, sender, recipient) of every queue row (read-only)."""
-        if not self.store_path.exists():
-            return []
-        con = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
-        try:
-            return con.execute("SELECT message_id, sender, recipient FROM queue").fetchall()
-        finally:
-            con.close()
+        return [(int(m), s, r) for m, s, r in
+                self.sql("SELECT message_id, sender, recipient FROM queue")]
 
     def assert_nothing_stored(self):
         """No queue row and no mailbox entry in any of the template's users."""

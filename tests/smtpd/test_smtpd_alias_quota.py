@@ -5,7 +5,6 @@ deferred queue entry; only when no target can take it is the answer
 import re
 import json
 import smtplib
-import sqlite3
 
 from smtpd_util import DOMAIN, Raw, simple_message
 
@@ -18,22 +17,13 @@ def used(d, login):
 
 def deferred(d):
     """(local login, recipient, last_error) of every queue row for a local mailbox."""
-    con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
-    try:
-        return con.execute(
-            "SELECT u.login, q.recipient, q.last_error FROM queue q"
-            " JOIN users u ON u.id = q.local_user_id ORDER BY q.id").fetchall()
-    finally:
-        con.close()
+    return d.sql("SELECT u.login, q.recipient, q.last_error FROM queue q"
+                 " JOIN users u ON u.id = q.local_user_id ORDER BY q.id")
 
 
 def remote_rows(d):
-    con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
-    try:
-        return [r[0] for r in con.execute(
-            "SELECT recipient FROM queue WHERE local_user_id IS NULL ORDER BY id")]
-    finally:
-        con.close()
+    return [r[0] for r in d.sql(
+        "SELECT recipient FROM queue WHERE local_user_id IS NULL ORDER BY id")]
 
 
 def subjects(d, login):

@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 import smtplib
-import sqlite3
 import time
 
 import pytest
@@ -130,12 +129,7 @@ def send_bounce(d, rcpt, subject="bounce"):
 
 
 def queue_rows(d):
-    con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
-    try:
-        return con.execute("SELECT sender, recipient, status, last_error FROM queue"
-                           " ORDER BY id").fetchall()
-    finally:
-        con.close()
+    return d.sql("SELECT sender, recipient, status, last_error FROM queue ORDER BY id")
 
 
 def wait_queue_empty(d, timeout=10):

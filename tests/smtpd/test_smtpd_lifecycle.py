@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 
+import backend
 from smtpd_util import DOMAIN, Raw, binary, headers
 
 
@@ -231,13 +232,28 @@ def test_config_check_bad_value_names_file_line_key(smtpd_factory):
     assert_names_file_line_key(p.stderr, d.config, lineno, "max_message_size")
 
 
-def test_postgresql_backend_refused_at_start(smtpd_factory):
-    """Not served yet: the daemon exits with a message that says so, and
-    never serves mail from an SQLite file the site did not ask for."""
-    d = smtpd_factory(start=False)
-    with open(d.config, "a") as f:
-        f.write("\n[store]\nbackend = postgresql\ndsn = host=/nonexistent dbname=mail\n")
+def test_postgresql_node_name_held_elsewhere_is_refused_until_stale(smtpd_factory):
+    """[store] node_id names one node: while a daemon on another machine
+    beats under the same name, this one refuses to start and says who holds
+    it; once that heartbeat is more than 30 s old the name is free, and the
+    daemon takes it and serves."""
+    db = backend.new_database()
+    d = smtpd_factory(start=False, **{"store.backend": "postgresql",
+                                      "store.dsn": backend.dsn(db), "store.node_id": "n1"})
+    d.ctl("domain", "add", DOMAIN, "--force")       # the schema, and a domain
+    d.ctl("user", "add", "admin")
+    backend.execute(db, "INSERT INTO nodes (id, instance, started, heartbeat)"
+                        " VALUES ('n1/smtpd', 'elsewhere 42', umbox_now(), umbox_now())")
     p = subprocess.run([str(binary("umbox-smtpd")), "-f", "-c", str(d.config)],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0, p
-    assert "postgresql" in p.stderr and "backend = sqlite" in p.stderr, p
+    assert "n1/smtpd is in use by elsewhere 42" in p.stderr and "node_id" in p.stderr, p
+
+    backend.execute(db, "UPDATE nodes SET heartbeat = heartbeat - 31")
+    d.start()
+    with smtplib.SMTP("127.0.0.1", d.mx, timeout=10) as s:
+        s.sendmail("someone@outside.test", [f"postmaster@{DOMAIN}"],
+                   "Subject: on PostgreSQL\r\n\r\nhello\r\n")
+    assert len(d.mailbox("admin")) == 1
+    holder = backend.query_db(db, "SELECT instance FROM nodes WHERE id = 'n1/smtpd'")
+    assert holder and holder[0][0] != "elsewhere 42", holder

@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+import backend
 import loops_util
 import proc_util
 from loops_util import burst, close_all
@@ -223,6 +224,7 @@ def test_concurrent_ingest_on_every_loop_stores_each_message_whole(smtpd_factory
 # -- SIGTERM ---------------------------------------------------------------------------------
 
 def test_sigterm_answers_sessions_on_every_loop_and_finishes_a_commit(smtpd_factory):
+    backend.sqlite_only()       # holds SQLite's write lock
     d = loops_daemon(smtpd_factory)
     wait_sessions(d, 0)
     idle = []

@@ -6,7 +6,6 @@ import email
 import email.policy
 import pathlib
 import re
-import sqlite3
 import sys
 import time
 
@@ -61,11 +60,7 @@ def outbound(smtpd_factory, vm_dns_port, vm_sink):
 
 
 def queue_rows(d):
-    con = sqlite3.connect(f"file:{d.store_path}?mode=ro", uri=True)
-    try:
-        return con.execute("SELECT recipient FROM queue ORDER BY id").fetchall()
-    finally:
-        con.close()
+    return d.sql("SELECT recipient FROM queue ORDER BY id")
 
 
 def wait_queue_empty(d, timeout=20):

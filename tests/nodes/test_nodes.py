@@ -1,0 +1,119 @@
+"""Two umbox nodes on one PostgreSQL database (SPEC §3, [store]): a
+mailbox open on one node is in use on the other until its holder goes,
+even by kill -9; the queue is shared, and each row is delivered once."""
+import signal
+import smtplib
+import sys
+import time
+
+import pytest
+from dnslib import A, MX, QTYPE, RCODE, RR
+from dnslib.server import BaseResolver
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "smtpd"))
+
+from outside import dns_zone, sink_server       # noqa: E402
+from pop3d_util import DOMAIN, PASSWORD, message, run_ctl   # noqa: E402
+
+
+def test_mailbox_in_use_on_the_other_node_until_its_holder_is_killed(site):
+    a = site.node("a")
+    b = site.node("b")
+    a.deliver("alice", [message("one", "held on node a\r\n")])
+    with a.raw() as first, b.raw() as second:
+        first.login("alice")
+        assert first.cmd("STAT").startswith("+OK 1 ")
+        assert second.cmd("USER alice").startswith("+OK")
+        r = second.cmd(f"PASS {PASSWORD}")
+        assert r.startswith("-ERR [IN-USE]"), r
+
+        # Node a's pop3d dies without a word: its lock goes with its heartbeat.
+        killed = time.monotonic()
+        a.pop3d.stop(signal.SIGKILL)
+        while True:
+            with b.raw() as again:
+                assert again.cmd("USER alice").startswith("+OK")
+                r = again.cmd(f"PASS {PASSWORD}")
+                if r.startswith("+OK"):
+                    assert again.cmd("STAT").startswith("+OK 1 ")
+                    break
+                assert r.startswith("-ERR [IN-USE]"), r
+            assert time.monotonic() - killed < 40, "still in use 40 s after kill -9"
+            time.sleep(1)
+
+
+class Outside(BaseResolver):
+    """far.test's MX is 127.0.0.1 once `up` is set; until then the zone
+    fails (a temporary error: rows wait in the queue)."""
+
+    up = False
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".").lower()
+        if not self.up:
+            reply.header.rcode = RCODE.SERVFAIL
+        elif request.q.qtype == QTYPE.MX and name == "far.test":
+            reply.add_answer(RR("far.test", QTYPE.MX, rdata=MX("mx.far.test"), ttl=60))
+        elif request.q.qtype == QTYPE.A and name == "mx.far.test":
+            reply.add_answer(RR("mx.far.test", QTYPE.A, rdata=A("127.0.0.1"), ttl=60))
+        return reply
+
+
+def test_queue_raced_by_two_nodes_delivers_each_row_once(site):
+    zone = Outside()
+    rows = 10000
+    per_message = 100
+    with dns_zone(zone) as dns_port, sink_server() as sink:
+        sections = {"dns": {"servers": f"127.0.0.1:{dns_port}"},
+                    "queue": {"smtp_port": sink.port}}
+        a = site.node("a", sections=sections, smtpd_extra={"max_recipients": per_message})
+        b = site.node("b", sections=sections, smtpd_extra={"max_recipients": per_message})
+        # Every row is queued while the outside cannot be reached.
+        with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=60) as s:
+            for m in range(rows // per_message):
+                rcpts = [f"r{m}-{i}@far.test" for i in range(per_message)]
+                assert s.sendmail(f"alice@{DOMAIN}", rcpts,
+                                  f"Subject: {m}\r\n\r\nmessage {m}\r\n") == {}
+        queued = int(site.query("SELECT count(*) FROM queue")[0][0])
+        assert queued == rows
+        # Now it can: both nodes' runners claim from the same queue at once.
+        zone.up = True
+        run_ctl(site.config, "queue", "flush")
+        deadline = time.monotonic() + 120
+        while site.query("SELECT count(*) FROM queue")[0][0] != 0:
+            assert time.monotonic() < deadline, (
+                site.query("SELECT status, count(*) FROM queue GROUP BY status"),
+                a.smtpd.log()[-2000:], b.smtpd.log()[-2000:])
+            time.sleep(0.5)
+        delivered = [r for _, rs, _ in sink.messages for r in rs]
+        assert len(delivered) == rows, len(delivered)
+        assert len(set(delivered)) == rows
+        # Both nodes took part.
+        for node in (a, b):
+            assert "status=sent" in node.smtpd.log(), node.smtpd.log()[-2000:]
+
+
+def test_unreferenced_message_is_swept_after_an_hour(site):
+    """A message deleted from its last mailbox stays for an hour on
+    PostgreSQL (a RETR on another node may be reading it), then the
+    daemons remove it."""
+    a = site.node("a")
+    a.deliver("alice", [message("gone soon", "bye\r\n")])
+    with a.raw() as c:
+        c.login("alice")
+        assert c.cmd("DELE 1").startswith("+OK")
+        assert c.cmd("QUIT").startswith("+OK")
+    assert site.query("SELECT count(*) FROM messages WHERE orphaned_at IS NOT NULL") == [(1,)]
+    # Not before its hour is up: a restart sweeps at once, and keeps it.
+    a.restart_smtpd()
+    time.sleep(8)
+    assert site.query("SELECT count(*) FROM messages") == [(1,)]
+    # An hour later it goes.
+    site.query("UPDATE messages SET orphaned_at = orphaned_at - 3601 RETURNING id")
+    a.restart_smtpd()
+    deadline = time.monotonic() + 20
+    while site.query("SELECT count(*) FROM messages") != [(0,)]:
+        assert time.monotonic() < deadline, a.smtpd.log()[-2000:]
+        time.sleep(0.5)
+    assert "1 unreferenced message removed" in a.smtpd.log()
