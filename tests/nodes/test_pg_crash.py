@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pop3d_util import DOMAIN, PASSWORD, USERS, Env, run_ctl
+from pop3d_util import DOMAIN, PASSWORD, USERS, Closed, Env, run_ctl
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PG_CLUSTER = REPO / "tests" / "pg-cluster"
@@ -142,3 +142,56 @@ def backend_messages(dsn):
     for seq in re.findall(r"X-Seq: (\S+)\r?\n\r?\nmessage \1\r?\n", out):
         counts[seq] = counts.get(seq, 0) + 1
     return counts
+
+
+def test_server_crash_during_a_pop3_drain_keeps_every_acknowledged_deletion(
+        tmp_path, cluster, node_tls_dir):
+    """A client drains a mailbox ten messages per session while the server
+    crashes and comes back: a deletion acknowledged by QUIT's +OK never
+    comes back, no UIDL changes or appears from nowhere, and the node
+    serves again by itself until the mailbox is empty."""
+    dsn, conf = make_site(tmp_path, cluster)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    node = Env(tmp_path / "node", node_tls_dir, empty,
+               sections={"store": {"backend": "postgresql", "dsn": dsn, "node_id": "a"}})
+    node.start()
+    node.deliver("alice", [f"Subject: {i}\r\n\r\nbody {i}\r\n" for i in range(150)])
+    first = None
+    deleted = set()
+    crashed = False
+    deadline = time.monotonic() + 90
+    while True:
+        assert time.monotonic() < deadline, node.logs()[-3000:]
+        if not crashed and len(deleted) >= 40:
+            cluster.crash()
+            crashed = True
+            threading.Timer(2, cluster.start).start()
+        try:
+            with node.raw(timeout=20) as c:
+                if not (c.cmd("USER alice").startswith("+OK") and
+                        c.cmd(f"PASS {PASSWORD}").startswith("+OK") and
+                        c.cmd("UIDL").startswith("+OK")):
+                    time.sleep(0.2)         # the store is down: -ERR [SYS/TEMP]
+                    continue
+                listing = dict(l.decode().split() for l in c.multi())
+                uidls = set(listing.values())
+                first = uidls if first is None else first
+                assert uidls <= first, ("new or renamed UIDLs", uidls - first)
+                assert not uidls & deleted, ("deletions came back", uidls & deleted)
+                if not uidls:
+                    c.cmd("QUIT")
+                    break
+                batch = sorted(listing, key=int)[:10]
+                for n in batch:
+                    status, _ = c.retr(int(n))
+                    assert status.startswith("+OK"), status
+                    assert c.cmd(f"DELE {n}").startswith("+OK")
+                if c.cmd("QUIT").startswith("+OK"):
+                    deleted |= {listing[n] for n in batch}
+        except (OSError, Closed):
+            time.sleep(0.2)                 # the session went with the server
+    assert crashed
+    assert deleted == first
+    problems = node.stop()
+    assert not problems, problems
