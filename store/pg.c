@@ -258,6 +258,55 @@ pg_sql_is(const char *sql, const char *word, int options)
 
 static int pg_session_setup(struct store *s);
 
+/* Forget the statements prepared on a connection that is gone. */
+static void
+pg_stmts_clear(struct pg *p)
+{
+	for (size_t i = 0; i < PG_STMTS; i++) {
+		free(p->stmts[i].sql);
+		p->stmts[i].sql = NULL;
+	}
+}
+
+/*
+ * The name of sql prepared on this connection (parsed and planned once,
+ * not at every call), preparing it on first use; NULL when it cannot be
+ * (the table is full, or the server refused: then the caller runs it
+ * unprepared and meets the error there).  Keyed by the text: some
+ * statements are built at run time.
+ */
+static const char *
+pg_prepared(struct pg *p, const char *sql, int n, char name[16])
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+	PGresult *r;
+
+	for (const unsigned char *c = (const unsigned char *)sql; *c; c++)
+		h = (h ^ *c) * 16777619u;
+	for (size_t k = 0; k < PG_STMTS; k++) {
+		i = (h + k) & (PG_STMTS - 1);
+		if (p->stmts[i].sql == NULL)
+			break;
+		if (p->stmts[i].hash == h && strcmp(p->stmts[i].sql, sql) == 0) {
+			snprintf(name, 16, "p%zu", i);
+			return name;
+		}
+	}
+	if (p->stmts[i].sql != NULL)
+		return NULL;
+	snprintf(name, 16, "p%zu", i);
+	r = PQprepare(p->conn, name, sql, n, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		return NULL;
+	}
+	PQclear(r);
+	p->stmts[i].sql = xstrdup(sql);
+	p->stmts[i].hash = h;
+	return name;
+}
+
 /*
  * A connection the server dropped (a restart, a failover) is made again
  * before the next command, at most once a second.  Not while a
@@ -274,6 +323,7 @@ pg_reconnect(struct store *s)
 		return -1;
 	p->last_reset = now;
 	PQreset(p->conn);
+	pg_stmts_clear(p);
 	if (PQstatus(p->conn) != CONNECTION_OK)
 		return -1;
 	p->in_read = 0;
@@ -291,6 +341,8 @@ pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
 {
 	struct pg *p = s->impl;
 	int ending = pg_sql_is(sql, "COMMIT", 0) || pg_sql_is(sql, "ROLLBACK", 0);
+	const char *stmt = NULL;
+	char name[16];
 	PGresult *r;
 	ExecStatusType t;
 
@@ -299,8 +351,14 @@ pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
 		*status = pg_fail(s, NULL, what);
 		return NULL;
 	}
-	/* Without parameters, the simple protocol: the text may hold several commands. */
-	r = n == 0 && !binary ? PQexec(p->conn, sql) :
+	/*
+	 * Without parameters, the simple protocol: the text may hold several
+	 * commands.  With them, a statement prepared once per connection.
+	 */
+	if (n > 0 || binary)
+		stmt = pg_prepared(p, sql, n, name);
+	r = stmt ? PQexecPrepared(p->conn, stmt, n, params, lengths, formats, binary) :
+	    n == 0 && !binary ? PQexec(p->conn, sql) :
 	    PQexecParams(p->conn, sql, n, NULL, params, lengths, formats, binary);
 	t = PQresultStatus(r);
 	if (ending)
@@ -560,6 +618,7 @@ pg_close(struct store *s)
 	if (p == NULL)
 		return;
 	PQfinish(p->conn);
+	pg_stmts_clear(p);
 	free(p->node);
 	free(p);
 	s->impl = NULL;

@@ -17,6 +17,8 @@
  * change only with a migration that rewrites the chunks.
  */
 #define PG_CHUNK	(256 * 1024)
+/* Distinct statements a connection prepares, at most; the rest are parsed each time. */
+#define PG_STMTS	512
 
 struct pg {
 	PGconn *conn;
@@ -24,6 +26,11 @@ struct pg {
 	int in_read;		/* inside read_begin()...read_end() */
 	int open;		/* a BEGIN went through and no COMMIT/ROLLBACK since */
 	char xid[24];		/* the writer's open transaction, for a lost COMMIT */
+	/* Statements prepared on this connection, by their text ("p" + slot). */
+	struct pg_stmt {
+		char *sql;
+		uint32_t hash;
+	} stmts[PG_STMTS];
 	time_t last_reset;	/* the last attempt to connect again */
 	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
 	char *node;		/* this node's name ([store] node_id) */
