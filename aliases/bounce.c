@@ -341,8 +341,10 @@ bounce_work(struct store *st, struct store_read *r)
 		j->failed = 1;
 		return;
 	}
-	if (n == 0)
+	if (n == 0) {
+		store_queue_list_free(&v, n);
 		return;
+	}
 	for (k = 1; k < n && v[k].message_id == v[0].message_id; k++)
 		;
 	ids = xcalloc(k, sizeof(*ids));

@@ -333,8 +333,12 @@ srs_domain(struct store *st, char *out, size_t len)
 	struct store_domain *v;
 	size_t n, pick = 0;
 
-	if (store_domain_list(st, &v, &n) != STORE_OK || n == 0)
+	if (store_domain_list(st, &v, &n) != STORE_OK)
 		return -1;
+	if (n == 0) {
+		store_domain_list_free(&v, n);
+		return -1;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (v[i].guard && strcmp(v[i].guard, "claimed") == 0) {
 			pick = i;
