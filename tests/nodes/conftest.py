@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "pop3d"))
 
 import backend                                              # noqa: E402
-from pop3d_util import DOMAIN, PASSWORD, USERS, Env, run_ctl  # noqa: E402,F401
+from pop3d_util import Env, add_site  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +39,7 @@ class Site:
                         f"data_dir = {root / 'site-data'}\nuser =\npostmaster = admin\n"
                         f"[store]\nbackend = postgresql\ndsn = {backend.dsn(self.db)}\n")
         self.config = conf
-        run_ctl(conf, "domain", "add", DOMAIN, "--force")
-        for login, ext, pop3 in USERS:
-            args = ["user", "add", login, "--password-stdin"]
-            if ext:
-                args += ["--extension", ext]
-            if not pop3:
-                args.append("--no-pop3")
-            run_ctl(conf, *args, stdin=(PASSWORD + "\n").encode())
+        add_site(conf)
         self.empty = root / "empty"
         self.empty.mkdir()
 

@@ -6,7 +6,6 @@ import smtplib
 import sys
 import time
 
-import pytest
 from dnslib import A, MX, QTYPE, RCODE, RR
 from dnslib.server import BaseResolver
 

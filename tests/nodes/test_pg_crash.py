@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pop3d_util import DOMAIN, PASSWORD, USERS, Closed, Env, run_ctl
+from pop3d_util import DOMAIN, PASSWORD, Closed, Env, add_site
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PG_CLUSTER = REPO / "tests" / "pg-cluster"
@@ -54,27 +54,25 @@ def cluster():
     c.remove()
 
 
-def make_site(tmp_path, cluster):
+def start_node(tmp_path, cluster, tls_dir):
+    """The site's directory in a new database, and node a serving it."""
     subprocess.run(["psql", cluster.conninfo, "-qc", "CREATE DATABASE site"], check=True,
                    capture_output=True, timeout=60)
     dsn = f"{cluster.conninfo} dbname=site"
     conf = tmp_path / "site.conf"
     conf.write_text(f"[general]\nhostname = mail.example.test\ndata_dir = {tmp_path / 'sd'}\n"
                     f"user =\npostmaster = admin\n[store]\nbackend = postgresql\ndsn = {dsn}\n")
-    run_ctl(conf, "domain", "add", DOMAIN, "--force")
-    for login, ext, _ in USERS:
-        run_ctl(conf, "user", "add", login, "--password-stdin", stdin=(PASSWORD + "\n").encode())
-    return dsn, conf
+    add_site(conf)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    node = Env(tmp_path / "node", tls_dir, empty,
+               sections={"store": {"backend": "postgresql", "dsn": dsn, "node_id": "a"}})
+    return dsn, node.start()
 
 
 def test_server_crash_during_ingest_loses_no_acknowledged_message(tmp_path, cluster,
                                                                    node_tls_dir):
-    dsn, conf = make_site(tmp_path, cluster)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    node = Env(tmp_path / "node", node_tls_dir, empty,
-               sections={"store": {"backend": "postgresql", "dsn": dsn, "node_id": "a"}})
-    node.start()
+    dsn, node = start_node(tmp_path, cluster, node_tls_dir)
     acked, lock, stop = [], threading.Lock(), threading.Event()
 
     def sender(w):
@@ -150,12 +148,7 @@ def test_server_crash_during_a_pop3_drain_keeps_every_acknowledged_deletion(
     crashes and comes back: a deletion acknowledged by QUIT's +OK never
     comes back, no UIDL changes or appears from nowhere, and the node
     serves again by itself until the mailbox is empty."""
-    dsn, conf = make_site(tmp_path, cluster)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    node = Env(tmp_path / "node", node_tls_dir, empty,
-               sections={"store": {"backend": "postgresql", "dsn": dsn, "node_id": "a"}})
-    node.start()
+    dsn, node = start_node(tmp_path, cluster, node_tls_dir)
     node.deliver("alice", [f"Subject: {i}\r\n\r\nbody {i}\r\n" for i in range(150)])
     first = None
     deleted = set()

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 import backend
-from pop3d_util import DOMAIN, PASSWORD, USERS, Env, run_ctl
+from pop3d_util import Env, add_site
 
 
 @pytest.fixture(scope="session")
@@ -34,14 +34,7 @@ def pop3_template(tmp_path_factory):
     conf = root / "umbox.conf"
     conf.write_text(f"[general]\nhostname = mail.example.test\ndata_dir = {data}\n"
                     "user =\npostmaster = admin\n" + backend.store_section(data))
-    run_ctl(conf, "domain", "add", DOMAIN, "--force")
-    for login, ext, pop3 in USERS:
-        args = ["user", "add", login, "--password-stdin"]
-        if ext:
-            args += ["--extension", ext]
-        if not pop3:
-            args.append("--no-pop3")
-        run_ctl(conf, *args, stdin=(PASSWORD + "\n").encode())
+    add_site(conf)
     return data
 
 

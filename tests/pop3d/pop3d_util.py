@@ -87,6 +87,18 @@ def unverified_context():
     return ctx
 
 
+def add_site(config):
+    """The template's directory through umboxctl: DOMAIN, and USERS with PASSWORD."""
+    run_ctl(config, "domain", "add", DOMAIN, "--force")
+    for login, ext, pop3 in USERS:
+        args = ["user", "add", login, "--password-stdin"]
+        if ext:
+            args += ["--extension", ext]
+        if not pop3:
+            args.append("--no-pop3")
+        run_ctl(config, *args, stdin=(PASSWORD + "\n").encode())
+
+
 def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
                 pop3_listen_extra=(), pop3d_extra=None, sections=None):
     smtp, pop3, pop3s = ports
