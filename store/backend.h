@@ -14,6 +14,14 @@ struct store {
 	char *path;
 	void *impl;
 	char errmsg[512];
+	/*
+	 * Set by a backend whose writer runs without savepoints: the failure
+	 * just recorded left nothing behind (clean), so the transaction may
+	 * go on; it was a conflict with another transaction (retry), so the
+	 * same work may succeed if run again.
+	 */
+	int clean;
+	int retry;
 };
 
 struct store_backend {
@@ -22,12 +30,32 @@ struct store_backend {
 	void (*close)(struct store *s);
 	int (*schema_version)(struct store *s);
 
-	/* Transactions for the writer: begin, per-request savepoints, commit. */
+	/*
+	 * Transactions for the writer: begin, commit, and per-request
+	 * savepoints.  Without savepoints (NULL) the writer runs a batch
+	 * whole and, should a request fail other than cleanly, runs each
+	 * of the batch's requests again alone (writer.c).
+	 */
 	int (*begin)(struct store *s);
 	int (*commit)(struct store *s);
 	void (*rollback)(struct store *s);
 	int (*savepoint)(struct store *s);
 	int (*release)(struct store *s, int ok);
+	/*
+	 * A batch in one round trip (NULL: not offered).  pipe_begin opens
+	 * the transaction and locks the user rows the batch writes, in id
+	 * order; each request then sends its work (deliver_send); pipe_commit
+	 * sends COMMIT and reads what pipe_begin sent; each request reads its
+	 * answers (deliver_recv) in order; pipe_end reads COMMIT's (commit 1)
+	 * or abandons and rolls back the batch (0).  A failed pipe_begin
+	 * leaves nothing to end.
+	 */
+	int (*pipe_begin)(struct store *s, const int64_t *users, size_t n);
+	int (*pipe_commit)(struct store *s);
+	int (*pipe_end)(struct store *s, int commit);
+	int (*deliver_send)(struct store *s, const struct store_delivery *d);
+	int (*deliver_recv)(struct store *s, const struct store_delivery *d,
+	    struct store_delivery_result *res);
 	/* A read view (store_read_begin); a failure leaves each read on its own. */
 	void (*read_begin)(struct store *s);
 	void (*read_end)(struct store *s);

@@ -12,7 +12,9 @@
  */
 #include "store/pg_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +202,98 @@ static const char *const pg_migrations[] = {
 	"ALTER TABLE pop3_locks ADD COLUMN node text;"
 	"CREATE FUNCTION umbox_now() RETURNS bigint LANGUAGE sql AS $$"
 	"  SELECT floor(extract(epoch FROM clock_timestamp()))::bigint $$;",
+
+	/*
+	 * 6: a delivery is one call, so that the writer sends a batch of them
+	 * without waiting for each (pg_mail.c).  It reports a refusal
+	 * (quota, no such user or message) as its status, having written
+	 * nothing, rather than raising: the batch's transaction goes on.
+	 * The message's first chunk comes with the call; umbox_chunk() adds
+	 * the others to the message the last call in this transaction made,
+	 * or to nothing when that call made none.  Statuses are store.h's.
+	 */
+	"CREATE FUNCTION umbox_domain(address text) RETURNS text LANGUAGE sql IMMUTABLE AS $$"
+	"  SELECT CASE WHEN strpos(address, '@') = 0 THEN '' ELSE"
+	"   translate(regexp_replace(address, '^.*@', ''),"
+	"    'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END $$;"
+	"CREATE FUNCTION umbox_deliver(p_mid bigint, p_sender text, p_size bigint,"
+	"  p_now bigint, p_qid text, p_kind smallint, p_body bytea, p_users bigint[],"
+	"  p_prefixes bytea[], p_addresses text[], p_check boolean, p_remote text[],"
+	"  p_consume bigint[], OUT o_status integer, OUT o_message bigint,"
+	"  OUT o_targets integer[], OUT o_detail text) LANGUAGE plpgsql AS $$"
+	" DECLARE"
+	"  n integer := coalesce(array_length(p_users, 1), 0);"
+	"  nremote integer := coalesce(array_length(p_remote, 1), 0);"
+	"  isfull boolean[] := '{}';"
+	"  logins text[] := '{}';"
+	"  nfull integer := 0;"
+	"  u record;"
+	"  sz bigint;"
+	"  rcpt text;"
+	" BEGIN"
+	"  PERFORM set_config('umbox.message', '', true);"
+	"  o_status := 0; o_detail := ''; o_message := p_mid;"
+	"  IF p_mid IS NOT NULL THEN"
+	"   SELECT m.size INTO sz FROM messages m WHERE m.id = p_mid;"
+	"   IF NOT FOUND THEN"
+	"    o_status := -2; o_detail := 'no message ' || p_mid; RETURN;"
+	"   END IF;"
+	"   p_size := sz;"
+	"  END IF;"
+	"  PERFORM 1 FROM users WHERE id = ANY(p_users) ORDER BY id FOR UPDATE;"
+	"  FOR i IN 1 .. n LOOP"
+	"   SELECT login, quota, used INTO u FROM users WHERE id = p_users[i];"
+	"   IF NOT FOUND THEN"
+	"    o_status := -6; o_detail := 'no user with id ' || p_users[i]; RETURN;"
+	"   END IF;"
+	"   logins[i] := u.login;"
+	"   sz := p_size + length(p_prefixes[i]);"
+	"   isfull[i] := p_check AND u.quota <> 0 AND u.used + sz > u.quota;"
+	"   IF isfull[i] THEN"
+	"    nfull := nfull + 1;"
+	"    o_detail := o_detail || CASE WHEN o_detail = '' THEN '' ELSE '; ' END ||"
+	"     format('mailbox %s would exceed its quota (%s + %s > %s bytes)',"
+	"      u.login, u.used, sz, u.quota);"
+	"   END IF;"
+	"  END LOOP;"
+	"  IF n > 0 AND nfull = n AND nremote = 0 THEN"
+	"   o_status := -5; RETURN;"
+	"  END IF;"
+	"  o_detail := '';"
+	"  IF p_mid IS NULL THEN"
+	"   INSERT INTO messages (sender, size, created_at, qid)"
+	"    VALUES (p_sender, p_size, p_now, p_qid) RETURNING id INTO o_message;"
+	"   IF length(p_body) > 0 THEN"
+	"    INSERT INTO message_chunks VALUES (o_message, 0, p_body);"
+	"   END IF;"
+	"   PERFORM set_config('umbox.message', o_message::text, true);"
+	"  END IF;"
+	"  FOR i IN 1 .. n LOOP"
+	"   IF isfull[i] THEN"
+	"    rcpt := coalesce(p_addresses[i], logins[i]);"
+	"    INSERT INTO queue (message_id, sender, recipient, next_attempt, created_at,"
+	"     kind, domain, local_user_id, prefix, last_error) VALUES (o_message, p_sender,"
+	"     rcpt, p_now, p_now, p_kind, umbox_domain(rcpt), p_users[i], p_prefixes[i],"
+	"     'mailbox full');"
+	"   ELSE"
+	"    INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
+	"     VALUES (p_users[i], o_message, p_kind, p_prefixes[i],"
+	"      p_size + length(p_prefixes[i]), p_now);"
+	"   END IF;"
+	"  END LOOP;"
+	"  IF nfull > 0 THEN"
+	"   o_targets := array(SELECT CASE WHEN f THEN 1 ELSE 0 END FROM unnest(isfull) f);"
+	"  END IF;"
+	"  INSERT INTO queue (message_id, sender, recipient, next_attempt, created_at, kind,"
+	"   domain) SELECT o_message, p_sender, r, p_now, p_now, p_kind, umbox_domain(r)"
+	"   FROM unnest(p_remote) WITH ORDINALITY AS t(r, o) ORDER BY o;"
+	"  DELETE FROM queue WHERE id = ANY(p_consume);"
+	" END $$;"
+	"CREATE FUNCTION umbox_chunk(p_seq integer, p_data bytea) RETURNS void"
+	"  LANGUAGE sql AS $$"
+	"  INSERT INTO message_chunks (message_id, seq, data)"
+	"   SELECT current_setting('umbox.message')::bigint, p_seq, p_data"
+	"   WHERE coalesce(current_setting('umbox.message', true), '') <> '' $$;",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -237,8 +331,14 @@ int
 pg_fail(struct store *s, PGresult *r, const char *what)
 {
 	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(pg_conn(s));
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	int status = pg_status_of(r);
 	size_t n = strlen(msg);
+
+	/* A failed command spoils the transaction; serialization_failure,
+	 * deadlock_detected: another try may pass. */
+	s->clean = 0;
+	s->retry = state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0);
 
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		n--;
@@ -293,8 +393,8 @@ pg_prepared(struct pg *p, const char *sql, int n, char name[16])
 			return name;
 		}
 	}
-	if (p->stmts[i].sql != NULL)
-		return NULL;
+	if (p->stmts[i].sql != NULL || PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF)
+		return NULL;	/* full, or no waiting for a PREPARE in a pipeline */
 	snprintf(name, 16, "p%zu", i);
 	r = PQprepare(p->conn, name, sql, n, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -305,6 +405,14 @@ pg_prepared(struct pg *p, const char *sql, int n, char name[16])
 	p->stmts[i].sql = xstrdup(sql);
 	p->stmts[i].hash = h;
 	return name;
+}
+
+void
+pg_prepare(struct store *s, const char *sql, int n)
+{
+	char name[16];
+
+	pg_prepared(s->impl, sql, n, name);
 }
 
 /*
@@ -775,18 +883,198 @@ pg_rollback(struct store *s)
 	pg_exec(s, "rollback", "ROLLBACK", 0, NULL);
 }
 
+/* ---- a batch in one round trip ---- */
+
+/*
+ * The writer's batch as a pipeline (libpq's pipeline mode): BEGIN, the
+ * transaction's id, the batch's user rows locked in id order, each
+ * request's statements, COMMIT and a Sync all go out before any answer
+ * is read, so a batch costs one round trip and one WAL flush however
+ * many requests it holds.  The connection is nonblocking meanwhile, and
+ * everything sent is flushed as it goes (reading answers as they come,
+ * so that neither side waits on the other's full buffer): what libpq
+ * holds stays near one chunk of a message.
+ */
+#define PG_LOCK_USERS_SQL	"SELECT 1 FROM users WHERE id = ANY($1::bigint[])" \
+	" ORDER BY id FOR UPDATE"
+#define PG_XID_SQL		"SELECT pg_current_xact_id()"
+
+/* Push out what libpq holds, taking in answers meanwhile. */
 static int
-pg_savepoint(struct store *s)
+pg_pipe_flush(struct store *s, const char *what)
 {
-	return pg_exec(s, "savepoint", "SAVEPOINT req", 0, NULL);
+	PGconn *c = pg_conn(s);
+	int rc;
+
+	while ((rc = PQflush(c)) == 1) {
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN | POLLOUT };
+
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			break;
+		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && !PQconsumeInput(c))
+			return pg_fail(s, NULL, what);
+	}
+	return rc == 0 ? STORE_OK : pg_fail(s, NULL, what);
+}
+
+int
+pg_pipe_send(struct store *s, const char *what, const char *sql, int n,
+    const char *const *params, const int *lengths, const int *formats)
+{
+	struct pg *p = s->impl;
+	char name[16];
+	const char *stmt = pg_prepared(p, sql, n, name);
+	int ok = stmt ? PQsendQueryPrepared(p->conn, stmt, n, params, lengths, formats, 0) :
+	    PQsendQueryParams(p->conn, sql, n, NULL, params, lengths, formats, 0);
+
+	if (!ok)
+		return pg_fail(s, NULL, what);
+	return pg_pipe_flush(s, what);
+}
+
+PGresult *
+pg_pipe_result(struct store *s, int *status, const char *what)
+{
+	PGconn *c = pg_conn(s);
+	PGresult *r = PQgetResult(c), *end;
+	ExecStatusType t;
+
+	if (r == NULL) {
+		*status = store_fail(s, STORE_ERROR, "%s: no answer", what);
+		return NULL;
+	}
+	/* A statement's answer ends with a NULL; a Sync's has none. */
+	if ((t = PQresultStatus(r)) != PGRES_PIPELINE_SYNC && (end = PQgetResult(c)) != NULL)
+		PQclear(end);	/* a second result: a protocol surprise, refused below */
+	if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK || t == PGRES_PIPELINE_SYNC) {
+		*status = STORE_OK;
+		return r;
+	}
+	if (t == PGRES_PIPELINE_ABORTED) {
+		PQclear(r);
+		*status = store_fail(s, STORE_ERROR, "%s: not run after an earlier failure", what);
+		return NULL;
+	}
+	*status = pg_fail(s, r, what);
+	return NULL;
+}
+
+/* Read and drop every answer still due, and leave pipeline mode. */
+static void
+pg_pipe_drain(struct store *s)
+{
+	struct pg *p = s->impl;
+	int nulls = 0;
+
+	while (PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(p->conn)) {
+		PGresult *r;
+
+		if (PQstatus(p->conn) == CONNECTION_BAD)
+			break;
+		if ((r = PQgetResult(p->conn)) == NULL && ++nulls > 2)
+			break;		/* nothing more will come */
+		if (r)
+			nulls = 0;
+		PQclear(r);
+	}
+	PQsetnonblocking(p->conn, 0);
 }
 
 static int
-pg_release(struct store *s, int ok)
+pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 {
-	if (ok)
-		return pg_exec(s, "release", "RELEASE req", 0, NULL);
-	return pg_exec(s, "roll back the request", "ROLLBACK TO req; RELEASE req", 0, NULL);
+	struct pg *p = s->impl;
+	char *arr = NULL;
+	const char *v[1];
+	int status;
+
+	p->xid[0] = '\0';
+	if (PQstatus(p->conn) == CONNECTION_BAD && pg_reconnect(s) != 0)
+		return pg_fail(s, NULL, "begin");
+	/* Prepared before the pipeline: there a PREPARE's answer cannot be awaited. */
+	pg_prepare(s, PG_XID_SQL, 0);
+	pg_prepare(s, PG_LOCK_USERS_SQL, 1);
+	pg_pipe_prepare(s);
+	if (!PQenterPipelineMode(p->conn) || PQsetnonblocking(p->conn, 1) != 0) {
+		status = pg_fail(s, NULL, "begin");
+		pg_pipe_drain(s);
+		return status;
+	}
+	p->open = 1;
+	p->in_txn = 1;
+	status = pg_pipe_send(s, "begin", "BEGIN", 0, NULL, NULL, NULL);
+	if (status == STORE_OK)
+		status = pg_pipe_send(s, "begin", PG_XID_SQL, 0, NULL, NULL, NULL);
+	if (status == STORE_OK && n > 0) {
+		v[0] = arr = pg_int_array(users, n);
+		status = pg_pipe_send(s, "lock mailboxes", PG_LOCK_USERS_SQL, 1, v, NULL, NULL);
+		free(arr);
+	}
+	p->locked = n > 0;
+	if (status != STORE_OK) {
+		PQpipelineSync(p->conn);
+		pg_pipe_drain(s);
+		p->open = p->in_txn = 0;
+	}
+	return status;
+}
+
+/* Send COMMIT and the Sync, then read the answers to what pg_pipe_begin sent. */
+static int
+pg_pipe_commit(struct store *s)
+{
+	struct pg *p = s->impl;
+	int status;
+	PGresult *r;
+
+	if ((status = pg_pipe_send(s, "commit", "COMMIT", 0, NULL, NULL, NULL)) != STORE_OK)
+		return status;
+	p->synced = 1;
+	if (!PQpipelineSync(p->conn))
+		return pg_fail(s, NULL, "commit");
+	if ((status = pg_pipe_flush(s, "commit")) != STORE_OK)
+		return status;
+	PQclear(pg_pipe_result(s, &status, "begin"));
+	if (status == STORE_OK && (r = pg_pipe_result(s, &status, "begin")) != NULL) {
+		snprintf(p->xid, sizeof(p->xid), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	if (status == STORE_OK && p->locked)
+		PQclear(pg_pipe_result(s, &status, "lock mailboxes"));
+	return status;
+}
+
+/*
+ * The end of the pipeline: with commit, COMMIT's answer (a lost one
+ * resolved as pg_commit does); without, the batch is abandoned and rolled
+ * back.  Either way the connection is back to one command at a time.
+ */
+static int
+pg_pipe_end(struct store *s, int commit)
+{
+	struct pg *p = s->impl;
+	char xid[sizeof(p->xid)];
+	int status = STORE_ERROR, retry;
+
+	snprintf(xid, sizeof(xid), "%s", p->xid);
+	p->xid[0] = '\0';
+	if (commit) {
+		PQclear(pg_pipe_result(s, &status, "commit"));
+		if (status == STORE_OK)
+			PQclear(pg_pipe_result(s, &status, "commit"));	/* the Sync */
+	} else if (!p->synced)
+		PQpipelineSync(p->conn);
+	p->synced = 0;
+	retry = s->retry;
+	pg_pipe_drain(s);
+	p->in_txn = 0;
+	p->open = 0;
+	if (commit && status != STORE_OK && xid[0] && PQstatus(p->conn) == CONNECTION_BAD)
+		status = pg_commit_resolve(s, xid);
+	else if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		pg_exec(s, "rollback", "ROLLBACK", 0, NULL);
+	s->retry = retry;
+	return status;
 }
 
 /* A read view: one snapshot for a group of reads. */
@@ -818,8 +1106,11 @@ const struct store_backend store_pg_backend = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
-	.savepoint = pg_savepoint,
-	.release = pg_release,
+	.pipe_begin = pg_pipe_begin,
+	.pipe_commit = pg_pipe_commit,
+	.pipe_end = pg_pipe_end,
+	.deliver_send = pg_deliver_send,
+	.deliver_recv = pg_deliver_recv,
 	.read_begin = pg_read_begin,
 	.read_end = pg_read_end,
 	.domain_add = pg_domain_add,

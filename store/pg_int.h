@@ -26,6 +26,8 @@ struct pg {
 	int in_read;		/* inside read_begin()...read_end() */
 	int open;		/* a BEGIN went through and no COMMIT/ROLLBACK since */
 	char xid[24];		/* the writer's open transaction, for a lost COMMIT */
+	int locked;		/* the pipeline's batch locked user rows */
+	int synced;		/* the pipeline's Sync has been sent */
 	/* Statements prepared on this connection, by their text ("p" + slot). */
 	struct pg_stmt {
 		char *sql;
@@ -61,6 +63,21 @@ int pg_exec_one(struct store *s, const char *what, const char *sql, int n,
 typedef void pg_row_fn(struct store *s, const PGresult *r, int i, void *elem);
 int pg_rows(struct store *s, const char *what, const char *sql, int n, const char *const *params,
     size_t size, pg_row_fn *row, void *out, size_t *count);
+/*
+ * In the writer's pipeline (pg.c): send one statement without waiting
+ * (STORE_OK, or the failure to send); later, in the same order, take its
+ * answer: the result when it succeeded, else NULL with *status set.
+ */
+int pg_pipe_send(struct store *s, const char *what, const char *sql, int n,
+    const char *const *params, const int *lengths, const int *formats);
+PGresult *pg_pipe_result(struct store *s, int *status, const char *what);
+/* Prepare sql now, if it is not yet (a statement the pipeline will send). */
+void pg_prepare(struct store *s, const char *sql, int n);
+/* Prepare the pipeline's statements of pg_mail.c while that can still wait. */
+void pg_pipe_prepare(struct store *s);
+int pg_deliver_send(struct store *s, const struct store_delivery *d);
+int pg_deliver_recv(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res);
 /* Roll back after a failure, keeping that failure's message. */
 void pg_abort(struct store *s);
 /* A transaction of the operation's own, unless the writer's is open. */

@@ -5,9 +5,10 @@
  *
  * A message's bytes are rows of message_chunks, PG_CHUNK bytes each,
  * stored uncompressed out of line, so that a slice is read with
- * substring() without the rest of its chunk.  A delivery locks its local
- * users' rows in id order before checking their quotas: deliveries on
- * other nodes to the same mailbox wait instead of both passing the check.
+ * substring() without the rest of its chunk.  A delivery is one call of
+ * umbox_deliver() (pg.c, schema step 6), which locks the local users'
+ * rows in id order before checking their quotas: deliveries on other
+ * nodes to the same mailbox wait instead of both passing the check.
  */
 #include "store/pg_int.h"
 
@@ -19,268 +20,336 @@
 #include <time.h>
 #include <unistd.h>
 
-/* One chunk of a message's bytes. */
-static int
-pg_chunk_add(struct store *s, const char *mid, int seq, const void *data, size_t len)
-{
-	char seqbuf[PG_INT_LEN];
-	const char *v[] = { mid, pg_i64(seqbuf, seq), data };
-	const int lengths[] = { 0, 0, (int)len }, formats[] = { 0, 0, 1 };
-	int status;
-	PGresult *r = pg_query(s, &status, "store message", "INSERT INTO message_chunks"
-	    " (message_id, seq, data) VALUES ($1, $2, $3)", 3, v, lengths, formats, 0);
-
-	PQclear(r);
-	return status;
-}
-
-/* The message row and its chunks, from memory or from the spool file. */
-static int
-pg_message_add(struct store *s, const struct store_delivery *d, int64_t now, int64_t *mid)
-{
-	char len[PG_INT_LEN], at[PG_INT_LEN], midbuf[PG_INT_LEN];
-	const char *v[] = { d->sender ? d->sender : "", pg_i64(len, (int64_t)d->len),
-	    pg_i64(at, now), d->qid };
-	char *buf = NULL;
-	uint64_t off = 0;
-	int status, seq = 0;
-	PGresult *r = pg_run(s, &status, "store message", "INSERT INTO messages"
-	    " (sender, size, created_at, qid) VALUES ($1, $2, $3, $4) RETURNING id", 4, v);
-
-	if (r == NULL)
-		return status;
-	*mid = pg_col_i64(r, 0, 0);
-	PQclear(r);
-	pg_i64(midbuf, *mid);
-	if (d->fd >= 0)
-		buf = xmalloc(PG_CHUNK);
-	while (off < d->len && status == STORE_OK) {
-		size_t want = d->len - off < PG_CHUNK ? (size_t)(d->len - off) : PG_CHUNK;
-		const void *p = (const char *)d->data + off;
-
-		if (buf) {
-			size_t have = 0;
-
-			while (have < want) {
-				ssize_t got = pread(d->fd, buf + have, want - have,
-				    (off_t)(off + have));
-
-				if (got < 0 && errno == EINTR)
-					continue;
-				if (got <= 0) {
-					status = store_fail(s, STORE_ERROR, "read spooled message: %s",
-					    got < 0 ? strerror(errno) : "file is shorter than its length");
-					break;
-				}
-				have += (size_t)got;
-			}
-			p = buf;
-		}
-		if (status == STORE_OK)
-			status = pg_chunk_add(s, midbuf, seq++, p, want);
-		off += want;
-	}
-	free(buf);
-	return status;
-}
-
-/* A local target's login and whether this message would take it over quota. */
-struct pg_room {
-	char login[80];
-	int full;
-};
-
 /*
- * Lock the local targets' user rows in id order (so that deliveries to
- * the same mailboxes wait for each other rather than deadlock) and check
- * each one's quota.  Returns how many are full, or a negative status.
+ * The bytes of d from off, want of them: in d's memory, or read from its
+ * spool file into buf (PG_CHUNK bytes).
  */
 static int
-pg_check_quota(struct store *s, const struct store_delivery *d, struct pg_room *room)
+pg_body_slice(struct store *s, const struct store_delivery *d, uint64_t off, size_t want,
+    char *buf, const void **p)
 {
-	char why[sizeof(s->errmsg)];
-	int64_t *ids = xcalloc(d->nlocal, sizeof(*ids));
-	char *arr;
-	const char *v[1];
-	size_t off = 0;
-	int status, nfull = 0;
-	PGresult *r;
+	size_t have = 0;
+
+	if (d->fd < 0) {
+		*p = (const char *)d->data + off;
+		return STORE_OK;
+	}
+	while (have < want) {
+		ssize_t got = pread(d->fd, buf + have, want - have, (off_t)(off + have));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return store_fail(s, STORE_ERROR, "read spooled message: %s",
+			    got < 0 ? strerror(errno) : "file is shorter than its length");
+		have += (size_t)got;
+	}
+	*p = buf;
+	return STORE_OK;
+}
+
+/* "{"a","b",NULL}": the text of a text[] parameter (NULL elements allowed).  Free it. */
+static char *
+pg_text_array(const char *const *v, size_t n)
+{
+	size_t len = 3;
+	char *out, *p;
+
+	for (size_t i = 0; i < n; i++)
+		len += (v[i] ? 2 * strlen(v[i]) : 4) + 3;
+	p = out = xmalloc(len);
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		if (v[i] == NULL) {
+			memcpy(p, "NULL", 4);
+			p += 4;
+			continue;
+		}
+		*p++ = '"';
+		for (const char *c = v[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				*p++ = '\\';
+			*p++ = *c;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+/* The local targets' prefixes as the text of a bytea[] parameter, in hex.  Free it. */
+static char *
+pg_prefix_array(const struct store_delivery *d)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t len = 3;
+	char *out, *p;
 
 	for (size_t i = 0; i < d->nlocal; i++)
-		ids[i] = d->local[i].user_id;
-	arr = pg_int_array(ids, d->nlocal);
-	free(ids);
-	v[0] = arr;
-	r = pg_run(s, &status, "user usage", "SELECT id, login, quota, used FROM users"
-	    " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", 1, v);
-	free(arr);
-	if (r == NULL)
-		return status;
-	why[0] = '\0';
+		len += 2 * (d->local[i].prefix ? strlen(d->local[i].prefix) : 0) + 6;
+	p = out = xmalloc(len);
+	*p++ = '{';
 	for (size_t i = 0; i < d->nlocal; i++) {
-		uint64_t quota = 0, used = 0, size;
-		int row = -1;
+		const unsigned char *c = (const unsigned char *)
+		    (d->local[i].prefix ? d->local[i].prefix : "");
 
-		for (int k = 0; k < PQntuples(r) && row < 0; k++)
-			if (pg_col_i64(r, k, 0) == d->local[i].user_id)
-				row = k;
-		if (row < 0) {
-			PQclear(r);
-			return store_fail(s, STORE_INVALID, "no user with id %" PRId64,
-			    d->local[i].user_id);
+		p += sprintf(p, "%s\"\\\\x", i ? "," : "");
+		for (; *c; c++) {
+			*p++ = hex[*c >> 4];
+			*p++ = hex[*c & 15];
 		}
-		snprintf(room[i].login, sizeof(room[i].login), "%s", PQgetvalue(r, row, 1));
-		quota = (uint64_t)pg_col_i64(r, row, 2);
-		used = (uint64_t)pg_col_i64(r, row, 3);
-		size = d->len + (d->local[i].prefix ? strlen(d->local[i].prefix) : 0);
-		room[i].full = quota != 0 && (used + size > quota || used + size < used);
-		if (room[i].full) {
-			nfull++;
-			if (off < sizeof(why))
-				off += (size_t)snprintf(why + off, sizeof(why) - off,
-				    "%smailbox %s would exceed its quota (%" PRIu64 " + %" PRIu64
-				    " > %" PRIu64 " bytes)", off ? "; " : "", room[i].login,
-				    used, size, quota);
-		}
+		*p++ = '"';
 	}
-	PQclear(r);
-	if ((size_t)nfull == d->nlocal && d->nremote == 0)
-		store_fail(s, STORE_QUOTA, "%s", why);
-	return nfull;
+	*p++ = '}';
+	*p = '\0';
+	return out;
 }
 
-/* A queue row: an outside recipient, or (user set) a full mailbox that waits for room. */
-static int
-pg_queue_add(struct store *s, const struct store_delivery *d, int64_t mid, int64_t now,
-    const char *recipient, const struct store_rcpt_local *local)
+/*
+ * One delivery's call of umbox_deliver() (schema step 6): its parameters,
+ * owned here until pg_deliver_call_free().  The body's first chunk is in
+ * the call; the rest go through umbox_chunk().
+ */
+#define PG_DELIVER_SQL "SELECT o_status, o_message, o_targets, o_detail FROM umbox_deliver(" \
+	"$1::bigint, $2, $3::bigint, $4::bigint, $5, $6::smallint, $7::bytea, $8::bigint[]," \
+	" $9::bytea[], $10::text[], $11::boolean, $12::text[], $13::bigint[])"
+#define PG_CHUNK_SQL	"SELECT umbox_chunk($1::integer, $2::bytea)"
+#define PG_DELIVER_N	13
+
+struct pg_deliver_call {
+	char mid[PG_INT_LEN], size[PG_INT_LEN], now[PG_INT_LEN], kind[PG_INT_LEN];
+	char *users, *prefixes, *addresses, *remote, *consume;
+	char *buf;			/* a chunk read from the spool file */
+	const char *v[PG_DELIVER_N];
+	int lengths[PG_DELIVER_N], formats[PG_DELIVER_N];
+};
+
+static void
+pg_deliver_call_free(struct pg_deliver_call *c)
 {
-	char midbuf[PG_INT_LEN], at[PG_INT_LEN], kind[PG_INT_LEN], user[PG_INT_LEN];
-	char *domain = store_recipient_domain(recipient);
-	const char *prefix = local && local->prefix ? local->prefix : "";
-	const char *v[] = { pg_i64(midbuf, mid), d->sender ? d->sender : "", recipient,
-	    pg_i64(at, now), pg_i64(kind, d->kind), domain,
-	    local ? pg_i64(user, local->user_id) : NULL, prefix,
-	    local ? "mailbox full" : "" };
-	const int lengths[] = { 0, 0, 0, 0, 0, 0, 0, (int)strlen(prefix), 0 };
-	const int formats[] = { 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+	free(c->users);
+	free(c->prefixes);
+	free(c->addresses);
+	free(c->remote);
+	free(c->consume);
+	free(c->buf);
+}
+
+/* Check d and make its call; on failure nothing is to be sent (s->clean is set). */
+static int
+pg_deliver_call_make(struct store *s, const struct store_delivery *d, struct pg_deliver_call *c)
+{
+	int64_t *ids;
+	const char **addr;
+	size_t first = d->len < PG_CHUNK ? (size_t)d->len : PG_CHUNK;
+	const void *body = "";
 	int status;
-	PGresult *r = pg_query(s, &status, local ? "defer delivery" : "queue message",
-	    "INSERT INTO queue (message_id, sender, recipient, next_attempt, created_at, kind,"
-	    " domain, local_user_id, prefix, last_error)"
-	    " VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)", 9, v, lengths, formats, 0);
 
-	PQclear(r);
-	free(domain);
-	return status;
-}
-
-static int
-pg_deliver_body(struct store *s, const struct store_delivery *dd,
-    struct store_delivery_result *res)
-{
-	int64_t now = (int64_t)time(NULL), mid = 0;
-	struct pg_room *room = NULL;
-	struct store_delivery copy = *dd;
-	const struct store_delivery *d = &copy;
-	char midbuf[PG_INT_LEN], kind[PG_INT_LEN], at[PG_INT_LEN];
-	int status = STORE_OK, nfull = 0;
-
-	if (dd->message_id != 0) {
-		char idbuf[PG_INT_LEN];
-		const char *v[] = { pg_i64(idbuf, dd->message_id) };
-		PGresult *r;
-
-		if (dd->check_quota)
-			return store_fail(s, STORE_INVALID, "a delivery of a stored message"
-			    " does not check quotas");
-		r = pg_run(s, &status, "message size", "SELECT size FROM messages WHERE id = $1",
-		    1, v);
-		if (r == NULL)
-			return status;
-		if (PQntuples(r) == 1)
-			copy.len = (uint64_t)pg_col_i64(r, 0, 0);
-		else
-			status = store_fail(s, STORE_NOTFOUND, "no message %" PRId64, dd->message_id);
-		PQclear(r);
-		if (status != STORE_OK)
-			return status;
-	}
-	if (d->len > (uint64_t)INT32_MAX)
+	memset(c, 0, sizeof(*c));
+	s->clean = 1;
+	if (d->message_id != 0 && d->check_quota)
+		return store_fail(s, STORE_INVALID, "a delivery of a stored message"
+		    " does not check quotas");
+	if (d->message_id == 0 && d->len > (uint64_t)INT32_MAX)
 		return store_fail(s, STORE_INVALID, "message of %" PRIu64 " bytes is too large",
 		    d->len);
 	if (d->nlocal == 0 && d->nremote == 0)
 		return store_fail(s, STORE_INVALID, "a delivery without recipients");
-	if (d->check_quota) {
-		room = xcalloc(d->nlocal, sizeof(*room));
-		if ((nfull = pg_check_quota(s, d, room)) < 0) {
-			status = nfull;
-			goto out;
-		}
-		if ((size_t)nfull == d->nlocal && d->nremote == 0) {
-			status = STORE_QUOTA;
-			goto out;
-		}
+	if (d->message_id == 0 && first > 0) {
+		if (d->fd >= 0)
+			c->buf = xmalloc(PG_CHUNK);
+		if ((status = pg_body_slice(s, d, 0, first, c->buf, &body)) != STORE_OK)
+			return status;
 	}
-	if (d->message_id != 0)
-		mid = d->message_id;
-	else if ((status = pg_message_add(s, d, now, &mid)) != STORE_OK)
-		goto out;
-	if (nfull > 0)
-		res->local = xcalloc(d->nlocal, sizeof(*res->local));
-	pg_i64(midbuf, mid);
-	pg_i64(kind, d->kind);
-	pg_i64(at, now);
-
+	ids = xcalloc(d->nlocal + 1, sizeof(*ids));
+	addr = xcalloc(d->nlocal + 1, sizeof(*addr));
 	for (size_t i = 0; i < d->nlocal; i++) {
-		const char *prefix = d->local[i].prefix ? d->local[i].prefix : "";
-		size_t plen = strlen(prefix);
-		char user[PG_INT_LEN], size[PG_INT_LEN];
-		const char *v[] = { pg_i64(user, d->local[i].user_id), midbuf, kind, prefix,
-		    pg_i64(size, (int64_t)(d->len + plen)), at };
-		const int lengths[] = { 0, 0, 0, (int)plen, 0, 0 };
-		const int formats[] = { 0, 0, 0, 1, 0, 0 };
-		PGresult *r;
+		ids[i] = d->local[i].user_id;
+		addr[i] = d->local[i].address;
+	}
+	c->users = pg_int_array(ids, d->nlocal);
+	c->addresses = pg_text_array(addr, d->nlocal);
+	free(ids);
+	free(addr);
+	c->prefixes = pg_prefix_array(d);
+	c->remote = pg_text_array(d->remote, d->nremote);
+	c->consume = pg_int_array(d->consume, d->nconsume);
+	c->v[0] = d->message_id ? pg_i64(c->mid, d->message_id) : NULL;
+	c->v[1] = d->sender ? d->sender : "";
+	c->v[2] = pg_i64(c->size, (int64_t)d->len);
+	c->v[3] = pg_i64(c->now, (int64_t)time(NULL));
+	c->v[4] = d->qid;
+	c->v[5] = pg_i64(c->kind, d->kind);
+	c->v[6] = body;
+	c->lengths[6] = (int)first;
+	c->formats[6] = 1;
+	c->v[7] = c->users;
+	c->v[8] = c->prefixes;
+	c->v[9] = c->addresses;
+	c->v[10] = d->check_quota ? "t" : "f";
+	c->v[11] = c->remote;
+	c->v[12] = c->consume;
+	s->clean = 0;
+	return STORE_OK;
+}
 
-		if (room && room[i].full) {
-			struct store_rcpt_local l = d->local[i];
+/* The parameters of chunk seq (from 1) of d's body, read into c->buf if spooled. */
+static int
+pg_deliver_chunk(struct store *s, const struct store_delivery *d, struct pg_deliver_call *c,
+    int seq, char seqbuf[PG_INT_LEN], const char *v[2], int lengths[2])
+{
+	uint64_t off = (uint64_t)seq * PG_CHUNK;
+	size_t want = d->len - off < PG_CHUNK ? (size_t)(d->len - off) : PG_CHUNK;
+	const void *p;
+	int status;
 
-			if ((status = pg_queue_add(s, d, mid, now, l.address ? l.address :
-			    room[i].login, &l)) != STORE_OK)
-				goto out;
-			res->local[i] = STORE_TARGET_DEFERRED_FULL;
-			res->deferred++;
-			continue;
+	if ((status = pg_body_slice(s, d, off, want, c->buf, &p)) != STORE_OK)
+		return status;
+	v[0] = pg_i64(seqbuf, seq);
+	v[1] = p;
+	lengths[0] = 0;
+	lengths[1] = (int)want;
+	return STORE_OK;
+}
+
+/* How many chunks after the first d's body has. */
+static int
+pg_deliver_more(const struct store_delivery *d)
+{
+	if (d->message_id != 0 || d->len <= PG_CHUNK)
+		return 0;
+	return (int)((d->len - 1) / PG_CHUNK);
+}
+
+/*
+ * umbox_deliver()'s answer into res.  A refusal it reports wrote
+ * nothing, so the transaction goes on (s->clean).
+ */
+static int
+pg_deliver_answer(struct store *s, const struct store_delivery *d, const PGresult *r,
+    struct store_delivery_result *res)
+{
+	int status = (int)pg_col_i64(r, 0, 0);
+
+	if (status != STORE_OK) {
+		s->clean = 1;
+		return store_fail(s, status, "%s", PQgetvalue(r, 0, 3));
+	}
+	res->message_id = pg_col_i64(r, 0, 1);
+	if (!PQgetisnull(r, 0, 2)) {
+		const char *t = PQgetvalue(r, 0, 2);
+
+		res->local = xcalloc(d->nlocal ? d->nlocal : 1, sizeof(*res->local));
+		for (size_t i = 0; i < d->nlocal && *t; i++) {
+			t += strcspn(t, "01");
+			res->local[i] = *t == '1' ? STORE_TARGET_DEFERRED_FULL :
+			    STORE_TARGET_DELIVERED;
+			if (*t)
+				t++;
 		}
-		r = pg_query(s, &status, "store mailbox entry", "INSERT INTO entries (user_id,"
-		    " message_id, kind, prefix, size, arrived) VALUES ($1, $2, $3, $4, $5, $6)",
-		    6, v, lengths, formats, 0);
-		PQclear(r);
-		if (status != STORE_OK)
-			goto out;
-		res->delivered++;
 	}
-	for (size_t i = 0; i < d->nremote; i++) {
-		if ((status = pg_queue_add(s, d, mid, now, d->remote[i], NULL)) != STORE_OK)
-			goto out;
-		res->queued++;
+	for (size_t i = 0; i < d->nlocal; i++) {
+		if (res->local && res->local[i] == STORE_TARGET_DEFERRED_FULL)
+			res->deferred++;
+		else
+			res->delivered++;
 	}
-	if (d->nconsume > 0) {
-		char *arr = pg_int_array(d->consume, d->nconsume);
-		const char *v[] = { arr };
-
-		status = pg_exec(s, "settle queue entries", "DELETE FROM queue"
-		    " WHERE id = ANY($1::bigint[])", 1, v);
-		free(arr);
-		if (status != STORE_OK)
-			goto out;
-	}
-	res->message_id = mid;
+	res->queued = d->nremote;
 	if (d->qid)
 		snprintf(res->qid, sizeof(res->qid), "%s", d->qid);
 	else
-		snprintf(res->qid, sizeof(res->qid), "%010" PRIX64, (uint64_t)mid);
-out:
-	free(room);
+		snprintf(res->qid, sizeof(res->qid), "%010" PRIX64, (uint64_t)res->message_id);
+	return STORE_OK;
+}
+
+static int
+pg_deliver_body(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res)
+{
+	struct pg_deliver_call c;
+	int status, more = pg_deliver_more(d);
+	PGresult *r;
+
+	if ((status = pg_deliver_call_make(s, d, &c)) != STORE_OK) {
+		pg_deliver_call_free(&c);
+		return status;
+	}
+	r = pg_query(s, &status, "store message", PG_DELIVER_SQL, PG_DELIVER_N, c.v, c.lengths,
+	    c.formats, 0);
+	if (r != NULL) {
+		status = pg_deliver_answer(s, d, r, res);
+		PQclear(r);
+	}
+	for (int seq = 1; seq <= more && status == STORE_OK && res->message_id; seq++) {
+		char seqbuf[PG_INT_LEN];
+		const char *v[2];
+		int lengths[2], formats[] = { 0, 1 };
+
+		if ((status = pg_deliver_chunk(s, d, &c, seq, seqbuf, v, lengths)) == STORE_OK)
+			PQclear(pg_query(s, &status, "store message", PG_CHUNK_SQL, 2, v, lengths,
+			    formats, 0));
+	}
+	pg_deliver_call_free(&c);
+	return status;
+}
+
+void
+pg_pipe_prepare(struct store *s)
+{
+	pg_prepare(s, PG_DELIVER_SQL, PG_DELIVER_N);
+	pg_prepare(s, PG_CHUNK_SQL, 2);
+}
+
+/*
+ * A delivery in the writer's pipeline: its call and its other chunks
+ * sent.  A failure before anything went out is clean (s->clean); one
+ * after (a spool file that ends early) spoils the batch.
+ */
+int
+pg_deliver_send(struct store *s, const struct store_delivery *d)
+{
+	struct pg_deliver_call c;
+	int status, more = pg_deliver_more(d), formats[] = { 0, 1 };
+
+	if ((status = pg_deliver_call_make(s, d, &c)) == STORE_OK)
+		status = pg_pipe_send(s, "store message", PG_DELIVER_SQL, PG_DELIVER_N, c.v,
+		    c.lengths, c.formats);
+	for (int seq = 1; seq <= more && status == STORE_OK; seq++) {
+		char seqbuf[PG_INT_LEN];
+		const char *v[2];
+		int lengths[2];
+
+		if ((status = pg_deliver_chunk(s, d, &c, seq, seqbuf, v, lengths)) == STORE_OK)
+			status = pg_pipe_send(s, "store message", PG_CHUNK_SQL, 2, v, lengths,
+			    formats);
+	}
+	pg_deliver_call_free(&c);
+	return status;
+}
+
+/* Its answers, in the order pg_deliver_send sent them. */
+int
+pg_deliver_recv(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res)
+{
+	int status, answer, more = pg_deliver_more(d);
+	PGresult *r = pg_pipe_result(s, &status, "store message");
+
+	if (r == NULL)
+		return status;
+	answer = pg_deliver_answer(s, d, r, res);
+	PQclear(r);
+	for (int seq = 1; seq <= more && status == STORE_OK; seq++)
+		PQclear(pg_pipe_result(s, &status, "store message"));
+	if (status == STORE_OK)
+		status = answer;
+	if (status != STORE_OK) {
+		store_delivery_result_clear(res);
+		memset(res, 0, sizeof(*res));
+	}
 	return status;
 }
 
@@ -557,7 +626,10 @@ pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now, u
 	    "mailbox is in use by another session");
 
 	(void)now;
-	return status == STORE_NOTFOUND ? STORE_LOCKED : status;
+	if (status != STORE_NOTFOUND)
+		return status;
+	s->clean = 1;		/* nothing written: the lock is another's */
+	return STORE_LOCKED;
 }
 
 /* ---- nodes ---- */

@@ -30,6 +30,37 @@ req_deliver_apply(struct store *s, struct store_req *base)
 	return s->be->deliver(s, &r->d, &r->res);
 }
 
+static int
+req_deliver_send(struct store *s, struct store_req *base)
+{
+	struct req_deliver *r = (struct req_deliver *)base;
+
+	store_delivery_result_clear(&r->res);
+	memset(&r->res, 0, sizeof(r->res));
+	return s->be->deliver_send(s, &r->d);
+}
+
+static int
+req_deliver_recv(struct store *s, struct store_req *base)
+{
+	struct req_deliver *r = (struct req_deliver *)base;
+
+	return s->be->deliver_recv(s, &r->d, &r->res);
+}
+
+static size_t
+req_deliver_users(const struct store_req *base, int64_t *out, size_t max)
+{
+	const struct req_deliver *r = (const struct req_deliver *)base;
+	size_t n = 0;
+
+	if (out == NULL)
+		return r->d.nlocal;
+	for (size_t i = 0; i < r->d.nlocal && n < max; i++)
+		out[n++] = r->d.local[i].user_id;
+	return n;
+}
+
 static void
 req_deliver_free(struct store_req *base)
 {
@@ -56,6 +87,9 @@ req_deliver_free(struct store_req *base)
 static const struct store_req_ops req_deliver_ops = {
 	.name = "deliver",
 	.apply = req_deliver_apply,
+	.send = req_deliver_send,
+	.recv = req_deliver_recv,
+	.users = req_deliver_users,
 	.free = req_deliver_free,
 };
 

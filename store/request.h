@@ -24,6 +24,16 @@ struct store_req_ops {
 	 * everything the request did is rolled back.
 	 */
 	int (*apply)(struct store *s, struct store_req *req);
+	/*
+	 * Optional, for a backend that runs a batch in one round trip
+	 * (store_backend.pipe_begin): send the request's work without
+	 * waiting, and later, in the same order, read the answers.  users
+	 * lists the user rows it writes (at most max), to be locked first;
+	 * with out NULL, it counts them.
+	 */
+	int (*send)(struct store *s, struct store_req *req);
+	int (*recv)(struct store *s, struct store_req *req);
+	size_t (*users)(const struct store_req *req, int64_t *out, size_t max);
 	/* On the loop, after the callback: release what the kind owns, and req. */
 	void (*free)(struct store_req *req);
 };

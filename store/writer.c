@@ -3,9 +3,12 @@
  *
  * Daemons never write to the store on their event loop.  They hand
  * requests to a writer thread, which takes everything queued since its
- * last round, opens one BEGIN IMMEDIATE transaction, applies each request
- * inside its own savepoint (a request that fails is rolled back alone),
- * and commits once: one fsync for the whole batch.  Finished requests go
+ * last round, opens one transaction, applies each request, and commits
+ * once: one fsync for the whole batch.  A request that fails is rolled
+ * back alone: in a savepoint of its own where the backend has them
+ * (SQLite); else (PostgreSQL, where a batch's savepoints would overflow
+ * the server's subtransaction cache) the batch runs again request by
+ * request unless the failure wrote nothing.  Finished requests go
  * back to the loop through a completion queue; their callbacks run there.
  * If the commit itself fails, every request of that batch fails with the
  * error and nothing of it is visible; later batches are unaffected.
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WRITER_BATCH_MAX	1024
 
@@ -52,12 +56,12 @@ writer_set_error(struct store_req *r, int status, const char *msg)
 }
 
 /*
- * One batch: a transaction around every request, each in a savepoint.
- * A request's own failure undoes only its savepoint; a failed BEGIN,
- * RELEASE or COMMIT fails the whole batch.
+ * One batch with savepoints: a transaction around every request, each
+ * in a savepoint.  A request's own failure undoes only its savepoint; a
+ * failed BEGIN, RELEASE or COMMIT fails the whole batch.
  */
 static void
-writer_run_batch(struct store *s, struct store_req *batch)
+writer_run_savepoints(struct store *s, struct store_req *batch)
 {
 	struct store_req *r;
 	int status;
@@ -87,6 +91,193 @@ writer_run_batch(struct store *s, struct store_req *batch)
 	}
 }
 
+/*
+ * Without savepoints: every request of the list in one transaction.  A
+ * request refused cleanly (it wrote nothing) fails alone; any other
+ * failure rolls everything back and returns -1, with that request's
+ * error set and s->retry saying whether trying again may pass.
+ * Otherwise 0, each request's status final.
+ */
+static int
+writer_run_whole(struct store *s, struct store_req *list)
+{
+	struct store_req *r;
+	int status;
+
+	s->retry = 0;
+	if ((status = s->be->begin(s)) != STORE_OK) {
+		for (r = list; r; r = r->next)
+			writer_set_error(r, status, s->errmsg);
+		return 0;
+	}
+	for (r = list; r; r = r->next) {
+		s->clean = 0;
+		if ((r->status = r->ops->apply(s, r)) == STORE_OK)
+			continue;
+		writer_set_error(r, r->status, s->errmsg);
+		if (!s->clean) {
+			int retry = s->retry;
+
+			s->be->rollback(s);
+			s->retry = retry;
+			return -1;
+		}
+	}
+	if ((status = s->be->commit(s)) != STORE_OK) {
+		for (r = list; r; r = r->next)
+			if (r->status == STORE_OK)
+				writer_set_error(r, status, s->errmsg);
+	}
+	return 0;
+}
+
+/* The user rows the list's requests write, for locking them first. */
+static int64_t *
+writer_users(struct store_req *list, size_t *n)
+{
+	struct store_req *r;
+	int64_t *v;
+	size_t max = 0;
+
+	for (r = list; r; r = r->next)
+		max += r->ops->users ? r->ops->users(r, NULL, 0) : 0;
+	v = xcalloc(max + 1, sizeof(*v));
+	*n = 0;
+	for (r = list; r; r = r->next)
+		if (r->ops->users)
+			*n += r->ops->users(r, v + *n, max - *n);
+	return v;
+}
+
+/*
+ * writer_run_whole in one round trip: every request of the list sent in
+ * the backend's pipeline before any answer is read.  The same outcomes.
+ */
+static int
+writer_run_pipeline(struct store *s, struct store_req *list)
+{
+	struct store_req *r;
+	size_t nusers;
+	int64_t *users = writer_users(list, &nusers);
+	int status, spoiled = 0;
+
+	s->retry = 0;
+	status = s->be->pipe_begin(s, users, nusers);
+	free(users);
+	if (status != STORE_OK) {
+		for (r = list; r; r = r->next)
+			writer_set_error(r, status, s->errmsg);
+		return s->retry ? -1 : 0;
+	}
+	for (r = list; r && !spoiled; r = r->next) {
+		s->clean = 0;
+		if ((r->status = r->ops->send(s, r)) == STORE_OK)
+			continue;
+		writer_set_error(r, r->status, s->errmsg);
+		spoiled = !s->clean;
+	}
+	if (!spoiled && (status = s->be->pipe_commit(s)) != STORE_OK) {
+		for (r = list; r; r = r->next)
+			if (r->status == STORE_OK)
+				writer_set_error(r, status, s->errmsg);
+		s->be->pipe_end(s, 0);
+		return s->retry ? -1 : 0;
+	}
+	/* Answers come for what was sent: requests still STORE_OK, in order. */
+	for (r = list; r && !spoiled; r = r->next) {
+		if (r->status != STORE_OK)
+			continue;
+		s->clean = 0;
+		if ((r->status = r->ops->recv(s, r)) == STORE_OK)
+			continue;
+		writer_set_error(r, r->status, s->errmsg);
+		spoiled = !s->clean;
+	}
+	if (spoiled) {
+		s->be->pipe_end(s, 0);
+		return -1;
+	}
+	if ((status = s->be->pipe_end(s, 1)) != STORE_OK) {
+		for (r = list; r; r = r->next)
+			if (r->status == STORE_OK)
+				writer_set_error(r, status, s->errmsg);
+		return s->retry ? -1 : 0;
+	}
+	return 0;
+}
+
+/* Tries of one transaction that met another's locks (a deadlock, say). */
+#define WRITER_TRIES	4
+
+/*
+ * The list in one transaction, again after a short random wait while it
+ * conflicts; in one round trip (pipe) if the backend and every request can.
+ */
+static int
+writer_run_tries(struct store *s, struct store_req *list, int pipe)
+{
+	for (unsigned t = 1; ; t++) {
+		if ((pipe ? writer_run_pipeline(s, list) : writer_run_whole(s, list)) == 0)
+			return 0;
+		if (!s->retry || t == WRITER_TRIES)
+			return -1;
+		usleep(1000 * (1 + arc4random_uniform(10u << t)));
+	}
+}
+
+/*
+ * Without savepoints: the list whole, or when a request failed in a way
+ * that spoils the transaction, each request in one of its own, so that
+ * the failure is that request's alone.
+ */
+static void
+writer_run_list(struct store *s, struct store_req *list, int pipe)
+{
+	struct store_req *r, *next;
+
+	if (list == NULL || writer_run_tries(s, list, pipe) == 0 || list->next == NULL)
+		return;
+	for (r = list; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		r->status = STORE_OK;
+		r->errmsg[0] = '\0';
+		writer_run_tries(s, r, pipe);
+		r->next = next;
+	}
+}
+
+/*
+ * Run one batch; returns it, perhaps in another order.  Without
+ * savepoints, the requests that can go in one round trip go first, as
+ * one transaction, and the others after them as another.
+ */
+static struct store_req *
+writer_run_batch(struct store *s, struct store_req *batch)
+{
+	struct store_req *pipe = NULL, **pt = &pipe, *rest = NULL, **rt = &rest, *r, *next;
+
+	if (s->be->savepoint) {
+		writer_run_savepoints(s, batch);
+		return batch;
+	}
+	for (r = batch; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		if (s->be->pipe_begin && r->ops->send) {
+			*pt = r;
+			pt = &r->next;
+		} else {
+			*rt = r;
+			rt = &r->next;
+		}
+	}
+	writer_run_list(s, pipe, 1);
+	writer_run_list(s, rest, 0);
+	*pt = rest;
+	return pipe;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -114,7 +305,7 @@ writer_main(void *arg)
 			w->pending_tail = &w->pending;
 		pthread_mutex_unlock(&w->lock);
 
-		writer_run_batch(w->s, batch);
+		batch = writer_run_batch(w->s, batch);
 
 		/* Once posted, a request may be freed by the loop: read next first. */
 		for (r = batch; r; r = next) {

@@ -16,7 +16,7 @@
 #include "store/store.h"
 
 #define SCHEMA_VERSION	4
-#define PG_SCHEMA_VERSION	5
+#define PG_SCHEMA_VERSION	6
 
 struct fx {
 	char *dir;
@@ -862,6 +862,58 @@ test_writer_group_commit(void **state)
 	assert_int_equal(st.entries, 490);
 }
 
+/*
+ * A request that fails after writing part of its work (its spool file
+ * ends before its length, past the first 256 KiB chunk) is undone alone,
+ * as is one refused for quota; the rest of its batch is stored.
+ */
+static void
+test_writer_spoiled_request(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0), small = add_user(f->s, "small", NULL, 4);
+	struct store_rcpt_local ok_rcpt = { a, NULL, NULL }, full_rcpt = { small, NULL, NULL };
+	size_t have = 256 * 1024 + 10;
+	char *big = calloc(1, have), err[256], *spool = tu_path(f->dir, "short");
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	struct store_stats st;
+	int fd = open(spool, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, big, have), (ssize_t)have);
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(&f->cfg, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	ctx.expect = 300;
+	for (int i = 0; i < ctx.expect; i++) {
+		char body[32];
+		struct store_delivery d = { .sender = "", .data = body, .fd = -1,
+		    .check_quota = 1, .local = &ok_rcpt, .nlocal = 1 };
+
+		d.len = (uint64_t)snprintf(body, sizeof(body), "message %d\r\n", i);
+		if (i % 30 == 7) {		/* spoiled: 10 of them */
+			d.fd = fd;
+			d.len = have + 90;
+		} else if (i % 50 == 0)		/* refused: 6 of them */
+			d.local = &full_rcpt;
+		store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
+	}
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.done, 300);
+	assert_int_equal(ctx.other, 10);
+	assert_int_equal(ctx.quota, 6);
+	assert_int_equal(ctx.ok, 284);
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+
+	assert_int_equal(store_stats(f->s, &st), STORE_OK);
+	assert_int_equal(st.entries, 284);
+	assert_int_equal(st.messages, 284);
+	close(fd);
+	free(spool);
+	free(big);
+}
+
 static void
 test_writer_cancel_and_delete(void **state)
 {
@@ -1351,6 +1403,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_spoiled_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_per_target, setup, teardown),
@@ -1380,6 +1433,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_set, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_sweep, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_writer_spoiled_request, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_per_target, setup_pg, teardown_pg),
 	};
