@@ -180,6 +180,7 @@ pop3_login(struct pop3_session *s, const char *name, const char *password)
 	s->login = login_check_start(s->loop->workers, s->loop->readers, name, password,
 	    s->server->dummy_hash, pop3_checked, s);
 	conn_wait(&s->c);
+	pop3_store_wait(s);	/* the check, the lock and the listing */
 }
 
 void
@@ -283,6 +284,7 @@ pop3_quit(struct pop3_session *s)
 	free(del);
 	free(seen);
 	conn_wait(&s->c);
+	pop3_store_wait(s);
 	store_writer_submit(s->loop->writer, s->req);
 }
 
@@ -342,6 +344,7 @@ slice_done(struct store_read *r, int cancelled)
 	}
 	sl->busy = 0;
 	sl->ready = 1;
+	conn_cancel_timer(&sl->s->c);
 	pop3_stream_pump(sl->s);
 }
 
@@ -358,7 +361,8 @@ slice_fetch(struct pop3_session *s, struct pop3_stream *st)
 	sl->busy = 1;
 	sl->read.work = slice_work;
 	sl->read.done = slice_done;
-	store_read_submit(s->loop->readers, &sl->read);
+	if (!store_read_submit(s->loop->readers, &sl->read))
+		pop3_store_wait(s);
 }
 
 /*

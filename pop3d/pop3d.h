@@ -108,6 +108,11 @@ void pop3_reply(struct pop3_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void pop3_set_state(struct pop3_session *s, enum pop3_state st);
 void pop3_resume(struct pop3_session *s);
+/*
+ * The session waits for the store (store_wait_limit): if no answer comes
+ * in time, the client is told to try again later and the session ends.
+ */
+void pop3_store_wait(struct pop3_session *s);
 /* The server ends the session (after its last reply): the mailbox lock goes at once. */
 void pop3_close(struct pop3_session *s);
 void pop3_start_tls(struct pop3_session *s);

@@ -131,6 +131,25 @@ pop3_close(struct pop3_session *s)
 	conn_close(&s->c);
 }
 
+static void
+pop3_store_timeout(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	log_err("%s: the store did not answer within %u s in state %s", s->c.id,
+	    store_wait_limit(s->server->cfg), state_names[s->state]);
+	if (s->stream == NULL)		/* else a message is half sent: only closing is left */
+		pop3_reply(s, "-ERR [SYS/TEMP] The mailbox store is not answering,"
+		    " try again later");
+	pop3_close(s);
+}
+
+void
+pop3_store_wait(struct pop3_session *s)
+{
+	conn_set_timer(&s->c, store_wait_limit(s->server->cfg) * 1000, pop3_store_timeout);
+}
+
 /* The wait is over; waiting input is taken up on the next loop turn. */
 void
 pop3_resume(struct pop3_session *s)

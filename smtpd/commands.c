@@ -218,6 +218,19 @@ lookup_free(struct smtp_lookup *l)
 	free(l);
 }
 
+/* The store did not answer in time: the command fails for now, the session goes on. */
+static void
+lookup_timeout(struct conn *c)
+{
+	struct smtp_session *s = (struct smtp_session *)c;
+
+	log_warn("%s: the store did not answer within %u s", s->c.id,
+	    store_wait_limit(s->server->cfg));
+	smtp_lookup_cancel(s);
+	smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+	smtp_resume(s);
+}
+
 static void
 lookup_submit(struct smtp_lookup *l, void (*work)(struct store *, struct store_read *),
     void (*done)(struct store_read *, int))
@@ -227,8 +240,10 @@ lookup_submit(struct smtp_lookup *l, void (*work)(struct store *, struct store_r
 	l->read.work = work;
 	l->read.done = done;
 	s->lookup = l;
-	if (!store_read_submit(s->loop->readers, &l->read))
+	if (!store_read_submit(s->loop->readers, &l->read)) {
 		conn_wait(&s->c);
+		conn_set_timer(&s->c, store_wait_limit(s->server->cfg) * 1000, lookup_timeout);
+	}
 }
 
 /* Back on the loop: the session's, unless it went away (then freed here). */

@@ -239,6 +239,24 @@ smtp_commit_done(struct store_req *req, void *arg)
 }
 
 /*
+ * The store did not confirm the message in time.  It is not refused
+ * (the commit may yet go through, and then the client's retry stores it
+ * twice), only not acknowledged; a delivery not yet begun is dropped.
+ */
+static void
+smtp_commit_timeout(struct conn *c)
+{
+	struct smtp_session *s = (struct smtp_session *)c;
+
+	log_err("%s: qid=%s the store did not answer within %u s", s->c.id, s->txn->qid,
+	    store_wait_limit(s->server->cfg));
+	store_req_cancel(s->commit);
+	s->commit = NULL;
+	smtp_reply(s, "451 4.3.0 Error: local error in processing");
+	smtp_message_done(s, 0);
+}
+
+/*
  * The content is complete: refuse it for what the parser saw, or commit
  * it to every target at once through the delivery pipeline: local
  * mailboxes (a full one is deferred through the queue) and the queue.
@@ -299,6 +317,8 @@ smtp_message_end(struct smtp_session *s)
 	m.check_quota = 1;
 	s->commit = alias_deliver_req(&m, t->targets.v, t->targets.n, smtp_commit_done, s);
 	store_writer_submit(s->loop->writer, s->commit);
+	if (s->commit)
+		conn_set_timer(&s->c, store_wait_limit(s->server->cfg) * 1000, smtp_commit_timeout);
 }
 
 /*

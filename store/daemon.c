@@ -36,6 +36,13 @@ store_config_of(const struct umbox_config *cfg, struct store_config *out, char *
 	out->path = *path = config_store_path(cfg);
 }
 
+unsigned
+store_wait_limit(const struct umbox_config *cfg)
+{
+	return cfg->store.backend == CONFIG_BACKEND_POSTGRESQL ? STORE_WAIT_REMOTE :
+	    STORE_WAIT_LOCAL;
+}
+
 /*
  * On PostgreSQL each daemon of a node holds a name of its own in the
  * nodes table, "NODE_ID/smtpd", so that a POP3 lock is freed when its own

@@ -90,6 +90,7 @@ static const struct store_req_ops req_deliver_ops = {
 	.send = req_deliver_send,
 	.recv = req_deliver_recv,
 	.users = req_deliver_users,
+	.drop_cancelled = 1,
 	.free = req_deliver_free,
 };
 

@@ -35,6 +35,7 @@ void
 store_req_cancel(struct store_req *r)
 {
 	r->cb = NULL;
+	atomic_store_explicit(&r->cancelled, 1, memory_order_relaxed);
 }
 
 void

@@ -12,6 +12,8 @@
 #ifndef UMBOX_STORE_REQUEST_H
 #define UMBOX_STORE_REQUEST_H
 
+#include <stdatomic.h>
+
 #include "lib/completion.h"
 #include "store/backend.h"
 
@@ -34,6 +36,12 @@ struct store_req_ops {
 	int (*send)(struct store *s, struct store_req *req);
 	int (*recv)(struct store *s, struct store_req *req);
 	size_t (*users)(const struct store_req *req, int64_t *out, size_t max);
+	/*
+	 * A request cancelled before the writer takes it up is not run:
+	 * whoever submitted it has answered for it already (a client told
+	 * to try again later).
+	 */
+	int drop_cancelled;
 	/* On the loop, after the callback: release what the kind owns, and req. */
 	void (*free)(struct store_req *req);
 };
@@ -41,6 +49,7 @@ struct store_req_ops {
 struct store_req {
 	const struct store_req_ops *ops;
 	store_req_cb *cb;		/* NULL once cancelled */
+	atomic_int cancelled;		/* the same, for the writer's thread */
 	void *arg;
 	int status;			/* set before submit: failed, never applied */
 	char errmsg[512];

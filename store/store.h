@@ -63,6 +63,17 @@ struct umbox_config;
  * name, which out points to: free it after the last store_open().
  */
 void store_config_of(const struct umbox_config *cfg, struct store_config *out, char **path);
+/*
+ * How long (seconds) a daemon's session waits for the store to answer a
+ * read or a commit before it gives its client a temporary error: a
+ * PostgreSQL server that stopped answering (frozen, cut off) must not
+ * hold sessions for ever, and a local disk is given longer.  A commit so
+ * abandoned may still be stored later, and the client's retry then
+ * delivers the message twice: never zero times.
+ */
+#define STORE_WAIT_REMOTE	5
+#define STORE_WAIT_LOCAL	30
+unsigned store_wait_limit(const struct umbox_config *cfg);
 /* What to call the store in messages: its file, or the database's name. */
 const char *store_config_name(const struct store_config *cfg);
 

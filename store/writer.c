@@ -248,23 +248,26 @@ writer_run_list(struct store *s, struct store_req *list, int pipe)
 }
 
 /*
- * Run one batch; returns it, perhaps in another order.  Without
+ * Run one batch; returns it, perhaps in another order.  A request that
+ * may be dropped once cancelled, and was, is not run.  Without
  * savepoints, the requests that can go in one round trip go first, as
  * one transaction, and the others after them as another.
  */
 static struct store_req *
 writer_run_batch(struct store *s, struct store_req *batch)
 {
-	struct store_req *pipe = NULL, **pt = &pipe, *rest = NULL, **rt = &rest, *r, *next;
+	struct store_req *pipe = NULL, **pt = &pipe, *rest = NULL, **rt = &rest;
+	struct store_req *gone = NULL, **gt = &gone, *r, *next;
 
-	if (s->be->savepoint) {
-		writer_run_savepoints(s, batch);
-		return batch;
-	}
 	for (r = batch; r; r = next) {
 		next = r->next;
 		r->next = NULL;
-		if (s->be->pipe_begin && r->ops->send) {
+		if (r->ops->drop_cancelled &&
+		    atomic_load_explicit(&r->cancelled, memory_order_relaxed)) {
+			writer_set_error(r, STORE_ERROR, "cancelled");
+			*gt = r;
+			gt = &r->next;
+		} else if (!s->be->savepoint && s->be->pipe_begin && r->ops->send) {
 			*pt = r;
 			pt = &r->next;
 		} else {
@@ -272,8 +275,13 @@ writer_run_batch(struct store *s, struct store_req *batch)
 			rt = &r->next;
 		}
 	}
-	writer_run_list(s, pipe, 1);
-	writer_run_list(s, rest, 0);
+	if (s->be->savepoint && rest)
+		writer_run_savepoints(s, rest);
+	else if (!s->be->savepoint) {
+		writer_run_list(s, pipe, 1);
+		writer_run_list(s, rest, 0);
+	}
+	*rt = gone;
 	*pt = rest;
 	return pipe;
 }

@@ -1,8 +1,11 @@
 """A node and its PostgreSQL server under crashes (SPEC §3): the server
 stopped with `pg_ctl stop -m immediate` in the middle of an ingest, then
 started again.  The node reconnects by itself; every message acknowledged
-with 250 exists once and whole; nothing is acknowledged that is not stored."""
+with 250 exists once and whole; nothing is acknowledged that is not stored.
+And the server frozen (SIGSTOP): sessions still answer, and what needs
+the store fails for now after its wait limit (5 s)."""
 import os
+import signal
 import pathlib
 import re
 import smtplib
@@ -41,6 +44,21 @@ class Cluster:
 
     def start(self):
         self.ctl("-l", str(self.dir / "c" / "server.log"), "-w", "-t", "60", "start")
+
+    def processes(self):
+        """The server's processes: the postmaster and its children."""
+        pid = int((self.dir / "c" / "data" / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                  text=True).stdout.split()
+        return [pid] + [int(c) for c in children]
+
+    def freeze(self):
+        for pid in self.processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in self.processes():
+            os.kill(pid, signal.SIGCONT)
 
     def remove(self):
         subprocess.run([str(PG_CLUSTER), "stop", str(self.dir / "c")], timeout=120)
@@ -186,5 +204,88 @@ def test_server_crash_during_a_pop3_drain_keeps_every_acknowledged_deletion(
             time.sleep(0.2)                 # the session went with the server
     assert crashed
     assert deleted == first
+    problems = node.stop()
+    assert not problems, problems
+
+
+def test_frozen_server_leaves_sessions_answering_and_fails_commits_for_now(
+        tmp_path, cluster, node_tls_dir):
+    """PostgreSQL stopped dead for 10 s: a connected session answers NOOP
+    at once, a new one is greeted, RCPT and the end of DATA get 451 after
+    the wait limit rather than hanging, as a POP3 login gets -ERR
+    [SYS/TEMP]; once the server runs again the same sessions deliver, and
+    what was acknowledged is stored once."""
+    dsn, node = start_node(tmp_path, cluster, node_tls_dir)
+    node.deliver("alice", "Subject: waiting\r\n\r\nfor POP3\r\n")
+    pop = node.raw(timeout=20)
+    assert pop.cmd("USER alice").startswith("+OK")
+    assert pop.cmd(f"PASS {PASSWORD}").startswith("+OK")
+    idle = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
+    idle.ehlo()
+    sender = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
+    sender.ehlo()
+    assert sender.mail("w@outside.test")[0] == 250
+    assert sender.rcpt(f"alice@{DOMAIN}")[0] == 250     # resolved before the freeze
+    late = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
+    late.ehlo()
+    assert late.mail("w@outside.test")[0] == 250
+    frozen = time.monotonic()
+    cluster.freeze()
+    try:
+        results = {}
+
+        def commit():
+            t = time.monotonic()
+            results["data"] = (sender.data(b"X-Seq: frozen\r\n\r\nmessage frozen\r\n")[0],
+                               time.monotonic() - t)
+
+        def rcpt():
+            t = time.monotonic()
+            results["rcpt"] = (late.rcpt(f"bob@{DOMAIN}")[0], time.monotonic() - t)
+
+        def login():
+            with node.raw(timeout=20) as c:
+                c.cmd("USER bob")
+                results["pass"] = c.cmd(f"PASS {PASSWORD}")
+
+        waiting = [threading.Thread(target=f) for f in (commit, rcpt, login)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.5)
+        t = time.monotonic()
+        assert idle.noop()[0] == 250
+        assert pop.cmd("NOOP").startswith("+OK")
+        assert pop.cmd("STAT") == "+OK 1 " + pop.cmd("LIST 1").split()[2]
+        assert time.monotonic() - t < 1
+        with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=5) as fresh:
+            assert fresh.noop()[0] == 250
+        for t in waiting:
+            t.join(9.5 - (time.monotonic() - frozen))
+            assert not t.is_alive(), "a session waited on the frozen server past its limit"
+        assert results["data"][0] == 451, results
+        assert results["rcpt"][0] == 451, results
+        assert results["pass"].startswith("-ERR [SYS/TEMP]"), results
+        assert 4 <= results["data"][1] < 9, results
+        time.sleep(max(0, 10 - (time.monotonic() - frozen)))
+    finally:
+        cluster.thaw()
+    # The same sessions go on: mail is acknowledged again.
+    deadline = time.monotonic() + 30
+    while True:
+        sender.rset()
+        sender.mail("w@outside.test")
+        code = sender.rcpt(f"alice@{DOMAIN}")[0]
+        if code == 250:
+            code = sender.data(b"X-Seq: thawed\r\n\r\nmessage thawed\r\n")[0]
+        if code == 250:
+            break
+        assert 400 <= code < 500 and time.monotonic() < deadline, (code, node.logs()[-3000:])
+        time.sleep(0.5)
+    assert idle.noop()[0] == 250
+    assert pop.cmd("QUIT").startswith("+OK")
+    pop.close()
+    for s in (idle, sender, late):
+        s.quit()
+    assert backend_messages(dsn).get("thawed") == 1
     problems = node.stop()
     assert not problems, problems

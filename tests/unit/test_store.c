@@ -914,51 +914,6 @@ test_writer_spoiled_request(void **state)
 	free(big);
 }
 
-static void
-test_writer_cancel_and_delete(void **state)
-{
-	struct fx *f = *state;
-	int64_t a = add_user(f->s, "alice", NULL, 0);
-	struct store_rcpt_local r = { a, NULL, NULL };
-	struct store_delivery d = { .sender = "", .data = "hello\r\n", .fd = -1, .len = 7,
-	    .local = &r, .nlocal = 1 };
-	struct store_writer *w;
-	struct wctx ctx = { 0 };
-	struct store_entry *v;
-	struct store_req *req;
-	char err[256];
-	size_t n;
-	int64_t uids[2];
-
-	ctx.base = event_base_new();
-	assert_int_equal(store_writer_new(&f->cfg, ctx.base, &w, err, sizeof(err)), STORE_OK);
-	/* A cancelled request is still carried out, but nobody is called back. */
-	req = store_req_deliver(&d, on_done, &ctx);
-	store_writer_submit(w, req);
-	store_req_cancel(req);
-	ctx.expect = 1;
-	store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
-	event_base_dispatch(ctx.base);
-	assert_int_equal(ctx.done, 1);
-
-	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
-	assert_int_equal(n, 2);
-	uids[0] = v[0].uid;
-	uids[1] = v[1].uid;
-	store_entry_list_free(&v, n);
-	ctx.expect = 2;
-	ctx.deletes = 1;
-	store_writer_submit(w, store_req_delete(a, uids, 2, on_done, &ctx));
-	event_base_dispatch(ctx.base);
-	assert_int_equal(ctx.ok, 2);
-	/* Free with nothing pending. */
-	store_writer_free(&w);
-	event_base_free(ctx.base);
-	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
-	assert_int_equal(n, 0);
-	store_entry_list_free(&v, n);
-}
-
 /* Submit one delivery and run the loop until it is done; its status. */
 static int
 writer_one(struct store_writer *w, struct wctx *ctx, const struct store_delivery *d)
@@ -970,6 +925,128 @@ writer_one(struct store_writer *w, struct wctx *ctx, const struct store_delivery
 	event_base_dispatch(ctx->base);
 	return ctx->ok > before ? STORE_OK : STORE_ERROR;
 }
+
+/*
+ * Hold the store's write lock (SQLite) or a user's row (PostgreSQL) from
+ * another connection, so that the writer's next batch waits.
+ */
+struct blocker {
+	sqlite3 *db;
+	PGconn *pg;
+};
+
+static void
+block_writer(struct fx *f, int64_t user_id, struct blocker *b)
+{
+	memset(b, 0, sizeof(*b));
+	if (f->dsn) {
+		char sql[128];
+		PGresult *r;
+
+		b->pg = PQconnectdb(f->dsn);
+		assert_int_equal(PQstatus(b->pg), CONNECTION_OK);
+		snprintf(sql, sizeof(sql), "BEGIN; SELECT 1 FROM users WHERE id = %lld FOR UPDATE",
+		    (long long)user_id);
+		r = PQexec(b->pg, sql);
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		PQclear(r);
+		return;
+	}
+	assert_int_equal(sqlite3_open(f->path, &b->db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void
+unblock_writer(struct blocker *b)
+{
+	if (b->pg) {
+		PQclear(PQexec(b->pg, "ROLLBACK"));
+		PQfinish(b->pg);
+	} else {
+		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(b->db);
+	}
+}
+
+/* Run the loop on its own until the writer is done with ctx->expect requests. */
+static void *
+dispatch_thread(void *arg)
+{
+	event_base_dispatch(((struct wctx *)arg)->base);
+	return NULL;
+}
+
+static void
+test_writer_cancel_and_delete(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local r = { a, NULL, NULL };
+	struct store_delivery d = { .sender = "", .data = "kept\r\n", .fd = -1, .len = 6,
+	    .local = &r, .nlocal = 1 };
+	struct store_delivery dropped = d, last = d;
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	struct store_entry *v;
+	struct store_req *req;
+	struct blocker b;
+	pthread_t loop;
+	char err[256], *text;
+	size_t n;
+	int64_t uids[2];
+
+	dropped.data = "dropped\r\n";
+	dropped.len = 9;
+	last.data = "last\r\n";
+	last.len = 6;
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(&f->cfg, ctx.base, &w, err, sizeof(err)), STORE_OK);
+
+	/*
+	 * A delivery cancelled before the writer takes it up is dropped
+	 * (its client was told to try again); one under way is finished.
+	 */
+	block_writer(f, a, &b);
+	ctx.expect = 3;
+	assert_int_equal(pthread_create(&loop, NULL, dispatch_thread, &ctx), 0);
+	store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
+	usleep(200000);				/* the writer waits on the blocker */
+	req = store_req_deliver(&dropped, on_done, &ctx);
+	store_writer_submit(w, req);
+	store_req_cancel(req);
+	req = store_req_deliver(&d, on_done, &ctx);
+	store_writer_submit(w, req);
+	store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
+	usleep(100000);
+	unblock_writer(&b);
+	pthread_join(loop, NULL);
+	assert_int_equal(ctx.done, 3);
+	assert_int_equal(ctx.ok, 3);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		text = read_all(f->s, &v[i], 4096);
+		assert_null(strstr(text, "dropped"));
+		free(text);
+	}
+	uids[0] = v[0].uid;
+	uids[1] = v[1].uid;
+	store_entry_list_free(&v, n);
+
+	/* A cancelled deletion is still carried out, but nobody is called back. */
+	req = store_req_delete(a, uids, 2, on_done, &ctx);
+	store_writer_submit(w, req);
+	store_req_cancel(req);
+	ctx.done = ctx.ok = 0;
+	assert_int_equal(writer_one(w, &ctx, &last), STORE_OK);
+	assert_int_equal(ctx.done, 1);
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	store_entry_list_free(&v, n);
+}
+
 
 /*
  * A write that fails for lack of room fails its own request; the writer
