@@ -31,6 +31,8 @@ struct event_base;
 struct completion_queue;
 struct store;
 struct store_heartbeat;
+struct store_directory;
+struct store_dirview;
 struct store_readers;
 struct store_writer;
 struct worker_pool;
@@ -93,6 +95,7 @@ struct server_loop {
 	struct event_base *base;
 	struct store *store;		/* SQLite: the readers' connection; PostgreSQL: NULL */
 	struct store_readers *readers;	/* every read, answered on this loop */
+	struct store_dirview *directory;	/* PostgreSQL: this loop's view of it */
 	struct store_writer *writer;	/* group commits, answered on this loop */
 	struct worker_pool *workers;	/* password checks, answered on this loop */
 	struct completion_queue *inbox;	/* sockets handed over by the acceptor */
@@ -133,6 +136,7 @@ struct server {
 	int stopping;
 	char dummy_hash[256];		/* checked for unknown users: same cost */
 	struct store_heartbeat *heartbeat;	/* PostgreSQL: this node's name kept alive */
+	struct store_directory *directory;	/* PostgreSQL: the directory in memory */
 };
 
 /*

@@ -480,6 +480,41 @@ out:
 	lookup_resume(l);
 }
 
+/*
+ * RCPT answered from the directory in memory (PostgreSQL), when it can
+ * be: the recipient is found, and none of its mailboxes has a quota,
+ * which only the database knows how full.  Anything else (not found,
+ * maybe only not yet; a quota; an error) goes to the database.
+ */
+static int
+rcpt_from_directory(struct smtp_lookup *l)
+{
+	struct store *dir = store_dirview_get(l->s->loop->directory);
+	struct store_user u;
+
+	if (dir == NULL)
+		return 0;
+	l->resolver.store = dir;
+	l->st = alias_resolve(&l->resolver, l->path.mailbox, &l->res);
+	for (size_t i = 0; i < l->res.n && l->st == ALIAS_OK; i++) {
+		if (l->res.v[i].remote)
+			continue;
+		if (store_user_get_by_id(dir, l->res.v[i].user_id, &u) != STORE_OK || u.quota)
+			l->st = ALIAS_ERROR;
+		store_user_clear(&u);
+	}
+	if (l->st != ALIAS_OK) {
+		alias_result_clear(&l->res);
+		memset(&l->res, 0, sizeof(l->res));
+		l->resolver = *smtp_resolver(l->s);
+		return 0;
+	}
+	l->s->lookup = l;
+	l->read.now = 1;
+	rcpt_done(&l->read, 0);
+	return 1;
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 {
@@ -508,7 +543,8 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 	/* A source route is dropped; the rest is judged on its own (RFC 5321 §4.1.1.3). */
 	l = lookup_new(s, &pa.path);
 	l->size = t->declared_size;
-	lookup_submit(l, rcpt_work, rcpt_done);
+	if (!rcpt_from_directory(l))
+		lookup_submit(l, rcpt_work, rcpt_done);
 }
 
 static void

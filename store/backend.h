@@ -130,6 +130,12 @@ struct store_backend {
 	int (*node_claim)(struct store *s, const char *instance);
 	int (*node_beat)(struct store *s, const char *instance);
 	void (*node_release)(struct store *s, const char *instance);
+	/* The directory's version, moved by every change to it (NULL: SQLite, never cached). */
+	int (*directory_version)(struct store *s, int64_t *v);
+	/* A connection kept to hear of changes (NULL: SQLite): store_listen(). */
+	int (*listen)(struct store *s, const char *channel);
+	int (*listen_fd)(struct store *s);
+	int (*notified)(struct store *s);
 	/* NULL: messages go with their last reference (SQLite). */
 	int (*sweep)(struct store *s, int64_t before, size_t *n);
 };

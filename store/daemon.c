@@ -202,6 +202,10 @@ store_daemon_open(struct server *srv)
 	if (status == STORE_OK && node) {
 		struct store_heartbeat *hb = xcalloc(1, sizeof(*hb));
 
+		srv->directory = store_directory_new(&sc, srv->loops[0].base,
+		    srv->loops[0].readers);
+		for (unsigned i = 0; i < srv->nloops; i++)
+			srv->loops[i].directory = store_dirview_new(srv->directory);
 		daemon_instance(hb->instance, sizeof(hb->instance));
 		hb->readers = srv->loops[0].readers;
 		hb->timer = event_new(srv->loops[0].base, -1, EV_PERSIST, beat_timer, hb);
@@ -249,11 +253,14 @@ store_daemon_close(struct server *srv)
 		event_free(hb->timer);
 		srv->heartbeat = NULL;
 	}
+	store_directory_stop(srv->directory);
 	for (unsigned i = 0; i < srv->nloops; i++)
 		store_writer_free(&srv->loops[i].writer);
 	for (unsigned i = 0; i < srv->nloops; i++) {
 		store_readers_free(&srv->loops[i].readers);
 		store_close(&srv->loops[i].store);
+		store_dirview_free(&srv->loops[i].directory);
 	}
+	store_directory_free(&srv->directory);	/* its last refresh came back with the readers */
 	free(hb);	/* its last beat came back with the readers */
 }

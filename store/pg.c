@@ -294,6 +294,31 @@ static const char *const pg_migrations[] = {
 	"  INSERT INTO message_chunks (message_id, seq, data)"
 	"   SELECT current_setting('umbox.message')::bigint, p_seq, p_data"
 	"   WHERE coalesce(current_setting('umbox.message', true), '') <> '' $$;",
+
+	/*
+	 * 7: the directory's version, for the daemons' copies of it in
+	 * memory (directory.c): every statement that changes a domain, a
+	 * user (not its password, nor the counts each delivery moves), an
+	 * alias or its members moves it, and wakes whoever listens.
+	 */
+	"CREATE TABLE directory_version (v bigint NOT NULL);"
+	"INSERT INTO directory_version VALUES (1);"
+	"CREATE FUNCTION directory_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	"  PERFORM pg_notify('umbox_directory', '');"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE TRIGGER domains_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	"  ON domains FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER users_version AFTER INSERT OR DELETE OR TRUNCATE"
+	"  ON users FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER users_version_set AFTER UPDATE OF login, extension, name, email,"
+	"  quota, pop3 ON users FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER aliases_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	"  ON aliases FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER alias_members_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+	"  ON alias_members FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -1098,6 +1123,46 @@ pg_read_end(struct store *s)
 	p->in_read = 0;
 }
 
+/* ---- hearing of changes ---- */
+
+static int
+pg_listen(struct store *s, const char *channel)
+{
+	char *id = PQescapeIdentifier(pg_conn(s), channel, strlen(channel)), *sql;
+	int status;
+
+	if (id == NULL)
+		return pg_fail(s, NULL, "listen");
+	sql = xasprintf("LISTEN %s", id);
+	PQfreemem(id);
+	status = pg_exec(s, "listen", sql, 0, NULL);
+	free(sql);
+	return status;
+}
+
+static int
+pg_listen_fd(struct store *s)
+{
+	return PQsocket(pg_conn(s));
+}
+
+/* Never waits: what came in on the socket is taken, its notifications counted. */
+static int
+pg_notified(struct store *s)
+{
+	PGconn *c = pg_conn(s);
+	PGnotify *nf;
+	int n = 0;
+
+	if (!PQconsumeInput(c) || PQstatus(c) == CONNECTION_BAD)
+		return -1;
+	while ((nf = PQnotifies(c)) != NULL) {
+		PQfreemem(nf);
+		n++;
+	}
+	return n;
+}
+
 const struct store_backend store_pg_backend = {
 	.name = "postgresql",
 	.open = pg_open,
@@ -1152,6 +1217,10 @@ const struct store_backend store_pg_backend = {
 	.node_claim = pg_node_claim,
 	.node_beat = pg_node_beat,
 	.node_release = pg_node_release,
+	.directory_version = pg_directory_version,
+	.listen = pg_listen,
+	.listen_fd = pg_listen_fd,
+	.notified = pg_notified,
 	.queue_list = pg_queue_list,
 	.queue_del = pg_queue_del,
 	.queue_failed = pg_queue_failed,

@@ -368,3 +368,17 @@ pg_alias_list(struct store *s, struct store_alias **out, size_t *n)
 	return pg_alias_load(s, NULL, out, n);
 }
 
+
+int
+pg_directory_version(struct store *s, int64_t *v)
+{
+	int status;
+	PGresult *r = pg_run(s, &status, "directory version", "SELECT v FROM directory_version",
+	    0, NULL);
+
+	if (r == NULL)
+		return status;
+	*v = PQntuples(r) == 1 ? pg_col_i64(r, 0, 0) : 0;
+	PQclear(r);
+	return STORE_OK;
+}

@@ -112,6 +112,7 @@ int pg_alias_del_members(struct store *s, const char *name, const char *const *m
 int pg_alias_del(struct store *s, const char *name);
 int pg_alias_get(struct store *s, const char *name, struct store_alias *out);
 int pg_alias_list(struct store *s, struct store_alias **out, size_t *n);
+int pg_directory_version(struct store *s, int64_t *v);
 int pg_relay_add(struct store *s, const struct store_relay *r);
 int pg_relay_set(struct store *s, const char *name, const struct store_relay *r, unsigned fields);
 int pg_relay_del(struct store *s, const char *name);

@@ -531,3 +531,23 @@ store_stats(struct store *s, struct store_stats *out)
 	memset(out, 0, sizeof(*out));
 	return s->be->stats(s, out);
 }
+
+int
+store_listen(struct store *s, const char *channel)
+{
+	if (s->be->listen == NULL)
+		return store_fail(s, STORE_INVALID, "%s has no notifications", s->be->name);
+	return s->be->listen(s, channel);
+}
+
+int
+store_listen_fd(struct store *s)
+{
+	return s->be->listen_fd(s);
+}
+
+int
+store_notified(struct store *s)
+{
+	return s->be->notified(s);
+}

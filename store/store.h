@@ -687,6 +687,38 @@ struct store_read {
 };
 
 /*
+ * A connection that hears of changes (PostgreSQL's LISTEN; STORE_INVALID
+ * on SQLite): after store_listen, poll store_listen_fd for reading and
+ * call store_notified, which never waits: how many notifications came on
+ * channel since the last call, or -1 when the connection is gone (close
+ * it and open another).  Such a connection is for nothing else.
+ */
+int store_listen(struct store *s, const char *channel);
+int store_listen_fd(struct store *s);
+int store_notified(struct store *s);
+
+/*
+ * The directory in memory (PostgreSQL; directory.c): loaded through
+ * readers on base's loop and again whenever the database's copy changes.
+ * A loop's view answers store_domain_get, store_user_get* and
+ * store_alias_get from the newest snapshot without a round trip; it is
+ * NULL while the snapshot may be behind the database (before the first
+ * load, between hearing of a change and loading it, while the connection
+ * that hears of changes is down).  Its "not found" means "not found yet".
+ */
+struct store_directory;
+struct store_dirview;
+struct store_directory *store_directory_new(const struct store_config *cfg,
+    struct event_base *base, struct store_readers *readers);
+/* Stop polling; free once the readers are gone. */
+void store_directory_stop(struct store_directory *dir);
+void store_directory_free(struct store_directory **dir);
+struct store_dirview *store_dirview_new(struct store_directory *dir);
+void store_dirview_free(struct store_dirview **v);
+/* On the view's loop: the newest snapshot as a store, or NULL (v NULL: none kept). */
+struct store *store_dirview_get(struct store_dirview *v);
+
+/*
  * The readers of one loop, answering on base's thread.  loop_store is the
  * loop's own connection, which SQLite reads use; PostgreSQL opens
  * nthreads connections of its own.

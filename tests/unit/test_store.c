@@ -16,7 +16,7 @@
 #include "store/store.h"
 
 #define SCHEMA_VERSION	4
-#define PG_SCHEMA_VERSION	6
+#define PG_SCHEMA_VERSION	7
 
 struct fx {
 	char *dir;
@@ -1157,6 +1157,97 @@ on_dup_failed(struct store_req *req, void *arg)
  * other result (the client gets a 4xx); nothing is stored and the writer
  * carries on.
  */
+/* Run base until the directory's view has a snapshot in which login exists (or not). */
+static struct store *
+wait_directory(struct event_base *base, struct store_dirview *v, const char *login, int present)
+{
+	for (int i = 0; i < 500; i++) {
+		struct store *d = store_dirview_get(v);
+		struct store_user u = { 0 };
+
+		if (d && (store_user_get(d, login, &u) == STORE_OK) == present) {
+			store_user_clear(&u);
+			return d;
+		}
+		store_user_clear(&u);
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	fail_msg("the directory in memory did not follow the database");
+	return NULL;
+}
+
+/*
+ * The directory in memory: what the database holds, looked up as the
+ * store is (names in any case), without password hashes; it follows a
+ * change within its poll, and not a delivery's counts.
+ */
+static void
+test_pg_directory(void **state)
+{
+	struct fx *f = *state;
+	struct store_domain dom = { .name = "Example.TEST", .guard = "claimed" };
+	const char *members[] = { "alice", "out@elsewhere.test" };
+	struct event_base *base = event_base_new();
+	struct store_readers *rd;
+	struct store_directory *dir;
+	struct store_dirview *v;
+	struct store_domain gd;
+	struct store_user gu;
+	struct store_alias ga = { 0 };
+	struct store *d;
+	char err[256];
+	int64_t a;
+
+	assert_int_equal(store_domain_add(f->s, &dom), STORE_OK);
+	a = add_user(f->s, "alice", "100", 0);
+	struct store_user pw = { .password = "$y$hash" };
+	assert_int_equal(store_user_set(f->s, "alice", &pw, STORE_USER_PASSWORD), STORE_OK);
+	assert_int_equal(store_alias_add(f->s, "sales", members, 2), STORE_OK);
+
+	assert_int_equal(store_readers_new(&f->cfg, base, NULL, 1, &rd, err, sizeof(err)),
+	    STORE_OK);
+	dir = store_directory_new(&f->cfg, base, rd);
+	v = store_dirview_new(dir);
+	d = wait_directory(base, v, "alice", 1);
+
+	assert_int_equal(store_domain_get(d, "EXAMPLE.test", &gd), STORE_OK);
+	assert_string_equal(gd.name, "example.test");
+	assert_string_equal(gd.guard, "claimed");
+	store_domain_clear(&gd);
+	assert_int_equal(store_domain_get(d, "other.test", &gd), STORE_NOTFOUND);
+	assert_int_equal(store_user_get(d, "ALICE", &gu), STORE_OK);
+	assert_int_equal(gu.id, a);
+	assert_string_equal(gu.extension, "100");
+	assert_null(gu.password);
+	store_user_clear(&gu);
+	assert_int_equal(store_user_get_by_extension(d, "100", &gu), STORE_OK);
+	assert_int_equal(gu.id, a);
+	store_user_clear(&gu);
+	assert_int_equal(store_user_get_by_id(d, a, &gu), STORE_OK);
+	assert_string_equal(gu.login, "alice");
+	store_user_clear(&gu);
+	assert_int_equal(store_user_get_by_extension(d, "101", &gu), STORE_NOTFOUND);
+	assert_int_equal(store_alias_get(d, "Sales", &ga), STORE_OK);
+	assert_int_equal(ga.members.n, 2);
+	assert_string_equal(ga.members.v[1], "out@elsewhere.test");
+	store_alias_clear(&ga);
+
+	/* A new user shows within the poll; the old snapshot stays whole meanwhile. */
+	add_user(f->s, "bob", "101", 0);
+	d = wait_directory(base, v, "bob", 1);
+	assert_int_equal(store_user_get_by_extension(d, "101", &gu), STORE_OK);
+	store_user_clear(&gu);
+	assert_int_equal(store_user_del(f->s, "bob"), STORE_OK);
+	wait_directory(base, v, "bob", 0);
+
+	store_directory_stop(dir);
+	store_readers_free(&rd);
+	store_dirview_free(&v);
+	store_directory_free(&dir);
+	event_base_free(base);
+}
+
 static void
 test_writer_dup_failure(void **state)
 {
@@ -1505,6 +1596,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_nodes_and_locks, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_directory, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_reader, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_set, setup_pg, teardown_pg),
