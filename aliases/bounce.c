@@ -31,7 +31,7 @@ struct bouncer {
 	const struct umbox_config *cfg;
 	struct bounce_job *job;		/* the next bounce being made */
 	struct store_req *req;		/* the delivery in flight */
-	char qid[24];			/* its message's */
+	char qid[STORE_QID_MAX];	/* its message's */
 	int dsn;			/* a report (1) or the postmaster's copy (0) */
 	time_t backoff_until;
 };
@@ -48,7 +48,7 @@ struct bounce_job {
 	struct store *store;		/* while work() runs */
 	const struct umbox_config *cfg;
 	struct alias_resolver resolver;
-	char qid[24];
+	char qid[STORE_QID_MAX];
 	int dsn;
 	int failed;			/* come back after the backoff */
 	struct store_req *req;		/* made, not yet submitted */

@@ -39,7 +39,7 @@ struct voicemail_deposit {
 };
 
 struct voicemail_result {
-	char qid[24];
+	char qid[STORE_QID_MAX];
 	char login[80];			/* the mailbox's user */
 	unsigned seconds;		/* voicemail: duration */
 	unsigned pages;			/* fax */

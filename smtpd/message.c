@@ -111,10 +111,14 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 	t->spool_mem = evbuffer_new();
 	/*
 	 * The queue ID: seconds, process and a counter, so that it is unique
-	 * across restarts and beside umboxctl's deposits.
+	 * across restarts and beside umboxctl's deposits; on PostgreSQL with
+	 * the node's name after a dot, unique across the nodes too.
 	 */
-	snprintf(t->qid, sizeof(t->qid), "%08llX%04X%05X", (unsigned long long)time(NULL),
-	    (unsigned)getpid() & 0xffff, __atomic_add_fetch(&smtp_daemon(s)->next_qid, 1, __ATOMIC_RELAXED) & 0xfffff);
+	snprintf(t->qid, sizeof(t->qid), "%08llX%04X%05X%s%s", (unsigned long long)time(NULL),
+	    (unsigned)getpid() & 0xffff,
+	    __atomic_add_fetch(&smtp_daemon(s)->next_qid, 1, __ATOMIC_RELAXED) & 0xfffff,
+	    cfg->store.backend == CONFIG_BACKEND_POSTGRESQL ? "." : "",
+	    cfg->store.backend == CONFIG_BACKEND_POSTGRESQL ? cfg->store.node_id : "");
 	smtp_data_init(&t->data, bdat, cfg->smtpd.max_message_size, spool_sink, s);
 
 	rfc5322_date(date, sizeof(date));

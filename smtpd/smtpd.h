@@ -100,7 +100,7 @@ struct smtp_txn {
 	int bdat_last;
 	int bdat_discard;		/* chunk bytes are read and thrown away (503 after) */
 	unsigned seq;			/* transaction number within the session */
-	char qid[24];			/* queue ID: Received: id, the 250 reply, the logs */
+	char qid[STORE_QID_MAX];	/* queue ID: Received: id, the 250 reply, the logs */
 };
 
 struct smtp_session {

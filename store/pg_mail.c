@@ -4,8 +4,8 @@
  * a message without references is swept later rather than deleted.
  *
  * A message's bytes are rows of message_chunks, PG_CHUNK bytes each,
- * stored uncompressed out of line, so that a slice is read with
- * substring() without the rest of its chunk.  A delivery is one call of
+ * stored uncompressed out of line (a chunk that fits in a page, in line),
+ * so that a slice is read with substring() without the rest of its chunk.  A delivery is one call of
  * umbox_deliver() (pg.c, schema step 6), which locks the local users'
  * rows in id order before checking their quotas: deliveries on other
  * nodes to the same mailbox wait instead of both passing the check.

@@ -325,6 +325,12 @@ struct store_rcpt_local {
  * when no target at all can take the message is the result STORE_QUOTA,
  * with nothing stored.  Remote targets can always take it.
  */
+/*
+ * Room for a queue ID: umbox-smtpd's are 17 hex digits, and on
+ * PostgreSQL a dot and the node's name (at most 64) after them.
+ */
+#define STORE_QID_MAX	96
+
 struct store_delivery {
 	const char *qid;		/* the caller's queue ID, or NULL: made from the row */
 	const char *sender;		/* envelope sender, "" for the null path */
@@ -360,7 +366,7 @@ enum store_target_status {
 
 struct store_delivery_result {
 	int64_t message_id;
-	char qid[24];			/* queue ID shown to clients and in logs */
+	char qid[STORE_QID_MAX];	/* queue ID shown to clients and in logs */
 	size_t delivered;		/* local targets now in their mailbox */
 	size_t deferred;		/* local targets deferred: mailbox full */
 	size_t queued;			/* remote targets in the queue */
@@ -438,7 +444,7 @@ enum store_queue_status {
 struct store_queue_entry {
 	int64_t id;
 	int64_t message_id;
-	char qid[24];			/* the message's queue ID, as in logs and Received: */
+	char qid[STORE_QID_MAX];	/* the message's queue ID, as in logs and Received: */
 	char *sender;			/* envelope sender, "" for the null path */
 	char *recipient;
 	char *domain;			/* the recipient's domain, lowercase; "" for a bare login */

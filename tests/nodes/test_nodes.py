@@ -116,3 +116,22 @@ def test_unreferenced_message_is_swept_after_an_hour(site):
         assert time.monotonic() < deadline, a.smtpd.log()[-2000:]
         time.sleep(0.5)
     assert "1 unreferenced message removed" in a.smtpd.log()
+
+
+def test_queue_ids_carry_the_node_name(site):
+    """Each node's queue IDs end with its name, so two nodes never hand out
+    the same one, and the ID in the reply is the one the store keeps."""
+    seen = {}
+    for name in ("a", "b"):
+        node = site.node(name)
+        with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30) as s:
+            s.ehlo()
+            assert s.mail("w@outside.test")[0] == 250
+            assert s.rcpt(f"alice@{DOMAIN}")[0] == 250
+            code, text = s.data(f"Subject: from {name}\r\n\r\nbody\r\n".encode())
+        assert code == 250, text
+        qid = text.decode().rsplit(" ", 1)[1]
+        assert qid.endswith(f".{name}") and len(qid) == 17 + 1 + len(name), qid
+        seen[name] = qid
+    stored = {r[0] for r in site.query("SELECT qid FROM messages")}
+    assert set(seen.values()) <= stored, (seen, stored)
