@@ -97,13 +97,25 @@ def query_db(db, sql):
     return [tuple(_value(v) for v in line.split("\t")) for line in out.splitlines()]
 
 
+def _literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
 def query(data_dir, sql, *params):
     """Rows of a read-only query on data_dir's store, whichever the backend.
-    On PostgreSQL (no params there) a value is an int when it looks like
-    one, None for NULL, else text: what the tests compare is the same.
-    Values must not hold tabs or newlines."""
+    On PostgreSQL each ? is replaced by its parameter as a literal, and a
+    value is an int when it looks like one, None for NULL, else text: what
+    the tests compare is the same.  Values must not hold tabs or newlines."""
     if PG:
-        assert not params
+        parts = sql.split("?")
+        assert len(parts) == len(params) + 1, (sql, params)
+        sql = parts[0] + "".join(_literal(p) + rest for p, rest in zip(params, parts[1:]))
         return query_db(database(data_dir), sql)
     path = pathlib.Path(data_dir) / "store.db"
     if not path.exists():
@@ -111,6 +123,27 @@ def query(data_dir, sql, *params):
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def snapshot(data_dir):
+    """Every row of every table of data_dir's store, to show that nothing
+    changed; None when there is no store yet (SQLite)."""
+    if PG:
+        tables = [t for (t,) in query_db(database(data_dir),
+                  "SELECT table_name FROM information_schema.tables"
+                  " WHERE table_schema = 'public' ORDER BY 1")]
+        return {t: sorted(map(repr, query_db(database(data_dir), f'SELECT * FROM "{t}"')))
+                for t in tables}
+    path = pathlib.Path(data_dir) / "store.db"
+    if not path.exists():
+        return None
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [t for (t,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"'))) for t in tables}
     finally:
         con.close()
 

@@ -292,23 +292,9 @@ class Umbox:
 
     # -- looking at the store ---------------------------------------------
 
-    def db(self):
-        """A READ-ONLY connection to the store (never write behind its back)."""
-        assert self.store_path.exists(), f"{self.store_path} does not exist"
-        return sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
-
     def snapshot(self):
         """Every row of every table, read-only: to show that nothing changed."""
-        if not self.store_path.exists():
-            return None
-        con = self.db()
-        try:
-            tables = [t for (t,) in con.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-            return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"')))
-                    for t in tables}
-        finally:
-            con.close()
+        return backend.snapshot(self.data_dir)
 
     def clone_data_from(self, other):
         """Start from a copy of another (idle) installation's data_dir."""
@@ -320,11 +306,8 @@ class Umbox:
             self.write_config(self._extra)
 
     def query(self, sql, *params):
-        con = self.db()
-        try:
-            return con.execute(sql, params).fetchall()
-        finally:
-            con.close()
+        """Rows of a read-only query, whichever the backend (backend.query)."""
+        return backend.query(self.data_dir, sql, *params)
 
 
 @pytest.fixture
