@@ -159,9 +159,13 @@ snapshot_load(struct store *db, struct snapshot **out, int64_t *v)
 		free(sn->users[i].password);	/* not needed to resolve, not kept */
 		sn->users[i].password = NULL;
 	}
-	qsort(sn->domains, sn->ndomains, sizeof(*sn->domains), cmp_domain);
-	qsort(sn->users, sn->nusers, sizeof(*sn->users), cmp_user_id);
-	qsort(sn->aliases, sn->naliases, sizeof(*sn->aliases), cmp_alias);
+	/* An empty list may be NULL, which qsort and bsearch must not see. */
+	if (sn->ndomains > 1)
+		qsort(sn->domains, sn->ndomains, sizeof(*sn->domains), cmp_domain);
+	if (sn->nusers > 1)
+		qsort(sn->users, sn->nusers, sizeof(*sn->users), cmp_user_id);
+	if (sn->naliases > 1)
+		qsort(sn->aliases, sn->naliases, sizeof(*sn->aliases), cmp_alias);
 	sn->by_login = xcalloc(sn->nusers + 1, sizeof(*sn->by_login));
 	sn->by_ext = xcalloc(sn->nusers + 1, sizeof(*sn->by_ext));
 	for (size_t i = 0; i < sn->nusers; i++) {
@@ -207,7 +211,8 @@ view_domain_get(struct store *s, const char *name, struct store_domain *out)
 	struct store_domain key = { 0 }, *d;
 	char buf[256];
 
-	if ((key.name = (char *)lower_key(name, buf, sizeof(buf))) == NULL ||
+	if (sn->ndomains == 0 ||
+	    (key.name = (char *)lower_key(name, buf, sizeof(buf))) == NULL ||
 	    (d = bsearch(&key, sn->domains, sn->ndomains, sizeof(*d), cmp_domain)) == NULL)
 		return STORE_NOTFOUND;
 	*out = *d;
@@ -236,6 +241,8 @@ view_user_get(struct store *s, int by, const char *key, int64_t id, struct store
 	char buf[256];
 	size_t lo = 0, hi;
 
+	if (sn->nusers == 0)
+		return STORE_NOTFOUND;
 	if (by == STORE_USER_BY_ID) {
 		struct store_user k = { .id = id };
 
@@ -272,7 +279,8 @@ view_alias_get(struct store *s, const char *name, struct store_alias *out)
 	struct store_alias key = { 0 }, *a;
 	char buf[256];
 
-	if ((key.name = (char *)lower_key(name, buf, sizeof(buf))) == NULL ||
+	if (sn->naliases == 0 ||
+	    (key.name = (char *)lower_key(name, buf, sizeof(buf))) == NULL ||
 	    (a = bsearch(&key, sn->aliases, sn->naliases, sizeof(*a), cmp_alias)) == NULL)
 		return STORE_NOTFOUND;
 	out->id = a->id;

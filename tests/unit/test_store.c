@@ -1199,17 +1199,31 @@ test_pg_directory(void **state)
 	char err[256];
 	int64_t a;
 
+	assert_int_equal(store_readers_new(&f->cfg, base, NULL, 1, &rd, err, sizeof(err)),
+	    STORE_OK);
+	dir = store_directory_new(&f->cfg, base, rd);
+	v = store_dirview_new(dir);
+	/* An empty directory answers "not found" to everything. */
+	d = wait_directory(base, v, "alice", 0);
+	assert_int_equal(store_domain_get(d, "example.test", &gd), STORE_NOTFOUND);
+	assert_int_equal(store_user_get_by_id(d, 1, &gu), STORE_NOTFOUND);
+	assert_int_equal(store_alias_get(d, "sales", &ga), STORE_NOTFOUND);
+
 	assert_int_equal(store_domain_add(f->s, &dom), STORE_OK);
 	a = add_user(f->s, "alice", "100", 0);
 	struct store_user pw = { .password = "$y$hash" };
 	assert_int_equal(store_user_set(f->s, "alice", &pw, STORE_USER_PASSWORD), STORE_OK);
 	assert_int_equal(store_alias_add(f->s, "sales", members, 2), STORE_OK);
-
-	assert_int_equal(store_readers_new(&f->cfg, base, NULL, 1, &rd, err, sizeof(err)),
-	    STORE_OK);
-	dir = store_directory_new(&f->cfg, base, rd);
-	v = store_dirview_new(dir);
-	d = wait_directory(base, v, "alice", 1);
+	/* The alias came last: once it shows, so has everything before it. */
+	for (int i = 0; ; i++) {
+		d = wait_directory(base, v, "alice", 1);
+		if (store_alias_get(d, "sales", &ga) == STORE_OK)
+			break;
+		assert_true(i < 500);
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(10000);
+	}
+	store_alias_clear(&ga);
 
 	assert_int_equal(store_domain_get(d, "EXAMPLE.test", &gd), STORE_OK);
 	assert_string_equal(gd.name, "example.test");
