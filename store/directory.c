@@ -68,6 +68,7 @@ struct store_directory {
 	struct event *listen_ev;
 	unsigned long notified;		/* notifications heard */
 	unsigned long asked;		/* ... when the refresh in flight began */
+	int want_listener;		/* ... and had none: the refresh makes one */
 	struct store_read read;
 	int busy;
 	int64_t version;		/* of current; -1: none yet */
@@ -361,7 +362,7 @@ refresh_work(struct store *db, struct store_read *r)
 
 	dir->fresh = NULL;
 	dir->new_listener = NULL;
-	if (dir->listener == NULL) {
+	if (dir->want_listener) {
 		struct store *l = NULL;
 
 		if (store_open(&dir->cfg, STORE_READONLY, &l, err, sizeof(err)) != STORE_OK)
@@ -458,6 +459,7 @@ refresh_start(struct store_directory *dir)
 		return;
 	dir->busy = 1;
 	dir->asked = dir->notified;
+	dir->want_listener = dir->listener == NULL;	/* the reader never looks at listener */
 	dir->read.work = refresh_work;
 	dir->read.done = refresh_done;
 	store_read_submit(dir->readers, &dir->read);
