@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "log.h"
 #include "password.h"
+#include "spawn.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
@@ -437,6 +438,7 @@ server_loops_free(struct server *srv)
 		completion_queue_free(&l->inbox);	/* sockets still on their way are closed */
 		event_free(l->stop_ev);
 		conn_deferq_free(&l->deferq);
+		spawn_forget(l->base);
 		if (i > 0)
 			event_base_free(l->base);
 	}

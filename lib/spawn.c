@@ -100,6 +100,43 @@ spawn_async(struct event_base *base, char *const argv[], unsigned timeout_ms)
 	event_add(ch->timer, &(struct timeval){ 0, SPAWN_POLL_MS * 1000 });
 }
 
+struct watches {
+	struct child **v;
+	size_t n, cap;
+};
+
+static int
+collect(const struct event_base *base, const struct event *ev, void *arg)
+{
+	struct watches *w = arg;
+
+	(void)base;
+	if (event_get_callback(ev) == on_poll) {
+		if (w->n == w->cap) {
+			w->cap = w->cap ? 2 * w->cap : 8;
+			w->v = xreallocarray(w->v, w->cap, sizeof(*w->v));
+		}
+		w->v[w->n++] = event_get_callback_arg(ev);
+	}
+	return 0;
+}
+
+void
+spawn_forget(struct event_base *base)
+{
+	struct watches w = { 0 };
+
+	/* Events may not be freed while the base lists them: collect first. */
+	event_base_foreach_event(base, collect, &w);
+	for (size_t i = 0; i < w.n; i++) {
+		log_info("%s: still running as the daemon stops (pid %ld): left to finish",
+		    w.v[i]->name, (long)w.v[i]->pid);
+		event_free(w.v[i]->timer);
+		free(w.v[i]);
+	}
+	free(w.v);
+}
+
 void
 spawn_wait(char *const argv[], unsigned timeout_ms)
 {

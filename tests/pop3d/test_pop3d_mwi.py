@@ -4,6 +4,7 @@ deletes or first retrieves a voicemail and when umbox-smtpd delivers a
 voicemail forwarded from another appliance; never when only email moves."""
 import io
 import os
+import pathlib
 import time
 import wave
 
@@ -119,3 +120,35 @@ def test_failing_command_is_logged_and_harmless(tmp_path, pop3_factory):
     p = env.poplib()
     assert p.stat()[0] == 1
     p.quit()
+
+
+def test_daemon_stops_while_the_command_still_runs(tmp_path, pop3_factory):
+    """A SIGTERM does not wait for a slow mwi_command: the daemon stops at
+    once and cleanly (under the sanitizers: nothing of the child's watch
+    leaks), and the command still runs to its end."""
+    log = tmp_path / "slow.log"
+    script = tmp_path / "slow.sh"
+    script.write_text('#!/bin/sh\necho "$@" >> "%s.start"\nsleep 3\necho "$@" >> "%s"\n'
+                      % (log, log))
+    script.chmod(0o755)
+    env = pop3_factory(sections={"voicemail": {"mwi_command": str(script)}})
+    deposit(env, tmp_path)
+    started = pathlib.Path(f"{log}.start")
+    deadline = time.monotonic() + 10
+    while not started.exists():                  # umboxctl's call, at the deposit
+        assert time.monotonic() < deadline, env.logs()[-3000:]
+        time.sleep(0.05)
+    p = env.poplib()
+    p.dele(1)
+    p.quit()
+    while len(started.read_text().splitlines()) < 2:     # umbox-pop3d's, at QUIT
+        assert time.monotonic() < deadline, env.logs()[-3000:]
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    assert env.stop() == []
+    assert time.monotonic() - t0 < 2.5
+    assert "left to finish" in env.pop3d.log()
+    deadline = time.monotonic() + 10
+    while "alice 0 0" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, env.logs()[-3000:]
+        time.sleep(0.1)
