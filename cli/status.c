@@ -13,7 +13,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	struct store_stats st;
 	struct store_domain *d;
 	size_t n;
-	char *path;
+	const char *where;
 	int r, version;
 
 	if (argc != 0)
@@ -24,8 +24,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 	    (r = store_domain_list(c->store, &d, &n)) != STORE_OK)
 		return cli_store_error(c, r);
 	version = store_schema_version(c->store);
-	path = c->cfg.store.backend == CONFIG_BACKEND_POSTGRESQL ? xstrdup("postgresql") :
-	    config_store_path(&c->cfg);
+	where = store_where(c->store);
 
 	if (c->json) {
 		int first = 1;
@@ -34,7 +33,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 		json_kv_str(stdout, &first, "version", UMBOX_VERSION);
 		json_kv_str(stdout, &first, "config", c->cfg.path);
 		json_kv_str(stdout, &first, "hostname", c->cfg.general.hostname);
-		json_kv_str(stdout, &first, "store", path);
+		json_kv_str(stdout, &first, "store", where);
 		json_kv_int(stdout, &first, "schema_version", version);
 		json_kv_int(stdout, &first, "domains", (long long)st.domains);
 		json_kv_int(stdout, &first, "users", (long long)st.users);
@@ -65,7 +64,7 @@ cmd_status(struct cli *c, int argc, char **argv)
 		printf("umbox %s\n", UMBOX_VERSION);
 		printf("config:     %s\n", c->cfg.path ? c->cfg.path : "(defaults)");
 		printf("hostname:   %s\n", c->cfg.general.hostname);
-		printf("store:      %s (schema %d)\n", path, version);
+		printf("store:      %s (schema %d)\n", where, version);
 		printf("domains:    %" PRIu64 "\n", st.domains);
 		printf("users:      %" PRIu64 "\n", st.users);
 		printf("aliases:    %" PRIu64 "\n", st.aliases);
@@ -101,7 +100,6 @@ cmd_status(struct cli *c, int argc, char **argv)
 				    d[i].name, d[i].guard_detail, d[i].name, d[i].name,
 				    d[i].name, d[i].name);
 	}
-	free(path);
 	store_domain_list_free(&d, n);
 	return EX_DONE;
 }

@@ -12,6 +12,7 @@
 struct store {
 	const struct store_backend *be;
 	char *path;
+	char *where;	/* store_where(), when not the path */
 	void *impl;
 	char errmsg[512];
 	/*

@@ -326,6 +326,40 @@ static const char *const pg_migrations[] = {
 	 * writes one row, not three and an index entry.
 	 */
 	"ALTER TABLE message_chunks SET (toast_tuple_target = 8160);",
+
+	/*
+	 * 8: the directory's version moves per row changed, so that a
+	 * statement that changes nothing (deleting a user who does not
+	 * exist) wakes nobody.  TRUNCATE has statement triggers only.  And
+	 * the marks the writer's transactions leave, to learn the fate of a
+	 * COMMIT whose answer was lost (pg_commit_resolve); swept after an
+	 * hour.
+	 */
+	"CREATE TABLE commit_marks (token text PRIMARY KEY,"
+	"  at bigint NOT NULL DEFAULT umbox_now());"
+	"DROP TRIGGER domains_version ON domains;"
+	"DROP TRIGGER users_version ON users;"
+	"DROP TRIGGER users_version_set ON users;"
+	"DROP TRIGGER aliases_version ON aliases;"
+	"DROP TRIGGER alias_members_version ON alias_members;"
+	"CREATE TRIGGER domains_version AFTER INSERT OR UPDATE OR DELETE"
+	"  ON domains FOR EACH ROW EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER users_version AFTER INSERT OR DELETE"
+	"  ON users FOR EACH ROW EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER users_version_set AFTER UPDATE OF login, extension, name, email,"
+	"  quota, pop3 ON users FOR EACH ROW EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER aliases_version AFTER INSERT OR UPDATE OR DELETE"
+	"  ON aliases FOR EACH ROW EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER alias_members_version AFTER INSERT OR UPDATE OR DELETE"
+	"  ON alias_members FOR EACH ROW EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER domains_truncated AFTER TRUNCATE"
+	"  ON domains FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER users_truncated AFTER TRUNCATE"
+	"  ON users FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER aliases_truncated AFTER TRUNCATE"
+	"  ON aliases FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
+	"CREATE TRIGGER alias_members_truncated AFTER TRUNCATE"
+	"  ON alias_members FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -730,6 +764,8 @@ pg_open(struct store *s, const struct store_config *cfg, int flags)
 		return store_fail(s, STORE_ERROR, "cannot connect to PostgreSQL: %.*s",
 		    (int)n, msg);
 	}
+	s->where = xasprintf("postgresql database %s on %s:%s", PQdb(p->conn),
+	    PQhost(p->conn), PQport(p->conn));
 	/* Notices (a warning from the server) are not failures: not printed. */
 	PQsetNoticeProcessor(p->conn, pg_ignore_notice, NULL);
 	if ((status = pg_session_setup(s)) != STORE_OK)
@@ -840,19 +876,39 @@ pg_txn_end(struct store *s, int own, int status)
 	return status;
 }
 
-/* The writer's transaction, with its id in case the answer to its COMMIT is lost. */
+/*
+ * The writer's transactions each write a mark of their own first: a
+ * random token in commit_marks, by which a COMMIT whose answer was lost
+ * is known to have committed or not (a transaction id would not do: one
+ * whose work never reached the disk is given again after a crash).
+ */
+#define PG_MARK_SQL		"INSERT INTO commit_marks (token) VALUES ($1)"
+#define PG_MARK_SQL_TEXT	"INSERT INTO commit_marks (token) VALUES ('%s')"
+
+static void
+pg_mark_new(struct pg *p)
+{
+	unsigned char b[16];
+
+	arc4random_buf(b, sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(p->mark + 2 * i, 3, "%02x", b[i]);
+}
+
 static int
 pg_begin(struct store *s)
 {
 	struct pg *p = s->impl;
+	char sql[128];
 	int status;
-	PGresult *r = pg_run(s, &status, "begin", "BEGIN; SELECT pg_current_xact_id()", 0, NULL);
 
-	p->xid[0] = '\0';
-	if (r == NULL)
+	p->mark[0] = '\0';
+	pg_mark_new(p);
+	snprintf(sql, sizeof(sql), "BEGIN; " PG_MARK_SQL_TEXT, p->mark);
+	if ((status = pg_exec(s, "begin", sql, 0, NULL)) != STORE_OK) {
+		p->mark[0] = '\0';
 		return status;
-	snprintf(p->xid, sizeof(p->xid), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
+	}
 	p->in_txn = 1;
 	return STORE_OK;
 }
@@ -861,16 +917,18 @@ pg_begin(struct store *s)
  * The connection went while COMMIT was on its way: the transaction may
  * have committed or not, and nothing may be acknowledged or refused
  * before knowing which.  Reconnect (for up to PG_LOST_COMMIT_WAIT
- * seconds: a server restarting) and ask the server what became of it.
+ * seconds: a server restarting) and write the transaction's mark: taken
+ * means it committed; an old session still at it holds the insert back
+ * until it ends; a mark written now means it did not, and never will.
  */
 #define PG_LOST_COMMIT_WAIT	15
 
 static int
-pg_commit_resolve(struct store *s, const char *xid)
+pg_commit_resolve(struct store *s, const char *mark)
 {
 	struct pg *p = s->impl;
 	time_t until = time(NULL) + PG_LOST_COMMIT_WAIT;
-	const char *v[] = { xid };
+	const char *v[] = { mark };
 	char first[sizeof(s->errmsg)];
 	PGresult *r;
 	int status;
@@ -882,10 +940,11 @@ pg_commit_resolve(struct store *s, const char *xid)
 	if (PQstatus(p->conn) == CONNECTION_BAD)
 		return store_fail(s, STORE_ERROR, "%s; the server could not be reached again to"
 		    " learn whether it committed", first);
-	r = pg_run(s, &status, "a lost commit", "SELECT pg_xact_status($1::xid8)", 1, v);
+	r = pg_run(s, &status, "a lost commit", "INSERT INTO commit_marks (token) VALUES ($1)"
+	    " ON CONFLICT DO NOTHING", 1, v);
 	if (r == NULL)
 		return status;
-	status = strcmp(PQgetvalue(r, 0, 0), "committed") == 0 ? STORE_OK :
+	status = strcmp(PQcmdTuples(r), "0") == 0 ? STORE_OK :
 	    store_fail(s, STORE_ERROR, "%s; it did not commit", first);
 	PQclear(r);
 	return status;
@@ -895,15 +954,15 @@ static int
 pg_commit(struct store *s)
 {
 	struct pg *p = s->impl;
-	char xid[sizeof(p->xid)];
+	char mark[sizeof(p->mark)];
 	int status;
 
 	p->in_txn = 0;
-	snprintf(xid, sizeof(xid), "%s", p->xid);
-	p->xid[0] = '\0';
+	snprintf(mark, sizeof(mark), "%s", p->mark);
+	p->mark[0] = '\0';
 	status = pg_exec(s, "commit", "COMMIT", 0, NULL);
-	if (status != STORE_OK && xid[0] && PQstatus(p->conn) == CONNECTION_BAD)
-		status = pg_commit_resolve(s, xid);
+	if (status != STORE_OK && mark[0] && PQstatus(p->conn) == CONNECTION_BAD)
+		status = pg_commit_resolve(s, mark);
 	return status;
 }
 
@@ -911,7 +970,7 @@ static void
 pg_rollback(struct store *s)
 {
 	((struct pg *)s->impl)->in_txn = 0;
-	((struct pg *)s->impl)->xid[0] = '\0';
+	((struct pg *)s->impl)->mark[0] = '\0';
 	pg_exec(s, "rollback", "ROLLBACK", 0, NULL);
 }
 
@@ -920,16 +979,19 @@ pg_rollback(struct store *s)
 /*
  * The writer's batch as a pipeline (libpq's pipeline mode): BEGIN, the
  * transaction's id, the batch's user rows locked in id order, each
- * request's statements, COMMIT and a Sync all go out before any answer
- * is read, so a batch costs one round trip and one WAL flush however
- * many requests it holds.  The connection is nonblocking meanwhile, and
+ * request's statements and a Flush all go out before any answer is read;
+ * COMMIT and a Sync follow once every answer is in.  So a batch costs
+ * two round trips and one WAL flush however many requests it holds, and
+ * a connection lost before COMMIT went out leaves nothing committed,
+ * while one lost after it leaves a transaction whose id and answers are
+ * known: pg_commit_resolve learns its fate, and no delivery is stored
+ * twice for want of its answer.  The connection is nonblocking meanwhile, and
  * everything sent is flushed as it goes (reading answers as they come,
  * so that neither side waits on the other's full buffer): what libpq
  * holds stays near one chunk of a message.
  */
 #define PG_LOCK_USERS_SQL	"SELECT 1 FROM users WHERE id = ANY($1::bigint[])" \
 	" ORDER BY id FOR UPDATE"
-#define PG_XID_SQL		"SELECT pg_current_xact_id()"
 
 /* Push out what libpq holds, taking in answers meanwhile. */
 static int
@@ -1020,11 +1082,11 @@ pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 	const char *v[1];
 	int status;
 
-	p->xid[0] = '\0';
+	p->mark[0] = '\0';
 	if (PQstatus(p->conn) == CONNECTION_BAD && pg_reconnect(s) != 0)
 		return pg_fail(s, NULL, "begin");
 	/* Prepared before the pipeline: there a PREPARE's answer cannot be awaited. */
-	pg_prepare(s, PG_XID_SQL, 0);
+	pg_prepare(s, PG_MARK_SQL, 1);
 	pg_prepare(s, PG_LOCK_USERS_SQL, 1);
 	pg_pipe_prepare(s);
 	if (!PQenterPipelineMode(p->conn) || PQsetnonblocking(p->conn, 1) != 0) {
@@ -1034,9 +1096,11 @@ pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 	}
 	p->open = 1;
 	p->in_txn = 1;
+	pg_mark_new(p);
+	v[0] = p->mark;
 	status = pg_pipe_send(s, "begin", "BEGIN", 0, NULL, NULL, NULL);
 	if (status == STORE_OK)
-		status = pg_pipe_send(s, "begin", PG_XID_SQL, 0, NULL, NULL, NULL);
+		status = pg_pipe_send(s, "begin", PG_MARK_SQL, 1, v, NULL, NULL);
 	if (status == STORE_OK && n > 0) {
 		v[0] = arr = pg_int_array(users, n);
 		status = pg_pipe_send(s, "lock mailboxes", PG_LOCK_USERS_SQL, 1, v, NULL, NULL);
@@ -1051,58 +1115,58 @@ pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 	return status;
 }
 
-/* Send COMMIT and the Sync, then read the answers to what pg_pipe_begin sent. */
+/*
+ * Ask for the answers to everything sent (a Flush: without a Sync the
+ * transaction stays open), then read those to what pg_pipe_begin sent.
+ */
 static int
 pg_pipe_commit(struct store *s)
 {
 	struct pg *p = s->impl;
 	int status;
-	PGresult *r;
 
-	if ((status = pg_pipe_send(s, "commit", "COMMIT", 0, NULL, NULL, NULL)) != STORE_OK)
-		return status;
-	p->synced = 1;
-	if (!PQpipelineSync(p->conn))
+	if (!PQsendFlushRequest(p->conn))
 		return pg_fail(s, NULL, "commit");
 	if ((status = pg_pipe_flush(s, "commit")) != STORE_OK)
 		return status;
 	PQclear(pg_pipe_result(s, &status, "begin"));
-	if (status == STORE_OK && (r = pg_pipe_result(s, &status, "begin")) != NULL) {
-		snprintf(p->xid, sizeof(p->xid), "%s", PQgetvalue(r, 0, 0));
-		PQclear(r);
-	}
+	if (status == STORE_OK)
+		PQclear(pg_pipe_result(s, &status, "begin"));
 	if (status == STORE_OK && p->locked)
 		PQclear(pg_pipe_result(s, &status, "lock mailboxes"));
 	return status;
 }
 
 /*
- * The end of the pipeline: with commit, COMMIT's answer (a lost one
- * resolved as pg_commit does); without, the batch is abandoned and rolled
- * back.  Either way the connection is back to one command at a time.
+ * The end of the pipeline: with commit, COMMIT and a Sync, and COMMIT's
+ * answer (a lost one resolved as pg_commit does); without, the batch is
+ * abandoned and rolled back.  Either way the connection is back to one
+ * command at a time.
  */
 static int
 pg_pipe_end(struct store *s, int commit)
 {
 	struct pg *p = s->impl;
-	char xid[sizeof(p->xid)];
-	int status = STORE_ERROR, retry;
+	char mark[sizeof(p->mark)];
+	int status = STORE_ERROR, retry, synced;
 
-	snprintf(xid, sizeof(xid), "%s", p->xid);
-	p->xid[0] = '\0';
-	if (commit) {
+	snprintf(mark, sizeof(mark), "%s", p->mark);
+	p->mark[0] = '\0';
+	if (commit)
+		status = pg_pipe_send(s, "commit", "COMMIT", 0, NULL, NULL, NULL);
+	synced = PQpipelineSync(p->conn);
+	if (commit && status == STORE_OK)
+		status = synced ? pg_pipe_flush(s, "commit") : pg_fail(s, NULL, "commit");
+	if (commit && status == STORE_OK)
 		PQclear(pg_pipe_result(s, &status, "commit"));
-		if (status == STORE_OK)
-			PQclear(pg_pipe_result(s, &status, "commit"));	/* the Sync */
-	} else if (!p->synced)
-		PQpipelineSync(p->conn);
-	p->synced = 0;
+	if (commit && status == STORE_OK)
+		PQclear(pg_pipe_result(s, &status, "commit"));	/* the Sync */
 	retry = s->retry;
 	pg_pipe_drain(s);
 	p->in_txn = 0;
 	p->open = 0;
-	if (commit && status != STORE_OK && xid[0] && PQstatus(p->conn) == CONNECTION_BAD)
-		status = pg_commit_resolve(s, xid);
+	if (commit && status != STORE_OK && mark[0] && PQstatus(p->conn) == CONNECTION_BAD)
+		status = pg_commit_resolve(s, mark);
 	else if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		pg_exec(s, "rollback", "ROLLBACK", 0, NULL);
 	s->retry = retry;

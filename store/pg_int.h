@@ -25,9 +25,8 @@ struct pg {
 	int in_txn;		/* inside begin()...commit() from outside */
 	int in_read;		/* inside read_begin()...read_end() */
 	int open;		/* a BEGIN went through and no COMMIT/ROLLBACK since */
-	char xid[24];		/* the writer's open transaction, for a lost COMMIT */
+	char mark[33];		/* the writer's open transaction's (pg_begin) */
 	int locked;		/* the pipeline's batch locked user rows */
-	int synced;		/* the pipeline's Sync has been sent */
 	/* Statements prepared on this connection, by their text ("p" + slot). */
 	struct pg_stmt {
 		char *sql;

@@ -747,5 +747,7 @@ pg_sweep(struct store *s, int64_t before, size_t *n)
 		return status;
 	*n = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
 	PQclear(r);
-	return STORE_OK;
+	/* A lost COMMIT is resolved within a minute of its loss (pg.c). */
+	return pg_exec(s, "sweep commit marks", "DELETE FROM commit_marks"
+	    " WHERE at < umbox_now() - 3600", 0, NULL);
 }

@@ -97,8 +97,15 @@ store_close(struct store **sp)
 		return;
 	s->be->close(s);
 	free(s->path);
+	free(s->where);
 	free(s);
 	*sp = NULL;
+}
+
+const char *
+store_where(const struct store *s)
+{
+	return s->where ? s->where : s->path;
 }
 
 const char *

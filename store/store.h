@@ -86,6 +86,8 @@ int store_open(const struct store_config *cfg, int flags, struct store **out, ch
     size_t errlen);
 void store_close(struct store **s);
 const char *store_errmsg(const struct store *s);
+/* Where an open store is, for people: the SQLite file, or PostgreSQL's database and server. */
+const char *store_where(const struct store *s);
 int store_schema_version(struct store *s);
 const char *store_status_str(int status);
 
