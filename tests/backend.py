@@ -7,14 +7,19 @@ a file in its data_dir (PG_MARKER), so that copying a template's data_dir,
 as the fixtures do for SQLite, copies the database too: adopt() makes the
 copy's own database from the one the marker names.
 """
+import contextlib
 import itertools
 import os
 import pathlib
 import re
 import sqlite3
-import subprocess
 
 import pytest
+
+try:
+    import psycopg2
+except ImportError:         # a test on SQLite does not need it
+    psycopg2 = None
 
 BACKEND = os.environ.get("UMBOX_TEST_BACKEND", "sqlite")
 PG = BACKEND == "postgresql"
@@ -23,14 +28,26 @@ PG_MARKER = ".pgdb"
 _seq = itertools.count(1)
 
 
+@contextlib.contextmanager
+def _connect(conninfo):
+    """A connection of its own, closed after use: a database open in a
+    session cannot serve as another's template."""
+    if psycopg2 is None:
+        pytest.fail("the tests on PostgreSQL need python3-psycopg2 (scripts/install-deps)")
+    con = psycopg2.connect(conninfo)
+    con.autocommit = True
+    try:
+        yield con.cursor()
+    finally:
+        con.close()
+
+
 def _admin(sql):
     conninfo = os.environ.get("UMBOX_TEST_PG")
     if not conninfo:
         pytest.fail("UMBOX_TEST_BACKEND=postgresql needs UMBOX_TEST_PG (tests/run starts a cluster)")
-    p = subprocess.run(["psql", conninfo, "-Atqc", sql], capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == 0, f"{sql}: {p.stderr}"
-    return p.stdout
+    with _connect(conninfo) as cur:
+        cur.execute(sql)
 
 
 def new_database():
@@ -42,8 +59,8 @@ def new_database():
 
 def execute(db, sql):
     """Run SQL on database db (behind the programs' backs: for tests that stage a state)."""
-    subprocess.run(["psql", dsn(db), "-Atqc", sql], capture_output=True, text=True,
-                   timeout=60, check=True)
+    with _connect(dsn(db)) as cur:
+        cur.execute(sql)
 
 
 def dsn(db):
@@ -84,17 +101,27 @@ def store_section(data_dir):
     return f"[store]\nbackend = postgresql\ndsn = {dsn(database(data_dir))}\n"
 
 
-def _value(text):
-    if text == "\\N":
-        return None
+def _value(v):
+    """A value as psql would print it, then as query() returns it."""
+    if v is None or isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, bool):
+        return "t" if v else "f"
+    if isinstance(v, (bytes, memoryview)):
+        return "\\x" + bytes(v).hex()
+    text = str(v)
     return int(text) if re.fullmatch(r"-?[0-9]+", text) else text
+
+
+def _rows(cur, sql):
+    cur.execute(sql)
+    return [tuple(_value(v) for v in row) for row in cur.fetchall()]
 
 
 def query_db(db, sql):
     """Rows of a query on PostgreSQL database db (see query)."""
-    out = subprocess.run(["psql", dsn(db), "-AtqF", "\t", "-P", "null=\\N", "-c", sql],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
-    return [tuple(_value(v) for v in line.split("\t")) for line in out.splitlines()]
+    with _connect(dsn(db)) as cur:
+        return _rows(cur, sql)
 
 
 def _literal(v):
@@ -131,11 +158,10 @@ def snapshot(data_dir):
     """Every row of every table of data_dir's store, to show that nothing
     changed; None when there is no store yet (SQLite)."""
     if PG:
-        tables = [t for (t,) in query_db(database(data_dir),
-                  "SELECT table_name FROM information_schema.tables"
-                  " WHERE table_schema = 'public' ORDER BY 1")]
-        return {t: sorted(map(repr, query_db(database(data_dir), f'SELECT * FROM "{t}"')))
-                for t in tables}
+        with _connect(dsn(database(data_dir))) as cur:
+            tables = [t for (t,) in _rows(cur, "SELECT table_name FROM information_schema.tables"
+                                          " WHERE table_schema = 'public' ORDER BY 1")]
+            return {t: sorted(map(repr, _rows(cur, f'SELECT * FROM "{t}"'))) for t in tables}
     path = pathlib.Path(data_dir) / "store.db"
     if not path.exists():
         return None
@@ -146,6 +172,22 @@ def snapshot(data_dir):
         return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"'))) for t in tables}
     finally:
         con.close()
+
+
+def store_exists(data_dir):
+    """Whether data_dir's store has been made: the SQLite file, or the
+    schema in its PostgreSQL database."""
+    if PG:
+        return query_db(database(data_dir), "SELECT count(*) FROM information_schema.tables"
+                        " WHERE table_name = 'umbox_schema'") == [(1,)]
+    return (pathlib.Path(data_dir) / "store.db").exists()
+
+
+def store_where(data_dir):
+    """How umboxctl status names data_dir's store."""
+    if PG:
+        return f"postgresql database {database(data_dir)} on "
+    return str(pathlib.Path(data_dir) / "store.db")
 
 
 def sqlite_only():

@@ -243,6 +243,10 @@ class Umbox:
     def store_path(self):
         return self.data_dir / "store.db"
 
+    def store_exists(self):
+        """Whether the store has been made (backend.store_exists)."""
+        return backend.store_exists(self.data_dir)
+
     # -- running umboxctl -------------------------------------------------
 
     def run(self, *args, stdin=None, config=True, timeout=30):

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import backend
+
 ERROR_PREFIX = "umboxctl: "
 
 # -- usage errors (exit 2) ---------------------------------------------------
@@ -212,7 +214,9 @@ def test_missing_config_file_is_error(umbox):
     r = umbox.run("status", config=missing)
     config_failure(r)
     assert "no-such.conf" in r.err
-    assert not umbox.data_dir.exists()
+    assert not umbox.store_exists()
+    # (on PostgreSQL the fixture made data_dir, to name the test's database)
+    assert backend.PG or not umbox.data_dir.exists()
 
 
 def test_missing_config_file_fails_for_every_noun(umbox):
@@ -236,7 +240,7 @@ def test_unknown_key_names_file_line_key(umbox, extra, key):
     assert re.search(rf"{re.escape(umbox.config.name)}:{lineno}\b", r.err), r
     assert key in r.err
     # nothing was changed
-    assert not umbox.store_path.exists()
+    assert not umbox.store_exists()
 
 
 @pytest.mark.parametrize("extra, key", [
@@ -278,7 +282,7 @@ def test_data_dir_created_with_parents(umbox):
     umbox.data_dir = umbox.root / "a" / "b" / "data"
     umbox.write_config()
     umbox.ok("user", "add", "alice")
-    assert umbox.store_path.exists()
+    assert umbox.store_exists()
 
 
 # -- data lives in the store, not in the config --------------------------------
@@ -290,7 +294,7 @@ def test_changes_persist_across_processes(umbox):
     umbox.ok("alias", "add", "sales", "alice")
     # the config file is untouched: domains, users, aliases are data
     assert umbox.config.read_bytes() == before
-    assert umbox.store_path.exists()
+    assert umbox.store_exists()
     # later processes see the changes
     assert [d["name"] for d in umbox.json("domain", "list")] == ["example.test"]
     assert [u["login"] for u in umbox.json("user", "list")] == ["alice"]
@@ -302,7 +306,8 @@ def test_changes_persist_across_processes(umbox):
 def test_second_config_on_same_data_dir_sees_the_data(umbox):
     umbox.ok("user", "add", "alice")
     other = umbox.root / "other.conf"
-    other.write_text(f"[general]\ndata_dir = {umbox.data_dir}\nhostname = other.test\n")
+    other.write_text(f"[general]\ndata_dir = {umbox.data_dir}\nhostname = other.test\n"
+                     + backend.store_section(umbox.data_dir))
     r = umbox.ok("--json", "user", "list", config=other)
     assert [u["login"] for u in r.json()] == ["alice"]
 
@@ -362,7 +367,7 @@ def test_status_counts_and_guard_verdicts(site):
     assert re.search(r"^users:\s+3$", r.out, re.M), r
     assert re.search(r"^aliases:\s+1$", r.out, re.M), r
     assert site.hostname in r.out
-    assert str(site.store_path) in r.out
+    assert backend.store_where(site.data_dir) in r.out
     verdicts = dict(re.findall(r"^domain (\S+): MX guard (.+)$", r.out, re.M))
     assert set(verdicts) == {"example.test", "other.test", "foreign.guard.test"}, r
     assert verdicts["other.test"].startswith("internal, checked ")
@@ -398,4 +403,4 @@ def test_postgresql_unreachable_is_a_clear_error(umbox):
     r = umbox.run("user", "list")
     assert r.rc == 1, r
     assert "cannot connect to PostgreSQL" in r.err, r
-    assert not umbox.store_path.exists()
+    assert not umbox.store_exists()

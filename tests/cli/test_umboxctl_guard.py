@@ -205,7 +205,7 @@ def test_check_foreign(umbox, name, detail):
     r = umbox.run("domain", "check", name)
     assert r.rc == 3, r
     assert r.lines == [f"{name}: foreign: {detail}"], r
-    assert not umbox.store_path.exists() or umbox.json("domain", "list") == []
+    assert not umbox.store_exists() or umbox.json("domain", "list") == []
 
 
 # -- dns-error ------------------------------------------------------------------
@@ -335,7 +335,7 @@ def test_check_changes_nothing(umbox):
 def test_check_of_a_name_not_added_creates_nothing(umbox):
     assert umbox.run("domain", "check", "foreign.guard.test").rc == 3
     assert umbox.run("domain", "check", "byname.guard.test").rc == 0
-    assert not umbox.store_path.exists()
+    assert not umbox.store_exists()
     umbox.ok("domain", "add", "nomx.test")
     before = umbox.snapshot()
     assert umbox.run("domain", "check", "foreign.guard.test").rc == 3

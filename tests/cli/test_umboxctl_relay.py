@@ -11,6 +11,8 @@ import stat
 
 import pytest
 
+import backend
+
 RELAY_KEYS = {"name", "host", "port", "port_default", "domains", "default", "active", "tls",
               "verify", "auth", "account", "password_set", "sender", "timeout", "chunking",
               "created_at"}
@@ -125,6 +127,7 @@ def test_store_file_is_private(umbox):
 
 
 def test_store_file_tightened(umbox):
+    backend.sqlite_only()
     umbox.ok("status")
     os.chmod(umbox.store_path, 0o644)
     umbox.ok("relay", "list")

@@ -45,7 +45,7 @@ HTML = (
 
 def put(site, message, login="alice", kind="email"):
     """Deliver message (str) to login's mailbox; returns its UID."""
-    p = subprocess.run([str(binary("tests/tools/store-put")), str(site.store_path), login, kind],
+    p = subprocess.run([str(binary("tests/tools/store-put")), str(site.config), login, kind],
                        input=message.encode(), capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr.decode()
     return p.stdout.decode().strip()

@@ -2,16 +2,18 @@
  * store-put - put a message straight into a mailbox, for tests that need
  * mail in a mailbox without running umbox-smtpd.
  *
- *   store-put STORE_DB LOGIN [email|voicemail|fax] < MESSAGE
+ *   store-put CONFIG LOGIN [email|voicemail|fax] < MESSAGE
  *
  * The message is read from stdin as it is (give it CRLF line ends) and
- * delivered to LOGIN's mailbox with the given kind (email by default).
- * Prints the new entry's UIDL.  Exit 0 when delivered.
+ * delivered to LOGIN's mailbox with the given kind (email by default), in
+ * the store CONFIG (an umbox.conf) names, SQLite or PostgreSQL.  Prints
+ * the new entry's UIDL.  Exit 0 when delivered.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/config.h"
 #include "store/store.h"
 
 int
@@ -22,14 +24,16 @@ main(int argc, char **argv)
 	struct store_delivery d = { 0 };
 	struct store_entry *v = NULL;
 	struct store_user u;
+	struct umbox_config cfg;
+	struct store_config sc;
 	struct store *s;
-	char err[512];
+	char err[512], *path;
 	size_t len = 0, cap = 1 << 16, n = 0;
 	char *buf = malloc(cap);
 	int r;
 
 	if (argc < 3 || argc > 4 || buf == NULL) {
-		fprintf(stderr, "usage: store-put STORE_DB LOGIN [email|voicemail|fax] < MESSAGE\n");
+		fprintf(stderr, "usage: store-put CONFIG LOGIN [email|voicemail|fax] < MESSAGE\n");
 		return 2;
 	}
 	for (;;) {
@@ -51,10 +55,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "store-put: unknown kind %s\n", argv[3]);
 		return 2;
 	}
-	if (store_open(STORE_SQLITE(argv[1]), 0, &s, err, sizeof(err)) != STORE_OK) {
+	if (config_load(&cfg, argv[1], 0, err, sizeof(err)) != 0) {
 		fprintf(stderr, "store-put: %s\n", err);
 		return 1;
 	}
+	store_config_of(&cfg, &sc, &path);
+	if (store_open(&sc, 0, &s, err, sizeof(err)) != STORE_OK) {
+		fprintf(stderr, "store-put: %s\n", err);
+		return 1;
+	}
+	free(path);
 	if ((r = store_user_get(s, argv[2], &u)) != STORE_OK) {
 		fprintf(stderr, "store-put: user %s: %s\n", argv[2], store_status_str(r));
 		return 1;
@@ -80,6 +90,7 @@ main(int argc, char **argv)
 	store_entry_list_free(&v, n);
 	store_user_clear(&u);
 	store_close(&s);
+	config_free(&cfg);
 	free(buf);
 	return 0;
 }
