@@ -902,7 +902,6 @@ pg_begin(struct store *s)
 	char sql[128];
 	int status;
 
-	p->mark[0] = '\0';
 	pg_mark_new(p);
 	snprintf(sql, sizeof(sql), "BEGIN; " PG_MARK_SQL_TEXT, p->mark);
 	if ((status = pg_exec(s, "begin", sql, 0, NULL)) != STORE_OK) {
@@ -978,12 +977,12 @@ pg_rollback(struct store *s)
 
 /*
  * The writer's batch as a pipeline (libpq's pipeline mode): BEGIN, the
- * transaction's id, the batch's user rows locked in id order, each
+ * transaction's mark, the batch's user rows locked in id order, each
  * request's statements and a Flush all go out before any answer is read;
  * COMMIT and a Sync follow once every answer is in.  So a batch costs
  * two round trips and one WAL flush however many requests it holds, and
  * a connection lost before COMMIT went out leaves nothing committed,
- * while one lost after it leaves a transaction whose id and answers are
+ * while one lost after it leaves a transaction whose mark and answers are
  * known: pg_commit_resolve learns its fate, and no delivery is stored
  * twice for want of its answer.  The connection is nonblocking meanwhile, and
  * everything sent is flushed as it goes (reading answers as they come,
