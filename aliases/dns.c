@@ -22,7 +22,6 @@
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +35,7 @@
 
 #include "aliases/dns.h"
 #include "lib/endpoint.h"
+#include "lib/resolve.h"
 #include "lib/util.h"
 
 #define DEF_TIMEOUT_MS	2000
@@ -1355,50 +1355,6 @@ dns_lookups(const struct dns_resolver *r)
 	return r->lookups;
 }
 
-static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
-static int ares_init_status;
-
-static void
-ares_global_init(void)
-{
-	ares_init_status = ares_library_init(ARES_LIB_INIT_ALL);
-}
-
-/* Point the channel at the [dns] servers. */
-static int
-set_servers(struct dns_resolver *r, const struct config_endpoints *servers,
-    char *err, size_t errlen)
-{
-	struct ares_addr_port_node *v;
-	size_t i;
-	int rc;
-
-	v = xcalloc(servers->n, sizeof(*v));
-	for (i = 0; i < servers->n; i++) {
-		const struct config_endpoint *ep = &servers->v[i];
-
-		if (inet_pton(AF_INET, ep->host, &v[i].addr.addr4) == 1)
-			v[i].family = AF_INET;
-		else if (inet_pton(AF_INET6, ep->host, &v[i].addr.addr6) == 1)
-			v[i].family = AF_INET6;
-		else {
-			snprintf(err, errlen,
-			    "dns server \"%s\" is not an IP address", ep->host);
-			free(v);
-			return -1;
-		}
-		v[i].udp_port = v[i].tcp_port = ep->port ? ep->port : 53;
-		v[i].next = i + 1 < servers->n ? &v[i + 1] : NULL;
-	}
-	rc = ares_set_servers_ports(r->ch, v);
-	free(v);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "dns servers: %s", ares_strerror(rc));
-		return -1;
-	}
-	return 0;
-}
-
 struct dns_resolver *
 dns_new_opts(struct event_base *base, const struct config_endpoints *servers,
     const struct dns_options *opts, char *err, size_t errlen)
@@ -1407,11 +1363,8 @@ dns_new_opts(struct event_base *base, const struct config_endpoints *servers,
 	struct ares_options ao;
 	int rc, mask;
 
-	pthread_once(&ares_once, ares_global_init);
-	if (ares_init_status != ARES_SUCCESS) {
-		snprintf(err, errlen, "c-ares: %s", ares_strerror(ares_init_status));
+	if (resolve_init(err, errlen) != 0)
 		return NULL;
-	}
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
 	if (opts != NULL)
@@ -1460,7 +1413,7 @@ dns_new_opts(struct event_base *base, const struct config_endpoints *servers,
 		return NULL;
 	}
 	if (servers != NULL && servers->n > 0 &&
-	    set_servers(r, servers, err, errlen) < 0) {
+	    resolve_servers(r->ch, servers, err, errlen) < 0) {
 		ares_destroy(r->ch);
 		free(r->buckets);
 		free(r);

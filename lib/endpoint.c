@@ -184,6 +184,17 @@ endpoint_list_clear(struct config_endpoints *l)
 	l->n = 0;
 }
 
+void
+endpoint_list_copy(struct config_endpoints *out, const struct config_endpoints *l)
+{
+	out->n = l ? l->n : 0;
+	out->v = NULL;
+	if (out->n > 0) {
+		out->v = xcalloc(out->n, sizeof(*out->v));
+		memcpy(out->v, l->v, out->n * sizeof(*out->v));
+	}
+}
+
 char *
 endpoint_format(const struct config_endpoint *ep, char *buf, size_t len)
 {

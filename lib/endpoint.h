@@ -56,6 +56,8 @@ int endpoint_list_parse(const char *s, uint16_t default_port, unsigned flags,
 
 /* Free the array and zero the list. */
 void endpoint_list_clear(struct config_endpoints *l);
+/* A copy of l (NULL: an empty list) in *out, which holds nothing to free. */
+void endpoint_list_copy(struct config_endpoints *out, const struct config_endpoints *l);
 
 /*
  * Write ep as text that endpoint_parse() reads back to the same endpoint:

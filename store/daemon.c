@@ -30,6 +30,7 @@ store_config_of(const struct umbox_config *cfg, struct store_config *out, char *
 		out->backend = STORE_BACKEND_POSTGRESQL;
 		out->dsn = cfg->store.dsn;
 		out->node_id = cfg->store.node_id;
+		out->dns_servers = &cfg->dns.servers;
 		return;
 	}
 	out->backend = STORE_BACKEND_SQLITE;

@@ -35,6 +35,7 @@
 
 #include <event2/event.h>
 
+#include "lib/endpoint.h"
 #include "lib/log.h"
 
 #define STORE_DIRECTORY_POLL_MS	1000
@@ -61,6 +62,7 @@ struct store_directory {
 	atomic_int usable;		/* current is as new as the database */
 	/* the refresher, on loop 0 */
 	struct store_config cfg;	/* owns its strings */
+	struct config_endpoints dns;	/* cfg.dns_servers */
 	struct event_base *base;
 	struct store_readers *readers;
 	struct event *timer;
@@ -485,6 +487,8 @@ store_directory_new(const struct store_config *cfg, struct event_base *base,
 	dir->cfg.path = cfg->path ? xstrdup(cfg->path) : NULL;
 	dir->cfg.dsn = cfg->dsn ? xstrdup(cfg->dsn) : NULL;
 	dir->cfg.node_id = cfg->node_id ? xstrdup(cfg->node_id) : NULL;
+	endpoint_list_copy(&dir->dns, cfg->dns_servers);
+	dir->cfg.dns_servers = &dir->dns;
 	dir->base = base;
 	dir->readers = readers;
 	dir->timer = event_new(base, -1, EV_PERSIST, refresh_timer, dir);
@@ -509,6 +513,7 @@ store_directory_free(struct store_directory **dp)
 	free((char *)dir->cfg.path);
 	free((char *)dir->cfg.dsn);
 	free((char *)dir->cfg.node_id);
+	endpoint_list_clear(&dir->dns);
 	free(dir);
 	*dp = NULL;
 }

@@ -483,25 +483,49 @@ pg_prepare(struct store *s, const char *sql, int n)
 
 /*
  * A connection the server dropped (a restart, a failover) is made again
- * before the next command, at most once a second.  Not while a
- * transaction was open on it: that went with the connection, and its
- * owner must learn so (its next command fails) and end it first.
+ * before the next command: at once the first time, then after a wait
+ * that doubles with each failure (PG_BACKOFF_MIN to PG_BACKOFF_MAX ms,
+ * less a random part, so that a node's connections do not knock
+ * together), while commands fail at once with the last reason.  Not
+ * while a transaction was open on it: that went with the connection,
+ * and its owner must learn so (its next command fails) and end it
+ * first.  Returns STORE_OK, or the failure recorded for what.
  */
+#define PG_BACKOFF_MIN	250
+#define PG_BACKOFF_MAX	4000
+
+static void pg_ignore_notice(void *arg, const char *message);
+static int pg_session_setup(struct store *s);
+
 static int
-pg_reconnect(struct store *s)
+pg_reconnect(struct store *s, const char *what)
 {
 	struct pg *p = s->impl;
-	time_t now = time(NULL);
+	char err[sizeof(p->conn_err) - 32];
+	PGconn *c;
 
-	if (p->open || now == p->last_reset)
-		return -1;
-	p->last_reset = now;
-	PQreset(p->conn);
+	if (p->open)
+		return pg_fail(s, NULL, what);
+	s->clean = 0;
+	s->retry = 0;
+	if (pg_now_ms() < p->next_try)
+		return store_fail(s, STORE_ERROR, "%s: %s", what, p->conn_err);
+	if ((c = pg_connect(p->dsn, &p->dns, err, sizeof(err))) == NULL) {
+		p->backoff = p->backoff ? p->backoff * 2 : PG_BACKOFF_MIN;
+		if (p->backoff > PG_BACKOFF_MAX)
+			p->backoff = PG_BACKOFF_MAX;
+		p->next_try = pg_now_ms() + p->backoff - arc4random_uniform(p->backoff / 4 + 1);
+		snprintf(p->conn_err, sizeof(p->conn_err), "cannot reach PostgreSQL: %s", err);
+		return store_fail(s, STORE_ERROR, "%s: %s", what, p->conn_err);
+	}
+	PQfinish(p->conn);
+	p->conn = c;
+	PQsetNoticeProcessor(c, pg_ignore_notice, NULL);
 	pg_stmts_clear(p);
-	if (PQstatus(p->conn) != CONNECTION_OK)
-		return -1;
+	p->backoff = 0;
+	p->next_try = 0;
 	p->in_read = 0;
-	return pg_session_setup(s) == STORE_OK ? 0 : -1;
+	return pg_session_setup(s);
 }
 
 /*
@@ -520,10 +544,11 @@ pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
 	PGresult *r;
 	ExecStatusType t;
 
-	if (PQstatus(p->conn) == CONNECTION_BAD && (ending || pg_reconnect(s) != 0)) {
+	if (PQstatus(p->conn) == CONNECTION_BAD) {
+		*status = ending ? pg_fail(s, NULL, what) : pg_reconnect(s, what);
 		p->open = p->open && !ending;
-		*status = pg_fail(s, NULL, what);
-		return NULL;
+		if (*status != STORE_OK)
+			return NULL;
 	}
 	/*
 	 * Without parameters, the simple protocol: the text may hold several
@@ -750,20 +775,15 @@ static int
 pg_open(struct store *s, const struct store_config *cfg, int flags)
 {
 	struct pg *p = xcalloc(1, sizeof(*p));
+	char err[sizeof(s->errmsg) - 40];
 	int status;
 
 	s->impl = p;
 	p->node = xstrdup(cfg->node_id ? cfg->node_id : "");
-	p->conn = PQconnectdb(cfg->dsn ? cfg->dsn : "");
-	if (PQstatus(p->conn) != CONNECTION_OK) {
-		const char *msg = PQerrorMessage(p->conn);
-		size_t n = strlen(msg);
-
-		while (n > 0 && msg[n - 1] == '\n')
-			n--;
-		return store_fail(s, STORE_ERROR, "cannot connect to PostgreSQL: %.*s",
-		    (int)n, msg);
-	}
+	p->dsn = xstrdup(cfg->dsn ? cfg->dsn : "");
+	endpoint_list_copy(&p->dns, cfg->dns_servers);
+	if ((p->conn = pg_connect(p->dsn, &p->dns, err, sizeof(err))) == NULL)
+		return store_fail(s, STORE_ERROR, "cannot connect to PostgreSQL: %s", err);
 	s->where = xasprintf("postgresql database %s on %s:%s", PQdb(p->conn),
 	    PQhost(p->conn), PQport(p->conn));
 	/* Notices (a warning from the server) are not failures: not printed. */
@@ -795,6 +815,8 @@ pg_close(struct store *s)
 		return;
 	PQfinish(p->conn);
 	pg_stmts_clear(p);
+	free(p->dsn);
+	endpoint_list_clear(&p->dns);
 	free(p->node);
 	free(p);
 	s->impl = NULL;
@@ -934,8 +956,8 @@ pg_commit_resolve(struct store *s, const char *mark)
 
 	snprintf(first, sizeof(first), "%s", s->errmsg);
 	while (PQstatus(p->conn) == CONNECTION_BAD && time(NULL) < until)
-		if (pg_reconnect(s) != 0)
-			sleep(1);
+		if (pg_reconnect(s, "a lost commit") != STORE_OK)
+			usleep(100 * 1000);	/* till its next try */
 	if (PQstatus(p->conn) == CONNECTION_BAD)
 		return store_fail(s, STORE_ERROR, "%s; the server could not be reached again to"
 		    " learn whether it committed", first);
@@ -1082,8 +1104,8 @@ pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 	int status;
 
 	p->mark[0] = '\0';
-	if (PQstatus(p->conn) == CONNECTION_BAD && pg_reconnect(s) != 0)
-		return pg_fail(s, NULL, "begin");
+	if (PQstatus(p->conn) == CONNECTION_BAD && (status = pg_reconnect(s, "begin")) != STORE_OK)
+		return status;
 	/* Prepared before the pipeline: there a PREPARE's answer cannot be awaited. */
 	pg_prepare(s, PG_MARK_SQL, 1);
 	pg_prepare(s, PG_LOCK_USERS_SQL, 1);

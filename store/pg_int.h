@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "lib/endpoint.h"
 #include "store/backend.h"
 
 /*
@@ -32,12 +33,23 @@ struct pg {
 		char *sql;
 		uint32_t hash;
 	} stmts[PG_STMTS];
-	time_t last_reset;	/* the last attempt to connect again */
+	char *dsn;		/* to connect again */
+	struct config_endpoints dns;	/* where its host names are looked up */
+	long long next_try;	/* CLOCK_MONOTONIC ms: no new connection before */
+	unsigned backoff;	/* ms, doubling with each failure to connect again */
+	char conn_err[200];	/* why the last attempt failed */
 	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
 	char *node;		/* this node's name ([store] node_id) */
 };
 
 PGconn *pg_conn(struct store *s);
+/*
+ * A new connection per dsn (pg_connect.c): host names looked up with
+ * c-ares through dns, each address given a bounded time.  NULL with the
+ * reasons in err when none could be made.
+ */
+PGconn *pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_t errlen);
+long long pg_now_ms(void);
 /* Record a failed command's error (r may be NULL) as a status; frees r. */
 int pg_fail(struct store *s, PGresult *r, const char *what);
 /*

@@ -52,12 +52,15 @@ struct store_config {
 	const char *path;	/* sqlite: the database file, DATA_DIR/store.db */
 	const char *dsn;	/* postgresql: a libpq conninfo */
 	const char *node_id;	/* postgresql: this node's name */
+	/* postgresql: where the dsn's host names are looked up ([dns] servers; NULL: resolv.conf) */
+	const struct config_endpoints *dns_servers;
 };
 
 /* An SQLite store at path, as a config for store_open(). */
 #define STORE_SQLITE(p)	(&(const struct store_config){ .backend = STORE_BACKEND_SQLITE, .path = (p) })
 
 struct umbox_config;
+struct config_endpoints;
 /*
  * The store a umbox.conf names.  For SQLite, *path is set to the file's
  * name, which out points to: free it after the last store_open().

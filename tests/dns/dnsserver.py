@@ -43,6 +43,10 @@ host name is mail.example.test (not in the zone) or host.guard.test:
                         (198.51.100.80)
   tempok.guard.test     MX 10 servfail.test, MX 20 mx.tempok (127.0.0.1)
 
+A PostgreSQL server named in [store] dsn (tests/nodes/test_pg_connect.py):
+
+  pgdb.test             AAAA ::1 (where nothing listens) and A 127.0.0.1
+
 Every other name under test. that is not in the zone is NXDOMAIN.
 """
 import heapq
@@ -70,6 +74,8 @@ def add(name, rtype, rdata, ttl=TTL):
 
 
 def build_zone():
+    add("pgdb.test", QTYPE.AAAA, AAAA("::1"))
+    add("pgdb.test", QTYPE.A, A("127.0.0.1"))
     add("mx.test", QTYPE.MX, MX("mx1.mx.test.", 10))
     add("mx.test", QTYPE.MX, MX("mx2.mx.test.", 20), ttl=200)
     add("mx1.mx.test", QTYPE.A, A("192.0.2.1"))

@@ -43,10 +43,11 @@ class Site:
         self.empty = root / "empty"
         self.empty.mkdir()
 
-    def node(self, name, sections=None, start=True, **kw):
-        """umbox-smtpd and umbox-pop3d as node `name` (more config in sections)."""
+    def node(self, name, sections=None, start=True, dsn=None, **kw):
+        """umbox-smtpd and umbox-pop3d as node `name` (more config in
+        sections), reaching the database by dsn if given."""
         sections = dict(sections or {})
-        sections["store"] = {"backend": "postgresql", "dsn": backend.dsn(self.db),
+        sections["store"] = {"backend": "postgresql", "dsn": dsn or backend.dsn(self.db),
                              "node_id": name}
         env = Env(self.root / f"node-{name}", self.tls_dir, self.empty, sections=sections, **kw)
         self.nodes.append(env)

@@ -1,0 +1,68 @@
+"""How a node reaches its PostgreSQL server ([store] dsn, SPEC §2): host
+names are looked up through the [dns] servers, each address in turn; a
+server that accepts and never answers is given up after a bounded wait
+(connect_timeout, 10 s when the dsn sets none) for the next host."""
+import time
+
+from pg_proxy import Proxy
+from pop3d_util import message
+
+
+def dns_section(port):
+    return {"dns": {"servers": f"127.0.0.1:{port}"}}
+
+
+def test_host_name_is_looked_up_through_the_dns_servers(site, dnsserver_port):
+    # pgdb.test is known only to the test's DNS server, first as ::1
+    # (nothing listens there), then as 127.0.0.1.
+    proxy = Proxy()
+    try:
+        dsn = f"host=pgdb.test port={proxy.port} user=postgres dbname={site.db}"
+        node = site.node("a", sections=dns_section(dnsserver_port), dsn=dsn)
+        node.deliver("alice", [message("by name", "reached through pgdb.test\r\n")])
+        pop = node.poplib("alice")
+        try:
+            count, _ = pop.stat()
+            assert count == 1
+            assert b"reached through pgdb.test" in b"\r\n".join(pop.retr(1)[1])
+        finally:
+            pop.quit()
+        assert proxy.accepted > 0
+        status = node.ctl("status").stdout.decode()
+        assert f"on pgdb.test:{proxy.port}" in status, status
+    finally:
+        proxy.close()
+
+
+def test_unknown_host_name_is_a_clear_error(site, dnsserver_port):
+    dsn = f"host=nosuch.test port=5432 user=postgres dbname={site.db}"
+    node = site.node("a", sections=dns_section(dnsserver_port), dsn=dsn, start=False)
+    r = node.ctl("status", check=False)
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert "nosuch.test" in err and "not found" in err, err
+
+
+def test_silent_server_is_given_up_for_the_next_host(site, dnsserver_port):
+    silent, live = Proxy(silent=True), Proxy()
+    try:
+        dsn = (f"host=127.0.0.1,127.0.0.1 port={silent.port},{live.port}"
+               f" user=postgres dbname={site.db}")
+        node = site.node("a", sections=dns_section(dnsserver_port), dsn=dsn, start=False)
+        began = time.monotonic()
+        r = node.ctl("status", check=False, timeout=60)
+        took = time.monotonic() - began
+        assert r.returncode == 0, r.stderr
+        assert silent.accepted >= 1 and live.accepted >= 1
+        assert f"on 127.0.0.1:{live.port}" in r.stdout.decode()
+        assert took < 30, f"{took:.1f} s to give up on a silent server"
+
+        # Alone, the silent server is an error after the same wait, not a hang.
+        dsn = f"host=127.0.0.1 port={silent.port} user=postgres dbname={site.db}"
+        node = site.node("b", sections=dns_section(dnsserver_port), dsn=dsn, start=False)
+        r = node.ctl("status", check=False, timeout=60)
+        assert r.returncode != 0
+        assert "no answer within 10 s" in r.stderr.decode(), r.stderr
+    finally:
+        silent.close()
+        live.close()
