@@ -7,6 +7,12 @@
  * (at most QUEUE_MAX_PER_DOMAIN groups to one domain at once), the route
  * (a relay from the store, then DNS for its host or for the domain's
  * MX), the attempt, and the report to the store; then it is freed.
+ *
+ * The runner claims when kicked (a message queued here, a notification
+ * from the database) and otherwise looks each tick for the next due
+ * time.  While the database's notifications are heard (PostgreSQL), it
+ * looks only when that time comes or every QUEUE_POLL_HEARD seconds, in
+ * case one was missed.
  */
 #include "aliases/queue.h"
 
@@ -35,6 +41,7 @@
 #define QUEUE_TICK_MS		1000
 #define QUEUE_SWEEP_SECS	30	/* claim anyway: full mailboxes may have room */
 #define QUEUE_HOSTS_MAX		32	/* addresses tried in one attempt */
+#define QUEUE_POLL_HEARD	10	/* seconds between looks while notified */
 
 struct qgroup {
 	struct queue_runner *q;
@@ -75,6 +82,8 @@ struct queue_runner {
 	struct event *kick;		/* made active from any loop */
 	struct store_req *claim;
 	struct runner_read *due;	/* the next due time being read */
+	struct store_directory *heard;	/* tells of rows queued elsewhere */
+	time_t next_look;		/* no need to read the due time before */
 	struct qgroup *active, *pending;
 	unsigned nactive, npending;
 	time_t last_sweep;
@@ -171,6 +180,7 @@ group_reported(struct store_req *req, void *arg)
 	size_t n;
 
 	g->req = NULL;
+	g->q->next_look = 0;	/* a deferred row moved the next due time */
 	if (store_req_status(req) != STORE_OK)
 		log_err("queue: recording attempts: %s", store_req_errmsg(req));
 	/* Rows that failed now (refused, or past their lifetime) get their bounce. */
@@ -675,6 +685,7 @@ runner_claimed(struct store_req *req, void *arg)
 	struct qgroup **tail = &q->pending;
 
 	q->claim = NULL;
+	q->next_look = 0;	/* more may be due than there was room for */
 	if (store_req_status(req) != STORE_OK) {
 		log_err("queue: claiming: %s", store_req_errmsg(req));
 		return;
@@ -744,6 +755,12 @@ runner_read_done(struct store_read *r, int cancelled)
 	q->due = NULL;
 	if (rr->status == STORE_OK && rr->due <= (int64_t)time(NULL))
 		runner_claim_now(q);
+	else if ((rr->status == STORE_OK || rr->status == STORE_NOTFOUND) &&
+	    store_directory_hearing(q->heard)) {
+		q->next_look = time(NULL) + QUEUE_POLL_HEARD;
+		if (rr->status == STORE_OK && rr->due < (int64_t)q->next_look)
+			q->next_look = (time_t)rr->due;
+	}
 	free(rr);
 }
 
@@ -778,6 +795,8 @@ runner_claim(struct queue_runner *q)
 		runner_claim_now(q);
 		return;
 	}
+	if (time(NULL) < q->next_look && store_directory_hearing(q->heard))
+		return;
 	rr = xcalloc(1, sizeof(*rr));
 	rr->q = q;
 	rr->read.work = due_work;
@@ -815,6 +834,19 @@ queue_runner_kick(struct queue_runner *q)
 {
 	if (q != NULL)
 		event_active(q->kick, 0, 0);
+}
+
+static void
+runner_heard(void *arg)
+{
+	queue_runner_kick(arg);
+}
+
+void
+queue_runner_hear(struct queue_runner *q, struct store_directory *dir)
+{
+	q->heard = dir;
+	store_directory_hear_queue(dir, runner_heard, q);
 }
 
 struct queue_runner *
@@ -864,6 +896,7 @@ queue_runner_free(struct queue_runner **qp)
 
 	if (q == NULL)
 		return;
+	store_directory_hear_queue(q->heard, NULL, NULL);
 	if (q->claim)
 		store_req_cancel(q->claim);
 	if (q->due)

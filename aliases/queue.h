@@ -54,6 +54,14 @@ struct queue_runner *queue_runner_new(struct event_base *base, struct store_read
 void queue_runner_kick(struct queue_runner *q);
 
 /*
+ * Be kicked by dir (PostgreSQL: the database tells of rows queued or
+ * made due on any node) and, while it hears, look for due rows less
+ * often.  dir NULL (SQLite): nothing changes.  On the runner's loop (0).
+ */
+struct store_directory;
+void queue_runner_hear(struct queue_runner *q, struct store_directory *dir);
+
+/*
  * Stop: attempts in flight are abandoned (their rows' claims end when the
  * lease runs out, or when the next runner starts).  Before the writer
  * stops.

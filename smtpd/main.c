@@ -37,6 +37,7 @@ smtpd_start(struct server *srv)
 		log_err("queue: %s", err);
 		return -1;
 	}
+	queue_runner_hear(d->queue, srv->directory);
 	d->guard = guard_watch_new(l0->base, l0->readers, l0->writer, d->dns, srv->cfg);
 	return 0;
 }

@@ -136,7 +136,7 @@ struct store_backend {
 	/* A connection kept to hear of changes (NULL: SQLite): store_listen(). */
 	int (*listen)(struct store *s, const char *channel);
 	int (*listen_fd)(struct store *s);
-	int (*notified)(struct store *s);
+	int (*notified)(struct store *s, const char *channel, int *on);
 	/* NULL: messages go with their last reference (SQLite). */
 	int (*sweep)(struct store *s, int64_t before, size_t *n);
 };

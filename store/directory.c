@@ -18,6 +18,9 @@
  * (a notification lost with a connection) and makes the connection
  * again if it is gone; these run on loop 0's readers, never on a loop.
  *
+ * The same connection listens on STORE_QUEUE_CHANNEL for the queue
+ * runner (store_directory_hear_queue), which then polls the queue less.
+ *
  * A snapshot never changes once published; each loop holds a reference
  * to one through its view and takes the newest when the published
  * generation moved, so the only lock is taken then.  The view answers
@@ -68,7 +71,9 @@ struct store_directory {
 	struct event *timer;
 	struct store *listener;		/* LISTENing, watched by listen_ev */
 	struct event *listen_ev;
-	unsigned long notified;		/* notifications heard */
+	unsigned long notified;		/* directory notifications heard */
+	void (*queue_changed)(void *);	/* queue notifications go there */
+	void *queue_arg;
 	unsigned long asked;		/* ... when the refresh in flight began */
 	int want_listener;		/* ... and had none: the refresh makes one */
 	struct store_read read;
@@ -369,7 +374,8 @@ refresh_work(struct store *db, struct store_read *r)
 
 		if (store_open(&dir->cfg, STORE_READONLY, &l, err, sizeof(err)) != STORE_OK)
 			log_warn("store: a connection to hear of directory changes: %s", err);
-		else if (store_listen(l, STORE_DIRECTORY_CHANNEL) != STORE_OK)
+		else if (store_listen(l, STORE_DIRECTORY_CHANNEL) != STORE_OK ||
+		    store_listen(l, STORE_QUEUE_CHANNEL) != STORE_OK)
 			log_warn("store: listening for directory changes: %s", store_errmsg(l));
 		else
 			dir->new_listener = l, l = NULL;
@@ -399,18 +405,20 @@ static void
 listener_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct store_directory *dir = arg;
-	int n = store_notified(dir->listener);
+	int queue, n = store_notified(dir->listener, STORE_QUEUE_CHANNEL, &queue);
 
 	(void)fd;
 	(void)what;
-	if (n == 0)
+	if (queue > 0 && dir->queue_changed)
+		dir->queue_changed(dir->queue_arg);
+	if (n == 0 || n == queue)
 		return;
 	atomic_store_explicit(&dir->usable, 0, memory_order_release);
 	if (n < 0) {
 		log_warn("store: the connection hearing of directory changes was lost");
 		listener_lost(dir);
 	} else
-		dir->notified += (unsigned long)n;
+		dir->notified += (unsigned long)(n - queue);
 	refresh_start(dir);
 }
 
@@ -435,6 +443,8 @@ refresh_done(struct store_read *r, int cancelled)
 		dir->listen_ev = event_new(dir->base, store_listen_fd(dir->listener),
 		    EV_READ | EV_PERSIST, listener_readable, dir);
 		event_add(dir->listen_ev, NULL);
+		if (dir->queue_changed)
+			dir->queue_changed(dir->queue_arg);	/* what was missed meanwhile */
 	}
 	if (dir->status != STORE_OK)
 		log_warn("store: reading the directory: %s", dir->errmsg);
@@ -516,6 +526,21 @@ store_directory_free(struct store_directory **dp)
 	endpoint_list_clear(&dir->dns);
 	free(dir);
 	*dp = NULL;
+}
+
+void
+store_directory_hear_queue(struct store_directory *dir, void (*queue_changed)(void *), void *arg)
+{
+	if (dir == NULL)
+		return;
+	dir->queue_changed = queue_changed;
+	dir->queue_arg = arg;
+}
+
+int
+store_directory_hearing(const struct store_directory *dir)
+{
+	return dir != NULL && dir->listener != NULL;
 }
 
 void

@@ -360,6 +360,22 @@ static const char *const pg_migrations[] = {
 	"  ON aliases FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();"
 	"CREATE TRIGGER alias_members_truncated AFTER TRUNCATE"
 	"  ON alias_members FOR EACH STATEMENT EXECUTE FUNCTION directory_changed();",
+
+	/*
+	 * 9: a row queued wakes every node's runner (STORE_QUEUE_CHANNEL):
+	 * a row trigger, so that a delivery queueing nothing notifies no one,
+	 * and one notification per transaction however many rows, since the
+	 * server folds equal ones.  The runners' own updates notify nothing
+	 * (a claim must not wake the others to claim in turn); flush, hold
+	 * and claim releases notify in pg_queue.c.
+	 */
+	"CREATE FUNCTION queue_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  PERFORM pg_notify('" STORE_QUEUE_CHANNEL "', '');"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE TRIGGER queue_added AFTER INSERT ON queue"
+	"  FOR EACH ROW EXECUTE FUNCTION queue_changed();",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 
@@ -1240,15 +1256,17 @@ pg_listen_fd(struct store *s)
 
 /* Never waits: what came in on the socket is taken, its notifications counted. */
 static int
-pg_notified(struct store *s)
+pg_notified(struct store *s, const char *channel, int *on)
 {
 	PGconn *c = pg_conn(s);
 	PGnotify *nf;
 	int n = 0;
 
+	*on = 0;
 	if (!PQconsumeInput(c) || PQstatus(c) == CONNECTION_BAD)
 		return -1;
 	while ((nf = PQnotifies(c)) != NULL) {
+		*on += strcmp(nf->relname, channel) == 0;
 		PQfreemem(nf);
 		n++;
 	}

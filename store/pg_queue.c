@@ -79,6 +79,16 @@ pg_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, siz
 	    " ORDER BY q.message_id, q.id LIMIT $1", 2, v, out, n);
 }
 
+/* Rows may be due that no runner has seen: every node's runner is told. */
+static int
+pg_queue_wake(struct store *s, int status)
+{
+	if (status == STORE_OK)
+		pg_exec(s, "wake the queue runners", "SELECT pg_notify('" STORE_QUEUE_CHANNEL "',"
+		    " '')", 0, NULL);
+	return status;
+}
+
 static int
 pg_queue_touch(struct store *s, const char *what, const char *sql, int n,
     const char *const *v, int64_t id)
@@ -105,8 +115,10 @@ pg_queue_hold(struct store *s, int64_t id, int held)
 	char idbuf[PG_INT_LEN];
 	const char *v[] = { pg_i64(idbuf, id), held ? "t" : "f" };
 
-	return pg_queue_touch(s, held ? "hold queue entry" : "release queue entry",
+	int status = pg_queue_touch(s, held ? "hold queue entry" : "release queue entry",
 	    "UPDATE queue SET held = $2 WHERE id = $1", 2, v, id);
+
+	return held ? status : pg_queue_wake(s, status);
 }
 
 int
@@ -123,6 +135,8 @@ pg_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n)
 		return status;
 	*n = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
 	PQclear(r);
+	if (*n > 0)
+		pg_queue_wake(s, STORE_OK);
 	if (id > 0 && *n == 0) {
 		r = pg_run(s, &status, "get queue entry", "SELECT 1 FROM queue WHERE id = $1",
 		    1, v + 1);
@@ -203,10 +217,17 @@ int
 pg_queue_release_claims(struct store *s, const char *prefix)
 {
 	const char *v[] = { prefix };
-
-	return pg_exec(s, "release queue claims", "UPDATE queue SET claimed_by = NULL,"
-	    " claimed_until = 0 WHERE claimed_by IS NOT NULL"
+	int status;
+	PGresult *r = pg_run(s, &status, "release queue claims", "UPDATE queue SET claimed_by"
+	    " = NULL, claimed_until = 0 WHERE claimed_by IS NOT NULL"
 	    " AND left(claimed_by, length($1)) = $1", 1, v);
+
+	if (r == NULL)
+		return status;
+	if (strcmp(PQcmdTuples(r), "0") != 0)
+		pg_queue_wake(s, STORE_OK);
+	PQclear(r);
+	return STORE_OK;
 }
 
 int

@@ -554,7 +554,7 @@ store_listen_fd(struct store *s)
 }
 
 int
-store_notified(struct store *s)
+store_notified(struct store *s, const char *channel, int *on)
 {
-	return s->be->notified(s);
+	return s->be->notified(s, channel, on);
 }

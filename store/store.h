@@ -699,14 +699,21 @@ struct store_read {
 
 /*
  * A connection that hears of changes (PostgreSQL's LISTEN; STORE_INVALID
- * on SQLite): after store_listen, poll store_listen_fd for reading and
- * call store_notified, which never waits: how many notifications came on
- * channel since the last call, or -1 when the connection is gone (close
- * it and open another).  Such a connection is for nothing else.
+ * on SQLite): after store_listen (once per channel), poll store_listen_fd
+ * for reading and call store_notified, which never waits: how many
+ * notifications came since the last call, with *on set to how many of
+ * them came on channel; or -1 when the connection is gone (close it and
+ * open another).  Such a connection is for nothing else.
  */
 int store_listen(struct store *s, const char *channel);
 int store_listen_fd(struct store *s);
-int store_notified(struct store *s);
+int store_notified(struct store *s, const char *channel, int *on);
+/*
+ * Notified (PostgreSQL) once per transaction that queued rows, and by
+ * queue flush, hold and claim releases: rows may be due that no runner
+ * has seen yet.
+ */
+#define STORE_QUEUE_CHANNEL	"umbox_queue"
 
 /*
  * The directory in memory (PostgreSQL; directory.c): loaded through
@@ -724,6 +731,16 @@ struct store_directory *store_directory_new(const struct store_config *cfg,
 /* Stop polling; free once the readers are gone. */
 void store_directory_stop(struct store_directory *dir);
 void store_directory_free(struct store_directory **dir);
+/*
+ * On loop 0: queue_changed(arg) runs whenever the database tells of rows
+ * that may be due (STORE_QUEUE_CHANNEL), and when the connection that
+ * hears of it is made again (it may have missed some); NULL stops it.
+ * store_directory_hearing: whether that connection is up now, so that
+ * polling can wait longer.
+ */
+void store_directory_hear_queue(struct store_directory *dir, void (*queue_changed)(void *),
+    void *arg);
+int store_directory_hearing(const struct store_directory *dir);
 struct store_dirview *store_dirview_new(struct store_directory *dir);
 void store_dirview_free(struct store_dirview **v);
 /* On the view's loop: the newest snapshot as a store, or NULL (v NULL: none kept). */

@@ -93,6 +93,40 @@ def test_queue_raced_by_two_nodes_delivers_each_row_once(site):
             assert "status=sent" in node.smtpd.log(), node.smtpd.log()[-2000:]
 
 
+def test_queue_flush_wakes_the_runner_at_once(site):
+    """Rows made due from outside the daemon (`umboxctl queue flush`) are
+    tried at once: the database tells the runner, which, while it hears
+    such news, reads the next due time only every 10 s.  Three rounds, so
+    that a runner merely polling would have to be lucky three times."""
+    zone = Outside()
+    zone.up = True
+    with dns_zone(zone) as dns_port, sink_server() as sink:
+        sections = {"dns": {"servers": f"127.0.0.1:{dns_port}"},
+                    "queue": {"smtp_port": sink.port, "retry_initial": "1h"}}
+        a = site.node("a", sections=sections)
+        for n in range(3):
+            # The first attempt is put off for an hour by the outside's 451.
+            sink.refuse[f"r{n}@far.test"] = ["451 4.3.0 come back later"]
+            with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=30) as s:
+                assert s.sendmail(f"alice@{DOMAIN}", [f"r{n}@far.test"],
+                                  f"Subject: {n}\r\n\r\nround {n}\r\n") == {}
+            deadline = time.monotonic() + 30
+            while site.query("SELECT count(*) FROM queue WHERE attempts > 0") != [(1,)]:
+                assert time.monotonic() < deadline, a.smtpd.log()[-2000:]
+                time.sleep(0.2)
+            time.sleep(1.5)     # past the runner's look after its report
+            flushed = time.monotonic()
+            run_ctl(site.config, "queue", "flush")
+            while len(sink.messages) < n + 1:
+                assert time.monotonic() - flushed < 4, (
+                    f"round {n}: not tried within 4 s of the flush", a.smtpd.log()[-2000:])
+                time.sleep(0.1)
+            deadline = time.monotonic() + 10
+            while site.query("SELECT count(*) FROM queue") != [(0,)]:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+
+
 def test_unreferenced_message_is_swept_after_an_hour(site):
     """A message deleted from its last mailbox stays for an hour on
     PostgreSQL (a RETR on another node may be reading it), then the

@@ -882,6 +882,81 @@ test_writer_requests(void **state)
 	event_base_free(w.base);
 }
 
+/* Notifications on STORE_QUEUE_CHANNEL that l has received by now (a round trip on s first). */
+static int
+queue_heard(struct store *s, struct store *l)
+{
+	int64_t when;
+	int on, n, total = 0;
+
+	store_queue_next_due(s, &when);	/* the notification, if any, left before this answer */
+	for (int i = 0; i < 50; i++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if ((n = store_notified(l, STORE_QUEUE_CHANNEL, &on)) < 0)
+			fail_msg("the listening connection went");
+		total += on;
+		nanosleep(&ts, NULL);
+	}
+	return total;
+}
+
+/*
+ * PostgreSQL tells every node's runner of rows it has not seen: queued
+ * (one notification per transaction, not per row), flushed, released
+ * from hold, or freed from a dead runner's claims; a delivery that
+ * queues nothing, a hold and a runner's own reports tell nobody.
+ */
+static void
+test_pg_queue_notifies(void **state)
+{
+	struct fx *f = *state;
+	struct store_attempt a = { .result = STORE_ATTEMPT_DEFERRED, .error = "451 later" };
+	struct store_delivery d = { .sender = "s@h.example", .data = "x\r\n", .fd = -1, .len = 3 };
+	struct store_delivery_result res;
+	struct store_rcpt_local loc = { 0 };
+	struct store_queue_entry *v;
+	struct store *l = NULL;
+	char err[256];
+	int64_t id;
+	size_t n;
+
+	assert_int_equal(store_open(&f->cfg, STORE_READONLY, &l, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_listen(l, STORE_QUEUE_CHANNEL), STORE_OK);
+	assert_int_equal(store_listen(l, "umbox_directory"), STORE_OK);
+	assert_int_equal(queue_heard(f->s, l), 0);
+
+	queue_message(f->s, "s@h.example", "x\r\n", "a@d.example", "b@d.example", NULL);
+	assert_int_equal(queue_heard(f->s, l), 1);
+	loc.user_id = add_user(f->s, "u", 0);
+	d.local = &loc;
+	d.nlocal = 1;
+	assert_int_equal(queue_heard(f->s, l), 0);	/* a directory change only */
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	store_delivery_result_clear(&res);
+	assert_int_equal(queue_heard(f->s, l), 0);
+
+	id = row_id(f->s, "a@d.example");
+	a.id = id;
+	assert_int_equal(store_queue_report(f->s, NULL, f->t0, &retry, &a, 1), STORE_OK);
+	assert_int_equal(store_queue_hold(f->s, id, 1), STORE_OK);
+	assert_int_equal(queue_heard(f->s, l), 0);
+	assert_int_equal(store_queue_hold(f->s, id, 0), STORE_OK);
+	assert_int_equal(queue_heard(f->s, l), 1);
+	assert_int_equal(store_queue_flush(f->s, 0, f->t0, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(queue_heard(f->s, l), 1);
+
+	assert_int_equal(store_queue_claim(f->s, "host:1", f->t0, 60, 10, &v, &n), STORE_OK);
+	store_queue_list_free(&v, n);
+	assert_int_equal(queue_heard(f->s, l), 0);
+	assert_int_equal(store_queue_release_claims(f->s, "other:"), STORE_OK);
+	assert_int_equal(queue_heard(f->s, l), 0);
+	assert_int_equal(store_queue_release_claims(f->s, "host:"), STORE_OK);
+	assert_int_equal(queue_heard(f->s, l), 1);
+	store_close(&l);
+}
+
 int
 main(void)
 {
@@ -908,6 +983,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reader, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_local, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_requests, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_queue_notifies, setup_pg, teardown),
 	};
 
 	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL) + TU_PG_GROUP(pg_tests);
