@@ -1,11 +1,18 @@
 """A TCP port on 127.0.0.1 in front of the test cluster's Unix socket, so
-that a dsn can name a host and port: it passes bytes both ways, or, when
-silent, accepts connections and never says a word (a server that hangs)."""
+that a dsn can name a host and port.  It passes bytes both ways; or, when
+silent, accepts connections and never says a word (a server that hangs);
+or, once armed with drop_commit, cuts the first connection that sends a
+COMMIT in the extended protocol (the writer's pipeline): "before" it
+reaches the server, or "after" the server has it and its Sync, keeping
+the server's answer from the client (so the client cannot know whether
+it committed).  Connections must not use TLS (sslmode=disable)."""
 import os
 import re
 import select
 import socket
+import struct
 import threading
+import time
 
 
 def cluster_socket():
@@ -28,6 +35,9 @@ class Proxy:
         self.accepted = 0
         self.held = []
         self.closing = False
+        self.drop_commit = None         # "before" or "after": armed
+        self.fired = threading.Event()
+        self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -42,18 +52,67 @@ class Proxy:
                 continue
             threading.Thread(target=self._pump, args=(c,), daemon=True).start()
 
+    def _take_commit(self):
+        """The armed mode, for the one connection that gets to use it."""
+        with self.lock:
+            mode, self.drop_commit = self.drop_commit, None
+            return mode
+
     def _pump(self, c):
         u = socket.socket(socket.AF_UNIX)
+        pending = b""           # from the client, not yet parsed into messages
+        started = False         # the untyped startup message went by
+        mode = None             # this connection's COMMIT is being cut
+        muted = False           # the server's answers are no longer passed on
         try:
             u.connect(self.target)
-            peers = {c: u, u: c}
             while not self.closing:
-                ready, _, _ = select.select(list(peers), [], [], 0.5)
-                for s in ready:
-                    data = s.recv(65536)
+                ready, _, _ = select.select([c, u], [], [], 0.5)
+                if u in ready:
+                    data = u.recv(65536)
                     if not data:
                         return
-                    peers[s].sendall(data)
+                    if not muted:
+                        c.sendall(data)
+                if c not in ready:
+                    continue
+                data = c.recv(65536)
+                if not data:
+                    return
+                pending += data
+                out = b""
+                while True:
+                    if not started:
+                        if len(pending) < 4:
+                            break
+                        size = struct.unpack("!I", pending[:4])[0]
+                        kind = None
+                    else:
+                        if len(pending) < 5:
+                            break
+                        kind = pending[:1]
+                        size = 1 + struct.unpack("!I", pending[1:5])[0]
+                    if len(pending) < size:
+                        break
+                    msg, pending = pending[:size], pending[size:]
+                    started = True
+                    if kind == b"P" and mode is None and self.drop_commit:
+                        query = msg[5:].split(b"\0")[1]
+                        if query.strip().upper() == b"COMMIT":
+                            mode = self._take_commit()
+                            if mode == "before":
+                                u.sendall(out)
+                                self.fired.set()
+                                return
+                    out += msg
+                    if kind == b"S" and mode == "after":
+                        u.sendall(out)
+                        out = b""
+                        muted = True
+                        time.sleep(1)   # the server commits meanwhile
+                        self.fired.set()
+                        return
+                u.sendall(out)
         except OSError:
             pass
         finally:

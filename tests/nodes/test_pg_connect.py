@@ -1,11 +1,16 @@
 """How a node reaches its PostgreSQL server ([store] dsn, SPEC §2): host
 names are looked up through the [dns] servers, each address in turn; a
 server that accepts and never answers is given up after a bounded wait
-(connect_timeout, 10 s when the dsn sets none) for the next host."""
+(connect_timeout, 10 s when the dsn sets none) for the next host.  And a
+connection lost with a COMMIT on its way: the message is acknowledged
+only if it was stored, and stored once."""
+import smtplib
 import time
 
+import pytest
+
 from pg_proxy import Proxy
-from pop3d_util import message
+from pop3d_util import DOMAIN, message
 
 
 def dns_section(port):
@@ -66,3 +71,43 @@ def test_silent_server_is_given_up_for_the_next_host(site, dnsserver_port):
     finally:
         silent.close()
         live.close()
+
+
+def send(node, text):
+    with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=60) as s:
+        s.ehlo()
+        assert s.mail(f"bob@{DOMAIN}")[0] == 250
+        assert s.rcpt(f"alice@{DOMAIN}")[0] == 250
+        return s.data(f"Subject: {text}\r\n\r\n{text}\r\n".encode())
+
+
+def stored(node, text):
+    return sum(text.encode() in body for body in node.messages("alice").values())
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_connection_lost_with_the_commit(site, when):
+    """Cut "before": the server never saw COMMIT, so nothing may be stored
+    and the client is told to try again.  Cut "after": the server
+    committed but the answer was lost; the node learns that it committed
+    (the transaction's mark is taken) and acknowledges it, once."""
+    proxy = Proxy()
+    try:
+        dsn = (f"host=127.0.0.1 port={proxy.port} user=postgres dbname={site.db}"
+               " sslmode=disable gssencmode=disable")
+        node = site.node("a", dsn=dsn)
+        assert send(node, "warm up")[0] == 250
+        proxy.drop_commit = when
+        code, text = send(node, f"cut {when}")
+        assert proxy.fired.is_set(), "no COMMIT went through the proxy"
+        if when == "before":
+            assert 400 <= code < 500, (code, text)
+            assert stored(node, f"cut {when}") == 0
+        else:
+            assert code == 250, (code, text, node.smtpd.log()[-2000:])
+            assert stored(node, f"cut {when}") == 1
+        # The node goes on, on a new connection.
+        assert send(node, "after the cut")[0] == 250
+        assert stored(node, "after the cut") == 1
+    finally:
+        proxy.close()
