@@ -95,7 +95,9 @@ class Proxy:
                     if len(pending) < size:
                         break
                     msg, pending = pending[:size], pending[size:]
-                    started = True
+                    # An SSLRequest or GSSENCRequest comes before the startup message.
+                    started = started or msg[4:8] not in (b"\x04\xd2\x16\x2f",
+                                                          b"\x04\xd2\x16\x30")
                     if kind == b"P" and mode is None and self.drop_commit:
                         query = msg[5:].split(b"\0")[1]
                         if query.strip().upper() == b"COMMIT":
