@@ -6,9 +6,10 @@
  * A message's bytes are rows of message_chunks, PG_CHUNK bytes each,
  * stored uncompressed out of line (a chunk that fits in a page, in line),
  * so that a slice is read with substring() without the rest of its chunk.  A delivery is one call of
- * umbox_deliver() (pg.c, schema step 6), which locks the local users'
- * rows in id order before checking their quotas: deliveries on other
- * nodes to the same mailbox wait instead of both passing the check.
+ * umbox_deliver() (pg.c, schema steps 6 and 10), after the local users'
+ * rows are locked in id order (here, or for a whole batch by the
+ * pipeline): deliveries on other nodes to the same mailbox wait instead
+ * of both passing the quota check.
  */
 #include "store/pg_int.h"
 
@@ -277,6 +278,21 @@ pg_deliver_body(struct store *s, const struct store_delivery *d,
 		pg_deliver_call_free(&c);
 		return status;
 	}
+	if (d->nlocal > 0) {
+		int64_t *ids = xcalloc(d->nlocal, sizeof(*ids));
+		const char *v[1];
+
+		for (size_t i = 0; i < d->nlocal; i++)
+			ids[i] = d->local[i].user_id;
+		v[0] = pg_int_array(ids, d->nlocal);
+		status = pg_exec(s, "lock mailboxes", PG_LOCK_USERS_SQL, 1, v);
+		free((char *)v[0]);
+		free(ids);
+		if (status != STORE_OK) {
+			pg_deliver_call_free(&c);
+			return status;
+		}
+	}
 	r = pg_query(s, &status, "store message", PG_DELIVER_SQL, PG_DELIVER_N, c.v, c.lengths,
 	    c.formats, 0);
 	if (r != NULL) {
@@ -517,6 +533,43 @@ pg_text_read(struct store *s, const struct store_entry *e, const char *prefix, s
 	return status;
 }
 
+/*
+ * The head of an entry's text, up to len bytes that the first chunk holds
+ * (most RETRs: the whole message): the prefix and the chunk's start in
+ * one query, rather than one for each.
+ */
+static int
+pg_entry_head(struct store *s, const struct store_entry *e, void *buf, size_t len,
+    size_t *got)
+{
+	char idbuf[PG_INT_LEN], lenbuf[PG_INT_LEN];
+	const char *v[] = { pg_i64(idbuf, e->uid), pg_i64(lenbuf, (int64_t)len) };
+	int status;
+	PGresult *r = pg_query(s, &status, "read entry", "SELECT e.prefix,"
+	    " substring(c.data FROM 1 FOR $2::integer) FROM entries e"
+	    " LEFT JOIN message_chunks c ON c.message_id = e.message_id AND c.seq = 0"
+	    " WHERE e.uid = $1", 2, v, NULL, NULL, 1);
+	size_t n = 0;
+
+	if (r == NULL)
+		return status;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
+	}
+	for (int col = 0; col < 2 && n < len; col++) {
+		size_t l = (size_t)PQgetlength(r, 0, col);
+
+		if (l > len - n)
+			l = len - n;
+		memcpy((char *)buf + n, PQgetvalue(r, 0, col), l);
+		n += l;
+	}
+	PQclear(r);
+	*got = n;
+	return STORE_OK;
+}
+
 int
 pg_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got)
@@ -525,6 +578,8 @@ pg_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
 	size_t plen;
 	int status;
 
+	if (offset == 0 && e->uid && len <= PG_CHUNK)
+		return pg_entry_head(s, e, buf, len, got);
 	if ((status = pg_prefix(s, e, &prefix, &plen)) != STORE_OK)
 		return status;
 	status = pg_text_read(s, e, prefix, plen, offset, buf, len, got);

@@ -16,7 +16,7 @@
 #include "store/store.h"
 
 #define SCHEMA_VERSION	4
-#define PG_SCHEMA_VERSION	9
+#define PG_SCHEMA_VERSION	10
 
 struct fx {
 	char *dir;
