@@ -130,9 +130,10 @@ lookup_wait(ares_channel ch, struct lookup *lk, long long deadline)
 			ares_cancel(ch);	/* answers lk with ARES_ECANCELLED */
 			break;
 		}
+		/* c-ares's own ARES_GETSOCK_WRITABLE shifts a signed 1 into the sign bit. */
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-			    (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+			short ev = (short)(((unsigned)bits >> i & 1u ? POLLIN : 0) |
+			    ((unsigned)bits >> (i + ARES_GETSOCK_MAXNUM) & 1u ? POLLOUT : 0));
 
 			if (ev)
 				pfd[n++] = (struct pollfd){ .fd = socks[i], .events = ev };
