@@ -24,13 +24,13 @@
 /* The key of the advisory lock that serialises migrations between nodes. */
 #define PG_MIGRATE_LOCK	"7565746f6d626f78"	/* any fixed bigint */
 
-/* The schema, one step each; never edit a released step, add one. */
 /*
- * A delivery (schema steps 6 and 10): the local users' rows are locked
- * in id order by the caller (the pipeline at BEGIN, pg_deliver before
- * the call), so that deliveries on other nodes to the same mailbox wait
- * instead of both passing the quota check; a statement runs only for
- * what the call has (remote recipients, queue rows to consume).
+ * A delivery as schema step 10 defines it (step 6's first version
+ * locked the users itself): the local users' rows are locked in id order
+ * by the caller (the pipeline at BEGIN, pg_deliver before the call), so
+ * that deliveries on other nodes to the same mailbox wait instead of both
+ * passing the quota check; a statement runs only for what the call has
+ * (remote recipients, queue rows to consume).
  */
 #define PG_DELIVER_FUNCTION \
 	"FUNCTION umbox_deliver(p_mid bigint, p_sender text, p_size bigint," \
@@ -110,6 +110,7 @@
 	"  END IF;" \
 	" END $$"
 
+/* The schema, one step each; never edit a released step, add one. */
 static const char *const pg_migrations[] = {
 	/* 1: the directory; the rest of SPEC §3 comes with its operations. */
 	"CREATE TABLE meta ("
@@ -301,7 +302,79 @@ static const char *const pg_migrations[] = {
 	"  SELECT CASE WHEN strpos(address, '@') = 0 THEN '' ELSE"
 	"   translate(regexp_replace(address, '^.*@', ''),"
 	"    'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END $$;"
-	"CREATE " PG_DELIVER_FUNCTION ";"
+	"CREATE FUNCTION umbox_deliver(p_mid bigint, p_sender text, p_size bigint,"
+	"  p_now bigint, p_qid text, p_kind smallint, p_body bytea, p_users bigint[],"
+	"  p_prefixes bytea[], p_addresses text[], p_check boolean, p_remote text[],"
+	"  p_consume bigint[], OUT o_status integer, OUT o_message bigint,"
+	"  OUT o_targets integer[], OUT o_detail text) LANGUAGE plpgsql AS $$"
+	" DECLARE"
+	"  n integer := coalesce(array_length(p_users, 1), 0);"
+	"  nremote integer := coalesce(array_length(p_remote, 1), 0);"
+	"  isfull boolean[] := '{}';"
+	"  logins text[] := '{}';"
+	"  nfull integer := 0;"
+	"  u record;"
+	"  sz bigint;"
+	"  rcpt text;"
+	" BEGIN"
+	"  PERFORM set_config('umbox.message', '', true);"
+	"  o_status := 0; o_detail := ''; o_message := p_mid;"
+	"  IF p_mid IS NOT NULL THEN"
+	"   SELECT m.size INTO sz FROM messages m WHERE m.id = p_mid;"
+	"   IF NOT FOUND THEN"
+	"    o_status := -2; o_detail := 'no message ' || p_mid; RETURN;"
+	"   END IF;"
+	"   p_size := sz;"
+	"  END IF;"
+	"  PERFORM 1 FROM users WHERE id = ANY(p_users) ORDER BY id FOR UPDATE;"
+	"  FOR i IN 1 .. n LOOP"
+	"   SELECT login, quota, used INTO u FROM users WHERE id = p_users[i];"
+	"   IF NOT FOUND THEN"
+	"    o_status := -6; o_detail := 'no user with id ' || p_users[i]; RETURN;"
+	"   END IF;"
+	"   logins[i] := u.login;"
+	"   sz := p_size + length(p_prefixes[i]);"
+	"   isfull[i] := p_check AND u.quota <> 0 AND u.used + sz > u.quota;"
+	"   IF isfull[i] THEN"
+	"    nfull := nfull + 1;"
+	"    o_detail := o_detail || CASE WHEN o_detail = '' THEN '' ELSE '; ' END ||"
+	"     format('mailbox %s would exceed its quota (%s + %s > %s bytes)',"
+	"      u.login, u.used, sz, u.quota);"
+	"   END IF;"
+	"  END LOOP;"
+	"  IF n > 0 AND nfull = n AND nremote = 0 THEN"
+	"   o_status := -5; RETURN;"
+	"  END IF;"
+	"  o_detail := '';"
+	"  IF p_mid IS NULL THEN"
+	"   INSERT INTO messages (sender, size, created_at, qid)"
+	"    VALUES (p_sender, p_size, p_now, p_qid) RETURNING id INTO o_message;"
+	"   IF length(p_body) > 0 THEN"
+	"    INSERT INTO message_chunks VALUES (o_message, 0, p_body);"
+	"   END IF;"
+	"   PERFORM set_config('umbox.message', o_message::text, true);"
+	"  END IF;"
+	"  FOR i IN 1 .. n LOOP"
+	"   IF isfull[i] THEN"
+	"    rcpt := coalesce(p_addresses[i], logins[i]);"
+	"    INSERT INTO queue (message_id, sender, recipient, next_attempt, created_at,"
+	"     kind, domain, local_user_id, prefix, last_error) VALUES (o_message, p_sender,"
+	"     rcpt, p_now, p_now, p_kind, umbox_domain(rcpt), p_users[i], p_prefixes[i],"
+	"     'mailbox full');"
+	"   ELSE"
+	"    INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
+	"     VALUES (p_users[i], o_message, p_kind, p_prefixes[i],"
+	"      p_size + length(p_prefixes[i]), p_now);"
+	"   END IF;"
+	"  END LOOP;"
+	"  IF nfull > 0 THEN"
+	"   o_targets := array(SELECT CASE WHEN f THEN 1 ELSE 0 END FROM unnest(isfull) f);"
+	"  END IF;"
+	"  INSERT INTO queue (message_id, sender, recipient, next_attempt, created_at, kind,"
+	"   domain) SELECT o_message, p_sender, r, p_now, p_now, p_kind, umbox_domain(r)"
+	"   FROM unnest(p_remote) WITH ORDINALITY AS t(r, o) ORDER BY o;"
+	"  DELETE FROM queue WHERE id = ANY(p_consume);"
+	" END $$;"
 	"CREATE FUNCTION umbox_chunk(p_seq integer, p_data bytea) RETURNS void"
 	"  LANGUAGE sql AS $$"
 	"  INSERT INTO message_chunks (message_id, seq, data)"
