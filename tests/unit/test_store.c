@@ -1389,6 +1389,26 @@ test_sweep(void **state)
 
 /* ---- PostgreSQL only ---- */
 
+/* The writer's commit marks (pg_commit_resolve) go after an hour, not before. */
+static void
+test_pg_sweep_commit_marks(void **state)
+{
+	struct fx *f = *state;
+	PGconn *c;
+	PGresult *r;
+	size_t swept;
+
+	pg_run(f, "INSERT INTO commit_marks (token, at) VALUES"
+	    " ('old', umbox_now() - 3601), ('recent', umbox_now() - 3500)");
+	assert_int_equal(store_sweep(f->s, (int64_t)time(NULL) - 3600, &swept), STORE_OK);
+	c = PQconnectdb(f->dsn);
+	r = PQexec(c, "SELECT string_agg(token, ',' ORDER BY token) FROM commit_marks");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_string_equal(PQgetvalue(r, 0, 0), "recent");
+	PQclear(r);
+	PQfinish(c);
+}
+
 static void
 test_pg_open_schema(void **state)
 {
@@ -1615,6 +1635,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_set, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_sweep, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_sweep_commit_marks, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_spoiled_request, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup_pg, teardown_pg),
