@@ -702,15 +702,6 @@ default_random(uint32_t bound, void *ctx)
 	return arc4random_uniform(bound);
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Arm the timer for c-ares' next timeout, or stop it when nothing waits. */
 static void
 timer_arm(struct dns_resolver *r)
@@ -845,7 +836,7 @@ table_find(struct dns_resolver *r, int is_mx, const char *name, uint32_t hash)
 		if (e->hash != hash || e->is_mx != is_mx ||
 		    strcmp(e->name, name) != 0)
 			continue;
-		if (e->state == E_CACHED && now_ms() >= e->expires_ms) {
+		if (e->state == E_CACHED && (uint64_t)monotonic_ms() >= e->expires_ms) {
 			entry_free(e);
 			return NULL;
 		}
@@ -935,7 +926,7 @@ entry_done(struct dns_entry *e)
 	}
 	res->ttl = ttl;
 	e->state = E_CACHED;
-	e->expires_ms = now_ms() + (uint64_t)ttl * 1000;
+	e->expires_ms = (uint64_t)monotonic_ms() + (uint64_t)ttl * 1000;
 	TAILQ_INSERT_TAIL(&r->fifo, e, fifo);
 	r->ncached++;
 	while (r->ncached > r->o.cache_size)

@@ -106,25 +106,16 @@ lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 	ares_freeaddrinfo(ai);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Run ch until lk is answered or deadline (ms) passes: then cancel it. */
 static void
-lookup_wait(ares_channel ch, struct lookup *lk, long long deadline)
+lookup_wait(ares_channel ch, struct lookup *lk, int64_t deadline)
 {
 	while (!lk->done) {
 		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
 		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
 		struct timeval max, tv, *tvp;
 		int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM), n = 0, rc;
-		long long left = deadline - now_ms();
+		int64_t left = deadline - monotonic_ms();
 
 		if (left <= 0) {
 			ares_cancel(ch);	/* answers lk with ARES_ECANCELLED */
@@ -181,7 +172,7 @@ resolve_host(const struct config_endpoints *servers, const char *name,
 		return -1;
 	}
 	ares_getaddrinfo(ch, name, NULL, &hints, lookup_done, &lk);
-	lookup_wait(ch, &lk, now_ms() + timeout_ms);
+	lookup_wait(ch, &lk, monotonic_ms() + timeout_ms);
 	ares_destroy(ch);
 	if (lk.n > 0) {
 		*out = lk.v;

@@ -22,6 +22,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines and ages, never dates. */
+int64_t monotonic_ms(void);
+
 /* free(*p) and set *p to NULL. */
 void xfree(void *pp);
 

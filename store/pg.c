@@ -651,13 +651,13 @@ pg_reconnect(struct store *s, const char *what)
 		return pg_fail(s, NULL, what);
 	s->clean = 0;
 	s->retry = 0;
-	if (pg_now_ms() < p->next_try)
+	if (monotonic_ms() < p->next_try)
 		return store_fail(s, STORE_ERROR, "%s: %s", what, p->conn_err);
 	if ((c = pg_connect(p->dsn, &p->dns, err, sizeof(err))) == NULL) {
 		p->backoff = p->backoff ? p->backoff * 2 : PG_BACKOFF_MIN;
 		if (p->backoff > PG_BACKOFF_MAX)
 			p->backoff = PG_BACKOFF_MAX;
-		p->next_try = pg_now_ms() + p->backoff - arc4random_uniform(p->backoff / 4 + 1);
+		p->next_try = monotonic_ms() + p->backoff - arc4random_uniform(p->backoff / 4 + 1);
 		snprintf(p->conn_err, sizeof(p->conn_err), "cannot reach PostgreSQL: %s", err);
 		return store_fail(s, STORE_ERROR, "%s: %s", what, p->conn_err);
 	}

@@ -61,15 +61,6 @@ pg_items(const char *list)
 	return n;
 }
 
-long long
-pg_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* libpq's message without its trailing newlines. */
 static void
 pg_msg(const char *msg, char *err, size_t errlen)
@@ -84,9 +75,9 @@ pg_msg(const char *msg, char *err, size_t errlen)
 /* One attempt at one target, for at most timeout_ms. */
 static PGconn *
 pg_connect_one(const char **keys, const char **vals, size_t nk, const struct pg_target *t,
-    long long timeout_ms, char *err, size_t errlen)
+    int64_t timeout_ms, char *err, size_t errlen)
 {
-	long long deadline = pg_now_ms() + timeout_ms;
+	int64_t deadline = monotonic_ms() + timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	PGconn *c;
 
@@ -104,7 +95,7 @@ pg_connect_one(const char **keys, const char **vals, size_t nk, const struct pg_
 	}
 	while (PQstatus(c) != CONNECTION_BAD) {
 		struct pollfd pfd = { .fd = PQsocket(c) };
-		long long left = deadline - pg_now_ms();
+		int64_t left = deadline - monotonic_ms();
 		int rc;
 
 		if (st == PGRES_POLLING_OK)
@@ -112,7 +103,7 @@ pg_connect_one(const char **keys, const char **vals, size_t nk, const struct pg_
 		if (st == PGRES_POLLING_FAILED)
 			break;
 		if (left <= 0) {
-			snprintf(err, errlen, "no answer within %lld s", timeout_ms / 1000);
+			snprintf(err, errlen, "no answer within %d s", (int)(timeout_ms / 1000));
 			PQfinish(c);
 			return NULL;
 		}
@@ -148,7 +139,7 @@ pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_
 	const char *keys[PG_KEYS_MAX + 4], *vals[PG_KEYS_MAX + 4];
 	const char *host = NULL, *hostaddr = NULL, *port = NULL;
 	char *msg = NULL, one[512];
-	long long timeout_ms = PG_CONNECT_TIMEOUT * 1000LL;
+	int64_t timeout_ms = PG_CONNECT_TIMEOUT * (int64_t)1000;
 	size_t nk = 0, nhosts;
 	PGconn *c = NULL;
 
@@ -170,7 +161,7 @@ pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_
 			port = o->val;
 		else if (nk < PG_KEYS_MAX) {
 			if (strcmp(o->keyword, "connect_timeout") == 0 && atoi(o->val) > 0)
-				timeout_ms = (atoi(o->val) < 2 ? 2 : atoi(o->val)) * 1000LL;
+				timeout_ms = (atoi(o->val) < 2 ? 2 : atoi(o->val)) * (int64_t)1000;
 			keys[nk] = o->keyword, vals[nk++] = o->val;
 		}
 	}

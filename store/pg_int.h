@@ -35,7 +35,7 @@ struct pg {
 	} stmts[PG_STMTS];
 	char *dsn;		/* to connect again */
 	struct config_endpoints dns;	/* where its host names are looked up */
-	long long next_try;	/* CLOCK_MONOTONIC ms: no new connection before */
+	int64_t next_try;	/* CLOCK_MONOTONIC ms: no new connection before */
 	unsigned backoff;	/* ms, doubling with each failure to connect again */
 	char conn_err[200];	/* why the last attempt failed */
 	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
@@ -49,7 +49,6 @@ PGconn *pg_conn(struct store *s);
  * reasons in err when none could be made.
  */
 PGconn *pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_t errlen);
-long long pg_now_ms(void);
 /* Record a failed command's error (r may be NULL) as a status; frees r. */
 int pg_fail(struct store *s, PGresult *r, const char *what);
 /*
