@@ -32,7 +32,8 @@
  * passing the quota check; a statement runs only for what the call has
  * (remote recipients, queue rows to consume).
  */
-#define PG_DELIVER_FUNCTION \
+#define PG_DELIVER_FUNCTION	PG_DELIVER_HEAD PG_DELIVER_TAIL
+#define PG_DELIVER_HEAD \
 	"FUNCTION umbox_deliver(p_mid bigint, p_sender text, p_size bigint," \
 	"  p_now bigint, p_qid text, p_kind smallint, p_body bytea, p_users bigint[]," \
 	"  p_prefixes bytea[], p_addresses text[], p_check boolean, p_remote text[]," \
@@ -61,7 +62,8 @@
 	"   SELECT login, quota, used INTO u FROM users WHERE id = p_users[i];" \
 	"   IF NOT FOUND THEN" \
 	"    o_status := -6; o_detail := 'no user with id ' || p_users[i]; RETURN;" \
-	"   END IF;" \
+	"   END IF;"
+#define PG_DELIVER_TAIL \
 	"   logins[i] := u.login;" \
 	"   sz := p_size + length(p_prefixes[i]);" \
 	"   isfull[i] := p_check AND u.quota <> 0 AND u.used + sz > u.quota;" \
@@ -109,6 +111,18 @@
 	"   DELETE FROM queue WHERE id = ANY(p_consume);" \
 	"  END IF;" \
 	" END $$"
+
+/*
+ * As schema step 11 defines it: a mailbox with a quota is locked by the
+ * caller, which locks only those (PG_LOCK_USERS_SQL); one whose quota
+ * was set since the caller looked is locked here, before its usage is
+ * read.
+ */
+#define PG_DELIVER_FUNCTION_11	PG_DELIVER_HEAD \
+	"   IF p_check AND u.quota <> 0 THEN" \
+	"    SELECT login, quota, used INTO u FROM users WHERE id = p_users[i] FOR UPDATE;" \
+	"   END IF;" \
+	PG_DELIVER_TAIL
 
 /* The schema, one step each; never edit a released step, add one. */
 static const char *const pg_migrations[] = {
@@ -503,6 +517,49 @@ static const char *const pg_migrations[] = {
 	"  FOR EACH STATEMENT EXECUTE FUNCTION entries_gone();"
 	"CREATE TRIGGER queue_gone AFTER DELETE ON queue REFERENCING OLD TABLE AS gone"
 	"  FOR EACH STATEMENT EXECUTE FUNCTION queue_gone();",
+
+	/*
+	 * 11: a delivery to a mailbox without a quota no longer updates its
+	 * user's row, which made every delivery to that mailbox, from every
+	 * node, wait for the one before to commit: the usage it adds is a
+	 * row of usage_deltas, which readers add to the user's and the
+	 * heartbeat folds into it (usage_settle, one node at a time).  A
+	 * mailbox with a quota keeps its row exact, locked by each delivery
+	 * to it.  Setting a quota first locks the row FOR UPDATE, which
+	 * waits for the deliveries in flight (their entries hold it FOR KEY
+	 * SHARE), then folds its deltas; a delivery that read no quota but
+	 * commits after finds one when it adds its usage, and adds it there.
+	 */
+	"CREATE TABLE usage_deltas ("
+	"  user_id bigint NOT NULL,"
+	"  size bigint NOT NULL,"
+	"  messages integer NOT NULL);"
+	"CREATE INDEX usage_deltas_user ON usage_deltas (user_id);"
+	"CREATE OR REPLACE FUNCTION entries_added() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  UPDATE users SET used = used + NEW.size, messages = messages + 1"
+	"   WHERE id = NEW.user_id AND quota <> 0;"
+	"  IF NOT FOUND THEN"
+	"   INSERT INTO usage_deltas VALUES (NEW.user_id, NEW.size, 1);"
+	"  END IF;"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE FUNCTION usage_settle(p_user bigint) RETURNS void LANGUAGE plpgsql AS $$"
+	" DECLARE"
+	"  t record;"
+	" BEGIN"
+	"  FOR t IN WITH d AS (DELETE FROM usage_deltas"
+	"    WHERE p_user IS NULL OR user_id = p_user RETURNING user_id, size, messages)"
+	"   SELECT user_id, sum(size) AS size, sum(messages) AS n FROM d"
+	"   GROUP BY user_id ORDER BY user_id LOOP"
+	"   UPDATE users SET used = used + t.size, messages = messages + t.n"
+	"    WHERE id = t.user_id;"
+	"  END LOOP;"
+	" END $$;"
+	"CREATE OR REPLACE " PG_DELIVER_FUNCTION_11 ";"
+	"ALTER FUNCTION umbox_deliver(bigint, text, bigint, bigint, text, smallint, bytea,"
+	"  bigint[], bytea[], text[], boolean, text[], bigint[])"
+	"  SET plan_cache_mode = force_generic_plan;",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 

@@ -90,8 +90,11 @@ pg_domain_list(struct store *s, struct store_domain **out, size_t *n)
 
 /* ---- users ---- */
 
+/* Usage is the user's row and the deltas not yet folded into it (schema step 11). */
 #define PG_USER_COLS "SELECT id, login, extension, name, email, password, quota," \
-	" pop3, created_at, used, messages FROM users "
+	" pop3, created_at, used + coalesce(d.size, 0), messages + coalesce(d.n, 0)" \
+	" FROM users LEFT JOIN LATERAL (SELECT sum(size) AS size, sum(messages) AS n" \
+	" FROM usage_deltas WHERE user_id = users.id) d ON true "
 
 static void
 pg_row_user(struct store *s, const PGresult *r, int i, void *elem)
@@ -160,12 +163,32 @@ pg_user_get(struct store *s, int by, const char *key, int64_t id, struct store_u
 	return status;
 }
 
+/* The user's row locked, and its usage deltas folded into it (schema step 11). */
+static int
+pg_user_settle(struct store *s, const char *login)
+{
+	const char *v[] = { login };
+	int status;
+	PGresult *r = pg_run(s, &status, "lock user", "SELECT id FROM users"
+	    " WHERE login = lower($1) FOR UPDATE", 1, v);
+
+	if (r == NULL)
+		return status;
+	if (PQntuples(r) == 1) {
+		v[0] = PQgetvalue(r, 0, 0);
+		status = pg_exec(s, "settle usage", "SELECT usage_settle($1::bigint)", 1, v);
+	}
+	PQclear(r);
+	return status;
+}
+
 /*
  * One UPDATE of the chosen columns; a column not chosen keeps its value
  * because its parameter's flag ($8..$13) is false.
  */
-int
-pg_user_set(struct store *s, const char *login, const struct store_user *u, unsigned fields)
+static int
+pg_user_update(struct store *s, const char *login, const struct store_user *u,
+    unsigned fields)
 {
 	char quota[PG_INT_LEN], missing[300];
 	const char *v[] = { login, u->extension, u->name, u->email,
@@ -183,6 +206,26 @@ pg_user_set(struct store *s, const char *login, const struct store_user *u, unsi
 	    " pop3 = CASE WHEN $12 THEN $6::boolean ELSE pop3 END,"
 	    " password = CASE WHEN $13 THEN $7 ELSE password END"
 	    " WHERE login = lower($1)", 13, v, missing);
+}
+
+/*
+ * A quota set makes the row's usage exact first: locking the row waits
+ * for the deliveries to it in flight, which a quota read before it was
+ * set let go unlocked.
+ */
+int
+pg_user_set(struct store *s, const char *login, const struct store_user *u, unsigned fields)
+{
+	int own, status;
+
+	if (!(fields & STORE_USER_QUOTA))
+		return pg_user_update(s, login, u, fields);
+	if ((status = pg_txn_begin(s, &own)) != STORE_OK)
+		return status;
+	status = pg_user_settle(s, login);
+	if (status == STORE_OK)
+		status = pg_user_update(s, login, u, fields);
+	return pg_txn_end(s, own, status);
 }
 
 int

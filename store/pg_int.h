@@ -78,9 +78,14 @@ int pg_rows(struct store *s, const char *what, const char *sql, int n, const cha
  * (STORE_OK, or the failure to send); later, in the same order, take its
  * answer: the result when it succeeded, else NULL with *status set.
  */
-/* Lock users' rows ($1, a bigint[]) in id order: before deliveries to them. */
+/* The key of the advisory lock held by the node settling mailbox usage. */
+#define PG_SETTLE_LOCK	"7565746f6d757365"	/* any fixed bigint */
+/*
+ * Lock the rows of those users ($1, a bigint[]) who have a quota, in id
+ * order: before deliveries to them (schema step 11).
+ */
 #define PG_LOCK_USERS_SQL	"SELECT 1 FROM users WHERE id = ANY($1::bigint[])" \
-	" ORDER BY id FOR UPDATE"
+	" AND quota <> 0 ORDER BY id FOR UPDATE"
 int pg_pipe_send(struct store *s, const char *what, const char *sql, int n,
     const char *const *params, const int *lengths, const int *formats);
 PGresult *pg_pipe_result(struct store *s, int *status, const char *what);

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/log.h"
+
 /*
  * The bytes of d from off, want of them: in d's memory, or read from its
  * spool file into buf (PG_CHUNK bytes).
@@ -689,6 +691,22 @@ pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now, u
 
 /* ---- nodes ---- */
 
+/*
+ * Fold every mailbox's usage deltas into its row (schema step 11), on
+ * one node at a time: the others skip it while it does.  A failure only
+ * leaves them for the next heartbeat.
+ */
+static void
+pg_usage_settle(struct store *s)
+{
+	int status;
+
+	PQclear(pg_run(s, &status, "settle usage", "SELECT usage_settle(NULL)"
+	    " WHERE pg_try_advisory_xact_lock(x'" PG_SETTLE_LOCK "'::bigint)", 0, NULL));
+	if (status != STORE_OK)
+		log_warn("store: settling mailbox usage: %s", s->errmsg);
+}
+
 int
 pg_node_claim(struct store *s, const char *instance)
 {
@@ -703,6 +721,8 @@ pg_node_claim(struct store *s, const char *instance)
 	    " OR nodes.heartbeat < umbox_now() - $3", 3, v, "");
 	PGresult *r;
 
+	if (status == STORE_OK)
+		pg_usage_settle(s);
 	if (status != STORE_NOTFOUND)
 		return status;
 	r = pg_run(s, &status, "look at the node", "SELECT instance, umbox_now() - heartbeat"

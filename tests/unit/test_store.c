@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -16,7 +17,7 @@
 #include "store/store.h"
 
 #define SCHEMA_VERSION	4
-#define PG_SCHEMA_VERSION	10
+#define PG_SCHEMA_VERSION	11
 
 struct fx {
 	char *dir;
@@ -1409,6 +1410,120 @@ test_pg_sweep_commit_marks(void **state)
 	PQfinish(c);
 }
 
+/* A number the server answers to sql (one row, one column). */
+static long long
+pg_number(struct fx *f, const char *sql)
+{
+	PGconn *c = PQconnectdb(f->dsn);
+	PGresult *r = PQexec(c, sql);
+	long long v;
+
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	v = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+static void
+assert_usage(struct store *s, const char *login, uint64_t used, uint64_t messages)
+{
+	struct store_user u;
+
+	assert_int_equal(store_user_get(s, login, &u), STORE_OK);
+	assert_int_equal(u.used, used);
+	assert_int_equal(u.messages, messages);
+	store_user_clear(&u);
+}
+
+struct quota_setter {
+	struct store *s;
+	uint64_t quota;
+	atomic_int done;
+};
+
+static void *
+quota_set_thread(void *arg)
+{
+	struct quota_setter *q = arg;
+	struct store_user u = { .quota = q->quota };
+
+	assert_int_equal(store_user_set(q->s, "bob", &u, STORE_USER_QUOTA), STORE_OK);
+	atomic_store(&q->done, 1);
+	return NULL;
+}
+
+/*
+ * A mailbox without a quota: its deliveries leave its row alone (deltas
+ * the heartbeat folds in), and its usage reads the same before and after.
+ * Setting a quota waits for a delivery in flight and counts it: the next
+ * delivery meets the quota exactly.  A mailbox with a quota has its row
+ * kept exact, no deltas.
+ */
+static void
+test_pg_usage_deltas(void **state)
+{
+	struct fx *f = *state;
+	int64_t bob = add_user(f->s, "bob", NULL, 0);
+	struct store_rcpt_local loc = { bob, NULL, NULL };
+	struct store_delivery d = { .sender = "s@t", .data = "1234", .fd = -1, .len = 4,
+	    .check_quota = 1, .local = &loc, .nlocal = 1 };
+	struct store_delivery_result res;
+	struct quota_setter q = { .s = f->s, .quota = 20 };
+	char sql[256];
+	pthread_t t;
+	PGconn *c;
+	PGresult *r;
+
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+		store_delivery_result_clear(&res);
+	}
+	assert_int_equal(pg_number(f, "SELECT count(*) FROM usage_deltas"), 3);
+	assert_int_equal(pg_number(f, "SELECT used FROM users WHERE login = 'bob'"), 0);
+	assert_usage(f->s, "bob", 12, 3);
+	assert_int_equal(store_node_claim(f->s, "test 1"), STORE_OK);	/* the heartbeat */
+	assert_int_equal(pg_number(f, "SELECT count(*) FROM usage_deltas"), 0);
+	assert_int_equal(pg_number(f, "SELECT used FROM users WHERE login = 'bob'"), 12);
+	assert_usage(f->s, "bob", 12, 3);
+
+	/* A delivery of 4 more bytes, in flight on another connection. */
+	c = PQconnectdb(f->dsn);
+	snprintf(sql, sizeof(sql), "BEGIN; WITH m AS (INSERT INTO messages (sender, size,"
+	    " created_at) VALUES ('x@y', 4, 0) RETURNING id) INSERT INTO entries"
+	    " (user_id, message_id, kind, size, arrived) SELECT %lld, id, 0, 4, 0 FROM m",
+	    (long long)bob);
+	r = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	assert_int_equal(pthread_create(&t, NULL, quota_set_thread, &q), 0);
+	usleep(300 * 1000);
+	assert_false(atomic_load(&q.done));
+	r = PQexec(c, "COMMIT");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(pg_number(f, "SELECT count(*) FROM usage_deltas"), 0);
+	assert_int_equal(pg_number(f, "SELECT used FROM users WHERE login = 'bob'"), 16);
+
+	/* 16 + 4 = 20 fits; then the mailbox is full. */
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	store_delivery_result_clear(&res);
+	assert_int_equal(pg_number(f, "SELECT count(*) FROM usage_deltas"), 0);
+	assert_usage(f->s, "bob", 20, 5);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_QUOTA);
+	assert_usage(f->s, "bob", 20, 5);
+
+	/* Without a quota again, deltas again. */
+	q.quota = 0;
+	quota_set_thread(&q);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	store_delivery_result_clear(&res);
+	assert_int_equal(pg_number(f, "SELECT count(*) FROM usage_deltas"), 1);
+	assert_usage(f->s, "bob", 24, 6);
+}
+
 static void
 test_pg_open_schema(void **state)
 {
@@ -1636,6 +1751,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_set, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_sweep, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_sweep_commit_marks, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_usage_deltas, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_spoiled_request, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup_pg, teardown_pg),
