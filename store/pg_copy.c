@@ -5,7 +5,7 @@
  * twice.  Offline: the SQLite file is read in one read transaction (one
  * consistent state), the copy is one PostgreSQL transaction (all or
  * nothing).  Mailbox usage is recomputed by the target's triggers as the
- * entries go in; ids and uids continue after the highest ever given out
+ * entries go in, and settled into the users' rows at the end; ids and uids continue after the highest ever given out
  * (SQLite's sqlite_sequence), so none is reused; POP3 locks are not
  * copied.
  */
@@ -270,6 +270,8 @@ pg_copy_from_sqlite(struct store *s, const char *path, struct store_copy_counts 
 			status = copy_sequences(s, db);
 		if (status == STORE_OK)
 			status = copy_epoch(s, db);
+		if (status == STORE_OK)	/* the entries' usage, into the users' rows */
+			status = pg_exec(s, "settle usage", "SELECT usage_settle(NULL)", 0, NULL);
 		if (status == STORE_OK)
 			status = pg_exec(s, "commit", "COMMIT", 0, NULL);
 		else
