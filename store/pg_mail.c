@@ -390,8 +390,13 @@ pg_deliver(struct store *s, const struct store_delivery *d, struct store_deliver
 
 /* ---- mailboxes ---- */
 
+/*
+ * The sender by the message's key, row by row: as a join the planner
+ * would hash every message in the store to list one mailbox.
+ */
 #define PG_ENTRY_COLS "SELECT e.uid, e.user_id, e.message_id, e.kind, e.flags, e.size," \
-	" e.arrived, m.sender FROM entries e JOIN messages m ON m.id = e.message_id "
+	" e.arrived, (SELECT m.sender FROM messages m WHERE m.id = e.message_id)" \
+	" FROM entries e "
 
 static void
 pg_row_entry(struct store *s, const PGresult *r, int i, void *elem)
