@@ -291,8 +291,18 @@ pop3_quit(struct pop3_session *s)
 /*
  * A slice of the message read off the loop (PostgreSQL): one request at
  * a time, into a buffer the stream keeps until the message is out.
+ *
+ * A RETR of a message that fits in half the buffer reads ahead: the
+ * whole texts of the messages after it (not deleted, not yet retrieved,
+ * in order, up to POP3_AHEAD_MAX, while they fit) come in the same
+ * query, after it in the buffer.  The session keeps the buffer between
+ * RETRs while it holds messages not yet sent (s->ahead), so a client
+ * draining its mailbox in order costs one query per batch of messages,
+ * not one per message.  A message's text never changes, so a copy read
+ * ahead is as good as one read at its RETR.
  */
 #define POP3_SLICE_REMOTE	(128 * 1024)
+#define POP3_AHEAD_MAX		16
 
 struct pop3_slice {
 	struct store_read read;
@@ -300,12 +310,26 @@ struct pop3_slice {
 	struct store_entry e;		/* without its sender */
 	uint64_t offset;
 	size_t len, got;
+	size_t start;			/* where in buf the bytes at offset begin */
 	int busy;			/* a read in flight */
 	int ready;			/* got bytes at offset, not yet sent */
 	int status;
+	/* Reading ahead: asked for (want[0] is e, whole), then got (uid, where, how long). */
+	size_t nwant, nahead;
+	struct store_entry want[POP3_AHEAD_MAX + 1];
+	size_t lens[POP3_AHEAD_MAX + 1];
+	struct { int64_t uid; size_t at, len; } ahead[POP3_AHEAD_MAX];
 	char errmsg[256];
 	char buf[POP3_SLICE_REMOTE];
 };
+
+/* The session's read-ahead buffer goes (at the end of the session, or unused). */
+void
+pop3_ahead_free(struct pop3_session *s)
+{
+	free(s->ahead);
+	s->ahead = NULL;
+}
 
 void
 pop3_stream_free(struct pop3_session *s)
@@ -317,6 +341,8 @@ pop3_stream_free(struct pop3_session *s)
 	store_reader_close(&st->r);
 	if (st->slice && st->slice->busy)
 		store_read_cancel(&st->slice->read);	/* freed when it comes back */
+	else if (st->slice && st->slice->nahead > 0 && s->ahead == NULL)
+		s->ahead = st->slice;			/* for the next RETRs */
 	else
 		free(st->slice);
 	free(st);
@@ -328,9 +354,97 @@ slice_work(struct store *st, struct store_read *r)
 {
 	struct pop3_slice *sl = COMPLETION_OWNER(r, struct pop3_slice, read);
 
+	sl->status = STORE_OK;
+	if (sl->nwant > 0)
+		sl->status = store_entries_read(st, sl->want, sl->nwant, sl->buf, sizeof(sl->buf),
+		    sl->lens);
+	if (sl->status == STORE_OK && sl->nwant > 0 && sl->lens[0] != STORE_NO_TEXT) {
+		sl->got = sl->lens[0];
+		return;
+	}
+	sl->nwant = 0;		/* this message alone, read as usual */
 	sl->status = store_entry_read(st, &sl->e, sl->offset, sl->buf, sl->len, &sl->got);
 	if (sl->status != STORE_OK)
 		snprintf(sl->errmsg, sizeof(sl->errmsg), "%s", store_errmsg(st));
+}
+
+/* On the loop: where the messages read ahead are in the buffer. */
+static void
+slice_ahead_found(struct pop3_slice *sl)
+{
+	size_t at = sl->lens[0];
+
+	sl->nahead = 0;
+	for (size_t i = 1; i < sl->nwant; i++) {
+		if (sl->lens[i] == STORE_NO_TEXT)
+			continue;
+		sl->ahead[sl->nahead].uid = sl->want[i].uid;
+		sl->ahead[sl->nahead].at = at;
+		sl->ahead[sl->nahead].len = sl->lens[i];
+		sl->nahead++;
+		at += sl->lens[i];
+	}
+	sl->nwant = 0;
+}
+
+/*
+ * The messages to read ahead of m, into want[1..]: the next ones not
+ * deleted or retrieved, in order, while they fit beside m.
+ */
+static void
+slice_ahead_want(struct pop3_session *s, struct pop3_slice *sl, const struct pop3_msg *m)
+{
+	size_t room = sizeof(sl->buf) - (size_t)m->e.size;
+
+	sl->nwant = 0;
+	sl->nahead = 0;
+	if (m->e.size > sizeof(sl->buf) / 2)
+		return;
+	sl->want[sl->nwant++] = sl->e;
+	for (size_t i = (size_t)(m - s->msgs) + 1; i < s->nmsgs && sl->nwant <= POP3_AHEAD_MAX;
+	    i++) {
+		const struct pop3_msg *n = &s->msgs[i];
+
+		if (n->deleted || n->retrieved)
+			continue;
+		if (n->e.size > room)
+			break;
+		room -= (size_t)n->e.size;
+		sl->want[sl->nwant] = n->e;
+		sl->want[sl->nwant++].sender = NULL;
+	}
+}
+
+/*
+ * The session's read-ahead buffer, if it holds m: the stream's slice,
+ * with m ready to send and what came before it forgotten.  Otherwise the
+ * buffer is dropped (the client went another way) and NULL returned.
+ */
+static struct pop3_slice *
+slice_from_ahead(struct pop3_session *s, const struct pop3_msg *m)
+{
+	struct pop3_slice *sl = s->ahead;
+	size_t j;
+
+	if (sl == NULL)
+		return NULL;
+	for (j = 0; j < sl->nahead && sl->ahead[j].uid != m->e.uid; j++)
+		;
+	if (j == sl->nahead || sl->ahead[j].len != m->e.size) {
+		pop3_ahead_free(s);
+		return NULL;
+	}
+	s->ahead = NULL;
+	sl->e = m->e;
+	sl->e.sender = NULL;
+	sl->offset = 0;
+	sl->start = sl->ahead[j].at;
+	sl->got = sl->ahead[j].len;
+	sl->ready = 1;
+	sl->status = STORE_OK;
+	sl->nahead -= j + 1;
+	memmove(sl->ahead, sl->ahead + j + 1, sl->nahead * sizeof(sl->ahead[0]));
+	return sl;
 }
 
 static void
@@ -344,6 +458,7 @@ slice_done(struct store_read *r, int cancelled)
 	}
 	sl->busy = 0;
 	sl->ready = 1;
+	slice_ahead_found(sl);
 	conn_cancel_timer(&sl->s->c);
 	pop3_stream_pump(sl->s);
 }
@@ -358,6 +473,10 @@ slice_fetch(struct pop3_session *s, struct pop3_stream *st)
 	sl->offset = st->offset;
 	sl->len = left < sizeof(sl->buf) ? (size_t)left : sizeof(sl->buf);
 	sl->got = 0;
+	sl->start = 0;
+	sl->nwant = sl->nahead = 0;	/* the buffer is overwritten */
+	if (st->offset == 0 && !st->top)
+		slice_ahead_want(s, sl, st->m);
 	sl->busy = 1;
 	sl->read.work = slice_work;
 	sl->read.done = slice_done;
@@ -375,10 +494,12 @@ pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned l
 	struct pop3_stream *st = xcalloc(1, sizeof(*st));
 
 	if (s->loop->store == NULL) {
-		st->slice = xcalloc(1, sizeof(*st->slice));
-		st->slice->s = s;
-		st->slice->e = m->e;
-		st->slice->e.sender = NULL;
+		if (top || (st->slice = slice_from_ahead(s, m)) == NULL) {
+			st->slice = xcalloc(1, sizeof(*st->slice));
+			st->slice->s = s;
+			st->slice->e = m->e;
+			st->slice->e.sender = NULL;
+		}
 	} else if (store_reader_open(s->loop->store, &m->e, &st->r) != STORE_OK) {
 		log_err("%s: opening message %s: %s", s->c.id, m->e.uidl,
 		    store_errmsg(s->loop->store));
@@ -554,10 +675,10 @@ stream_next(struct pop3_session *s, struct pop3_stream *st, struct evbuffer *out
 		log_err("%s: reading message %s: %s", s->c.id, st->m->e.uidl, sl->errmsg);
 		return sl->status != STORE_OK ? sl->status : STORE_ERROR;
 	}
-	*bytes = sl->buf;
+	*bytes = sl->buf + sl->start;
 	*got = sl->got;
 	if (!st->top)
-		stream_stuff(st, out, sl->buf, sl->got);
+		stream_stuff(st, out, *bytes, sl->got);
 	return STORE_OK;
 }
 

@@ -89,6 +89,7 @@ struct pop3_session {
 	struct pop3_msg *msgs;		/* the snapshot taken at login */
 	size_t nmsgs;
 	struct pop3_stream *stream;
+	struct pop3_slice *ahead;	/* messages read ahead of their RETR (PostgreSQL) */
 	struct pop3_listing *listing;	/* the mailbox being listed after login */
 	struct store_req *req;		/* lock or QUIT in flight */
 
@@ -130,6 +131,7 @@ int pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsign
 void pop3_stream_pump(struct pop3_session *s);
 /* The session goes away: the stream, and a listing or slice in flight, let go. */
 void pop3_stream_free(struct pop3_session *s);
+void pop3_ahead_free(struct pop3_session *s);
 void pop3_listing_cancel(struct pop3_session *s);
 void pop3_quit(struct pop3_session *s);
 void pop3_release_lock(struct pop3_session *s);

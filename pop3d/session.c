@@ -113,6 +113,7 @@ pop3_session_release(struct conn *c)
 		store_entry_clear(&s->msgs[i].e);
 	free(s->msgs);
 	pop3_stream_free(s);
+	pop3_ahead_free(s);
 	pop3_listing_cancel(s);
 	store_user_free(&s->user);
 	free(s->user_name);

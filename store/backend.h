@@ -96,6 +96,9 @@ struct store_backend {
 	int (*entry_get)(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
 	int (*entry_read)(struct store *s, const struct store_entry *e, uint64_t offset,
 	    void *buf, size_t len, size_t *got);
+	/* NULL: store_entries_read reads each entry alone. */
+	int (*entries_read)(struct store *s, const struct store_entry *e, size_t n, void *buf,
+	    size_t len, size_t *lens);
 	/* An entry with uid 0 is a queue row's message alone, without a prefix. */
 	int (*reader_open)(struct store *s, const struct store_entry *e, struct store_reader **out);
 	int (*reader_read)(struct store_reader *r, uint64_t offset, void *buf, size_t len,

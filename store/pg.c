@@ -1496,6 +1496,7 @@ const struct store_backend store_pg_backend = {
 	.mailbox_list = pg_mailbox_list,
 	.entry_get = pg_entry_get,
 	.entry_read = pg_entry_read,
+	.entries_read = pg_entries_read,
 	.reader_open = pg_reader_open,
 	.reader_read = pg_reader_read,
 	.reader_close = pg_reader_close,

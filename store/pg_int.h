@@ -142,6 +142,8 @@ int pg_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, 
 int pg_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
 int pg_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got);
+int pg_entries_read(struct store *s, const struct store_entry *e, size_t n, void *buf,
+    size_t len, size_t *lens);
 int pg_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out);
 int pg_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t len, size_t *got);
 void pg_reader_close(struct store_reader *r);

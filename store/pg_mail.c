@@ -594,6 +594,58 @@ pg_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
 	return status;
 }
 
+/*
+ * Reading ahead: the texts of several entries in one query.  An entry
+ * whose body is more than its first chunk is left to pg_entry_read
+ * (STORE_NO_TEXT here), as is one whose text does not add up to its size.
+ */
+int
+pg_entries_read(struct store *s, const struct store_entry *e, size_t n, void *buf,
+    size_t len, size_t *lens)
+{
+	int64_t *uids = xcalloc(n ? n : 1, sizeof(*uids));
+	size_t k = 0, used = 0;
+	const char *v[1];
+	int status;
+	PGresult *r;
+
+	for (size_t i = 0; i < n; i++) {
+		lens[i] = STORE_NO_TEXT;
+		if (e[i].uid && e[i].size <= PG_CHUNK)
+			uids[k++] = e[i].uid;
+	}
+	if (k == 0) {
+		free(uids);
+		return STORE_OK;
+	}
+	v[0] = pg_int_array(uids, k);
+	free(uids);
+	r = pg_query(s, &status, "read entries", "SELECT e.uid, e.prefix, c.data FROM entries e"
+	    " LEFT JOIN message_chunks c ON c.message_id = e.message_id AND c.seq = 0"
+	    " WHERE e.uid = ANY($1::bigint[])", 1, v, NULL, NULL, 1);
+	free((char *)v[0]);
+	if (r == NULL)
+		return status;
+	for (size_t i = 0; i < n; i++) {
+		for (int row = 0; row < PQntuples(r); row++) {
+			size_t plen = (size_t)PQgetlength(r, row, 1);
+			size_t blen = (size_t)PQgetlength(r, row, 2);
+
+			if (pg_bin_i64(r, row, 0) != e[i].uid)
+				continue;
+			if (plen + blen == e[i].size && e[i].size <= len - used) {
+				memcpy((char *)buf + used, PQgetvalue(r, row, 1), plen);
+				memcpy((char *)buf + used + plen, PQgetvalue(r, row, 2), blen);
+				lens[i] = plen + blen;
+				used += lens[i];
+			}
+			break;
+		}
+	}
+	PQclear(r);
+	return STORE_OK;
+}
+
 /* A reader keeps the prefix; each read is one query for the body's slice. */
 struct pg_reader {
 	struct store *s;		/* first: see store.c */

@@ -402,6 +402,38 @@ store_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
 }
 
 int
+store_entries_read(struct store *s, const struct store_entry *e, size_t n, void *buf,
+    size_t len, size_t *lens)
+{
+	size_t used = 0;
+
+	if (s->be->entries_read)
+		return s->be->entries_read(s, e, n, buf, len, lens);
+	for (size_t i = 0; i < n; i++) {
+		size_t have = 0, got;
+		int status = STORE_OK;
+
+		lens[i] = STORE_NO_TEXT;
+		if (e[i].size > len - used)
+			continue;
+		while (have < e[i].size) {
+			status = store_entry_read(s, &e[i], have, (char *)buf + used + have,
+			    (size_t)e[i].size - have, &got);
+			if (status != STORE_OK || got == 0)
+				break;
+			have += got;
+		}
+		if (status != STORE_OK && status != STORE_NOTFOUND)
+			return status;
+		if (status == STORE_OK && have == e[i].size) {
+			lens[i] = have;
+			used += have;
+		}
+	}
+	return STORE_OK;
+}
+
+int
 store_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out)
 {
 	*out = NULL;

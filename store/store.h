@@ -410,6 +410,16 @@ int store_entry_get(struct store *s, int64_t user_id, const char *uidl, struct s
 int store_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got);
 /*
+ * The whole texts of n entries at once (reading ahead): each of e[] in
+ * turn, while the texts fit in len bytes, goes into buf after the one
+ * before, its length in lens[i]; an entry that is gone, or that no
+ * longer fits, gets lens[i] = STORE_NO_TEXT.  An error of the store
+ * fails the whole call.
+ */
+#define STORE_NO_TEXT	SIZE_MAX
+int store_entries_read(struct store *s, const struct store_entry *e, size_t n, void *buf,
+    size_t len, size_t *lens);
+/*
  * A reader for streaming one entry out in slices (POP3 RETR, mail export):
  * reads at increasing offsets cost the same however far into a large
  * message they are.  A large entry is read from a snapshot of its own, so

@@ -405,3 +405,42 @@ def test_dot_lines_across_read_slices(env):
             assert c.body_raw() == stuff(head_of(m) + b"x" * (n - 1) + b"\r\n" +
                                          b".\r\n" * 29999), f"TOP {n} 30000"
         assert c.cmd("QUIT").startswith("+OK")
+
+
+def test_retr_in_any_order_gives_each_message_whole(env):
+    """RETRs in order, skipping, going back, after DELE and between TOPs,
+    over messages small and large (past 64 KiB) and dot-stuffed: each
+    RETR is exactly that message, and TOP is that message's head.  (On
+    PostgreSQL a RETR reads the next messages ahead of their RETR.)"""
+    msgs = []
+    for i in range(24):
+        if i % 7 == 3:
+            body = "".join(f"big {i} line {k} " + "y" * 60 + "\r\n" for k in range(1200))
+        elif i % 5 == 1:
+            body = DOTTY_BODY
+        else:
+            body = f"small {i}\r\n" * (1 + i)
+        msgs.append(message(f"m{i}", body))
+    env.deliver("alice", msgs)
+    stored = list(env.messages("alice").values())
+    assert len(stored) == 24
+    assert any(len(m) > 65536 for m in stored)
+    p = env.poplib()
+    try:
+        def retr(n):
+            assert joined(p.retr(n)[1]) == stored[n - 1], f"RETR {n}"
+
+        retr(1)
+        retr(2)
+        p.dele(3)
+        retr(4)
+        assert joined(p.top(5, 0)[1]) == stored[4].split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+        retr(5)
+        retr(7)
+        retr(6)         # back
+        retr(2)         # again
+        for n in range(8, 25):
+            retr(n)
+        retr(1)
+    finally:
+        p.quit()

@@ -540,6 +540,62 @@ test_quota_defers_the_full_mailbox(void **state)
 	assert_int_equal(st.messages, 3);	/* still bob's */
 }
 
+/*
+ * Several entries' whole texts at once, packed in the order asked: one
+ * deleted meanwhile, and one that no longer fits, are left out.
+ */
+static void
+test_entries_read(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	struct store_rcpt_local loc = { a, "Delivered-To: alice@example.test\r\n", NULL };
+	const char *bodies[] = { "Subject: one\r\n\r\n1\r\n", "Subject: two\r\n\r\n22\r\n",
+	    "Subject: three\r\n\r\n333\r\n" };
+	struct store_delivery d = { .sender = "x@y", .fd = -1, .local = &loc, .nlocal = 1 };
+	struct store_delivery_result res;
+	struct store_entry *v;
+	size_t n, lens[3], total;
+	char *texts[3], buf[1024];
+
+	for (size_t i = 0; i < 3; i++) {
+		d.data = bodies[i];
+		d.len = strlen(bodies[i]);
+		assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+		store_delivery_result_clear(&res);
+	}
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < 3; i++)
+		texts[i] = read_all(f->s, &v[i], 1000);
+
+	assert_int_equal(store_entries_read(f->s, v, 3, buf, sizeof(buf), lens), STORE_OK);
+	total = 0;
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(lens[i], v[i].size);
+		assert_memory_equal(buf + total, texts[i], lens[i]);
+		total += lens[i];
+	}
+
+	/* The second deleted, the third one byte too many. */
+	assert_int_equal(store_entries_delete(f->s, a, &v[1].uid, 1), STORE_OK);
+	assert_int_equal(store_entries_read(f->s, v, 3, buf, v[0].size + v[2].size - 1, lens),
+	    STORE_OK);
+	assert_int_equal(lens[0], v[0].size);
+	assert_memory_equal(buf, texts[0], lens[0]);
+	assert_true(lens[1] == STORE_NO_TEXT);
+	assert_true(lens[2] == STORE_NO_TEXT);
+	/* With room, the third comes right after the first. */
+	assert_int_equal(store_entries_read(f->s, v, 3, buf, sizeof(buf), lens), STORE_OK);
+	assert_true(lens[1] == STORE_NO_TEXT);
+	assert_int_equal(lens[2], v[2].size);
+	assert_memory_equal(buf + lens[0], texts[2], lens[2]);
+
+	for (size_t i = 0; i < 3; i++)
+		free(texts[i]);
+	store_entry_list_free(&v, n);
+}
+
 /* No mailbox has room and nothing goes outside: STORE_QUOTA, nothing stored. */
 static void
 test_quota_all_full(void **state)
@@ -1714,6 +1770,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota_all_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_remote_and_full_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entries_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup, teardown),
@@ -1743,6 +1800,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota_all_full, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_quota_remote_and_full_local, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_entries_read, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_nodes_and_locks, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_directory, setup_pg, teardown_pg),
