@@ -5,9 +5,9 @@
  * twice.  Offline: the SQLite file is read in one read transaction (one
  * consistent state), the copy is one PostgreSQL transaction (all or
  * nothing).  Mailbox usage is recomputed by the target's triggers as the
- * entries go in, and settled into the users' rows at the end; ids and uids continue after the highest ever given out
- * (SQLite's sqlite_sequence), so none is reused; POP3 locks are not
- * copied.
+ * entries go in, and settled into the users' rows at the end; ids and
+ * uids continue after the highest ever given out (SQLite's
+ * sqlite_sequence), so none is reused; POP3 locks are not copied.
  */
 #include "store/pg_int.h"
 

@@ -74,18 +74,16 @@ typedef void pg_row_fn(struct store *s, const PGresult *r, int i, void *elem);
 int pg_rows(struct store *s, const char *what, const char *sql, int n, const char *const *params,
     size_t size, pg_row_fn *row, void *out, size_t *count);
 /*
- * In the writer's pipeline (pg.c): send one statement without waiting
- * (STORE_OK, or the failure to send); later, in the same order, take its
- * answer: the result when it succeeded, else NULL with *status set.
- */
-/* The key of the advisory lock held by the node settling mailbox usage. */
-#define PG_SETTLE_LOCK	"7565746f6d757365"	/* any fixed bigint */
-/*
  * Lock the rows of those users ($1, a bigint[]) who have a quota, in id
  * order: before deliveries to them (schema step 11).
  */
 #define PG_LOCK_USERS_SQL	"SELECT 1 FROM users WHERE id = ANY($1::bigint[])" \
 	" AND quota <> 0 ORDER BY id FOR UPDATE"
+/*
+ * In the writer's pipeline (pg.c): send one statement without waiting
+ * (STORE_OK, or the failure to send); later, in the same order, take its
+ * answer: the result when it succeeded, else NULL with *status set.
+ */
 int pg_pipe_send(struct store *s, const char *what, const char *sql, int n,
     const char *const *params, const int *lengths, const int *formats);
 PGresult *pg_pipe_result(struct store *s, int *status, const char *what);

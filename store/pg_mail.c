@@ -753,6 +753,8 @@ pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now, u
  * one node at a time: the others skip it while it does.  A failure only
  * leaves them for the next heartbeat.
  */
+#define PG_SETTLE_LOCK	"7565746f6d757365"	/* any fixed bigint: the settling node's */
+
 static void
 pg_usage_settle(struct store *s)
 {
