@@ -1580,6 +1580,59 @@ test_pg_usage_deltas(void **state)
 	assert_usage(f->s, "bob", 24, 6);
 }
 
+/*
+ * A batch that PostgreSQL aborts as a deadlock's victim runs again after
+ * a short wait, and its delivery is stored once: the conflict never
+ * reaches the client.  The batch holds alice's row and waits for bob's,
+ * which another connection holds and that connection then asks for
+ * alice's: the writer, waiting first, is the one the server aborts.
+ */
+static void
+test_pg_writer_deadlock_retried(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 1000000), b = add_user(f->s, "bob", NULL, 1000000);
+	struct store_rcpt_local both[2] = { { a, NULL, NULL }, { b, NULL, NULL } };
+	struct store_delivery d = { .sender = "", .data = "both\r\n", .fd = -1, .len = 6,
+	    .check_quota = 1, .local = both, .nlocal = 2 };
+	struct store_writer *w;
+	struct wctx ctx = { 0 };
+	struct blocker blk;
+	struct store_entry *v;
+	pthread_t loop;
+	char err[256], sql[128];
+	PGresult *r;
+	size_t n;
+	int waited = 0;
+
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(&f->cfg, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	block_writer(f, b, &blk);
+	ctx.expect = 1;
+	assert_int_equal(pthread_create(&loop, NULL, dispatch_thread, &ctx), 0);
+	store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
+	while (pg_number(f, "SELECT count(*) FROM pg_locks WHERE NOT granted") == 0) {
+		assert_true(++waited < 500);
+		usleep(10000);
+	}
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM users WHERE id = %lld FOR UPDATE", (long long)a);
+	r = PQexec(blk.pg, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	PQclear(r);
+	unblock_writer(&blk);
+	pthread_join(loop, NULL);
+	assert_int_equal(ctx.done, 1);
+	assert_int_equal(ctx.ok, 1);
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	assert_int_equal(pg_number(f, "SELECT count(*) FROM messages"), 1);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(store_mailbox_list(f->s, both[i].user_id, &v, &n), STORE_OK);
+		assert_int_equal(n, 1);
+		store_entry_list_free(&v, n);
+	}
+}
+
 static void
 test_pg_open_schema(void **state)
 {
@@ -1810,6 +1863,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sweep, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_sweep_commit_marks, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_usage_deltas, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_pg_writer_deadlock_retried, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_spoiled_request, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup_pg, teardown_pg),
