@@ -8,8 +8,11 @@
  *
  *   - it counts lines, because Debian's inih is built without
  *     INI_HANDLER_LINENO and the handler would not know where it is;
- *   - it refuses lines longer than inih's buffer, which inih would
- *     otherwise split into two "lines" or silently cut;
+ *   - it passes a key line longer than inih's buffer (which inih would
+ *     split into two "lines" or cut) as its key alone, and keeps the
+ *     value, trimmed and without its inline comment as inih would have
+ *     it, for the handler (ctx->long_value); it refuses a line longer
+ *     than CONFIG_LINE_MAX;
  *   - it refuses control characters (NUL, CR inside a line, ...);
  *   - it strips indentation, so inih never takes an indented line for a
  *     continuation of the previous value (INI_ALLOW_MULTILINE);
@@ -215,6 +218,31 @@ config_section_line(struct load_ctx *ctx, const char *line, size_t n)
 }
 
 /*
+ * What inih makes of the text after a key's separator: leading blanks
+ * skipped, cut at an inline comment (';' after a blank), trailing blanks
+ * dropped.
+ */
+static char *
+long_value(const char *v, size_t n)
+{
+	size_t i;
+	int was_blank = 0;
+
+	while (n > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		n--;
+	}
+	for (i = 0; i < n; i++) {
+		if (was_blank && v[i] == ';')
+			break;
+		was_blank = v[i] == ' ' || v[i] == '\t';
+	}
+	while (i > 0 && (v[i - 1] == ' ' || v[i - 1] == '\t'))
+		i--;
+	return xstrndup(v, i);
+}
+
+/*
  * The ini_reader: hand inih the next line of ctx->text, fgets-style, in
  * str (num bytes).  Lines are counted here, so ctx->lineno is the line of
  * the key when inih calls the handler (it does so before reading on).
@@ -247,12 +275,11 @@ config_reader(char *str, int num, void *stream)
 		line += 3;
 		n -= 3;
 	}
-	limit = CONFIG_LINE_MAX;
-	if ((size_t)num - 2 < limit)
-		limit = (size_t)num - 2;
-	if (n > limit) {
-		config_error(ctx, ctx->lineno, "line is longer than %zu "
-		    "characters", limit);
+	free(ctx->long_value);	/* one line's, should inih not have called the handler */
+	ctx->long_value = NULL;
+	if (n > CONFIG_LINE_MAX) {
+		config_error(ctx, ctx->lineno, "line is longer than %d "
+		    "characters", CONFIG_LINE_MAX);
 		return str;
 	}
 	for (i = 0; i < n; i++) {
@@ -286,6 +313,16 @@ config_reader(char *str, int num, void *stream)
 		    line[0]);
 		return str;
 	}
+	limit = (size_t)num - 2;	/* inih's buffer, less "\n" and NUL */
+	if (n > limit) {
+		if ((size_t)sep + 1 > limit) {
+			config_error(ctx, ctx->lineno, "key name longer than %zu "
+			    "characters", limit - 1);
+			return str;
+		}
+		ctx->long_value = long_value(line + sep + 1, n - (size_t)sep - 1);
+		n = (size_t)sep + 1;
+	}
 	memcpy(str, line, n);
 	str[n] = '\n';
 	str[n + 1] = '\0';
@@ -307,6 +344,9 @@ config_handler(void *user, const char *section, const char *name,
 	char why[CONFIG_WHY_MAX], *known;
 	size_t i;
 	int *set;
+
+	if (ctx->long_value)
+		value = ctx->long_value;	/* freed by the reader's next call */
 
 	if (ctx->state == SECTION_BAD)
 		return 1;
@@ -356,6 +396,8 @@ config_parse_text(struct load_ctx *ctx, const char *text, size_t len)
 	ctx->len = len;
 	ctx->pos = 0;
 	rc = ini_parse_stream(config_reader, ctx, config_handler, ctx);
+	free(ctx->long_value);
+	ctx->long_value = NULL;
 	if (rc == -2)
 		fatal("out of memory in ini_parse_stream");
 	/* The reader should have caught everything inih could object to. */

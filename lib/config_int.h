@@ -20,10 +20,12 @@
 
 /*
  * Longest line accepted, not counting the line end.  inih's buffer is
- * INI_MAX_LINE (200 in Debian) bytes and must hold the line, "\n" and NUL;
- * the reader also checks the size inih actually passes.
+ * INI_MAX_LINE (200 in Debian) bytes; a key line longer than that reaches
+ * inih as its key alone, and the reader keeps the value for the handler
+ * (a libpq connection string with several hosts and its TLS options
+ * easily passes 200).
  */
-#define CONFIG_LINE_MAX		198
+#define CONFIG_LINE_MAX		4096
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* a config file is small */
 #define CONFIG_SECTIONS		8		/* entries of config_sections[] */
 #define CONFIG_KEYS_MAX		8		/* most keys in one section */
@@ -76,6 +78,7 @@ struct load_ctx {
 	int set_line[CONFIG_SECTIONS][CONFIG_KEYS_MAX];	/* 0: not set */
 	struct strlist errors;
 	size_t nerrors;			/* including the ones not kept */
+	char *long_value;		/* the value of a line too long for inih */
 };
 
 /* config_keys.c */
