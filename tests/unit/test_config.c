@@ -943,6 +943,16 @@ test_overlong_line(void **state)
 	    "t.conf:3: [smtpd] max_recipients:");
 	config_free(&cfg);
 
+	/* A key name that inih's buffer cannot hold is refused, the next line read. */
+	memset(text, 0, sizeof(text));
+	strcpy(text, "[queue]\n");
+	memset(text + strlen(text), 'k', 300);
+	strcat(text, " = v\nsmtp_port = 27\n");
+	assert_int_equal(load(&cfg, text), -1);
+	assert_string_equal(err, "t.conf:2: key name longer than 197 characters");
+	assert_int_equal(cfg.queue.smtp_port, 27);
+	config_free(&cfg);
+
 	/* A long line's value is only its own: the next key has its own. */
 	memset(text, 0, sizeof(text));
 	memset(secret, 'b', 300);
