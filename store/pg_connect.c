@@ -11,16 +11,28 @@
  * that accepts and never answers, or one frozen, costs a bounded wait
  * and the next address is tried.  target_session_attrs still applies to
  * each attempt, so with several hosts the first that qualifies wins.
+ *
+ * libpq would also take a host from the connection service file
+ * (service=NAME in the dsn, or PGSERVICE) or from PGHOST, PGHOSTADDR and
+ * PGPORT, and look its name up itself.  So the host, hostaddr, port and
+ * connect_timeout the dsn leaves unset are first taken here from those,
+ * in libpq's order (the dsn, then the service file, then the
+ * environment), and looked up like the dsn's own.
  */
 #include "store/pg_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <ini.h>
 
 #include "lib/resolve.h"
 #include "lib/util.h"
@@ -70,6 +82,92 @@ pg_msg(const char *msg, char *err, size_t errlen)
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		n--;
 	snprintf(err, errlen, "%.*s", (int)n, msg);
+}
+
+#ifndef PG_SYSCONFDIR
+#define PG_SYSCONFDIR	"/etc/postgresql-common"	/* Debian's libpq */
+#endif
+
+/* The options libpq may take from elsewhere than the dsn. */
+enum { PG_HOST, PG_HOSTADDR, PG_PORT, PG_TIMEOUT, PG__WHERE };
+static const char *const pg_where_keys[PG__WHERE] = {
+	"host", "hostaddr", "port", "connect_timeout"
+};
+static const char *const pg_where_env[PG__WHERE] = {
+	"PGHOST", "PGHOSTADDR", "PGPORT", "PGCONNECT_TIMEOUT"
+};
+
+struct pg_service {
+	const char *name;
+	int found;			/* the file has [name] */
+	char *val[PG__WHERE];
+};
+
+static int
+pg_service_line(void *arg, const char *section, const char *key, const char *value)
+{
+	struct pg_service *sv = arg;
+
+	if (strcmp(section, sv->name) != 0)
+		return 1;
+	sv->found = 1;
+	for (int i = 0; i < PG__WHERE; i++)
+		if (key && strcmp(key, pg_where_keys[i]) == 0 && sv->val[i] == NULL)
+			sv->val[i] = xstrdup(value);
+	return 1;
+}
+
+/* Read [name] of one service file, if the file is there; 1 if it has it. */
+static int
+pg_service_file(struct pg_service *sv, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return 0;
+	ini_parse(path, pg_service_line, sv);
+	return sv->found;
+}
+
+/*
+ * What libpq would take for host, hostaddr, port and connect_timeout
+ * when the dsn does not set them: the service's first (PGSERVICEFILE or
+ * ~/.pg_service.conf, then pg_service.conf in PGSYSCONFDIR or libpq's
+ * own directory), then the environment.  An unknown service is left to
+ * libpq to report.
+ */
+static void
+pg_where_defaults(const char *service, char *val[PG__WHERE])
+{
+	struct pg_service sv = { .name = service ? service : getenv("PGSERVICE") };
+	const char *env;
+	char path[4096];
+
+	if (sv.name && *sv.name) {
+		struct passwd pw, *pwp = NULL;
+		char pwbuf[1024];
+
+		if ((env = getenv("PGSERVICEFILE")) != NULL)
+			snprintf(path, sizeof(path), "%s", env);
+		else if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &pwp) == 0 && pwp)
+			snprintf(path, sizeof(path), "%s/.pg_service.conf", pw.pw_dir);
+		else
+			path[0] = '\0';
+		if (!path[0] || !pg_service_file(&sv, path)) {
+			env = getenv("PGSYSCONFDIR");
+			snprintf(path, sizeof(path), "%s/pg_service.conf", env ? env : PG_SYSCONFDIR);
+			pg_service_file(&sv, path);
+		}
+	}
+	for (int i = 0; i < PG__WHERE; i++) {
+		if (val[i] != NULL) {
+			free(sv.val[i]);
+			continue;
+		}
+		val[i] = sv.val[i];
+		if (val[i] == NULL && (env = getenv(pg_where_env[i])) != NULL && *env)
+			val[i] = xstrdup(env);
+	}
 }
 
 /* One attempt at one target, for at most timeout_ms. */
@@ -136,12 +234,13 @@ PGconn *
 pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_t errlen)
 {
 	PQconninfoOption *opts;
-	const char *keys[PG_KEYS_MAX + 4], *vals[PG_KEYS_MAX + 4];
-	const char *host = NULL, *hostaddr = NULL, *port = NULL;
-	char *msg = NULL, one[512];
+	const char *keys[PG_KEYS_MAX + 4], *vals[PG_KEYS_MAX + 4], *service = NULL;
+	char *where[PG__WHERE] = { NULL }, *msg = NULL, one[512];
+	const char *host, *hostaddr, *port;
 	int64_t timeout_ms = PG_CONNECT_TIMEOUT * (int64_t)1000;
 	size_t nk = 0, nhosts;
 	PGconn *c = NULL;
+	int w;
 
 	err[0] = '\0';
 	if ((opts = PQconninfoParse(dsn ? dsn : "", &msg)) == NULL) {
@@ -153,19 +252,24 @@ pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (o->val == NULL || o->val[0] == '\0')
 			continue;
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			hostaddr = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
+		for (w = 0; w < PG__WHERE && strcmp(o->keyword, pg_where_keys[w]) != 0; w++)
+			;
+		if (w < PG__WHERE)
+			where[w] = xstrdup(o->val);
 		else if (nk < PG_KEYS_MAX) {
-			if (strcmp(o->keyword, "connect_timeout") == 0 && atoi(o->val) > 0)
-				timeout_ms = (atoi(o->val) < 2 ? 2 : atoi(o->val)) * (int64_t)1000;
+			if (strcmp(o->keyword, "service") == 0)
+				service = o->val;
 			keys[nk] = o->keyword, vals[nk++] = o->val;
 		}
 	}
-	/* No host: libpq's default (PGHOST, or the default socket directory). */
+	pg_where_defaults(service, where);
+	host = where[PG_HOST], hostaddr = where[PG_HOSTADDR], port = where[PG_PORT];
+	if (where[PG_TIMEOUT] && atoi(where[PG_TIMEOUT]) > 0) {
+		timeout_ms = (atoi(where[PG_TIMEOUT]) < 2 ? 2 : atoi(where[PG_TIMEOUT])) *
+		    (int64_t)1000;
+		keys[nk] = "connect_timeout", vals[nk++] = where[PG_TIMEOUT];
+	}
+	/* No host anywhere: libpq's default socket directory. */
 	nhosts = pg_items(host) ? pg_items(host) : 1;
 	for (size_t i = 0; i < nhosts && c == NULL; i++) {
 		char h[256], a[256], pt[32], **addrs = NULL;
@@ -200,5 +304,7 @@ pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_
 		resolve_free(addrs, addrs ? n : 0);
 	}
 	PQconninfoFree(opts);
+	for (w = 0; w < PG__WHERE; w++)
+		free(where[w]);
 	return c;
 }

@@ -39,6 +39,42 @@ def test_host_name_is_looked_up_through_the_dns_servers(site, dnsserver_port):
         proxy.close()
 
 
+def test_host_names_from_the_service_file_and_environment_too(site, dnsserver_port, tmp_path,
+                                                              monkeypatch):
+    # libpq would look these names up itself, with the system resolver,
+    # which knows nothing of pgdb.test.
+    proxy = Proxy()
+    try:
+        services = tmp_path / "pg_service.conf"
+        services.write_text("# the site's database\n[other]\nhost=nosuch.test\n"
+                            f"[umbox]\nhost=pgdb.test\nport={proxy.port}\nuser=postgres\n"
+                            f"dbname={site.db}\n")
+        monkeypatch.setenv("PGSERVICEFILE", str(services))
+        node = site.node("a", sections=dns_section(dnsserver_port), dsn="service=umbox")
+        node.deliver("alice", [message("by service", "reached through the service file\r\n")])
+        assert f"on pgdb.test:{proxy.port}" in node.ctl("status").stdout.decode()
+        reached = proxy.accepted
+        assert reached > 0
+
+        # The dsn's own settings come first: here the service's port is not used.
+        dsn = "service=umbox port=1"
+        r = site.node("b", sections=dns_section(dnsserver_port), dsn=dsn,
+                      start=False).ctl("status", check=False)
+        assert r.returncode != 0 and "pgdb.test" in r.stderr.decode(), r.stderr
+
+        # No service: PGHOST and PGPORT, as libpq reads them.
+        monkeypatch.delenv("PGSERVICEFILE")
+        monkeypatch.setenv("PGHOST", "pgdb.test")
+        monkeypatch.setenv("PGPORT", str(proxy.port))
+        node = site.node("c", sections=dns_section(dnsserver_port),
+                         dsn=f"user=postgres dbname={site.db}", start=False)
+        status = node.ctl("status").stdout.decode()
+        assert f"on pgdb.test:{proxy.port}" in status, status
+        assert proxy.accepted > reached
+    finally:
+        proxy.close()
+
+
 def test_unknown_host_name_is_a_clear_error(site, dnsserver_port):
     dsn = f"host=nosuch.test port=5432 user=postgres dbname={site.db}"
     node = site.node("a", sections=dns_section(dnsserver_port), dsn=dsn, start=False)
