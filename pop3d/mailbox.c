@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "aliases/voicemail.h"
 #include "lib/log.h"
@@ -299,10 +301,14 @@ pop3_quit(struct pop3_session *s)
  * RETRs while it holds messages not yet sent (s->ahead), so a client
  * draining its mailbox in order costs one query per batch of messages,
  * not one per message.  A message's text never changes, so a copy read
- * ahead is as good as one read at its RETR.
+ * ahead is as good as one read at its RETR.  A client that goes quiet
+ * instead loses the buffer after POP3_AHEAD_KEEP_MS, so an idle session
+ * holds no such memory; the buffer is mapped on its own, so that memory
+ * goes back to the system with it.
  */
 #define POP3_SLICE_REMOTE	(128 * 1024)
 #define POP3_AHEAD_MAX		16
+#define POP3_AHEAD_KEEP_MS	1000
 
 struct pop3_slice {
 	struct store_read read;
@@ -320,15 +326,60 @@ struct pop3_slice {
 	size_t lens[POP3_AHEAD_MAX + 1];
 	struct { int64_t uid; size_t at, len; } ahead[POP3_AHEAD_MAX];
 	char errmsg[256];
+	struct event *keep;		/* drops the buffer kept as s->ahead */
 	char buf[POP3_SLICE_REMOTE];
 };
+
+static struct pop3_slice *
+slice_new(struct pop3_session *s, const struct pop3_msg *m)
+{
+	struct pop3_slice *sl = mmap(NULL, sizeof(*sl), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (sl == MAP_FAILED)
+		fatal("out of memory for a message buffer");
+	sl->s = s;
+	sl->e = m->e;
+	sl->e.sender = NULL;
+	return sl;
+}
+
+static void
+slice_free(struct pop3_slice *sl)
+{
+	if (sl == NULL)
+		return;
+	if (sl->keep)
+		event_free(sl->keep);
+	munmap(sl, sizeof(*sl));
+}
 
 /* The session's read-ahead buffer goes (at the end of the session, or unused). */
 void
 pop3_ahead_free(struct pop3_session *s)
 {
-	free(s->ahead);
+	slice_free(s->ahead);
 	s->ahead = NULL;
+}
+
+static void
+ahead_expired(evutil_socket_t fd, short what, void *arg)
+{
+	pop3_ahead_free(arg);
+}
+
+/* Keep sl for the next RETRs, for a while. */
+static void
+ahead_keep(struct pop3_session *s, struct pop3_slice *sl)
+{
+	struct timeval tv = { POP3_AHEAD_KEEP_MS / 1000, (POP3_AHEAD_KEEP_MS % 1000) * 1000 };
+
+	if (sl->keep == NULL && (sl->keep = evtimer_new(s->loop->base, ahead_expired, s)) == NULL) {
+		slice_free(sl);
+		return;
+	}
+	evtimer_add(sl->keep, &tv);
+	s->ahead = sl;
 }
 
 void
@@ -342,9 +393,9 @@ pop3_stream_free(struct pop3_session *s)
 	if (st->slice && st->slice->busy)
 		store_read_cancel(&st->slice->read);	/* freed when it comes back */
 	else if (st->slice && st->slice->nahead > 0 && s->ahead == NULL)
-		s->ahead = st->slice;			/* for the next RETRs */
+		ahead_keep(s, st->slice);		/* for the next RETRs */
 	else
-		free(st->slice);
+		slice_free(st->slice);
 	free(st);
 	s->stream = NULL;
 }
@@ -435,6 +486,7 @@ slice_from_ahead(struct pop3_session *s, const struct pop3_msg *m)
 		return NULL;
 	}
 	s->ahead = NULL;
+	evtimer_del(sl->keep);
 	sl->e = m->e;
 	sl->e.sender = NULL;
 	sl->offset = 0;
@@ -453,7 +505,7 @@ slice_done(struct store_read *r, int cancelled)
 	struct pop3_slice *sl = COMPLETION_OWNER(r, struct pop3_slice, read);
 
 	if (cancelled) {
-		free(sl);
+		slice_free(sl);
 		return;
 	}
 	sl->busy = 0;
@@ -494,12 +546,8 @@ pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned l
 	struct pop3_stream *st = xcalloc(1, sizeof(*st));
 
 	if (s->loop->store == NULL) {
-		if (top || (st->slice = slice_from_ahead(s, m)) == NULL) {
-			st->slice = xcalloc(1, sizeof(*st->slice));
-			st->slice->s = s;
-			st->slice->e = m->e;
-			st->slice->e.sender = NULL;
-		}
+		if (top || (st->slice = slice_from_ahead(s, m)) == NULL)
+			st->slice = slice_new(s, m);
 	} else if (store_reader_open(s->loop->store, &m->e, &st->r) != STORE_OK) {
 		log_err("%s: opening message %s: %s", s->c.id, m->e.uidl,
 		    store_errmsg(s->loop->store));

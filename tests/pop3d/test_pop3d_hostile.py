@@ -6,13 +6,14 @@ forgetting what came before it.
 Every flood stops as soon as the daemon's RSS has grown past its bound, so
 a daemon that buffers without limit fails the test instead of growing by
 gigabytes."""
+import smtplib
 import socket
 import time
 
 import pytest
 
-from hostile_util import Flooder, assert_back_pressure, connect, flood, wrap_tls
-from pop3d_util import PASSWORD, Closed, Pop3Raw, message, sanitized_build
+from hostile_util import Flooder, assert_back_pressure, connect, flood, rss_kb, wrap_tls
+from pop3d_util import DOMAIN, PASSWORD, SENDER, Closed, Pop3Raw, message, sanitized_build
 
 # AddressSanitizer's quarantine keeps freed memory resident: a looser bound
 # there, the back-pressure check stays the same.
@@ -299,6 +300,52 @@ def test_idle_sessions_cost_one_descriptor_each(pop3_factory):
     finally:
         for c in held:
             c.close()
+
+
+QUIET_SESSIONS = 60
+QUIET_KIB = 64          # a quiet session's share of the RSS (what it read ahead: 120)
+
+
+def test_quiet_sessions_after_retr_hold_no_messages(pop3_factory):
+    """Sessions that RETR a message and then go quiet hold nothing of the
+    messages after it: with PostgreSQL a RETR reads the next ones ahead for
+    a client draining its mailbox, and a client that stops drops them
+    within a few seconds.  Their next RETR still reads them whole."""
+    env = pop3_factory(pop3d_extra={"max_connections_per_ip": 1000})
+    users = [f"quiet{i}" for i in range(QUIET_SESSIONS)]
+    for u in users:
+        env.add_user(u)
+    line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n"
+    texts = [message(f"part {n}", f"{n}{line}" * 540) for n in range(3)]      # 40 KiB each
+    with smtplib.SMTP("127.0.0.1", env.smtp_port, timeout=60) as s:
+        for t in texts:
+            assert s.sendmail(SENDER, [f"{u}@{DOMAIN}" for u in users], t) == {}
+    pid = env.pop3d.pid
+    held = []
+    try:
+        base = rss_kb(pid)
+        for u in users:
+            c = env.raw()
+            held.append(c)
+            login(c, u)
+            assert c.cmd("RETR 1").startswith("+OK")
+            assert b"Subject: part 0" in c.multi()
+        time.sleep(3)
+        quiet = rss_kb(pid)
+        for c in held:
+            assert c.cmd("RETR 2").startswith("+OK")
+            got = c.multi()
+            assert b"Subject: part 1" in got
+            assert got.count(("1" + line[:-2]).encode()) == 540
+            assert c.cmd("QUIT").startswith("+OK")
+    finally:
+        for c in held:
+            c.close()
+    if not sanitized_build():       # ASan keeps freed memory resident
+        grew = quiet - base
+        assert grew < QUIET_SESSIONS * QUIET_KIB, (
+            f"{QUIET_SESSIONS} quiet sessions hold {grew} KiB, "
+            f"{grew // QUIET_SESSIONS} KiB each")
 
 
 # -- STLS discards everything learnt before it -------------------------------------
