@@ -78,10 +78,12 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 # Programs the integration tests drive (not tests themselves).
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
+# Each fuzz target without libFuzzer, run over its seeds by tests/run.
+REPLAY_BINS := $(patsubst fuzz/%.c,$(B)/fuzz-replay/%,$(FUZZ_SRC))
 
 .SECONDARY:
 .PHONY: all check run asan tsan fuzz fuzz-build install clean deps unit bench deb deb-check
-all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
+all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS) $(REPLAY_BINS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -113,6 +115,10 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(SMTPD_A) $(POP3D_A) $(CORE_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 
 $(B)/tests/tools/%: $(B)/obj/tests/tools/%.o $(CORE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/fuzz-replay/%: $(B)/obj/fuzz/%.o $(B)/obj/fuzz/replay.o $(SMTPD_A) $(POP3D_A) $(CORE_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -195,7 +195,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *line;
 
 	/* An exact heap copy, so ASan sees any read past the end. */
-	line = malloc(size != 0 ? size : 1);
+	line = calloc(1, size != 0 ? size : 1);
 	CHECK(line != NULL);
 	if (size > 0)
 		memcpy(line, data, size);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "fuzz/fuzz_tmpdir.h"
 #include "lib/password.h"
 #include "pop3d/pop3d.h"
 
@@ -45,7 +46,7 @@ fuzz_fill(void)
 			return;
 	}
 	for (size_t i = 0; i < 3; i++) {
-		struct store_rcpt_local r = { alice, "Return-Path: <a@b>\r\n" };
+		struct store_rcpt_local r = { .user_id = alice, .prefix = "Return-Path: <a@b>\r\n" };
 		struct store_delivery d = { .sender = "a@b", .data = msgs[i], .fd = -1,
 		    .len = strlen(msgs[i]), .local = &r, .nlocal = 1 };
 		struct store_delivery_result res;
@@ -57,15 +58,16 @@ fuzz_fill(void)
 static void
 fuzz_setup(void)
 {
-	char dir[] = "/dev/shm/umbox-fuzz-pop3.XXXXXX", conf[512], err[2048], *path;
+	char conf[512], err[2048], *path;
+	const char *dir;
 	struct store_domain d = { .name = "example.test" };
 	struct store_user u = { .login = "alice", .extension = "100", .pop3 = 1 }, got;
 	char hash[PASSWORD_HASH_MAX];
 
-	if (mkdtemp(dir) == NULL && (strcpy(dir, "/tmp/umbox-fuzz-pop3.XXXXXX"), mkdtemp(dir) == NULL))
+	dir = fuzz_tmpdir("pop3");
+	if (snprintf(conf, sizeof(conf), "[general]\nhostname = mail.example.test\n"
+	    "data_dir = %s\nuser =\n[pop3d]\nplaintext_auth = always\n", dir) >= (int)sizeof(conf))
 		abort();
-	snprintf(conf, sizeof(conf), "[general]\nhostname = mail.example.test\n"
-	    "data_dir = %s\nuser =\n[pop3d]\nplaintext_auth = always\n", dir);
 	if (config_load_string(&cfg, conf, "fuzz.conf", err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		abort();
@@ -97,7 +99,8 @@ fuzz_setup(void)
 		if (crypt_gensalt_rn("$y$", 1, NULL, 0, salt, sizeof(salt)) == NULL ||
 		    crypt_r("secret", salt, &cd) == NULL)
 			abort();
-		snprintf(hash, sizeof(hash), "%s", cd.output);
+		if (snprintf(hash, sizeof(hash), "%s", cd.output) >= (int)sizeof(hash))
+			abort();
 	}
 	u.password = hash;
 	store_domain_add(loop.store, &d);

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "fuzz/fuzz_tmpdir.h"
 #include "lib/password.h"
 #include "smtpd/smtpd.h"
 
@@ -32,17 +33,18 @@ static struct alias_resolver resolver;
 static void
 fuzz_setup(void)
 {
-	char dir[] = "/dev/shm/umbox-fuzz-smtp.XXXXXX", conf[512], err[2048], *path;
+	char conf[512], err[2048], *path;
+	const char *dir;
 	struct store_domain d = { .name = "example.test" };
 	struct store_user u = { .login = "alice", .extension = "100", .pop3 = 1 };
 	const char *members[] = { "alice", "far@remote.test" };
 	char hash[PASSWORD_HASH_MAX];
 
-	if (mkdtemp(dir) == NULL && (strcpy(dir, "/tmp/umbox-fuzz-smtp.XXXXXX"), mkdtemp(dir) == NULL))
-		abort();
-	snprintf(conf, sizeof(conf), "[general]\nhostname = mail.example.test\n"
+	dir = fuzz_tmpdir("smtp");
+	if (snprintf(conf, sizeof(conf), "[general]\nhostname = mail.example.test\n"
 	    "data_dir = %s\nuser =\npostmaster = alice\n[smtpd]\nmax_message_size = 64K\n"
-	    "max_recipients = 5\ntrusted_networks = 10.0.0.0/8\n", dir);
+	    "max_recipients = 5\ntrusted_networks = 10.0.0.0/8\n", dir) >= (int)sizeof(conf))
+		abort();
 	if (config_load_string(&cfg, conf, "fuzz.conf", err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		abort();
@@ -73,7 +75,8 @@ fuzz_setup(void)
 		if (crypt_gensalt_rn("$y$", 1, NULL, 0, salt, sizeof(salt)) == NULL ||
 		    crypt_r("secret", salt, &cd) == NULL)
 			abort();
-		snprintf(hash, sizeof(hash), "%s", cd.output);
+		if (snprintf(hash, sizeof(hash), "%s", cd.output) >= (int)sizeof(hash))
+			abort();
 	}
 	u.password = hash;
 	store_domain_add(loop.store, &d);
