@@ -15,10 +15,9 @@
 
 #include <arpa/inet.h>
 #include <crypt.h>
-#include <event2/event.h>
 #include <event2/thread.h>
 
-#include "fuzz/fuzz_tmpdir.h"
+#include "fuzz/fuzz_session.h"
 #include "lib/password.h"
 #include "pop3d/pop3d.h"
 
@@ -123,27 +122,12 @@ fuzz_ip(const struct sockaddr_in *peer)
 	return ip;
 }
 
-/*
- * The input is all in and nothing came out: a session waiting on its
- * timer (a failed login's delay, the greeting pause, an idle timeout)
- * gets it now, so such an input costs a few rounds, not seconds.
- */
-static void
-fuzz_fast_forward(void)
-{
-	for (struct conn *x = loop.conns; x; x = x->next)
-		if (x->timer && evtimer_pending(x->timer, NULL))
-			event_active(x->timer, EV_TIMEOUT, 1);
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
 	struct sockaddr_in peer = { .sin_family = AF_INET };
 	int fds[2];
-	char sink[65536];
-	size_t off = 0;
 
 	if (!ready) {
 		fuzz_setup();
@@ -157,29 +141,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer.sin_addr.s_addr = htonl(0x7f000001);
 	pop3_session_open(&loop, POP3_PORT_PLAIN, fds[0], (struct sockaddr *)&peer,
 	    fuzz_ip(&peer));
-	for (int round = 0; round < 3000 && loop.nconns > 0; round++) {
-		struct timeval tick = { 0, 2000 };
-		ssize_t got = 0, r;
-
-		if (off < size) {
-			ssize_t w = write(fds[1], data + off, size - off);
-			if (w > 0)
-				off += (size_t)w;
-		}
-		if (off >= size)
-			shutdown(fds[1], SHUT_WR);
-		while ((r = read(fds[1], sink, sizeof(sink))) > 0)
-			got += r;
-		if (off >= size && got == 0)
-			fuzz_fast_forward();
-		event_base_loopexit(SRV.base, &tick);
-		event_base_loop(SRV.base, 0);
-	}
-	for (struct conn *x = loop.conns; x; x = x->next)
-		conn_close(x);
-	for (int round = 0; round < 1000 && loop.nconns > 0; round++)
-		event_base_loop(SRV.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	fuzz_drive(&loop, fds[1], data, size, 3000);
 	/* The lock release is queued; the writer runs it before the next login's lock. */
-	close(fds[1]);
 	return 0;
 }
