@@ -234,7 +234,8 @@ PGconn *
 pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_t errlen)
 {
 	PQconninfoOption *opts;
-	const char *keys[PG_KEYS_MAX + 4], *vals[PG_KEYS_MAX + 4], *service = NULL;
+	/* The dsn's own, connect_timeout, host, hostaddr, port, the NULL. */
+	const char *keys[PG_KEYS_MAX + 5], *vals[PG_KEYS_MAX + 5], *service = NULL;
 	char *where[PG__WHERE] = { NULL }, *msg = NULL, one[512];
 	const char *host, *hostaddr, *port;
 	int64_t timeout_ms = PG_CONNECT_TIMEOUT * (int64_t)1000;
