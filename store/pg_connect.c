@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,12 +120,7 @@ pg_service_line(void *arg, const char *section, const char *key, const char *val
 static int
 pg_service_file(struct pg_service *sv, const char *path)
 {
-	struct stat st;
-
-	if (stat(path, &st) != 0)
-		return 0;
-	ini_parse(path, pg_service_line, sv);
-	return sv->found;
+	return ini_parse(path, pg_service_line, sv) >= 0 && sv->found;
 }
 
 /*
