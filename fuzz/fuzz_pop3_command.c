@@ -135,13 +135,11 @@ ref_number(const char *s, size_t n, unsigned long min, unsigned long max,
 	unsigned long long v;
 	char *c, *endp;
 
-	if (n < 1 || n > 20)
+	if (n < 1)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
-	if (s[0] == '0' && n != 1)
-		return -1;
 	c = cstr(s, n);
 	errno = 0;
 	v = strtoull(c, &endp, 10);

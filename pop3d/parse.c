@@ -241,9 +241,10 @@ pop3_verb_name(enum pop3_verb v)
 }
 
 /*
- * A decimal number in [min, max]: 1-20 digits, nothing else, no leading
- * zero unless the whole text is "0", no overflow of unsigned long.
- * Returns 0 and sets *out, or -1 and leaves *out alone.
+ * A decimal number in [min, max]: digits only, no sign, no overflow of
+ * unsigned long.  Leading zeros are read as Dovecot reads them ("01" is
+ * 1); the line's own limit bounds how many.  Returns 0 and sets *out, or
+ * -1 and leaves *out alone.
  */
 int
 pop3_parse_number(const char *s, size_t len, unsigned long min,
@@ -252,9 +253,7 @@ pop3_parse_number(const char *s, size_t len, unsigned long min,
 	unsigned long v = 0;
 	size_t i;
 
-	if (len == 0 || len > 20)
-		return -1;
-	if (s[0] == '0' && len > 1)
+	if (len == 0)
 		return -1;
 	for (i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)s[i];

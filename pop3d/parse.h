@@ -54,8 +54,8 @@ const char *pop3_verb_name(enum pop3_verb v);
 
 /*
  * A message number (1..max) or, for TOP's line count, any non-negative
- * number (min 0): digits only, no sign, no leading zeros except "0"
- * itself, no overflow.  Returns 0 and sets *out, or -1.
+ * number (min 0): digits only, no sign, no overflow; leading zeros
+ * allowed ("01" is 1).  Returns 0 and sets *out, or -1.
  */
 int pop3_parse_number(const char *s, size_t len, unsigned long min, unsigned long max,
     unsigned long *out);

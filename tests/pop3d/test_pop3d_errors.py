@@ -58,6 +58,26 @@ def test_bad_command_in_transaction_keeps_session(env, line):
         r, got = c.retr(1)
         assert r.startswith("+OK"), r
         assert b"Subject: one" in got
+
+
+def test_message_numbers_with_leading_zeros_are_read_as_dovecot_reads_them(env):
+    """"01" is message 1, as Dovecot (and a client that pads numbers) has it;
+    "00" is still no message."""
+    env.deliver("alice", message("one"))
+    env.deliver("alice", message("two"))
+    with env.raw() as c:
+        c.login()
+        assert c.cmd("LIST 02").split()[:2] == ["+OK", "2"]
+        uidl = c.cmd("UIDL 2").split()[2]
+        assert c.cmd("UIDL 0002").split()[1:] == ["2", uidl]
+        r, got = c.retr("01")
+        assert r.startswith("+OK") and b"Subject: one" in got, r
+        assert c.cmd("TOP 002 00").startswith("+OK")
+        head = c.multi()
+        assert any(l == b"Subject: two" for l in head) and head[-1] == b""
+        assert c.cmd("LIST 00").startswith("-ERR")
+        assert c.cmd("DELE 001").startswith("+OK")
+        assert c.cmd("STAT").startswith("+OK 1 ")
         assert c.cmd("QUIT").startswith("+OK")
     # Nothing was deleted by any of it.
     assert len(env.uids("alice")) == 1
