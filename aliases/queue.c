@@ -90,6 +90,7 @@ struct queue_runner {
 	time_t last_bounce_sweep;
 	struct bouncer *bounce;		/* failed rows become bounces */
 	int kicked;
+	unsigned long read_fails;	/* due-time reads failed in a row */
 };
 
 /*
@@ -727,6 +728,7 @@ struct runner_read {
 	struct queue_runner *q;
 	int status;
 	int64_t due;
+	char errmsg[512];
 };
 
 static void
@@ -736,7 +738,7 @@ due_work(struct store *st, struct store_read *r)
 
 	rr->status = store_queue_next_due(st, &rr->due);
 	if (rr->status != STORE_OK && rr->status != STORE_NOTFOUND)	/* NOTFOUND: none waits */
-		log_err("queue: reading the next due time: %s", store_errmsg(st));
+		snprintf(rr->errmsg, sizeof(rr->errmsg), "%s", store_errmsg(st));
 }
 
 
@@ -753,6 +755,16 @@ runner_read_done(struct store_read *r, int cancelled)
 		return;
 	}
 	q->due = NULL;
+	/* Said once per outage: the runner asks again at every tick meanwhile. */
+	if (rr->status != STORE_OK && rr->status != STORE_NOTFOUND) {
+		if (q->read_fails++ == 0)
+			log_err("queue: reading the next due time: %s; trying again every"
+			    " second", rr->errmsg);
+	} else if (q->read_fails > 0) {
+		log_info("queue: the next due time is read again, after %lu failed tries",
+		    q->read_fails);
+		q->read_fails = 0;
+	}
 	if (rr->status == STORE_OK && rr->due <= (int64_t)time(NULL))
 		runner_claim_now(q);
 	else if ((rr->status == STORE_OK || rr->status == STORE_NOTFOUND) &&

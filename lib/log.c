@@ -46,6 +46,31 @@ log_level_name(int prio)
 	}
 }
 
+/*
+ * One line however the text came: a line break and the blanks around it
+ * (libpq's messages run over several indented lines) become one space,
+ * and the text ends with no blank.
+ */
+void
+log_one_line(char *text)
+{
+	char *o = text;
+
+	for (const char *i = text; *i; i++) {
+		if (*i != '\n' && *i != '\r') {
+			*o++ = *i;
+			continue;
+		}
+		while (o > text && (o[-1] == ' ' || o[-1] == '\t'))
+			o--;
+		while (i[1] == '\n' || i[1] == '\r' || i[1] == ' ' || i[1] == '\t')
+			i++;
+		if (o > text && i[1] != '\0')
+			*o++ = ' ';
+	}
+	*o = '\0';
+}
+
 void
 log_msg(int prio, const char *fmt, ...)
 {
@@ -57,6 +82,7 @@ log_msg(int prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	log_one_line(line);
 
 	if (log_foreground) {
 		struct timespec ts;

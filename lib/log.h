@@ -18,6 +18,8 @@ void log_set_debug(int on);
 void log_set_max(int prio);
 
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* text's line breaks, with the blanks around them, made one space each (in place). */
+void log_one_line(char *text);
 #define log_debug(...)	log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)	log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOG_WARNING, __VA_ARGS__)

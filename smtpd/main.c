@@ -27,7 +27,7 @@ smtpd_start(struct server *srv)
 		d->resolvers[i].srs_secret = srv->cfg->queue.srs_secret;
 	}
 	/* The queue runner and the MX guard live on loop 0. */
-	store_daemon_startup(srv, queue_release_old_claims, srv->cfg);
+	store_daemon_startup(srv, "end old queue claims", queue_release_old_claims, srv->cfg);
 	if ((d->dns = dns_new(l0->base, &srv->cfg->dns.servers, err, sizeof(err))) == NULL) {
 		log_err("dns: %s", err);
 		return -1;

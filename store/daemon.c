@@ -95,6 +95,7 @@ struct store_heartbeat {
 	struct store_read read;
 	int busy;
 	unsigned beats;
+	unsigned long fails;		/* beats failed in a row */
 	int status;
 	char instance[320];
 	char errmsg[512];
@@ -122,8 +123,17 @@ beat_done(struct store_read *r, int cancelled)
 	struct store_heartbeat *hb = COMPLETION_OWNER(r, struct store_heartbeat, read);
 
 	hb->busy = 0;
-	if (!cancelled && hb->status != STORE_OK)
-		log_err("store: node heartbeat: %s", hb->errmsg);
+	if (cancelled)
+		return;
+	/* Said once per outage, and when it ends. */
+	if (hb->status != STORE_OK && hb->fails++ == 0)
+		log_err("store: node heartbeat: %s; trying again every %d s (other nodes"
+		    " take this node for gone after %d s)", hb->errmsg, STORE_NODE_BEAT / 2,
+		    STORE_NODE_STALE);
+	else if (hb->status == STORE_OK && hb->fails > 0) {
+		log_info("store: node heartbeat again, after %lu failed beats", hb->fails);
+		hb->fails = 0;
+	}
 }
 
 static void
@@ -223,7 +233,8 @@ store_daemon_open(struct server *srv)
 }
 
 int
-store_daemon_startup(struct server *srv, int (*fn)(struct store *s, void *arg), void *arg)
+store_daemon_startup(struct server *srv, const char *what, int (*fn)(struct store *s, void *arg),
+    void *arg)
 {
 	char err[1024], *path, *node;
 	struct store_config sc;
@@ -234,8 +245,8 @@ store_daemon_startup(struct server *srv, int (*fn)(struct store *s, void *arg), 
 		return fn(s, arg);
 	daemon_store_config(srv, &sc, &path, &node);
 	status = store_open(&sc, 0, &s, err, sizeof(err));
-	if (status != STORE_OK)
-		log_err("store %s: %s", store_config_name(&sc), err);
+	if (status != STORE_OK)	/* not fatal: what fn does can wait for a lease */
+		log_warn("cannot %s: store %s: %s", what, store_config_name(&sc), err);
 	else
 		status = fn(s, arg);
 	store_close(&s);

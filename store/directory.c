@@ -76,6 +76,8 @@ struct store_directory {
 	void *queue_arg;
 	unsigned long asked;		/* ... when the refresh in flight began */
 	int want_listener;		/* ... and had none: the refresh makes one */
+	unsigned long listen_fails;	/* tries in a row that made none */
+	unsigned long read_fails;	/* refreshes in a row that failed */
 	struct store_read read;
 	int busy;
 	int64_t version;		/* of current; -1: none yet */
@@ -364,7 +366,7 @@ static void
 refresh_work(struct store *db, struct store_read *r)
 {
 	struct store_directory *dir = COMPLETION_OWNER(r, struct store_directory, read);
-	char err[256];
+	char err[1024];
 	int64_t v;
 
 	dir->fresh = NULL;
@@ -372,13 +374,24 @@ refresh_work(struct store *db, struct store_read *r)
 	if (dir->want_listener) {
 		struct store *l = NULL;
 
-		if (store_open(&dir->cfg, STORE_READONLY, &l, err, sizeof(err)) != STORE_OK)
-			log_warn("store: a connection to hear of directory changes: %s", err);
-		else if (store_listen(l, STORE_DIRECTORY_CHANNEL) != STORE_OK ||
-		    store_listen(l, STORE_QUEUE_CHANNEL) != STORE_OK)
-			log_warn("store: listening for directory changes: %s", store_errmsg(l));
-		else
+		/* Said once per outage, not at every try; polling covers meanwhile. */
+		if (store_open(&dir->cfg, STORE_READONLY, &l, err, sizeof(err)) != STORE_OK) {
+			if (dir->listen_fails++ == 0)
+				log_warn("store: a connection to hear of directory changes: %s;"
+				    " trying again every second, and looking for changes"
+				    " meanwhile", err);
+		} else if (store_listen(l, STORE_DIRECTORY_CHANNEL) != STORE_OK ||
+		    store_listen(l, STORE_QUEUE_CHANNEL) != STORE_OK) {
+			if (dir->listen_fails++ == 0)
+				log_warn("store: listening for directory changes: %s;"
+				    " trying again every second", store_errmsg(l));
+		} else {
+			if (dir->listen_fails > 0)
+				log_info("store: hearing of directory changes again, after %lu"
+				    " failed tries", dir->listen_fails);
+			dir->listen_fails = 0;
 			dir->new_listener = l, l = NULL;
+		}
 		store_close(&l);
 	}
 	if ((dir->status = db->be->directory_version(db, &v)) == STORE_OK &&
@@ -446,8 +459,14 @@ refresh_done(struct store_read *r, int cancelled)
 		if (dir->queue_changed)
 			dir->queue_changed(dir->queue_arg);	/* what was missed meanwhile */
 	}
-	if (dir->status != STORE_OK)
-		log_warn("store: reading the directory: %s", dir->errmsg);
+	if (dir->status != STORE_OK && dir->read_fails++ == 0)
+		log_warn("store: reading the directory: %s; trying again every second,"
+		    " with the last one read meanwhile", dir->errmsg);
+	else if (dir->status == STORE_OK && dir->read_fails > 0) {
+		log_info("store: the directory is read again, after %lu failed tries",
+		    dir->read_fails);
+		dir->read_fails = 0;
+	}
 	if (dir->fresh) {
 		pthread_mutex_lock(&dir->lock);
 		old = dir->current;

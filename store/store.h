@@ -677,9 +677,11 @@ int store_daemon_open(struct server *srv);
 void store_daemon_close(struct server *srv);
 /*
  * Before the loops run (a daemon's start hook): fn with a store
- * connection, loop 0's or one opened for it; fn's status, or the open's.
+ * connection, loop 0's or one opened for it; fn's status, or the open's
+ * (then logged as a warning: "cannot WHAT").
  */
-int store_daemon_startup(struct server *srv, int (*fn)(struct store *s, void *arg), void *arg);
+int store_daemon_startup(struct server *srv, const char *what,
+    int (*fn)(struct store *s, void *arg), void *arg);
 
 /*
  * ---- reads off the loop ----

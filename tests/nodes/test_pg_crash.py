@@ -294,3 +294,50 @@ def test_frozen_server_leaves_sessions_answering_and_fails_commits_for_now(
     assert backend_messages(dsn).get("thawed") == 1
     problems = node.stop()
     assert not problems, problems
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z umbox-(smtpd|pop3d) \w+: ")
+
+
+def test_server_down_is_logged_once_per_daemon_in_whole_lines(tmp_path, cluster,
+                                                               node_tls_dir):
+    """Ten seconds without the server: each thing that keeps trying (the
+    directory, its listening connection, the queue runner's look for due
+    rows, the heartbeat) says so once, not at every try, and says when it
+    works again; libpq's messages of several lines are logged as one."""
+    dsn, node = start_node(tmp_path, cluster, node_tls_dir)
+    cluster.crash()
+    time.sleep(10)
+    cluster.start()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30) as s:
+                s.sendmail("w@outside.test", [f"alice@{DOMAIN}"], "Subject: back\r\n\r\nback\r\n")
+            break
+        except smtplib.SMTPRecipientsRefused as e:     # 451 until the store answers
+            (code, _), = e.recipients.values()
+            assert 400 <= code < 500 and time.monotonic() < deadline, e
+            time.sleep(0.5)
+        except smtplib.SMTPResponseException as e:
+            assert 400 <= e.smtp_code < 500 and time.monotonic() < deadline, e
+            time.sleep(0.5)
+    agains = {"smtpd": ["store: the directory is read again", "store: hearing of directory"
+                        " changes again", "store: node heartbeat again",
+                        "queue: the next due time is read again"],
+              "pop3d": ["store: the directory is read again", "store: hearing of directory"
+                        " changes again", "store: node heartbeat again"]}
+    deadline = time.monotonic() + 15     # the heartbeat's next beat, every 5 s
+    while not all(a in getattr(node, n).log() for n in agains for a in agains[n]):
+        assert time.monotonic() < deadline, node.logs()
+        time.sleep(0.5)
+    for name in agains:
+        log = getattr(node, name).log()
+        for line in log.splitlines():
+            assert LOG_LINE.match(line), f"a line of umbox-{name}'s log is not an event: {line!r}"
+        for said in ("store: reading the directory:", "store: a connection to hear of"
+                     " directory changes:", "store: node heartbeat:"):
+            assert log.count(said) == 1, (name, said, log)
+    assert node.smtpd.log().count("queue: reading the next due time:") == 1, node.smtpd.log()
+    problems = node.stop()
+    assert not problems, problems
