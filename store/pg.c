@@ -971,6 +971,15 @@ pg_session_setup(struct store *s)
 	    "SET synchronous_commit = on; SET client_min_messages = warning", 0, NULL);
 }
 
+/*
+ * The server's max_connections, or a role's or database's CONNECTION
+ * LIMIT, reached (known by its English text: a refused connection has no
+ * SQLSTATE to ask).
+ */
+#define PG_TOO_MANY_HINT " (each umbox daemon holds one connection per event loop" \
+	" and two more, umboxctl one: raise the server's max_connections or the" \
+	" role's or database's CONNECTION LIMIT, or lower [general] threads)"
+
 static int
 pg_open(struct store *s, const struct store_config *cfg, int flags)
 {
@@ -983,7 +992,8 @@ pg_open(struct store *s, const struct store_config *cfg, int flags)
 	p->dsn = xstrdup(cfg->dsn ? cfg->dsn : "");
 	endpoint_list_copy(&p->dns, cfg->dns_servers);
 	if ((p->conn = pg_connect(p->dsn, &p->dns, err, sizeof(err))) == NULL)
-		return store_fail(s, STORE_ERROR, "cannot connect to PostgreSQL: %s", err);
+		return store_fail(s, STORE_ERROR, "cannot connect to PostgreSQL: %s%s", err,
+		    strstr(err, "too many c") ? PG_TOO_MANY_HINT : "");
 	s->where = xasprintf("postgresql database %s on %s:%s", PQdb(p->conn),
 	    PQhost(p->conn), PQport(p->conn));
 	/* Notices (a warning from the server) are not failures: not printed. */

@@ -257,3 +257,56 @@ def test_postgresql_node_name_held_elsewhere_is_refused_until_stale(smtpd_factor
     assert len(d.mailbox("admin")) == 1
     holder = backend.query_db(db, "SELECT instance FROM nodes WHERE id = 'n1/smtpd'")
     assert holder and holder[0][0] != "elsewhere 42", holder
+
+
+def test_postgresql_connection_limit_is_named_with_what_to_do(smtpd_factory):
+    """A daemon holds a connection per event loop and two more.  Under a
+    CONNECTION LIMIT too low for its loops it does not start, and says what
+    to turn; with one short it serves, says once (not every second) that it
+    cannot hear of directory changes and looks for them meanwhile, sees a
+    new user, and says so when a connection is free again."""
+    db = backend.new_database()
+    role = f"{db}_r"                     # not a superuser: those have no limit
+    backend.execute(db, f"CREATE ROLE {role} LOGIN; ALTER DATABASE {db} OWNER TO {role}")
+    d = smtpd_factory(start=False, **{"store.backend": "postgresql",
+                                      "store.dsn": f"{backend.dsn(db)} user={role}",
+                                      "general.threads": "4"})
+    d.ctl("domain", "add", DOMAIN, "--force")
+    d.ctl("user", "add", "admin")
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 3")
+    p = subprocess.run([str(binary("umbox-smtpd")), "-f", "-c", str(d.config)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0, p
+    assert "too many connections" in p.stderr, p.stderr
+    assert "one connection per event loop and two more" in p.stderr, p.stderr
+    assert "CONNECTION LIMIT" in p.stderr and "[general] threads" in p.stderr, p.stderr
+
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 5")   # no room to listen
+    d.start()
+    time.sleep(3)
+    assert d.log().count("hear of directory changes") == 1, d.log()
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 6")   # umboxctl's own
+    d.ctl("user", "add", "carol")
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 5")
+    deadline = time.monotonic() + 10
+    while True:
+        with smtplib.SMTP("127.0.0.1", d.mx, timeout=10) as s:
+            s.ehlo()
+            s.mail("someone@outside.test")
+            code, _ = s.rcpt(f"carol@{DOMAIN}")
+            if code == 250 or time.monotonic() > deadline:
+                break
+        time.sleep(0.2)
+    assert code == 250, "a user added meanwhile is never seen"
+    assert d.log().count("hear of directory changes") == 1, d.log()
+
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 6")
+    deadline = time.monotonic() + 10
+    while "hearing of directory changes again" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "hearing of directory changes again" in d.log(), d.log()
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 7")   # umboxctl's own
+    with smtplib.SMTP("127.0.0.1", d.mx, timeout=10) as s:
+        s.sendmail("someone@outside.test", [f"carol@{DOMAIN}"],
+                   "Subject: six connections\r\n\r\nhello\r\n")
+    assert len(d.mailbox("carol")) == 1
