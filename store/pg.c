@@ -682,6 +682,24 @@ pg_prepare(struct store *s, const char *sql, int n)
 }
 
 /*
+ * Before a connection that sat idle starts new work: has the server
+ * closed it meanwhile (a restart, pg_terminate_backend)?  Its goodbye is
+ * waiting in the socket, and reading it marks the connection bad, so the
+ * caller reconnects before sending anything rather than failing its
+ * first command.  Costs a poll of the socket.
+ */
+static void
+pg_check_idle(struct pg *p)
+{
+	for (int round = 0; round < 4 && PQstatus(p->conn) == CONNECTION_OK; round++) {
+		struct pollfd pfd = { .fd = PQsocket(p->conn), .events = POLLIN };
+
+		if (pfd.fd < 0 || poll(&pfd, 1, 0) != 1 || !PQconsumeInput(p->conn))
+			return;
+	}
+}
+
+/*
  * A connection the server dropped (a restart, a failover) is made again
  * before the next command: at once the first time, then after a wait
  * that doubles with each failure (PG_BACKOFF_MIN to PG_BACKOFF_MAX ms,
@@ -744,6 +762,8 @@ pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
 	PGresult *r;
 	ExecStatusType t;
 
+	if (!p->open && !p->in_read)
+		pg_check_idle(p);
 	if (PQstatus(p->conn) == CONNECTION_BAD) {
 		*status = ending ? pg_fail(s, NULL, what) : pg_reconnect(s, what);
 		p->open = p->open && !ending;
@@ -1312,6 +1332,7 @@ pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 	int status;
 
 	p->mark[0] = '\0';
+	pg_check_idle(p);
 	if (PQstatus(p->conn) == CONNECTION_BAD && (status = pg_reconnect(s, "begin")) != STORE_OK)
 		return status;
 	/* Prepared before the pipeline: there a PREPARE's answer cannot be awaited. */
