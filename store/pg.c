@@ -983,11 +983,21 @@ pg_ignore_notice(void *arg, const char *message)
 {
 }
 
-/* An acknowledgement means the commit is flushed (and replicated). */
+/*
+ * An acknowledgement means the commit is flushed (and replicated).  The
+ * connections are the daemon's own, kept for its life: a server's (or
+ * role's) idle_session_timeout, as managed services set, would only
+ * close them between uses to be made again (the listening one sits idle
+ * by design), so it is off for them (PostgreSQL 14 and later have it).
+ */
 static int
 pg_session_setup(struct store *s)
 {
-	return pg_exec(s, "set up the session",
+	struct pg *p = s->impl;
+
+	return pg_exec(s, "set up the session", PQserverVersion(p->conn) >= 140000 ?
+	    "SET synchronous_commit = on; SET client_min_messages = warning;"
+	    " SET idle_session_timeout = 0" :
 	    "SET synchronous_commit = on; SET client_min_messages = warning", 0, NULL);
 }
 

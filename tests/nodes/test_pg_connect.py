@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import backend
 from pg_proxy import Proxy
 from pop3d_util import DOMAIN, message
 
@@ -147,3 +148,21 @@ def test_connection_lost_with_the_commit(site, when):
         assert stored(node, "after the cut") == 1
     finally:
         proxy.close()
+
+
+def test_server_idle_session_timeout_does_not_close_the_node_connections(site):
+    """A managed server may close sessions idle for a while
+    (idle_session_timeout, here 1 s on the database).  The node's
+    connections are its own for its life, the listening one idle by design:
+    they stay open, so nothing is lost and made again every second."""
+    backend.execute(site.db, f"ALTER DATABASE {site.db} SET idle_session_timeout = '1s'")
+    node = site.node("a")
+    time.sleep(4)
+    for name in ("smtpd", "pop3d"):
+        log = getattr(node, name).log()
+        assert "was lost" not in log and "failed tries" not in log, (name, log)
+    with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30) as s:
+        s.sendmail(f"bob@{DOMAIN}", [f"alice@{DOMAIN}"], message("idle").encode())
+    p = node.poplib()
+    assert p.stat()[0] == 1
+    p.quit()
