@@ -592,6 +592,11 @@ pg_status_of(const PGresult *r)
 	return STORE_ERROR;
 }
 
+/* read_only_sql_transaction: the dsn leads to a server that takes no writes. */
+#define PG_READ_ONLY_HINT " (this server takes no writes: a standby, or" \
+	" default_transaction_read_only; name the primary in [store] dsn, with" \
+	" target_session_attrs=read-write when it lists several hosts)"
+
 /* The error of a failed command as a store status and message. */
 int
 pg_fail(struct store *s, PGresult *r, const char *what)
@@ -608,7 +613,8 @@ pg_fail(struct store *s, PGresult *r, const char *what)
 
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		n--;
-	store_fail(s, status, "%s: %.*s", what, (int)n, msg);
+	store_fail(s, status, "%s: %.*s%s", what, (int)n, msg,
+	    state && strcmp(state, "25006") == 0 ? PG_READ_ONLY_HINT : "");
 	PQclear(r);
 	return status;
 }

@@ -5,13 +5,14 @@ server that accepts and never answers is given up after a bounded wait
 connection lost with a COMMIT on its way: the message is acknowledged
 only if it was stored, and stored once."""
 import smtplib
+import subprocess
 import time
 
 import pytest
 
 import backend
 from pg_proxy import Proxy
-from pop3d_util import DOMAIN, message
+from pop3d_util import DOMAIN, binary, message
 
 
 def dns_section(port):
@@ -166,3 +167,19 @@ def test_server_idle_session_timeout_does_not_close_the_node_connections(site):
     p = node.poplib()
     assert p.stat()[0] == 1
     p.quit()
+
+
+def test_read_only_server_is_refused_with_what_to_do(site):
+    """A dsn that leads to a server taking no writes (a standby; here
+    default_transaction_read_only on the database): neither the daemons nor
+    umboxctl can work, and each says why and what to put in the dsn."""
+    backend.execute(site.db, f"ALTER DATABASE {site.db} SET default_transaction_read_only = on")
+    node = site.node("a", start=False)
+    for prog in ("umbox-smtpd", "umbox-pop3d"):
+        p = subprocess.run([str(binary(prog)), "-f", "-c", str(node.config)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0, (prog, p)
+        assert "takes no writes" in p.stderr and "target_session_attrs=read-write" in p.stderr, \
+            (prog, p.stderr)
+    r = node.ctl("user", "add", "zed", check=False)
+    assert r.returncode != 0 and b"takes no writes" in r.stderr, r
