@@ -307,35 +307,37 @@ def test_server_down_is_logged_once_per_daemon_in_whole_lines(tmp_path, cluster,
     works again; libpq's messages of several lines are logged as one.  Once
     the server is back, the first messages are taken at once."""
     dsn, node = start_node(tmp_path, cluster, node_tls_dir)
-    cluster.crash()
-    time.sleep(10)
-    cluster.start()
-    time.sleep(5)       # past the longest wait between reconnections (4 s)
-    # Connections the outage left behind are found closed before use, not
-    # by a client's failed command: each message goes through at once.
-    for i in range(6):  # sessions on every loop
-        with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30) as s:
-            s.sendmail("w@outside.test", [f"alice@{DOMAIN}"], f"Subject: back {i}\r\n\r\nback\r\n")
-    for i in range(6):
-        p = node.poplib()
-        assert p.stat()[0] >= 1
-        p.quit()
-    agains = {"smtpd": ["store: the directory is read again", "store: hearing of directory"
-                        " changes again", "store: node heartbeat again",
-                        "queue: the next due time is read again"],
-              "pop3d": ["store: the directory is read again", "store: hearing of directory"
-                        " changes again", "store: node heartbeat again"]}
-    deadline = time.monotonic() + 15     # the heartbeat's next beat, every 5 s
-    while not all(a in getattr(node, n).log() for n in agains for a in agains[n]):
-        assert time.monotonic() < deadline, node.logs()
-        time.sleep(0.5)
-    for name in agains:
-        log = getattr(node, name).log()
-        for line in log.splitlines():
-            assert LOG_LINE.match(line), f"a line of umbox-{name}'s log is not an event: {line!r}"
-        for said in ("store: reading the directory:", "store: a connection to hear of"
-                     " directory changes:", "store: node heartbeat:"):
-            assert log.count(said) == 1, (name, said, log)
-    assert node.smtpd.log().count("queue: reading the next due time:") == 1, node.smtpd.log()
-    problems = node.stop()
+    try:
+        cluster.crash()
+        time.sleep(10)
+        cluster.start()
+        time.sleep(5)       # past the longest wait between reconnections (4 s)
+        # Connections the outage left behind are found closed before use, not
+        # by a client's failed command: each message goes through at once.
+        for i in range(6):  # sessions on every loop
+            with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30) as s:
+                s.sendmail("w@outside.test", [f"alice@{DOMAIN}"], f"Subject: back {i}\r\n\r\nback\r\n")
+        for i in range(6):
+            p = node.poplib()
+            assert p.stat()[0] >= 1
+            p.quit()
+        agains = {"smtpd": ["store: the directory is read again", "store: hearing of directory"
+                            " changes again", "store: node heartbeat again",
+                            "queue: the next due time is read again"],
+                  "pop3d": ["store: the directory is read again", "store: hearing of directory"
+                            " changes again", "store: node heartbeat again"]}
+        deadline = time.monotonic() + 15     # the heartbeat's next beat, every 5 s
+        while not all(a in getattr(node, n).log() for n in agains for a in agains[n]):
+            assert time.monotonic() < deadline, node.logs()
+            time.sleep(0.5)
+        for name in agains:
+            log = getattr(node, name).log()
+            for line in log.splitlines():
+                assert LOG_LINE.match(line), f"a line of umbox-{name}'s log is not an event: {line!r}"
+            for said in ("store: reading the directory:", "store: a connection to hear of"
+                         " directory changes:", "store: node heartbeat:"):
+                assert log.count(said) == 1, (name, said, log)
+        assert node.smtpd.log().count("queue: reading the next due time:") == 1, node.smtpd.log()
+    finally:
+        problems = node.stop()    # a failure above leaves no daemon behind
     assert not problems, problems
