@@ -62,7 +62,7 @@ fuzz_setup(void)
 	path = config_store_path(&cfg);
 	if (store_open(STORE_SQLITE(path), STORE_CREATE, &loop.store, err, sizeof(err)) != STORE_OK ||
 	    store_writer_new(STORE_SQLITE(path), SRV.base, &loop.writer, err, sizeof(err)) != STORE_OK ||
-	    store_readers_new(STORE_SQLITE(path), SRV.base, loop.store, 1, &loop.readers, err,
+	    store_readers_new(STORE_SQLITE(path), SRV.base, loop.store, &loop.readers, err,
 	    sizeof(err)) != STORE_OK)
 		abort();
 	free(path);

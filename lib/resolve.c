@@ -1,7 +1,8 @@
 /*
- * resolve.c - c-ares where no event loop runs.  resolve_host() drives
- * one channel with poll() on the caller's thread until the answer or the
- * caller's deadline, whichever comes first.
+ * resolve.c - c-ares for code written to wait.  resolve_host() drives
+ * one channel with coro_poll() until the answer or the caller's deadline,
+ * whichever comes first: on a worker's thread that is poll(), in a
+ * coroutine a wait on its loop.
  */
 #include "lib/resolve.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/coro.h"
 #include "lib/endpoint.h"
 #include "lib/util.h"
 
@@ -132,7 +134,7 @@ lookup_wait(ares_channel ch, struct lookup *lk, int64_t deadline)
 		max.tv_sec = left / 1000;
 		max.tv_usec = (left % 1000) * 1000;
 		tvp = ares_timeout(ch, &max, &tv);
-		rc = poll(pfd, (nfds_t)n, (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000));
+		rc = coro_poll(pfd, (nfds_t)n, (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000));
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (rc <= 0) {

@@ -1,8 +1,9 @@
 /*
- * resolve.h - c-ares outside an event loop: the library set up once per
- * process, the [dns] servers in the form c-ares takes them, and a host's
- * addresses looked up on the calling thread (a worker's, never a loop's),
- * waiting no longer than the caller allows.
+ * resolve.h - c-ares for code written to wait: the library set up once
+ * per process, the [dns] servers in the form c-ares takes them, and a
+ * host's addresses looked up, waiting no longer than the caller allows:
+ * on a worker's thread, or in a coroutine on a loop (coro.h), never on a
+ * loop's own stack.
  */
 #ifndef UMBOX_LIB_RESOLVE_H
 #define UMBOX_LIB_RESOLVE_H

@@ -184,9 +184,9 @@ store_daemon_check(struct server *srv)
 
 /*
  * Every loop gets its readers and a handle on the one writer thread.  On
- * SQLite the readers use the loop's own connection; on PostgreSQL a
- * thread of their own, and the loop has no connection at all, so that no
- * read can block it.
+ * SQLite the readers use the loop's own connection; on PostgreSQL one of
+ * their own, driven by the loop in a coroutine, so that no read can
+ * block it.
  */
 int
 store_daemon_open(struct server *srv)
@@ -203,7 +203,7 @@ store_daemon_open(struct server *srv)
 		if (sc.backend == STORE_BACKEND_SQLITE &&
 		    (status = store_open(&sc, STORE_CREATE, &l->store, err, sizeof(err))) != STORE_OK)
 			break;
-		status = store_readers_new(&sc, l->base, l->store, 1, &l->readers, err, sizeof(err));
+		status = store_readers_new(&sc, l->base, l->store, &l->readers, err, sizeof(err));
 		if (status != STORE_OK)
 			break;
 		status = i == 0 ?

@@ -2,8 +2,8 @@
  * directory.c - a daemon's copy of the directory in memory (PostgreSQL).
  *
  * Resolving a recipient reads domains, users and aliases, several
- * lookups for each RCPT; on PostgreSQL each would be a round trip from a
- * reader thread.  Instead a daemon keeps a snapshot of the directory
+ * lookups for each RCPT; on PostgreSQL each would be a round trip to the
+ * server.  Instead a daemon keeps a snapshot of the directory
  * (every domain, every user without its password hash, every alias),
  * read whole in one read view, and reads it again when the database's
  * directory version moves (schema step 7: triggers count every change
@@ -361,7 +361,7 @@ store_dirview_get(struct store_dirview *v)
 
 /* ---- the refresher ---- */
 
-/* On a reader thread: the listening connection first, so no change falls between. */
+/* On loop 0's reader: the listening connection first, so no change falls between. */
 static void
 refresh_work(struct store *db, struct store_read *r)
 {

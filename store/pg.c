@@ -6,9 +6,10 @@
  * Several umbox nodes share one database.  Each schema step runs in its
  * own transaction under an advisory lock, so two nodes starting at once
  * migrate one after the other; a schema newer than this program knows is
- * refused.  This connection is synchronous: it serves the store API's
- * synchronous callers, which in a daemon are its reader and writer
- * threads, never a loop.
+ * refused.  This connection serves the store API's callers, which wait
+ * for each answer: it sends without blocking and waits in coro_poll, so
+ * the same code runs on the writer's thread (where that is poll) and in
+ * a loop's reader coroutine (where the loop goes on meanwhile).
  */
 #include "store/pg_int.h"
 
@@ -20,6 +21,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "lib/coro.h"
 
 /* The key of the advisory lock that serialises migrations between nodes. */
 #define PG_MIGRATE_LOCK	"7565746f6d626f78"	/* any fixed bigint */
@@ -630,6 +633,54 @@ pg_sql_is(const char *sql, const char *word, int options)
 
 static int pg_session_setup(struct store *s);
 
+/*
+ * Push out what was sent and wait until an answer can be read without
+ * blocking, taking in the server's bytes as they come.  0, or -1 when
+ * the connection failed (PQgetResult then says so at once).
+ */
+static int
+pg_wait(PGconn *c)
+{
+	for (;;) {
+		int flush = PQflush(c);
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+
+		if (flush < 0)
+			return -1;
+		if (flush == 0 && !PQisBusy(c))
+			return 0;
+		if (flush == 1)
+			pfd.events |= POLLOUT;
+		if (coro_poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && !PQconsumeInput(c))
+			return -1;
+	}
+}
+
+/*
+ * The answer to what was just sent (sent: what PQsend* returned), as
+ * PQexec gives it, waited for in pg_wait: the last result, or the first
+ * that failed; never NULL.
+ */
+static PGresult *
+pg_answer(PGconn *c, int sent)
+{
+	PGresult *r, *last = NULL;
+
+	while (sent) {
+		(void)pg_wait(c);
+		if ((r = PQgetResult(c)) == NULL)
+			break;
+		if (last == NULL || PQresultStatus(last) != PGRES_FATAL_ERROR) {
+			PQclear(last);
+			last = r;
+		} else
+			PQclear(r);
+	}
+	return last ? last : PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
+}
+
 /* Forget the statements prepared on a connection that is gone. */
 static void
 pg_stmts_clear(struct pg *p)
@@ -668,7 +719,7 @@ pg_prepared(struct pg *p, const char *sql, int n, char name[16])
 	if (p->stmts[i].sql != NULL || PQpipelineStatus(p->conn) != PQ_PIPELINE_OFF)
 		return NULL;	/* full, or no waiting for a PREPARE in a pipeline */
 	snprintf(name, 16, "p%zu", i);
-	r = PQprepare(p->conn, name, sql, n, NULL);
+	r = pg_answer(p->conn, PQsendPrepare(p->conn, name, sql, n, NULL));
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		PQclear(r);
 		return NULL;
@@ -782,9 +833,10 @@ pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
 	 */
 	if (n > 0 || binary)
 		stmt = pg_prepared(p, sql, n, name);
-	r = stmt ? PQexecPrepared(p->conn, stmt, n, params, lengths, formats, binary) :
-	    n == 0 && !binary ? PQexec(p->conn, sql) :
-	    PQexecParams(p->conn, sql, n, NULL, params, lengths, formats, binary);
+	r = pg_answer(p->conn, stmt ?
+	    PQsendQueryPrepared(p->conn, stmt, n, params, lengths, formats, binary) :
+	    n == 0 && !binary ? PQsendQuery(p->conn, sql) :
+	    PQsendQueryParams(p->conn, sql, n, NULL, params, lengths, formats, binary));
 	t = PQresultStatus(r);
 	if (ending)
 		p->open = 0;
@@ -1119,7 +1171,7 @@ pg_abort(struct store *s)
 	struct pg *p = s->impl;
 
 	if (PQstatus(p->conn) == CONNECTION_OK)
-		PQclear(PQexec(p->conn, "ROLLBACK"));
+		PQclear(pg_answer(p->conn, PQsendQuery(p->conn, "ROLLBACK")));
 	p->open = 0;
 }
 
@@ -1203,7 +1255,7 @@ pg_commit_resolve(struct store *s, const char *mark)
 	snprintf(first, sizeof(first), "%s", s->errmsg);
 	while (PQstatus(p->conn) == CONNECTION_BAD && time(NULL) < until)
 		if (pg_reconnect(s, "a lost commit") != STORE_OK)
-			usleep(100 * 1000);	/* till its next try */
+			coro_sleep(100);	/* till its next try */
 	if (PQstatus(p->conn) == CONNECTION_BAD)
 		return store_fail(s, STORE_ERROR, "%s; the server could not be reached again to"
 		    " learn whether it committed", first);
@@ -1252,7 +1304,7 @@ pg_rollback(struct store *s)
  * a connection lost before COMMIT went out leaves nothing committed,
  * while one lost after it leaves a transaction whose mark and answers are
  * known: pg_commit_resolve learns its fate, and no delivery is stored
- * twice for want of its answer.  The connection is nonblocking meanwhile, and
+ * twice for want of its answer.  The connection never blocks, and
  * everything sent is flushed as it goes (reading answers as they come,
  * so that neither side waits on the other's full buffer): what libpq
  * holds stays near one chunk of a message.
@@ -1268,7 +1320,7 @@ pg_pipe_flush(struct store *s, const char *what)
 	while ((rc = PQflush(c)) == 1) {
 		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN | POLLOUT };
 
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		if (coro_poll(&pfd, 1, -1) < 0 && errno != EINTR)
 			break;
 		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && !PQconsumeInput(c))
 			return pg_fail(s, NULL, what);
@@ -1336,7 +1388,6 @@ pg_pipe_drain(struct store *s)
 			nulls = 0;
 		PQclear(r);
 	}
-	PQsetnonblocking(p->conn, 0);
 }
 
 static int
@@ -1355,7 +1406,7 @@ pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 	pg_prepare(s, PG_MARK_SQL, 1);
 	pg_prepare(s, PG_LOCK_USERS_SQL, 1);
 	pg_pipe_prepare(s);
-	if (!PQenterPipelineMode(p->conn) || PQsetnonblocking(p->conn, 1) != 0) {
+	if (!PQenterPipelineMode(p->conn)) {
 		status = pg_fail(s, NULL, "begin");
 		pg_pipe_drain(s);
 		return status;

@@ -33,6 +33,7 @@
 
 #include <ini.h>
 
+#include "lib/coro.h"
 #include "lib/resolve.h"
 #include "lib/util.h"
 
@@ -190,8 +191,12 @@ pg_connect_one(const char **keys, const char **vals, size_t nk, const struct pg_
 		int64_t left = deadline - monotonic_ms();
 		int rc;
 
-		if (st == PGRES_POLLING_OK)
-			return c;
+		if (st == PGRES_POLLING_OK) {
+			/* Commands are sent without blocking and waited for in coro_poll. */
+			if (PQsetnonblocking(c, 1) == 0)
+				return c;
+			break;
+		}
 		if (st == PGRES_POLLING_FAILED)
 			break;
 		if (left <= 0) {
@@ -200,7 +205,7 @@ pg_connect_one(const char **keys, const char **vals, size_t nk, const struct pg_
 			return NULL;
 		}
 		pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-		rc = poll(&pfd, 1, (int)left);
+		rc = coro_poll(&pfd, 1, (int)left);
 		if (rc < 0 && errno != EINTR)
 			break;
 		if (rc > 0)

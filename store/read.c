@@ -1,58 +1,96 @@
 /*
- * read.c - a loop's reads, run at once (SQLite) or on reader threads with
- * connections of their own (PostgreSQL).
+ * read.c - a loop's reads: at once on the loop's own connection (SQLite),
+ * or one after another in a coroutine on the loop, with a reader
+ * connection of the loop's (PostgreSQL).
+ *
+ * A read submitted on PostgreSQL never starts inside store_read_submit:
+ * its owner learns of it only once the call has returned.  It starts on
+ * the loop's next turn, or as soon as the read before it has ended.
  */
 #include "store/backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <event2/event.h>
+
+#include "lib/coro.h"
+
 struct store_readers {
-	struct store *inline_store;	/* SQLite: the loop's connection */
-	struct worker_pool *pool;	/* PostgreSQL */
-	struct store **stores;		/* the threads' connections */
-	unsigned n;
+	struct store *store;		/* the loop's (SQLite) or our own (PostgreSQL) */
+	int own;
+	/* PostgreSQL: */
+	struct coro *coro;		/* where reads run, one at a time */
+	struct event *kick;		/* starts the queue's first on the loop's turn */
+	struct store_read *running, *queue, **tail;
 };
 
 static void
-read_work(struct worker_job *job)
+read_run(void *arg)
 {
-	struct store_read *r = COMPLETION_OWNER(job, struct store_read, job);
+	struct store_readers *rd = arg;
+	struct store_read *r = rd->running;
 
-	r->work(job->ctx, r);
+	if (!r->cancelled)
+		r->work(rd->store, r);
+}
+
+static void read_next(struct store_readers *rd);
+
+/* On the loop's own stack, the coroutine idle again. */
+static void
+read_finished(void *arg)
+{
+	struct store_readers *rd = arg;
+	struct store_read *r = rd->running;
+
+	rd->running = NULL;
+	r->done(r, r->cancelled);	/* may free r, and submit more */
+	read_next(rd);
 }
 
 static void
-read_done(struct worker_job *job, int cancelled)
+read_next(struct store_readers *rd)
 {
-	struct store_read *r = COMPLETION_OWNER(job, struct store_read, job);
+	struct store_read *r = rd->queue;
 
-	r->done(r, cancelled);
+	if (r == NULL || rd->running != NULL || coro_busy(rd->coro))
+		return;
+	if ((rd->queue = r->next) == NULL)
+		rd->tail = &rd->queue;
+	rd->running = r;
+	coro_start(rd->coro, read_run, read_finished, rd);
+}
+
+static void
+read_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	read_next(arg);
 }
 
 int
 store_readers_new(const struct store_config *cfg, struct event_base *base,
-    struct store *loop_store, unsigned nthreads, struct store_readers **out, char *err,
-    size_t errlen)
+    struct store *loop_store, struct store_readers **out, char *err, size_t errlen)
 {
 	struct store_readers *rd = xcalloc(1, sizeof(*rd));
 	int status;
 
 	*out = NULL;
 	if (cfg->backend == STORE_BACKEND_SQLITE) {
-		rd->inline_store = loop_store;
+		rd->store = loop_store;
 		*out = rd;
 		return STORE_OK;
 	}
-	rd->stores = xcalloc(nthreads, sizeof(*rd->stores));
-	for (rd->n = 0; rd->n < nthreads; rd->n++) {
-		status = store_open(cfg, 0, &rd->stores[rd->n], err, errlen);
-		if (status != STORE_OK) {
-			store_readers_free(&rd);
-			return status;
-		}
+	if ((status = store_open(cfg, 0, &rd->store, err, errlen)) != STORE_OK) {
+		free(rd);
+		return status;
 	}
-	rd->pool = worker_pool_new_ctx(base, (int)nthreads, "store reader", (void *const *)rd->stores);
+	rd->own = 1;
+	rd->coro = coro_new(base);
+	rd->kick = event_new(base, -1, 0, read_kick, rd);
+	rd->tail = &rd->queue;
 	*out = rd;
 	return STORE_OK;
 }
@@ -64,10 +102,15 @@ store_readers_free(struct store_readers **rdp)
 
 	if (rd == NULL)
 		return;
-	worker_pool_free(&rd->pool);
-	for (unsigned i = 0; i < rd->n; i++)
-		store_close(&rd->stores[i]);
-	free(rd->stores);
+	if (rd->coro) {
+		read_next(rd);
+		while (coro_busy(rd->coro))	/* each read's end starts the next */
+			coro_run_out(rd->coro);
+		event_free(rd->kick);
+		coro_free(&rd->coro);
+	}
+	if (rd->own)
+		store_close(&rd->store);
 	free(rd);
 	*rdp = NULL;
 }
@@ -76,15 +119,18 @@ int
 store_read_submit(struct store_readers *rd, struct store_read *r)
 {
 	r->now = 0;
-	if (rd->pool == NULL) {
+	r->cancelled = 0;
+	r->next = NULL;
+	if (rd->coro == NULL) {
 		r->now = 1;
-		r->work(rd->inline_store, r);
+		r->work(rd->store, r);
 		r->done(r, 0);
 		return 1;
 	}
-	r->job.work = read_work;
-	r->job.done = read_done;
-	worker_submit(rd->pool, &r->job);
+	*rd->tail = r;
+	rd->tail = &r->next;
+	if (rd->running == NULL)
+		event_active(rd->kick, 0, 0);
 	return 0;
 }
 
@@ -92,5 +138,5 @@ void
 store_read_cancel(struct store_read *r)
 {
 	if (!r->now)
-		worker_cancel(&r->job);
+		r->cancelled = 1;
 }

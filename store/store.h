@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "lib/util.h"
-#include "lib/worker.h"
+#include "lib/completion.h"
 
 struct event_base;
 struct store;
@@ -690,13 +690,16 @@ int store_daemon_startup(struct server *srv, const char *what,
  * whose work() runs with a store connection and whose done() follows on
  * the loop.  On SQLite a read is a page-cache hit, so work() runs at
  * once on the loop's own connection and done() before
- * store_read_submit() returns; on PostgreSQL a reader thread with a
- * connection of its own runs it, so no loop ever waits for the server.
+ * store_read_submit() returns.  On PostgreSQL the loop has a reader
+ * connection, and each read's work() runs in turn in a coroutine on the
+ * loop (lib/coro.h): where it waits for the server, the loop goes on,
+ * and libevent resumes it when the answer is in.  So no loop ever waits
+ * for the server, and a read costs no thread's wake-up.
  */
 struct store_readers;
 
 struct store_read {
-	/* With a store connection: the loop's (SQLite) or a reader thread's. */
+	/* With a store connection: the loop's (SQLite) or its reader's. */
 	void (*work)(struct store *s, struct store_read *r);
 	/* On the loop; cancelled: the owner went away, only free what is left. */
 	void (*done)(struct store_read *r, int cancelled);
@@ -706,7 +709,8 @@ struct store_read {
 	 * inside store_read_submit().
 	 */
 	int now;
-	struct worker_job job;		/* the readers' */
+	int cancelled;			/* store_read_cancel */
+	struct store_read *next;	/* the readers' queue */
 };
 
 /*
@@ -760,13 +764,12 @@ struct store *store_dirview_get(struct store_dirview *v);
 
 /*
  * The readers of one loop, answering on base's thread.  loop_store is the
- * loop's own connection, which SQLite reads use; PostgreSQL opens
- * nthreads connections of its own.
+ * loop's own connection, which SQLite reads use; PostgreSQL opens one of
+ * its own.
  */
 int store_readers_new(const struct store_config *cfg, struct event_base *base,
-    struct store *loop_store, unsigned nthreads, struct store_readers **out, char *err,
-    size_t errlen);
-/* Finish every submitted read (each done() runs), stop the threads. */
+    struct store *loop_store, struct store_readers **out, char *err, size_t errlen);
+/* Finish every submitted read (each done() runs; the loop need not run). */
 void store_readers_free(struct store_readers **rd);
 /*
  * Run r: returns 1 when done() has already run (the caller must not

@@ -30,6 +30,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/coro.h"
+
 #define WRITER_BATCH_MAX	1024
 
 /* The thread and its pending requests, shared by every handle. */
@@ -221,7 +223,7 @@ writer_run_tries(struct store *s, struct store_req *list, int pipe)
 			return 0;
 		if (!s->retry || t == WRITER_TRIES)
 			return -1;
-		usleep(1000 * (1 + arc4random_uniform(10u << t)));
+		coro_sleep((int)(1 + arc4random_uniform(10u << t)));
 	}
 }
 

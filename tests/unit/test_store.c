@@ -1256,7 +1256,7 @@ test_pg_directory(void **state)
 	char err[256];
 	int64_t a;
 
-	assert_int_equal(store_readers_new(&f->cfg, base, NULL, 1, &rd, err, sizeof(err)),
+	assert_int_equal(store_readers_new(&f->cfg, base, NULL, &rd, err, sizeof(err)),
 	    STORE_OK);
 	dir = store_directory_new(&f->cfg, base, rd);
 	v = store_dirview_new(dir);
