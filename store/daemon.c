@@ -208,7 +208,8 @@ store_daemon_open(struct server *srv)
 			break;
 		status = i == 0 ?
 		    store_writer_new(&sc, l->base, &l->writer, err, sizeof(err)) :
-		    store_writer_attach(srv->loops[0].writer, l->base, &l->writer, err, sizeof(err));
+		    store_writer_attach(srv->loops[0].writer, &sc, l->base, &l->writer, err,
+			sizeof(err));
 	}
 	if (status == STORE_OK && node) {
 		struct store_heartbeat *hb = xcalloc(1, sizeof(*hb));

@@ -8,8 +8,8 @@
  * migrate one after the other; a schema newer than this program knows is
  * refused.  This connection serves the store API's callers, which wait
  * for each answer: it sends without blocking and waits in coro_poll, so
- * the same code runs on the writer's thread (where that is poll) and in
- * a loop's reader coroutine (where the loop goes on meanwhile).
+ * the same code runs in umboxctl (where that is poll) and in a loop's
+ * reader and writer coroutines (where the loop goes on meanwhile).
  */
 #include "store/pg_int.h"
 
@@ -1064,8 +1064,8 @@ pg_session_setup(struct store *s)
  * LIMIT, reached (known by its English text: a refused connection has no
  * SQLSTATE to ask).
  */
-#define PG_TOO_MANY_HINT " (each umbox daemon holds one connection per event loop" \
-	" and two more, umboxctl one: raise the server's max_connections or the" \
+#define PG_TOO_MANY_HINT " (each umbox daemon holds two connections per event loop" \
+	" and one more, umboxctl one: raise the server's max_connections or the" \
 	" role's or database's CONNECTION LIMIT, or lower [general] threads)"
 
 static int
@@ -1347,16 +1347,22 @@ PGresult *
 pg_pipe_result(struct store *s, int *status, const char *what)
 {
 	PGconn *c = pg_conn(s);
-	PGresult *r = PQgetResult(c), *end;
+	PGresult *r, *end;
 	ExecStatusType t;
+
+	(void)pg_wait(c);	/* a failure: PQgetResult says so at once */
+	r = PQgetResult(c);
 
 	if (r == NULL) {
 		*status = store_fail(s, STORE_ERROR, "%s: no answer", what);
 		return NULL;
 	}
 	/* A statement's answer ends with a NULL; a Sync's has none. */
-	if ((t = PQresultStatus(r)) != PGRES_PIPELINE_SYNC && (end = PQgetResult(c)) != NULL)
-		PQclear(end);	/* a second result: a protocol surprise, refused below */
+	if ((t = PQresultStatus(r)) != PGRES_PIPELINE_SYNC) {
+		(void)pg_wait(c);
+		if ((end = PQgetResult(c)) != NULL)
+			PQclear(end);	/* a second result: a protocol surprise, refused below */
+	}
 	if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK || t == PGRES_PIPELINE_SYNC) {
 		*status = STORE_OK;
 		return r;
@@ -1382,6 +1388,7 @@ pg_pipe_drain(struct store *s)
 
 		if (PQstatus(p->conn) == CONNECTION_BAD)
 			break;
+		(void)pg_wait(p->conn);
 		if ((r = PQgetResult(p->conn)) == NULL && ++nulls > 2)
 			break;		/* nothing more will come */
 		if (r)

@@ -787,23 +787,25 @@ struct store_req;
 typedef void store_req_cb(struct store_req *req, void *arg);
 
 /*
- * Start a writer thread with its own connection to the store.  Completed
- * requests are handed back on base's thread; base must stay alive until
- * store_writer_free().
+ * A writer with its own connection to the store, answering on base's
+ * thread; base must stay alive until store_writer_free().  On SQLite a
+ * thread; on PostgreSQL base's loop runs it (writer.c).
  */
 int store_writer_new(const struct store_config *cfg, struct event_base *base,
     struct store_writer **out, char *err, size_t errlen);
 /*
- * Another loop's handle on w's thread: requests submitted through it are
- * committed in the same batches and answered on base's thread.
+ * Another loop's writer: on SQLite a handle on w's thread, whose requests
+ * are committed in the same batches and answered on base's thread; on
+ * PostgreSQL a writer of base's own (cfg's connection).
  */
-int store_writer_attach(struct store_writer *w, struct event_base *base,
-    struct store_writer **out, char *err, size_t errlen);
+int store_writer_attach(struct store_writer *w, const struct store_config *cfg,
+    struct event_base *base, struct store_writer **out, char *err, size_t errlen);
 /*
- * Freeing the handle from store_writer_new finishes every request
- * submitted through any handle and stops the thread; free the attached
- * handles after it (once their loops have stopped submitting): their
- * callbacks still run then.
+ * Freeing a writer finishes every request submitted through it (their
+ * callbacks run; its loop need not).  On SQLite, freeing the handle from
+ * store_writer_new finishes every request submitted through any handle
+ * and stops the thread; free the attached handles after it (once their
+ * loops have stopped submitting): their callbacks still run then.
  */
 void store_writer_free(struct store_writer **w);
 

@@ -1,10 +1,10 @@
 /*
  * writer.c - group commit.
  *
- * Daemons never write to the store on their event loop.  They hand
- * requests to a writer thread, which takes everything queued since its
- * last round, opens one transaction, applies each request, and commits
- * once: one fsync for the whole batch.  A request that fails is rolled
+ * Daemons never wait for the store on their event loop.  They hand
+ * requests to a writer, which takes everything queued since its last
+ * round, opens one transaction, applies each request, and commits once:
+ * one fsync for the whole batch.  A request that fails is rolled
  * back alone: in a savepoint of its own where the backend has them
  * (SQLite); else (PostgreSQL, where a batch's savepoints would overflow
  * the server's subtransaction cache) the batch runs again request by
@@ -16,10 +16,19 @@
  * What a request does is its own business (request.h): the writer only
  * calls its apply and, once the callback has run, its free.
  *
- * Several event loops share one thread: each has a handle of its own
- * (store_writer_attach) with its own completion queue, and a request
- * remembers the queue it came through, so its answer wakes the loop that
- * asked.  A batch wakes each loop once at most.
+ * On SQLite several event loops share one thread, which waits for the
+ * disk: each has a handle of its own (store_writer_attach) with its own
+ * completion queue, and a request remembers the queue it came through,
+ * so its answer wakes the loop that asked.  A batch wakes each loop once
+ * at most.
+ *
+ * On PostgreSQL a commit waits for the server, not the disk, and every
+ * loop has a writer of its own: a connection of the loop's, and batches
+ * run one after another in a coroutine on the loop (lib/coro.h), the
+ * same code as on the thread but waiting in coro_poll, so the loop serves
+ * its sessions while a batch is at the server.  A batch gathers what the
+ * loop's sessions submitted while the one before it was out, and its
+ * callbacks run on the loop as soon as it is done.
  */
 #include "store/request.h"
 
@@ -31,6 +40,8 @@
 #include <unistd.h>
 
 #include "lib/coro.h"
+
+#include <event2/event.h>
 
 #define WRITER_BATCH_MAX	1024
 
@@ -45,9 +56,14 @@ struct writer_thread {
 };
 
 struct store_writer {
-	struct writer_thread *t;
+	struct writer_thread *t;	/* NULL: a writer of the loop's own */
 	struct completion_queue *done;	/* this handle's loop */
 	int owner;			/* the first handle: stops the thread when freed */
+	/* A writer of the loop's own (PostgreSQL): */
+	struct store *s;
+	struct coro *co;		/* runs one batch at a time */
+	struct event *kick;		/* starts a batch on the loop's turn */
+	struct store_req *queue, **tail, *batch;
 };
 
 static void
@@ -288,14 +304,29 @@ writer_run_batch(struct store *s, struct store_req *batch)
 	return pipe;
 }
 
+/* Up to WRITER_BATCH_MAX requests off the list; the rest wait for the next round. */
+static struct store_req *
+writer_take(struct store_req **list, struct store_req ***tail)
+{
+	struct store_req *batch = *list, *r, **end = &batch;
+	size_t n = 0;
+
+	for (r = batch; r && n < WRITER_BATCH_MAX; r = r->next, n++)
+		end = &r->next;
+	*list = *end;
+	*end = NULL;
+	if (*list == NULL)
+		*tail = list;
+	return batch;
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct writer_thread *w = arg;
 
 	for (;;) {
-		struct store_req *batch, *r, *next, **tail;
-		size_t n = 0;
+		struct store_req *batch, *r, *next;
 
 		pthread_mutex_lock(&w->lock);
 		while (w->pending == NULL && !w->stop)
@@ -304,15 +335,7 @@ writer_main(void *arg)
 			pthread_mutex_unlock(&w->lock);
 			break;
 		}
-		/* Take up to WRITER_BATCH_MAX requests; the rest wait for the next round. */
-		batch = w->pending;
-		tail = &batch;
-		for (r = batch; r && n < WRITER_BATCH_MAX; r = r->next, n++)
-			tail = &r->next;
-		w->pending = *tail;
-		*tail = NULL;
-		if (w->pending == NULL)
-			w->pending_tail = &w->pending;
+		batch = writer_take(&w->pending, &w->pending_tail);
 		pthread_mutex_unlock(&w->lock);
 
 		batch = writer_run_batch(w->s, batch);
@@ -351,13 +374,97 @@ writer_handle_new(struct writer_thread *t, struct event_base *base, int owner)
 	return w;
 }
 
+/* ---- a writer of the loop's own ---- */
+
+static void loop_writer_next(struct store_writer *w);
+
+/* In the coroutine. */
+static void
+loop_writer_run(void *arg)
+{
+	struct store_writer *w = arg;
+
+	w->batch = writer_run_batch(w->s, w->batch);
+}
+
+/* On the loop's stack, the batch done: its callbacks, then the next batch. */
+static void
+loop_writer_done(void *arg)
+{
+	struct store_writer *w = arg;
+	struct store_req *r = w->batch, *next;
+
+	w->batch = NULL;
+	for (; r; r = next) {
+		next = r->next;
+		writer_finished(&r->finished);
+	}
+	loop_writer_next(w);
+}
+
+static void
+loop_writer_next(struct store_writer *w)
+{
+	if (w->queue == NULL || w->batch != NULL || coro_busy(w->co))
+		return;
+	w->batch = writer_take(&w->queue, &w->tail);
+	coro_start(w->co, loop_writer_run, loop_writer_done, w);
+}
+
+static void
+loop_writer_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	loop_writer_next(arg);
+}
+
+static int
+loop_writer_new(const struct store_config *cfg, struct event_base *base,
+    struct store_writer **out, char *err, size_t errlen)
+{
+	struct store_writer *w;
+	int status;
+
+	if ((w = writer_handle_new(NULL, base, 0)) == NULL) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return STORE_ERROR;
+	}
+	if ((status = store_open(cfg, 0, &w->s, err, errlen)) != STORE_OK) {
+		completion_queue_free(&w->done);
+		free(w);
+		return status;
+	}
+	w->co = coro_new(base);
+	w->kick = event_new(base, -1, 0, loop_writer_kick, w);
+	w->tail = &w->queue;
+	*out = w;
+	return STORE_OK;
+}
+
+/* Every batch submitted, to its end and its callbacks; the loop need not run. */
+static void
+loop_writer_free(struct store_writer *w)
+{
+	for (loop_writer_next(w); w->batch; loop_writer_next(w))
+		coro_run_out(w->co);
+	event_free(w->kick);
+	coro_free(&w->co);
+	store_close(&w->s);
+}
+
+/* ---- the writer thread ---- */
+
 int
 store_writer_new(const struct store_config *cfg, struct event_base *base,
     struct store_writer **out, char *err, size_t errlen)
 {
-	struct writer_thread *t = xcalloc(1, sizeof(*t));
+	struct writer_thread *t;
 	int status;
 
+	if (cfg->backend == STORE_BACKEND_POSTGRESQL)
+		return loop_writer_new(cfg, base, out, err, errlen);
+	t = xcalloc(1, sizeof(*t));
 	if ((status = store_open(cfg, 0, &t->s, err, errlen)) != STORE_OK) {
 		free(t);
 		return status;
@@ -378,9 +485,11 @@ store_writer_new(const struct store_config *cfg, struct event_base *base,
 }
 
 int
-store_writer_attach(struct store_writer *w, struct event_base *base,
-    struct store_writer **out, char *err, size_t errlen)
+store_writer_attach(struct store_writer *w, const struct store_config *cfg,
+    struct event_base *base, struct store_writer **out, char *err, size_t errlen)
 {
+	if (w->t == NULL)
+		return loop_writer_new(cfg, base, out, err, errlen);
 	if ((*out = writer_handle_new(w->t, base, 0)) == NULL) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		return STORE_ERROR;
@@ -403,6 +512,13 @@ store_writer_submit(struct store_writer *w, struct store_req *r)
 	r->done = w->done;
 	if (r->status != STORE_OK) {
 		completion_post(w->done, &r->finished);
+		return;
+	}
+	if (t == NULL) {
+		*w->tail = r;
+		w->tail = &r->next;
+		if (w->batch == NULL)
+			event_active(w->kick, 0, 0);
 		return;
 	}
 	pthread_mutex_lock(&t->lock);
@@ -434,7 +550,9 @@ store_writer_free(struct store_writer **wp)
 
 	if (w == NULL)
 		return;
-	if (w->owner)
+	if (w->t == NULL)
+		loop_writer_free(w);
+	else if (w->owner)
 		writer_thread_stop(w->t);
 	completion_queue_free(&w->done);
 	free(w);

@@ -260,7 +260,8 @@ def test_postgresql_node_name_held_elsewhere_is_refused_until_stale(smtpd_factor
 
 
 def test_postgresql_connection_limit_is_named_with_what_to_do(smtpd_factory):
-    """A daemon holds a connection per event loop and two more.  Under a
+    """A daemon holds two connections per event loop (a reader and a
+    writer) and one that listens: 9 with 4 loops.  Under a
     CONNECTION LIMIT too low for its loops it does not start, and says what
     to turn; with one short it serves, says once (not every second) that it
     cannot hear of directory changes and looks for them meanwhile, sees a
@@ -278,10 +279,10 @@ def test_postgresql_connection_limit_is_named_with_what_to_do(smtpd_factory):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0, p
     assert "too many connections" in p.stderr, p.stderr
-    assert "one connection per event loop and two more" in p.stderr, p.stderr
+    assert "two connections per event loop and one more" in p.stderr, p.stderr
     assert "CONNECTION LIMIT" in p.stderr and "[general] threads" in p.stderr, p.stderr
 
-    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 5")   # no room to listen
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 8")   # no room to listen
     d.start()
     time.sleep(3)
     assert d.log().count("hear of directory changes") == 1, d.log()
@@ -304,13 +305,13 @@ def test_postgresql_connection_limit_is_named_with_what_to_do(smtpd_factory):
     assert code == 250, "a user added meanwhile is never seen"
     assert d.log().count("hear of directory changes") == 1, d.log()
 
-    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 6")
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 9")
     deadline = time.monotonic() + 10
     while "hearing of directory changes again" not in d.log() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "hearing of directory changes again" in d.log(), d.log()
-    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 7")   # umboxctl's own
+    backend.execute(db, f"ALTER ROLE {role} CONNECTION LIMIT 10")   # umboxctl's own
     with smtplib.SMTP("127.0.0.1", d.mx, timeout=10) as s:
         s.sendmail("someone@outside.test", [f"carol@{DOMAIN}"],
-                   "Subject: six connections\r\n\r\nhello\r\n")
+                   "Subject: nine connections\r\n\r\nhello\r\n")
     assert len(d.mailbox("carol")) == 1
