@@ -808,6 +808,8 @@ pg_reconnect(struct store *s, const char *what)
  * result when it succeeded (free it with PQclear), else NULL with the
  * status in *status and the message recorded.
  */
+#define PG_TRIES	4	/* of a command alone that met a deadlock */
+
 PGresult *
 pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
     const char *const *params, const int *lengths, const int *formats, int binary)
@@ -818,6 +820,7 @@ pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
 	char name[16];
 	PGresult *r;
 	ExecStatusType t;
+	int alone;
 
 	if (!p->open && !p->in_read)
 		pg_check_idle(p);
@@ -833,10 +836,29 @@ pg_query(struct store *s, int *status, const char *what, const char *sql, int n,
 	 */
 	if (n > 0 || binary)
 		stmt = pg_prepared(p, sql, n, name);
-	r = pg_answer(p->conn, stmt ?
-	    PQsendQueryPrepared(p->conn, stmt, n, params, lengths, formats, binary) :
-	    n == 0 && !binary ? PQsendQuery(p->conn, sql) :
-	    PQsendQueryParams(p->conn, sql, n, NULL, params, lengths, formats, binary));
+	/*
+	 * A command in a transaction of its own that met another's locks in
+	 * the wrong order (a deadlock; umboxctl queue flush against a node's
+	 * reports, say) left nothing behind: it runs again, after a short
+	 * random wait, as the writer runs its batches again.  Within the
+	 * caller's transaction that is the caller's to decide.
+	 */
+	alone = PQtransactionStatus(p->conn) == PQTRANS_IDLE;
+	for (unsigned tries = 1; ; tries++) {
+		const char *state;
+
+		r = pg_answer(p->conn, stmt ?
+		    PQsendQueryPrepared(p->conn, stmt, n, params, lengths, formats, binary) :
+		    n == 0 && !binary ? PQsendQuery(p->conn, sql) :
+		    PQsendQueryParams(p->conn, sql, n, NULL, params, lengths, formats, binary));
+		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (!alone || tries == PG_TRIES || state == NULL ||
+		    (strcmp(state, "40P01") != 0 && strcmp(state, "40001") != 0) ||
+		    PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+			break;
+		PQclear(r);
+		coro_sleep((int)(1 + arc4random_uniform(10u << tries)));
+	}
 	t = PQresultStatus(r);
 	if (ending)
 		p->open = 0;

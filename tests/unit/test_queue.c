@@ -7,9 +7,11 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <event2/event.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -957,6 +959,80 @@ test_pg_queue_notifies(void **state)
 	store_close(&l);
 }
 
+struct flusher {
+	struct fx *f;
+	int status;
+	size_t n;
+	char err[512];
+};
+
+static void *
+flush_main(void *arg)
+{
+	struct flusher *fl = arg;
+	struct store *s;
+
+	if (store_open(&fl->f->cfg, 0, &s, fl->err, sizeof(fl->err)) != STORE_OK) {
+		fl->status = -1;
+		return NULL;
+	}
+	fl->status = store_queue_flush(s, 0, fl->f->t0, &fl->n);
+	if (fl->status != STORE_OK)
+		snprintf(fl->err, sizeof(fl->err), "%s", store_errmsg(s));
+	store_close(&s);
+	return NULL;
+}
+
+static void
+pg_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+}
+
+/*
+ * umboxctl queue flush updates every row at once; a node's transaction
+ * that updates two rows (its reports) may take them in the other order.
+ * PostgreSQL then ends one of them with a deadlock.  When that is the
+ * flush, alone in its transaction, it runs again and every row is
+ * flushed: the administrator sees no error.
+ */
+static void
+test_pg_flush_survives_a_deadlock(void **state)
+{
+	struct fx *f = *state;
+	struct flusher fl = { .f = f };
+	char sql[256];
+	int64_t first, last;
+	pthread_t t;
+	PGconn *c;
+
+	queue_message(f->s, "s@h.example", "x\r\n", "a@d.example", "b@d.example", NULL);
+	first = row_id(f->s, "a@d.example");
+	last = row_id(f->s, "b@d.example");
+	c = PQconnectdb(f->dsn);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	pg_ok(c, "SET deadlock_timeout = '5s'");	/* so that the flush finds the cycle */
+	pg_ok(c, "BEGIN");
+	snprintf(sql, sizeof(sql), "UPDATE queue SET attempts = attempts WHERE id = %lld",
+	    (long long)last);
+	pg_ok(c, sql);
+	pthread_create(&t, NULL, flush_main, &fl);
+	sleep(1);		/* the flush holds the first row and waits for the last */
+	snprintf(sql, sizeof(sql), "UPDATE queue SET attempts = attempts WHERE id = %lld",
+	    (long long)first);
+	pg_ok(c, sql);		/* waits until the flush gives up, after its deadlock_timeout */
+	pg_ok(c, "COMMIT");
+	pthread_join(t, NULL);
+	PQfinish(c);
+	if (fl.status != STORE_OK)
+		fail_msg("the flush failed: %s", fl.err);
+	assert_int_equal(fl.n, 2);
+}
+
 int
 main(void)
 {
@@ -984,6 +1060,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_local, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_requests, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_queue_notifies, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_flush_survives_a_deadlock, setup_pg,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests_name("sqlite", tests, NULL, NULL) + TU_PG_GROUP(pg_tests);
