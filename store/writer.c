@@ -41,8 +41,6 @@
 
 #include "lib/coro.h"
 
-#include <event2/event.h>
-
 #define WRITER_BATCH_MAX	1024
 
 /* The thread and its pending requests, shared by every handle. */
@@ -62,8 +60,12 @@ struct store_writer {
 	/* A writer of the loop's own (PostgreSQL): */
 	struct store *s;
 	struct coro *co;		/* runs one batch at a time */
-	struct event *kick;		/* starts a batch on the loop's turn */
-	struct store_req *queue, **tail, *batch;
+	struct store_req *batch;	/* the one it runs */
+	/* Submitted from any thread, as on the thread: */
+	pthread_mutex_t lock;
+	struct store_req *queue, **tail;
+	int kicked;			/* kick is on its way to the loop */
+	struct completion_item kick;
 };
 
 static void
@@ -405,18 +407,25 @@ loop_writer_done(void *arg)
 static void
 loop_writer_next(struct store_writer *w)
 {
-	if (w->queue == NULL || w->batch != NULL || coro_busy(w->co))
+	if (w->batch != NULL || coro_busy(w->co))
 		return;
+	pthread_mutex_lock(&w->lock);
 	w->batch = writer_take(&w->queue, &w->tail);
-	coro_start(w->co, loop_writer_run, loop_writer_done, w);
+	pthread_mutex_unlock(&w->lock);
+	if (w->batch)
+		coro_start(w->co, loop_writer_run, loop_writer_done, w);
 }
 
+/* On the loop, once per submission that found the writer without a kick on its way. */
 static void
-loop_writer_kick(evutil_socket_t fd, short what, void *arg)
+loop_writer_kicked(struct completion_item *item)
 {
-	(void)fd;
-	(void)what;
-	loop_writer_next(arg);
+	struct store_writer *w = COMPLETION_OWNER(item, struct store_writer, kick);
+
+	pthread_mutex_lock(&w->lock);
+	w->kicked = 0;
+	pthread_mutex_unlock(&w->lock);
+	loop_writer_next(w);
 }
 
 static int
@@ -436,7 +445,8 @@ loop_writer_new(const struct store_config *cfg, struct event_base *base,
 		return status;
 	}
 	w->co = coro_new(base);
-	w->kick = event_new(base, -1, 0, loop_writer_kick, w);
+	pthread_mutex_init(&w->lock, NULL);
+	w->kick.fn = loop_writer_kicked;
 	w->tail = &w->queue;
 	*out = w;
 	return STORE_OK;
@@ -446,9 +456,14 @@ loop_writer_new(const struct store_config *cfg, struct event_base *base,
 static void
 loop_writer_free(struct store_writer *w)
 {
-	for (loop_writer_next(w); w->batch; loop_writer_next(w))
-		coro_run_out(w->co);
-	event_free(w->kick);
+	for (;;) {
+		completion_run(w->done);	/* a kick, refusals: they may submit more */
+		loop_writer_next(w);
+		if (w->batch == NULL)
+			break;
+		coro_run_out(w->co);	/* each batch's end starts the next */
+	}
+	pthread_mutex_destroy(&w->lock);
 	coro_free(&w->co);
 	store_close(&w->s);
 }
@@ -515,10 +530,16 @@ store_writer_submit(struct store_writer *w, struct store_req *r)
 		return;
 	}
 	if (t == NULL) {
+		int kick;
+
+		pthread_mutex_lock(&w->lock);
 		*w->tail = r;
 		w->tail = &r->next;
-		if (w->batch == NULL)
-			event_active(w->kick, 0, 0);
+		kick = !w->kicked;
+		w->kicked = 1;
+		pthread_mutex_unlock(&w->lock);
+		if (kick)
+			completion_post(w->done, &w->kick);
 		return;
 	}
 	pthread_mutex_lock(&t->lock);
