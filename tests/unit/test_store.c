@@ -1605,9 +1605,19 @@ test_pg_writer_deadlock_retried(void **state)
 	size_t n;
 	int waited = 0;
 
+	/*
+	 * PostgreSQL aborts whichever side's deadlock check runs first once both
+	 * wait: give the writer's a head start the blocker cannot overtake even
+	 * on a loaded machine, so the writer is always the one chosen.
+	 */
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET deadlock_timeout = '3s'", f->pgdb);
+	pg_run(f, sql);
 	ctx.base = event_base_new();
 	assert_int_equal(store_writer_new(&f->cfg, ctx.base, &w, err, sizeof(err)), STORE_OK);
 	block_writer(f, b, &blk);
+	r = PQexec(blk.pg, "SET deadlock_timeout = '60s'");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
 	ctx.expect = 1;
 	assert_int_equal(pthread_create(&loop, NULL, dispatch_thread, &ctx), 0);
 	store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
