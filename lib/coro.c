@@ -10,6 +10,7 @@
 #include "lib/coro.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,13 +322,25 @@ coro_sleep(int ms)
 	coro_poll(NULL, 0, ms);
 }
 
-void
-coro_run_out(struct coro *c)
+int
+coro_run_out(struct coro *c, int64_t deadline)
 {
 	while (c->state == CORO_WAITING) {
 		struct coro_wait *w = c->wait;
+		int timeout = w->timeout_ms, ours = 0;
 
-		(void)poll(w->pfd, w->n, w->timeout_ms);	/* a failure: as if the time ran out */
+		if (deadline >= 0) {
+			int64_t left = deadline - monotonic_ms();
+
+			if (left <= 0)
+				return -1;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)(left < INT_MAX ? left : INT_MAX), ours = 1;
+		}
+		/* A failure: as if the time ran out. */
+		if (poll(w->pfd, w->n, timeout) <= 0 && ours)
+			continue;	/* our time, not the coroutine's: the deadline decides */
 		coro_resume(w);
 	}
+	return 0;
 }

@@ -13,6 +13,7 @@
 #define UMBOX_CORO_H
 
 #include <poll.h>
+#include <stdint.h>
 
 struct event_base;
 struct coro;
@@ -31,9 +32,11 @@ void coro_start(struct coro *c, void (*fn)(void *), void (*finished)(void *), vo
 int coro_busy(const struct coro *c);
 /*
  * When the loop no longer runs (shutting down): wait in poll(2) for what
- * c waits for, resuming it, until its function has ended.
+ * c waits for, resuming it, until its function has ended (0), or until
+ * deadline (monotonic_ms(); -1: none) has passed with c still waiting
+ * (-1: c is left as it is, waiting, and must not be freed).
  */
-void coro_run_out(struct coro *c);
+int coro_run_out(struct coro *c, int64_t deadline);
 
 /*
  * poll(2) for the coroutine running on this thread, if any: it waits on

@@ -256,23 +256,70 @@ store_daemon_startup(struct server *srv, const char *what, int (*fn)(struct stor
 	return status;
 }
 
-/* The thread (loop 0's handle) first: the others' last answers run as they go. */
+/*
+ * What still waits on a server that does not answer when the daemon
+ * stops: not freed (the wait in progress refers to it), but kept
+ * reachable from here until the process exits.
+ */
+static void **left_behind;
+static size_t nleft_behind;
+
+static void
+leave_behind(void *p)
+{
+	left_behind = xreallocarray(left_behind, nleft_behind + 1, sizeof(*left_behind));
+	left_behind[nleft_behind++] = p;
+}
+
+/*
+ * The thread (loop 0's handle) first: the others' last answers run as
+ * they go.  The sessions are gone, each answered or closed: nothing that
+ * still waits on the server has been acknowledged, so past
+ * STORE_WAIT_REMOTE seconds it is left to the server rather than holding
+ * the daemon up for as long as the server may take.
+ */
 void
 store_daemon_close(struct server *srv)
 {
 	struct store_heartbeat *hb = srv->heartbeat;
+	int64_t deadline = monotonic_ms() + STORE_WAIT_REMOTE * 1000;
+	unsigned writes = 0, reads = 0, n;
 
 	if (hb) {
 		event_free(hb->timer);
 		srv->heartbeat = NULL;
 	}
 	store_directory_stop(srv->directory);
-	for (unsigned i = 0; i < srv->nloops; i++)
-		store_writer_free(&srv->loops[i].writer);
 	for (unsigned i = 0; i < srv->nloops; i++) {
-		store_readers_free(&srv->loops[i].readers);
-		store_close(&srv->loops[i].store);
-		store_dirview_free(&srv->loops[i].directory);
+		struct server_loop *l = &srv->loops[i];
+
+		if ((n = store_writer_finish(l->writer, deadline)) == 0)
+			store_writer_free(&l->writer);
+		else
+			leave_behind(l->writer), l->writer = NULL, writes += n;
+	}
+	for (unsigned i = 0; i < srv->nloops; i++) {
+		struct server_loop *l = &srv->loops[i];
+
+		if ((n = store_readers_finish(l->readers, deadline)) == 0)
+			store_readers_free(&l->readers);
+		else
+			leave_behind(l->readers), l->readers = NULL, reads += n;
+		store_close(&l->store);
+		store_dirview_free(&l->directory);
+	}
+	if (writes || reads) {
+		log_warn("store: %u commit%s and %u read%s still wait on the server %d s after"
+		    " the last session; left to the server (none was acknowledged)",
+		    writes, writes == 1 ? "" : "s", reads, reads == 1 ? "" : "s",
+		    STORE_WAIT_REMOTE);
+		/* A read in flight may be the directory's refresh or the heartbeat's. */
+		if (reads) {
+			leave_behind(srv->directory);
+			leave_behind(hb);
+			srv->directory = NULL;
+			return;
+		}
 	}
 	store_directory_free(&srv->directory);	/* its last refresh came back with the readers */
 	free(hb);	/* its last beat came back with the readers */

@@ -95,6 +95,23 @@ store_readers_new(const struct store_config *cfg, struct event_base *base,
 	return STORE_OK;
 }
 
+unsigned
+store_readers_finish(struct store_readers *rd, int64_t deadline)
+{
+	unsigned n = 1;		/* the one running */
+
+	if (rd == NULL || rd->coro == NULL)
+		return 0;
+	read_next(rd);
+	while (coro_busy(rd->coro))	/* each read's end starts the next */
+		if (coro_run_out(rd->coro, deadline) != 0) {
+			for (struct store_read *r = rd->queue; r; r = r->next)
+				n++;
+			return n;
+		}
+	return 0;
+}
+
 void
 store_readers_free(struct store_readers **rdp)
 {
@@ -103,9 +120,7 @@ store_readers_free(struct store_readers **rdp)
 	if (rd == NULL)
 		return;
 	if (rd->coro) {
-		read_next(rd);
-		while (coro_busy(rd->coro))	/* each read's end starts the next */
-			coro_run_out(rd->coro);
+		store_readers_finish(rd, -1);
 		event_free(rd->kick);
 		coro_free(&rd->coro);
 	}

@@ -772,6 +772,13 @@ int store_readers_new(const struct store_config *cfg, struct event_base *base,
 /* Finish every submitted read (each done() runs; the loop need not run). */
 void store_readers_free(struct store_readers **rd);
 /*
+ * The same, for at most until deadline (monotonic_ms(); -1: none): 0 when
+ * every read has ended; else how many are left, one of them waiting on
+ * the server, and then rd must not be freed (a daemon stopping leaves it
+ * to the exit).
+ */
+unsigned store_readers_finish(struct store_readers *rd, int64_t deadline);
+/*
  * Run r: returns 1 when done() has already run (the caller must not
  * touch r again), 0 when it will run later on the loop.
  */
@@ -808,6 +815,13 @@ int store_writer_attach(struct store_writer *w, const struct store_config *cfg,
  * loops have stopped submitting): their callbacks still run then.
  */
 void store_writer_free(struct store_writer **w);
+/*
+ * What freeing does first, for at most until deadline (monotonic_ms();
+ * -1: none): 0 when every request has ended (SQLite's thread: always);
+ * else how many are left, a batch waiting on the server, and then w must
+ * not be freed.
+ */
+unsigned store_writer_finish(struct store_writer *w, int64_t deadline);
 
 /*
  * Requests.  A request owns copies of everything it needs (a delivery

@@ -452,17 +452,37 @@ loop_writer_new(const struct store_config *cfg, struct event_base *base,
 	return STORE_OK;
 }
 
-/* Every batch submitted, to its end and its callbacks; the loop need not run. */
-static void
-loop_writer_free(struct store_writer *w)
+/*
+ * Every batch submitted, to its end and its callbacks; the loop need not
+ * run.  Past the deadline, how many requests are left.
+ */
+static unsigned
+loop_writer_finish(struct store_writer *w, int64_t deadline)
 {
+	struct store_req *r;
+	unsigned n = 0;
+
 	for (;;) {
 		completion_run(w->done);	/* a kick, refusals: they may submit more */
 		loop_writer_next(w);
 		if (w->batch == NULL)
+			return 0;
+		if (coro_run_out(w->co, deadline) != 0)	/* each batch's end starts the next */
 			break;
-		coro_run_out(w->co);	/* each batch's end starts the next */
 	}
+	for (r = w->batch; r; r = r->next)
+		n++;
+	pthread_mutex_lock(&w->lock);
+	for (r = w->queue; r; r = r->next)
+		n++;
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
+static void
+loop_writer_free(struct store_writer *w)
+{
+	loop_writer_finish(w, -1);
 	pthread_mutex_destroy(&w->lock);
 	coro_free(&w->co);
 	store_close(&w->s);
@@ -562,6 +582,12 @@ writer_thread_stop(struct writer_thread *t)
 	pthread_cond_destroy(&t->wake);
 	store_close(&t->s);
 	free(t);
+}
+
+unsigned
+store_writer_finish(struct store_writer *w, int64_t deadline)
+{
+	return w && w->t == NULL ? loop_writer_finish(w, deadline) : 0;
 }
 
 void

@@ -296,6 +296,58 @@ def test_frozen_server_leaves_sessions_answering_and_fails_commits_for_now(
     assert not problems, problems
 
 
+def test_sigterm_with_server_frozen_stops_in_bounded_time(tmp_path, cluster, node_tls_dir):
+    """SIGTERM while PostgreSQL is frozen and a commit and a login wait on
+    it: each daemon answers what waits (451, -ERR [SYS/TEMP]) after the
+    wait limit and exits 0 a few seconds later, saying that it left work
+    to the server, instead of waiting for a server that may never answer.
+    Nothing unacknowledged is lost: the message either committed or was
+    refused with a 4xx."""
+    dsn, node = start_node(tmp_path, cluster, node_tls_dir)
+    sender = smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=30)
+    sender.ehlo()
+    assert sender.mail("w@outside.test")[0] == 250
+    assert sender.rcpt(f"alice@{DOMAIN}")[0] == 250
+    pop = node.raw(timeout=30)
+    assert pop.cmd("USER alice").startswith("+OK")
+    cluster.freeze()
+    try:
+        results = {}
+
+        def commit():
+            try:
+                results["data"] = sender.data(b"X-Seq: stopping\r\n\r\nmessage stopping\r\n")[0]
+            except (smtplib.SMTPException, OSError) as e:
+                results["data"] = e
+
+        def login():
+            try:
+                results["pass"] = pop.cmd(f"PASS {PASSWORD}")
+            except (OSError, Closed) as e:
+                results["pass"] = e
+
+        waiting = [threading.Thread(target=f) for f in (commit, login)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.5)
+        for p in (node.smtpd, node.pop3d):
+            p.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        for p in (node.smtpd, node.pop3d):
+            rc = p.stop(timeout=20)
+            assert rc == 0, p.log()[-3000:]
+        took = time.monotonic() - t0
+        for t in waiting:
+            t.join(5)
+        assert results["data"] == 451, results
+        assert str(results["pass"]).startswith("-ERR [SYS/TEMP]"), results
+        assert took < 15, took
+        assert "left to the server" in node.smtpd.log(), node.smtpd.log()[-3000:]
+    finally:
+        cluster.thaw()
+    assert backend_messages(dsn).get("stopping", 0) <= 1
+
+
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z umbox-(smtpd|pop3d) \w+: ")
 
 

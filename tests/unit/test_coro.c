@@ -180,10 +180,35 @@ test_run_out_without_the_loop(void **state)
 	coro_start(f->c, reader, finished, f);
 	assert_int_equal(f->step, 1);
 	pthread_create(&t, NULL, late_writer, f);
-	coro_run_out(f->c);
+	assert_int_equal(coro_run_out(f->c, -1), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(f->step, 3);
 	assert_string_equal(f->got, "late");
+	assert_int_equal(f->finished, 1);
+}
+
+/*
+ * A deadline that passes first leaves the function waiting, untouched;
+ * running it out later still finishes it.
+ */
+static void
+test_run_out_gives_up_at_the_deadline(void **state)
+{
+	struct fx *f = *state;
+	int64_t t0;
+
+	coro_start(f->c, reader, finished, f);
+	t0 = monotonic_ms();
+	assert_int_equal(coro_run_out(f->c, t0 + 50), -1);
+	assert_true(monotonic_ms() - t0 >= 50);
+	assert_true(coro_busy(f->c));
+	assert_int_equal(f->step, 1);
+	assert_int_equal(coro_run_out(f->c, t0), -1);	/* past already: at once */
+	assert_int_equal(f->step, 1);
+	assert_int_equal(write(f->pipe[1], "now", 3), 3);
+	assert_int_equal(coro_run_out(f->c, monotonic_ms() + 5000), 0);
+	assert_int_equal(f->step, 3);
+	assert_string_equal(f->got, "now");
 	assert_int_equal(f->finished, 1);
 }
 
@@ -260,6 +285,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_time_runs_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outside_a_coroutine_it_is_poll, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_run_out_without_the_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_out_gives_up_at_the_deadline, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_one_stack_many_functions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deep_stack, setup, teardown),
 	};
