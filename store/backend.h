@@ -47,9 +47,10 @@ struct store_backend {
 	 * the transaction and locks the user rows the batch writes, in id
 	 * order; each request then sends its work (deliver_send); pipe_commit
 	 * sends COMMIT and reads what pipe_begin sent; each request reads its
-	 * answers (deliver_recv) in order; pipe_end reads COMMIT's (commit 1)
-	 * or abandons and rolls back the batch (0).  A failed pipe_begin
-	 * leaves nothing to end.
+	 * answers (deliver_recv) in order; pipe_end (commit 1, once
+	 * pipe_commit has been called) reads the rest and returns STORE_OK
+	 * when the batch committed, or (0: COMMIT never sent) rolls it back.
+	 * A failed pipe_begin leaves nothing to end.
 	 */
 	int (*pipe_begin)(struct store *s, const int64_t *users, size_t n);
 	int (*pipe_commit)(struct store *s);

@@ -1320,16 +1320,18 @@ pg_rollback(struct store *s)
 /*
  * The writer's batch as a pipeline (libpq's pipeline mode): BEGIN, the
  * transaction's mark, the batch's user rows locked in id order, each
- * request's statements and a Flush all go out before any answer is read;
- * COMMIT and a Sync follow once every answer is in.  So a batch costs
- * two round trips and one WAL flush however many requests it holds, and
- * a connection lost before COMMIT went out leaves nothing committed,
- * while one lost after it leaves a transaction whose mark and answers are
+ * request's statements, COMMIT and a Sync all go out before any answer
+ * is read.  The server needs nothing more from us to end the batch: it
+ * commits it, or after a failure skips to the Sync and nothing commits.
+ * So a batch costs one round trip and one WAL flush however many
+ * requests it holds.  A connection lost before COMMIT went out leaves
+ * nothing committed; one lost after leaves a transaction whose mark is
  * known: pg_commit_resolve learns its fate, and no delivery is stored
- * twice for want of its answer.  The connection never blocks, and
- * everything sent is flushed as it goes (reading answers as they come,
- * so that neither side waits on the other's full buffer): what libpq
- * holds stays near one chunk of a message.
+ * twice for want of its answer, nor acknowledged when it did not
+ * commit.  The connection never blocks, and everything sent is flushed
+ * as it goes (reading answers as they come, so that neither side waits
+ * on the other's full buffer): what libpq holds stays near one chunk of
+ * a message.
  */
 
 /* Push out what libpq holds, taking in answers meanwhile. */
@@ -1462,8 +1464,8 @@ pg_pipe_begin(struct store *s, const int64_t *users, size_t n)
 }
 
 /*
- * Ask for the answers to everything sent (a Flush: without a Sync the
- * transaction stays open), then read those to what pg_pipe_begin sent.
+ * COMMIT and a Sync after everything sent, then the answers to what
+ * pg_pipe_begin sent; the requests read theirs next.
  */
 static int
 pg_pipe_commit(struct store *s)
@@ -1471,11 +1473,13 @@ pg_pipe_commit(struct store *s)
 	struct pg *p = s->impl;
 	int status;
 
-	if (!PQsendFlushRequest(p->conn))
-		return pg_fail(s, NULL, "commit");
-	if ((status = pg_pipe_flush(s, "commit")) != STORE_OK)
-		return status;
-	PQclear(pg_pipe_result(s, &status, "begin"));
+	status = pg_pipe_send(s, "commit", "COMMIT", 0, NULL, NULL, NULL);
+	if (status == STORE_OK && !(p->synced = PQpipelineSync(p->conn)))
+		status = pg_fail(s, NULL, "commit");
+	if (status == STORE_OK)
+		status = pg_pipe_flush(s, "commit");
+	if (status == STORE_OK)
+		PQclear(pg_pipe_result(s, &status, "begin"));
 	if (status == STORE_OK)
 		PQclear(pg_pipe_result(s, &status, "begin"));
 	if (status == STORE_OK && p->locked)
@@ -1484,33 +1488,74 @@ pg_pipe_commit(struct store *s)
 }
 
 /*
- * The end of the pipeline: with commit, COMMIT and a Sync, and COMMIT's
- * answer (a lost one resolved as pg_commit does); without, the batch is
- * abandoned and rolled back.  Either way the connection is back to one
- * command at a time.
+ * Every answer still due, to the Sync's: STORE_OK when COMMIT's says the
+ * batch committed.  A failure met on the way (COMMIT's own, or the
+ * connection's) is the status.
+ */
+static int
+pg_pipe_to_sync(struct store *s)
+{
+	PGconn *c = pg_conn(s);
+	int committed = 0, status = STORE_OK, failed = 0, nulls = 0;
+	PGresult *r;
+
+	for (;;) {
+		ExecStatusType t;
+
+		(void)pg_wait(c);	/* a failure: PQgetResult says so at once */
+		if ((r = PQgetResult(c)) == NULL) {
+			if (PQstatus(c) == CONNECTION_BAD || ++nulls > 2)
+				break;	/* nothing more will come */
+			continue;	/* the end of one statement's answer */
+		}
+		nulls = 0;
+		t = PQresultStatus(r);
+		if (t == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			if (committed)
+				return STORE_OK;
+			return failed ? status : store_fail(s, STORE_ERROR, "commit: not run after"
+			    " an earlier failure");
+		}
+		if (t == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0)
+			committed = 1;
+		else if ((t == PGRES_FATAL_ERROR || t == PGRES_BAD_RESPONSE) && !failed) {
+			status = pg_fail(s, r, "commit");
+			failed = 1;
+			continue;
+		}
+		PQclear(r);
+	}
+	if (committed)
+		return STORE_OK;	/* only the Sync's answer was lost */
+	return failed ? status : pg_fail(s, NULL, "commit");
+}
+
+/*
+ * The end of the pipeline.  With commit, pg_pipe_commit has been called:
+ * read what is left and say whether the batch committed (STORE_OK),
+ * learning it from the mark when the connection went.  Without, COMMIT
+ * never went out: a Sync ends what did, and the batch is rolled back.
+ * Either way the connection is back to one command at a time.
  */
 static int
 pg_pipe_end(struct store *s, int commit)
 {
 	struct pg *p = s->impl;
 	char mark[sizeof(p->mark)];
-	int status = STORE_ERROR, retry, synced;
+	int status = STORE_ERROR, retry;
 
 	snprintf(mark, sizeof(mark), "%s", p->mark);
 	p->mark[0] = '\0';
-	if (commit)
-		status = pg_pipe_send(s, "commit", "COMMIT", 0, NULL, NULL, NULL);
-	synced = PQpipelineSync(p->conn);
-	if (commit && status == STORE_OK)
-		status = synced ? pg_pipe_flush(s, "commit") : pg_fail(s, NULL, "commit");
-	if (commit && status == STORE_OK)
-		PQclear(pg_pipe_result(s, &status, "commit"));
-	if (commit && status == STORE_OK)
-		PQclear(pg_pipe_result(s, &status, "commit"));	/* the Sync */
+	if (!p->synced)		/* COMMIT, if any, is not followed: it will not run */
+		p->synced = PQpipelineSync(p->conn);
+	if (commit && p->synced)
+		status = pg_pipe_to_sync(s);
 	retry = s->retry;
 	pg_pipe_drain(s);
 	p->in_txn = 0;
 	p->open = 0;
+	p->synced = 0;
 	if (commit && status != STORE_OK && mark[0] && PQstatus(p->conn) == CONNECTION_BAD)
 		status = pg_commit_resolve(s, mark);
 	else if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)

@@ -28,6 +28,7 @@ struct pg {
 	int open;		/* a BEGIN went through and no COMMIT/ROLLBACK since */
 	char mark[33];		/* the writer's open transaction's (pg_begin) */
 	int locked;		/* the pipeline's batch locked user rows */
+	int synced;		/* the pipeline's Sync is on its way */
 	/* Statements prepared on this connection, by their text ("p" + slot). */
 	struct pg_stmt {
 		char *sql;

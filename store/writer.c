@@ -170,8 +170,13 @@ writer_users(struct store_req *list, size_t *n)
 }
 
 /*
- * writer_run_whole in one round trip: every request of the list sent in
- * the backend's pipeline before any answer is read.  The same outcomes.
+ * writer_run_whole in one round trip: every request of the list, and
+ * COMMIT, sent in the backend's pipeline before any answer is read.  The
+ * same outcomes; and when the connection goes after COMMIT went out, a
+ * batch that committed keeps it: the requests whose answers were read
+ * have them, the others a temporary error (stored or not, their answers
+ * are lost: a client that sends again may store a message twice, never
+ * lose one).
  */
 static int
 writer_run_pipeline(struct store *s, struct store_req *list)
@@ -179,7 +184,8 @@ writer_run_pipeline(struct store *s, struct store_req *list)
 	struct store_req *r;
 	size_t nusers;
 	int64_t *users = writer_users(list, &nusers);
-	int status, spoiled = 0;
+	int status, end, spoiled = 0, retry = 0;
+	char why[sizeof(s->errmsg)];
 
 	s->retry = 0;
 	status = s->be->pipe_begin(s, users, nusers);
@@ -196,34 +202,48 @@ writer_run_pipeline(struct store *s, struct store_req *list)
 		writer_set_error(r, r->status, s->errmsg);
 		spoiled = !s->clean;
 	}
-	if (!spoiled && (status = s->be->pipe_commit(s)) != STORE_OK) {
-		for (r = list; r; r = r->next)
-			if (r->status == STORE_OK)
-				writer_set_error(r, status, s->errmsg);
-		s->be->pipe_end(s, 0);
-		return s->retry ? -1 : 0;
-	}
-	/* Answers come for what was sent: requests still STORE_OK, in order. */
-	for (r = list; r && !spoiled; r = r->next) {
-		if (r->status != STORE_OK)
-			continue;
-		s->clean = 0;
-		if ((r->status = r->ops->recv(s, r)) == STORE_OK)
-			continue;
-		writer_set_error(r, r->status, s->errmsg);
-		spoiled = !s->clean;
-	}
 	if (spoiled) {
-		s->be->pipe_end(s, 0);
+		s->be->pipe_end(s, 0);	/* COMMIT never went out */
 		return -1;
 	}
-	if ((status = s->be->pipe_end(s, 1)) != STORE_OK) {
-		for (r = list; r; r = r->next)
-			if (r->status == STORE_OK)
-				writer_set_error(r, status, s->errmsg);
-		return s->retry ? -1 : 0;
+	/* Answers come for what was sent: requests still STORE_OK, in order. */
+	if ((status = s->be->pipe_commit(s)) != STORE_OK) {
+		snprintf(why, sizeof(why), "%s", s->errmsg);
+		retry = s->retry;
+		r = list;
+	} else {
+		for (r = list; r; r = r->next) {
+			if (r->status != STORE_OK)
+				continue;
+			s->clean = 0;
+			if ((r->status = r->ops->recv(s, r)) == STORE_OK)
+				continue;
+			writer_set_error(r, r->status, s->errmsg);
+			if ((spoiled = !s->clean)) {
+				r = r->next;	/* the first whose answer was not read */
+				break;
+			}
+		}
 	}
-	return 0;
+	if ((end = s->be->pipe_end(s, 1)) == STORE_OK) {
+		for (; r; r = r->next)
+			if (r->status == STORE_OK)
+				writer_set_error(r, STORE_ERROR, "the batch committed, but the answer"
+				    " to this request was lost with the connection");
+		return 0;
+	}
+	if (spoiled)
+		return -1;
+	if (status == STORE_OK) {	/* COMMIT failed */
+		status = end;
+		snprintf(why, sizeof(why), "%s", s->errmsg);
+		retry = s->retry;
+	}
+	for (r = list; r; r = r->next)
+		if (r->status == STORE_OK)
+			writer_set_error(r, status, why);
+	s->retry = retry;
+	return retry ? -1 : 0;
 }
 
 /* Tries of one transaction that met another's locks (a deadlock, say). */
