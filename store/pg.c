@@ -1547,7 +1547,7 @@ pg_pipe_end(struct store *s, int commit)
 
 	snprintf(mark, sizeof(mark), "%s", p->mark);
 	p->mark[0] = '\0';
-	if (!p->synced)		/* COMMIT, if any, is not followed: it will not run */
+	if (!p->synced)		/* the pipeline's end, which pg_pipe_commit did not reach */
 		p->synced = PQpipelineSync(p->conn);
 	if (commit && p->synced)
 		status = pg_pipe_to_sync(s);
