@@ -39,6 +39,7 @@
 #ifdef CORO_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 #ifdef CORO_TSAN
 #include <sanitizer/tsan_interface.h>
@@ -100,6 +101,10 @@ coro_new(struct event_base *base)
 		fatal("coroutine stack: %s", strerror(errno));
 	if (mprotect(c->map, (size_t)page, PROT_NONE) != 0)
 		fatal("coroutine guard page: %s", strerror(errno));
+#ifdef CORO_ASAN
+	/* What a waiting function's frames point to is not leaked. */
+	__lsan_register_root_region(c->map + page, CORO_STACK);
+#endif
 #ifdef CORO_TSAN
 	c->fiber = __tsan_create_fiber(0);
 #endif
@@ -115,6 +120,9 @@ coro_free(struct coro **cp)
 		return;
 	if (c->state != CORO_IDLE)
 		fatal("coroutine freed while it runs");
+#ifdef CORO_ASAN
+	__lsan_unregister_root_region(c->map + (c->maplen - CORO_STACK), CORO_STACK);
+#endif
 #ifdef CORO_TSAN
 	__tsan_destroy_fiber(c->fiber);
 #endif
