@@ -668,13 +668,18 @@ sq_private_files(const char *path, int create)
  * each page a second time there, most of the writer's pwrites.  Up to
  * SQ_STMTJRNL_SPILL it stays in memory (and is dropped at each request's
  * end); a larger request still spills.
+ *
+ * Connections open through the VFS that gathers the WAL's writes
+ * (sqlite_vfs.c); should it not register, through the system's.
  */
 #define SQ_STMTJRNL_SPILL	(4 << 20)
+static const char *sq_vfs;
 static void
 sq_configure(void)
 {
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, SQ_STMTJRNL_SPILL);
+	sq_vfs = sq_vfs_register();
 }
 
 static int
@@ -692,7 +697,7 @@ sq_open(struct store *s, const struct store_config *cfg, int flags)
 		sq_private_files(path, flags & STORE_CREATE);
 	oflags = (flags & STORE_READONLY) ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | ((flags & STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
-	rc = sqlite3_open_v2(path, &q->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &q->db, oflags | SQLITE_OPEN_NOMUTEX, sq_vfs);
 	if (rc != SQLITE_OK) {
 		status = store_fail(s, rc == SQLITE_CANTOPEN ? STORE_NOTFOUND : STORE_ERROR,
 		    "cannot open %s: %s", path, q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));

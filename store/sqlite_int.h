@@ -53,6 +53,9 @@ void sq_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v);
 
 struct sq *sq_of(struct store *s);
 
+/* The VFS that gathers WAL writes (sqlite_vfs.c); NULL if it could not be made. */
+const char *sq_vfs_register(void);
+
 /* Directory (domains, users, aliases), relays and mail (messages, entries) ops. */
 int sq_domain_add(struct store *s, const struct store_domain *d);
 int sq_domain_del(struct store *s, const char *name);

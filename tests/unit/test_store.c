@@ -369,6 +369,99 @@ test_deliver_and_read(void **state)
 	assert_int_equal(st.entries, 0);
 }
 
+/*
+ * The store's WAL writes are gathered in memory and written at the sync
+ * (sqlite_vfs.c).  A commit of megabytes goes out in many pieces; what a
+ * plain connection (the system's VFS, as another program) reads is the
+ * message whole, and the database is sound.
+ */
+static void
+test_wal_large_commit(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	size_t len = 3 * 1024 * 1024 + 12345;
+	char *msg = malloc(len + 1), *text;
+	struct store_rcpt_local loc = { a, NULL, NULL };
+	struct store_delivery d = { .sender = "x@y", .data = msg, .fd = -1, .len = len,
+	    .local = &loc, .nlocal = 1 };
+	struct store_delivery_result res;
+	struct store_entry *v;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	size_t n;
+
+	for (size_t i = 0; i < len; i++)
+		msg[i] = (char)('a' + (i * 31 + i / 4096) % 26);
+	msg[len] = '\0';
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	store_delivery_result_clear(&res);
+
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	text = read_all(f->s, &v[0], 65536);
+	assert_memory_equal(text, msg, len);
+	free(text);
+	store_entry_list_free(&v, n);
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM messages", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_bytes(st, 0), (int)len);
+	assert_memory_equal(sqlite3_column_blob(st, 0), msg, len);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(msg);
+}
+
+/*
+ * The same VFS under a transaction larger than its page cache: SQLite
+ * spills frames before the commit and writes some of them again in
+ * place.  Another connection sees exactly the committed rows.
+ */
+static void
+test_wal_spilled_transaction(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db, *plain;
+	sqlite3_stmt *st;
+
+	assert_non_null(sqlite3_vfs_find("umbox"));
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, "umbox"),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	    " PRAGMA cache_size=4; CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB);"
+	    " BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400)"
+	    " INSERT INTO t SELECT i, zeroblob(1500) FROM n;"
+	    " UPDATE t SET v = randomblob(1500);"
+	    " UPDATE t SET v = zeroblob(1000 + k);"
+	    " COMMIT;"
+	    " BEGIN; UPDATE t SET v = zeroblob(1) WHERE k > 200; ROLLBACK;", NULL, NULL, NULL),
+	    SQLITE_OK);
+
+	assert_int_equal(sqlite3_open_v2(f->path, &plain, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(plain, "SELECT count(*), sum(length(v)),"
+	    " sum(v = zeroblob(1000 + k)) FROM t", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(st, 0), 400);
+	assert_int_equal(sqlite3_column_int64(st, 1), 400 * 1000 + 400 * 401 / 2);
+	assert_int_equal(sqlite3_column_int64(st, 2), 400);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_prepare_v2(plain, "PRAGMA integrity_check", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(plain);
+	sqlite3_close(db);
+}
+
 static void
 test_message_freed_with_last_entry(void **state)
 {
@@ -1827,6 +1920,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_read_view, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_and_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_large_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_spilled_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_freed_with_last_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uid_never_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_defers_the_full_mailbox, setup, teardown),
