@@ -1,6 +1,8 @@
 """The daemon's life: a kill -9 loses nothing acknowledged, SIGTERM exits 0
 with sessions open, -n checks the config (SPEC §2, §3, §4)."""
+import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
@@ -8,6 +10,8 @@ import ssl
 import subprocess
 import threading
 import time
+
+import pytest
 
 import backend
 from smtpd_util import DOMAIN, Raw, binary, headers
@@ -143,6 +147,52 @@ def test_sigterm_with_sessions_open_exits_0(smtpd):
     # No half message was stored, and the listening ports are closed.
     d.start()
     assert d.mailbox("alice") == []
+
+
+@pytest.mark.skipif(backend.PG, reason="the messages are stored on the database server")
+def test_disk_full_refuses_for_now_and_keeps_what_it_acked(smtpd_factory, tmp_path):
+    """The data directory on a 2 MiB file system: messages are taken until
+    it is full, then each is refused with 452 4.3.1 and the session goes on;
+    every message acknowledged is stored whole and once, the store checks
+    clean, and once there is room again the next message is taken."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    d = smtpd_factory(start=False)
+    keep = tmp_path / "template-data"
+    shutil.copytree(d.data_dir, keep)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0750", "tmpfs",
+                    str(d.data_dir)], check=True)
+    try:
+        for f in keep.iterdir():
+            shutil.copy2(f, d.data_dir / f.name)
+        d.start()
+        body = "".join(f"line {i:05d} of a message that fills the disk\r\n" for i in range(800))
+        acked, refused = [], 0
+        with smtplib.SMTP("127.0.0.1", d.mx, timeout=30) as s:
+            for n in range(200):
+                try:
+                    s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
+                               f"Subject: seq {n}\r\n\r\n{body}")
+                    acked.append(n)
+                except smtplib.SMTPDataError as e:
+                    assert e.smtp_code == 452 and e.smtp_error.startswith(b"4.3.1"), e
+                    refused += 1
+                    if refused == 5:
+                        break
+            assert refused == 5 and len(acked) > 5, (acked, refused)
+            s.noop()    # the session goes on
+            subprocess.run(["mount", "-o", "remount,size=64m", str(d.data_dir)], check=True)
+            s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
+                       f"Subject: seq after\r\n\r\n{body}")
+        assert "store: commit: database or disk is full" in d.log()
+        subjects = [e["subject"] for e in d.mailbox("alice")]
+        assert subjects == [f"seq {n}" for n in acked] + ["seq after"], subjects
+        for m in d.messages("alice"):
+            assert m.endswith(body.encode()), m[-200:]
+        d.ctl("store", "check")
+    finally:
+        d.stop()
+        subprocess.run(["umount", str(d.data_dir)], check=True)
 
 
 def test_sighup_reloads_the_certificate(smtpd, tmp_path):
