@@ -104,6 +104,72 @@ pop3_listing_cancel(struct pop3_session *s)
 	}
 }
 
+/*
+ * A lock being given back.  Should the store refuse the release (a full
+ * disk), the mailbox would stay "in use" for the rest of the lease: the
+ * lock waits in the daemon's list instead, and the next login to that
+ * mailbox, on any loop, gives it back before taking its own.
+ */
+struct pop3_stale_lock {
+	struct pop3_stale_lock *next;
+	struct pop3_server *d;
+	int64_t user_id;
+	char *owner;
+};
+
+static void
+pop3_released(struct store_req *req, void *arg)
+{
+	struct pop3_stale_lock *l = arg;
+	struct pop3_server *d = l->d;
+
+	if (store_req_status(req) == STORE_OK) {
+		free(l->owner);
+		free(l);
+		return;
+	}
+	log_warn("mailbox lock %s not given back: %s; the next login to the mailbox"
+	    " gives it back", l->owner, store_req_errmsg(req));
+	pthread_mutex_lock(&d->stale_mu);
+	l->next = d->stale;
+	d->stale = l;
+	atomic_fetch_add(&d->nstale, 1);
+	pthread_mutex_unlock(&d->stale_mu);
+}
+
+static void
+pop3_release(struct server_loop *loop, struct pop3_stale_lock *l)
+{
+	store_writer_submit(loop->writer,
+	    store_req_pop3_quit(l->user_id, l->owner, NULL, 0, NULL, 0, pop3_released, l));
+}
+
+/* Before a login takes its mailbox's lock: the releases refused earlier. */
+static void
+pop3_release_stale(struct pop3_session *s)
+{
+	struct pop3_server *d = pop3_daemon(s);
+	struct pop3_stale_lock *mine = NULL, **p, *l;
+
+	if (atomic_load(&d->nstale) == 0)
+		return;
+	pthread_mutex_lock(&d->stale_mu);
+	for (p = &d->stale; (l = *p) != NULL;) {
+		if (l->user_id == s->user->id) {
+			*p = l->next;
+			l->next = mine;
+			mine = l;
+			atomic_fetch_sub(&d->nstale, 1);
+		} else
+			p = &l->next;
+	}
+	pthread_mutex_unlock(&d->stale_mu);
+	while ((l = mine) != NULL) {
+		mine = l->next;
+		pop3_release(s->loop, l);
+	}
+}
+
 /* The lock is ours: list the mailbox. */
 static void
 pop3_locked(struct store_req *req, void *arg)
@@ -172,6 +238,7 @@ pop3_checked(void *arg, int ok, struct store_user *user)
 	*s->user = *user;
 	if (s->owner == NULL)
 		s->owner = xasprintf("%s%s", pop3_daemon(s)->owner_prefix, s->c.id);
+	pop3_release_stale(s);
 	s->req = store_req_pop3_lock(s->user->id, s->owner, POP3_LOCK_LEASE, pop3_locked, s);
 	store_writer_submit(s->loop->writer, s->req);
 }
@@ -202,11 +269,16 @@ pop3_login_cancel(struct pop3_session *s)
 void
 pop3_release_lock(struct pop3_session *s)
 {
+	struct pop3_stale_lock *l;
+
 	if (s->user == NULL || (!s->locked && s->req == NULL))
 		return;
 	s->locked = 0;
-	store_writer_submit(s->loop->writer,
-	    store_req_pop3_quit(s->user->id, s->owner, NULL, 0, NULL, 0, NULL, NULL));
+	l = xcalloc(1, sizeof(*l));
+	l->d = pop3_daemon(s);
+	l->user_id = s->user->id;
+	l->owner = xstrdup(s->owner);
+	pop3_release(s->loop, l);
 }
 
 /* An active session keeps its lease fresh; nobody waits for the renewal. */

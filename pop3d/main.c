@@ -32,6 +32,7 @@ pop3d_start(struct server *srv)
 
 	if (store_daemon_open(srv) != 0)
 		return -1;
+	pthread_mutex_init(&d->stale_mu, NULL);
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:", host);
 	store_daemon_startup(srv, "clear old mailbox locks", unlock_old, d->owner_prefix);
 	snprintf(d->owner_prefix, sizeof(d->owner_prefix), "%s:%ld:", host, (long)getpid());

@@ -8,6 +8,8 @@
 #ifndef UMBOX_POP3D_H
 #define UMBOX_POP3D_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -35,9 +37,15 @@
 enum pop3_port_kind { POP3_PORT_PLAIN, POP3_PORT_TLS };
 
 /* The daemon: the shared server first, so a struct server * casts back. */
+struct pop3_stale_lock;
+
 struct pop3_server {
 	struct server srv;
 	char owner_prefix[300];		/* "hostname:pid:" for lock owners */
+	/* Locks whose release the store refused, for the next login to give back. */
+	pthread_mutex_t stale_mu;
+	struct pop3_stale_lock *stale;
+	atomic_uint nstale;
 };
 
 enum pop3_state {
