@@ -34,17 +34,17 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 		t->spool_fd = spool_file_open(s->server->cfg->general.data_dir);
 		if (t->spool_fd < 0 ||
 		    write_all(t->spool_fd, evbuffer_pullup(t->spool_mem, -1), have) != 0) {
+			t->spool_error = errno ? errno : EIO;
 			log_err("%s: cannot spool a large message in %s: %s", s->c.id,
-			    s->server->cfg->general.data_dir, strerror(errno));
-			t->spool_error = 1;
+			    s->server->cfg->general.data_dir, strerror(t->spool_error));
 			return;
 		}
 		evbuffer_drain(t->spool_mem, have);
 	}
 	if (t->spool_fd >= 0) {
 		if (write_all(t->spool_fd, buf, len) != 0) {
-			log_err("%s: writing the spool file: %s", s->c.id, strerror(errno));
-			t->spool_error = 1;
+			t->spool_error = errno ? errno : EIO;
+			log_err("%s: writing the spool file: %s", s->c.id, strerror(t->spool_error));
 			return;
 		}
 	} else
@@ -296,7 +296,11 @@ smtp_message_end(struct smtp_session *s)
 	if (t->tail[0] != '\r' || t->tail[1] != '\n')
 		spool_write(s, "\r\n", 2);
 	if (t->spool_error) {
-		smtp_reply(s, "451 4.3.0 Error: local error in processing");
+		/* RFC 5321 §4.2.3, RFC 3463 X.3.1: a full disk is said as such. */
+		if (t->spool_error == ENOSPC || t->spool_error == EDQUOT)
+			smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		else
+			smtp_reply(s, "451 4.3.0 Error: local error in processing");
 		smtp_message_done(s, 0);
 		return;
 	}

@@ -94,7 +94,7 @@ struct smtp_txn {
 	char tail[2];			/* the last two bytes spooled */
 	char *head;			/* the first SMTP_HEAD_KEEP bytes spooled, for the kind */
 	size_t head_len;
-	int spool_error;		/* writing the spool file failed: 451 at the end */
+	int spool_error;		/* writing the spool file failed (errno): 4xx at the end */
 	uint64_t bdat_left;		/* bytes of the current BDAT chunk still to read */
 	uint64_t bdat_chunk;		/* the current chunk's size, for its reply */
 	int bdat_last;

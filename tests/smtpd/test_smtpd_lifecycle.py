@@ -152,7 +152,8 @@ def test_sigterm_with_sessions_open_exits_0(smtpd):
 @pytest.mark.skipif(backend.PG, reason="the messages are stored on the database server")
 def test_disk_full_refuses_for_now_and_keeps_what_it_acked(smtpd_factory, tmp_path):
     """The data directory on a 2 MiB file system: messages are taken until
-    it is full, then each is refused with 452 4.3.1 and the session goes on;
+    it is full, then each is refused with 452 4.3.1 (a large one too, which
+    fails in its spool file rather than in the store) and the session goes on;
     every message acknowledged is stored whole and once, the store checks
     clean, and once there is room again the next message is taken."""
     if os.geteuid() != 0:
@@ -180,6 +181,12 @@ def test_disk_full_refuses_for_now_and_keeps_what_it_acked(smtpd_factory, tmp_pa
                     if refused == 5:
                         break
             assert refused == 5 and len(acked) > 5, (acked, refused)
+            # A message too large for memory goes to a spool file first: that
+            # write fails too, and is said the same way.
+            with pytest.raises(smtplib.SMTPDataError) as e:
+                s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
+                           "Subject: large\r\n\r\n" + body * 40)
+            assert e.value.smtp_code == 452 and e.value.smtp_error.startswith(b"4.3.1"), e.value
             s.noop()    # the session goes on
             subprocess.run(["mount", "-o", "remount,size=64m", str(d.data_dir)], check=True)
             s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
