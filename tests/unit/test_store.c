@@ -369,6 +369,18 @@ test_deliver_and_read(void **state)
 	assert_int_equal(st.entries, 0);
 }
 
+static void
+assert_integrity(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+}
+
 /*
  * The store's WAL writes are gathered in memory and written at the sync
  * (sqlite_vfs.c).  A commit of megabytes goes out in many pieces; what a
@@ -411,11 +423,7 @@ test_wal_large_commit(void **state)
 	assert_int_equal(sqlite3_column_bytes(st, 0), (int)len);
 	assert_memory_equal(sqlite3_column_blob(st, 0), msg, len);
 	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
+	assert_integrity(db);
 	sqlite3_close(db);
 	free(msg);
 }
@@ -453,11 +461,7 @@ test_wal_spilled_transaction(void **state)
 	assert_int_equal(sqlite3_column_int64(st, 1), 400 * 1000 + 400 * 401 / 2);
 	assert_int_equal(sqlite3_column_int64(st, 2), 400);
 	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_prepare_v2(plain, "PRAGMA integrity_check", -1, &st, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
+	assert_integrity(plain);
 	sqlite3_close(plain);
 	sqlite3_close(db);
 }
