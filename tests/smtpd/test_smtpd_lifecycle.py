@@ -1,8 +1,6 @@
 """The daemon's life: a kill -9 loses nothing acknowledged, SIGTERM exits 0
 with sessions open, -n checks the config (SPEC §2, §3, §4)."""
-import os
 import re
-import shutil
 import signal
 import smtplib
 import socket
@@ -14,6 +12,7 @@ import time
 import pytest
 
 import backend
+from disk_util import grow, small_disk
 from smtpd_util import DOMAIN, Raw, binary, headers
 
 
@@ -156,50 +155,44 @@ def test_disk_full_refuses_for_now_and_keeps_what_it_acked(smtpd_factory, tmp_pa
     fails in its spool file rather than in the store) and the session goes on;
     every message acknowledged is stored whole and once, the store checks
     clean, and once there is room again the next message is taken."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
     d = smtpd_factory(start=False)
-    keep = tmp_path / "template-data"
-    shutil.copytree(d.data_dir, keep)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0750", "tmpfs",
-                    str(d.data_dir)], check=True)
-    try:
-        for f in keep.iterdir():
-            shutil.copy2(f, d.data_dir / f.name)
-        d.start()
-        body = "".join(f"line {i:05d} of a message that fills the disk\r\n" for i in range(800))
-        acked, refused = [], 0
-        with smtplib.SMTP("127.0.0.1", d.mx, timeout=30) as s:
-            for n in range(200):
-                try:
+    with small_disk(d.data_dir, "2m", tmp_path / "template-data"):
+        try:
+            d.start()
+            body = "".join(f"line {i:05d} of a message that fills the disk\r\n"
+                           for i in range(800))
+            acked, refused = [], 0
+            with smtplib.SMTP("127.0.0.1", d.mx, timeout=30) as s:
+                for n in range(200):
+                    try:
+                        s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
+                                   f"Subject: seq {n}\r\n\r\n{body}")
+                        acked.append(n)
+                    except smtplib.SMTPDataError as e:
+                        assert e.smtp_code == 452 and e.smtp_error.startswith(b"4.3.1"), e
+                        refused += 1
+                        if refused == 5:
+                            break
+                assert refused == 5 and len(acked) > 5, (acked, refused)
+                # A message too large for memory goes to a spool file first:
+                # that write fails too, and is said the same way.
+                with pytest.raises(smtplib.SMTPDataError) as e:
                     s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
-                               f"Subject: seq {n}\r\n\r\n{body}")
-                    acked.append(n)
-                except smtplib.SMTPDataError as e:
-                    assert e.smtp_code == 452 and e.smtp_error.startswith(b"4.3.1"), e
-                    refused += 1
-                    if refused == 5:
-                        break
-            assert refused == 5 and len(acked) > 5, (acked, refused)
-            # A message too large for memory goes to a spool file first: that
-            # write fails too, and is said the same way.
-            with pytest.raises(smtplib.SMTPDataError) as e:
+                               "Subject: large\r\n\r\n" + body * 40)
+                assert e.value.smtp_code == 452 and e.value.smtp_error.startswith(b"4.3.1"), \
+                    e.value
+                s.noop()    # the session goes on
+                grow(d.data_dir, "64m")
                 s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
-                           "Subject: large\r\n\r\n" + body * 40)
-            assert e.value.smtp_code == 452 and e.value.smtp_error.startswith(b"4.3.1"), e.value
-            s.noop()    # the session goes on
-            subprocess.run(["mount", "-o", "remount,size=64m", str(d.data_dir)], check=True)
-            s.sendmail("filler@outside.test", [f"alice@{DOMAIN}"],
-                       f"Subject: seq after\r\n\r\n{body}")
-        assert "store: commit: database or disk is full" in d.log()
-        subjects = [e["subject"] for e in d.mailbox("alice")]
-        assert subjects == [f"seq {n}" for n in acked] + ["seq after"], subjects
-        for m in d.messages("alice"):
-            assert m.endswith(body.encode()), m[-200:]
-        d.ctl("store", "check")
-    finally:
-        d.stop()
-        subprocess.run(["umount", str(d.data_dir)], check=True)
+                           f"Subject: seq after\r\n\r\n{body}")
+            assert "store: commit: database or disk is full" in d.log()
+            subjects = [e["subject"] for e in d.mailbox("alice")]
+            assert subjects == [f"seq {n}" for n in acked] + ["seq after"], subjects
+            for m in d.messages("alice"):
+                assert m.endswith(body.encode()), m[-200:]
+            d.ctl("store", "check")
+        finally:
+            d.stop()
 
 
 def test_sighup_reloads_the_certificate(smtpd, tmp_path):
