@@ -353,14 +353,29 @@ sq_stmt(struct store *s, enum sq_stmt id)
 	return st;
 }
 
+/*
+ * SQLite says "disk I/O error" for most of what the system refused; the
+ * system's own reason goes with it, and no room on the disk (a -shm or
+ * WAL that could not grow, say) is a full disk whatever SQLite called it.
+ */
 int
 sq_fail(struct store *s, int rc, const char *what)
 {
 	struct sq *q = sq_of(s);
 	const char *msg = q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc);
+	int sys = q->db ? sqlite3_system_errno(q->db) : 0;
 	int status;
 
 	switch (rc & 0xff) {
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+		if (sys == ENOSPC || sys == EDQUOT)
+			status = STORE_FULL;
+		else
+			status = STORE_ERROR;
+		if (sys != 0)
+			return store_fail(s, status, "%s: %s (%s)", what, msg, strerror(sys));
+		break;
 	case SQLITE_FULL:
 		status = STORE_FULL;
 		break;

@@ -3,12 +3,14 @@
 SPEC §2 (configuration), §9 (umboxctl).  Exit codes: 0 done, 1 failed,
 2 usage, 3 refused, 4 not found; errors on stderr as "umboxctl: ...".
 """
+import errno
 import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import backend
+from disk_util import small_disk
 
 ERROR_PREFIX = "umboxctl: "
 
@@ -404,3 +406,23 @@ def test_postgresql_unreachable_is_a_clear_error(umbox):
     assert r.rc == 1, r
     assert "cannot connect to PostgreSQL" in r.err, r
     assert not umbox.store_exists()
+
+
+@pytest.mark.skipif(backend.PG, reason="the store is on the database server")
+def test_full_disk_is_named(site, tmp_path):
+    """On a data directory with no room left, a change fails with exit 1
+    and says why in the system's words, not only "disk I/O error"; with
+    room again the same command works."""
+    with small_disk(site.data_dir, "4m", tmp_path / "template-data"):
+        filler = site.data_dir / "filler"
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        r = site.fail(1, "user", "add", "zed")
+        assert "No space left on device" in r.err, r
+        filler.unlink()
+        site.ok("user", "add", "zed")
+        assert "zed" in [u["login"] for u in site.json("user", "list")]
