@@ -1,5 +1,6 @@
 """A data directory on a small file system of its own, to fill it up."""
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -31,3 +32,16 @@ def small_disk(data_dir, size, scratch):
 def grow(data_dir, size):
     """Give the file system mounted by small_disk more room."""
     subprocess.run(["mount", "-o", f"remount,size={size}", str(data_dir)], check=True)
+
+
+def fill(data_dir):
+    """Fill the file system to its last block with a file of its own;
+    returns that file's path (unlink it to make room again)."""
+    path = os.path.join(data_dir, "filler")
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+    return path

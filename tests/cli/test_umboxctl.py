@@ -3,14 +3,14 @@
 SPEC §2 (configuration), §9 (umboxctl).  Exit codes: 0 done, 1 failed,
 2 usage, 3 refused, 4 not found; errors on stderr as "umboxctl: ...".
 """
-import errno
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import backend
-from disk_util import small_disk
+from disk_util import fill, small_disk
 
 ERROR_PREFIX = "umboxctl: "
 
@@ -414,15 +414,9 @@ def test_full_disk_is_named(site, tmp_path):
     and says why in the system's words, not only "disk I/O error"; with
     room again the same command works."""
     with small_disk(site.data_dir, "4m", tmp_path / "template-data"):
-        filler = site.data_dir / "filler"
-        with open(filler, "wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
+        filler = fill(site.data_dir)
         r = site.fail(1, "user", "add", "zed")
         assert "No space left on device" in r.err, r
-        filler.unlink()
+        os.unlink(filler)
         site.ok("user", "add", "zed")
         assert "zed" in [u["login"] for u in site.json("user", "list")]
