@@ -61,6 +61,8 @@ struct server_def {
 	 * copy in a commit), which the share above 100 is kept for.
 	 */
 	unsigned fd_cost;
+	/* Resolves recipients: keeps the directory in memory on SQLite too. */
+	int resolves;
 	const char *refuse_busy;		/* one line, CRLF included */
 	const char *refuse_ip;
 	/*
@@ -95,7 +97,7 @@ struct server_loop {
 	struct event_base *base;
 	struct store *store;		/* SQLite: the readers' connection; PostgreSQL: NULL */
 	struct store_readers *readers;	/* every read, answered on this loop */
-	struct store_dirview *directory;	/* PostgreSQL: this loop's view of it */
+	struct store_dirview *directory;	/* this loop's view of it */
 	struct store_writer *writer;	/* group commits, answered on this loop */
 	struct worker_pool *workers;	/* password checks, answered on this loop */
 	struct completion_queue *inbox;	/* sockets handed over by the acceptor */
@@ -136,7 +138,7 @@ struct server {
 	int stopping;
 	char dummy_hash[256];		/* checked for unknown users: same cost */
 	struct store_heartbeat *heartbeat;	/* PostgreSQL: this node's name kept alive */
-	struct store_directory *directory;	/* PostgreSQL: the directory in memory */
+	struct store_directory *directory;	/* the directory in memory */
 };
 
 /*

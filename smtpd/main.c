@@ -73,6 +73,7 @@ main(int argc, char **argv)
 		 * the budget is kept for those and for outbound connections.
 		 */
 		.fd_cost = 150,
+		.resolves = 1,
 		.max_conns = &cfg.smtpd.max_connections,
 		.max_conns_per_ip = &cfg.smtpd.max_connections_per_ip,
 		.refuse_busy = "421 4.7.0 Too many connections, try again later\r\n",

@@ -7,6 +7,8 @@
 #ifndef UMBOX_STORE_BACKEND_H
 #define UMBOX_STORE_BACKEND_H
 
+#include <stdatomic.h>
+
 #include "store/store.h"
 
 struct store {
@@ -135,8 +137,14 @@ struct store_backend {
 	int (*node_claim)(struct store *s, const char *instance);
 	int (*node_beat)(struct store *s, const char *instance);
 	void (*node_release)(struct store *s, const char *instance);
-	/* The directory's version, moved by every change to it (NULL: SQLite, never cached). */
+	/* The directory's version, moved by every change to it. */
 	int (*directory_version)(struct store *s, int64_t *v);
+	/*
+	 * SQLite: a counter shared by every process on the machine, moved
+	 * after each commit that changes the directory (NULL when it cannot
+	 * be had); PostgreSQL: NULL, changes are heard through listen().
+	 */
+	const _Atomic uint64_t *(*directory_changes)(struct store *s);
 	/* A connection kept to hear of changes (NULL: SQLite): store_listen(). */
 	int (*listen)(struct store *s, const char *channel);
 	int (*listen_fd)(struct store *s);
@@ -144,6 +152,9 @@ struct store_backend {
 	/* NULL: messages go with their last reference (SQLite). */
 	int (*sweep)(struct store *s, int64_t before, size_t *n);
 };
+
+/* SQLite: the change counter's file is the database's path and this. */
+#define STORE_DIRECTORY_COUNTER	"-directory"
 
 #define STORE_USER_BY_LOGIN	0
 #define STORE_USER_BY_EXTENSION	1

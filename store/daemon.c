@@ -5,7 +5,7 @@
  * its writer thread once privileges are dropped; and closed after the
  * loop, once every submitted commit has been answered.
  */
-#include "store/store.h"
+#include "store/backend.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -178,6 +178,13 @@ store_daemon_check(struct server *srv)
 	    (path && daemon_give_to_user(cfg, path) != 0))
 		log_warn("cannot give %s to user %s: %s", path ? path : cfg->general.data_dir,
 		    cfg->general.user, strerror(errno));
+	/* The directory's change counter, should a daemon run as root have made it. */
+	if (path) {
+		char *counter = xasprintf("%s" STORE_DIRECTORY_COUNTER, path);
+
+		(void)daemon_give_to_user(cfg, counter);
+		free(counter);
+	}
 	free(path);
 	return 0;
 }
@@ -211,13 +218,16 @@ store_daemon_open(struct server *srv)
 		    store_writer_attach(srv->loops[0].writer, &sc, l->base, &l->writer, err,
 			sizeof(err));
 	}
-	if (status == STORE_OK && node) {
-		struct store_heartbeat *hb = xcalloc(1, sizeof(*hb));
-
+	if (status == STORE_OK && (node || srv->def->resolves)) {
 		srv->directory = store_directory_new(&sc, srv->loops[0].base,
 		    srv->loops[0].readers);
 		for (unsigned i = 0; i < srv->nloops; i++)
-			srv->loops[i].directory = store_dirview_new(srv->directory);
+			srv->loops[i].directory = store_dirview_new(srv->directory,
+			    srv->loops[i].base);
+	}
+	if (status == STORE_OK && node) {
+		struct store_heartbeat *hb = xcalloc(1, sizeof(*hb));
+
 		daemon_instance(hb->instance, sizeof(hb->instance));
 		hb->readers = srv->loops[0].readers;
 		hb->timer = event_new(srv->loops[0].base, -1, EV_PERSIST, beat_timer, hb);

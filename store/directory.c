@@ -1,22 +1,33 @@
 /*
- * directory.c - a daemon's copy of the directory in memory (PostgreSQL).
+ * directory.c - a daemon's copy of the directory in memory.
  *
  * Resolving a recipient reads domains, users and aliases, several
  * lookups for each RCPT; on PostgreSQL each would be a round trip to the
- * server.  Instead a daemon keeps a snapshot of the directory
- * (every domain, every user without its password hash, every alias),
- * read whole in one read view, and reads it again when the database's
- * directory version moves (schema step 7: triggers count every change
- * and notify channel umbox_directory).
+ * server, on SQLite a read transaction that starts with an empty page
+ * cache, since the writer commits all the time.  Instead a daemon keeps
+ * a snapshot of the directory (every domain, every user without its
+ * password hash, every alias), read whole in one read view, and reads it
+ * again when the database's directory version moves (triggers count
+ * every change: PostgreSQL schema step 7, SQLite step 5).
  *
- * Loop 0 holds a connection that listens on that channel.  A
- * notification makes the snapshot unusable at once (loops go to the
- * database meanwhile) and starts a reload; the snapshot is usable again
- * once a reload that began after the last notification is published.
- * Without that connection (not yet made, or lost) the snapshot is not
- * used.  Every STORE_DIRECTORY_POLL_MS loop 0 also compares versions
- * (a notification lost with a connection) and makes the connection
- * again if it is gone; these run on loop 0's readers, never on a loop.
+ * How a daemon hears of a change:
+ * - PostgreSQL: loop 0 holds a connection that listens on channel
+ *   umbox_directory.  A notification makes the snapshot unusable at once
+ *   (loops go to the database meanwhile) and starts a reload; the
+ *   snapshot is usable again once a reload that began after the last
+ *   notification is published.  Without that connection (not yet made,
+ *   or lost) the snapshot is not used.
+ * - SQLite: a counter shared by the machine's processes, moved after
+ *   each commit that changed the directory (sqlite_changes.c).  The
+ *   snapshot is stamped with the counter as read before the reload
+ *   began, and each lookup compares the two: a moved counter sends the
+ *   lookup to the database, and on loop 0 reloads first (a read on the
+ *   loop's own connection, like every read on SQLite).  Without the
+ *   counter the snapshot is not used.
+ * Every STORE_DIRECTORY_POLL_MS loop 0 also compares versions (a
+ * notification lost with a connection; a change made by a process that
+ * did not move the counter) and, on PostgreSQL, makes the connection
+ * again if it is gone; these run on loop 0's readers.
  *
  * The same connection listens on STORE_QUEUE_CHANNEL for the queue
  * runner (store_directory_hear_queue), which then polls the queue less.
@@ -81,6 +92,11 @@ struct store_directory {
 	struct store_read read;
 	int busy;
 	int64_t version;		/* of current; -1: none yet */
+	/* SQLite: the change counter; current is as new as the database while it reads stamp */
+	const _Atomic uint64_t *changes;
+	_Atomic uint64_t stamp;
+	uint64_t fresh_stamp;		/* the counter before the refresh read anything */
+	int changes_warned;
 	/* the refresh's results, read on loop 0 after it */
 	struct snapshot *fresh;
 	struct store *new_listener;
@@ -92,6 +108,7 @@ struct store_dirview {
 	struct store_directory *dir;
 	struct snapshot *snap;
 	unsigned gen;
+	int refresher;			/* loop 0's: may reload on the spot */
 	struct store store;		/* the loop's own: errmsg is per thread */
 };
 
@@ -317,12 +334,13 @@ static const struct store_backend view_backend = {
 };
 
 struct store_dirview *
-store_dirview_new(struct store_directory *dir)
+store_dirview_new(struct store_directory *dir, struct event_base *base)
 {
 	struct store_dirview *v = xcalloc(1, sizeof(*v));
 
 	v->dir = dir;
 	v->gen = (unsigned)-1;
+	v->refresher = base == dir->base;
 	v->store.be = &view_backend;
 	v->store.impl = v;
 	return v;
@@ -338,15 +356,18 @@ store_dirview_free(struct store_dirview **vp)
 	*vp = NULL;
 }
 
-struct store *
-store_dirview_get(struct store_dirview *v)
+/*
+ * The newest snapshot, if it is as new as the database.  The stamp is
+ * read before the generation: refresh_done publishes a snapshot before
+ * the stamp that vouches for it.
+ */
+static int
+view_take(struct store_dirview *v)
 {
-	struct store_directory *dir;
+	struct store_directory *dir = v->dir;
+	uint64_t stamp = atomic_load_explicit(&dir->stamp, memory_order_acquire);
 	struct snapshot *sn;
 
-	if (v == NULL || !atomic_load_explicit(&v->dir->usable, memory_order_acquire))
-		return NULL;
-	dir = v->dir;
 	if (atomic_load_explicit(&dir->gen, memory_order_acquire) != v->gen) {
 		pthread_mutex_lock(&dir->lock);
 		if ((sn = dir->current) != NULL)
@@ -356,7 +377,23 @@ store_dirview_get(struct store_dirview *v)
 		snapshot_unref(v->snap);
 		v->snap = sn;
 	}
-	return v->snap ? &v->store : NULL;
+	return v->snap != NULL && (dir->changes == NULL ||
+	    atomic_load_explicit(dir->changes, memory_order_acquire) == stamp);
+}
+
+static void refresh_start(struct store_directory *dir);
+
+struct store *
+store_dirview_get(struct store_dirview *v)
+{
+	if (v == NULL || !atomic_load_explicit(&v->dir->usable, memory_order_acquire))
+		return NULL;
+	if (view_take(v))
+		return &v->store;
+	if (!v->refresher || v->dir->changes == NULL)
+		return NULL;
+	refresh_start(v->dir);	/* SQLite: done by the time it returns */
+	return view_take(v) ? &v->store : NULL;
 }
 
 /* ---- the refresher ---- */
@@ -394,14 +431,22 @@ refresh_work(struct store *db, struct store_read *r)
 		}
 		store_close(&l);
 	}
+	if (dir->cfg.backend == STORE_BACKEND_SQLITE && dir->changes == NULL) {
+		if (db->be->directory_changes)
+			dir->changes = db->be->directory_changes(db);
+		if (dir->changes == NULL && !dir->changes_warned++)
+			log_warn("store: cannot share the directory's change counter with"
+			    " other processes (%s" STORE_DIRECTORY_COUNTER "); every"
+			    " recipient is looked up in the store", dir->cfg.path);
+	}
+	if (dir->changes)
+		dir->fresh_stamp = atomic_load_explicit(dir->changes, memory_order_acquire);
 	if ((dir->status = db->be->directory_version(db, &v)) == STORE_OK &&
 	    (v != dir->version || dir->new_listener))
 		dir->status = snapshot_load(db, &dir->fresh, &v);
 	if (dir->status != STORE_OK)
 		snprintf(dir->errmsg, sizeof(dir->errmsg), "%s", store_errmsg(db));
 }
-
-static void refresh_start(struct store_directory *dir);
 
 static void
 listener_lost(struct store_directory *dir)
@@ -477,9 +522,11 @@ refresh_done(struct store_read *r, int cancelled)
 		dir->fresh = NULL;
 		snapshot_unref(old);
 	}
+	if (dir->status == STORE_OK && dir->changes)
+		atomic_store_explicit(&dir->stamp, dir->fresh_stamp, memory_order_release);
 	if (dir->notified != dir->asked)
 		refresh_start(dir);	/* a change came meanwhile: it may not be in this one */
-	else if (dir->status == STORE_OK && dir->listener && dir->current)
+	else if (dir->status == STORE_OK && (dir->listener || dir->changes) && dir->current)
 		atomic_store_explicit(&dir->usable, 1, memory_order_release);
 }
 
@@ -490,7 +537,8 @@ refresh_start(struct store_directory *dir)
 		return;
 	dir->busy = 1;
 	dir->asked = dir->notified;
-	dir->want_listener = dir->listener == NULL;	/* the reader never looks at listener */
+	/* the reader never looks at listener */
+	dir->want_listener = dir->listener == NULL && dir->cfg.backend == STORE_BACKEND_POSTGRESQL;
 	dir->read.work = refresh_work;
 	dir->read.done = refresh_done;
 	store_read_submit(dir->readers, &dir->read);

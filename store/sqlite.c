@@ -171,11 +171,57 @@ static const char *const sq_migrations[] = {
 	"  WHERE instr(recipient, '@') > 0;"
 	"DROP INDEX queue_next;"
 	"CREATE INDEX queue_due ON queue(status, held, next_attempt);",
+
+	/*
+	 * 5: the directory's version, for the daemons' copies of it in
+	 * memory (directory.c, sqlite_changes.c): every row changed in a
+	 * domain, a user (not its password, nor the counts each delivery
+	 * moves), an alias or its members moves it.
+	 */
+	"CREATE TABLE directory_version (v INTEGER NOT NULL);"
+	"INSERT INTO directory_version VALUES (1);"
+	"CREATE TRIGGER domains_insert_version AFTER INSERT ON domains BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER domains_update_version AFTER UPDATE ON domains BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER domains_delete_version AFTER DELETE ON domains BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER aliases_insert_version AFTER INSERT ON aliases BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER aliases_update_version AFTER UPDATE ON aliases BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER aliases_delete_version AFTER DELETE ON aliases BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER alias_members_insert_version AFTER INSERT ON alias_members BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER alias_members_update_version AFTER UPDATE ON alias_members BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER alias_members_delete_version AFTER DELETE ON alias_members BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER users_insert_version AFTER INSERT ON users BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER users_delete_version AFTER DELETE ON users BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;"
+	"CREATE TRIGGER users_update_version AFTER UPDATE OF login, extension, name, email, quota, pop3 ON users BEGIN"
+	"  UPDATE directory_version SET v = v + 1;"
+	" END;",
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_BEGIN] = "BEGIN IMMEDIATE",
 	[SQ_READ_BEGIN] = "BEGIN",
+	[SQ_DIRECTORY_VERSION] = "SELECT v FROM directory_version",
 	[SQ_COMMIT] = "COMMIT",
 	[SQ_ROLLBACK] = "ROLLBACK",
 	[SQ_SAVEPOINT] = "SAVEPOINT req",
@@ -708,6 +754,7 @@ sq_open(struct store *s, const struct store_config *cfg, int flags)
 
 	pthread_once(&once, sq_configure);
 	s->impl = q;
+	q->path = xstrdup(path);
 	if (!(flags & STORE_READONLY))
 		sq_private_files(path, flags & STORE_CREATE);
 	oflags = (flags & STORE_READONLY) ? SQLITE_OPEN_READONLY :
@@ -752,6 +799,8 @@ sq_open(struct store *s, const struct store_config *cfg, int flags)
 		return status;
 	if ((status = sq_migrate(s, flags & STORE_READONLY)) != STORE_OK)
 		return status;
+	if (!(flags & STORE_READONLY))
+		sq_watch_directory(q);
 	return sq_load_epoch(s);
 }
 
@@ -765,8 +814,21 @@ sq_close(struct store *s)
 	for (size_t i = 0; i < SQ__COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	sqlite3_close(q->db);
+	free(q->path);
 	free(q);
 	s->impl = NULL;
+}
+
+static int
+sq_directory_version(struct store *s, int64_t *v)
+{
+	sqlite3_stmt *st = sq_stmt(s, SQ_DIRECTORY_VERSION);
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? STORE_OK : sq_fail(s, rc, "directory version");
 }
 
 static int
@@ -886,5 +948,7 @@ const struct store_backend store_sqlite_backend = {
 	.pop3_lock = sq_pop3_lock,
 	.pop3_unlock = sq_pop3_unlock,
 	.stats = sq_stats,
+	.directory_version = sq_directory_version,
+	.directory_changes = sq_directory_changes,
 	.check = sq_check,
 };

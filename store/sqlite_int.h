@@ -5,12 +5,14 @@
 #define UMBOX_STORE_SQLITE_INT_H
 
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include "store/backend.h"
 
 /* Every statement the backend runs, prepared once on first use. */
 enum sq_stmt {
-	SQ_BEGIN, SQ_READ_BEGIN, SQ_COMMIT, SQ_ROLLBACK, SQ_SAVEPOINT, SQ_RELEASE, SQ_ROLLBACK_TO,
+	SQ_BEGIN, SQ_READ_BEGIN, SQ_DIRECTORY_VERSION, SQ_COMMIT, SQ_ROLLBACK, SQ_SAVEPOINT, SQ_RELEASE, SQ_ROLLBACK_TO,
 	SQ_DOMAIN_ADD, SQ_DOMAIN_DEL, SQ_DOMAIN_GET, SQ_DOMAIN_GUARD, SQ_DOMAIN_LIST,
 	SQ_USER_ADD, SQ_USER_DEL, SQ_USER_BY_LOGIN, SQ_USER_BY_EXT, SQ_USER_BY_ID,
 	SQ_USER_LIST, SQ_USER_SET_EXT, SQ_USER_SET_NAME, SQ_USER_SET_EMAIL,
@@ -37,6 +39,8 @@ struct sq {
 	uint32_t epoch;		/* per-store UIDL prefix, fixed at creation */
 	int in_txn;		/* inside begin()...commit() from outside */
 	int in_read;		/* inside read_begin()...read_end() */
+	char *path;
+	int directory_moved;	/* this transaction changed the directory */
 };
 
 /* The prepared statement, reset and with bindings cleared. */
@@ -52,6 +56,13 @@ char *sq_col_strdup(sqlite3_stmt *st, int col);	/* NULL for SQL NULL */
 void sq_bind_text_or_null(sqlite3_stmt *st, int idx, const char *v);
 
 struct sq *sq_of(struct store *s);
+
+/*
+ * The directory's change counter (sqlite_changes.c): hooks on a
+ * connection that writes, and the daemon's mapping of it.
+ */
+void sq_watch_directory(struct sq *q);
+const _Atomic uint64_t *sq_directory_changes(struct store *s);
 
 /* The VFS that gathers WAL writes (sqlite_vfs.c); NULL if it could not be made. */
 const char *sq_vfs_register(void);

@@ -732,13 +732,14 @@ int store_notified(struct store *s, const char *channel, int *on);
 #define STORE_QUEUE_CHANNEL	"umbox_queue"
 
 /*
- * The directory in memory (PostgreSQL; directory.c): loaded through
- * readers on base's loop and again whenever the database's copy changes.
- * A loop's view answers store_domain_get, store_user_get* and
- * store_alias_get from the newest snapshot without a round trip; it is
- * NULL while the snapshot may be behind the database (before the first
- * load, between hearing of a change and loading it, while the connection
- * that hears of changes is down).  Its "not found" means "not found yet".
+ * The directory in memory (directory.c): loaded through readers on
+ * base's loop and again whenever the database's copy changes.  A loop's
+ * view answers store_domain_get, store_user_get* and store_alias_get
+ * from the newest snapshot without reading the database; it is NULL
+ * while the snapshot may be behind the database (before the first load,
+ * between hearing of a change and loading it, while the connection that
+ * hears of changes is down or, on SQLite, the change counter could not
+ * be had).  Its "not found" means "not found yet".
  */
 struct store_directory;
 struct store_dirview;
@@ -757,7 +758,8 @@ void store_directory_free(struct store_directory **dir);
 void store_directory_hear_queue(struct store_directory *dir, void (*queue_changed)(void *),
     void *arg);
 int store_directory_hearing(const struct store_directory *dir);
-struct store_dirview *store_dirview_new(struct store_directory *dir);
+/* A view for base's loop; the view of the directory's own loop may reload on the spot. */
+struct store_dirview *store_dirview_new(struct store_directory *dir, struct event_base *base);
 void store_dirview_free(struct store_dirview **v);
 /* On the view's loop: the newest snapshot as a store, or NULL (v NULL: none kept). */
 struct store *store_dirview_get(struct store_dirview *v);

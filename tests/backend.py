@@ -154,6 +154,20 @@ def query(data_dir, sql, *params):
         con.close()
 
 
+def write(data_dir, sql):
+    """Change data_dir's store with SQL as another program would (the
+    sqlite3 shell, psql): behind umboxctl's back."""
+    if PG:
+        execute(database(data_dir), sql)
+        return
+    con = sqlite3.connect(pathlib.Path(data_dir) / "store.db", timeout=10)
+    try:
+        with con:
+            con.execute(sql)
+    finally:
+        con.close()
+
+
 def snapshot(data_dir):
     """Every row of every table of data_dir's store, to show that nothing
     changed; None when there is no store yet (SQLite)."""

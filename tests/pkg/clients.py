@@ -4,6 +4,7 @@ and poplib against a packaged umbox on the standard ports of 127.0.0.1.
 
     clients.py wait PORT...            until each port accepts (10 s)
     clients.py send TO MARKER          one message over SMTP on port 25
+    clients.py rcpt TO CODE            RCPT TO:<TO> on port 25 gets CODE
     clients.py tls                     STARTTLS on 25 and 587, TLS on 465,
                                        STLS on 110 and TLS on 995 all
                                        complete a handshake
@@ -104,11 +105,22 @@ def fetch(login, password, marker):
               login, password, marker)
 
 
+def rcpt(to, want):
+    with smtplib.SMTP(HOST, 25, timeout=20) as s:
+        s.ehlo("client.example.org")
+        s.mail("sender@example.org")
+        code, text = s.rcpt(to)
+        if code != int(want):
+            sys.exit(f"RCPT TO:<{to}>: {code} {text.decode(errors='replace')}, not {want}")
+
+
 def main(argv):
     if len(argv) >= 2 and argv[1] == "wait":
         wait(argv[2:])
     elif len(argv) == 4 and argv[1] == "send":
         send(argv[2], argv[3])
+    elif len(argv) == 4 and argv[1] == "rcpt":
+        rcpt(argv[2], argv[3])
     elif len(argv) == 2 and argv[1] == "tls":
         tls()
     elif len(argv) == 5 and argv[1] == "fetch":

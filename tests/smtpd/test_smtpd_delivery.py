@@ -3,8 +3,11 @@ headers, and which recipients are refused (SPEC §4)."""
 import re
 import smtplib
 import subprocess
+import time
 
 import pytest
+
+import backend
 
 from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, body, client_part, header_names, \
     headers, simple_message
@@ -249,6 +252,25 @@ def test_alias_user_extension_precedence_and_live_changes(smtpd):
         s.mail("sender@outside.test")
         code, text = s.rcpt(f"dave@{DOMAIN}")
         assert code == 550, text
+
+
+def test_directory_changed_by_another_program_is_followed(smtpd):
+    """A change made behind umboxctl's back (the sqlite3 shell, psql)
+    reaches the daemon's copy of the directory within its poll: a renamed
+    user is refused by the old name, taken by the new one at once."""
+    def rcpt(login):
+        with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+            s.ehlo()
+            s.mail("sender@outside.test")
+            return s.rcpt(f"{login}@{DOMAIN}")[0]
+
+    assert rcpt("alice") == 250
+    backend.write(smtpd.data_dir, "UPDATE users SET login = 'alicia' WHERE login = 'alice'")
+    assert rcpt("alicia") == 250
+    deadline = time.monotonic() + 10
+    while rcpt("alice") != 550:
+        assert time.monotonic() < deadline, "the old name is still taken"
+        time.sleep(0.2)
 
 
 def test_helo_client_and_multiple_recipients_one_reply(smtpd):

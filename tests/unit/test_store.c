@@ -16,7 +16,7 @@
 
 #include "store/store.h"
 
-#define SCHEMA_VERSION	4
+#define SCHEMA_VERSION	5
 #define PG_SCHEMA_VERSION	11
 
 struct fx {
@@ -1332,12 +1332,62 @@ wait_directory(struct event_base *base, struct store_dirview *v, const char *log
 }
 
 /*
- * The directory in memory: what the database holds, looked up as the
- * store is (names in any case), without password hashes; it follows a
- * change within its poll, and not a delivery's counts.
+ * SQLite: another connection's change is seen at the next lookup, by
+ * every loop; a delivery, a password or a transaction rolled back moves
+ * nothing; a change made by a program that does not move the counter
+ * (the sqlite3 shell) is seen within the poll.
  */
 static void
-test_pg_directory(void **state)
+sqlite_directory_at_once(struct fx *f, struct event_base *base, struct store_dirview *v,
+    struct store_directory *dir, int64_t alice)
+{
+	struct event_base *other = event_base_new();
+	struct store_dirview *w = store_dirview_new(dir, other);	/* another loop's */
+	struct store_rcpt_local loc = { alice, NULL, NULL };
+	struct store_delivery d = { .sender = "", .data = "x\r\n", .fd = -1, .len = 3,
+	    .local = &loc, .nlocal = 1 };
+	struct store_user pw = { .password = "$y$other" }, gu;
+	const char *gone[] = { "alice", "nobody@elsewhere.test" };
+	struct store_delivery_result res;
+	struct store *dv;
+	sqlite3 *db;
+
+	assert_non_null(store_dirview_get(w));
+	add_user(f->s, "carol", "102", 0);
+	assert_null(store_dirview_get(w));	/* that loop asks the database meanwhile */
+	assert_non_null(dv = store_dirview_get(v));	/* loop 0 reloads on the spot */
+	assert_int_equal(store_user_get(dv, "carol", &gu), STORE_OK);
+	store_user_clear(&gu);
+	assert_non_null(dv = store_dirview_get(w));
+	assert_int_equal(store_user_get(dv, "carol", &gu), STORE_OK);
+	store_user_clear(&gu);
+
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	store_delivery_result_clear(&res);
+	assert_int_equal(store_user_set(f->s, "alice", &pw, STORE_USER_PASSWORD), STORE_OK);
+	/* The first member goes, the second is no member: all of it is undone. */
+	assert_int_equal(store_alias_del_members(f->s, "sales", gone, 2), STORE_NOTFOUND);
+	assert_non_null(store_dirview_get(w));
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM users WHERE login = 'carol'", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(db);
+	wait_directory(base, v, "carol", 0);
+	assert_non_null(dv = store_dirview_get(w));
+	assert_int_equal(store_user_get(dv, "carol", &gu), STORE_NOTFOUND);
+
+	store_dirview_free(&w);
+	event_base_free(other);
+}
+
+/*
+ * The directory in memory: what the database holds, looked up as the
+ * store is (names in any case), without password hashes; it follows a
+ * change within its poll (on SQLite at once), and not a delivery's counts.
+ */
+static void
+test_directory(void **state)
 {
 	struct fx *f = *state;
 	struct store_domain dom = { .name = "Example.TEST", .guard = "claimed" };
@@ -1349,14 +1399,16 @@ test_pg_directory(void **state)
 	struct store_domain gd;
 	struct store_user gu;
 	struct store_alias ga = { 0 };
-	struct store *d;
+	struct store *d, *loop_store = NULL;	/* SQLite: the loop's own connection */
 	char err[256];
 	int64_t a;
 
-	assert_int_equal(store_readers_new(&f->cfg, base, NULL, &rd, err, sizeof(err)),
+	if (f->cfg.backend == STORE_BACKEND_SQLITE)
+		assert_int_equal(store_open(&f->cfg, 0, &loop_store, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_readers_new(&f->cfg, base, loop_store, &rd, err, sizeof(err)),
 	    STORE_OK);
 	dir = store_directory_new(&f->cfg, base, rd);
-	v = store_dirview_new(dir);
+	v = store_dirview_new(dir, base);
 	/* An empty directory answers "not found" to everything. */
 	d = wait_directory(base, v, "alice", 0);
 	assert_int_equal(store_domain_get(d, "example.test", &gd), STORE_NOTFOUND);
@@ -1408,11 +1460,14 @@ test_pg_directory(void **state)
 	store_user_clear(&gu);
 	assert_int_equal(store_user_del(f->s, "bob"), STORE_OK);
 	wait_directory(base, v, "bob", 0);
+	if (f->cfg.backend == STORE_BACKEND_SQLITE)
+		sqlite_directory_at_once(f, base, v, dir, a);
 
 	store_directory_stop(dir);
 	store_readers_free(&rd);
 	store_dirview_free(&v);
 	store_directory_free(&dir);
+	store_close(&loop_store);
 	event_base_free(base);
 }
 
@@ -1935,6 +1990,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_entries_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_directory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
@@ -1965,7 +2021,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_entries_read, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_nodes_and_locks, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_pg_reconnect, setup_pg, teardown_pg),
-		cmocka_unit_test_setup_teardown(test_pg_directory, setup_pg, teardown_pg),
+		cmocka_unit_test_setup_teardown(test_directory, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_reader, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_any_kind, setup_pg, teardown_pg),
 		cmocka_unit_test_setup_teardown(test_delete_set, setup_pg, teardown_pg),
