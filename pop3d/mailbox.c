@@ -115,26 +115,52 @@ struct pop3_stale_lock {
 	struct pop3_server *d;
 	int64_t user_id;
 	char *owner;
+	time_t failed;			/* the lease runs out by failed + POP3_LOCK_LEASE */
 };
+
+/* At most this many wait; a lock past them just runs out with its lease. */
+#define POP3_STALE_MAX	1024
+
+static void
+stale_free(struct pop3_stale_lock *l)
+{
+	free(l->owner);
+	free(l);
+}
 
 static void
 pop3_released(struct store_req *req, void *arg)
 {
-	struct pop3_stale_lock *l = arg;
+	struct pop3_stale_lock *l = arg, *o, **p;
 	struct pop3_server *d = l->d;
+	int kept = 0;
 
 	if (store_req_status(req) == STORE_OK) {
-		free(l->owner);
-		free(l);
+		stale_free(l);
 		return;
 	}
-	log_warn("mailbox lock %s not given back: %s; the next login to the mailbox"
-	    " gives it back", l->owner, store_req_errmsg(req));
+	l->failed = time(NULL);
 	pthread_mutex_lock(&d->stale_mu);
-	l->next = d->stale;
-	d->stale = l;
-	atomic_fetch_add(&d->nstale, 1);
+	for (p = &d->stale; (o = *p) != NULL;) {
+		if (l->failed - o->failed >= POP3_LOCK_LEASE) {	/* ran out: nothing to give back */
+			*p = o->next;
+			stale_free(o);
+			atomic_fetch_sub(&d->nstale, 1);
+		} else
+			p = &o->next;
+	}
+	if (atomic_load(&d->nstale) < POP3_STALE_MAX) {
+		l->next = d->stale;
+		d->stale = l;
+		atomic_fetch_add(&d->nstale, 1);
+		kept = 1;
+	}
 	pthread_mutex_unlock(&d->stale_mu);
+	log_warn("mailbox lock %s not given back: %s; %s", l->owner, store_req_errmsg(req),
+	    kept ? "the next login to the mailbox gives it back" :
+	    "it runs out with its lease (too many wait already)");
+	if (!kept)
+		stale_free(l);
 }
 
 static void
