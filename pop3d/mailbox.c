@@ -116,6 +116,7 @@ struct pop3_stale_lock {
 	int64_t user_id;
 	char *owner;
 	time_t failed;			/* the lease runs out by failed + POP3_LOCK_LEASE */
+	struct pop3_session *closing;	/* to close once the release is done (pop3_close) */
 };
 
 /* At most this many wait; a lock past them just runs out with its lease. */
@@ -135,6 +136,11 @@ pop3_released(struct store_req *req, void *arg)
 	struct pop3_server *d = l->d;
 	int kept = 0;
 
+	if (l->closing) {
+		l->closing->releasing = NULL;
+		conn_close(&l->closing->c);
+		l->closing = NULL;
+	}
 	if (store_req_status(req) == STORE_OK) {
 		stale_free(l);
 		return;
@@ -205,6 +211,8 @@ pop3_locked(struct store_req *req, void *arg)
 	int st = store_req_status(req);
 
 	s->req = NULL;
+	if (s->releasing)
+		return;		/* closing: the release queued after this lock undoes it */
 	if (st == STORE_LOCKED) {
 		pop3_reply(s, "-ERR [IN-USE] Mailbox is in use by another session");
 		pop3_drop_user(s);
@@ -292,19 +300,58 @@ pop3_login_cancel(struct pop3_session *s)
  * Also when a lock request is still in flight: the writer runs requests
  * in order, so the release comes after the lock it undoes.
  */
-void
-pop3_release_lock(struct pop3_session *s)
+static struct pop3_stale_lock *
+release_submit(struct pop3_session *s, int then_close)
 {
 	struct pop3_stale_lock *l;
 
 	if (s->user == NULL || (!s->locked && s->req == NULL))
-		return;
+		return NULL;
 	s->locked = 0;
 	l = xcalloc(1, sizeof(*l));
 	l->d = pop3_daemon(s);
 	l->user_id = s->user->id;
 	l->owner = xstrdup(s->owner);
+	if (then_close)
+		l->closing = s, s->releasing = l;
 	pop3_release(s->loop, l);
+	return l;
+}
+
+void
+pop3_release_lock(struct pop3_session *s)
+{
+	(void)release_submit(s, 0);
+}
+
+/* The store took too long to give the lock back: close all the same. */
+static void
+pop3_release_late(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	pop3_release_forget(s);
+	conn_close(c);
+}
+
+int
+pop3_release_then_close(struct pop3_session *s)
+{
+	if (release_submit(s, 1) == NULL)
+		return 0;
+	conn_wait(&s->c);
+	conn_send_now(&s->c);
+	conn_set_timer(&s->c, store_wait_limit(s->server->cfg) * 1000, pop3_release_late);
+	return 1;
+}
+
+void
+pop3_release_forget(struct pop3_session *s)
+{
+	if (s->releasing) {
+		s->releasing->closing = NULL;
+		s->releasing = NULL;
+	}
 }
 
 /* An active session keeps its lease fresh; nobody waits for the renewal. */

@@ -100,6 +100,7 @@ struct pop3_session {
 	struct pop3_slice *ahead;	/* messages read ahead of their RETR (PostgreSQL) */
 	struct pop3_listing *listing;	/* the mailbox being listed after login */
 	struct store_req *req;		/* lock or QUIT in flight */
+	struct pop3_stale_lock *releasing;	/* closing once this release is done */
 
 };
 
@@ -122,7 +123,12 @@ void pop3_resume(struct pop3_session *s);
  * in time, the client is told to try again later and the session ends.
  */
 void pop3_store_wait(struct pop3_session *s);
-/* The server ends the session (after its last reply): the mailbox lock goes at once. */
+/*
+ * The server ends the session (after its last reply): the reply goes at
+ * once, and the connection closes once the mailbox's lock is given back
+ * (or the store took too long), so that a client that logs in again as
+ * soon as it sees the close never meets its own lock.
+ */
 void pop3_close(struct pop3_session *s);
 void pop3_start_tls(struct pop3_session *s);
 int pop3_plaintext_ok(const struct pop3_session *s);
@@ -143,6 +149,10 @@ void pop3_ahead_free(struct pop3_session *s);
 void pop3_listing_cancel(struct pop3_session *s);
 void pop3_quit(struct pop3_session *s);
 void pop3_release_lock(struct pop3_session *s);
+/* The lock given back, then the connection closed (pop3_close); 0: no lock to give. */
+int pop3_release_then_close(struct pop3_session *s);
+/* The session goes before its release is done: the release no longer closes it. */
+void pop3_release_forget(struct pop3_session *s);
 void pop3_renew_lock(struct pop3_session *s);
 
 #endif

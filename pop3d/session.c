@@ -108,6 +108,7 @@ pop3_session_release(struct conn *c)
 	pop3_login_cancel(s);
 	if (s->req)
 		store_req_cancel(s->req);
+	pop3_release_forget(s);	/* the client went first */
 	pop3_release_lock(s);	/* a dropped connection deletes nothing, but frees the lock */
 	for (size_t i = 0; i < s->nmsgs; i++)
 		store_entry_clear(&s->msgs[i].e);
@@ -128,8 +129,8 @@ pop3_session_release(struct conn *c)
 void
 pop3_close(struct pop3_session *s)
 {
-	pop3_release_lock(s);
-	conn_close(&s->c);
+	if (!pop3_release_then_close(s))
+		conn_close(&s->c);
 }
 
 static void
@@ -142,7 +143,8 @@ pop3_store_timeout(struct conn *c)
 	if (s->stream == NULL)		/* else a message is half sent: only closing is left */
 		pop3_reply(s, "-ERR [SYS/TEMP] The mailbox store is not answering,"
 		    " try again later");
-	pop3_close(s);
+	pop3_release_lock(s);		/* no use waiting for the store once more */
+	conn_close(&s->c);
 }
 
 void
@@ -155,7 +157,7 @@ pop3_store_wait(struct pop3_session *s)
 void
 pop3_resume(struct pop3_session *s)
 {
-	if (s->c.closing)
+	if (s->c.closing || s->releasing)
 		return;
 	pop3_arm_deadline(s);
 	conn_go(&s->c);

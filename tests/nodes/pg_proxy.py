@@ -5,7 +5,9 @@ or, once armed with drop_commit, cuts the first connection that sends a
 COMMIT in the extended protocol (the writer's pipeline): "before" it
 reaches the server, or "after" the server has it and its Sync, keeping
 the server's answer from the client (so the client cannot know whether
-it committed).  Connections must not use TLS (sslmode=disable)."""
+it committed).  Or, with commit_delay set, holds every COMMIT (simple or extended
+protocol) that long before passing it on (a slow server).
+Connections must not use TLS (sslmode=disable)."""
 import os
 import re
 import select
@@ -13,6 +15,14 @@ import socket
 import struct
 import threading
 import time
+
+
+def _is_commit(kind, msg):
+    """Whether a Parse (type byte included) prepares COMMIT, or a simple
+    Query runs it."""
+    if kind == b"P":
+        return msg[5:].split(b"\0")[1].strip().upper() == b"COMMIT"
+    return kind == b"Q" and msg[5:].rstrip(b"\0").strip().upper() == b"COMMIT"
 
 
 def cluster_socket():
@@ -36,6 +46,7 @@ class Proxy:
         self.held = []
         self.closing = False
         self.drop_commit = None         # "before" or "after": armed
+        self.commit_delay = 0.0         # seconds each COMMIT is held
         self.fired = threading.Event()
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -98,9 +109,12 @@ class Proxy:
                     # An SSLRequest or GSSENCRequest comes before the startup message.
                     started = started or msg[4:8] not in (b"\x04\xd2\x16\x2f",
                                                           b"\x04\xd2\x16\x30")
+                    if self.commit_delay and _is_commit(kind, msg):
+                        u.sendall(out)
+                        out = b""
+                        time.sleep(self.commit_delay)
                     if kind == b"P" and mode is None and self.drop_commit:
-                        query = msg[5:].split(b"\0")[1]
-                        if query.strip().upper() == b"COMMIT":
+                        if kind == b"P" and _is_commit(kind, msg):
                             mode = self._take_commit()
                             if mode == "before":
                                 u.sendall(out)

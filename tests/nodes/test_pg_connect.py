@@ -5,6 +5,7 @@ server that accepts and never answers is given up after a bounded wait
 connection lost with a COMMIT on its way: the message is acknowledged
 only if it was stored, and stored once."""
 import smtplib
+import socket
 import subprocess
 import time
 
@@ -12,7 +13,7 @@ import pytest
 
 import backend
 from pg_proxy import Proxy
-from pop3d_util import DOMAIN, binary, message
+from pop3d_util import DOMAIN, PASSWORD, binary, message
 
 
 def dns_section(port):
@@ -149,6 +150,42 @@ def test_connection_lost_with_the_commit(site, when):
         # The node goes on, on a new connection.
         assert send(node, "after the cut")[0] == 250
         assert stored(node, "after the cut") == 1
+    finally:
+        proxy.close()
+
+
+def test_session_ended_by_the_server_closes_after_its_lock_is_given_back(site):
+    """When the server ends a session that holds the mailbox's lock (here
+    after 20 bad commands), the connection closes only once the lock's
+    release has committed: a client that logs in again as soon as it sees
+    the close, on any loop, finds the mailbox free.  The proxy holds each
+    COMMIT for a while, as a slow server would."""
+    proxy = Proxy()
+    try:
+        dsn = (f"host=127.0.0.1 port={proxy.port} user=postgres dbname={site.db}"
+               " sslmode=disable gssencmode=disable")
+        node = site.node("a", dsn=dsn)
+        node.deliver("alice", [message("kept", "still here\r\n")])
+        with socket.create_connection(("127.0.0.1", node.pop3_port), timeout=30) as c:
+            f = c.makefile("rb")
+            assert f.readline().startswith(b"+OK")
+            for line in (b"USER alice", f"PASS {PASSWORD}".encode()):
+                c.sendall(line + b"\r\n")
+                assert f.readline().startswith(b"+OK"), line
+            for _ in range(19):
+                c.sendall(b"NOPE\r\n")
+                assert f.readline().startswith(b"-ERR")
+            proxy.commit_delay = 1.0
+            c.sendall(b"NOPE\r\n")
+            last = f.read()             # up to the close
+            assert last.startswith(b"-ERR"), last
+        assert site.query("SELECT count(*) FROM pop3_locks") == [(0,)]
+        proxy.commit_delay = 0.0
+        pop = node.poplib("alice")
+        try:
+            assert pop.stat()[0] == 1
+        finally:
+            pop.quit()
     finally:
         proxy.close()
 
