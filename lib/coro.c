@@ -87,6 +87,13 @@ struct coro {
 /* The coroutine running on this thread, if any. */
 static __thread struct coro *coro_current;
 
+/* The stack: CORO_STACK bytes above the guard page. */
+static char *
+coro_stack(struct coro *c)
+{
+	return c->map + (c->maplen - CORO_STACK);
+}
+
 struct coro *
 coro_new(struct event_base *base)
 {
@@ -103,7 +110,7 @@ coro_new(struct event_base *base)
 		fatal("coroutine guard page: %s", strerror(errno));
 #ifdef CORO_ASAN
 	/* What a waiting function's frames point to is not leaked. */
-	__lsan_register_root_region(c->map + page, CORO_STACK);
+	__lsan_register_root_region(coro_stack(c), CORO_STACK);
 #endif
 #ifdef CORO_TSAN
 	c->fiber = __tsan_create_fiber(0);
@@ -121,7 +128,7 @@ coro_free(struct coro **cp)
 	if (c->state != CORO_IDLE)
 		fatal("coroutine freed while it runs");
 #ifdef CORO_ASAN
-	__lsan_unregister_root_region(c->map + (c->maplen - CORO_STACK), CORO_STACK);
+	__lsan_unregister_root_region(coro_stack(c), CORO_STACK);
 #endif
 #ifdef CORO_TSAN
 	__tsan_destroy_fiber(c->fiber);
@@ -137,15 +144,6 @@ coro_busy(const struct coro *c)
 	return c->state != CORO_IDLE;
 }
 
-static char *
-coro_stack(struct coro *c, size_t *size)
-{
-	long page = sysconf(_SC_PAGESIZE);
-
-	*size = c->maplen - (size_t)page;
-	return c->map + page;
-}
-
 /* From the loop into c, until it waits or ends. */
 static void
 coro_enter(struct coro *c)
@@ -153,8 +151,7 @@ coro_enter(struct coro *c)
 	volatile int back = 0;
 #ifdef CORO_ASAN
 	void *fake = NULL;
-	size_t size;
-	char *stack = coro_stack(c, &size);
+	char *stack = coro_stack(c);
 #endif
 
 	coro_current = c;
@@ -164,7 +161,7 @@ coro_enter(struct coro *c)
 		goto returned;
 	back = 1;
 #ifdef CORO_ASAN
-	__sanitizer_start_switch_fiber(&fake, stack, size);
+	__sanitizer_start_switch_fiber(&fake, stack, CORO_STACK);
 #endif
 #ifdef CORO_TSAN
 	c->loop_fiber = __tsan_get_current_fiber();
@@ -224,18 +221,17 @@ coro_main(void)
 void
 coro_start(struct coro *c, void (*fn)(void *), void (*finished)(void *), void *arg)
 {
-	size_t size;
-	char *stack = coro_stack(c, &size);
+	char *stack = coro_stack(c);
 
 	if (c->state != CORO_IDLE)
 		fatal("coroutine started while it runs");
 #ifdef CORO_ASAN
 	/* What the last function left poisoned on the stack (its frames' redzones). */
-	__asan_unpoison_memory_region(stack, size);
+	__asan_unpoison_memory_region(stack, CORO_STACK);
 #endif
 	getcontext(&c->ctx);
 	c->ctx.uc_stack.ss_sp = stack;
-	c->ctx.uc_stack.ss_size = size;
+	c->ctx.uc_stack.ss_size = CORO_STACK;
 	c->ctx.uc_link = NULL;
 	makecontext(&c->ctx, coro_main, 0);
 	c->fn = fn;
