@@ -134,7 +134,7 @@ pop3_released(struct store_req *req, void *arg)
 {
 	struct pop3_stale_lock *l = arg, *o, **p;
 	struct pop3_server *d = l->d;
-	int kept = 0;
+	int kept;
 
 	if (l->closing) {
 		l->closing->releasing = NULL;
@@ -155,16 +155,17 @@ pop3_released(struct store_req *req, void *arg)
 		} else
 			p = &o->next;
 	}
-	if (atomic_load(&d->nstale) < POP3_STALE_MAX) {
-		l->next = d->stale;
-		d->stale = l;
-		atomic_fetch_add(&d->nstale, 1);
-		kept = 1;
-	}
-	pthread_mutex_unlock(&d->stale_mu);
+	kept = atomic_load(&d->nstale) < POP3_STALE_MAX;
+	/* Said while l is still ours: once listed, another loop may take and free it. */
 	log_warn("mailbox lock %s not given back: %s; %s", l->owner, store_req_errmsg(req),
 	    kept ? "the next login to the mailbox gives it back" :
 	    "it runs out with its lease (too many wait already)");
+	if (kept) {
+		l->next = d->stale;
+		d->stale = l;
+		atomic_fetch_add(&d->nstale, 1);
+	}
+	pthread_mutex_unlock(&d->stale_mu);
 	if (!kept)
 		stale_free(l);
 }
