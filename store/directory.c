@@ -434,10 +434,12 @@ refresh_work(struct store *db, struct store_read *r)
 	if (dir->cfg.backend == STORE_BACKEND_SQLITE && dir->changes == NULL) {
 		if (db->be->directory_changes)
 			dir->changes = db->be->directory_changes(db);
-		if (dir->changes == NULL && !dir->changes_warned++)
+		if (dir->changes == NULL && !dir->changes_warned) {
+			dir->changes_warned = 1;
 			log_warn("store: cannot share the directory's change counter with"
 			    " other processes (%s" STORE_DIRECTORY_COUNTER "); every"
 			    " recipient is looked up in the store", dir->cfg.path);
+		}
 	}
 	if (dir->changes)
 		dir->fresh_stamp = atomic_load_explicit(dir->changes, memory_order_acquire);

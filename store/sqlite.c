@@ -17,6 +17,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Step 5: a trigger that moves the directory's version (one event each, as SQLite has it). */
+#define SQ_VERSION_TRIGGER(name, event, table) \
+	"CREATE TRIGGER " name " AFTER " event " ON " table " BEGIN" \
+	"  UPDATE directory_version SET v = v + 1;" \
+	" END;"
+
 /*
  * The schema, one migration per step; PRAGMA user_version holds how many
  * have been applied.  Each runs in its own transaction.  Never edit a
@@ -180,42 +186,19 @@ static const char *const sq_migrations[] = {
 	 */
 	"CREATE TABLE directory_version (v INTEGER NOT NULL);"
 	"INSERT INTO directory_version VALUES (1);"
-	"CREATE TRIGGER domains_insert_version AFTER INSERT ON domains BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER domains_update_version AFTER UPDATE ON domains BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER domains_delete_version AFTER DELETE ON domains BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER aliases_insert_version AFTER INSERT ON aliases BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER aliases_update_version AFTER UPDATE ON aliases BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER aliases_delete_version AFTER DELETE ON aliases BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER alias_members_insert_version AFTER INSERT ON alias_members BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER alias_members_update_version AFTER UPDATE ON alias_members BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER alias_members_delete_version AFTER DELETE ON alias_members BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER users_insert_version AFTER INSERT ON users BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER users_delete_version AFTER DELETE ON users BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;"
-	"CREATE TRIGGER users_update_version AFTER UPDATE OF login, extension, name, email, quota, pop3 ON users BEGIN"
-	"  UPDATE directory_version SET v = v + 1;"
-	" END;",
+	SQ_VERSION_TRIGGER("domains_insert_version", "INSERT", "domains")
+	SQ_VERSION_TRIGGER("domains_update_version", "UPDATE", "domains")
+	SQ_VERSION_TRIGGER("domains_delete_version", "DELETE", "domains")
+	SQ_VERSION_TRIGGER("aliases_insert_version", "INSERT", "aliases")
+	SQ_VERSION_TRIGGER("aliases_update_version", "UPDATE", "aliases")
+	SQ_VERSION_TRIGGER("aliases_delete_version", "DELETE", "aliases")
+	SQ_VERSION_TRIGGER("alias_members_insert_version", "INSERT", "alias_members")
+	SQ_VERSION_TRIGGER("alias_members_update_version", "UPDATE", "alias_members")
+	SQ_VERSION_TRIGGER("alias_members_delete_version", "DELETE", "alias_members")
+	SQ_VERSION_TRIGGER("users_insert_version", "INSERT", "users")
+	SQ_VERSION_TRIGGER("users_delete_version", "DELETE", "users")
+	SQ_VERSION_TRIGGER("users_update_version",
+	    "UPDATE OF login, extension, name, email, quota, pop3", "users"),
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
