@@ -7,6 +7,8 @@
  */
 #include "smtpd/smtpd.h"
 
+#include <unistd.h>
+
 #include "aliases/dns.h"
 #include "aliases/guard.h"
 #include "lib/log.h"
@@ -20,6 +22,7 @@ smtpd_start(struct server *srv)
 
 	if (store_daemon_open(srv) != 0)
 		return -1;
+	d->qid_pid = (unsigned)getpid() & 0xffff;	/* after the fork that detached us */
 	d->resolvers = xcalloc(srv->nloops, sizeof(*d->resolvers));
 	for (unsigned i = 0; i < srv->nloops; i++) {
 		d->resolvers[i].store = srv->loops[i].store;

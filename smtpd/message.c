@@ -115,7 +115,7 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 	 * the node's name after a dot, unique across the nodes too.
 	 */
 	snprintf(t->qid, sizeof(t->qid), "%08llX%04X%05X%s%s", (unsigned long long)time(NULL),
-	    (unsigned)getpid() & 0xffff,
+	    smtp_daemon(s)->qid_pid,
 	    __atomic_add_fetch(&smtp_daemon(s)->next_qid, 1, __ATOMIC_RELAXED) & 0xfffff,
 	    cfg->store.backend == CONFIG_BACKEND_POSTGRESQL ? "." : "",
 	    cfg->store.backend == CONFIG_BACKEND_POSTGRESQL ? cfg->store.node_id : "");

@@ -58,6 +58,7 @@ struct smtp_server {
 	struct queue_runner *queue;	/* outbound delivery and full mailboxes */
 	struct guard_watch *guard;	/* the periodic MX guard */
 	uint32_t next_qid;		/* per-process counter for queue IDs (atomic) */
+	unsigned qid_pid;		/* the process's ID, as queue IDs carry it */
 };
 
 enum smtp_state {
