@@ -711,7 +711,8 @@ sq_private_files(const char *path, int create)
  * file once past 64 KiB: a QUIT that deletes a few hundred messages wrote
  * each page a second time there, most of the writer's pwrites.  Up to
  * SQ_STMTJRNL_SPILL it stays in memory (and is dropped at each request's
- * end); a larger request still spills.
+ * end); a larger request still spills, and SQLite then writes the kept
+ * part in one call, which only the VFS below can take (sqlite_vfs.c).
  *
  * Connections open through the VFS that gathers the WAL's writes
  * (sqlite_vfs.c); should it not register, through the system's.

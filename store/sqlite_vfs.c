@@ -1,5 +1,6 @@
 /*
- * sqlite_vfs.c - the write-ahead log's writes gathered into one.
+ * sqlite_vfs.c - the write-ahead log's writes gathered into one, and no
+ * write larger than the system's VFS takes in one call.
  *
  * SQLite appends a commit's frames to the WAL one at a time, each as two
  * writes (a 24-byte header, then the page), and then syncs the file
@@ -18,8 +19,14 @@
  * kernel refuses is reported by the call that flushed it, a sync at the
  * latest, and fails that commit.
  *
- * Every other file (the database, its shared memory, temporary files)
- * is the unix VFS's own, untouched.
+ * Statement and temporary journals stay in memory until they pass
+ * SQLITE_CONFIG_STMTJRNL_SPILL (sqlite.c sets 4 MiB); when one spills,
+ * SQLite writes what it kept to the new file in chunks of that size, one
+ * call each, which the unix VFS cannot take (write_pieces).  Those files
+ * are wrapped too, only to split such writes.
+ *
+ * Every other file (the database, its shared memory, other temporary
+ * files) is the unix VFS's own, untouched.
  */
 #include "store/sqlite_int.h"
 
@@ -31,6 +38,7 @@
 struct wal_file {
 	sqlite3_file base;
 	sqlite3_file *real;	/* the unix VFS's file, in the same allocation */
+	int gather;		/* a WAL: writes are kept to go as one */
 	unsigned char *buf;	/* what was written from off on, not yet in the file */
 	size_t len, cap;
 	sqlite3_int64 off;
@@ -45,29 +53,39 @@ real_of(sqlite3_file *f)
 }
 
 /*
- * The unix VFS writes at most 128 KiB - 1 bytes in one call (it masks the
- * length with 0x1ffff; a page is at most 64 KiB): larger runs go in pieces.
+ * The unix VFS writes at most 128 KiB - 1 bytes in one call: it masks the
+ * length with 0x1ffff, as a page is at most 64 KiB, so a write of 4 MiB
+ * writes nothing and is reported as a full disk (SQLITE_FULL).  Larger
+ * runs go in pieces.
  */
-#define WAL_WRITE_MAX	(120 * 1024)
+#define WRITE_MAX	(120 * 1024)
+
+static int
+write_pieces(sqlite3_file *real, const unsigned char *p, size_t len, sqlite3_int64 ofst)
+{
+	int rc = SQLITE_OK;
+
+	for (size_t done = 0, n; done < len && rc == SQLITE_OK; done += n) {
+		n = len - done < WRITE_MAX ? len - done : WRITE_MAX;
+		rc = real->pMethods->xWrite(real, p + done, (int)n, ofst + (sqlite3_int64)done);
+	}
+	return rc;
+}
 
 static int
 wal_flush(struct wal_file *w)
 {
-	int rc = SQLITE_OK;
+	int rc = write_pieces(w->real, w->buf, w->len, w->off);
 
-	for (size_t done = 0, n; done < w->len && rc == SQLITE_OK; done += n) {
-		n = w->len - done < WAL_WRITE_MAX ? w->len - done : WAL_WRITE_MAX;
-		rc = w->real->pMethods->xWrite(w->real, w->buf + done, (int)n,
-		    w->off + (sqlite3_int64)done);
-	}
 	w->len = 0;
 	return rc;
 }
 
 /*
- * A write that follows on from what is kept joins it, up to
+ * WAL: a write that follows on from what is kept joins it, up to
  * WAL_GATHER_MAX; any other writes out what is kept first (a frame
  * written again in place, in a transaction that spilled, is one).
+ * Any other file wrapped here is written at once, in pieces.
  */
 static int
 wal_write(sqlite3_file *f, const void *p, int amt, sqlite3_int64 ofst)
@@ -76,6 +94,8 @@ wal_write(sqlite3_file *f, const void *p, int amt, sqlite3_int64 ofst)
 	size_t end;
 	int rc;
 
+	if (!w->gather)
+		return write_pieces(w->real, p, (size_t)amt, ofst);
 	if (w->len == 0 || ofst != w->off + (sqlite3_int64)w->len ||
 	    w->len + (size_t)amt > WAL_GATHER_MAX) {
 		if ((rc = wal_flush(w)) != SQLITE_OK)
@@ -206,11 +226,12 @@ gather_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int 
 {
 	sqlite3_vfs *real = vfs->pAppData;
 	struct wal_file *w = (struct wal_file *)f;
-	int rc;
+	int rc, wal = (flags & SQLITE_OPEN_WAL) && !(flags & SQLITE_OPEN_READONLY);
 
-	if (!(flags & SQLITE_OPEN_WAL) || (flags & SQLITE_OPEN_READONLY))
+	if (!wal && !(flags & (SQLITE_OPEN_SUBJOURNAL | SQLITE_OPEN_TEMP_JOURNAL)))
 		return real->xOpen(real, name, f, flags, out_flags);
 	memset(w, 0, sizeof(*w));
+	w->gather = wal;
 	w->real = (sqlite3_file *)(w + 1);
 	rc = real->xOpen(real, name, w->real, flags, out_flags);
 	w->base.pMethods = rc == SQLITE_OK ? &wal_methods : NULL;

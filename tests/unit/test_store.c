@@ -1203,6 +1203,70 @@ test_writer_cancel_and_delete(void **state)
 
 
 /*
+ * One request that changes more than SQ_STMTJRNL_SPILL (4 MiB) of pages
+ * that were there before it: a QUIT that deletes a mailbox whose messages
+ * came in among another one's, so that every page holding them changes
+ * (messages of 5600 bytes keep about 1.4 KiB each in their table's page).
+ * Its statement journal spills to a file, and SQLite writes what it kept
+ * there in one 4 MiB call, which the system's VFS took as a full disk.
+ */
+#define LARGE_MAILBOX	1500
+
+static void
+test_writer_deletes_a_large_mailbox(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0), b = add_user(f->s, "bob", NULL, 0);
+	struct store_rcpt_local ra = { a, NULL, NULL }, rb = { b, NULL, NULL };
+	static char body[5600];
+	struct store_delivery d = { .sender = "", .data = body, .fd = -1, .len = sizeof(body),
+	    .nlocal = 1 };
+	struct store_writer *w;
+	struct store_entry *v;
+	struct wctx ctx = { 0 };
+	int64_t *uids;
+	char err[256];
+	size_t n;
+
+	memset(body, 'x', sizeof(body));
+	for (size_t i = 78; i + 1 < sizeof(body); i += 80)
+		memcpy(body + i, "\r\n", 2);
+	memcpy(body + sizeof(body) - 2, "\r\n", 2);
+	ctx.base = event_base_new();
+	assert_int_equal(store_writer_new(&f->cfg, ctx.base, &w, err, sizeof(err)), STORE_OK);
+	ctx.expect = 2 * LARGE_MAILBOX;
+	for (int i = 0; i < 2 * LARGE_MAILBOX; i++) {
+		d.local = i % 2 ? &rb : &ra;
+		store_writer_submit(w, store_req_deliver(&d, on_done, &ctx));
+	}
+	event_base_dispatch(ctx.base);
+	assert_int_equal(ctx.ok, 2 * LARGE_MAILBOX);
+
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, LARGE_MAILBOX);
+	uids = calloc(n, sizeof(*uids));
+	for (size_t i = 0; i < n; i++)
+		uids[i] = v[i].uid;
+	store_entry_list_free(&v, n);
+	ctx.done = ctx.ok = ctx.other = 0;
+	ctx.expect = 1;
+	ctx.deletes = 1;
+	store_writer_submit(w, store_req_delete(a, uids, n, on_done, &ctx));
+	event_base_dispatch(ctx.base);
+	free(uids);
+	assert_int_equal(ctx.other, 0);
+	assert_int_equal(ctx.ok, 1);
+	store_writer_free(&w);
+	event_base_free(ctx.base);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	store_entry_list_free(&v, n);
+	assert_int_equal(store_mailbox_list(f->s, b, &v, &n), STORE_OK);
+	assert_int_equal(n, LARGE_MAILBOX);
+	store_entry_list_free(&v, n);
+}
+
+/*
  * A write that fails for lack of room fails its own request; the writer
  * recovers and later requests succeed.  The file size limit stands in for
  * a full disk.
@@ -1997,6 +2061,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_spoiled_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_cancel_and_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_deletes_a_large_mailbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_per_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_dup_failure, setup, teardown),
