@@ -715,7 +715,8 @@ sq_private_files(const char *path, int create)
  * part in one call, which only the VFS below can take (sqlite_vfs.c).
  *
  * Connections open through the VFS that gathers the WAL's writes
- * (sqlite_vfs.c); should it not register, through the system's.
+ * (sqlite_vfs.c).  Without it the spill above would fail large requests
+ * as a full disk, so a store is not opened at all should it not register.
  */
 #define SQ_STMTJRNL_SPILL	(4 << 20)
 static const char *sq_vfs;
@@ -739,6 +740,9 @@ sq_open(struct store *s, const struct store_config *cfg, int flags)
 	pthread_once(&once, sq_configure);
 	s->impl = q;
 	q->path = xstrdup(path);
+	if (sq_vfs == NULL)
+		return store_fail(s, STORE_ERROR, "cannot open %s: SQLite's file layer for umbox"
+		    " could not be registered", path);
 	if (!(flags & STORE_READONLY))
 		sq_private_files(path, flags & STORE_CREATE);
 	oflags = (flags & STORE_READONLY) ? SQLITE_OPEN_READONLY :
