@@ -10,6 +10,7 @@
  * sqlite_sequence), so none is reused; POP3 locks are not copied.
  */
 #include "store/pg_int.h"
+#include "store/sqlite_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -122,22 +123,20 @@ copy_bodies(struct store *s, sqlite3 *db)
 	char *buf = xmalloc(PG_CHUNK);
 	int rc, status = STORE_OK;
 
-	if (sqlite3_prepare_v2(db, "SELECT id, length(body) FROM messages", -1, &st, NULL)
-	    != SQLITE_OK) {
+	if (sqlite3_prepare_v2(db, "SELECT id FROM messages", -1, &st, NULL) != SQLITE_OK) {
 		free(buf);
 		return copy_sqlite_fail(s, db, "read the SQLite store");
 	}
 	while (status == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0), size = sqlite3_column_int64(st, 1);
+		int64_t id = sqlite3_column_int64(st, 0), size;
 		char idbuf[PG_INT_LEN], seqbuf[PG_INT_LEN];
 		sqlite3_blob *blob;
 
-		if (size == 0)
-			continue;
-		if (sqlite3_blob_open(db, "main", "messages", "body", id, 0, &blob) != SQLITE_OK) {
+		if (sq_body_open(db, id, 0, &blob) != SQLITE_OK) {
 			status = copy_sqlite_fail(s, db, "read a message");
 			break;
 		}
+		size = sqlite3_blob_bytes(blob);
 		pg_i64(idbuf, id);
 		for (int64_t off = 0, seq = 0; off < size && status == STORE_OK; off += PG_CHUNK) {
 			int n = size - off < PG_CHUNK ? (int)(size - off) : PG_CHUNK;

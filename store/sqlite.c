@@ -199,6 +199,17 @@ static const char *const sq_migrations[] = {
 	SQ_VERSION_TRIGGER("users_delete_version", "DELETE", "users")
 	SQ_VERSION_TRIGGER("users_update_version",
 	    "UPDATE OF login, extension, name, email, quota, pop3", "users"),
+
+	/*
+	 * 6: a message's bytes in the row's last column.  A message spooled
+	 * to a file is inserted as a zeroblob and filled in slices, and
+	 * SQLite keeps a zeroblob unexpanded only when nothing follows it in
+	 * the row: in body, with created_at after it, storing a message cost
+	 * its size in memory.  New messages keep body empty; a message
+	 * stored before this step keeps its bytes in body, content NULL
+	 * (sq_body_open).  Adding a column rewrites no row.
+	 */
+	"ALTER TABLE messages ADD COLUMN content BLOB;",
 };
 
 static const char *const sq_sql[SQ__COUNT] = {
@@ -274,8 +285,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " ON r.id = d.relay_id WHERE d.domain = ?1 AND d.active = 1 AND d.relay_id <> ?2",
 
 	[SQ_MESSAGE_SIZE] = "SELECT size FROM messages WHERE id = ?1",
-	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at, qid)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[SQ_MESSAGE_ADD] = "INSERT INTO messages (sender, size, body, created_at, qid, content)"
+	    " VALUES (?1, ?2, x'', ?4, ?5, ?3)",
 	[SQ_ENTRY_ADD] = "INSERT INTO entries (user_id, message_id, kind, prefix, size, arrived)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQ_QUEUE_ADD] = "INSERT INTO queue (message_id, sender, recipient, next_attempt,"

@@ -98,6 +98,7 @@ int sq_mailbox_list(struct store *s, int64_t user_id, struct store_entry **out, 
 int sq_entry_get(struct store *s, int64_t user_id, const char *uidl, struct store_entry *out);
 int sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
     void *buf, size_t len, size_t *got);
+int sq_body_open(sqlite3 *db, int64_t message_id, int write, sqlite3_blob **out);
 int sq_reader_open(struct store *s, const struct store_entry *e, struct store_reader **out);
 int sq_reader_read(struct store_reader *r, uint64_t offset, void *buf, size_t len, size_t *got);
 void sq_reader_close(struct store_reader *r);

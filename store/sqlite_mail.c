@@ -19,8 +19,23 @@
 #define SQ_COPY_CHUNK	(64 * 1024)
 
 /*
- * Fill a zeroblob'd messages.body from the delivery's file in slices, so
- * that a large message never sits in memory whole.
+ * A message's bytes: in messages.content, or in body for a message stored
+ * before schema step 6 (content NULL, which a blob cannot open).  A row
+ * that is gone fails both ways, with SQLITE_ERROR.
+ */
+int
+sq_body_open(sqlite3 *db, int64_t message_id, int write, sqlite3_blob **out)
+{
+	int rc = sqlite3_blob_open(db, "main", "messages", "content", message_id, write, out);
+
+	if (rc == SQLITE_ERROR)
+		rc = sqlite3_blob_open(db, "main", "messages", "body", message_id, write, out);
+	return rc;
+}
+
+/*
+ * Fill a zeroblob'd messages.content from the delivery's file in slices,
+ * so that a large message never sits in memory whole.
  */
 static int
 sq_body_from_fd(struct store *s, int64_t rowid, const struct store_delivery *d)
@@ -31,7 +46,7 @@ sq_body_from_fd(struct store *s, int64_t rowid, const struct store_delivery *d)
 	uint64_t off = 0;
 	int rc, status = STORE_OK;
 
-	rc = sqlite3_blob_open(q->db, "main", "messages", "body", rowid, 1, &blob);
+	rc = sq_body_open(q->db, rowid, 1, &blob);
 	if (rc != SQLITE_OK)
 		return sq_fail(s, rc, "open message body");
 	buf = xmalloc(SQ_COPY_CHUNK);
@@ -409,8 +424,7 @@ sq_entry_read(struct store *s, const struct store_entry *e, uint64_t offset,
 		blen = e->size - plen;
 		if (boff < blen) {
 			want = (size_t)(blen - boff) < len - n ? (size_t)(blen - boff) : len - n;
-			rc = sqlite3_blob_open(q->db, "main", "messages", "body",
-			    e->message_id, 0, &blob);
+			rc = sq_body_open(q->db, e->message_id, 0, &blob);
 			if (rc != SQLITE_OK && e->uid == 0 && rc == SQLITE_ERROR)
 				return store_fail(s, STORE_NOTFOUND, "message %s is gone", e->uidl);
 			if (rc != SQLITE_OK)
@@ -487,8 +501,7 @@ sq_reader_open(struct store *s, const struct store_entry *e, struct store_reader
 		    NULL);
 		if (rc == SQLITE_OK) {
 			sqlite3_busy_timeout(r->db, 10000);
-			rc = sqlite3_blob_open(r->db, "main", "messages", "body", e->message_id, 0,
-			    &r->blob);
+			rc = sq_body_open(r->db, e->message_id, 0, &r->blob);
 		}
 		if (rc != SQLITE_OK) {
 			int status = store_fail(s, rc == SQLITE_ERROR ? STORE_NOTFOUND : STORE_ERROR,

@@ -8,6 +8,7 @@ the same UIDLs and the same bytes, and new mail must get new UIDs.
 """
 import os
 import pathlib
+import sqlite3
 import subprocess
 import uuid
 
@@ -179,3 +180,21 @@ def test_check_fails_when_the_server_does_not_fsync(moved, pgdb):
     finally:
         psql(PG, "ALTER SYSTEM RESET fsync")
         psql(PG, "SELECT pg_reload_conf()")
+
+
+def test_copy_carries_mail_stored_before_the_content_column(moved):
+    """A store from before schema step 6 keeps its messages' bytes in
+    messages.body, with content NULL; they are read, and copied, from there."""
+    site, pgconf, uids, gone = moved
+    before = {(u, i): export(site, u, i) for u in uids for i in uids[u]}
+    db = sqlite3.connect(site.data_dir / "store.db")
+    with db:
+        assert db.execute("SELECT count(*) FROM messages WHERE content IS NOT NULL"
+                          " AND length(body) = 0").fetchone() == (3,)
+        db.execute("UPDATE messages SET body = content, content = NULL")
+    db.close()
+    for (u, i), text in before.items():
+        assert export(site, u, i) == text
+    site.ok("-c", pgconf, "store", "copy", "--to", "postgresql", config=None)
+    for (u, i), text in before.items():
+        assert export(site, u, i, pgconf) == text

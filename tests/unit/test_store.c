@@ -16,7 +16,7 @@
 
 #include "store/store.h"
 
-#define SCHEMA_VERSION	5
+#define SCHEMA_VERSION	6
 #define PG_SCHEMA_VERSION	11
 
 struct fx {
@@ -417,7 +417,7 @@ test_wal_large_commit(void **state)
 	store_entry_list_free(&v, n);
 
 	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM messages", -1, &st, NULL),
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT content FROM messages", -1, &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_bytes(st, 0), (int)len);
@@ -797,6 +797,162 @@ test_deliver_from_fd(void **state)
 	store_entry_list_free(&v, n);
 	close(fd);
 	free(spool);
+	free(big);
+}
+
+/* The peak resident size since the last reset (VmHWM), in bytes. */
+static size_t
+peak_rss(void)
+{
+	FILE *fp = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kb = 0;
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "VmHWM: %zu kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb * 1024;
+}
+
+/* Start VmHWM again from the current resident size (Linux 4.0 on). */
+static void
+peak_rss_reset(void)
+{
+	FILE *fp = fopen("/proc/self/clear_refs", "w");
+
+	if (fp) {
+		fputs("5", fp);
+		fclose(fp);
+	}
+}
+
+/*
+ * A spooled message goes into the row in slices: storing 32 MiB must not
+ * cost 32 MiB of memory.  It did while the zeroblob it is inserted as was
+ * followed by another column, which makes SQLite build it in memory.
+ */
+static void
+test_deliver_from_fd_in_bounded_memory(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	size_t len = 32 * 1024 * 1024, chunk = 1024 * 1024, before;
+	char *buf = malloc(chunk), *spool = tu_path(f->dir, "spool");
+	struct store_rcpt_local loc = { a, NULL, NULL };
+	struct store_delivery_result res;
+	struct store_reader *r;
+	struct store_entry *v;
+	size_t n, got;
+	int fd;
+
+	fd = open(spool, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	for (size_t off = 0; off < len; off += chunk) {
+		memset(buf, 'a' + (int)(off / chunk) % 26, chunk);
+		assert_int_equal(write(fd, buf, chunk), (ssize_t)chunk);
+	}
+	struct store_delivery d = { .sender = "s@t", .fd = fd, .len = len,
+	    .local = &loc, .nlocal = 1 };
+	peak_rss_reset();
+	before = peak_rss();
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_true(peak_rss() - before < len / 4);
+
+	/* And it is all there, read back the way RETR reads it. */
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(v[0].size, len);
+	assert_int_equal(store_reader_open(f->s, &v[0], &r), STORE_OK);
+	for (size_t off = 0; off < len; off += got) {
+		assert_int_equal(store_reader_read(r, off, buf, chunk, &got), STORE_OK);
+		assert_int_equal(got, chunk);
+		assert_int_equal(buf[0], 'a' + (int)(off / chunk) % 26);
+		assert_int_equal(buf[chunk - 1], buf[0]);
+	}
+	store_reader_close(&r);
+	store_entry_list_free(&v, n);
+	close(fd);
+	free(spool);
+	free(buf);
+}
+
+/*
+ * A store from before schema step 6 has its messages' bytes in
+ * messages.body; opening it adds the content column, and its messages
+ * read as before, small ones and ones big enough for a reader of their
+ * own, next to new ones stored the new way.
+ */
+static void
+test_upgrade_keeps_messages_in_body(void **state)
+{
+	struct fx *f = *state;
+	int64_t a = add_user(f->s, "alice", NULL, 0);
+	size_t biglen = 600 * 1024;
+	char *big = malloc(biglen), *text, err[256];
+	const char *small = "Subject: old\r\n\r\nstored before step 6\r\n";
+	struct store_rcpt_local loc = { a, "P: q\r\n", NULL };
+	struct store_delivery d = { .sender = "", .fd = -1, .local = &loc, .nlocal = 1 };
+	struct store_delivery_result res;
+	struct store_reader *r;
+	struct store_entry *v;
+	sqlite3 *db;
+	size_t n, got;
+
+	for (size_t i = 0; i < biglen; i++)
+		big[i] = (char)('A' + (i * 7) % 26);
+	d.data = small;
+	d.len = strlen(small);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	d.data = big;
+	d.len = biglen;
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	store_close(&f->s);
+
+	/* Back to how step 5 kept them. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE messages SET body = content;"
+	    "ALTER TABLE messages DROP COLUMN content; PRAGMA user_version = 5",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(&f->cfg, 0, &f->s, err, sizeof(err)), STORE_OK);
+	assert_int_equal(store_schema_version(f->s), SCHEMA_VERSION);
+	d.data = "Subject: new\r\n\r\nstored after\r\n";
+	d.len = strlen(d.data);
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(store_mailbox_list(f->s, a, &v, &n), STORE_OK);
+	assert_int_equal(n, 3);
+	text = read_all(f->s, &v[0], 7);
+	assert_string_equal(text, "P: q\r\nSubject: old\r\n\r\nstored before step 6\r\n");
+	free(text);
+	text = read_all(f->s, &v[1], 65536);
+	assert_memory_equal(text + 6, big, biglen);
+	free(text);
+	text = read_all(f->s, &v[2], 65536);
+	assert_string_equal(text, "P: q\r\nSubject: new\r\n\r\nstored after\r\n");
+	free(text);
+	/* The reader of its own, as RETR uses for a big one. */
+	char tail[5];
+	assert_int_equal(store_reader_open(f->s, &v[1], &r), STORE_OK);
+	assert_int_equal(store_reader_read(r, 6 + biglen - 5, tail, 5, &got), STORE_OK);
+	assert_int_equal(got, 5);
+	assert_memory_equal(tail, big + biglen - 5, 5);
+	store_reader_close(&r);
+
+	/* Deleting them frees their rows either way. */
+	int64_t uids[3] = { v[0].uid, v[1].uid, v[2].uid };
+	assert_int_equal(store_entries_delete(f->s, a, uids, 3), STORE_OK);
+	store_entry_list_free(&v, n);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	assert_integrity(db);
+	sqlite3_close(db);
 	free(big);
 }
 
@@ -2051,6 +2207,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_quota_all_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_remote_and_full_local, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_from_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_from_fd_in_bounded_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_keeps_messages_in_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entries_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pop3_locks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
