@@ -381,13 +381,13 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 }
 
 /*
- * Is this recipient to be refused for quota at RCPT?  Only when none of
- * its targets can take a message of size bytes (SIZE=, else 0): an
- * outside address always can, a mailbox when usage + size stays within
- * its quota, and a mailbox already at its quota takes nothing.  A full
- * mailbox among others (an alias) is not a refusal: the message will
- * wait for it in the queue.  Who is full and by how much goes to the
- * log only (why); the reply names nothing but the recipient as given.
+ * Is this recipient full at RCPT?  Only when none of its targets can
+ * take a message of size bytes (SIZE=, else 0): an outside address
+ * always can, a mailbox when usage + size stays within its quota, and a
+ * mailbox already at its quota takes nothing.  A full mailbox among
+ * others (an alias) does not make it full: the message will wait for
+ * that one in the queue.  Who is full and by how much goes to the log
+ * only (why); the reply names nothing but the recipient as given.
  */
 static int
 over_quota(struct store *st, const struct alias_result *res, uint64_t size, char *why,
@@ -463,11 +463,18 @@ rcpt_done(struct store_read *r, int cancelled)
 		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", rcpt);
 		goto out;
 	}
+	/*
+	 * A recipient already accepted has a target with room, so the message
+	 * will be stored: a full one after it is accepted too and waits in
+	 * the queue (SPEC §4), refused only when it would be the only one.
+	 */
 	if (l->full) {
-		log_info("%s: rcpt=<%s> %s", s->c.id, log_escape(esc, sizeof(esc), rcpt,
-		    strlen(rcpt)), l->full_why);
-		smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", rcpt);
-		goto out;
+		log_info("%s: rcpt=<%s> %s%s", s->c.id, log_escape(esc, sizeof(esc), rcpt,
+		    strlen(rcpt)), l->full_why, t->nrcpts ? "; its copy waits in the queue" : "");
+		if (t->nrcpts == 0) {
+			smtp_reply(s, "452 4.2.2 <%s>: Mailbox full", rcpt);
+			goto out;
+		}
 	}
 	alias_targets_merge(&t->targets, &l->res);
 	t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof(*t->rcpts));

@@ -104,6 +104,45 @@ def test_direct_recipient_full_is_452_at_rcpt(smtpd):
     assert deferred(smtpd) == []
 
 
+def test_full_recipient_after_one_with_room_is_accepted_and_deferred(smtpd):
+    """The message is stored for alice, so bob's full mailbox does not
+    refuse it: his copy waits in the queue, with or without SIZE=."""
+    quota = 4000
+    bob_used = fill_bob(smtpd, quota, 3000)
+    body = ("w" * 70 + "\r\n") * 20
+    replies = []
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("EHLO client.outside.test").code == 250
+        assert c.cmd(f"MAIL FROM:<{SENDER}> SIZE=2000").code == 250
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        r = c.cmd(f"RCPT TO:<bob@{DOMAIN}>")
+        replies.append(r.text)
+        assert r.code == 250, r
+        assert c.cmd("DATA").code == 354
+        c.send(simple_message("sized", body).encode() + b".\r\n")
+        r = c.reply()
+        replies.append(r.text)
+        assert r.code == 250, r
+
+        # Already full, no SIZE=: the same.
+        smtpd.ctl("user", "set", "bob", "--quota", "1000")
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        r = c.cmd(f"RCPT TO:<101@{DOMAIN}>")
+        replies.append(r.text)
+        assert r.code == 250, r
+        assert c.cmd("DATA").code == 354
+        c.send(simple_message("unsized", body).encode() + b".\r\n")
+        assert c.reply().code == 250
+    assert_private(replies, ("bob", str(quota), "1000", str(bob_used)))
+
+    assert subjects(smtpd, "alice") == ["sized", "unsized"]
+    assert subjects(smtpd, "bob") == ["filler"]
+    assert deferred(smtpd) == [("bob", f"bob@{DOMAIN}", "mailbox full"),
+                               ("bob", f"bob@{DOMAIN}", "mailbox full")]
+    assert "its copy waits in the queue" in smtpd.log()
+
+
 def test_alias_of_only_a_full_member(smtpd):
     smtpd.ctl("alias", "add", "solo", "bob")
     quota = 4000
