@@ -35,7 +35,7 @@ static const char usage_text[] =
 "  relay add NAME --host H [--port P] [--domain D]... [--default] [--inactive]\n"
 "                 [--tls MODE] [--no-verify] [--auth MECH] [--user U --password-stdin]\n"
 "                 [--sender ADDR] [--timeout SECS] [--no-chunking]\n"
-"  relay list | show NAME | del NAME\n"
+"  relay list | show NAME | del NAME | test NAME\n"
 "  relay set NAME [the options of add] [--active] [--no-default] [--verify]\n"
 "                 [--chunking]\n"
 "  queue list | show ID | flush [ID] | del ID | hold ID | release ID\n"

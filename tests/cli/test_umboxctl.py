@@ -4,7 +4,9 @@ SPEC §2 (configuration), §9 (umboxctl).  Exit codes: 0 done, 1 failed,
 2 usage, 3 refused, 4 not found; errors on stderr as "umboxctl: ...".
 """
 import os
+import pathlib
 import re
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,6 +15,8 @@ import backend
 from disk_util import fill, small_disk
 
 ERROR_PREFIX = "umboxctl: "
+REPO = pathlib.Path(__file__).resolve().parents[2]
+UMBOXCTL = pathlib.Path(os.environ.get("UMBOX_BUILD", str(REPO / "build"))) / "umboxctl"
 
 # -- usage errors (exit 2) ---------------------------------------------------
 
@@ -126,6 +130,32 @@ def test_help_on_stdout(umbox, flag):
     assert r.out.startswith("usage: umboxctl")
     for noun in ("domain", "user", "alias", "mail", "status"):
         assert noun in r.out
+
+
+# Every verb of SPEC §9, by noun.
+SPEC_VERBS = {
+    "domain": {"add", "check", "list", "del"},
+    "user": {"add", "list", "show", "del", "passwd", "set"},
+    "alias": {"add", "list", "show", "del", "add-member", "del-member", "resolve"},
+    "relay": {"add", "list", "show", "set", "del", "test"},
+    "queue": {"list", "show", "flush", "del", "hold", "release"},
+    "mail": {"list", "show", "export", "del", "speak"},
+    "voicemail": {"deposit", "list", "play", "heard"},
+    "fax": {"deposit"},
+    "store": {"copy", "check"},
+}
+
+
+def test_completion_offers_every_verb():
+    """The bash completion reads the words from --help: every verb the
+    SPEC names must be there to be offered."""
+    script = REPO / "etc" / "bash-completion" / "umboxctl"
+    for noun, verbs in SPEC_VERBS.items():
+        p = subprocess.run(["bash", "-c", f'. "$1"; _umboxctl_words "$2" verbs {noun}', "-",
+                            str(script), str(UMBOXCTL)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert set(p.stdout.split()) == verbs, noun
 
 
 def test_version(umbox):
