@@ -234,9 +234,14 @@ int
 pg_queue_next_due(struct store *s, int64_t *when)
 {
 	int status;
+	/* As SQLite's SQ_QUEUE_NEXT_DUE: a full mailbox's row is due once it has room. */
 	PGresult *r = pg_run(s, &status, "next due queue entry",
-	    "SELECT min(greatest(next_attempt, claimed_until)) FROM queue"
-	    " WHERE status = 0 AND NOT held", 0, NULL);
+	    "SELECT least((SELECT min(greatest(next_attempt, claimed_until)) FROM queue"
+	    " WHERE status = 0 AND NOT held),"
+	    " (SELECT min(q.claimed_until) FROM queue q JOIN messages m ON m.id = q.message_id"
+	    " WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND NOT q.held"
+	    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id AND (u.quota = 0"
+	    " OR u.used + m.size + length(q.prefix) <= u.quota))))", 0, NULL);
 
 	if (r == NULL)
 		return status;

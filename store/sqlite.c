@@ -343,8 +343,19 @@ static const char *const sq_sql[SQ__COUNT] = {
 	[SQ_QUEUE_CLAIM] = "UPDATE queue SET claimed_by = ?2, claimed_until = ?3 WHERE id = ?1",
 	[SQ_QUEUE_UNCLAIM_PREFIX] = "UPDATE queue SET claimed_by = NULL, claimed_until = 0"
 	    " WHERE claimed_by IS NOT NULL AND substr(claimed_by, 1, length(?1)) = ?1",
-	[SQ_QUEUE_NEXT_DUE] = "SELECT min(max(next_attempt, claimed_until)) FROM queue"
-	    " WHERE status = 0 AND held = 0",
+	/*
+	 * When the runner should next claim: the earliest row due by the
+	 * clock, or a full mailbox's row as soon as its mailbox has room
+	 * (and no claim holds it), whatever its next attempt says.
+	 */
+	[SQ_QUEUE_NEXT_DUE] = "SELECT min(due) FROM ("
+	    "SELECT min(max(next_attempt, claimed_until)) AS due FROM queue"
+	    " WHERE status = 0 AND held = 0"
+	    " UNION ALL SELECT min(q.claimed_until) FROM queue q INDEXED BY queue_local"
+	    " JOIN messages m ON m.id = q.message_id"
+	    " WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND q.held = 0"
+	    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id AND (u.quota = 0"
+	    " OR u.used + m.size + length(q.prefix) <= u.quota)))",
 	[SQ_QUEUE_STATE] = "SELECT attempts, created_at, claimed_by, status FROM queue"
 	    " WHERE id = ?1",
 	[SQ_QUEUE_ATTEMPT] = "UPDATE queue SET attempts = ?2, last_error = ?3, next_attempt = ?4,"

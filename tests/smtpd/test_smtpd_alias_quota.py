@@ -5,6 +5,9 @@ deferred queue entry; only when no target can take it is the answer
 import re
 import json
 import smtplib
+import time
+
+import backend
 
 from smtpd_util import DOMAIN, Raw, simple_message
 
@@ -141,6 +144,30 @@ def test_full_recipient_after_one_with_room_is_accepted_and_deferred(smtpd):
     assert deferred(smtpd) == [("bob", f"bob@{DOMAIN}", "mailbox full"),
                                ("bob", f"bob@{DOMAIN}", "mailbox full")]
     assert "its copy waits in the queue" in smtpd.log()
+
+
+def test_deferred_copy_is_delivered_once_the_mailbox_has_room(smtpd):
+    """SPEC §6: a full mailbox's copy is delivered as soon as its mailbox
+    has room, not at its next scheduled attempt (30 s away by default) or
+    the runner's 30 s sweep.  The runner looks every second (SQLite), or
+    every 10 s while it hears the database's notifications (PostgreSQL)."""
+    quota = 4000
+    fill_bob(smtpd, quota, 3000)
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.sendmail(SENDER, [f"alice@{DOMAIN}", f"bob@{DOMAIN}"],
+                   simple_message("wait for room", ("v" * 70 + "\r\n") * 20))
+    assert deferred(smtpd) == [("bob", f"bob@{DOMAIN}", "mailbox full")]
+    # Its first attempt, at once, found no room: the next is 30 s away.
+    deadline = time.monotonic() + 10
+    while smtpd.sql("SELECT attempts FROM queue") != [(1,)]:
+        assert time.monotonic() < deadline, smtpd.log()[-3000:]
+        time.sleep(0.1)
+    smtpd.ctl("user", "set", "bob", "--quota", "0")
+    deadline = time.monotonic() + (15 if backend.PG else 5)
+    while subjects(smtpd, "bob") != ["filler", "wait for room"]:
+        assert time.monotonic() < deadline, smtpd.log()[-3000:]
+        time.sleep(0.2)
+    assert deferred(smtpd) == []
 
 
 def test_alias_of_only_a_full_member(smtpd):
