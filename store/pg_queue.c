@@ -17,6 +17,9 @@
 	" q.domain, q.kind, q.local_user_id, m.size, q.attempts, q.next_attempt," \
 	" q.last_attempt, q.last_error, q.status, q.held, q.claimed_by, q.claimed_until," \
 	" q.created_at FROM queue q JOIN messages m ON m.id = q.message_id "
+/* A full mailbox's row q (of message m) whose mailbox has room for it now. */
+#define PG_LOCAL_ROOM " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id" \
+	" AND (u.quota = 0 OR u.used + m.size + length(q.prefix) <= u.quota))"
 
 static void
 pg_row_queue(struct store *s, const PGresult *r, int i, void *elem)
@@ -170,9 +173,7 @@ pg_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease, 
 		return status;
 	status = pg_queue_rows(s, PG_QUEUE_COLS "WHERE q.status = 0 AND NOT q.held"
 	    " AND q.claimed_until <= $1 AND (q.next_attempt <= $1"
-	    " OR (q.local_user_id IS NOT NULL AND EXISTS (SELECT 1 FROM users u"
-	    " WHERE u.id = q.local_user_id AND (u.quota = 0"
-	    " OR u.used + m.size + length(q.prefix) <= u.quota))))"
+	    " OR (q.local_user_id IS NOT NULL" PG_LOCAL_ROOM "))"
 	    " ORDER BY q.message_id, q.domain, q.id LIMIT $2 FOR UPDATE OF q SKIP LOCKED",
 	    2, v, &list, &k);
 	if (status != STORE_OK)
@@ -239,9 +240,8 @@ pg_queue_next_due(struct store *s, int64_t *when)
 	    "SELECT least((SELECT min(greatest(next_attempt, claimed_until)) FROM queue"
 	    " WHERE status = 0 AND NOT held),"
 	    " (SELECT min(q.claimed_until) FROM queue q JOIN messages m ON m.id = q.message_id"
-	    " WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND NOT q.held"
-	    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id AND (u.quota = 0"
-	    " OR u.used + m.size + length(q.prefix) <= u.quota))))", 0, NULL);
+	    " WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND NOT q.held" PG_LOCAL_ROOM "))",
+	    0, NULL);
 
 	if (r == NULL)
 		return status;

@@ -311,6 +311,9 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " q.last_attempt, q.last_error, q.status, q.held, q.claimed_by, q.claimed_until," \
 	    " q.created_at FROM "
 #define SQ_QUEUE_JOIN " JOIN messages m ON m.id = q.message_id "
+/* A full mailbox's row q (of message m) whose mailbox has room for it now. */
+#define SQ_LOCAL_ROOM " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id" \
+	" AND (u.quota = 0 OR u.used + m.size + length(q.prefix) <= u.quota))"
 #define SQ_QUEUE_COLS SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
 	[SQ_QUEUE_LIST] = SQ_QUEUE_COLS "ORDER BY q.id",
 	[SQ_QUEUE_GET] = SQ_QUEUE_COLS "WHERE q.id = ?1",
@@ -336,9 +339,7 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    "WHERE q.status = 0 AND q.held = 0 AND q.next_attempt <= ?1 AND q.claimed_until <= ?1"
 	    " UNION ALL " SQ_QUEUE_COLS_FROM "queue q INDEXED BY queue_local" SQ_QUEUE_JOIN
 	    "WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND q.held = 0"
-	    " AND q.next_attempt > ?1 AND q.claimed_until <= ?1"
-	    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id AND (u.quota = 0"
-	    " OR u.used + m.size + length(q.prefix) <= u.quota))"
+	    " AND q.next_attempt > ?1 AND q.claimed_until <= ?1" SQ_LOCAL_ROOM
 	    " ORDER BY 2, 6, 1 LIMIT ?2",
 	[SQ_QUEUE_CLAIM] = "UPDATE queue SET claimed_by = ?2, claimed_until = ?3 WHERE id = ?1",
 	[SQ_QUEUE_UNCLAIM_PREFIX] = "UPDATE queue SET claimed_by = NULL, claimed_until = 0"
@@ -353,9 +354,7 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " WHERE status = 0 AND held = 0"
 	    " UNION ALL SELECT min(q.claimed_until) FROM queue q INDEXED BY queue_local"
 	    " JOIN messages m ON m.id = q.message_id"
-	    " WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND q.held = 0"
-	    " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id AND (u.quota = 0"
-	    " OR u.used + m.size + length(q.prefix) <= u.quota)))",
+	    " WHERE q.local_user_id IS NOT NULL AND q.status = 0 AND q.held = 0" SQ_LOCAL_ROOM ")",
 	[SQ_QUEUE_STATE] = "SELECT attempts, created_at, claimed_by, status FROM queue"
 	    " WHERE id = ?1",
 	[SQ_QUEUE_ATTEMPT] = "UPDATE queue SET attempts = ?2, last_error = ?3, next_attempt = ?4,"
