@@ -32,6 +32,7 @@
 #include "aliases/mta.h"
 #include "aliases/route.h"
 #include "aliases/srs.h"
+#include "aliases/voicemail.h"
 #include "lib/addr.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -243,6 +244,9 @@ local_done(struct store_req *req, void *arg)
 		log_info("%s: to=<%s> status=delivered (the mailbox has room now)", g->e[i].qid,
 		    g->e[i].recipient);
 		g->results[i].id = 0;	/* the row is gone: nothing to report */
+		if (g->e[i].kind == STORE_KIND_VOICEMAIL)
+			voicemail_mwi_changed(g->q->readers, g->q->base, g->q->cfg,
+			    g->e[i].local_user_id, NULL);
 		break;
 	case STORE_QUOTA:
 		g->results[i].id = g->e[i].id;

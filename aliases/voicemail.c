@@ -4,6 +4,7 @@
  */
 #include "aliases/voicemail.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,7 +478,19 @@ static void
 mwi_read_work(struct store *s, struct store_read *r)
 {
 	struct mwi_read *m = COMPLETION_OWNER(r, struct mwi_read, read);
+	struct store_user u;
 
+	if (m->login == NULL) {
+		if ((m->status = store_user_get_by_id(s, m->user_id, &u)) != STORE_OK) {
+			if (m->status != STORE_NOTFOUND)
+				log_warn("voicemail: reading user %" PRId64 ": %s", m->user_id,
+				    store_errmsg(s));
+			return;
+		}
+		m->login = u.login;
+		u.login = NULL;
+		store_user_clear(&u);
+	}
 	if ((m->status = voicemail_counts(s, m->user_id, &m->new_n, &m->old_n)) != STORE_OK)
 		log_warn("voicemail: counting %s's messages: %s", m->login, store_errmsg(s));
 }
@@ -506,7 +519,7 @@ voicemail_mwi_changed(struct store_readers *rd, struct event_base *base,
 	m->base = base;
 	m->cfg = cfg;
 	m->user_id = user_id;
-	m->login = xstrdup(login);
+	m->login = login ? xstrdup(login) : NULL;
 	m->read.work = mwi_read_work;
 	m->read.done = mwi_read_done;
 	store_read_submit(rd, &m->read);

@@ -104,7 +104,8 @@ void voicemail_mwi_notify_async(struct event_base *base, const struct umbox_conf
 #define VOICEMAIL_MWI_TIMEOUT_MS	5000
 /*
  * A daemon changed login's voicemail: count it through the loop's
- * readers, then notify as above (when mwi_command is set).
+ * readers, then notify as above (when mwi_command is set).  login NULL:
+ * read from the store with the counts.
  */
 void voicemail_mwi_changed(struct store_readers *rd, struct event_base *base,
     const struct umbox_config *cfg, int64_t user_id, const char *login);

@@ -104,6 +104,22 @@ def test_forwarded_voicemail_over_smtp_counts(mwi, tmp_path):
     assert out == wav_bytes()
 
 
+def test_voicemail_held_for_a_full_mailbox_counts_when_delivered(mwi, tmp_path):
+    """The copy that waited in the queue for room changes the counts when
+    umbox-smtpd's queue delivers it, and notifies then."""
+    mwi.ctl("user", "set", "alice", "--quota", "1K")
+    # An alias named like the user: her voicemail goes to her and to bob.
+    mwi.ctl("alias", "add", "alice", "alice", "bob")
+    deposit(mwi, tmp_path, login="alice")
+    assert wait_calls(mwi, 1) == ["bob 1 0"]
+    assert mwi.mailbox("alice") == []
+    mwi.ctl("user", "set", "alice", "--quota", "0")
+    # The runner looks for room every second, or every 10 s on PostgreSQL.
+    assert wait_calls(mwi, 2, timeout=20)[1] == "alice 1 0"
+    [e] = mwi.mailbox("alice")
+    assert e["kind"] == "voicemail"
+
+
 def test_failing_command_is_logged_and_harmless(tmp_path, pop3_factory):
     env = pop3_factory(sections={"voicemail": {"mwi_command": "/nonexistent/mwi"}})
     f = tmp_path / "vm.wav"
