@@ -106,7 +106,7 @@ voicemail_message(const struct voicemail_deposit *d, const struct store_user *u,
 	int64_t now = d->now ? d->now : (int64_t)time(NULL);
 	char number[VOICEMAIL_CALLER_MAX + 1], name[VOICEMAIL_NAME_MAX + 1];
 	char who[VOICEMAIL_NAME_MAX + VOICEMAIL_CALLER_MAX + 8], dur[32], when[64];
-	char filename[64], *from, *to, *subject, *text, *mid;
+	char filename[64], received[64], *from, *to, *subject, *text, *mid, *trace;
 	time_t tt = (time_t)now;
 	struct tm tm;
 	GMimeMessage *msg;
@@ -142,6 +142,12 @@ voicemail_message(const struct voicemail_deposit *d, const struct store_user *u,
 	g_date_time_unref(date);
 	mid = mime_message_id(fax ? "fax" : "voicemail", now, hostname);
 	g_mime_object_set_header((GMimeObject *)msg, "Message-ID", mid, NULL);
+	/* Every stored message gets one (SPEC §4): this one was not received over SMTP. */
+	strftime(received, sizeof(received), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	trace = g_strdup_printf("by %s (umbox %s deposit); %s", hostname,
+	    fax ? "fax" : "voicemail", received);
+	g_mime_object_prepend_header((GMimeObject *)msg, "Received", trace, NULL);
+	g_free(trace);
 	g_mime_object_set_header((GMimeObject *)msg, "X-Umbox-Kind", fax ? "fax" : "voicemail",
 	    NULL);
 	g_mime_object_set_header((GMimeObject *)msg, "X-Umbox-Caller-ID",

@@ -289,6 +289,10 @@ def test_message_structure(site, tmp_path):
 
     msg = parse(raw)
     assert msg.get_content_type() == "multipart/mixed"
+    # SPEC §4: every stored message gets a Received: header, a deposit too.
+    [received] = msg.get_all("Received")
+    assert re.fullmatch(r"by \S+ \(umbox voicemail deposit\); \w{3}, \d{2} \w{3} \d{4}"
+                        r" [\d:]{8} [+-]\d{4}", " ".join(str(received).split())), received
     assert msg["X-Umbox-Kind"] == "voicemail"
     assert msg["X-Umbox-Caller-ID"] == CALLER
     assert msg["X-Umbox-Duration"] == "12"
@@ -649,6 +653,7 @@ def test_fax_deposit(site, tmp_path, pages, order):
     msg = parse(export(site, "alice", e["uid"]))
     assert msg.get_content_type() == "multipart/mixed"
     assert msg["X-Umbox-Kind"] == "fax"
+    assert "(umbox fax deposit);" in " ".join(str(msg["Received"]).split())
     assert msg["X-Umbox-Pages"] == str(pages)
     assert msg["Subject"] == f"Fax from {CALLER}, {pages} page{'s' if pages != 1 else ''}"
     parts = [p for p in msg.walk() if p.get_content_type() == "image/tiff"]
