@@ -17,8 +17,9 @@
 	" q.domain, q.kind, q.local_user_id, m.size, q.attempts, q.next_attempt," \
 	" q.last_attempt, q.last_error, q.status, q.held, q.claimed_by, q.claimed_until," \
 	" q.created_at FROM queue q JOIN messages m ON m.id = q.message_id "
-/* A full mailbox's row q (of message m) whose mailbox has room for it now. */
-#define PG_LOCAL_ROOM " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id" \
+/* As SQ_LOCAL_ROOM: a full mailbox's row waiting for room that has room now. */
+#define PG_LOCAL_ROOM " AND q.last_error = 'mailbox full' AND EXISTS (SELECT 1 FROM users u" \
+	" WHERE u.id = q.local_user_id" \
 	" AND (u.quota = 0 OR u.used + m.size + length(q.prefix) <= u.quota))"
 
 static void

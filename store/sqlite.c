@@ -311,8 +311,13 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " q.last_attempt, q.last_error, q.status, q.held, q.claimed_by, q.claimed_until," \
 	    " q.created_at FROM "
 #define SQ_QUEUE_JOIN " JOIN messages m ON m.id = q.message_id "
-/* A full mailbox's row q (of message m) whose mailbox has room for it now. */
-#define SQ_LOCAL_ROOM " AND EXISTS (SELECT 1 FROM users u WHERE u.id = q.local_user_id" \
+/*
+ * A full mailbox's row q (of message m), waiting for room (its last try
+ * found none: a row whose last try failed otherwise keeps its schedule),
+ * whose mailbox has room for it now.
+ */
+#define SQ_LOCAL_ROOM " AND q.last_error = 'mailbox full' AND EXISTS (SELECT 1 FROM users u" \
+	" WHERE u.id = q.local_user_id" \
 	" AND (u.quota = 0 OR u.used + m.size + length(q.prefix) <= u.quota))"
 #define SQ_QUEUE_COLS SQ_QUEUE_COLS_FROM "queue q" SQ_QUEUE_JOIN
 	[SQ_QUEUE_LIST] = SQ_QUEUE_COLS "ORDER BY q.id",

@@ -684,6 +684,61 @@ test_reader(void **state)
 
 /* ---- full mailboxes ---- */
 
+/*
+ * A full mailbox's row is due as soon as its mailbox has room while it
+ * waits for room; one whose last try failed for another reason (a store
+ * error) keeps its schedule rather than being tried every second.
+ */
+static void
+test_room_only_for_rows_waiting_for_it(void **state)
+{
+	struct fx *f = *state;
+	int64_t alice = add_user(f->s, "alice", 10);
+	struct store_rcpt_local loc = { alice, "D: a\r\n", "alice@example.test" };
+	const char *out = "out@d.example";
+	/* With an outside copy, so that the message is stored and alice's waits. */
+	struct store_delivery d = { .sender = "s@t.example", .data = "12345678", .fd = -1,
+	    .len = 8, .check_quota = 1, .local = &loc, .nlocal = 1, .remote = &out,
+	    .nremote = 1 };
+	struct store_delivery_result res;
+	struct store_attempt a = { .result = STORE_ATTEMPT_DEFERRED };
+	struct store_queue_entry *v;
+	struct store_user u = { .quota = 100 };
+	int64_t now, when;
+	size_t n;
+
+	assert_int_equal(store_deliver(f->s, &d, &res), STORE_OK);
+	assert_int_equal(res.deferred, 1);
+	store_delivery_result_clear(&res);
+	now = (int64_t)time(NULL);	/* both rows are due from now */
+	a.id = row_id(f->s, "alice@example.test");
+
+	/* Its try fails with a store error; then she has room. */
+	assert_int_equal(store_queue_claim(f->s, "r", now, 60, 10, &v, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	store_queue_list_free(&v, n);
+	a.error = "local error in processing";
+	assert_int_equal(store_queue_report(f->s, "r", now, &retry, &a, 1), STORE_OK);
+	assert_int_equal(store_user_set(f->s, "alice", &u, STORE_USER_QUOTA), STORE_OK);
+	assert_int_equal(store_queue_claim(f->s, "r", now + 1, 60, 10, &v, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	store_queue_list_free(&v, n);
+	assert_int_equal(store_queue_next_due(f->s, &when), STORE_OK);
+	assert_true(when >= now + retry.initial);
+
+	/* At its time it finds no room again: now it waits for room, and has it. */
+	assert_int_equal(store_queue_claim(f->s, "r", when, 60, 10, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	store_queue_list_free(&v, n);
+	a.error = "mailbox full";
+	assert_int_equal(store_queue_report(f->s, "r", when, &retry, &a, 1), STORE_OK);
+	assert_int_equal(store_queue_next_due(f->s, &when), STORE_OK);
+	assert_int_equal(when, 0);
+	assert_int_equal(store_queue_claim(f->s, "r", now + 2, 60, 10, &v, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	store_queue_list_free(&v, n);
+}
+
 static void
 test_deliver_local(void **state)
 {
@@ -1074,6 +1129,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lifetime, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_local, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_room_only_for_rows_waiting_for_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_requests, setup, teardown),
 	};
 	const struct CMUnitTest pg_tests[] = {
@@ -1085,6 +1141,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lifetime, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_reader, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_local, setup_pg, teardown),
+		cmocka_unit_test_setup_teardown(test_room_only_for_rows_waiting_for_it, setup_pg,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_writer_requests, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_queue_notifies, setup_pg, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_flush_survives_a_deadlock, setup_pg,
