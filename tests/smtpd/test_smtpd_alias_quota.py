@@ -116,27 +116,21 @@ def test_full_recipient_after_one_with_room_is_accepted_and_deferred(smtpd):
     replies = []
     with Raw(smtpd.mx) as c:
         assert c.cmd("EHLO client.outside.test").code == 250
-        assert c.cmd(f"MAIL FROM:<{SENDER}> SIZE=2000").code == 250
-        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
-        r = c.cmd(f"RCPT TO:<bob@{DOMAIN}>")
-        replies.append(r.text)
-        assert r.code == 250, r
-        assert c.cmd("DATA").code == 354
-        c.send(simple_message("sized", body).encode() + b".\r\n")
-        r = c.reply()
-        replies.append(r.text)
-        assert r.code == 250, r
-
-        # Already full, no SIZE=: the same.
-        smtpd.ctl("user", "set", "bob", "--quota", "1000")
-        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
-        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
-        r = c.cmd(f"RCPT TO:<101@{DOMAIN}>")
-        replies.append(r.text)
-        assert r.code == 250, r
-        assert c.cmd("DATA").code == 354
-        c.send(simple_message("unsized", body).encode() + b".\r\n")
-        assert c.reply().code == 250
+        # Past the quota with the declared size; then already full, no SIZE=.
+        for subject, size, full_rcpt in (("sized", " SIZE=2000", "bob"),
+                                         ("unsized", "", "101")):
+            if not size:
+                smtpd.ctl("user", "set", "bob", "--quota", "1000")
+            assert c.cmd(f"MAIL FROM:<{SENDER}>{size}").code == 250
+            assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+            r = c.cmd(f"RCPT TO:<{full_rcpt}@{DOMAIN}>")
+            replies.append(r.text)
+            assert r.code == 250, r
+            assert c.cmd("DATA").code == 354
+            c.send(simple_message(subject, body).encode() + b".\r\n")
+            r = c.reply()
+            replies.append(r.text)
+            assert r.code == 250, r
     assert_private(replies, ("bob", str(quota), "1000", str(bob_used)))
 
     assert subjects(smtpd, "alice") == ["sized", "unsized"]
