@@ -563,6 +563,27 @@ static const char *const pg_migrations[] = {
 	"ALTER FUNCTION umbox_deliver(bigint, text, bigint, bigint, text, smallint, bytea,"
 	"  bigint[], bytea[], text[], boolean, text[], bigint[])"
 	"  SET plan_cache_mode = force_generic_plan;",
+
+	/*
+	 * 12: a copy waiting in the queue for room in its mailbox is due as
+	 * soon as the room is there (pg_queue.c's PG_LOCAL_ROOM), so the
+	 * change that makes room wakes the runners: its user's usage falling
+	 * (entries deleted) or quota rising or lifted.  Only mailboxes with a
+	 * quota, before or after, can have such copies, and only those that
+	 * have one notify; the runners claim it on the notification.
+	 */
+	"CREATE FUNCTION room_made() RETURNS trigger LANGUAGE plpgsql AS $$"
+	" BEGIN"
+	"  IF EXISTS (SELECT 1 FROM queue WHERE local_user_id = NEW.id AND status = 0"
+	"    AND last_error = 'mailbox full') THEN"
+	"   PERFORM pg_notify('" STORE_QUEUE_CHANNEL "', '');"
+	"  END IF;"
+	"  RETURN NULL;"
+	" END $$;"
+	"CREATE TRIGGER users_room AFTER UPDATE OF used, quota ON users FOR EACH ROW"
+	"  WHEN ((NEW.used < OLD.used AND (OLD.quota <> 0 OR NEW.quota <> 0))"
+	"   OR (OLD.quota <> 0 AND (NEW.quota = 0 OR NEW.quota > OLD.quota)))"
+	"  EXECUTE FUNCTION room_made();",
 };
 #define PG_SCHEMA_VERSION	(int)(sizeof(pg_migrations) / sizeof(pg_migrations[0]))
 

@@ -17,7 +17,7 @@
 #include "store/store.h"
 
 #define SCHEMA_VERSION	6
-#define PG_SCHEMA_VERSION	11
+#define PG_SCHEMA_VERSION	12
 
 struct fx {
 	char *dir;
