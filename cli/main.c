@@ -161,7 +161,9 @@ cli_read_password(char *buf, size_t len)
 {
 	size_t n = 0;
 	ssize_t r;
+	char more;
 
+	/* len - 2 bytes of password, its newline, and the NUL. */
 	while (n + 1 < len && (r = read(STDIN_FILENO, buf + n, len - 1 - n)) != 0) {
 		if (r < 0) {
 			if (errno == EINTR)
@@ -171,12 +173,23 @@ cli_read_password(char *buf, size_t len)
 		}
 		n += (size_t)r;
 	}
-	if (n + 1 >= len)
+	if (n + 1 == len) {	/* full: one byte more is one too many */
+		do
+			r = read(STDIN_FILENO, &more, 1);
+		while (r < 0 && errno == EINTR);
+		if (r != 0)
+			n = len;
+	}
+	if (n < len) {
+		buf[n] = '\0';
+		if (n > 0 && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+	}
+	if (n > len - 2) {
+		explicit_bzero(buf, len);
 		return cli_error(EX_USAGE, "the password on stdin is longer than %zu bytes",
 		    len - 2);
-	buf[n] = '\0';
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
+	}
 	if (n == 0)
 		return cli_error(EX_USAGE, "the password on stdin is empty");
 	if (memchr(buf, '\0', n) != NULL || strchr(buf, '\n') != NULL)

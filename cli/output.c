@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <glib.h>
+
 struct table {
 	size_t ncols, nrows;
 	char **cells;		/* (nrows + 1) * ncols, row 0 the headers */
@@ -85,17 +87,39 @@ table_print(struct table *t, FILE *f)
 	free(t);
 }
 
+/*
+ * JSON text is UTF-8: what is stored need not be (a Subject sent as raw
+ * Latin-1, a name given in another encoding), so a byte that does not
+ * start a valid UTF-8 character is written as U+FFFD.
+ */
 void
 json_str(FILE *f, const char *s)
 {
+	const char *end;
+
 	if (s == NULL) {
 		fputs("null", f);
 		return;
 	}
+	end = s + strlen(s);
 	fputc('"', f);
-	for (; *s; s++) {
+	while (s < end) {
 		unsigned char c = (unsigned char)*s;
+		gunichar u;
 
+		if (c >= 0x80) {
+			u = g_utf8_get_char_validated(s, end - s);
+			if (u == (gunichar)-1 || u == (gunichar)-2) {
+				fputs("\\ufffd", f);
+				s++;
+			} else {
+				const char *next = g_utf8_next_char(s);
+
+				fwrite(s, 1, (size_t)(next - s), f);
+				s = next;
+			}
+			continue;
+		}
 		if (c == '"' || c == '\\')
 			fprintf(f, "\\%c", c);
 		else if (c == '\n')
@@ -106,6 +130,7 @@ json_str(FILE *f, const char *s)
 			fprintf(f, "\\u%04x", c);
 		else
 			fputc(c, f);
+		s++;
 	}
 	fputc('"', f);
 }

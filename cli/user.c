@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "aliases/resolve.h"
 #include "lib/addr.h"
 #include "lib/password.h"
@@ -23,14 +25,20 @@ struct user_opts {
 	char *lower_login;
 };
 
+/* Text shown to people: UTF-8, at most max characters, no control characters. */
 static int
 user_check_text(const char *what, const char *v, size_t max)
 {
-	if (strlen(v) > max)
+	if (!g_utf8_validate(v, -1, NULL))
+		return cli_error(EX_USAGE, "%s is not UTF-8 text", what);
+	if ((size_t)g_utf8_strlen(v, -1) > max)
 		return cli_error(EX_USAGE, "%s is longer than %zu characters", what, max);
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+	for (const char *p = v; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+
+		if (c < 0x20 || (c >= 0x7f && c < 0xa0))
 			return cli_error(EX_USAGE, "%s must not contain control characters", what);
+	}
 	return 0;
 }
 
@@ -133,6 +141,13 @@ user_set_password(struct user_opts *o, char *hash, size_t hashlen)
 
 	if ((r = cli_read_password(pw, sizeof(pw))) != 0)
 		return r;
+	/* A CR from a file saved with DOS line ends would make it untypable. */
+	for (const char *p = pw; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			explicit_bzero(pw, sizeof(pw));
+			return cli_error(EX_USAGE, "the password must not contain control"
+			    " characters (a CR, from a file with DOS line ends?)");
+		}
 	r = password_hash(pw, hash, hashlen);
 	explicit_bzero(pw, sizeof(pw));
 	if (r != 0)

@@ -1,4 +1,5 @@
 """umboxctl user add | list | show | del | passwd | set (SPEC §3, §9)."""
+import os
 import warnings
 
 import pytest
@@ -120,6 +121,22 @@ def test_name_with_quotes_and_utf8_round_trips_in_json(umbox):
     assert umbox.json("user", "list")[0]["name"] == name
 
 
+@pytest.mark.parametrize("name", [b"Jos\xe9 (Latin-1)", b"surrogate \xed\xa0\x80",
+                                  b"overlong \xc0\xaf", "C1 \u0085 control".encode()],
+                         ids=["latin1", "surrogate", "overlong", "c1-control"])
+def test_name_must_be_utf8_text(umbox, name):
+    """A name is shown to people and printed in JSON, which is UTF-8."""
+    umbox.fail(2, "user", "add", "jose", "--name", os.fsdecode(name))
+    assert umbox.run("user", "show", "jose").rc == 4
+
+
+def test_name_limit_counts_characters(umbox):
+    umbox.ok("user", "add", "zoe", "--name", "\u00e9" * 200)
+    assert umbox.json("user", "show", "zoe")["name"] == "\u00e9" * 200
+    r = umbox.fail(2, "user", "set", "zoe", "--name", "\u00e9" * 201)
+    assert "200 characters" in r.err
+
+
 def test_list_table_and_json(site):
     site.ok("user", "add", "carol", "--extension", "102", "--email", "c@x.test",
             "--quota", "1G", "--no-pop3")
@@ -192,6 +209,27 @@ def test_empty_password_refused(umbox, stdin):
 
 def test_multiline_password_refused(umbox):
     umbox.fail(2, "user", "add", "erin", "--password-stdin", stdin="one\ntwo\n")
+    assert umbox.run("user", "show", "erin").rc == 4
+
+
+def test_password_length_limit_leaves_out_the_newline(umbox):
+    """256 bytes is the most the daemons take at login: so many, with or
+    without the newline that ends them, are accepted; one more is not."""
+    pw = "p" * 256
+    umbox.ok("user", "add", "erin", "--password-stdin", stdin=pw + "\n")
+    assert_yescrypt(umbox, "erin", pw)
+    umbox.ok("user", "passwd", "erin", "--password-stdin", stdin=pw[1:] + "q")
+    assert_yescrypt(umbox, "erin", pw[1:] + "q")
+    for stdin in (pw + "p", pw + "p\n"):
+        r = umbox.fail(2, "user", "passwd", "erin", "--password-stdin", stdin=stdin)
+        assert "longer than 256 bytes" in r.err
+    assert_yescrypt(umbox, "erin", pw[1:] + "q")
+
+
+@pytest.mark.parametrize("stdin", ["secret\r\n", "sec\tret\n", "secret\x1b\n"],
+                         ids=["dos-line-end", "tab", "escape"])
+def test_password_with_control_characters_refused(umbox, stdin):
+    umbox.fail(2, "user", "add", "erin", "--password-stdin", stdin=stdin)
     assert umbox.run("user", "show", "erin").rc == 4
 
 

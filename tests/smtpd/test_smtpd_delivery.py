@@ -286,3 +286,15 @@ def test_helo_client_and_multiple_recipients_one_reply(smtpd):
         [received] = headers(stored, "Received")
         assert re.search(r"\bwith SMTP\b", received), received
         assert headers(stored, "Delivered-To") == [f"{login}@{DOMAIN}"]
+
+
+def test_raw_8bit_header_is_listed_as_valid_json(smtpd):
+    """A sender may put raw Latin-1 in a header; umboxctl --json must still
+    print UTF-8 (the byte becomes U+FFFD), or every script reading that
+    mailbox breaks.  mailbox() parses the bytes strictly."""
+    msg = (b"From: s@outside.test\r\nSubject: Caf\xe9 \xff r\xc3\xa9sum\xc3\xa9\r\n"
+           b"\r\nbody\r\n")
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.sendmail("s@outside.test", [f"alice@{DOMAIN}"], msg)
+    [e] = smtpd.mailbox("alice")
+    assert e["subject"] == "Caf\ufffd \ufffd r\u00e9sum\u00e9"
