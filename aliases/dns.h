@@ -88,8 +88,9 @@ struct dns_result {
 	size_t nhosts;
 	uint32_t ttl;		/* seconds this answer may be kept (capped) */
 	/* For a queue's last_error and a DSN; printable ASCII, e.g.
-	 * "example.com: no such domain (NXDOMAIN)". Empty when DNS_OK. */
-	char detail[256];
+	 * "example.com: no such domain (NXDOMAIN)". Empty when DNS_OK.
+	 * Room for a name of 253 characters and what befell it. */
+	char detail[512];
 };
 
 /*

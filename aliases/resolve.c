@@ -33,6 +33,9 @@ name_chars_ok(const char *s, size_t max)
 	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
 	    (s[0] >= '0' && s[0] <= '9')))
 		return 0;
+	/* A dot-atom as an address's local part: no dot at the end or twice. */
+	if (s[n - 1] == '.' || strstr(s, "..") != NULL)
+		return 0;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
 		    (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))

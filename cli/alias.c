@@ -62,7 +62,8 @@ alias_change(struct cli *c, int argc, char **argv)
 		return cli_error(EX_USAGE, "usage: alias %s NAME MEMBER...", verb);
 	if (!alias_valid_name(argv[1]))
 		return cli_error(EX_USAGE, "alias name %s: use up to 64 of a-z 0-9 . _ -,"
-		    " starting with a letter or digit", argv[1]);
+		    " starting with a letter or digit, not ending with a dot nor with two"
+		    " dots in a row", argv[1]);
 	if ((m = alias_members(argv + 2, n, &code)) == NULL)
 		return code;
 	if ((r = cli_open_store(c)) != 0) {

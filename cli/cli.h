@@ -35,6 +35,14 @@ int cli_read_password(char *buf, size_t len);
 /* Find a mailbox's user by login, login@localdomain or extension. */
 int cli_find_mailbox(struct cli *c, const char *mailbox, struct store_user *u);
 
+/*
+ * After getopt_long refused an option (ch is what it returned, -1 when
+ * the options were fine but the operands were not): the usage error,
+ * naming the option.
+ */
+int cli_bad_option(int argc, char **argv, int ch, const char *usage);
+/* A domain name DNS can look up: at most 253 characters (RFC 1035). */
+int cli_valid_domain(const char *d);
 /* Parse "on"/"off"; -1 if neither. */
 int cli_parse_onoff(const char *s);
 /* "2026-11-22 21:09" in local time. */

@@ -104,13 +104,12 @@ domain_add(struct cli *c, int argc, char **argv)
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch != 'f')
-			return cli_error(EX_USAGE, "domain add: bad option %s; usage: domain add D"
-			    " [--force]", argv[optind - 1]);
+			return cli_bad_option(argc, argv, ch, "domain add D [--force]");
 		force = 1;
 	}
 	if (argc - optind != 1)
 		return cli_error(EX_USAGE, "usage: domain add D [--force]");
-	if (!addr_valid_domain(argv[optind], strlen(argv[optind])))
+	if (!cli_valid_domain(argv[optind]))
 		return cli_error(EX_USAGE, "%s is not a valid domain name", argv[optind]);
 	if ((status = cli_open_store(c)) != 0)
 		return status;
@@ -174,7 +173,7 @@ domain_check(struct cli *c, int argc, char **argv)
 	if (argc > 2)
 		return cli_error(EX_USAGE, "usage: domain check [D]");
 	if (argc == 2) {
-		if (!addr_valid_domain(argv[1], strlen(argv[1])))
+		if (!cli_valid_domain(argv[1]))
 			return cli_error(EX_USAGE, "%s is not a valid domain name", argv[1]);
 		names = xcalloc(1, sizeof(*names));
 		names[0] = xstrdup(argv[1]);

@@ -11,6 +11,7 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "aliases/resolve.h"
+#include "lib/addr.h"
 #include "lib/daemon.h"
 
 static const char usage_text[] =
@@ -208,6 +210,28 @@ cli_find_mailbox(struct cli *c, const char *mailbox, struct store_user *u)
 	if (status != STORE_OK)
 		return cli_store_error(c, status);
 	return 0;
+}
+
+int
+cli_bad_option(int argc, char **argv, int ch, const char *usage)
+{
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	char letter[3] = { '-', (char)optopt, '\0' };
+
+	/* "-x..." stops at its first letter; a "--name" is named whole. */
+	if (ch == '?' && optopt > ' ' && optopt < 0x7f && strncmp(arg, "--", 2) != 0)
+		arg = letter;
+	if (ch == -1 || arg[0] != '-')
+		return cli_error(EX_USAGE, "usage: %s", usage);
+	return cli_error(EX_USAGE, "bad option %s; usage: %s", arg, usage);
+}
+
+int
+cli_valid_domain(const char *d)
+{
+	size_t n = strlen(d);
+
+	return n <= 253 && addr_valid_domain(d, n);
 }
 
 int

@@ -132,7 +132,7 @@ relay_parse_opts(int argc, char **argv, int set, struct relay_opts *o)
 		case O_DOMAIN:
 			if (set && *optarg == '\0')
 				clear_domains = 1;
-			else if (!addr_valid_domain(optarg, strlen(optarg)))
+			else if (!cli_valid_domain(optarg))
 				return cli_error(EX_USAGE, "%s is not a valid domain name", optarg);
 			else {
 				char *d = xstrdup(optarg);
@@ -242,10 +242,7 @@ relay_parse_opts(int argc, char **argv, int set, struct relay_opts *o)
 	str_lower(o->name);
 	return 0;
 bad:
-	if (optind > 0 && optind <= argc && argv[optind - 1][0] == '-')
-		return cli_error(EX_USAGE, "%s: bad option %s; usage: %s", set ? "relay set" :
-		    "relay add", argv[optind - 1], usage);
-	return cli_error(EX_USAGE, "usage: %s", usage);
+	return cli_bad_option(argc, argv, ch, usage);
 }
 
 /* The password from stdin into o (owned), for add and set. */

@@ -128,9 +128,7 @@ user_parse_opts(int argc, char **argv, unsigned allowed, int allow_nopop3,
 	str_lower(o->lower_login);
 	return 0;
 bad:
-	if (optind > 0 && optind <= argc && ch != -1 && argv[optind - 1][0] == '-')
-		return cli_error(EX_USAGE, "%s: bad option %s", usage, argv[optind - 1]);
-	return cli_error(EX_USAGE, "usage: %s", usage);
+	return cli_bad_option(argc, argv, ch, usage);
 }
 
 static int
@@ -171,7 +169,8 @@ user_add(struct cli *c, int argc, char **argv)
 	if (!alias_valid_login(o.lower_login)) {
 		free(o.lower_login);
 		return cli_error(EX_USAGE, "login %s: use up to 64 of a-z 0-9 . _ -, starting"
-		    " with a letter or digit and not all digits", argv[optind]);
+		    " with a letter or digit, not ending with a dot nor with two dots in a row,"
+		    " and not all digits", argv[optind]);
 	}
 	if (o.password_stdin && (r = user_set_password(&o, hash, sizeof(hash))) != 0) {
 		free(o.lower_login);

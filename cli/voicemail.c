@@ -87,9 +87,8 @@ deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
 		{ "caller", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *usage = fax ? "usage: fax deposit MAILBOX --tiff FILE [--caller NUMBER]" :
-	    "usage: voicemail deposit MAILBOX --audio FILE [--caller NUMBER] "
-	    "[--caller-name NAME]";
+	const char *usage = fax ? "fax deposit MAILBOX --tiff FILE [--caller NUMBER]" :
+	    "voicemail deposit MAILBOX --audio FILE [--caller NUMBER] [--caller-name NAME]";
 	struct voicemail_deposit d = { .kind = kind };
 	struct voicemail_result res;
 	struct alias_resolver rv = { 0 };
@@ -106,12 +105,11 @@ deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
 		case 'c': d.caller = optarg; break;
 		case 'n': d.caller_name = optarg; break;
 		default:
-			return cli_error(EX_USAGE, "%s: bad option %s; %s", fax ? "fax deposit" :
-			    "voicemail deposit", argv[optind - 1], usage);
+			return cli_bad_option(argc, argv, ch, usage);
 		}
 	}
 	if (argc - optind != 1 || file == NULL)
-		return cli_error(EX_USAGE, "%s", usage);
+		return cli_error(EX_USAGE, "usage: %s", usage);
 	if (d.caller && !voicemail_caller_valid(d.caller))
 		return cli_error(EX_USAGE, "--caller %s is not a phone number (digits, +, *, #)",
 		    d.caller);

@@ -175,9 +175,27 @@ def test_global_option_forms(site, opts):
     assert sorted(u["login"] for u in r.json()) == ["admin", "alice", "bob"]
 
 
-@pytest.mark.parametrize("opt", ["-x", "--bogus"])
-def test_domain_add_bad_option_error_form(umbox, opt):
-    umbox.fail(2, "domain", "add", "example.test", opt)
+@pytest.mark.parametrize("args, named", [
+    (("domain", "add", "example.test", "-x"), "-x"),
+    (("domain", "add", "example.test", "--bogus"), "--bogus"),
+    (("domain", "add", "-a.test"), "-a"),
+    (("user", "add", "-x.y"), "-x"),
+    (("user", "add", "erin", "--frob"), "--frob"),
+    (("user", "add", "erin", "--pop3", "on"), None),
+    (("user", "set", "erin", "--pop3"), "--pop3"),
+    (("relay", "add", "r", "--host", "h", "--active"), "--active"),
+    (("voicemail", "deposit", "alice", "--audoi", "x.wav"), "--audoi"),
+    (("fax", "deposit", "alice", "-t", "x.tif"), "-t"),
+], ids=lambda a: " ".join(a) if isinstance(a, tuple) else "")
+def test_bad_option_error_names_it(umbox, args, named):
+    """The message names the option as given (its first letter for a
+    cluster of short ones), then the verb's usage."""
+    r = umbox.fail(2, *args)
+    usage = " ".join(args[:2])
+    if named:
+        assert f"umboxctl: bad option {named}; usage: {usage} " in r.err, r
+    else:
+        assert f"umboxctl: usage: {usage} " in r.err, r
 
 
 # -- not found (exit 4) ------------------------------------------------------

@@ -80,6 +80,17 @@ def test_force_is_recorded(umbox):
     assert rows["needless.test"]["FORCED"] == "no"
 
 
+def test_longest_domain_keeps_the_whole_guard_detail(umbox):
+    """253 characters is the longest name DNS can look up; what the guard
+    says of it is kept whole."""
+    name = ".".join(["d" * 63] * 3 + ["f" * 61])
+    umbox.write_config("[dns]\nservers = 127.0.0.1:1\n")
+    umbox.ok("domain", "add", name, "--force")
+    [d] = umbox.json("domain", "list")
+    assert d["name"] == name
+    assert d["guard_detail"] == f"{name}: MX lookup failed: no DNS server reachable"
+
+
 def test_force_before_name(umbox):
     umbox.ok("domain", "add", "--force", "foreign.guard.test")
     d = umbox.json("domain", "list")[0]
@@ -126,7 +137,9 @@ def test_del_makes_domain_remote(site):
 
 @pytest.mark.parametrize("name", ["bad domain", "example..test", "exa_mple.test",
                                   ".example.test", "example.test.", "@example.test",
-                                  "a@b.test", ""])
+                                  "a@b.test", "", "a" * 64 + ".test",
+                                  ".".join(["d" * 63] * 3 + ["e" * 62])],
+                         ids=lambda n: n if len(n) < 40 else f"{len(n)}-characters")
 def test_add_invalid_domain_is_usage_error(umbox, name):
     umbox.fail(2, "domain", "add", name)
     umbox.fail(2, "domain", "add", name, "--force")

@@ -91,6 +91,17 @@ def test_login_limits(umbox):
         sorted(["a" * 64, "x1.y_z-9", "9lives"])
 
 
+@pytest.mark.parametrize("name", ["", "a" * 65, ".a", "_a", "-a", "a b", "a@b", "a+b",
+                                  "ab.", "a..b", "caf\u00e9", "123"])
+def test_bad_login_and_alias_name_refused(umbox, name):
+    """A login and an alias name are the local part of addresses: a dot at
+    the end or two in a row would make an address nobody can send to."""
+    umbox.fail(2, "user", "add", name)
+    if name != "123":
+        umbox.fail(2, "alias", "add", name, "root@outside.test")
+    assert umbox.json("user", "list") == [] and umbox.json("alias", "list") == []
+
+
 @pytest.mark.parametrize("quota, value", [("0", 0), ("1234", 1234), ("512K", 512 * 1024),
                                           ("2G", 2 * 1024 ** 3), ("10M", 10 * 1024 ** 2)])
 def test_quota_sizes(umbox, quota, value):
