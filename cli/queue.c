@@ -21,9 +21,13 @@ queue_parse_id(const char *verb, int argc, char **argv, int64_t *id)
 
 	if (argc != 2)
 		return cli_error(EX_USAGE, "usage: queue %s ID", verb);
-	if (parse_uint(argv[1], INT64_MAX, &v) != 0 || v == 0)
-		return cli_error(EX_USAGE, "queue entry %s: give the number queue list shows",
-		    argv[1]);
+	/*
+	 * Not with a leading zero: a queue ID as a deposit prints it
+	 * (0000000002) names a message, not this row, and may be all digits.
+	 */
+	if (argv[1][0] == '0' || parse_uint(argv[1], INT64_MAX, &v) != 0)
+		return cli_error(EX_USAGE, "queue entry %s: give the number in queue list's ID"
+		    " column (a queue ID names a message, not one of its rows)", argv[1]);
 	*id = (int64_t)v;
 	return 0;
 }

@@ -304,6 +304,9 @@ USAGE = [
     ("queue", "del", "1x"),
     ("queue", "hold", ""),
     ("queue", "flush", "99999999999999999999"),
+    # A queue ID as a deposit prints it: the message's, not a row's number.
+    ("queue", "show", "0000000001"),
+    ("queue", "del", "01"),
 ]
 
 
