@@ -184,13 +184,13 @@ cli_time(int64_t t, char *buf, size_t len)
 const char *
 cli_size(uint64_t v, char *buf, size_t len)
 {
-	static const char units[] = "KMGT";
+	static const char units[] = "KMG";	/* what a size given to umboxctl takes */
 
 	if (v < 1024) {
 		snprintf(buf, len, "%llu", (unsigned long long)v);
 		return buf;
 	}
-	for (int i = 3; i >= 0; i--) {
+	for (int i = 2; i >= 0; i--) {
 		uint64_t u = 1ULL << (10 * (i + 1));
 		if (v >= u) {
 			if (v % u == 0)

@@ -173,6 +173,15 @@ def test_list_table_and_json(site):
     assert rows["admin"]["EXTENSION"] == "-"
 
 
+@pytest.mark.parametrize("quota", ["4096G", "8589934591G", "5G", "512K"])
+def test_listed_quota_can_be_given_back(umbox, quota):
+    """The QUOTA column uses only the suffixes --quota takes."""
+    umbox.ok("user", "add", "dave", "--quota", quota)
+    [row] = umbox.ok("user", "list").table()
+    assert row["QUOTA"] == quota
+    umbox.ok("user", "set", "dave", "--quota", row["QUOTA"])
+
+
 def test_list_table_aligned_with_utf8_names(umbox):
     umbox.ok("user", "add", "joerg", "--name", "Jörg Müller", "--email", "j@x.test")
     umbox.ok("user", "add", "ann", "--name", "Ann Smith", "--email", "a@x.test")
