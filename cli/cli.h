@@ -41,7 +41,7 @@ int cli_find_mailbox(struct cli *c, const char *mailbox, struct store_user *u);
  * naming the option.
  */
 int cli_bad_option(int argc, char **argv, int ch, const char *usage);
-/* A domain name DNS can look up: at most 253 characters (RFC 1035). */
+/* A domain name DNS can look up: at most 253 characters (RFC 1035), not an address. */
 int cli_valid_domain(const char *d);
 /* Parse "on"/"off"; -1 if neither. */
 int cli_parse_onoff(const char *s);

@@ -230,8 +230,11 @@ int
 cli_valid_domain(const char *d)
 {
 	size_t n = strlen(d);
+	const char *last = strrchr(d, '.');
 
-	return n <= 253 && addr_valid_domain(d, n);
+	last = last ? last + 1 : d;
+	/* All digits at the end is an IPv4 address, not a name (RFC 3696 §2). */
+	return n <= 253 && addr_valid_domain(d, n) && strspn(last, "0123456789") < strlen(last);
 }
 
 int

@@ -137,7 +137,7 @@ def test_del_makes_domain_remote(site):
 
 @pytest.mark.parametrize("name", ["bad domain", "example..test", "exa_mple.test",
                                   ".example.test", "example.test.", "@example.test",
-                                  "a@b.test", "", "a" * 64 + ".test",
+                                  "a@b.test", "", "a" * 64 + ".test", "1.2.3.4", "test.123",
                                   ".".join(["d" * 63] * 3 + ["e" * 62])],
                          ids=lambda n: n if len(n) < 40 else f"{len(n)}-characters")
 def test_add_invalid_domain_is_usage_error(umbox, name):
