@@ -94,6 +94,8 @@ value_parse_size(const char *s, uint64_t *out)
 	case 'G': case 'g':
 		mult = 1024 * 1024 * 1024;
 		break;
+	case '.': case ',':
+		return "is not a whole number (use a smaller unit: 1536K, not 1.5M)";
 	default:
 		return "has an unknown unit (use K, M or G)";
 	}
@@ -130,6 +132,8 @@ value_parse_duration(const char *s, unsigned *out)
 	case 'd': case 'D':
 		mult = DAY;
 		break;
+	case '.': case ',':
+		return "is not a whole number (use a smaller unit: 90m, not 1.5h)";
 	default:
 		return "has an unknown unit (use s, m, h or d)";
 	}

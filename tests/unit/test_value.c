@@ -86,7 +86,7 @@ test_size(void **state)
 	assert_reason(value_parse_size("12MB", &v),
 	    "has an unknown unit (use K, M or G)");
 	assert_reason(value_parse_size("1.5M", &v),
-	    "has an unknown unit (use K, M or G)");
+	    "is not a whole number (use a smaller unit: 1536K, not 1.5M)");
 	assert_reason(value_parse_size("-1", &v), "is not a number");
 	assert_reason(value_parse_size("17179869184G", &v), "is too large");
 	assert_reason(value_parse_size("99999999999999999999", &v),
@@ -118,6 +118,8 @@ test_duration(void **state)
 	    "has an unknown unit (use s, m, h or d)");
 	assert_reason(value_parse_duration("1hs", &v),
 	    "has an unknown unit (use s, m, h or d)");
+	assert_reason(value_parse_duration("1.5h", &v),
+	    "is not a whole number (use a smaller unit: 90m, not 1.5h)");
 	assert_reason(value_parse_duration("h", &v), "is not a number");
 	assert_reason(value_parse_duration("4294967296", &v), "is too large");
 	assert_reason(value_parse_duration("49711d", &v), "is too large");
