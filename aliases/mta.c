@@ -238,9 +238,20 @@ mta_wait(struct mta_attempt *a, enum mta_state st)
 	conn_set_timer(&a->mc->c, a->r->timeout * 1000, mta_on_timeout);
 }
 
+static int
+ascii_only(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
 static void
 mta_mail(struct mta_attempt *a)
 {
+	int utf8;
+
 	if (a->m == NULL) {
 		/* A probe: everything asked for has passed. */
 		a->probe_ok = 1;
@@ -248,10 +259,24 @@ mta_mail(struct mta_attempt *a)
 		mta_finish(a);
 		return;
 	}
+	utf8 = !ascii_only(a->m->sender);
+	for (size_t i = 0; i < a->nrcpts && !utf8; i++)
+		utf8 = !ascii_only(a->rcpts[i].address);
+	/* RFC 6531 §3.2: such addresses go only to a server that takes them. */
+	if (utf8 && !(a->ehlo.ext & SMTP_EXT_SMTPUTF8)) {
+		static const char why[] = "553 5.6.7 the server does not offer SMTPUTF8,"
+		    " which this message's non-ASCII addresses need";
+
+		mta_step(a, "MAIL", 0, why);
+		mta_settle(a, 0, MTA_FAILED, why);
+		mta_finish(a);
+		return;
+	}
 	if (a->ehlo.ext & SMTP_EXT_SIZE)
-		mta_send(a, "MAIL FROM:<%s> SIZE=%" PRIu64, a->m->sender, a->m->len);
+		mta_send(a, "MAIL FROM:<%s> SIZE=%" PRIu64 "%s", a->m->sender, a->m->len,
+		    utf8 ? " SMTPUTF8" : "");
 	else
-		mta_send(a, "MAIL FROM:<%s>", a->m->sender);
+		mta_send(a, "MAIL FROM:<%s>%s", a->m->sender, utf8 ? " SMTPUTF8" : "");
 	a->rcpt_next = 0;
 	/* With PIPELINING the recipients go with MAIL; their replies come in order. */
 	if (a->ehlo.ext & SMTP_EXT_PIPELINING)

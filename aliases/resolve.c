@@ -286,7 +286,8 @@ alias_resolve(const struct alias_resolver *r, const char *address, struct alias_
 		snprintf(name, sizeof(name), "%s", address);
 		out->local_domain = 1;
 	} else {
-		ae = addr_parse_mailbox(address, strlen(address), 0, &a);
+		/* UTF-8 only reaches here from an SMTPUTF8 transaction (RFC 6531). */
+		ae = addr_parse_mailbox(address, strlen(address), 1, &a);
 		if (ae != ADDR_OK) {
 			snprintf(out->error, sizeof(out->error), "%s", addr_strerror(ae));
 			return ALIAS_INVALID;

@@ -37,6 +37,7 @@ class Sink:
         self.messages = []      # (mail_from, [rcpt], content bytes)
         self.refuse = {}
         self.always = {}
+        self.smtputf8 = []      # per message: did MAIL say SMTPUTF8
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         key = address.lower()
@@ -49,6 +50,7 @@ class Sink:
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        self.smtputf8.append(envelope.smtp_utf8)
         return "250 2.0.0 Ok"
 
     def wait(self, n, timeout=10, log=None):
@@ -63,11 +65,12 @@ class Sink:
 
 
 @contextlib.contextmanager
-def sink_server(sink=None):
-    """Run sink (a new Sink by default) on a free loopback port: sink.port."""
+def sink_server(sink=None, smtputf8=False):
+    """Run sink (a new Sink by default) on a free loopback port: sink.port;
+    smtputf8: offer SMTPUTF8."""
     sink = sink or Sink()
     sink.port = free_port()
-    c = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    c = Controller(sink, hostname="127.0.0.1", port=sink.port, enable_SMTPUTF8=smtputf8)
     c.start()
     try:
         yield sink

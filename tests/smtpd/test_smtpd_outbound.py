@@ -128,6 +128,44 @@ def test_submission_to_an_outside_address(outbound):
     assert frm == f"alice@{DOMAIN}" and sorted(tos) == ["pal2@far.test", "pal@far.test"]
 
 
+@pytest.mark.parametrize("offered", [True, False], ids=["smtputf8", "ascii-only"])
+def test_utf8_addresses_go_with_smtputf8_or_not_at_all(smtpd_factory, dns_port, offered):
+    """RFC 6531: a message with a non-ASCII recipient is sent with MAIL ...
+    SMTPUTF8 to a server that offers it; to one that does not it fails
+    (5.6.7) and bounces, never sent as if it were ASCII."""
+    with sink_server(smtputf8=offered) as sink:
+        d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}",
+                             "queue.smtp_port": sink.port})
+        with smtplib.SMTP("127.0.0.1", d.submission, timeout=15) as s:
+            s.starttls(context=unverified_context())
+            s.login("alice", PASSWORD)
+            s.sendmail(f"alice@{DOMAIN}", ["j\u00f6rg@far.test"],
+                       simple_message("gr\u00fc\u00dfe").encode(), mail_options=["SMTPUTF8"])
+        if offered:
+            [(frm, tos, _)] = sink.wait(1)
+            assert (frm, tos, sink.smtputf8) == (f"alice@{DOMAIN}", ["j\u00f6rg@far.test"], [True])
+            wait_rows(d, lambda r: r == [])
+        else:
+            deadline = time.monotonic() + 10
+            while not [m for m in d.mailbox("alice") if "5.6.7" in d.export("alice", m["uid"]).decode()]:
+                assert time.monotonic() < deadline, d.log()[-3000:]
+                time.sleep(0.1)
+            assert sink.messages == []
+            assert "status=failed" in d.log() and "SMTPUTF8" in d.log()
+
+
+def test_utf8_recipients_are_judged_like_others(outbound):
+    """With SMTPUTF8 a non-ASCII recipient is a well-formed address: unknown
+    in a local domain (no login is UTF-8), relay denied outside."""
+    with smtplib.SMTP("127.0.0.1", outbound.mx, timeout=15) as s:
+        s.ehlo("client.outside.test")
+        s.command_encoding = "utf-8"
+        assert s.mail("someone@elsewhere.example", ["SMTPUTF8"])[0] == 250
+        assert s.rcpt(f"j\u00f6rg@{DOMAIN}")[0] == 550
+        assert s.rcpt("j\u00f6rg@far.test")[0] == 554
+        assert s.rcpt(f"alice@{DOMAIN}")[0] == 250
+
+
 def test_relay_listing_the_domain_wins(outbound, sink_factory_relay):
     relay = sink_factory_relay()
     outbound.ctl("relay", "add", "smarthost", "--host", "127.0.0.1", "--port", str(relay.port),
