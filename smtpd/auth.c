@@ -32,6 +32,15 @@ auth_failed_reply(struct conn *c)
 	smtp_resume(s);
 }
 
+/* Answered after the address's delay, which this failure doubles. */
+static void
+auth_failed(struct smtp_session *s)
+{
+	s->auth_failures++;
+	conn_set_timer(&s->c, ip_auth_failed(&s->server->ips, s->c.ip),
+	    auth_failed_reply);
+}
+
 static void
 auth_checked(void *arg, int ok, struct store_user *user)
 {
@@ -52,9 +61,17 @@ auth_checked(void *arg, int ok, struct store_user *user)
 		return;
 	}
 	log_info("%s: authentication failed", s->c.id);
-	s->auth_failures++;
-	conn_set_timer(&s->c, ip_auth_failed(&s->server->ips, s->c.ip),
-	    auth_failed_reply);
+	auth_failed(s);
+}
+
+/* The exchange ends without a verdict: what follows is a command again. */
+static void
+auth_end(struct smtp_session *s, const char *reply)
+{
+	free(s->auth_login);
+	s->auth_login = NULL;
+	smtp_set_state(s, SMTP_S_READY);
+	smtp_reply(s, "%s", reply);
 }
 
 /* Check login/password off the loop; the session waits. */
@@ -73,17 +90,16 @@ auth_plain(struct smtp_session *s, const char *b64, size_t len)
 	struct sasl_plain p;
 
 	if (sasl_plain_decode(b64, len, &p) != 0) {
-		smtp_set_state(s, SMTP_S_READY);
-		smtp_reply(s, "501 5.5.2 Error: invalid PLAIN response");
+		auth_end(s, "501 5.5.2 Error: invalid PLAIN response");
 		return;
 	}
 	/* Acting for someone else (a different authzid) is not offered. */
 	if (p.authzid[0] && strcmp(p.authzid, p.authcid) != 0) {
 		explicit_bzero(&p, sizeof(p));
-		s->auth_failures++;
+		log_info("%s: authentication failed (authorization identity refused)", s->c.id);
 		smtp_set_state(s, SMTP_S_READY);
 		conn_wait(&s->c);
-		conn_set_timer(&s->c, 2000, auth_failed_reply);
+		auth_failed(s);
 		return;
 	}
 	auth_check(s, p.authcid, p.password);
@@ -120,18 +136,22 @@ smtp_auth_start(struct smtp_session *s, const char *arg, size_t len)
 		smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
 }
 
-/* A SASL response line while in SMTP_S_AUTH. */
+/*
+ * A SASL response line while in SMTP_S_AUTH; NULL: one over the line
+ * limit, which fails the AUTH command (RFC 4954 §4).
+ */
 void
 smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
 {
 	char field[SASL_FIELD_MAX + 1];
 
 	snprintf(s->last_cmd, sizeof(s->last_cmd), "AUTH");
+	if (line == NULL) {
+		auth_end(s, "500 5.5.2 Error: line too long");
+		return;
+	}
 	if (len == 1 && line[0] == '*') {
-		free(s->auth_login);
-		s->auth_login = NULL;
-		smtp_set_state(s, SMTP_S_READY);
-		smtp_reply(s, "501 5.0.0 Authentication aborted");
+		auth_end(s, "501 5.0.0 Authentication aborted");
 		return;
 	}
 	if (s->auth_mech == AUTH_PLAIN) {
@@ -139,10 +159,7 @@ smtp_auth_line(struct smtp_session *s, const char *line, size_t len)
 		return;
 	}
 	if (sasl_login_decode(line, len, field, sizeof(field)) != 0) {
-		free(s->auth_login);
-		s->auth_login = NULL;
-		smtp_set_state(s, SMTP_S_READY);
-		smtp_reply(s, "501 5.5.2 Error: invalid LOGIN response");
+		auth_end(s, "501 5.5.2 Error: invalid LOGIN response");
 		return;
 	}
 	if (s->auth_login == NULL) {

@@ -191,11 +191,12 @@ smtp_line(struct conn *c, const char *line, size_t len)
 {
 	struct smtp_session *s = (struct smtp_session *)c;
 
-	if (line == NULL) {
+	if (s->state == SMTP_S_AUTH)
+		smtp_auth_line(s, line, len);
+	else if (line == NULL) {
 		s->last_cmd[0] = '\0';
 		smtp_reply(s, "500 5.5.2 Error: line too long");
-	} else if (s->state == SMTP_S_AUTH)
-		smtp_auth_line(s, line, len);
+	}
 	else
 		smtp_command(s, line, len);
 }

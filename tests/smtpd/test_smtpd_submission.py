@@ -97,6 +97,36 @@ def test_wrong_password_is_535_after_a_delay_and_three_close(smtpd):
     assert not sanitizer_report(smtpd.log()), smtpd.log()
 
 
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_over_long_auth_response_ends_the_exchange(smtpd, mech):
+    """RFC 4954 §4: a response over the line limit fails the AUTH command
+    with 500; the next line is a command again, not a response, and no
+    login failed."""
+    with Raw(smtpd.mx) as c:
+        c.cmd("EHLO client.example.test")
+        assert c.cmd(f"AUTH {mech}").code == 334
+        assert c.cmd("A" * 3000).code == 500
+        t0 = time.monotonic()
+        assert c.cmd("NOOP").code == 250
+        assert time.monotonic() - t0 < 1
+        token = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+        assert c.cmd(f"AUTH PLAIN {token}").code == 235
+
+
+def test_refused_authorization_identity_counts_as_a_failure(smtpd):
+    """Acting for another user (PLAIN's authzid) fails like a wrong
+    password: after the address's delay, which it doubles."""
+    with Raw(smtpd.mx, timeout=30) as c:
+        c.cmd("EHLO client.example.test")
+        token = base64.b64encode(f"bob\0alice\0{PASSWORD}".encode()).decode()
+        delays = []
+        for _ in range(2):
+            t0 = time.monotonic()
+            assert c.cmd(f"AUTH PLAIN {token}").code == 535
+            delays.append(time.monotonic() - t0)
+    assert delays[0] >= 1.9 and delays[1] >= 2 * delays[0] - 0.2, delays
+
+
 def test_sender_must_be_own_address(smtpd):
     with submission(smtpd, "alice") as s:
         code, text = s.mail(f"bob@{DOMAIN}")
