@@ -624,7 +624,11 @@ cmd_quit(struct smtp_session *s, const char *arg, size_t len)
 static void
 cmd_vrfy(struct smtp_session *s, const char *arg, size_t len)
 {
-	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+	if (len == 0)
+		smtp_reply(s, "501 5.5.4 Syntax: VRFY address");
+	else
+		smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and"
+		    " attempt delivery");
 }
 
 static void

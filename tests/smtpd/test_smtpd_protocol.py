@@ -186,6 +186,7 @@ def test_vrfy_expn_help_noop(smtpd):
         ehlo(c)
         assert c.cmd("VRFY alice").code == 252
         assert c.cmd(f"VRFY nobody@{DOMAIN}").code == 252
+        assert c.cmd("VRFY").code == 501      # RFC 5321 §4.1.1.6: an argument
         r = c.cmd("EXPN team")
         assert r.code == 502, r
         assert "alice" not in r.text and "bob" not in r.text
