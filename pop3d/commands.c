@@ -116,12 +116,17 @@ cmd_pass(struct pop3_session *s, const struct pop3_command *c)
 		pop3_reply(s, "-ERR Send USER first");
 		return;
 	}
-	if (c->rest.len == 0 || c->rest.len > SASL_FIELD_MAX) {
-		pop3_reply(s, "-ERR [AUTH] Authentication failed");
+	if (c->rest.len == 0) {
+		pop3_reply(s, "-ERR Syntax: PASS password");
 		return;
 	}
-	memcpy(pw, c->rest.p, c->rest.len);
-	pw[c->rest.len] = '\0';
+	/* Longer than any password can be (the line limit keeps it shorter). */
+	if (c->rest.len > SASL_FIELD_MAX)
+		pw[0] = '\0';
+	else {
+		memcpy(pw, c->rest.p, c->rest.len);
+		pw[c->rest.len] = '\0';
+	}
 	pop3_login(s, s->user_name, pw);
 	explicit_bzero(pw, sizeof(pw));
 	free(s->user_name);

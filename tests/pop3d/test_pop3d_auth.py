@@ -147,6 +147,18 @@ def test_wrong_password_is_delayed_auth_error(env):
         assert c.cmd("QUIT").startswith("+OK")
 
 
+def test_pass_without_password_is_a_syntax_error(env):
+    """RFC 1939 gives PASS an argument: without one it is a bad command,
+    not a failed login, and the user name given stays."""
+    with env.raw() as c:
+        assert c.cmd("USER alice").startswith("+OK")
+        for line in ("PASS", "PASS "):
+            r = c.cmd(line)
+            assert r.startswith("-ERR Syntax"), r
+        assert c.cmd(f"PASS {PASSWORD}").startswith("+OK")
+        stat_ok(c)
+
+
 def test_user_with_pop3_off_gets_auth_error(env):
     env.deliver("dave", message("for dave"))
     with env.raw() as c:
