@@ -42,8 +42,15 @@ clean_name(const char *in, char *out, size_t len)
 		out[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
 	}
 	out[o] = '\0';
-	if (!g_utf8_validate(out, -1, NULL))
-		snprintf(out, len, "Unknown caller");
+	/* A name in another encoding keeps what it can: bad bytes become U+FFFD. */
+	if (!g_utf8_validate(out, -1, NULL)) {
+		char *valid = g_utf8_make_valid(out, -1);
+
+		snprintf(out, len, "%s", valid);
+		g_free(valid);
+		if (!g_utf8_validate(out, -1, NULL))	/* cut inside a character */
+			snprintf(out, len, "Unknown caller");
+	}
 }
 
 /* "0:12", "1:05:00" */
@@ -214,16 +221,17 @@ mailbox_domain(struct store *s, const char *mailbox, const char *hostname, char 
 int
 voicemail_caller_valid(const char *number)
 {
-	int digits = 0;
+	int digits = 0, plus = 0;
 
 	for (; *number; number++) {
-		if ((*number >= '0' && *number <= '9') || *number == '+' || *number == '*' ||
-		    *number == '#')
+		if ((*number >= '0' && *number <= '9') || *number == '*' || *number == '#')
 			digits++;
+		else if (*number == '+' && digits == 0 && !plus)
+			plus = 1;	/* once, before the digits: +44... */
 		else if (strchr(" -().", *number) == NULL)
 			return 0;
 	}
-	return digits > 0 && digits <= VOICEMAIL_CALLER_MAX;
+	return digits > 0 && digits + plus <= VOICEMAIL_CALLER_MAX;
 }
 
 int

@@ -105,10 +105,10 @@ json_str(FILE *f, const char *s)
 	fputc('"', f);
 	while (s < end) {
 		unsigned char c = (unsigned char)*s;
-		gunichar u;
 
 		if (c >= 0x80) {
-			u = g_utf8_get_char_validated(s, end - s);
+			gunichar u = g_utf8_get_char_validated(s, end - s);
+
 			if (u == (gunichar)-1 || u == (gunichar)-2) {
 				fputs("\\ufffd", f);
 				s++;

@@ -617,6 +617,27 @@ def test_caller_id_length_limit(site, tmp_path, digits, ok):
         assert vm_list(site) == []
 
 
+@pytest.mark.parametrize("caller,ok", [("+44 20 7946 0000", True), ("*67", True), ("#", True),
+                                       ("+", False), ("++1", False), ("1+2", False)])
+def test_caller_id_plus_only_in_front(site, tmp_path, caller, ok):
+    path, _ = pcm(tmp_path, 1)
+    args = ("voicemail", "deposit", "alice", "--audio", path, "--caller", caller)
+    if ok:
+        site.ok(*args)
+        assert vm_list(site)[0]["caller"] == caller.replace(" ", "")
+    else:
+        site.fail(2, *args)
+        assert vm_list(site) == []
+
+
+def test_caller_name_in_another_encoding_is_kept(site, tmp_path):
+    """A name that is not UTF-8 (a PBX's Latin-1) keeps its readable part."""
+    path, _ = pcm(tmp_path, 1)
+    site.ok("voicemail", "deposit", "alice", "--audio", path, "--caller", "100",
+            "--caller-name", os.fsdecode(b"Jos\xe9 Garc\xeda"))
+    assert vm_list(site)[0]["caller_name"] == "Jos\ufffd Garc\ufffda"
+
+
 def test_hanging_mwi_command_is_killed(site, tmp_path):
     """A program that never ends is killed after 5 s; the deposit stands."""
     script = tmp_path / "hang.sh"
