@@ -20,6 +20,7 @@ struct expand {
 	struct strlist active;		/* aliases being expanded, outermost first */
 	struct strlist done;		/* aliases fully expanded */
 	unsigned lookups;
+	int looped;			/* an alias named itself, through others */
 	enum alias_status status;
 };
 
@@ -202,7 +203,7 @@ expand_name(struct expand *x, const char *name, unsigned depth)
 		return 0;
 
 	if (strlist_contains_nocase(&x->active, name))
-		looped = 1;
+		looped = x->looped = 1;
 	else if (strlist_contains_nocase(&x->done, name))
 		return 1;
 	else {
@@ -321,7 +322,8 @@ alias_resolve(const struct alias_resolver *r, const char *address, struct alias_
 	strlist_clear(&x.active);
 	strlist_clear(&x.done);
 	if (x.status == ALIAS_OK && out->n == 0) {
-		snprintf(out->error, sizeof(out->error), "no such user here");
+		snprintf(out->error, sizeof(out->error), "no such user here%s", x.looped ?
+		    " (its aliases name only each other: a loop)" : "");
 		return ALIAS_UNKNOWN;
 	}
 	return x.status;

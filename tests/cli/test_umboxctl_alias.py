@@ -189,6 +189,15 @@ def test_three_way_loop(site):
         assert sorted(locals_of(site, name)) == ["alice", "bob", "carol"]
 
 
+def test_loop_reaching_no_one_says_so(site):
+    site.ok("alias", "add", "l1", "l2")
+    site.ok("alias", "add", "l2", "l1")
+    r = site.fail(4, "alias", "resolve", "l1")
+    assert "loop" in r.err, r
+    r = site.fail(4, "alias", "resolve", "nobody")
+    assert "loop" not in r.err, r
+
+
 def test_alias_named_like_user_takes_its_mail(site):
     site.ok("alias", "add", "bob", "alice")
     assert locals_of(site, "bob") == ["alice"]
