@@ -64,7 +64,9 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	error = buf[0] == '-';
 	if (error)
 		conn_log_error(&s->c, s->last_cmd[0] ? s->last_cmd : "-", buf);
-	if (conn_count_reply(&s->c, error)) {
+	/* The server's trouble, or another session's lock, is not the client's error. */
+	if (strncmp(buf, "-ERR [SYS/TEMP]", 15) != 0 && strncmp(buf, "-ERR [IN-USE]", 13) != 0 &&
+	    conn_count_reply(&s->c, error)) {
 		log_info("%s: %u errors in a row: closing", s->c.id, CONN_BAD_MAX);
 		evbuffer_add_printf(pop3_output(s), "-ERR Too many bad commands; closing\r\n");
 		pop3_close(s);

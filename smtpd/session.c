@@ -66,8 +66,13 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	error = buf[0] == '4' || buf[0] == '5';
 	if (error)
 		conn_log_error(&s->c, s->last_cmd[0] ? s->last_cmd : "-", buf);
-	/* Errors in a row end the session; a 421 is already the end. */
-	if (strncmp(buf, "421", 3) != 0 && conn_count_reply(&s->c, error)) {
+	/*
+	 * Errors in a row end the session; a 421 is already the end, and the
+	 * server's own trouble (4.3.x: a lookup, a full disk) is no error of
+	 * the client's, neither counted nor ending a run of them.
+	 */
+	if (strncmp(buf, "421", 3) != 0 && strncmp(buf + 3, " 4.3.", 5) != 0 &&
+	    conn_count_reply(&s->c, error)) {
 		log_info("%s: %u errors in a row: closing", s->c.id, CONN_BAD_MAX);
 		evbuffer_add_printf(out, "421 4.7.0 %s Error: too many errors\r\n",
 		    s->server->cfg->general.hostname);

@@ -1,5 +1,6 @@
 """Mailbox semantics over POP3: sizes, UIDL, TOP, dot-stuffing, DELE/RSET/QUIT,
 the mailbox lock and the login snapshot (SPEC §3, §5; RFC 1939)."""
+import base64
 import re
 import socket
 import time
@@ -231,6 +232,21 @@ def test_second_session_gets_in_use_until_quit(env):
         second.login()
         assert second.cmd("STAT").startswith("+OK 1 ")
         assert second.cmd("QUIT").startswith("+OK")
+
+
+def test_in_use_replies_do_not_close_a_waiting_client(env):
+    """A client retrying while another session holds the mailbox is not
+    sending bad commands: 25 [IN-USE] in a row leave its session open."""
+    first = env.raw()
+    first.login()
+    token = base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode()
+    with env.raw(timeout=30) as second:
+        for i in range(25):
+            r = second.cmd(f"AUTH PLAIN {token}")
+            assert r.startswith("-ERR [IN-USE]"), (i, r)
+        assert first.cmd("QUIT").startswith("+OK")
+        first.close()
+        assert second.cmd(f"AUTH PLAIN {token}").startswith("+OK")
 
 
 def test_dropped_session_releases_the_lock(env):

@@ -249,6 +249,25 @@ def test_a_valid_command_resets_the_bad_command_count(smtpd):
         assert c.cmd("NOOP").code == 250
 
 
+def test_the_servers_own_trouble_is_not_a_bad_command(smtpd):
+    """A 4.3.x reply (here: the postmaster login is missing, a lookup
+    failure) is the server's trouble: 25 of them do not close the
+    session, nor end a client's run of bad commands."""
+    smtpd.ctl("user", "del", "admin")
+    with Raw(smtpd.mx, timeout=5) as c:
+        ehlo(c)
+        assert c.cmd("MAIL FROM:<s@outside.test>").code == 250
+        for i in range(25):
+            r = c.cmd(f"RCPT TO:<postmaster@{DOMAIN}>")
+            assert r.code == 451 and r.text.startswith("4.3.0"), (i, r)
+        c.send((UNKNOWN + "\r\n") * 19)
+        read_replies(c, 19, "19 unknown commands")
+        assert c.cmd(f"RCPT TO:<postmaster@{DOMAIN}>").code == 451
+        c.send(UNKNOWN + "\r\n")
+        read_replies(c, 1, "the 20th unknown command")
+        assert_closed_with_421(c, "20 unknown commands around a 451")
+
+
 @pytest.mark.parametrize("line", [OVERLONG, UNKNOWN], ids=["overlong", "unknown"])
 def test_repeated_errors_do_not_flood_the_log(smtpd, line):
     """19 identical errors in a row are not 19 log lines."""
