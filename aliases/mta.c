@@ -589,12 +589,24 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		mta_rcpt_reply(a, r);
 		return;
 	case S_DATA:
-		if (r->code != 354) {
-			mta_settle_reply(a, 1, r);
-			mta_finish(a);
+		if (r->code / 100 == 3) {
+			mta_start_body(a);
 			return;
 		}
-		mta_start_body(a);
+		/*
+		 * A 2xx here took no message: nothing was delivered, whatever it
+		 * says (a server out of step, or one that lies).  Deferred, as
+		 * every reply that is not a verdict.
+		 */
+		if (r->code / 100 == 2) {
+			char said[SMTP_REPLY_RENDER_MAX], why[SMTP_REPLY_RENDER_MAX + 64];
+
+			smtp_reply_render(r, said, sizeof(said));
+			snprintf(why, sizeof(why), "DATA answered %s, not 354", said);
+			mta_settle(a, 1, MTA_DEFERRED, why);
+		} else
+			mta_settle_reply(a, 1, r);
+		mta_finish(a);
 		return;
 	case S_END:
 		mta_settle_reply(a, 1, r);
