@@ -3,6 +3,8 @@
  */
 #include "tls.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "config.h"
 #include "log.h"
@@ -192,6 +195,14 @@ tls_client_ctx_new(char *err, size_t errlen)
 	return ctx;
 }
 
+static int
+tls_is_address(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 struct bufferevent *
 tls_bev_connect(struct event_base *base, SSL_CTX *ctx, struct bufferevent *under, int fd,
     const char *host, int verify)
@@ -201,10 +212,21 @@ tls_bev_connect(struct event_base *base, SSL_CTX *ctx, struct bufferevent *under
 
 	if (ssl == NULL)
 		return NULL;
-	/* SNI and the name to check: a host name, never an address literal. */
-	if (host && host[0] && strspn(host, "0123456789.:") != strlen(host)) {
-		SSL_set_tlsext_host_name(ssl, host);
-		SSL_set1_host(ssl, host);
+	/*
+	 * What the certificate must name: a host name (also sent as SNI), or
+	 * an address literal, which must be in its IP subjectAltNames (RFC
+	 * 6125) and is never sent as SNI (RFC 6066 §3).
+	 */
+	if (host && host[0]) {
+		if (tls_is_address(host)) {
+			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1) {
+				SSL_free(ssl);
+				return NULL;
+			}
+		} else {
+			SSL_set_tlsext_host_name(ssl, host);
+			SSL_set1_host(ssl, host);
+		}
 	}
 	SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	if (under)

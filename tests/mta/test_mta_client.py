@@ -4,6 +4,7 @@ what no well-behaved server sends.  Driven through tests/tools/mta-send."""
 import base64
 import hashlib
 import hmac
+import subprocess
 import time
 
 import pytest
@@ -68,17 +69,17 @@ def authenticator(sink):
 def sink_factory(cert):
     started = []
 
-    def make(tls=None, implicit=False, **kw):
+    def make(tls=None, implicit=False, cert_dir=cert, **kw):
         sink = Sink()
         port = free_port()
         params = dict(kw)
         if tls:
-            params["tls_context"] = server_context(cert)
+            params["tls_context"] = server_context(cert_dir)
         if "auth" in params:
             params.pop("auth")
             params["authenticator"] = authenticator(sink)
         c = Controller(sink, hostname="127.0.0.1", port=port,
-                       ssl_context=server_context(cert) if implicit else None, **params)
+                       ssl_context=server_context(cert_dir) if implicit else None, **params)
         c.start()
         started.append(c)
         sink.port = port
@@ -175,6 +176,45 @@ def test_starttls_auto_and_verification(sink_factory, tmp_path):
     r = mta_send(*common, "--tls", "starttls", "--no-verify", rcpts=["x@sink.test"],
                  message=MESSAGE, tmp_path=tmp_path)
     assert r.rcpts["x@sink.test"][0] == "delivered", r
+
+
+def ca_signed(tmp_path, san):
+    """A CA and a certificate it signed for subjectAltName san; returns the
+    certificate's directory (cert.pem, key.pem) and the CA's file."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60,
+                       cwd=tmp_path)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=Test CA",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2")
+    leaf = tmp_path / "leaf"
+    leaf.mkdir()
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=relay", "-keyout",
+        "leaf/key.pem", "-out", "leaf.csr")
+    (tmp_path / "ext").write_text(f"subjectAltName={san}\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "leaf/cert.pem", "-days", "2", "-extfile", "ext")
+    return leaf, tmp_path / "ca.pem"
+
+
+@pytest.mark.parametrize("san,ok", [("IP:127.0.0.1", True), ("DNS:sink.test", False),
+                                    ("IP:127.0.0.2", False)])
+def test_relay_given_by_address_must_be_named_in_the_certificate(
+        sink_factory, tmp_path, monkeypatch, san, ok):
+    """A relay whose host is an IP address is verified against the
+    certificate's IP subjectAltNames: a trusted chain is not enough."""
+    leaf, ca = ca_signed(tmp_path, san)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    for implicit in (False, True):
+        sink = sink_factory(tls=not implicit, implicit=implicit, cert_dir=leaf)
+        r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--tls",
+                     "implicit" if implicit else "starttls", "--from", "a@client.test",
+                     rcpts=["x@sink.test"], message=MESSAGE, tmp_path=tmp_path)
+        status, why = r.rcpts["x@sink.test"]
+        if ok:
+            assert status == "delivered", r
+        else:
+            assert status == "deferred" and sink.messages == [], r
+            assert "mismatch" in why or "verif" in why, why
 
 
 def test_starttls_required_but_not_offered(sink_factory, tmp_path):
