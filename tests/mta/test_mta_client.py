@@ -333,46 +333,45 @@ def test_malformed_replies_defer(tmp_path, greeting):
     assert r.rcpts["x@sink.test"][0] == "deferred", r
 
 
+def scripted(tmp_path, script, timeout="5"):
+    """MESSAGE from a@client.test to x@sink.test through a ScriptServer
+    running script: the result, and every byte the client sent."""
+    server = ScriptServer(script)
+    try:
+        r = mta_send("--host", "127.0.0.1", "--port", str(server.port), "--tls", "none",
+                     "--from", "a@client.test", "--timeout", timeout, rcpts=["x@sink.test"],
+                     message=MESSAGE, tmp_path=tmp_path)
+    finally:
+        server.close()
+    return r, b"".join(x for x in server.received if isinstance(x, bytes))
+
+
 @pytest.mark.parametrize("reply", [b"250 ok data\r\n", b"221 bye\r\n"])
 def test_data_answered_without_354_delivers_nothing(tmp_path, reply):
     """Only a 3xx lets the message go: a 2xx to DATA (a server out of step
     or lying) took no message, so the recipients are deferred, never
     counted delivered."""
-    server = ScriptServer([
+    r, sent = scripted(tmp_path, [
         (None, b"220 raw ESMTP\r\n"),
         ("EHLO", b"250 raw\r\n"),
         ("MAIL FROM:<a@client.test>", b"250 ok\r\n"),
         ("RCPT TO:<x@sink.test>", b"250 ok\r\n"),
         ("DATA", reply),
     ])
-    try:
-        r = mta_send("--host", "127.0.0.1", "--port", str(server.port), "--tls", "none",
-                     "--from", "a@client.test", "--timeout", "5", rcpts=["x@sink.test"],
-                     message=MESSAGE, tmp_path=tmp_path)
-    finally:
-        server.close()
     status, why = r.rcpts["x@sink.test"]
     assert status == "deferred" and "not 354" in why, r
-    sent = b"".join(x for x in server.received if isinstance(x, bytes))
     assert b"line one" not in sent
 
 
 def test_bdat_when_offered(tmp_path):
-    server = ScriptServer([
+    r, sent = scripted(tmp_path, [
         (None, b"220 raw ESMTP\r\n"),
         ("EHLO", b"250-raw\r\n250-CHUNKING\r\n250 PIPELINING\r\n"),
         ("MAIL FROM:<a@client.test>", b""),
         ("RCPT TO:<x@sink.test>", b"250 ok\r\n250 ok\r\n"),
         (f"BDAT {len(MESSAGE)} LAST", b""),
-    ])
-    try:
-        r = mta_send("--host", "127.0.0.1", "--port", str(server.port), "--tls", "none",
-                     "--from", "a@client.test", "--timeout", "2", rcpts=["x@sink.test"],
-                     message=MESSAGE, tmp_path=tmp_path)
-    finally:
-        server.close()
+    ], timeout="2")
     # The raw server never answers the chunk: the point is what was sent.
-    sent = b"".join(x for x in server.received if isinstance(x, bytes))
-    assert f"BDAT {len(MESSAGE)} LAST".encode() in sent, server.received
+    assert f"BDAT {len(MESSAGE)} LAST".encode() in sent, sent
     assert MESSAGE in sent, "the chunk is the message as it is, not dot-stuffed"
     assert r.rcpts["x@sink.test"][0] == "deferred"
