@@ -7,7 +7,6 @@
  */
 #include "cli/cli.h"
 
-#include <arpa/inet.h>
 #include <getopt.h>
 #include <event2/event.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include "aliases/route.h"
 #include "lib/addr.h"
 #include "lib/tls.h"
+#include "lib/value.h"
 
 enum {
 	O_HOST = 1, O_PORT, O_DOMAIN, O_DEFAULT, O_NODEFAULT, O_ACTIVE, O_INACTIVE, O_TLS,
@@ -57,10 +57,9 @@ relay_opts_clear(struct relay_opts *o)
 static int
 relay_valid_host(const char *h)
 {
-	unsigned char buf[sizeof(struct in6_addr)];
+	unsigned char buf[16];
 
-	return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1 ||
-	    addr_valid_domain(h, strlen(h));
+	return value_ip_literal(h, buf) || addr_valid_domain(h, strlen(h));
 }
 
 static int

@@ -3,8 +3,6 @@
  */
 #include "tls.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "value.h"
 
 static void
 tls_error(char *err, size_t errlen, const char *what, const char *file)
@@ -195,14 +194,6 @@ tls_client_ctx_new(char *err, size_t errlen)
 	return ctx;
 }
 
-static int
-tls_is_address(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 struct bufferevent *
 tls_bev_connect(struct event_base *base, SSL_CTX *ctx, struct bufferevent *under, int fd,
     const char *host, int verify)
@@ -218,7 +209,9 @@ tls_bev_connect(struct event_base *base, SSL_CTX *ctx, struct bufferevent *under
 	 * 6125) and is never sent as SNI (RFC 6066 §3).
 	 */
 	if (host && host[0]) {
-		if (tls_is_address(host)) {
+		unsigned char bin[16];
+
+		if (value_ip_literal(host, bin)) {
 			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1) {
 				SSL_free(ssl);
 				return NULL;
