@@ -86,6 +86,7 @@ struct mta_attempt {
 	struct smtp_reply_parser p;
 	struct smtp_ehlo ehlo;
 	int tls_up;
+	int plain;			/* this host again without TLS: its STARTTLS failed */
 	int bdat;			/* the message goes as one BDAT LAST chunk */
 	size_t rcpt_next;		/* the next RCPT whose reply is due */
 	size_t naccepted;
@@ -191,7 +192,26 @@ mta_next_host(struct mta_attempt *a, const char *why)
 	snprintf(a->error, sizeof(a->error), "%s: %s", a->r->hosts[a->host].name, why);
 	mta_drop_conn(a, a->state != S_CONNECTING && a->state != S_TLS);
 	a->host++;
+	a->plain = 0;
 	mta_try_host(a);
+}
+
+/*
+ * Opportunistic TLS (tls auto) whose handshake after STARTTLS failed: the
+ * same host again at once, in clear, as if it had not offered STARTTLS
+ * (a server with a broken TLS set-up would otherwise never get its mail).
+ * Any other mode, or a second failure: 0, the caller goes on as before.
+ */
+static int
+mta_plain_again(struct mta_attempt *a, const char *why)
+{
+	if (a->r->tls != MTA_TLS_AUTO || a->plain)
+		return 0;
+	snprintf(a->error, sizeof(a->error), "%s: %s", a->r->hosts[a->host].name, why);
+	mta_drop_conn(a, 0);
+	a->plain = 1;
+	mta_try_host(a);
+	return 1;
 }
 
 /* Give up on this attempt: the pending recipients are deferred with why. */
@@ -225,6 +245,8 @@ mta_on_timeout(struct conn *c)
 		return;
 	snprintf(why, sizeof(why), "timed out in %s", state_names[a->state]);
 	mta_step(a, state_names[a->state], 0, why);
+	if (a->state == S_TLS && mta_plain_again(a, why))
+		return;
 	if (a->state <= S_GREETING)
 		mta_next_host(a, why);
 	else
@@ -349,7 +371,7 @@ mta_after_ehlo(struct mta_attempt *a)
 	enum mta_tls t = a->r->tls;
 
 	if (!a->tls_up && (t == MTA_TLS_STARTTLS ||
-	    (t == MTA_TLS_AUTO && (a->ehlo.ext & SMTP_EXT_STARTTLS) && a->ctx))) {
+	    (t == MTA_TLS_AUTO && !a->plain && (a->ehlo.ext & SMTP_EXT_STARTTLS) && a->ctx))) {
 		if (!(a->ehlo.ext & SMTP_EXT_STARTTLS)) {
 			mta_step(a, "STARTTLS", 0, "not offered by the server");
 			mta_defer(a, "STARTTLS is required but the server does not offer it");
@@ -535,7 +557,8 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		    a->r->tls != MTA_TLS_AUTO && a->r->verify) != 0) {
 			a->mc->a = NULL;	/* the connection is being freed */
 			a->mc = NULL;
-			mta_defer(a, "cannot start TLS");
+			if (!mta_plain_again(a, "cannot start TLS"))
+				mta_defer(a, "cannot start TLS");
 			return;
 		}
 		mta_wait(a, S_TLS);
@@ -710,6 +733,8 @@ mta_gone(struct conn *c, const char *why)
 		why = buf;
 	}
 	mta_step(a, state_names[a->state], 0, why);
+	if (a->state == S_TLS && mta_plain_again(a, why))
+		return;
 	if (a->state <= S_GREETING)
 		mta_next_host(a, why);
 	else

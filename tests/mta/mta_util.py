@@ -62,10 +62,19 @@ def mta_send(*args, rcpts=(), message=None, tmp_path=None, timeout=30):
 class ScriptServer:
     """A raw TCP server answering each connection from a script: a list of
     (expect, reply) where expect is a command prefix to read first (None:
-    send reply at once, as the greeting) and reply the exact bytes sent."""
+    send reply at once, as the greeting; ANY: whatever bytes come next,
+    such as a TLS ClientHello; bytes: everything up to and including
+    them, such as a message's final dot) and reply the exact bytes sent
+    (CLOSE: hang up).  With
+    later, the second connection follows later[0], and so on, the last
+    script serving every connection after it."""
 
-    def __init__(self, script, host="127.0.0.1", port=0):
-        self.script = script
+    ANY = object()
+    CLOSE = object()
+
+    def __init__(self, script, host="127.0.0.1", port=0, later=()):
+        self.scripts = [script, *later]
+        self.connections = 0
         self.sock = socket.socket()
         self.sock.bind((host, port))
         self.sock.listen(8)
@@ -81,14 +90,30 @@ class ScriptServer:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+            script = self.scripts[min(self.connections, len(self.scripts) - 1)]
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(c, script), daemon=True).start()
 
-    def serve(self, c):
+    def serve(self, c, script):
         buf = b""
         c.settimeout(10)
         try:
-            for expect, reply in self.script:
-                if expect is not None:
+            for expect, reply in script:
+                if expect is self.ANY:
+                    d = buf or c.recv(65536)
+                    if not d:
+                        return
+                    self.received.append(d)
+                    buf = b""
+                elif isinstance(expect, bytes):
+                    while expect not in buf:
+                        d = c.recv(65536)
+                        if not d:
+                            return
+                        buf += d
+                    upto, buf = buf.split(expect, 1)
+                    self.received.append(upto + expect)
+                elif expect is not None:
                     while b"\r\n" not in buf:
                         d = c.recv(65536)
                         if not d:
@@ -97,6 +122,8 @@ class ScriptServer:
                     line, buf = buf.split(b"\r\n", 1)
                     self.received.append(line)
                     assert line.upper().startswith(expect.upper().encode()), (line, expect)
+                if reply is self.CLOSE:
+                    return
                 if reply:
                     c.sendall(reply)
             if buf:

@@ -178,6 +178,51 @@ def test_starttls_auto_and_verification(sink_factory, tmp_path):
     assert r.rcpts["x@sink.test"][0] == "delivered", r
 
 
+def broken_starttls(hello):
+    """A server that offers STARTTLS and then answers the handshake with
+    hello (bytes, or ScriptServer.CLOSE; None: nothing at all); in clear
+    it takes the message."""
+    first = [(None, b"220 raw ESMTP\r\n"),
+             ("EHLO", b"250-raw\r\n250 STARTTLS\r\n"),
+             ("STARTTLS", b"220 go ahead\r\n")]
+    if hello is not None:
+        first.append((ScriptServer.ANY, hello))
+    plain = [(None, b"220 raw ESMTP\r\n"),
+             ("EHLO", b"250-raw\r\n250 STARTTLS\r\n"),
+             ("MAIL FROM:<a@client.test>", b"250 ok\r\n"),
+             ("RCPT TO:<x@sink.test>", b"250 ok\r\n"),
+             ("DATA", b"354 go ahead\r\n"),
+             (b"\r\n.\r\n", b"250 2.0.0 queued in clear\r\n")]
+    return ScriptServer(first, later=[plain])
+
+
+@pytest.mark.parametrize("hello", [b"this is not TLS\r\n", ScriptServer.CLOSE, None],
+                         ids=["garbage", "hangup", "silence"])
+def test_opportunistic_tls_that_fails_goes_again_in_clear(tmp_path, hello):
+    """tls auto: when the handshake after an offered STARTTLS fails (the
+    server answers garbage, hangs up, or says nothing until the timeout),
+    the same host is tried again at once without TLS, as for a server that
+    offers no STARTTLS; a route that requires STARTTLS never does."""
+    for mode in ("auto", "starttls"):
+        server = broken_starttls(hello)
+        try:
+            r = mta_send("--host", "127.0.0.1", "--port", str(server.port), "--tls", mode,
+                         "--no-verify", "--from", "a@client.test", "--timeout", "2",
+                         rcpts=["x@sink.test"], message=MESSAGE, tmp_path=tmp_path)
+        finally:
+            server.close()
+        status, why = r.rcpts["x@sink.test"]
+        sent = b"".join(x for x in server.received if isinstance(x, bytes))
+        if mode == "auto":
+            assert status == "delivered" and "queued in clear" in why, r
+            assert server.connections == 2 and b"line one" in sent
+            assert [s[0] for s in r.steps].count("connect") == 2, r
+            assert not r.step("TLS")[0]
+        else:
+            assert status == "deferred" and server.connections == 1, r
+            assert b"line one" not in sent
+
+
 def ca_signed(tmp_path, san):
     """A CA and a certificate it signed for subjectAltName san; returns the
     certificate's directory (cert.pem, key.pem) and the CA's file."""
