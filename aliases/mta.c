@@ -576,12 +576,17 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		mta_wait(a, a->state == S_AUTH_USER ? S_AUTH_PASS : S_AUTH);
 		return;
 	case S_AUTH_CRAM:
-		if (r->code != 334 || sasl_cram_md5_response(a->r->user,
-		    a->r->password ? a->r->password : "", r->text, r->textlen, buf,
-		    sizeof(buf)) == 0) {
+		if (r->code != 334) {
 			mta_step_reply(a, "AUTH", 0, r);
-			mta_defer(a, r->code == 334 ? "a CRAM-MD5 challenge that is not base64" :
-			    smtp_reply_render(r, buf, sizeof(buf)));
+			mta_defer(a, smtp_reply_render(r, buf, sizeof(buf)));
+			return;
+		}
+		if (sasl_cram_md5_response(a->r->user, a->r->password ? a->r->password : "",
+		    r->text, r->textlen, buf, sizeof(buf)) == 0) {
+			/* RFC 4954 §4: "*" cancels the exchange; QUIT follows it. */
+			mta_step_reply(a, "AUTH", 0, r);
+			mta_send(a, "*");
+			mta_defer(a, "a CRAM-MD5 challenge that is not base64");
 			return;
 		}
 		mta_send(a, "%s", buf);

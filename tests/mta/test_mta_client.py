@@ -292,6 +292,28 @@ def test_auth_named_mechanism_over_tls(sink_factory, tmp_path, mech):
     assert sink.auth == [(mech.upper(), "relayuser")]
 
 
+def test_cram_md5_challenge_not_base64_is_cancelled(tmp_path):
+    """A challenge that does not decode is answered with "*", which ends
+    the exchange (RFC 4954 §4), never with a guess or a bare QUIT."""
+    server = ScriptServer([
+        (None, b"220 raw ESMTP\r\n"),
+        ("EHLO", b"250-raw\r\n250 AUTH CRAM-MD5\r\n"),
+        ("AUTH CRAM-MD5", b"334 !!not base64!!\r\n"),
+        ("*", b"501 5.7.0 cancelled\r\n"),
+        ("QUIT", b"221 bye\r\n"),
+    ])
+    try:
+        r = mta_send("--host", "127.0.0.1", "--port", str(server.port), "--tls", "none",
+                     "--user", "relayuser", "--password", PASSWORD, "--from",
+                     "a@client.test", rcpts=["x@sink.test"], message=MESSAGE,
+                     tmp_path=tmp_path)
+    finally:
+        server.close()
+    status, why = r.rcpts["x@sink.test"]
+    assert status == "deferred" and "CRAM-MD5" in why, r
+    assert server.received[2:4] == [b"*", b"QUIT"], server.received
+
+
 def test_auth_auto_prefers_cram_md5(sink_factory, tmp_path):
     sink = sink_factory(tls=True, auth=True, auth_required=True)
     r = mta_send("--host", "127.0.0.1", "--port", str(sink.port), "--no-verify",
