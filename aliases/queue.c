@@ -185,13 +185,25 @@ group_reported(struct store_req *req, void *arg)
 	g->q->next_look = 0;	/* a deferred row moved the next due time */
 	if (store_req_status(req) != STORE_OK)
 		log_err("queue: recording attempts: %s", store_req_errmsg(req));
-	/* Rows that failed now (refused, or past their lifetime) get their bounce. */
+	/*
+	 * Rows that failed now (refused, or past their lifetime) get their
+	 * bounce.  A deferral that the store turned into a failure was logged
+	 * as deferred: say that it failed, and why.
+	 */
 	v = store_req_queue_attempts(req, &n);
-	for (size_t i = 0; v && i < n; i++)
-		if (v[i].status == STORE_OK && v[i].failed) {
+	for (size_t i = 0, kicked = 0; v && i < n; i++) {
+		if (v[i].status != STORE_OK || !v[i].failed)
+			continue;
+		if (!kicked++)
 			bounce_kick(g->q->bounce);
-			break;
-		}
+		if (v[i].result != STORE_ATTEMPT_DEFERRED)
+			continue;
+		for (size_t j = 0; j < g->n; j++)
+			if (g->e[j].id == v[i].id)
+				log_info("%s: to=<%s> status=failed (deferred past [queue]"
+				    " lifetime; last: %s)", g->e[j].qid, g->e[j].recipient,
+				    v[i].error ? v[i].error : "no reply");
+	}
 	group_done(g);
 }
 

@@ -7,6 +7,7 @@ through MX; a relay listing the domain takes precedence; 4xx is retried
 import asyncio
 import email
 import email.policy
+import re
 import smtplib
 import socket
 import subprocess
@@ -300,6 +301,9 @@ def test_lifetime_expiry_bounces(smtpd_factory, dns_port, sink):
     assert fields["Action"] == "failed" and fields["Status"] == "5.4.7"
     assert "451 4.3.0 not today" in str(fields["Diagnostic-Code"])
     wait_rows(d, lambda r: r == [])
+    # The log says the row failed, not only that its last try was deferred.
+    assert re.search(r"to=<slow@far\.test> status=failed \(deferred past \[queue\]"
+                     r" lifetime; last: .*451 4\.3\.0 not today", d.log()), d.log()
 
 
 def test_relay_sender_override(outbound, sink_factory_relay):
