@@ -321,8 +321,11 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 		const struct smtp_param *q = &pa.params[i];
 
 		if (q->keylen == 4 && strncasecmp(q->key, "SIZE", 4) == 0) {
-			/* All digits but too large for 64 bits is still "too large". */
-			int digits = q->value && q->valuelen > 0;
+			/*
+			 * RFC 1870: 1*20DIGIT.  Twenty digits too large for 64 bits
+			 * are still "too large"; a longer value is bad syntax.
+			 */
+			int digits = q->value && q->valuelen > 0 && q->valuelen <= 20;
 
 			for (size_t k = 0; digits && k < q->valuelen; k++)
 				digits = q->value[k] >= '0' && q->value[k] <= '9';

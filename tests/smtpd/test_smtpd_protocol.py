@@ -146,6 +146,17 @@ def test_huge_size_parameter_is_552_and_session_lives(smtpd):
         assert c.cmd("MAIL FROM:<a@b.test> SIZE=1000").code == 250
 
 
+def test_size_of_more_than_twenty_digits_is_bad_syntax(smtpd):
+    """RFC 1870's size-value is 1*20DIGIT: 21 digits (even leading zeros)
+    are a syntax error, not a size."""
+    with Raw(smtpd.mx) as c:
+        ehlo(c)
+        for v in ("9" * 21, "0" * 20 + "1"):
+            r = c.cmd(f"MAIL FROM:<a@b.test> SIZE={v}")
+            assert code_and_enhanced(r) == (501, "5.5.4"), r
+        assert c.cmd("MAIL FROM:<a@b.test> SIZE=" + "0" * 19 + "1").code == 250
+
+
 def test_size_above_max_message_size_is_552(smtpd_factory):
     d = smtpd_factory(max_message_size="10K")
     with Raw(d.mx) as c:
