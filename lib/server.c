@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 
 #define SERVER_FD_RESERVE	32	/* store, listeners, workers, logs: when /proc cannot tell */
 #define SERVER_FD_SPARE		8	/* beyond what is open at startup */
+#define SERVER_FD_PER_LOOP	9	/* a loop's epoll, eventfds, store connection, workers */
 #define SERVER_ACCEPT_RETRY_MS	1000	/* after running out of descriptors */
 #define SERVER_STOP_GRACE	30	/* seconds for in-flight work at SIGTERM */
 
@@ -401,6 +403,33 @@ server_threads(unsigned configured)
 }
 
 /*
+ * Room for the loops [general] threads asks for within the descriptor
+ * limit (its hard value: daemon_drop_privileges
+ * raises the soft one to it): too many loops for the limit is a start-up
+ * error that says what to change, not a failure halfway through.
+ */
+static void
+server_check_fd_room(struct server *srv)
+{
+	unsigned n = server_threads(srv->cfg->general.threads);
+	struct rlimit rl;
+	unsigned long limit;
+	long used = server_fds_open();
+	unsigned long need = (used < 0 ? SERVER_FD_RESERVE : (unsigned long)used) +
+	    (unsigned long)n * SERVER_FD_PER_LOOP;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY)
+		return;
+	limit = (unsigned long)rl.rlim_max;
+	if (limit >= need)
+		return;
+	log_err("%u event loops ([general] threads = %u) need about %lu descriptors and the"
+	    " limit is %lu: lower threads or raise the limit (ulimit -n, LimitNOFILE=)", n,
+	    n, need, limit);
+	exit(1);
+}
+
+/*
  * The loops: loop 0 is the one the listeners were bound on (it runs on
  * the main thread); each gets an inbox for the acceptor's sockets, an
  * event SIGTERM makes active, and its own password workers.
@@ -418,10 +447,12 @@ server_loops_new(struct server *srv)
 		l->srv = srv;
 		l->index = i;
 		l->base = i == 0 ? srv->base : event_base_new();
-		if (l->base == NULL)
-			fatal("cannot create event loop %u", i);
-		if ((l->inbox = completion_queue_new(l->base)) == NULL)
-			fatal("eventfd: %s", strerror(errno));
+		if (l->base == NULL || (l->inbox = completion_queue_new(l->base)) == NULL) {
+			log_err("cannot create event loop %u of %u: %s; lower [general] threads"
+			    " or raise the descriptor limit (%lu)", i + 1, n, strerror(errno),
+			    daemon_fd_limit());
+			exit(1);
+		}
 		l->stop_ev = event_new(l->base, -1, 0, server_loop_stop, l);
 		l->deferq = conn_deferq_new(l->base);
 		l->workers = worker_pool_new(l->base, n > 1 ? 1 : 2);
@@ -489,6 +520,7 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 	/* What cannot be set up is reported here, before detaching. */
 	if (def->prepare && def->prepare(srv) != 0)
 		exit(1);
+	server_check_fd_room(srv);
 	daemon_detach(&srv->opts, srv->base);
 	daemon_drop_privileges(cfg);
 	server_loops_new(srv);

@@ -282,6 +282,16 @@ def test_config_check_bad_value_names_file_line_key(smtpd_factory):
     assert_names_file_line_key(p.stderr, d.config, lineno, "max_message_size")
 
 
+def test_more_loops_than_descriptors_allow_is_a_clear_start_error(smtpd_factory):
+    """threads = 256 under a limit of 64 descriptors: exit 1 with a message
+    naming threads and the limit, not an abort halfway through."""
+    d = smtpd_factory(start=False, **{"general.threads": "256"})
+    p = subprocess.run(["prlimit", "--nofile=64:64", "--", str(binary("umbox-smtpd")), "-f",
+                        "-c", str(d.config)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, p
+    assert "threads = 256" in p.stderr and "limit is 64" in p.stderr, p.stderr
+
+
 def test_postgresql_node_name_held_elsewhere_is_refused_until_stale(smtpd_factory):
     """[store] node_id names one node: while a daemon on another machine
     beats under the same name, this one refuses to start and says who holds
