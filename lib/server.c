@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 
 #include "completion.h"
+#include "config.h"
 #include "conn.h"
 #include "log.h"
 #include "password.h"
@@ -325,14 +326,40 @@ server_on_sigterm(evutil_socket_t sig, short what, void *arg)
 	server_stop(arg);
 }
 
-/* A new context is made outside the lock; sessions keep the one they hold. */
+/*
+ * SIGHUP: the [tls] section is read again from the configuration file, so
+ * a certificate moved to a new path is found; nothing else of the file
+ * is taken.  A file with errors keeps the certificate in use; a file the
+ * daemon can no longer read (it dropped privileges) leaves the paths it
+ * read at start, whose files are loaded again.  A new context is made
+ * outside the lock; sessions keep the one they hold.
+ */
 static void
 server_on_sighup(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
 	SSL_CTX *ctx = server_tls(srv), *old;
+	struct umbox_config fresh;
+	const struct umbox_config *use = srv->cfg;
+	char err[1024];
 
-	tls_sighup(&ctx, srv->cfg);
+	memset(&fresh, 0, sizeof(fresh));
+	if (srv->cfg->path != NULL) {
+		if (config_load(&fresh, srv->cfg->path, 0, err, sizeof(err)) == 0)
+			use = &fresh;
+		else if (fresh.path != NULL) {
+			err[strcspn(err, "\n")] = '\0';
+			log_warn("SIGHUP: keeping the old TLS certificate: the configuration"
+			    " has errors: %s", err);
+			config_free(&fresh);
+			SSL_CTX_free(ctx);
+			return;
+		} else
+			log_warn("SIGHUP: %s; loading the certificate and key named at start",
+			    err);
+	}
+	tls_sighup(&ctx, use);
+	config_free(&fresh);
 	pthread_mutex_lock(&srv->tls_lock);
 	old = srv->tls;
 	srv->tls = ctx;
@@ -400,6 +427,17 @@ server_threads(unsigned configured)
 		return (unsigned)CPU_COUNT(&set);
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
+}
+
+/* After the switch of user: a [tls] file that SIGHUP could not read again. */
+static void
+server_warn_unreadable(const char *path, const char *what, const char *user)
+{
+	if (access(path, R_OK) == 0 || errno == ENOENT)
+		return;
+	log_warn("[tls] %s %s is not readable by user %s (%s): SIGHUP cannot load a renewed"
+	    " one; make it readable by that user (for example group ssl-cert, mode 0640)",
+	    what, path, user, strerror(errno));
 }
 
 /*
@@ -482,7 +520,7 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
     int argc, char **argv)
 {
 	char err[1024];
-	int have_tls_port = 0;
+	int have_tls_port = 0, was_root;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->def = def;
@@ -522,7 +560,12 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 		exit(1);
 	server_check_fd_room(srv);
 	daemon_detach(&srv->opts, srv->base);
+	was_root = geteuid() == 0;
 	daemon_drop_privileges(cfg);
+	if (was_root && geteuid() != 0) {
+		server_warn_unreadable(cfg->tls.certificate, "certificate", cfg->general.user);
+		server_warn_unreadable(cfg->tls.key, "key", cfg->general.user);
+	}
 	server_loops_new(srv);
 	if (def->start && def->start(srv) != 0)
 		exit(1);

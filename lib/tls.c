@@ -3,6 +3,7 @@
  */
 #include "tls.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,9 +59,44 @@ tls_error(char *err, size_t errlen, const char *what, const char *file)
 /* Key exchange groups for ECDHE and TLS 1.3, preferred first. */
 #define TLS_GROUPS	"X25519:P-256:P-384"
 
+/*
+ * A key protected by a passphrase: OpenSSL would ask for it on the
+ * terminal, stopping the daemon (at start, or on SIGHUP on a loop
+ * thread).  Nobody is there to answer: refuse, and say so.
+ */
+static int
+tls_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	*(int *)arg = 1;
+	return -1;
+}
+
+/*
+ * The file cannot be opened (missing, or not readable by the user the
+ * daemon runs as): the system's reason, which OpenSSL's "system lib"
+ * does not give.
+ */
+static int
+tls_file_unreadable(const char *file, const char *what, char *err, size_t errlen)
+{
+	FILE *f = fopen(file, "r");
+
+	if (f != NULL) {
+		fclose(f);
+		return 0;
+	}
+	snprintf(err, errlen, "cannot load the %s %s: %s", what, file, strerror(errno));
+	return 1;
+}
+
 SSL_CTX *
 tls_server_ctx_new(const struct umbox_config *cfg, char *err, size_t errlen)
 {
+	int asked = 0;
+
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	if (ctx == NULL) {
@@ -83,6 +119,13 @@ tls_server_ctx_new(const struct umbox_config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, &asked);
+	if (tls_file_unreadable(cfg->tls.certificate, "certificate", err, errlen) ||
+	    tls_file_unreadable(cfg->tls.key, "key", err, errlen)) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.certificate) != 1) {
 		tls_error(err, errlen, "cannot load the certificate", cfg->tls.certificate);
 		SSL_CTX_free(ctx);
@@ -90,9 +133,16 @@ tls_server_ctx_new(const struct umbox_config *cfg, char *err, size_t errlen)
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls.key, SSL_FILETYPE_PEM) != 1) {
 		tls_error(err, errlen, "cannot load the key", cfg->tls.key);
+		if (asked)
+			snprintf(err, errlen, "cannot load the key %s: it is protected by a"
+			    " passphrase, which a daemon cannot ask for (write it without"
+			    " one: openssl pkey -in KEY -out NEW)", cfg->tls.key);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	/* The callback's argument is this frame's: nothing may call it later. */
+	SSL_CTX_set_default_passwd_cb(ctx, NULL);
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		tls_error(err, errlen, "the key does not match the certificate", cfg->tls.key);
 		SSL_CTX_free(ctx);

@@ -24,7 +24,7 @@ import loops_util
 import proc_util
 from loops_util import burst, close_all
 
-from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, client_part, headers
+from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, binary, client_part, headers
 
 LOOPS = 4
 QUEUED = re.compile(r"^2\.0\.0 Ok: queued as (\S+)$")
@@ -358,7 +358,55 @@ def test_sighup_new_certificate_on_every_loop(smtpd_factory, tmp_path):
             c.close()
 
 
-@pytest.mark.parametrize("bad", ["mismatched", "garbage"])
+def set_tls_paths(d, cert_path, key_path):
+    """Point [tls] of the daemon's configuration file at other files."""
+    text = re.sub(r"(?m)^certificate = .*$", f"certificate = {cert_path}",
+                  d.config.read_text())
+    d.config.write_text(re.sub(r"(?m)^key = .*$", f"key = {key_path}", text))
+
+
+def test_sighup_takes_a_certificate_moved_to_a_new_path(smtpd_factory, tmp_path):
+    """SIGHUP reads [tls] again: a certificate and key at new paths are
+    served; a configuration file with errors keeps the one in use."""
+    d = loops_daemon(smtpd_factory)
+    old = der((d.root / "cert.pem").read_bytes())
+    cert, _ = make_pair(tmp_path / "moved", "moved.example.test")
+    set_tls_paths(d, tmp_path / "moved" / "cert.pem", tmp_path / "moved" / "key.pem")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_log(d, r"SIGHUP: TLS certificate reloaded$")
+    assert smtps_cert(d) == der(cert) != old
+    with Raw(d.submission) as c:
+        assert starttls_cert(c) == der(cert)
+
+    # A broken file: the certificate in use stays, and the log says why.
+    cert2, _ = make_pair(tmp_path / "third", "third.example.test")
+    set_tls_paths(d, tmp_path / "third" / "cert.pem", tmp_path / "third" / "key.pem")
+    d.config.write_text(d.config.read_text() + "[tls]\ncolour = blue\n")
+    d.proc.send_signal(signal.SIGHUP)
+    [m] = wait_log(d, r"SIGHUP: keeping the old TLS certificate: (.*)$")
+    assert "configuration has errors" in m.group(1) and "colour" in m.group(1), m.group(0)
+    assert smtps_cert(d) == der(cert)
+    assert d.running
+
+
+def test_a_key_with_a_passphrase_stops_the_start_without_asking(smtpd_factory, tmp_path):
+    """On a terminal, OpenSSL would prompt for the passphrase and the
+    daemon would hang there: it exits 1 at once and says what to do."""
+    d = smtpd_factory(start=False)
+    cert, key = make_pair(tmp_path / "enc", "enc.example.test")
+    locked = subprocess.run(["openssl", "pkey", "-aes256", "-passout", "pass:secret"],
+                            input=key, capture_output=True, check=True, timeout=60).stdout
+    (tmp_path / "enc" / "key.pem").write_bytes(locked)
+    set_tls_paths(d, tmp_path / "enc" / "cert.pem", tmp_path / "enc" / "key.pem")
+    cmd = f"{binary('umbox-smtpd')} -f -c {d.config}"
+    # script(1) gives the daemon a terminal, as an administrator's shell does.
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1, p
+    assert "passphrase" in p.stdout and "Enter PEM pass phrase" not in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("bad", ["mismatched", "garbage", "passphrase"])
 def test_sighup_with_a_bad_key_keeps_the_old_certificate(smtpd_factory, tmp_path, bad):
     d = loops_daemon(smtpd_factory)
     old = der((d.root / "cert.pem").read_bytes())
@@ -368,12 +416,18 @@ def test_sighup_with_a_bad_key_keeps_the_old_certificate(smtpd_factory, tmp_path
         assert der(cert) != old
         if bad == "mismatched":
             _, wrong = make_pair(tmp_path / "other", "other.example.test")
+        elif bad == "passphrase":
+            wrong = subprocess.run(["openssl", "pkey", "-aes256", "-passout", "pass:secret"],
+                                   input=key, capture_output=True, check=True,
+                                   timeout=60).stdout
         else:
             wrong = b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
         replace_tls_files(d, cert, wrong)
         d.proc.send_signal(signal.SIGHUP)
         [m] = wait_log(d, r"SIGHUP: keeping the old TLS certificate: (.*)$")
         assert "key" in m.group(1), m.group(0)
+        if bad == "passphrase":
+            assert "passphrase" in m.group(1), m.group(0)
         assert "SIGHUP: TLS certificate reloaded" not in d.log()
         assert d.running
         for c in clients[:LOOPS]:
