@@ -273,6 +273,8 @@ main(int argc, char **argv)
 
 	/* What the shared code logs as it works is for daemons; a command says what matters itself. */
 	log_set_max(LOG_WARNING);
+	log_init("umboxctl", 1);
+	log_set_plain(1);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
 			if (++i >= argc)
@@ -295,7 +297,7 @@ main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		fputs(usage_text, stderr);
-		return EX_USAGE;
+		return cli_error(EX_USAGE, "no command given");
 	}
 	if (strcmp(argv[i], "help") == 0) {
 		fputs(usage_text, stdout);

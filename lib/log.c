@@ -9,6 +9,7 @@
 #include <time.h>
 
 static int log_foreground = 1;
+static int log_plain;		/* a command's stderr: no time stamp */
 static int log_debug_on;
 static int log_max = LOG_DEBUG;	/* less urgent than this is dropped */
 static const char *log_ident = "umbox";
@@ -32,6 +33,12 @@ void
 log_set_max(int prio)
 {
 	log_max = prio;
+}
+
+void
+log_set_plain(int on)
+{
+	log_plain = on;
 }
 
 static const char *
@@ -84,7 +91,12 @@ log_msg(int prio, const char *fmt, ...)
 	va_end(ap);
 	log_one_line(line);
 
-	if (log_foreground) {
+	if (log_foreground && log_plain) {
+		if (prio <= LOG_ERR)
+			fprintf(stderr, "%s: %s\n", log_ident, line);
+		else
+			fprintf(stderr, "%s: %s: %s\n", log_ident, log_level_name(prio), line);
+	} else if (log_foreground) {
 		struct timespec ts;
 		struct tm tm;
 		char stamp[32];

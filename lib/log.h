@@ -16,6 +16,8 @@ void log_init(const char *ident, int foreground);
 void log_set_debug(int on);
 /* Drop messages less urgent than prio (umboxctl: LOG_WARNING). */
 void log_set_max(int prio);
+/* Lines as a command prints them ("IDENT: warning: ..."), without a time stamp. */
+void log_set_plain(int on);
 
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* text's line breaks, with the blanks around them, made one space each (in place). */

@@ -115,6 +115,8 @@ def test_no_arguments_is_usage_error(umbox):
     assert r.rc == 2, r
     assert r.out == ""
     assert "usage: umboxctl" in r.err
+    # SPEC §9: errors go to stderr as "umboxctl: ...", this one too.
+    assert r.err_after_usage[-1].startswith(ERROR_PREFIX), r
 
 
 def test_c_without_file_is_usage_error(umbox):

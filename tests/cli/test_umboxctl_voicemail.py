@@ -553,6 +553,16 @@ def test_mwi_command_argv(site, tmp_path):
     assert mwi_calls(log, 5)[4:] == [("3", "alice", "0", "0")]
 
 
+def test_mwi_command_that_cannot_start_is_a_umboxctl_warning(site, tmp_path):
+    """The deposit succeeds; the trouble is said as umboxctl says warnings
+    ("umboxctl: warning: ..."), not as a daemon's time-stamped log line."""
+    with_mwi(site, tmp_path, path=tmp_path / "missing-mwi")
+    path, _ = pcm(tmp_path, 1)
+    r = site.ok("voicemail", "deposit", "alice", "--audio", path, "--caller", CALLER)
+    warn = [l for l in r.err.splitlines() if "missing-mwi" in l]
+    assert warn and all(l.startswith("umboxctl: warning: ") for l in warn), r.err
+
+
 def test_mwi_command_for_each_mailbox_of_an_alias(site, tmp_path):
     log = with_mwi(site, tmp_path)
     site.ok("alias", "add", "alice", "alice", "bob")
