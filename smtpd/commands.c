@@ -547,6 +547,7 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 		return;
 	}
 	if (t->nrcpts >= srv->cfg->smtpd.max_recipients) {
+		t->overshoot++;
 		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}

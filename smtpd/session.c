@@ -69,9 +69,14 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	/*
 	 * Errors in a row end the session; a 421 is already the end, and the
 	 * server's own trouble (4.3.x: a lookup, a full disk) is no error of
-	 * the client's, neither counted nor ending a run of them.
+	 * the client's, neither counted nor ending a run of them.  Nor are
+	 * recipients past max_recipients, up to SMTP_RCPT_OVERSHOOT of them:
+	 * RFC 5321 §4.5.3.1.10 has the client send those again later, and
+	 * closing would lose the message for those accepted.
 	 */
 	if (strncmp(buf, "421", 3) != 0 && strncmp(buf + 3, " 4.3.", 5) != 0 &&
+	    !(strncmp(buf + 3, " 4.5.3", 6) == 0 && s->txn &&
+	    s->txn->overshoot <= SMTP_RCPT_OVERSHOOT) &&
 	    conn_count_reply(&s->c, error)) {
 		log_info("%s: %u errors in a row: closing", s->c.id, CONN_BAD_MAX);
 		evbuffer_add_printf(out, "421 4.7.0 %s Error: too many errors\r\n",

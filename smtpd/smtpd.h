@@ -41,6 +41,7 @@
 #define SMTP_GREET_DELAY_MS	100	/* MX port: wait, and refuse early talkers */
 #define SMTP_SPOOL_MEM		(1024 * 1024)	/* larger messages spool to a file */
 #define SMTP_HOPS_MAX		50
+#define SMTP_RCPT_OVERSHOOT	1000	/* RCPTs past max_recipients that are not errors */
 
 enum smtp_port_kind {
 	SMTP_PORT_MX,		/* 25: mail for our domains */
@@ -84,6 +85,7 @@ struct smtp_txn {
 	int smtputf8;
 	struct smtp_rcpt *rcpts;
 	size_t nrcpts;
+	size_t overshoot;		/* RCPTs refused for max_recipients */
 	struct alias_result targets;	/* union of all recipients' final targets */
 
 	/* content */

@@ -50,6 +50,36 @@ def test_distinct_recipients_over_max_recipients(smtpd_factory):
     assert [len(d.mailbox(u)) for u in ("alice", "bob", "carol", "admin")] == [1, 1, 1, 0]
 
 
+def test_recipients_past_the_limit_do_not_end_the_session(smtpd_factory):
+    """RFC 5321 §4.5.3.1.10: past max_recipients each RCPT gets 452 and the
+    client sends those later; they are not the client's errors, so the
+    session goes on and the message reaches those accepted (smtplib sends
+    every RCPT before it gives up).  Only a flood far past the limit (1000
+    more) ends in 421."""
+    d = smtpd_factory(max_recipients=3)
+    with Raw(d.mx) as c:
+        ehlo(c)
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        for r in ("alice", "bob", "carol"):
+            assert c.cmd(f"RCPT TO:<{r}@{DOMAIN}>").code == 250
+        c.send(f"RCPT TO:<admin@{DOMAIN}>\r\n".encode() * 60)
+        codes = [c.reply() for _ in range(60)]
+        assert all(r.code == 452 and r.text.startswith("4.5.3") for r in codes), codes
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: three of many\r\n\r\nx\r\n.\r\n")
+        assert c.reply().code == 250
+        # A flood: after 1000 over the limit they count, and 20 end it.
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        for r in ("alice", "bob", "carol"):
+            assert c.cmd(f"RCPT TO:<{r}@{DOMAIN}>").code == 250
+        c.send(f"RCPT TO:<admin@{DOMAIN}>\r\n".encode() * 1020)
+        codes = [c.reply() for _ in range(1020)]
+        assert [r.code for r in codes] == [452] * 1020, codes[-25:]
+        r = c.reply()
+        assert r.code == 421 and "too many errors" in r.text, r
+    assert [len(d.mailbox(u)) for u in ("alice", "bob", "carol", "admin")] == [1, 1, 1, 0]
+
+
 def received_message(n):
     hops = "".join(f"Received: from hop{i}.outside.test by hop{i + 1}.outside.test;"
                    f" Mon, 1 Jan 2024 00:00:{i % 60:02d} +0000\r\n" for i in range(n))
