@@ -721,14 +721,14 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 		smtp_reply(s, "500 5.5.2 Error: command not recognized");
 		return;
 	}
-	if (!(d->states & ST(s->state))) {
-		/* BDAT is never refused unread: its chunk must be consumed. */
-		smtp_reply(s, "%s", smtp_sequence_error(s, c.verb));
-		return;
-	}
 	if (smtp_between_chunks(s) && !(d->flags & BETWEEN_CHUNKS)) {
 		/* RFC 3030: a transaction in chunks takes no other commands. */
 		smtp_reply(s, "503 5.5.1 Error: only BDAT, RSET, NOOP or QUIT between BDAT chunks");
+		return;
+	}
+	if (!(d->states & ST(s->state))) {
+		/* BDAT is never refused unread: its chunk must be consumed. */
+		smtp_reply(s, "%s", smtp_sequence_error(s, c.verb));
 		return;
 	}
 	if (!d->takes_arg && c.arglen > 0) {
