@@ -5,6 +5,7 @@
  */
 #include "smtpd/smtpd.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -66,10 +67,51 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 	}
 }
 
+/*
+ * The first line decides: bytes kept in t->lead until they are a field
+ * name and its colon (a header: as they are), an empty line (no header:
+ * as they are too), or something else, a message without a header whose
+ * first line would otherwise run on from our Received: field as if it
+ * were one.  That one gets the empty line that ends the header section
+ * (RFC 5322 §2.1), as Postfix's cleanup gives it.
+ */
+static void
+lead_settle(struct smtp_session *s, int header)
+{
+	struct smtp_txn *t = s->txn;
+
+	t->lead_done = 1;
+	if (!header)
+		spool_write(s, "\r\n", 2);
+	spool_write(s, t->lead, t->lead_len);
+	t->lead_len = 0;
+}
+
 static void
 spool_sink(void *ctx, const char *buf, size_t len)
 {
-	spool_write(ctx, buf, len);
+	struct smtp_session *s = ctx;
+	struct smtp_txn *t = s->txn;
+	size_t i;
+
+	for (i = 0; !t->lead_done && i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		size_t at = t->lead_len + i;
+
+		if (c == ':' && at > 0)
+			lead_settle(s, 1);
+		else if ((c == '\r' || c == '\n') && at == 0)
+			lead_settle(s, 1);
+		else if (c <= ' ' || c >= 0x7f || c == ':' || at >= SMTP_LEAD_MAX)
+			lead_settle(s, 0);
+	}
+	if (t->lead_done) {
+		spool_write(s, buf, len);
+		return;
+	}
+	/* Still a possible field name: keep it until the rest comes. */
+	memcpy(t->lead + t->lead_len, buf, len);
+	t->lead_len += len;
 }
 
 /* RFC 5322 date, local time with its offset. */
@@ -95,12 +137,31 @@ smtp_protocol(const struct smtp_session *s)
 	return names[s->c.tls][s->esmtp][s->user != NULL];
 }
 
+/*
+ * The HELO name as the Received: header gives it.  It is any printable
+ * word the client chose; a "(" would open a comment that swallows the
+ * rest of the field, a ";" would end the list before the real date.
+ * What a domain or an address literal cannot hold becomes "_".
+ */
+static void
+received_helo(const char *helo, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; helo[i] && i + 1 < len; i++) {
+		unsigned char c = (unsigned char)helo[i];
+
+		buf[i] = isalnum(c) || strchr(".-_:[]", c) ? (char)c : '_';
+	}
+	buf[i] = '\0';
+}
+
 int
 smtp_message_begin(struct smtp_session *s, int bdat)
 {
 	struct smtp_txn *t = s->txn;
 	const struct umbox_config *cfg = s->server->cfg;
-	char date[64], host[64], tls[128], *hdr;
+	char date[64], host[64], tls[128], helo[ADDR_DOMAIN_MAX + 1], *hdr;
 
 	if (t->data_started) {
 		smtp_reply(s, "503 5.5.1 Error: DATA and BDAT cannot be mixed");
@@ -124,10 +185,11 @@ smtp_message_begin(struct smtp_session *s, int bdat)
 	rfc5322_date(date, sizeof(date));
 	snprintf(host, sizeof(host), "%s", s->c.peer + 1);
 	*strrchr(host, ']') = '\0';
+	received_helo(s->helo ? s->helo : "unknown", helo, sizeof(helo));
 	hdr = xasprintf("Received: from %s ([%s])\r\n"
 	    "\tby %s (umbox) with %s id %s%s%s%s\r\n"
 	    "\t%s%s%s%s; %s\r\n",
-	    s->helo ? s->helo : "unknown", host,
+	    helo, host,
 	    cfg->general.hostname, smtp_protocol(s), t->qid,
 	    s->c.tls ? "\r\n\t(" : "", conn_tls_info(&s->c, tls, sizeof(tls)), s->c.tls ? ")" : "",
 	    t->nrcpts == 1 ? "for <" : "", t->nrcpts == 1 ? t->rcpts[0].address : "",
@@ -289,6 +351,8 @@ smtp_message_end(struct smtp_session *s)
 		smtp_message_done(s, 0);
 		return;
 	}
+	if (!t->lead_done && t->lead_len > 0)
+		lead_settle(s, 0);	/* a first word and no colon: not a header */
 	/*
 	 * BDAT content may stop without a final CRLF; stored messages always
 	 * end with one, so that POP3 sends exactly the size it lists.

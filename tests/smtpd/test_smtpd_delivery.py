@@ -183,6 +183,64 @@ def test_received_id_is_the_announced_queue_id(smtpd):
     assert re.search(rf"\bid {re.escape(qid)}\b", received), (qid, received)
 
 
+@pytest.mark.parametrize("helo", ["(evil", "x;y", "a)b\\c\"d<e>f,g@h"])
+def test_received_header_stays_well_formed_whatever_the_helo(smtpd, helo):
+    """The HELO name is the client's word: one that would open a comment or
+    end the list early (RFC 5322 §3.6.7) is written with "_" for those
+    characters, and the date still ends the field."""
+    with Raw(smtpd.mx) as c:
+        assert c.cmd(f"EHLO {helo}").code == 250
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: odd helo\r\n\r\nx\r\n.\r\n")
+        assert c.reply().code == 250
+    [received] = headers(only_message(smtpd, "alice"), "Received")
+    name = received.split()[1]
+    assert re.fullmatch(r"[A-Za-z0-9._:\[\]-]+", name) and len(name) == len(helo), received
+    assert received.count("(") == received.count(")") and received.count(";") == 1, received
+    assert re.search(r"; \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$", received)
+
+
+@pytest.mark.parametrize("content,bdat", [
+    (b"just a body line\r\nand another\r\n", None),
+    (b"From someone: not a header\r\n", None),
+    (b"no-colon-word\r\n", None),
+    (b"Subject: split\r\n\r\nbody\r\n", [b"Sub", b"ject: split\r\n\r\nbody\r\n"]),
+    (b"\r\nbody after an empty line\r\n", None),
+    (b"Subject: plain\r\n\r\nbody\r\n", None),
+], ids=["no-header", "space-before-colon", "one-word", "bdat-split-name", "empty-first",
+        "header"])
+def test_message_without_a_header_gets_the_empty_line(smtpd, content, bdat):
+    """A message whose first line is not a header field would run on from
+    the Received: field the server adds: it gets the empty line that ends
+    the header section, so its text stays the body.  A header, an empty
+    first line, and a field name split across BDAT chunks stay as sent."""
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("EHLO client.outside.test").code == 250
+        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+        if bdat is None:
+            assert c.cmd("DATA").code == 354
+            c.send(content + b".\r\n")
+            assert c.reply().code == 250
+        else:
+            for i, chunk in enumerate(bdat):
+                last = b" LAST" if i == len(bdat) - 1 else b""
+                c.send(b"BDAT %d%s\r\n" % (len(chunk), last) + chunk)
+                assert c.reply().code == 250
+    stored = only_message(smtpd, "alice")
+    head, _, rest = stored.partition(b"\r\n\r\n")
+    is_header = content[:1] != b"\r" and re.match(rb"[!-9;-~]+:", content)
+    if content.startswith(b"\r\n"):
+        assert rest == content[2:], stored      # its own empty line ends ours
+    elif is_header:
+        assert stored.endswith(content) and b"\r\n\r\n" + content not in stored, stored
+    else:
+        assert rest == content, stored
+        assert all(re.match(rb"[!-9;-~]+:|[ \t]", l) for l in head.split(b"\r\n")), head
+
+
 def test_trusted_network_may_relay_and_talk_early(smtpd_factory):
     d = smtpd_factory(trusted_networks="127.0.0.0/8")
     with Raw(d.mx, greet=False) as c:
