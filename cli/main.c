@@ -268,7 +268,7 @@ int
 main(int argc, char **argv)
 {
 	struct cli c = { .config_path = NULL };
-	char err[4096];
+	static char err[CONFIG_ERR_TEXT_MAX];
 	int i, rc;
 
 	/* What the shared code logs as it works is for daemons; a command says what matters itself. */

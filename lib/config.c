@@ -56,6 +56,52 @@ ctx_init(struct load_ctx *ctx, struct umbox_config *cfg, const char *name)
 }
 
 /*
+ * Every address and port is listened on once, by one key of one daemon:
+ * the second key naming it would fail at start with "Address already in
+ * use" and nothing in the file to say why.  Compared as written (a name
+ * and its address are not matched).
+ */
+static void
+config_check_listeners(struct load_ctx *ctx)
+{
+	struct umbox_config *cfg = ctx->cfg;
+	static const struct {
+		const char *section, *key;
+	} keys[] = {
+		{ "smtpd", "listen" }, { "smtpd", "submission" }, { "smtpd", "smtps" },
+		{ "pop3d", "listen" }, { "pop3d", "pop3s" },
+	};
+	const struct config_endpoints *lists[] = {
+		&cfg->smtpd.listen, &cfg->smtpd.submission, &cfg->smtpd.smtps,
+		&cfg->pop3d.listen, &cfg->pop3d.pop3s,
+	};
+	char text[ENDPOINT_TEXT_MAX];
+
+	for (size_t a = 0; a < ARRAY_SIZE(keys); a++)
+		for (size_t i = 0; i < lists[a]->n; i++) {
+			const struct config_endpoint *e = &lists[a]->v[i];
+
+			for (size_t b = 0; b <= a; b++)
+				for (size_t j = 0; j < (b == a ? i : lists[b]->n); j++) {
+					const struct config_endpoint *f = &lists[b]->v[j];
+					size_t sec;
+
+					if (e->port != f->port || strcmp(e->host, f->host) != 0)
+						continue;
+					sec = config_section_index(keys[a].section);
+					config_error(ctx, ctx->set_line[sec][config_key_index(sec,
+					    keys[a].key)], "[%s] %s: %s is listened on by [%s] %s"
+					    " already; each address and port may be named once",
+					    keys[a].section, keys[a].key, endpoint_format(e, text,
+					    sizeof(text)), keys[b].section, keys[b].key);
+					goto next;
+				}
+next:
+			;
+		}
+}
+
+/*
  * Checks that involve more than one key or the environment, done after
  * the whole file: retry_max below retry_initial, and a system host name
  * that cannot serve as the default hostname, or as the default node_id
@@ -72,13 +118,17 @@ config_check(struct load_ctx *ctx)
 
 	if (cfg->queue.retry_max < cfg->queue.retry_initial) {
 		line = ctx->set_line[q][config_key_index(q, "retry_max")];
-		if (line == 0)
-			line = ctx->set_line[q][config_key_index(q,
-			    "retry_initial")];
-		config_error(ctx, line, "[queue] retry_max: %us is less than "
-		    "retry_initial (%us); allowed: retry_initial..30d",
-		    cfg->queue.retry_max, cfg->queue.retry_initial);
+		if (line != 0)
+			config_error(ctx, line, "[queue] retry_max: %us is less than "
+			    "retry_initial (%us); allowed: retry_initial..30d",
+			    cfg->queue.retry_max, cfg->queue.retry_initial);
+		else
+			config_error(ctx, ctx->set_line[q][config_key_index(q,
+			    "retry_initial")], "[queue] retry_initial: %us is more than"
+			    " retry_max (%us, its default); lower it or set retry_max",
+			    cfg->queue.retry_initial, cfg->queue.retry_max);
 	}
+	config_check_listeners(ctx);
 	if (ctx->set_line[g][config_key_index(g, "hostname")] == 0 &&
 	    !value_is_domain(cfg->general.hostname))
 		config_error(ctx, 0, "[general] hostname: the system host "

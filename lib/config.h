@@ -106,6 +106,9 @@ struct umbox_config {
 int config_load(struct umbox_config *cfg, const char *path, int missing_ok,
     char *err, size_t errlen);
 
+/* Room for every error config_load lists (100 lines of a few hundred bytes). */
+#define CONFIG_ERR_TEXT_MAX	(64 * 1024)
+
 /* Same, from a string in memory; name is used in messages. For tests and fuzzing. */
 int config_load_string(struct umbox_config *cfg, const char *text,
     const char *name, char *err, size_t errlen);

@@ -35,7 +35,7 @@ void
 daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
     struct umbox_config *cfg)
 {
-	char err[8192];
+	static char err[CONFIG_ERR_TEXT_MAX];
 	int ch;
 
 	memset(o, 0, sizeof(*o));

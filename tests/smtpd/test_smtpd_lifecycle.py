@@ -292,6 +292,22 @@ def test_more_loops_than_descriptors_allow_is_a_clear_start_error(smtpd_factory)
     assert "threads = 256" in p.stderr and "limit is 64" in p.stderr, p.stderr
 
 
+def test_config_check_lists_100_errors_however_long(smtpd_factory):
+    """umbox.conf(5): at most 100 errors are listed, then a count of the
+    others, even when each line is long (an unknown key lists the known
+    ones)."""
+    d = smtpd_factory(start=False)
+    lines = d.config.read_text().splitlines()
+    i = lines.index("[smtpd]")
+    lines[i + 1:i + 1] = [f"colour{n} = x" for n in range(150)]
+    d.config.write_text("\n".join(lines) + "\n")
+    p = run_check(d.config)
+    assert p.returncode == 1, p
+    listed = [l for l in p.stderr.splitlines() if "unknown key" in l]
+    assert len(listed) == 100, p.stderr[-500:]
+    assert "(50 more errors not shown)" in p.stderr, p.stderr[-500:]
+
+
 def test_postgresql_node_name_held_elsewhere_is_refused_until_stale(smtpd_factory):
     """[store] node_id names one node: while a daemon on another machine
     beats under the same name, this one refuses to start and says who holds

@@ -878,11 +878,37 @@ test_retry_order(void **state)
 	config_free(&cfg);
 
 	assert_int_equal(load(&cfg, "[queue]\nretry_initial = 2h\n"), -1);
-	assert_err_has("t.conf:2: [queue] retry_max: 3600s is less than");
+	/* retry_max is not in the file: the key that is gets the blame. */
+	assert_string_equal(err, "t.conf:2: [queue] retry_initial: 7200s is more than"
+	    " retry_max (3600s, its default); lower it or set retry_max");
 	config_free(&cfg);
 
 	assert_int_equal(load(&cfg, "[queue]\nretry_initial = 1h\n"
 	    "retry_max = 1h\n"), 0);
+	config_free(&cfg);
+}
+
+/* Every address and port is listened on by one key only. */
+static void
+test_listeners_once(void **state)
+{
+	struct umbox_config cfg;
+
+	assert_int_equal(load(&cfg, "[smtpd]\nlisten = 127.0.0.1:25, 127.0.0.1:25\n"), -1);
+	assert_err_has("t.conf:2: [smtpd] listen: 127.0.0.1:25 is listened on by [smtpd]"
+	    " listen already");
+	config_free(&cfg);
+
+	assert_int_equal(load(&cfg, "[smtpd]\nsubmission = [::1]:2587\n"
+	    "[pop3d]\npop3s = [::1]:2587\n"), -1);
+	assert_err_has("t.conf:4: [pop3d] pop3s: [::1]:2587 is listened on by [smtpd]"
+	    " submission already");
+	config_free(&cfg);
+
+	/* The same port on other addresses, and the defaults, are fine. */
+	assert_int_equal(load(&cfg, "[smtpd]\nlisten = 127.0.0.1:25, 127.0.0.2:25\n"), 0);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, ""), 0);
 	config_free(&cfg);
 }
 
@@ -1320,6 +1346,7 @@ main(void)
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_public_addresses),
 		cmocka_unit_test(test_retry_order),
+		cmocka_unit_test(test_listeners_once),
 		cmocka_unit_test(test_overlong_line),
 		cmocka_unit_test(test_multiple_errors),
 		cmocka_unit_test(test_error_buffer_limits),
