@@ -174,23 +174,60 @@ conn_out_high(const struct conn *c)
 static void
 conn_process(struct conn *c)
 {
+	int starved = 0;	/* the session took all it could of what came */
+
 	for (unsigned n = 0;; n++) {
 		struct evbuffer *in;
 
 		if (c->bev == NULL || c->waiting || c->closing || c->freeing || conn_out_high(c))
 			break;
 		in = bufferevent_get_input(c->bev);
-		if (evbuffer_get_length(in) == 0)
+		if (evbuffer_get_length(in) == 0) {
+			starved = 1;
 			break;
+		}
 		if (n == CONN_STEPS) {
 			conn_defer(c, CONN_DO_RESUME);
 			break;
 		}
-		if (c->ops->input(c, in) == CONN_NEED_INPUT)
+		if (c->ops->input(c, in) == CONN_NEED_INPUT) {
+			starved = 1;
 			break;
+		}
+	}
+	if (c->eof && starved && !c->waiting && !c->closing && !c->freeing) {
+		/* All the client sent before its EOF is done: its replies go, then it ends. */
+		c->ops->gone(c, "disconnect");
+		conn_close(c);
+		return;
 	}
 	if (c->read_full)
 		conn_read_resume(c);
+}
+
+/*
+ * The client shut its side (a half-close: "QUIT" and then EOF, as
+ * nc -N and some scripts do) while commands it sent are still to be
+ * taken, or one is being answered: no more input, but what it sent is
+ * done and answered, a QUIT's commit included.  1 if so; 0 if there is
+ * nothing left, or the client had stopped reading its replies, and the
+ * connection simply ends.
+ */
+static int
+conn_half_closed(struct conn *c)
+{
+	/* Replies already backed up: a client that stopped reading, not one to answer. */
+	if (c->loop == NULL || c->closing || c->freeing || c->bev == NULL || conn_out_high(c) ||
+	    (!c->waiting && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0))
+		return 0;
+	c->eof = 1;
+	c->read_full = 0;
+	if (c->io_ev)
+		event_del(c->io_ev);
+	bufferevent_disable(c->bev, EV_READ);
+	if (!c->waiting)
+		conn_defer(c, CONN_DO_RESUME);
+	return 1;
 }
 
 static void
@@ -240,7 +277,7 @@ conn_on_readable(evutil_socket_t fd, short what, void *arg)
 static void
 conn_read_resume(struct conn *c)
 {
-	if (!c->direct || c->closing || c->freeing ||
+	if (!c->direct || c->closing || c->freeing || c->eof ||
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) >= CONN_IN_MAX)
 		return;
 	c->read_full = 0;
@@ -367,6 +404,8 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && conn_half_closed(c))
+		return;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		if (!c->closing && !c->freeing) {
 			char why[128];

@@ -99,6 +99,7 @@ struct conn {
 	int write_on;			/* ... except while the kernel cannot take it all */
 	int read_full;			/* direct reading paused: CONN_IN_MAX held */
 	int waiting;			/* conn_wait: no input is taken */
+	int eof;			/* the client shut its side: finish what it sent, then end */
 	int closing;
 	int freeing;
 	unsigned close_polls;

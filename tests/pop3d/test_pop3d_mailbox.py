@@ -187,6 +187,33 @@ def test_dele_then_drop_deletes_nothing(env):
     assert env.uids("alice") == list(stored)
 
 
+def test_half_closed_client_gets_every_reply_and_its_quit(env):
+    """A client that sends its last commands and then shuts its side (as
+    nc -N does) still gets every reply, the QUIT's "+OK Bye" after the
+    deletions are committed; commands pipelined behind a login are all
+    done.  Without QUIT, the deletions are not made."""
+    stored = three_messages(env)
+    uids = list(stored)
+    c = env.raw()
+    c.login()
+    c.send(b"DELE 1\r\nQUIT\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    lines = c.wait_closed().split(b"\r\n")
+    c.close()
+    assert lines[0].startswith(b"+OK") and lines[1].startswith(b"+OK Bye (1 "), lines
+    assert env.uids("alice") == uids[1:]
+
+    c = env.raw()
+    c.send(f"USER alice\r\nPASS {PASSWORD}\r\nSTAT\r\nDELE 1\r\n".encode())
+    c.sock.shutdown(socket.SHUT_WR)
+    lines = c.wait_closed().split(b"\r\n")
+    c.close()
+    assert [l[:3] for l in lines[:4]] == [b"+OK"] * 4, lines
+    assert lines[2].startswith(b"+OK 2 "), lines
+    wait_login(env).close()
+    assert env.uids("alice") == uids[1:]
+
+
 def test_deleted_uidl_is_never_reused(env):
     """SPEC §3: an entry's UID is never reused, even after deletion - also when
     the newest entry, or every entry of the store, was deleted."""

@@ -2,6 +2,7 @@
 headers, and which recipients are refused (SPEC §4)."""
 import re
 import smtplib
+import socket
 import subprocess
 import time
 
@@ -239,6 +240,33 @@ def test_message_without_a_header_gets_the_empty_line(smtpd, content, bdat):
     else:
         assert rest == content, stored
         assert all(re.match(rb"[!-9;-~]+:|[ \t]", l) for l in head.split(b"\r\n")), head
+
+
+def test_half_closed_client_gets_its_250_and_221(smtpd):
+    """A client that sends the end of its message and QUIT and then shuts
+    its side (nc -N, some scripts) is still answered: the 250 after the
+    commit, then 221.  Without it, the message would be stored and the
+    client, told nothing, would send it again."""
+    sock = socket.create_connection(("127.0.0.1", smtpd.mx), timeout=15)
+    sock.recv(1000)                                   # the greeting
+    sock.sendall(f"EHLO client.outside.test\r\nMAIL FROM:<sender@outside.test>\r\n"
+                 f"RCPT TO:<alice@{DOMAIN}>\r\nDATA\r\n".encode())
+    got = b""
+    while got.count(b"\r\n354 ") == 0 and not got.startswith(b"354 "):
+        got += sock.recv(65536)
+    sock.sendall(b"Subject: half closed\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    sock.shutdown(socket.SHUT_WR)
+    rest = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    sock.close()
+    lines = rest.split(b"\r\n")
+    assert lines[0].startswith(b"250 2.0.0 Ok: queued as "), lines
+    assert lines[1].startswith(b"221 "), lines
+    assert [e["subject"] for e in smtpd.mailbox("alice")] == ["half closed"]
 
 
 def test_trusted_network_may_relay_and_talk_early(smtpd_factory):
