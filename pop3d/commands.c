@@ -279,14 +279,12 @@ cmd_retr(struct pop3_session *s, const struct pop3_command *c)
 	struct pop3_msg *m;
 	unsigned long n;
 
+	char reply[48];
+
 	if ((m = pop3_msg_arg(s, &c->args[0], &n)) == NULL)
 		return;
-	if (pop3_stream_open(s, m, 0, 0) != 0) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %lu now", n);
-		return;
-	}
-	pop3_reply(s, "+OK %" PRIu64 " octets", m->e.size);
-	pop3_stream_pump(s);
+	snprintf(reply, sizeof(reply), "+OK %" PRIu64 " octets", m->e.size);
+	pop3_stream_open(s, m, n, 0, 0, reply);
 }
 
 static void
@@ -301,12 +299,7 @@ cmd_top(struct pop3_session *s, const struct pop3_command *c)
 		pop3_reply(s, "-ERR Invalid line count");
 		return;
 	}
-	if (pop3_stream_open(s, m, 1, lines) != 0) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %lu now", n);
-		return;
-	}
-	pop3_reply(s, "+OK Top of message follows");
-	pop3_stream_pump(s);
+	pop3_stream_open(s, m, n, 1, lines, "+OK Top of message follows");
 }
 
 static void

@@ -703,31 +703,60 @@ slice_fetch(struct pop3_session *s, struct pop3_stream *st)
  * Get ready to send a message (RETR) or its top (TOP); the caller sends
  * the +OK and then pumps.  -1 when the store cannot read it.
  */
-int
-pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines)
+/*
+ * Nothing of the message has gone out: refuse it.  One deleted since the
+ * login (umboxctl mail del, which the session's list still shows) ends
+ * the session, deleting nothing, so that the next login lists the truth;
+ * the store's trouble is for later.
+ */
+static void
+stream_refuse(struct pop3_session *s, unsigned long n, int status)
+{
+	if (status == STORE_NOTFOUND) {
+		pop3_reply(s, "-ERR Message %lu was deleted by another program; log in again"
+		    " (nothing was deleted by this session)", n);
+		pop3_close(s);
+		return;
+	}
+	pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %lu now", n);
+	pop3_resume(s);
+}
+
+void
+pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, unsigned long n, int top,
+    unsigned long lines, const char *reply)
 {
 	struct pop3_stream *st = xcalloc(1, sizeof(*st));
+	int status;
 
+	conn_wait(&s->c);	/* pipelined commands wait until the message is out */
 	if (s->loop->store == NULL) {
 		if (top || (st->slice = slice_from_ahead(s, m)) == NULL)
 			st->slice = slice_new(s, m);
-	} else if (store_reader_open(s->loop->store, &m->e, &st->r) != STORE_OK) {
-		log_err("%s: opening message %s: %s", s->c.id, m->e.uidl,
-		    store_errmsg(s->loop->store));
+		/* The readers' answer says whether the message is there: the reply waits. */
+		snprintf(st->reply, sizeof(st->reply), "%s", reply);
+	} else if ((status = store_reader_open(s->loop->store, &m->e, &st->r)) != STORE_OK) {
+		if (status == STORE_NOTFOUND)
+			log_info("%s: message %s was deleted since the login", s->c.id, m->e.uidl);
+		else
+			log_err("%s: opening message %s: %s", s->c.id, m->e.uidl,
+			    store_errmsg(s->loop->store));
 		free(st);
-		return -1;
-	}
+		stream_refuse(s, n, status);
+		return;
+	} else
+		pop3_reply(s, "%s", reply);
 	st->m = m;
+	st->n = n;
 	st->top = top;
 	st->lines = lines;
 	st->line_start = 1;
 	st->empty_line = 1;
 	st->last_lf = 1;
 	s->stream = st;
-	conn_wait(&s->c);	/* pipelined commands wait until the message is out */
 	if (!top)
 		m->retrieved = 1;
-	return 0;
+	pop3_stream_pump(s);
 }
 
 /*
@@ -883,8 +912,16 @@ stream_next(struct pop3_session *s, struct pop3_stream *st, struct evbuffer *out
 	if (sl->status == STORE_OK && sl->got == 0)
 		snprintf(sl->errmsg, sizeof(sl->errmsg), "it ends before its size");
 	if (sl->status != STORE_OK || sl->got == 0) {
-		log_err("%s: reading message %s: %s", s->c.id, st->m->e.uidl, sl->errmsg);
+		if (sl->status == STORE_NOTFOUND && st->reply[0])
+			log_info("%s: message %s was deleted since the login", s->c.id,
+			    st->m->e.uidl);
+		else
+			log_err("%s: reading message %s: %s", s->c.id, st->m->e.uidl, sl->errmsg);
 		return sl->status != STORE_OK ? sl->status : STORE_ERROR;
+	}
+	if (st->reply[0]) {
+		pop3_reply(s, "%s", st->reply);
+		st->reply[0] = '\0';
 	}
 	*bytes = sl->buf + sl->start;
 	*got = sl->got;
@@ -917,8 +954,14 @@ pop3_stream_pump(struct pop3_session *s)
 			if (status == STORE_OK && got == 0 && st->slice)
 				return;		/* the readers will call again */
 			if (status != STORE_OK || got == 0) {
+				int unanswered = st->reply[0] != '\0';
+				unsigned long n = st->n;
+
 				pop3_stream_free(s);
-				pop3_close(s);	/* the reply is half sent: nothing else is honest */
+				if (unanswered)
+					stream_refuse(s, n, status);
+				else
+					pop3_close(s);	/* the reply is half sent: nothing else is honest */
 				return;
 			}
 			if (st->top) {

@@ -76,6 +76,8 @@ struct pop3_stream {
 	int prev_cr;		/* for finding the empty line after the header */
 	int empty_line;		/* the current line has been empty so far */
 	int last_lf;		/* the last byte sent was LF */
+	unsigned long n;	/* the message's number, for a refusal */
+	char reply[48];		/* the +OK line, until the first bytes are in hand */
 };
 
 struct pop3_session {
@@ -141,7 +143,13 @@ void pop3_sasl_line(struct pop3_session *s, const char *line, size_t len);
 /* mailbox.c */
 void pop3_login(struct pop3_session *s, const char *name, const char *password);
 void pop3_login_cancel(struct pop3_session *s);
-int pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, int top, unsigned long lines);
+/*
+ * RETR (top 0) or TOP message n: reply is its "+OK" line, sent with the
+ * first bytes.  A message that cannot be read is refused instead; one
+ * deleted since the login (umboxctl mail del) ends the session.
+ */
+void pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, unsigned long n, int top,
+    unsigned long lines, const char *reply);
 void pop3_stream_pump(struct pop3_session *s);
 /* The session goes away: the stream, and a listing or slice in flight, let go. */
 void pop3_stream_free(struct pop3_session *s);

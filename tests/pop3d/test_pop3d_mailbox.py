@@ -214,6 +214,28 @@ def test_half_closed_client_gets_every_reply_and_its_quit(env):
     assert env.uids("alice") == uids[1:]
 
 
+def test_retrieving_a_message_deleted_since_login_ends_the_session(env):
+    """umboxctl(8): a session still lists an entry `mail del` removed, and
+    retrieving it ends that session; the session's own DELE is not made
+    (it ended without QUIT), and the next login lists the truth."""
+    stored = three_messages(env)
+    uids = list(stored)
+    c = env.raw()
+    c.login()
+    assert c.cmd("DELE 1").startswith("+OK")
+    env.ctl("mail", "del", "alice", uids[1])
+    c.send(b"RETR 2\r\nNOOP\r\n")
+    rest = c.wait_closed()
+    c.close()
+    first = rest.split(b"\r\n", 1)[0]
+    assert first.startswith(b"-ERR ") and b"deleted" in first, rest[:300]
+    c = wait_login(env)
+    assert c.cmd("STAT") == f"+OK 2 {len(stored[uids[0]]) + len(stored[uids[2]])}"
+    assert c.cmd("QUIT").startswith("+OK")
+    c.close()
+    assert env.uids("alice") == [uids[0], uids[2]]
+
+
 def test_deleted_uidl_is_never_reused(env):
     """SPEC §3: an entry's UID is never reused, even after deletion - also when
     the newest entry, or every entry of the store, was deleted."""
