@@ -895,7 +895,7 @@ queue_runner_new(struct event_base *base, struct store_readers *readers, struct 
 		free(q);
 		return NULL;
 	}
-	snprintf(q->owner, sizeof(q->owner), "%s:%ld", cfg->general.hostname, (long)getpid());
+	snprintf(q->owner, sizeof(q->owner), "%s:%ld", store_owner_name(cfg), (long)getpid());
 	q->bounce = bounce_new(readers, w, cfg);
 	q->tick = event_new(base, -1, EV_PERSIST, runner_on_tick, q);
 	event_add(q->tick, &(struct timeval){ 0, QUEUE_TICK_MS * 1000 });
@@ -911,7 +911,7 @@ queue_release_old_claims(struct store *s, void *arg)
 	char prefix[300];
 	int status;
 
-	snprintf(prefix, sizeof(prefix), "%s:", cfg->general.hostname);
+	snprintf(prefix, sizeof(prefix), "%s:", store_owner_name(cfg));
 	if ((status = store_queue_release_claims(s, prefix)) != STORE_OK)
 		log_warn("queue: cannot end old claims: %s", store_errmsg(s));
 	return status;

@@ -23,12 +23,12 @@ unlock_old(struct store *s, void *arg)
 	return status;
 }
 
-/* The store, and the mailbox locks an earlier pop3d on this host left. */
+/* The store, and the mailbox locks an earlier pop3d of this node left. */
 static int
 pop3d_start(struct server *srv)
 {
 	struct pop3_server *d = (struct pop3_server *)srv;
-	const char *host = srv->cfg->general.hostname;
+	const char *host = store_owner_name(srv->cfg);
 
 	if (store_daemon_open(srv) != 0)
 		return -1;

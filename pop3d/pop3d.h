@@ -41,7 +41,7 @@ struct pop3_stale_lock;
 
 struct pop3_server {
 	struct server srv;
-	char owner_prefix[300];		/* "hostname:pid:" for lock owners */
+	char owner_prefix[300];		/* "NAME:pid:" for lock owners (store_owner_name) */
 	/* Locks whose release the store refused, for the next login to give back. */
 	pthread_mutex_t stale_mu;
 	struct pop3_stale_lock *stale;

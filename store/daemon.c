@@ -8,10 +8,12 @@
 #include "store/backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -42,6 +44,13 @@ store_wait_limit(const struct umbox_config *cfg)
 {
 	return cfg->store.backend == CONFIG_BACKEND_POSTGRESQL ? STORE_WAIT_REMOTE :
 	    STORE_WAIT_LOCAL;
+}
+
+const char *
+store_owner_name(const struct umbox_config *cfg)
+{
+	return cfg->store.backend == CONFIG_BACKEND_POSTGRESQL ? cfg->store.node_id :
+	    cfg->general.hostname;
 }
 
 /*
@@ -149,6 +158,56 @@ beat_timer(evutil_socket_t fd, short what, void *arg)
 	store_read_submit(hb->readers, &hb->read);
 }
 
+/*
+ * On SQLite one daemon of each kind per store: a second umbox-pop3d would
+ * take the first one's mailbox locks for its own earlier process's, a
+ * second umbox-smtpd its queue claims.  An flock on a file beside the
+ * store says so; it goes with the process (the descriptor is never
+ * closed, nor inherited by what the daemon runs).
+ */
+static int store_lock_fd = -1;
+
+static int
+daemon_lock_store(const struct server *srv, const char *path)
+{
+	char *file = xasprintf("%s-%s.lock", path, srv->def->name), pid[32] = "";
+	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	ssize_t n;
+
+	if (fd < 0) {
+		log_err("cannot open %s: %s", file, strerror(errno));
+		free(file);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		if ((n = pread(fd, pid, sizeof(pid) - 1, 0)) > 0)
+			pid[strcspn(pid, "\n")] = '\0';
+		log_err("another %s (%s%s) serves the store %s already; stop it first, or give"
+		    " this one its own data_dir", srv->def->name, pid[0] ? "pid " : "its lock: ",
+		    pid[0] ? pid : file, path);
+		close(fd);
+		free(file);
+		return -1;
+	}
+	free(file);
+	store_lock_fd = fd;
+	return 0;
+}
+
+/* After the fork that detaches: the pid in the lock file is the daemon's. */
+static void
+daemon_lock_store_pid(void)
+{
+	char pid[32];
+	int len;
+
+	if (store_lock_fd < 0)
+		return;
+	len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(store_lock_fd, 0) != 0 || pwrite(store_lock_fd, pid, (size_t)len, 0) != len)
+		log_warn("cannot write the pid into the store's lock file: %s", strerror(errno));
+}
+
 int
 store_daemon_check(struct server *srv)
 {
@@ -158,6 +217,11 @@ store_daemon_check(struct server *srv)
 	struct store *s = NULL;
 
 	daemon_store_config(srv, &sc, &path, &node);
+	if (path && daemon_lock_store(srv, path) != 0) {
+		free(path);
+		free(node);
+		return -1;
+	}
 	if (store_open(&sc, STORE_CREATE, &s, err, sizeof(err)) != STORE_OK) {
 		log_err("store %s: %s", store_config_name(&sc), err);
 		free(path);
@@ -202,6 +266,7 @@ store_daemon_open(struct server *srv)
 	struct store_config sc;
 	int status = STORE_OK;
 
+	daemon_lock_store_pid();
 	daemon_store_config(srv, &sc, &path, &node);
 
 	for (unsigned i = 0; i < srv->nloops && status == STORE_OK; i++) {

@@ -77,6 +77,13 @@ void store_config_of(const struct umbox_config *cfg, struct store_config *out, c
 #define STORE_WAIT_REMOTE	5
 #define STORE_WAIT_LOCAL	30
 unsigned store_wait_limit(const struct umbox_config *cfg);
+/*
+ * This daemon's name at the start of the owners of the POP3 locks and
+ * queue claims it takes ("NAME:pid..."), and of those a restart may
+ * drop as an earlier process's: on PostgreSQL the node's name, the one
+ * thing no other node shares; on SQLite the host name.
+ */
+const char *store_owner_name(const struct umbox_config *cfg);
 /* What to call the store in messages: its file, or the database's name. */
 const char *store_config_name(const struct store_config *cfg);
 

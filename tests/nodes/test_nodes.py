@@ -41,6 +41,22 @@ def test_mailbox_in_use_on_the_other_node_until_its_holder_is_killed(site):
             time.sleep(1)
 
 
+def test_a_node_that_starts_leaves_the_other_nodes_locks(site):
+    """Nodes share [general] hostname (one name for the mail service); a
+    pop3d that starts drops only its own node's old locks, never a
+    session's on another node."""
+    a = site.node("a")
+    a.deliver("alice", [message("one", "held on node a\r\n")])
+    with a.raw() as first:
+        first.login("alice")
+        b = site.node("b")
+        with b.raw() as second:
+            assert second.cmd("USER alice").startswith("+OK")
+            r = second.cmd(f"PASS {PASSWORD}")
+            assert r.startswith("-ERR [IN-USE]"), r
+        assert first.cmd("STAT").startswith("+OK 1 ")
+
+
 class Outside(BaseResolver):
     """far.test's MX is 127.0.0.1 once `up` is set; until then the zone
     fails (a temporary error: rows wait in the queue)."""

@@ -3,11 +3,14 @@ the mailbox lock and the login snapshot (SPEC §3, §5; RFC 1939)."""
 import base64
 import re
 import socket
+import subprocess
 import time
 
 import pytest
 
-from pop3d_util import PASSWORD, body_of, head_of, joined, message, stuff, wait_login
+import backend
+from pop3d_util import (PASSWORD, binary, body_of, free_port, head_of, joined, message, stuff,
+                        wait_login)
 
 DOTTY_BODY = (".\r\n"                 # a line that is only a dot
               "..\r\n"
@@ -234,6 +237,31 @@ def test_retrieving_a_message_deleted_since_login_ends_the_session(env):
     assert c.cmd("QUIT").startswith("+OK")
     c.close()
     assert env.uids("alice") == [uids[0], uids[2]]
+
+
+def test_a_second_pop3d_on_the_same_store_is_refused(env, tmp_path):
+    """A second umbox-pop3d on the store (other ports) would take the
+    first one's mailbox locks for its own earlier process's: it does not
+    start, and says which process serves the store; the session on the
+    first keeps its mailbox."""
+    if backend.PG:
+        pytest.skip("on PostgreSQL the node's name is held (tests/nodes)")
+    env.deliver("alice", [message("held")])
+    with env.raw() as first:
+        first.login()
+        text = env.config.read_text()
+        conf = tmp_path / "second.conf"
+        conf.write_text(re.sub(r"127\.0\.0\.1:(\d+)",
+                               lambda m: f"127.0.0.1:{free_port()}", text))
+        p = subprocess.run([str(binary("umbox-pop3d")), "-f", "-c", str(conf)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1, p
+        assert "another umbox-pop3d (pid " in p.stderr and "serves the store" in p.stderr, \
+            p.stderr
+        assert first.cmd("STAT").startswith("+OK 1 ")
+        with env.raw() as second:
+            assert second.cmd("USER alice").startswith("+OK")
+            assert second.cmd(f"PASS {PASSWORD}").startswith("-ERR [IN-USE]")
 
 
 def test_deleted_uidl_is_never_reused(env):

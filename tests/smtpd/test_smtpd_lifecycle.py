@@ -308,6 +308,22 @@ def test_config_check_lists_100_errors_however_long(smtpd_factory):
     assert "(50 more errors not shown)" in p.stderr, p.stderr[-500:]
 
 
+def test_a_second_smtpd_on_the_same_store_is_refused(smtpd_factory, tmp_path):
+    """A second umbox-smtpd on the store (other ports) would take the first
+    one's queue claims for its own earlier process's: it does not start."""
+    if backend.PG:
+        pytest.skip("on PostgreSQL the node's name is held (test above)")
+    d = smtpd_factory()
+    conf = tmp_path / "second.conf"
+    conf.write_text(re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{int(m.group(1)) + 7}",
+                           d.config.read_text()))
+    p = subprocess.run([str(binary("umbox-smtpd")), "-f", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, p
+    assert f"another umbox-smtpd (pid {d.proc.pid})" in p.stderr, p.stderr
+    assert d.running
+
+
 def test_postgresql_node_name_held_elsewhere_is_refused_until_stale(smtpd_factory):
     """[store] node_id names one node: while a daemon on another machine
     beats under the same name, this one refuses to start and says who holds
