@@ -429,6 +429,34 @@ server_threads(unsigned configured)
 	return n > 0 ? (unsigned)n : 1;
 }
 
+/* Where the daemon listens, in one line; none at all is worth a warning. */
+static void
+server_log_listeners(struct server *srv)
+{
+	char line[1024] = "", peer[80];
+	size_t used = 0, n = 0;
+
+	for (unsigned i = 0; i < srv->def->nports; i++)
+		for (size_t k = 0; k < srv->listeners[i].n; k++) {
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof(ss);
+			evutil_socket_t fd = evconnlistener_get_fd(srv->listeners[i].v[k]);
+
+			if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+				continue;
+			listen_peer((struct sockaddr *)&ss, peer, sizeof(peer));
+			if (used < sizeof(line))
+				used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%s %s",
+				    n ? ", " : "", srv->def->ports[i].name, peer);
+			n++;
+		}
+	if (n == 0)
+		log_warn("no listener: every listener key is empty (or was skipped); nothing"
+		    " can connect");
+	else
+		log_info("listening: %s", line);
+}
+
 /* After the switch of user: a [tls] file that SIGHUP could not read again. */
 static void
 server_warn_unreadable(const char *path, const char *what, const char *user)
@@ -560,6 +588,7 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 		exit(1);
 	server_check_fd_room(srv);
 	daemon_detach(&srv->opts, srv->base);
+	server_log_listeners(srv);
 	was_root = geteuid() == 0;
 	daemon_drop_privileges(cfg);
 	if (was_root && geteuid() != 0) {

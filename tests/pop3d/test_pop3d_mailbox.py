@@ -264,6 +264,21 @@ def test_a_second_pop3d_on_the_same_store_is_refused(env, tmp_path):
             assert second.cmd(f"PASS {PASSWORD}").startswith("-ERR [IN-USE]")
 
 
+def test_the_log_says_where_it_listens_or_that_it_does_not(env, tmp_path):
+    """At start the log names every listener; with every listener key
+    empty it warns that nothing can connect."""
+    assert re.search(rf"listening: pop3 \[127\.0\.0\.1\]:{env.pop3_port}, pop3s "
+                     rf"\[127\.0\.0\.1\]:{env.pop3s_port}$", env.pop3d.log(), re.M), \
+        env.pop3d.log()
+    env.pop3d.stop()
+    conf = tmp_path / "none.conf"
+    conf.write_text(re.sub(r"(?m)^(listen|pop3s) = .*$", r"\1 =",
+                           re.sub(r"(?s)\[smtpd\].*?(?=\n\[)", "", env.config.read_text())))
+    p = subprocess.run(["timeout", "-s", "TERM", "2", str(binary("umbox-pop3d")), "-f", "-c",
+                        str(conf)], capture_output=True, text=True, timeout=30)
+    assert "warning: no listener" in p.stderr, p.stderr
+
+
 def test_deleted_uidl_is_never_reused(env):
     """SPEC §3: an entry's UID is never reused, even after deletion - also when
     the newest entry, or every entry of the store, was deleted."""
