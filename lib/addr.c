@@ -437,13 +437,32 @@ parse(const char *buf, size_t len, int as_path, int allow_no_domain,
 		return ADDR_ERR_SYNTAX;
 	local = s.p;
 	if (*s.p == '"') {
+		unsigned before = s.flags;
+
 		s.flags |= ADDR_F_QUOTED;
 		e = scan_quoted_string(&s);
+		if (e == ADDR_OK && s.p - local > 2 &&
+		    memchr(local + 1, '\\', (size_t)(s.p - local - 2)) == NULL) {
+			/*
+			 * A quoted string that is a dot-string too ("postmaster")
+			 * names the same mailbox as without its quotes (RFC 5321
+			 * §4.1.2): kept in that form, and judged as it.
+			 */
+			struct scan in = { local + 1, s.p - 1, s.allow_utf8, before };
+
+			if (scan_dot_string(&in) == ADDR_OK && in.p == in.end) {
+				local++;
+				s.flags = in.flags;
+				local_len = (size_t)(in.end - local);
+				goto local_done;
+			}
+		}
 	} else
 		e = scan_dot_string(&s);
 	if (e != ADDR_OK)
 		return e;
 	local_len = (size_t)(s.p - local);
+local_done:
 
 	if (s.p < s.end && *s.p == '@') {
 		s.p++;

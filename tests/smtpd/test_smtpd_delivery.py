@@ -131,7 +131,8 @@ def test_same_mailbox_twice_in_one_transaction_gets_one_copy(smtpd):
     assert counts(smtpd) == {"admin": 0, "alice": 1, "bob": 1, "carol": 1}
 
 
-@pytest.mark.parametrize("rcpt", ["postmaster", f"postmaster@{DOMAIN}", "PostMaster@Example.TEST"])
+@pytest.mark.parametrize("rcpt", ["postmaster", f"postmaster@{DOMAIN}", "PostMaster@Example.TEST",
+                                  f'"postmaster"@{DOMAIN}', '"postmaster"'])
 def test_postmaster_goes_to_configured_admin(smtpd, rcpt):
     refused, (code, _) = send(smtpd.mx, "sender@outside.test", [rcpt], simple_message())
     assert refused == {} and code == 250

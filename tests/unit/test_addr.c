@@ -267,6 +267,10 @@ test_quoted(void **state)
 	OK("<\"(comment) <x> [y] ;:,\"@example.com>",
 	    "\"(comment) <x> [y] ;:,\"@example.com", ADDR_F_QUOTED);
 	MOK("\"q x\"@Example.com", 0, "\"q x\"@example.com", ADDR_F_QUOTED);
+	/* A dot-string in quotes is the same mailbox: kept without them. */
+	OK("<\"postmaster\"@example.com>", "postmaster@example.com", 0);
+	OK("<\"first.last\"@example.com>", "first.last@example.com", 0);
+	OK_OPT("<\"postmaster\">", 1, 0, "postmaster", ADDR_F_NO_DOMAIN);
 
 	ERR("<\"abc@example.com>", ADDR_ERR_SYNTAX);	/* unterminated */
 	ERR("<\"abc\\\">", ADDR_ERR_SYNTAX);
@@ -298,10 +302,9 @@ test_relay_tricks(void **state)
 	    "\"user@other.example\"@example.com", ADDR_F_QUOTED | relay);
 	OK("<\"user\\@other.example\"@example.com>",
 	    "\"user\\@other.example\"@example.com", ADDR_F_QUOTED | relay);
-	OK("<\"user%other\"@example.com>", "\"user%other\"@example.com",
-	    ADDR_F_QUOTED | relay);
-	OK("<\"user!other\"@example.com>", "\"user!other\"@example.com",
-	    ADDR_F_QUOTED | relay);
+	/* A quoted dot-string is kept without its quotes: still a relay trick. */
+	OK("<\"user%other\"@example.com>", "user%other@example.com", relay);
+	OK("<\"user!other\"@example.com>", "user!other@example.com", relay);
 	OK("<\"a\\%b\"@example.com>", "\"a\\%b\"@example.com",
 	    ADDR_F_QUOTED | relay);
 	OK_OPT("user%other@example.com", 0, 0, "user%other@example.com",
@@ -378,8 +381,13 @@ test_local_limits(void **state)
 	local[63] = '"';
 	local[64] = '\0';
 	snprintf(in, sizeof(in), "<%s@example.com>", local);
+	snprintf(want, sizeof(want), "%.62s@example.com", local + 1);	/* a dot-string */
+	OK(in, want, 0);
+	local[20] = ' ';
+	snprintf(in, sizeof(in), "<%s@example.com>", local);
 	snprintf(want, sizeof(want), "%s@example.com", local);
 	OK(in, want, ADDR_F_QUOTED);
+	local[20] = 'q';
 	local[30] = '\\';
 	snprintf(in, sizeof(in), "<%s@example.com>", local);
 	snprintf(want, sizeof(want), "%s@example.com", local);
