@@ -837,6 +837,8 @@ conn_linger(struct conn *c)
 		conn_free_later(c);
 		return;
 	}
+	if (c->loop)
+		server_conn_ip_release(c->loop, c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	if (c->io_ev) {
 		event_del(c->io_ev);

@@ -250,6 +250,12 @@ server_conn_gone(struct server_loop *loop, struct conn *c)
 }
 
 void
+server_conn_ip_release(struct server_loop *loop, struct conn *c)
+{
+	ip_table_put(&loop->srv->ips, &c->ip);
+}
+
+void
 server_conn_drop(struct server_loop *loop, evutil_socket_t fd, struct ip_entry **ip)
 {
 	close(fd);

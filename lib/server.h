@@ -166,6 +166,11 @@ int server_has_tls(struct server *srv);
 /* For conn.c: a connection is linked into its loop, and gone. */
 void server_conn_add(struct server_loop *loop, struct conn *c);
 void server_conn_gone(struct server_loop *loop, struct conn *c);
+/*
+ * The session is over but its socket lingers (conn_close): its address
+ * may open another at once, so the per-address count lets it go now.
+ */
+void server_conn_ip_release(struct server_loop *loop, struct conn *c);
 /* A socket handed to def->open that did not become a session: closed, counts undone. */
 void server_conn_drop(struct server_loop *loop, evutil_socket_t fd, struct ip_entry **ip);
 

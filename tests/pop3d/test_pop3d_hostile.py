@@ -263,6 +263,24 @@ def test_connection_cap(pop3_factory, key, cap):
             c.close()
 
 
+def test_a_session_after_quit_frees_its_address_at_once(pop3_factory):
+    """After "+OK Bye" the server waits a moment for the client's own
+    close; the address's count does not: a client that opens a new
+    session right away, before closing the old one, is greeted."""
+    env = pop3_factory(pop3d_extra={"max_connections_per_ip": 2})
+    held = [env.raw(timeout=5), env.raw(timeout=5)]
+    try:
+        for c in held:
+            assert c.cmd("QUIT").startswith("+OK")
+        fresh = [env.raw(timeout=5), env.raw(timeout=5)]
+        held += fresh
+        assert all(c.greeting.startswith(b"+OK") for c in fresh), [c.greeting for c in fresh]
+        assert_refused(env)
+    finally:
+        for c in held:
+            c.close()
+
+
 def test_connection_cap_counts_tls_port_too(pop3_factory):
     env = pop3_factory(pop3d_extra={"max_connections_per_ip": 2})
     held = [env.raw(timeout=5), env.raw_tls(timeout=5)]
