@@ -476,9 +476,9 @@ server_warn_unreadable(const char *path, const char *what, const char *user)
 
 /*
  * Room for the loops [general] threads asks for within the descriptor
- * limit (its hard value: daemon_drop_privileges
- * raises the soft one to it): too many loops for the limit is a start-up
- * error that says what to change, not a failure halfway through.
+ * limit (its hard value: daemon_drop_privileges raises the soft one to
+ * it): too many loops for the limit is a start-up error that says what
+ * to change, not a failure halfway through.
  */
 static void
 server_check_fd_room(struct server *srv)
@@ -495,9 +495,9 @@ server_check_fd_room(struct server *srv)
 	limit = (unsigned long)rl.rlim_max;
 	if (limit >= need)
 		return;
-	log_err("%u event loops ([general] threads = %u) need about %lu descriptors and the"
+	log_err("%u event loops ([general] threads = %s) need about %lu descriptors and the"
 	    " limit is %lu: lower threads or raise the limit (ulimit -n, LimitNOFILE=)", n,
-	    n, need, limit);
+	    srv->cfg->general.threads ? "as many" : "auto, one per core", need, limit);
 	exit(1);
 }
 

@@ -700,10 +700,6 @@ slice_fetch(struct pop3_session *s, struct pop3_stream *st)
 }
 
 /*
- * Get ready to send a message (RETR) or its top (TOP); the caller sends
- * the +OK and then pumps.  -1 when the store cannot read it.
- */
-/*
  * Nothing of the message has gone out: refuse it.  One deleted since the
  * login (umboxctl mail del, which the session's list still shows) ends
  * the session, deleting nothing, so that the next login lists the truth;
@@ -722,6 +718,12 @@ stream_refuse(struct pop3_session *s, unsigned long n, int status)
 	pop3_resume(s);
 }
 
+/*
+ * Send a message (RETR) or its top (TOP): the reply, then the slices.  On
+ * the loop's own store (SQLite) the message is opened first; from the
+ * readers (PostgreSQL) the reply waits for the first slice, so a message
+ * that cannot be read is still refused with nothing sent.
+ */
 void
 pop3_stream_open(struct pop3_session *s, struct pop3_msg *m, unsigned long n, int top,
     unsigned long lines, const char *reply)

@@ -289,7 +289,8 @@ def test_more_loops_than_descriptors_allow_is_a_clear_start_error(smtpd_factory)
     p = subprocess.run(["prlimit", "--nofile=64:64", "--", str(binary("umbox-smtpd")), "-f",
                         "-c", str(d.config)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1, p
-    assert "threads = 256" in p.stderr and "limit is 64" in p.stderr, p.stderr
+    assert "256 event loops ([general] threads" in p.stderr and "limit is 64" in p.stderr, \
+        p.stderr
 
 
 def test_config_check_lists_100_errors_however_long(smtpd_factory):
