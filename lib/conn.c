@@ -156,6 +156,7 @@ enum conn_line {
 	CONN_LINE_MORE,		/* no complete line yet */
 	CONN_LINE_OK,		/* a line (without CRLF) was copied out */
 	CONN_LINE_TOO_LONG,	/* a line over the limit was thrown away: refuse it */
+	CONN_LINE_ENDLESS,	/* one line ran past CONN_SKIP_MAX: no client sends that */
 };
 
 static int
@@ -668,9 +669,12 @@ conn_get_line(struct conn *c, struct evbuffer *in, char *buf, size_t limit, size
 			return CONN_LINE_MORE;
 		/* Keep a trailing CR: it may start the CRLF that ends the line. */
 		evbuffer_drain(in, avail - 1);
-		if (c->skip_line)
-			return CONN_LINE_MORE;
+		if (c->skip_line) {
+			c->skipped += avail - 1;
+			return c->skipped > CONN_SKIP_MAX ? CONN_LINE_ENDLESS : CONN_LINE_MORE;
+		}
 		c->skip_line = 1;
+		c->skipped = avail - 1;
 		return CONN_LINE_TOO_LONG;
 	}
 	if (c->skip_line) {
@@ -701,6 +705,11 @@ conn_take_line(struct conn *c, struct evbuffer *in, size_t limit,
 		limit = sizeof(line);
 	switch (conn_get_line(c, in, line, limit, &len)) {
 	case CONN_LINE_MORE:
+		return CONN_NEED_INPUT;
+	case CONN_LINE_ENDLESS:
+		/* Refused once already; reading on would only burn the time it is sent in. */
+		log_info("%s: a command line of over %u bytes: closing", c->id, CONN_SKIP_MAX);
+		conn_close(c);
 		return CONN_NEED_INPUT;
 	case CONN_LINE_TOO_LONG:
 		on_line(c, NULL, 0);

@@ -41,6 +41,7 @@ struct server_loop;
 #define CONN_OUT_LOW	(64 * 1024)	/* ... and lets it go on again */
 #define CONN_STEPS	8		/* input steps per loop turn, then yield */
 #define CONN_BAD_MAX	20		/* bad commands in a row that close */
+#define CONN_SKIP_MAX	(1024 * 1024)	/* one command line longer than this closes */
 
 struct conn;
 
@@ -108,6 +109,7 @@ struct conn {
 
 	unsigned bad;			/* bad commands in a row */
 	int skip_line;			/* discarding the rest of an over-long line */
+	size_t skipped;			/* ... and how much of it, up to CONN_SKIP_MAX */
 	char *last_error;		/* the last error logged, and how often since */
 	unsigned error_repeats;
 };

@@ -100,6 +100,30 @@ def test_flood_without_reading_meets_back_pressure(smtpd, port, command):
 
 
 @pytest.mark.parametrize("port", ["mx", "smtps"])
+def test_an_endless_command_line_is_refused_once_then_closed(smtpd, port):
+    """A command line that never ends is refused once (500 5.5.2) as soon
+    as it is too long; past 1 MiB the connection is closed, rather than
+    read and thrown away for as long as the client cares to send."""
+    c = session(smtpd, port)
+    chunk = b"A" * 65536
+    sent = 0
+    try:
+        with pytest.raises(OSError):
+            while sent < 64 * 1024 * 1024:
+                c.sock.sendall(chunk)
+                sent += len(chunk)
+        # The reset may come before the refusal is read: it is in the log.
+    except Exception:
+        c.close()
+        raise
+    c.close()
+    assert sent < 8 * 1024 * 1024, f"{sent} bytes were taken before the close"
+    wait_log(smtpd.log, r"500 5\.5\.2 Error: line too long")
+    wait_log(smtpd.log, r"a command line of over 1048576 bytes: closing")
+    assert smtpd.running
+
+
+@pytest.mark.parametrize("port", ["mx", "smtps"])
 def test_flood_during_failed_auth_delay(smtpd, port):
     """A failed AUTH is answered after a ~2 s timer; what the client pipelines
     meanwhile must wait in the kernel, not in the daemon."""
