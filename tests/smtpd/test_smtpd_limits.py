@@ -32,13 +32,18 @@ def test_recipient_over_max_recipients_is_452_and_first_ones_get_it(smtpd_factor
     assert got == {"admin": ["five"], "alice": ["five"], "bob": ["five"], "carol": ["five"]}
 
 
+def three_accepted(c):
+    """A transaction with max_recipients (3) accepted: alice, bob, carol."""
+    assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
+    for r in ("alice", "bob", "carol"):
+        assert c.cmd(f"RCPT TO:<{r}@{DOMAIN}>").code == 250
+
+
 def test_distinct_recipients_over_max_recipients(smtpd_factory):
     d = smtpd_factory(max_recipients=3)
     with Raw(d.mx) as c:
         ehlo(c)
-        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
-        for r in ("alice", "bob", "carol"):
-            assert c.cmd(f"RCPT TO:<{r}@{DOMAIN}>").code == 250
+        three_accepted(c)
         r = c.cmd(f"RCPT TO:<admin@{DOMAIN}>")
         assert r.code == 452 and r.text.startswith("4.5.3"), r
         assert c.cmd("DATA").code == 354
@@ -59,9 +64,7 @@ def test_recipients_past_the_limit_do_not_end_the_session(smtpd_factory):
     d = smtpd_factory(max_recipients=3)
     with Raw(d.mx) as c:
         ehlo(c)
-        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
-        for r in ("alice", "bob", "carol"):
-            assert c.cmd(f"RCPT TO:<{r}@{DOMAIN}>").code == 250
+        three_accepted(c)
         c.send(f"RCPT TO:<admin@{DOMAIN}>\r\n".encode() * 60)
         codes = [c.reply() for _ in range(60)]
         assert all(r.code == 452 and r.text.startswith("4.5.3") for r in codes), codes
@@ -69,9 +72,7 @@ def test_recipients_past_the_limit_do_not_end_the_session(smtpd_factory):
         c.send(b"Subject: three of many\r\n\r\nx\r\n.\r\n")
         assert c.reply().code == 250
         # A flood: after 1000 over the limit they count, and 20 end it.
-        assert c.cmd("MAIL FROM:<sender@outside.test>").code == 250
-        for r in ("alice", "bob", "carol"):
-            assert c.cmd(f"RCPT TO:<{r}@{DOMAIN}>").code == 250
+        three_accepted(c)
         c.send(f"RCPT TO:<admin@{DOMAIN}>\r\n".encode() * 1020)
         codes = [c.reply() for _ in range(1020)]
         assert [r.code for r in codes] == [452] * 1020, codes[-25:]
