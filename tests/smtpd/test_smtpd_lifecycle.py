@@ -13,7 +13,7 @@ import pytest
 
 import backend
 from disk_util import grow, small_disk
-from smtpd_util import DOMAIN, Raw, binary, headers
+from smtpd_util import DOMAIN, Raw, binary, free_port, headers
 
 
 def send_until_stopped(d, sig, after=1.5, workers=8):
@@ -316,7 +316,7 @@ def test_a_second_smtpd_on_the_same_store_is_refused(smtpd_factory, tmp_path):
         pytest.skip("on PostgreSQL the node's name is held (test above)")
     d = smtpd_factory()
     conf = tmp_path / "second.conf"
-    conf.write_text(re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{int(m.group(1)) + 7}",
+    conf.write_text(re.sub(r"127\.0\.0\.1:(\d+)", lambda m: f"127.0.0.1:{free_port()}",
                            d.config.read_text()))
     p = subprocess.run([str(binary("umbox-smtpd")), "-f", "-c", str(conf)],
                        capture_output=True, text=True, timeout=30)
