@@ -842,12 +842,13 @@ conn_linger(struct conn *c)
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	struct timeval tv = { CONN_LINGER_SECS, 0 };
 
+	/* First, so that a client that has seen our FIN finds its address free. */
+	if (c->loop)
+		server_conn_ip_release(c->loop, c);
 	if (fd < 0 || shutdown(fd, SHUT_WR) != 0) {
 		conn_free_later(c);
 		return;
 	}
-	if (c->loop)
-		server_conn_ip_release(c->loop, c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	if (c->io_ev) {
 		event_del(c->io_ev);

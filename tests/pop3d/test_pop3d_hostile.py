@@ -264,14 +264,16 @@ def test_connection_cap(pop3_factory, key, cap):
 
 
 def test_a_session_after_quit_frees_its_address_at_once(pop3_factory):
-    """After "+OK Bye" the server waits a moment for the client's own
-    close; the address's count does not: a client that opens a new
-    session right away, before closing the old one, is greeted."""
+    """After "+OK Bye" the server closes its side and waits a moment for
+    the client's own close; the address's count does not wait: a client
+    that opens a new session as soon as it has seen the server close,
+    before closing the old one itself, is greeted."""
     env = pop3_factory(pop3d_extra={"max_connections_per_ip": 2})
     held = [env.raw(timeout=5), env.raw(timeout=5)]
     try:
         for c in held:
             assert c.cmd("QUIT").startswith("+OK")
+            assert c.wait_closed(3) == b""      # the server's FIN, not ours
         fresh = [env.raw(timeout=5), env.raw(timeout=5)]
         held += fresh
         assert all(c.greeting.startswith(b"+OK") for c in fresh), [c.greeting for c in fresh]
