@@ -199,10 +199,7 @@ blank(const char *s)
 static int
 has_8bit(const GString *g)
 {
-	for (size_t i = 0; i < g->len; i++)
-		if ((unsigned char)g->str[i] >= 0x80)
-			return 1;
-	return 0;
+	return mem_has_8bit(g->str, g->len);
 }
 
 /*

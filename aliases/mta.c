@@ -272,6 +272,7 @@ ascii_only(const char *s)
 static void
 mta_mail(struct mta_attempt *a)
 {
+	const char *body;
 	int utf8;
 
 	if (a->m == NULL) {
@@ -294,11 +295,16 @@ mta_mail(struct mta_attempt *a)
 		mta_finish(a);
 		return;
 	}
+	/*
+	 * RFC 6152: 8-bit content is declared where the server takes it; to
+	 * one that does not offer 8BITMIME it goes as it is, unconverted.
+	 */
+	body = a->m->eightbit && (a->ehlo.ext & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "";
 	if (a->ehlo.ext & SMTP_EXT_SIZE)
-		mta_send(a, "MAIL FROM:<%s> SIZE=%" PRIu64 "%s", a->m->sender, a->m->len,
-		    utf8 ? " SMTPUTF8" : "");
+		mta_send(a, "MAIL FROM:<%s> SIZE=%" PRIu64 "%s%s", a->m->sender, a->m->len,
+		    body, utf8 ? " SMTPUTF8" : "");
 	else
-		mta_send(a, "MAIL FROM:<%s>%s", a->m->sender, utf8 ? " SMTPUTF8" : "");
+		mta_send(a, "MAIL FROM:<%s>%s%s", a->m->sender, body, utf8 ? " SMTPUTF8" : "");
 	a->rcpt_next = 0;
 	/* With PIPELINING the recipients go with MAIL; their replies come in order. */
 	if (a->ehlo.ext & SMTP_EXT_PIPELINING)

@@ -79,7 +79,8 @@ struct mta_rcpt {
 };
 
 /*
- * The message: its envelope sender ("" for the null path) and its bytes,
+ * The message: its envelope sender ("" for the null path), whether it is
+ * 8-bit, and its bytes,
  * read in slices at increasing offsets: read() fills buf with up to len
  * bytes from offset and sets *got (0 only at the end); non-zero return on
  * a read error (the recipients are then deferred).
@@ -87,6 +88,7 @@ struct mta_rcpt {
 struct mta_message {
 	const char *sender;
 	uint64_t len;
+	int eightbit;		/* an octet above 127: BODY=8BITMIME where offered */
 	int (*read)(void *arg, uint64_t offset, void *buf, size_t len, size_t *got);
 	void *read_arg;
 };

@@ -111,6 +111,7 @@ struct gread {
 	struct store_relay relay;	/* route */
 	struct store_reader *reader;	/* send, on the loop's store */
 	int spool_fd;			/* send, elsewhere */
+	int eightbit;			/* send: the message has an octet above 127 */
 	char srs[SRS_ADDR_MAX + 1];
 	const char *sent_as;		/* sender or srs */
 };
@@ -475,6 +476,8 @@ spool_message(struct store *st, struct gread *r)
 	while (off < r->e.size) {
 		int status = store_reader_read(rd, off, buf, sizeof(buf), &got);
 
+		if (status == STORE_OK && got > 0 && !r->eightbit)
+			r->eightbit = mem_has_8bit(buf, got);
 		if (status != STORE_OK || got == 0 || write_all(fd, buf, got) != 0) {
 			snprintf(r->errmsg, sizeof(r->errmsg), "copying the message: %s",
 			    status != STORE_OK ? store_errmsg(st) : got == 0 ? "it is short" :
@@ -490,6 +493,31 @@ spool_message(struct store *st, struct gread *r)
 	return STORE_OK;
 }
 
+/*
+ * Whether the message is 8-bit, for BODY=8BITMIME: read through once on
+ * the loop's own store (SQLite's reads do not wait; the spool copy
+ * elsewhere looks as it copies).
+ */
+static int
+scan_8bit(struct store *st, struct gread *r)
+{
+	char buf[64 * 1024];
+	uint64_t off = 0;
+	size_t got;
+
+	while (off < r->e.size && !r->eightbit) {
+		if (store_reader_read(r->reader, off, buf, sizeof(buf), &got) != STORE_OK ||
+		    got == 0) {
+			snprintf(r->errmsg, sizeof(r->errmsg), "%s",
+			    got == 0 ? "it is short" : store_errmsg(st));
+			return STORE_ERROR;
+		}
+		r->eightbit = mem_has_8bit(buf, got);
+		off += got;
+	}
+	return STORE_OK;
+}
+
 static void
 send_work(struct store *st, struct store_read *rr)
 {
@@ -500,6 +528,8 @@ send_work(struct store *st, struct store_read *rr)
 		r->status = store_queue_reader_open(st, &r->e, &r->reader);
 		if (r->status != STORE_OK)
 			snprintf(r->errmsg, sizeof(r->errmsg), "%s", store_errmsg(st));
+		else
+			r->status = scan_8bit(st, r);
 	} else
 		r->status = spool_message(st, r);
 	if (r->status == STORE_OK && r->sender)
@@ -526,6 +556,7 @@ send_ready(struct store_read *rr, int cancelled)
 	r->reader = NULL;
 	g->spool_fd = r->spool_fd;
 	r->spool_fd = -1;
+	g->msg.eightbit = r->eightbit;
 	if (r->sender == NULL)
 		g->msg.sender = g->relay.sender;
 	else if (r->sent_as == r->sender)

@@ -137,6 +137,26 @@ str_lower(char *s)
 }
 
 int
+mem_has_8bit(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	size_t i = 0;
+
+	/* Eight octets at a time: any high bit set in the word. */
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, c + i, 8);
+		if (w & 0x8080808080808080ULL)
+			return 1;
+	}
+	for (; i < len; i++)
+		if (c[i] & 0x80)
+			return 1;
+	return 0;
+}
+
+int
 parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;

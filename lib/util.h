@@ -43,15 +43,18 @@ int strlist_contains_nocase(const struct strlist *l, const char *s);
 /* ASCII-only case folding, locale independent. */
 void str_lower(char *s);
 
-/*
- * Parse an unsigned decimal number that must span the whole string.
- * Rejects signs, spaces, empty input and overflow past max.
- */
+/* Whether any of the len octets at p is above 127 (not 7-bit). */
+int mem_has_8bit(const void *p, size_t len);
+
 /* Write all of buf (retrying short writes and EINTR): 0, or -1 with errno set. */
 int write_all(int fd, const void *buf, size_t len);
 /* A read-write file in dir, unlinked from the start (a spool); -1 with errno. */
 int spool_file_open(const char *dir);
 
+/*
+ * Parse an unsigned decimal number that must span the whole string.
+ * Rejects signs, spaces, empty input and overflow past max.
+ */
 int parse_uint(const char *s, uint64_t max, uint64_t *out);
 
 #endif

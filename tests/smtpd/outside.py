@@ -38,6 +38,12 @@ class Sink:
         self.refuse = {}
         self.always = {}
         self.smtputf8 = []      # per message: did MAIL say SMTPUTF8
+        self.mail_options = []  # per message: MAIL's parameters
+        self.eightbit = True    # offer 8BITMIME (taking 8-bit data either way)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [r for r in responses if self.eightbit or r[4:] != "8BITMIME"]
 
     async def handle_RCPT(self, server, session, envelope, address, options):
         key = address.lower()
@@ -51,6 +57,7 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         self.smtputf8.append(envelope.smtp_utf8)
+        self.mail_options.append(list(envelope.mail_options))
         return "250 2.0.0 Ok"
 
     def wait(self, n, timeout=10, log=None):

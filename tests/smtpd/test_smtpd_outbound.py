@@ -155,6 +155,33 @@ def test_utf8_addresses_go_with_smtputf8_or_not_at_all(smtpd_factory, dns_port, 
             assert "status=failed" in d.log() and "SMTPUTF8" in d.log()
 
 
+@pytest.mark.parametrize("offered", [True, False], ids=["8bitmime", "7bit-only"])
+def test_8bit_message_is_declared_where_8bitmime_is_offered(smtpd_factory, dns_port, offered):
+    """RFC 6152: a forwarded message with octets above 127 goes with MAIL
+    ... BODY=8BITMIME to a server that offers 8BITMIME; a 7-bit one never
+    says so; to a server without 8BITMIME it goes as it is (umbox.conf(5))."""
+    body8 = "Subject: gr\u00fc\u00dfe\r\n\r\nsch\u00f6ne Gr\u00fc\u00dfe\r\n".encode()
+    sink = Sink()
+    sink.eightbit = offered
+    with sink_server(sink):
+        d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}",
+                             "queue.smtp_port": sink.port})
+        d.ctl("alias", "add", "fwd", "friend@far.test")
+        with smtplib.SMTP("127.0.0.1", d.mx, timeout=15) as s:
+            s.sendmail("someone@elsewhere.example", [f"fwd@{DOMAIN}"], body8,
+                       mail_options=["BODY=8BITMIME"])
+            s.sendmail("someone@elsewhere.example", [f"fwd@{DOMAIN}"], simple_message("plain"))
+        got = sink.wait(2, log=d.log)
+        by_subject = {}
+        for (_, _, content), options in zip(got, sink.mail_options):
+            by_subject["plain" if b"Subject: plain" in content else "8bit"] = (content, options)
+        content, options = by_subject["8bit"]
+        assert ("BODY=8BITMIME" in options) == offered, options
+        assert "sch\u00f6ne Gr\u00fc\u00dfe".encode() in content
+        assert "BODY=8BITMIME" not in by_subject["plain"][1]
+        wait_rows(d, lambda r: r == [])
+
+
 def test_utf8_recipients_are_judged_like_others(outbound):
     """With SMTPUTF8 a non-ASCII recipient is a well-formed address: unknown
     in a local domain (no login is UTF-8), relay denied outside."""
