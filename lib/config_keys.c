@@ -256,7 +256,8 @@ parse_path(const struct key_def *k, void *field, const char *value,
 
 /*
  * mwi_command: one program, run with execve and no shell, so there is no
- * argument splitting; an absolute path keeps PATH out of it.
+ * argument splitting; an absolute path keeps PATH out of it.  A blank in
+ * it is taken for arguments unless a file has that whole name.
  */
 static int
 parse_command(const struct key_def *k, void *field, const char *value,
@@ -264,6 +265,11 @@ parse_command(const struct key_def *k, void *field, const char *value,
 {
 	if (value[0] != '\0' && value[0] != '/') {
 		snprintf(why, whylen, "\"%s\" is not an absolute path", value);
+		return -1;
+	}
+	if (strpbrk(value, " \t") != NULL && access(value, F_OK) != 0) {
+		snprintf(why, whylen, "\"%s\" has arguments; give the program alone"
+		    " (it is run with the login and the two counts, without a shell)", value);
 		return -1;
 	}
 	set_string(field, value);

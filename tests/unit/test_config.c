@@ -487,6 +487,7 @@ static const struct bad_case bad_cases[] = {
 	{ "[dns]\nservers = 127.0.0.1:0", "[dns] servers: \"127.0.0.1:0\" has port \"0\"" },
 	{ "[dns]\nguard_interval = soon", "[dns] guard_interval: \"soon\" is not a number" },
 	{ "[voicemail]\nmwi_command = mwi-notify", "[voicemail] mwi_command: \"mwi-notify\" is not an absolute path" },
+	{ "[voicemail]\nmwi_command = /bin/echo hi", "[voicemail] mwi_command: \"/bin/echo hi\" has arguments; give the program alone (it is run with the login and the two counts, without a shell)" },
 	{ "[voicemail]\nspeech_voice =", "[voicemail] speech_voice: \"\" is not a voice name; allowed: an espeak-ng voice name" },
 	{ "[voicemail]\nspeech_voice = ../../etc/passwd", "[voicemail] speech_voice:" },
 };
