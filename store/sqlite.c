@@ -381,6 +381,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " (SELECT count(*) FROM messages), (SELECT coalesce(sum(size), 0) FROM messages),"
 	    " (SELECT count(*) FROM entries), (SELECT count(*) FROM queue WHERE status = 0),"
 	    " (SELECT count(*) FROM queue WHERE status = 1)",
+	[SQ_FREE_PAGES] = "SELECT f.freelist_count * p.page_size"
+	    " FROM pragma_freelist_count() f, pragma_page_size() p",
 };
 
 struct sq *

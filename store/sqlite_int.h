@@ -30,7 +30,7 @@ enum sq_stmt {
 	SQ_QUEUE_UNCLAIM_PREFIX, SQ_QUEUE_NEXT_DUE, SQ_QUEUE_STATE, SQ_QUEUE_ATTEMPT,
 	SQ_QUEUE_LOCAL,
 	SQ_LOCK, SQ_UNLOCK, SQ_UNLOCK_PREFIX,
-	SQ_STATS,
+	SQ_STATS, SQ_FREE_PAGES,
 	SQ__COUNT
 };
 
@@ -42,6 +42,13 @@ struct sq {
 	int in_read;		/* inside read_begin()...read_end() */
 	char *path;
 	int directory_moved;	/* this transaction changed the directory */
+	/*
+	 * Room for new mail as last measured (the file system's free space
+	 * and the database's free pages), less what was stored since.
+	 */
+	uint64_t disk_free;
+	uint64_t disk_size;
+	int64_t disk_checked_ms;	/* 0: never */
 };
 
 /* The prepared statement, reset and with bindings cleared. */

@@ -13,10 +13,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/util.h"
+
 #define SQ_COPY_CHUNK	(64 * 1024)
+
+/*
+ * New mail stops short of a full disk, so that what frees space (a POP3
+ * login's lock, its deletions, umboxctl mail del) can still commit: a
+ * message is stored only while there is room, after twice its size (its
+ * WAL frames, then the pages a checkpoint copies them to), for a reserve
+ * of an eighth of the file system, at most 16 MiB.  Room is the file
+ * system's free space and the database's free pages (what deletions
+ * left), measured again every SQ_DISK_RECHECK_MS, and at once when the
+ * estimate comes near the line.
+ */
+#define SQ_DISK_RESERVE_MAX	(16 * 1024 * 1024)
+#define SQ_DISK_RECHECK_MS	250
+
+static int
+sq_disk_room(struct store *s, uint64_t len)
+{
+	struct sq *q = sq_of(s);
+	int64_t now = monotonic_ms();
+	uint64_t reserve, need;
+
+	if (q->disk_checked_ms == 0 || now - q->disk_checked_ms >= SQ_DISK_RECHECK_MS ||
+	    q->disk_free < 4 * len + 2 * SQ_DISK_RESERVE_MAX) {
+		struct statvfs v;
+
+		sqlite3_stmt *st = sq_stmt(s, SQ_FREE_PAGES);
+
+		/* A file system that cannot say is not held to a reserve. */
+		if (statvfs(q->path, &v) != 0)
+			return STORE_OK;
+		q->disk_free = (uint64_t)v.f_bavail * v.f_frsize;
+		q->disk_size = (uint64_t)v.f_blocks * v.f_frsize;
+		q->disk_checked_ms = now;
+		if (sqlite3_step(st) == SQLITE_ROW)
+			q->disk_free += (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	reserve = q->disk_size / 8 < SQ_DISK_RESERVE_MAX ? q->disk_size / 8 : SQ_DISK_RESERVE_MAX;
+	need = 2 * len + reserve;
+	if (q->disk_free < need)
+		return store_fail(s, STORE_FULL, "%" PRIu64 " KiB free for the store;"
+		    " new mail needs %" PRIu64 " KiB (twice its size and a reserve of %" PRIu64
+		    " KiB kept for deletions)", q->disk_free / 1024, need / 1024, reserve / 1024);
+	q->disk_free -= 2 * len;
+	return STORE_OK;
+}
 
 /*
  * A message's bytes: in messages.content, or in body for a message stored
@@ -244,7 +293,8 @@ sq_deliver_body(struct store *s, const struct store_delivery *dd,
 	}
 	if (d->message_id != 0)
 		mid = d->message_id;
-	else if ((status = sq_message_add(s, d, now, &mid)) != STORE_OK)
+	else if ((status = sq_disk_room(s, d->len)) != STORE_OK ||
+	    (status = sq_message_add(s, d, now, &mid)) != STORE_OK)
 		goto out;
 	if (nfull > 0)
 		res->local = xcalloc(d->nlocal, sizeof(*res->local));

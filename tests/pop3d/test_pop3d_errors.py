@@ -2,6 +2,7 @@
 (RFC 1939, RFC 2449 §4 line length)."""
 import os
 import poplib
+import smtplib
 
 import pytest
 
@@ -243,6 +244,43 @@ def test_quit_on_a_full_disk_deletes_nothing_and_says_so(tmp_path, pop3_tls_dir,
             p.dele(3)
             assert p.quit().startswith(b"+OK")
             assert list(env.messages("alice").values()) == [list(before.values())[1]]
+        finally:
+            problems = env.stop()
+    assert not problems, problems
+
+
+@pytest.mark.skipif(backend.PG, reason="the messages are stored on the database server")
+def test_mail_that_fills_the_disk_leaves_room_to_log_in_and_delete(tmp_path, pop3_tls_dir,
+                                                                   pop3_template):
+    """Mail is refused (452 4.3.1) while room is still kept for what frees
+    space: the user whose mailbox filled the disk logs in, deletes it all,
+    and mail is taken again (umbox-smtpd(8), STORAGE)."""
+    env = Env(tmp_path / "env", pop3_tls_dir, pop3_template)
+    problems = []
+    body = "Subject: filler\r\n\r\n" + ("x" * 76 + "\r\n") * 600
+
+    def send_until_refused(s):
+        for n in range(5000):
+            try:
+                s.sendmail("filler@outside.test", ["alice@example.test"], body)
+            except smtplib.SMTPDataError as e:
+                assert e.smtp_code == 452 and e.smtp_error.startswith(b"4.3.1"), e
+                return n
+        raise AssertionError("never refused")
+
+    with small_disk(env.data_dir, "40m", tmp_path / "template-data"):
+        try:
+            env.start()
+            with smtplib.SMTP("127.0.0.1", env.smtp_port, timeout=30) as s:
+                taken = send_until_refused(s)
+                assert taken > 100, taken
+                p = env.poplib()
+                assert p.stat()[0] == taken
+                for i in range(1, taken + 1):
+                    p.dele(i)
+                assert p.quit().startswith(b"+OK")
+                assert env.messages("alice") == {}
+                assert send_until_refused(s) > 100
         finally:
             problems = env.stop()
     assert not problems, problems
