@@ -253,11 +253,22 @@ mta_on_timeout(struct conn *c)
 		mta_defer(a, why);
 }
 
+/*
+ * The reply to the end of data is waited for at least 10 minutes (RFC 5321
+ * §4.5.3.2.6), whatever the route's timeout: the server has the message
+ * and may be checking it, and giving up sends it again.
+ */
+#define MTA_END_TIMEOUT	600
+
 static void
 mta_wait(struct mta_attempt *a, enum mta_state st)
 {
+	int secs = a->r->timeout;
+
+	if (st == S_END && secs < MTA_END_TIMEOUT)
+		secs = MTA_END_TIMEOUT;
 	a->state = st;
-	conn_set_timer(&a->mc->c, a->r->timeout * 1000, mta_on_timeout);
+	conn_set_timer(&a->mc->c, secs * 1000, mta_on_timeout);
 }
 
 static int

@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("UMBOX_BUILD", str(REPO / "build")))
@@ -65,12 +66,18 @@ class ScriptServer:
     send reply at once, as the greeting; ANY: whatever bytes come next,
     such as a TLS ClientHello; bytes: everything up to and including
     them, such as a message's final dot) and reply the exact bytes sent
-    (CLOSE: hang up).  With
+    (CLOSE: hang up; Slow(seconds, bytes): after a pause).  With
     later, the second connection follows later[0], and so on, the last
     script serving every connection after it."""
 
     ANY = object()
     CLOSE = object()
+
+    class Slow:
+        """A reply sent after a pause of seconds."""
+
+        def __init__(self, seconds, data):
+            self.seconds, self.data = seconds, data
 
     def __init__(self, script, host="127.0.0.1", port=0, later=()):
         self.scripts = [script, *later]
@@ -124,6 +131,9 @@ class ScriptServer:
                     assert line.upper().startswith(expect.upper().encode()), (line, expect)
                 if reply is self.CLOSE:
                     return
+                if isinstance(reply, self.Slow):
+                    time.sleep(reply.seconds)
+                    reply = reply.data
                 if reply:
                     c.sendall(reply)
             if buf:

@@ -430,6 +430,23 @@ def test_data_answered_without_354_delivers_nothing(tmp_path, reply):
     assert b"line one" not in sent
 
 
+def test_end_of_data_reply_is_waited_for_past_the_timeout(tmp_path):
+    """RFC 5321 §4.5.3.2.6: the reply to the final dot gets 10 minutes
+    whatever the route's timeout (here 1 s), since giving up would send a
+    message the server may already have taken a second time."""
+    r, sent = scripted(tmp_path, [
+        (None, b"220 raw ESMTP\r\n"),
+        ("EHLO", b"250 raw\r\n"),
+        ("MAIL FROM:<a@client.test>", b"250 ok\r\n"),
+        ("RCPT TO:<x@sink.test>", b"250 ok\r\n"),
+        ("DATA", b"354 go\r\n"),
+        (b"\r\n.\r\n", ScriptServer.Slow(2.5, b"250 taken at last\r\n")),
+        ("QUIT", b"221 bye\r\n"),
+    ], timeout="1")
+    assert r.rcpts["x@sink.test"][0] == "delivered", r
+    assert b"line one" in sent
+
+
 def test_bdat_when_offered(tmp_path):
     r, sent = scripted(tmp_path, [
         (None, b"220 raw ESMTP\r\n"),
