@@ -49,7 +49,6 @@ smtp_txn_free(struct smtp_txn **tp)
 		evbuffer_free(t->spool_mem);
 	if (t->spool_fd >= 0)
 		close(t->spool_fd);
-	free(t->head);
 	free(t);
 	*tp = NULL;
 }

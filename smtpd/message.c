@@ -22,6 +22,28 @@
 #include "lib/header.h"
 #include "lib/log.h"
 
+/*
+ * A voicemail or fax forwarded by another appliance stays one: its
+ * X-Umbox-Kind header says so, within the first SMTP_SPOOL_MEM bytes (the
+ * part of a message held in memory).  Only from a client that may relay
+ * (authenticated, or in trusted_networks): from anyone else it is email,
+ * so that no outsider can leave a "voicemail" with a caller ID of their
+ * choosing and light the message-waiting lamp.
+ */
+static enum store_kind
+smtp_message_kind(const struct smtp_session *s, const char *msg, size_t len)
+{
+	char kind[32];
+
+	if (!smtp_may_relay(s) || !header_get(msg, len, "X-Umbox-Kind", kind, sizeof(kind)))
+		return STORE_KIND_EMAIL;
+	if (strcasecmp(kind, "voicemail") == 0)
+		return STORE_KIND_VOICEMAIL;
+	if (strcasecmp(kind, "fax") == 0)
+		return STORE_KIND_FAX;
+	return STORE_KIND_EMAIL;
+}
+
 static void
 spool_write(struct smtp_session *s, const char *buf, size_t len)
 {
@@ -31,10 +53,13 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 		return;
 	if (t->spool_fd < 0 && evbuffer_get_length(t->spool_mem) + len > SMTP_SPOOL_MEM) {
 		size_t have = evbuffer_get_length(t->spool_mem);
+		const char *first = (const char *)evbuffer_pullup(t->spool_mem, -1);
 
+		/* The header section is read while it is in memory. */
+		t->kind = smtp_message_kind(s, first, have);
+		t->kind_known = 1;
 		t->spool_fd = spool_file_open(s->server->cfg->general.data_dir);
-		if (t->spool_fd < 0 ||
-		    write_all(t->spool_fd, evbuffer_pullup(t->spool_mem, -1), have) != 0) {
+		if (t->spool_fd < 0 || write_all(t->spool_fd, first, have) != 0) {
 			t->spool_error = errno ? errno : EIO;
 			log_err("%s: cannot spool a large message in %s: %s", s->c.id,
 			    s->server->cfg->general.data_dir, strerror(t->spool_error));
@@ -50,14 +75,6 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 		}
 	} else
 		evbuffer_add(t->spool_mem, buf, len);
-	if (t->head_len < SMTP_HEAD_KEEP) {
-		size_t keep = len < SMTP_HEAD_KEEP - t->head_len ? len : SMTP_HEAD_KEEP - t->head_len;
-
-		if (t->head == NULL)
-			t->head = xmalloc(SMTP_HEAD_KEEP);
-		memcpy(t->head + t->head_len, buf, keep);
-		t->head_len += keep;
-	}
 	t->spool_len += len;
 	if (len >= 2)
 		memcpy(t->tail, buf + len - 2, 2);
@@ -211,25 +228,6 @@ smtp_message_done(struct smtp_session *s, int close_after)
 	smtp_resume(s);
 }
 
-/*
- * A voicemail or fax forwarded by another appliance (or by an alias of
- * ours) stays one: its X-Umbox-Kind header says so.
- */
-static enum store_kind
-smtp_message_kind(const struct smtp_txn *t)
-{
-	char kind[32];
-
-	if (t->head == NULL ||
-	    !header_get(t->head, t->head_len, "X-Umbox-Kind", kind, sizeof(kind)))
-		return STORE_KIND_EMAIL;
-	if (strcasecmp(kind, "voicemail") == 0)
-		return STORE_KIND_VOICEMAIL;
-	if (strcasecmp(kind, "fax") == 0)
-		return STORE_KIND_FAX;
-	return STORE_KIND_EMAIL;
-}
-
 /* A voicemail delivered here changes its mailboxes' message waiting counts. */
 static void
 smtp_mwi(struct smtp_session *s, const struct store_delivery_result *r)
@@ -238,7 +236,7 @@ smtp_mwi(struct smtp_session *s, const struct store_delivery_result *r)
 	const struct smtp_txn *t = s->txn;
 	size_t k = 0;
 
-	if (cfg->voicemail.mwi_command[0] == '\0' || smtp_message_kind(t) != STORE_KIND_VOICEMAIL)
+	if (cfg->voicemail.mwi_command[0] == '\0' || t->kind != STORE_KIND_VOICEMAIL)
 		return;
 	for (size_t i = 0; i < t->targets.n; i++) {
 		if (t->targets.v[i].remote)
@@ -380,12 +378,14 @@ smtp_message_end(struct smtp_session *s)
 	}
 	m.qid = t->qid;
 	m.sender = t->sender.mailbox;
-	m.kind = smtp_message_kind(t);
 	m.len = t->spool_len;
 	if (t->spool_fd >= 0)
 		m.fd = t->spool_fd;
 	else
 		m.data = evbuffer_pullup(t->spool_mem, -1);
+	if (!t->kind_known)
+		t->kind = smtp_message_kind(s, m.data, (size_t)m.len);
+	m.kind = t->kind;
 	m.check_quota = 1;
 	s->commit = alias_deliver_req(&m, t->targets.v, t->targets.n, smtp_commit_done, s);
 	store_writer_submit(s->loop->writer, s->commit);

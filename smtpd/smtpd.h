@@ -51,7 +51,6 @@ enum smtp_port_kind {
 
 /* The daemon: the shared server first, so a struct server * casts back. */
 #define SMTP_LEAD_MAX	80	/* a longer first word is not a header field's name */
-#define SMTP_HEAD_KEEP	4096	/* of a message, kept to read X-Umbox-Kind */
 
 struct smtp_server {
 	struct server srv;
@@ -96,11 +95,11 @@ struct smtp_txn {
 	int spool_fd;			/* -1 until the message outgrows memory */
 	uint64_t spool_len;
 	char tail[2];			/* the last two bytes spooled */
-	char *head;			/* the first SMTP_HEAD_KEEP bytes spooled, for the kind */
+	enum store_kind kind;		/* from X-Umbox-Kind, once kind_known */
+	int kind_known;
 	char lead[SMTP_LEAD_MAX];	/* the client's first bytes, while they may be a field name */
 	size_t lead_len;
 	int lead_done;			/* the first line is judged (header or not) */
-	size_t head_len;
 	int spool_error;		/* writing the spool file failed (errno): 4xx at the end */
 	uint64_t bdat_left;		/* bytes of the current BDAT chunk still to read */
 	uint64_t bdat_chunk;		/* the current chunk's size, for its reply */

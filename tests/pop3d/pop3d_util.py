@@ -121,8 +121,9 @@ def make_config(root, data_dir, ports, plaintext_auth=None, smtpd_extra=None,
         f"listen = 127.0.0.1:{smtp}",
         "submission =",
         "smtps =",
-        "trusted_networks = 127.0.0.1/32",
     ]
+    if "trusted_networks" not in (smtpd_extra or {}):
+        lines.append("trusted_networks = 127.0.0.1/32")
     for k, v in (smtpd_extra or {}).items():
         lines.append(f"{k} = {v}")
     lines += ["[pop3d]", f"listen = {listen}", f"pop3s = 127.0.0.1:{pop3s}"]

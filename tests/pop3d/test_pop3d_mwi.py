@@ -88,20 +88,46 @@ def test_a_dropped_pop3_session_changes_nothing(mwi, tmp_path):
     assert calls(mwi) == ["alice 1 0"]
 
 
-def test_forwarded_voicemail_over_smtp_counts(mwi, tmp_path):
-    # What another appliance sends: a voicemail message, as umboxctl builds it.
-    deposit(mwi, tmp_path, login="bob")
-    wait_calls(mwi, 1)
-    raw = mwi.export("bob", mwi.uids("bob")[0])
+def appliance_voicemail(env, tmp_path, filler=0):
+    """What another appliance sends: a voicemail message as umboxctl builds
+    it (deposited for bob, taken back out), after filler bytes of other
+    header fields, as relays add them."""
+    deposit(env, tmp_path, login="bob")
+    wait_calls(env, 1)
+    raw = env.export("bob", env.uids("bob")[0])
     body = raw.split(b"\r\n\r\n", 1)
-    headers = [h for h in body[0].split(b"\r\n")
-               if not h.lower().startswith((b"return-path:", b"delivered-to:"))]
-    mwi.deliver("alice", b"\r\n".join(headers) + b"\r\n\r\n" + body[1])
+    headers = [b"X-Relay-Note-%d: %s" % (i, b"x" * 60) for i in range(filler // 80)]
+    headers += [h for h in body[0].split(b"\r\n")
+                if not h.lower().startswith((b"return-path:", b"delivered-to:"))]
+    return b"\r\n".join(headers) + b"\r\n\r\n" + body[1]
+
+
+@pytest.mark.parametrize("filler", [0, 64 * 1024], ids=["plain", "after-64k-of-header"])
+def test_forwarded_voicemail_over_smtp_counts(mwi, tmp_path, filler):
+    mwi.deliver("alice", appliance_voicemail(mwi, tmp_path, filler))
     assert wait_calls(mwi, 2)[1] == "alice 1 0"
     [e] = mwi.mailbox("alice")
     assert e["kind"] == "voicemail"
     out = mwi.ctl("voicemail", "play", "alice", e["uid"]).stdout
     assert out == wav_bytes()
+
+
+def test_voicemail_over_smtp_from_an_untrusted_client_is_email(tmp_path, pop3_factory):
+    """Only a client that may relay (authenticated or in trusted_networks)
+    passes a voicemail on: from anyone else X-Umbox-Kind is not believed,
+    the message is email and no lamp is lit."""
+    log = tmp_path / "mwi.log"
+    script = tmp_path / "mwi.sh"
+    script.write_text('#!/bin/sh\necho "$@" >> "%s"\n' % log)
+    script.chmod(0o755)
+    env = pop3_factory(smtpd_extra={"trusted_networks": ""},
+                       sections={"voicemail": {"mwi_command": str(script)}})
+    env.mwi_log = log
+    env.deliver("alice", appliance_voicemail(env, tmp_path))
+    [e] = env.mailbox("alice")
+    assert e["kind"] == "email"
+    time.sleep(0.5)
+    assert calls(env) == ["bob 1 0"]
 
 
 def test_voicemail_held_for_a_full_mailbox_counts_when_delivered(mwi, tmp_path):
