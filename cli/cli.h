@@ -54,6 +54,10 @@ const char *cli_size(uint64_t v, char *buf, size_t len);
 struct table;
 struct table *table_new(size_t ncols, ...);	/* column headers */
 void table_row(struct table *t, ...);		/* ncols strings (NULL prints "-") */
+/* Cut s to max characters (UTF-8), its end then "...": max >= 3. */
+void text_cut(char *s, size_t max);
+/* Copy src into dst of len bytes, cut before a character that does not fit. */
+void text_copy(char *dst, size_t len, const char *src);
 void table_print(struct table *t, FILE *f);	/* prints and frees */
 
 /* JSON output, written straight to stdout. */

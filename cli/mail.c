@@ -44,7 +44,7 @@ decode_words(char *text, size_t len)
 		return;
 	mime_init();
 	if ((d = g_mime_utils_header_decode_text(NULL, text)) != NULL) {
-		snprintf(text, len, "%s", d);
+		text_copy(text, len, d);
 		g_free(d);
 	}
 }
@@ -104,8 +104,7 @@ mail_list(struct cli *c, int argc, char **argv)
 			fputs("}", stdout);
 		} else {
 			snprintf(size, sizeof(size), "%" PRIu64, v[i].size);
-			if (strlen(subject) > 60)
-				strcpy(subject + 57, "...");
+			text_cut(subject, 60);
 			table_row(t, v[i].uidl, store_kind_name(v[i].kind), mail_flags(&v[i]),
 			    size, cli_time(v[i].arrived, when, sizeof(when)), from, subject);
 		}

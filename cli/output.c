@@ -15,6 +15,81 @@ struct table {
 	char **cells;		/* (nrows + 1) * ncols, row 0 the headers */
 };
 
+/*
+ * The length of the UTF-8 character at p: by its first byte, but never
+ * past a byte that does not continue it (the string's NUL included).
+ */
+static size_t
+char_len(const char *p)
+{
+	unsigned char c = (unsigned char)*p;
+	size_t n = c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+
+	for (size_t i = 1; i < n; i++)
+		if (((unsigned char)p[i] & 0xc0) != 0x80)
+			return i;
+	return n;
+}
+
+/*
+ * A cell as a terminal may show it: what outsiders wrote (a Subject, a
+ * server's reply) can hold escape sequences once its encoded words are
+ * decoded, so controls (C0, DEL, C1) and bytes that are not UTF-8 become
+ * '?'.
+ */
+static char *
+cell_text(const char *v)
+{
+	const char *end = v + strlen(v);
+	char *out = xmalloc((size_t)(end - v) + 1), *o = out;
+
+	while (v < end) {
+		unsigned char c = (unsigned char)*v;
+		gunichar u;
+
+		if (c < 0x80) {
+			*o++ = c < 0x20 || c == 0x7f ? '?' : (char)c;
+			v++;
+			continue;
+		}
+		u = g_utf8_get_char_validated(v, end - v);
+		if (u == (gunichar)-1 || u == (gunichar)-2 || u < 0xa0) {
+			*o++ = '?';
+			v += u == (gunichar)-1 || u == (gunichar)-2 ? 1 : char_len(v);
+			continue;
+		}
+		for (size_t n = char_len(v); n > 0; n--)
+			*o++ = *v++;
+	}
+	*o = '\0';
+	return out;
+}
+
+void
+text_cut(char *s, size_t max)
+{
+	char *keep = NULL;
+	size_t n = 0;
+
+	for (char *p = s; *p; p += char_len(p))
+		if (++n == max - 2)
+			keep = p;
+	if (n > max)
+		strcpy(keep, "...");
+}
+
+void
+text_copy(char *dst, size_t len, const char *src)
+{
+	size_t o = 0;
+
+	if (len == 0)
+		return;
+	for (size_t n; *src && o + (n = char_len(src)) < len; src += n, o += n)
+		memcpy(dst + o, src, n);
+	dst[o] = '\0';
+}
+
 struct table *
 table_new(size_t ncols, ...)
 {
@@ -42,7 +117,7 @@ table_row(struct table *t, ...)
 	va_start(ap, t);
 	for (size_t i = 0; i < t->ncols; i++) {
 		const char *v = va_arg(ap, const char *);
-		t->cells[base + i] = xstrdup(v && *v ? v : "-");
+		t->cells[base + i] = cell_text(v && *v ? v : "-");
 	}
 	va_end(ap);
 }
@@ -202,3 +277,4 @@ cli_size(uint64_t v, char *buf, size_t len)
 	}
 	return buf;
 }
+

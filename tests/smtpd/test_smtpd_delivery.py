@@ -1,5 +1,6 @@
 """Inbound (MX port) delivery: what lands in which mailbox, with which
 headers, and which recipients are refused (SPEC §4)."""
+import base64
 import re
 import smtplib
 import socket
@@ -385,3 +386,25 @@ def test_raw_8bit_header_is_listed_as_valid_json(smtpd):
         s.sendmail("s@outside.test", [f"alice@{DOMAIN}"], msg)
     [e] = smtpd.mailbox("alice")
     assert e["subject"] == "Caf\ufffd \ufffd r\u00e9sum\u00e9"
+
+
+def test_mail_list_shows_what_outsiders_wrote_without_terminal_controls(smtpd):
+    """A Subject or From whose encoded words decode to escape sequences
+    (clear the screen, set the title) or C1 controls, or that is raw
+    Latin-1, is listed with those as '?': umboxctl's table goes to an
+    administrator's terminal.  A long Subject is cut at a character."""
+    nasty = "=?utf-8?q?hi=1B[2J=1B]0;title=07x=C2=9B1m?="
+    long_subject = "=?utf-8?b?" + base64.b64encode(("\u00e9" * 70).encode()).decode() + "?="
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.sendmail("a@outside.test", [f"alice@{DOMAIN}"],
+                   f"From: =?utf-8?q?Eve=1B[31m?= <eve@outside.test>\r\nSubject: {nasty}\r\n\r\nx\r\n")
+        s.sendmail("a@outside.test", [f"alice@{DOMAIN}"],
+                   b"From: Ren\xe9 <r@outside.test>\r\nSubject: " + long_subject.encode() + b"\r\n\r\nx\r\n")
+    out = smtpd.ctl("mail", "list", "alice")[1]
+    text = out.decode("utf-8")          # valid UTF-8 throughout
+    assert not [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) < 0xa0], text
+    assert "hi?[2J?]0;title?x?1m" in text and "Eve?[31m" in text and "Ren?" in text
+    assert "\u00e9" * 57 + "..." in text and "\u00e9" * 58 not in text
+    # JSON keeps the decoded text, escaped.
+    subjects = [e["subject"] for e in smtpd.mailbox("alice")]
+    assert "hi\x1b[2J\x1b]0;title\x07x\x9b1m" in subjects
