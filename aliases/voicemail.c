@@ -458,13 +458,13 @@ mwi_argv(const struct umbox_config *cfg, const char *login, unsigned new_n, unsi
 }
 
 void
-voicemail_mwi_notify(const struct umbox_config *cfg, const char *login, unsigned new_n,
-    unsigned old_n, unsigned timeout_ms)
+voicemail_mwi_notify(struct spawn_set *set, const struct umbox_config *cfg, const char *login,
+    unsigned new_n, unsigned old_n)
 {
 	char snew[16], sold[16], *argv[5];
 
 	if (mwi_argv(cfg, login, new_n, old_n, argv, snew, sold) == 0)
-		spawn_wait(argv, timeout_ms);
+		spawn_set_start(set, argv);
 }
 
 void

@@ -91,12 +91,14 @@ int voicemail_attachment(const char *msg, size_t len, char **out, size_t *outlen
 int voicemail_counts(struct store *s, int64_t user_id, unsigned *new_n, unsigned *old_n);
 
 /*
- * Run [voicemail] mwi_command LOGIN NEW OLD (no shell, lib/spawn.h), when
- * it is set: waits at most timeout_ms, then kills it; a failure is
- * logged, never returned.  For umboxctl; the daemons must not wait.
+ * Start [voicemail] mwi_command LOGIN NEW OLD (no shell, lib/spawn.h) into
+ * set, when it is set, for spawn_set_wait(): umboxctl waits for all it
+ * started at once, VOICEMAIL_MWI_TIMEOUT_MS in all; a failure is logged,
+ * never returned.  The daemons must not wait: see below.
  */
-void voicemail_mwi_notify(const struct umbox_config *cfg, const char *login,
-    unsigned new_n, unsigned old_n, unsigned timeout_ms);
+struct spawn_set;
+void voicemail_mwi_notify(struct spawn_set *set, const struct umbox_config *cfg,
+    const char *login, unsigned new_n, unsigned old_n);
 /* The same for a daemon: started, then reaped by the loop; never waited for. */
 struct event_base;
 void voicemail_mwi_notify_async(struct event_base *base, const struct umbox_config *cfg,

@@ -9,14 +9,17 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aliases/resolve.h"
 #include "aliases/voicemail.h"
+#include "lib/spawn.h"
 
 #define DEPOSIT_FILE_MAX	(64u * 1024 * 1024)	/* an hour of 8 kHz 16-bit is 55 MB */
 
@@ -24,17 +27,24 @@
 static char *
 read_file(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
+	/* O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below). */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	FILE *f;
 	struct stat st;
 	char *buf;
 
-	if (f == NULL) {
+	if (fd < 0) {
 		cli_error(EX_FAILED, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		cli_error(EX_FAILED, "%s: not a regular file", path);
-		fclose(f);
+		close(fd);
+		return NULL;
+	}
+	if ((f = fdopen(fd, "rb")) == NULL) {
+		cli_error(EX_FAILED, "%s: %s", path, strerror(errno));
+		close(fd);
 		return NULL;
 	}
 	if ((uint64_t)st.st_size > DEPOSIT_FILE_MAX) {
@@ -55,9 +65,9 @@ read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* Tell the phone system of every mailbox whose counts changed. */
+/* Tell the phone system of a mailbox whose counts changed: started into set. */
 static void
-mwi_changed(struct cli *c, const char *login)
+mwi_changed(struct cli *c, const char *login, struct spawn_set *set)
 {
 	struct store_user u;
 	unsigned n, o;
@@ -67,8 +77,18 @@ mwi_changed(struct cli *c, const char *login)
 	if (store_user_get(c->store, login, &u) != STORE_OK)
 		return;
 	if (voicemail_counts(c->store, u.id, &n, &o) == STORE_OK)
-		voicemail_mwi_notify(&c->cfg, u.login, n, o, VOICEMAIL_MWI_TIMEOUT_MS);
+		voicemail_mwi_notify(set, &c->cfg, u.login, n, o);
 	store_user_clear(&u);
+}
+
+/* The same for one mailbox, waited for. */
+static void
+mwi_changed_one(struct cli *c, const char *login)
+{
+	struct spawn_set set = { 0 };
+
+	mwi_changed(c, login, &set);
+	spawn_set_wait(&set, VOICEMAIL_MWI_TIMEOUT_MS);
 }
 
 /* voicemail deposit / fax deposit */
@@ -142,9 +162,14 @@ deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
 		printf("voicemail deposited: %s, %u s, %zu delivered, %zu queued\n", res.qid,
 		    res.seconds, res.delivered, res.queued + res.deferred);
 	fflush(stdout);
-	if (!fax)
+	if (!fax) {
+		struct spawn_set set = { 0 };
+
+		/* Every mailbox's helper at once: one wait, not one per mailbox. */
 		for (size_t i = 0; i < res.mailboxes.n; i++)
-			mwi_changed(c, res.mailboxes.v[i]);
+			mwi_changed(c, res.mailboxes.v[i], &set);
+		spawn_set_wait(&set, VOICEMAIL_MWI_TIMEOUT_MS);
+	}
 	strlist_clear(&res.mailboxes);
 	return EX_DONE;
 }
@@ -245,6 +270,11 @@ vm_play(struct cli *c, int argc, char **argv)
 
 	if ((r = vm_entry(c, argc, argv, &e)) != 0)
 		return r;
+	if (isatty(STDOUT_FILENO)) {
+		store_entry_clear(&e);
+		return cli_error(EX_USAGE, "not writing audio to a terminal: redirect the"
+		    " output to a file or a player");
+	}
 	r = cli_entry_text(c, &e, &msg, &len);
 	store_entry_clear(&e);
 	if (r != 0)
@@ -275,7 +305,7 @@ vm_heard(struct cli *c, int argc, char **argv)
 		fflush(stdout);
 		if (!(e.flags & STORE_FLAG_SEEN) && store_user_get_by_id(c->store, e.user_id,
 		    &u) == STORE_OK) {
-			mwi_changed(c, u.login);
+			mwi_changed_one(c, u.login);
 			store_user_clear(&u);
 		}
 	}
@@ -340,7 +370,7 @@ cli_mwi_after_delete(struct cli *c, const struct store_entry *e)
 	if (e->kind != STORE_KIND_VOICEMAIL)
 		return;
 	if (store_user_get_by_id(c->store, e->user_id, &u) == STORE_OK) {
-		mwi_changed(c, u.login);
+		mwi_changed_one(c, u.login);
 		store_user_clear(&u);
 	}
 }

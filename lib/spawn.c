@@ -5,6 +5,7 @@
 #include "lib/spawn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -30,24 +31,44 @@ struct child {
 	struct event *timer;
 };
 
-/* Start argv[0] with only stdin, stdout and stderr; the pid, or -1. */
+/*
+ * Start argv[0]: stdin from /dev/null and stdout to our stderr (what it
+ * prints is a message for the log or the administrator, never part of
+ * umboxctl's output), nothing else inherited, in a process group of its
+ * own so that a kill reaches whatever it started.  The pid, or -1.
+ */
 static pid_t
 start(char *const argv[])
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	pid_t pid;
 	int err;
 
 	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
 	/* Sockets, the store and TLS keys stay with the daemon. */
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&attr, 0);
+	err = posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (err != 0) {
 		log_warn("%s: cannot start it: %s", argv[0], strerror(err));
 		return -1;
 	}
 	return pid;
+}
+
+/* The helper and everything it started. */
+static void
+kill_group(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) != 0)
+		kill(pid, SIGKILL);
 }
 
 /* How it ended, logged when it is worth saying. */
@@ -78,7 +99,7 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 	}
 	ch->waited_ms += SPAWN_POLL_MS;
 	if (!ch->killed && ch->waited_ms >= ch->timeout_ms) {
-		kill(ch->pid, SIGKILL);
+		kill_group(ch->pid);
 		ch->killed = 1;
 	}
 	event_add(ch->timer, &(struct timeval){ 0, SPAWN_POLL_MS * 1000 });
@@ -138,27 +159,56 @@ spawn_forget(struct event_base *base)
 }
 
 void
-spawn_wait(char *const argv[], unsigned timeout_ms)
+spawn_set_start(struct spawn_set *set, char *const argv[])
 {
 	pid_t pid = start(argv);
-	unsigned waited = 0;
-	int status, killed = 0;
 
 	if (pid < 0)
 		return;
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
+	set->v = xreallocarray(set->v, set->n + 1, sizeof(*set->v));
+	set->v[set->n].pid = pid;
+	set->v[set->n].name = xstrdup(argv[0]);
+	set->n++;
+}
 
-		if (w == pid)
+void
+spawn_set_wait(struct spawn_set *set, unsigned timeout_ms)
+{
+	unsigned waited = 0;
+	size_t left = set->n;
+	int killed = 0;
+
+	while (left > 0) {
+		for (size_t i = 0; i < set->n; i++) {
+			int status;
+			pid_t w;
+
+			if (set->v[i].pid <= 0)
+				continue;
+			w = waitpid(set->v[i].pid, &status, WNOHANG);
+			if (w == 0)
+				continue;
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w == set->v[i].pid)
+				report(set->v[i].name, status, killed, timeout_ms);
+			set->v[i].pid = 0;
+			left--;
+		}
+		if (left == 0)
 			break;
-		if (w < 0 && errno != EINTR)
-			return;
 		if (!killed && waited >= timeout_ms) {
-			kill(pid, SIGKILL);
+			for (size_t i = 0; i < set->n; i++)
+				if (set->v[i].pid > 0)
+					kill_group(set->v[i].pid);
 			killed = 1;
 		}
 		usleep(10 * 1000);
 		waited += 10;
 	}
-	report(argv[0], status, killed, timeout_ms);
+	for (size_t i = 0; i < set->n; i++)
+		free(set->v[i].name);
+	free(set->v);
+	set->v = NULL;
+	set->n = 0;
 }

@@ -221,6 +221,35 @@ def test_deposit_missing_file(site, tmp_path):
     assert_nothing_stored(site, before)
 
 
+@pytest.mark.parametrize("noun,opt", [("voicemail", "--audio"), ("fax", "--tiff")])
+def test_deposit_of_a_fifo_is_refused_at_once(site, tmp_path, noun, opt):
+    """A named pipe is not waited on (no writer would ever come): refused
+    as not a regular file, like a directory."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    before = store_counts(site)
+    r = site.fail(1, noun, "deposit", "alice", opt, fifo, timeout=10)
+    assert "not a regular file" in r.err, r
+    assert_nothing_stored(site, before)
+
+
+def test_play_to_a_terminal_is_refused(site, tmp_path):
+    """Audio is not written to a terminal (status 2); redirected, it is."""
+    import pty
+    path, data = pcm(tmp_path, 1)
+    deposit(site, "alice", path)
+    uid = vm_list(site)[0]["uid"]
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([str(BUILD / "umboxctl"), "-c", str(site.config), "voicemail", "play",
+                            "alice", uid], stdout=slave, stderr=subprocess.PIPE, timeout=30)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert p.returncode == 2 and b"terminal" in p.stderr, p
+    assert site.ok("voicemail", "play", "alice", uid).out.encode("utf-8", "surrogateescape") != b""
+
+
 # -- durations of every format -----------------------------------------------------------
 
 def _pcm_case(seconds, rate, channels, width):
@@ -570,6 +599,53 @@ def test_mwi_command_for_each_mailbox_of_an_alias(site, tmp_path):
     deposit(site, "alice", path)
     calls = mwi_calls(log, 2)
     assert sorted(calls) == [("3", "alice", "1", "0"), ("3", "bob", "1", "0")]
+
+
+def test_mwi_command_output_is_not_umboxctls_and_its_children_go_with_it(site, tmp_path):
+    """The helper's stdout goes to umboxctl's stderr (a script reading
+    umboxctl's output never sees it, nor waits for what the helper left
+    running), its stdin is /dev/null, and at the 5 s limit it is killed
+    with what it started."""
+    pidfile = tmp_path / "child.pid"
+    script = tmp_path / "noisy.sh"
+    script.write_text("#!/bin/sh\necho noise from mwi\nread x && echo read-stdin\n"
+                      f"sleep 60 &\necho $! > {pidfile}\nwait\n")
+    script.chmod(0o755)
+    with_mwi(site, tmp_path, path=script)
+    path, _ = pcm(tmp_path, 1)
+    cmd = [str(BUILD / "umboxctl"), "-c", str(site.config), "voicemail", "deposit", "alice",
+           "--audio", str(path)]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, input=b"typed by the admin\n", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    took = time.monotonic() - t0
+    assert p.returncode == 0, p
+    assert p.stdout.decode().startswith("voicemail deposited:"), p
+    assert b"noise from mwi" not in p.stdout and b"noise from mwi" in p.stderr, p
+    assert b"read-stdin" not in p.stdout + p.stderr, p
+    assert b"killed" in p.stderr and took < 15, (took, p)
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{child}") and \
+            "Z" not in open(f"/proc/{child}/stat").read().split(")")[1].split()[0]:
+        assert time.monotonic() < deadline, "the helper's child outlived the kill"
+        time.sleep(0.05)
+
+
+def test_mwi_commands_of_an_alias_are_waited_for_together(site, tmp_path):
+    """Two mailboxes, a helper that hangs: one 5 s wait, not one per mailbox."""
+    script = tmp_path / "hang.sh"
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o755)
+    with_mwi(site, tmp_path, path=script)
+    site.ok("alias", "add", "alice", "alice", "bob")
+    path, _ = pcm(tmp_path, 1)
+    t0 = time.monotonic()
+    r = site.run("voicemail", "deposit", "alice", "--audio", path, timeout=30)
+    took = time.monotonic() - t0
+    assert r.rc == 0, r
+    assert r.err.count("killed") == 2, r
+    assert 4.5 <= took < 8, took
 
 
 def test_mwi_command_not_run_without_a_change(site, tmp_path):
