@@ -38,8 +38,10 @@ struct watch_item {
 	struct watch_item *next;
 	struct guard_query *q;
 	struct store_req *req;
+	char *domain;
 	char *before;
 	char *detail_before;
+	int done;			/* checked, or being checked */
 };
 
 static void
@@ -56,6 +58,7 @@ item_free(struct watch_item *it)
 		guard_cancel(it->q);
 	if (it->req)
 		store_req_cancel(it->req);
+	free(it->domain);
 	free(it->before);
 	free(it->detail_before);
 	free(it);
@@ -76,6 +79,24 @@ static int
 is_ours(const char *verdict)
 {
 	return strcmp(verdict, "claimed") == 0 || strcmp(verdict, "internal") == 0;
+}
+
+static void on_verdict(const char *domain, const struct guard_result *res, void *arg);
+
+/*
+ * One domain at a time: lookups in flight together share the resolver's
+ * connection to each server, and one that fails over TCP (an answer too
+ * large for UDP, a firewall that drops TCP) would fail the others with it.
+ */
+static void
+start_next(struct guard_watch *gw)
+{
+	for (struct watch_item *it = gw->items; it; it = it->next)
+		if (it->q == NULL && it->req == NULL && !it->done) {
+			it->done = 1;
+			it->q = guard_check(gw->guard, it->domain, on_verdict, it);
+			return;
+		}
 }
 
 static void
@@ -102,6 +123,7 @@ on_verdict(const char *domain, const struct guard_result *res, void *arg)
 	it->req = store_req_domain_guard(domain, now, res->detail, (int64_t)time(NULL),
 	    on_recorded, it);
 	store_writer_submit(it->gw->w, it->req);
+	start_next(it->gw);
 }
 
 /* A pass's list of domains, read off the loop. */
@@ -138,14 +160,16 @@ listed(struct store_read *r, int cancelled)
 		struct watch_item *it = xcalloc(1, sizeof(*it));
 
 		it->gw = gw;
+		it->domain = xstrdup(v[i].name);
 		it->before = xstrdup(v[i].guard ? v[i].guard : "");
 		it->detail_before = xstrdup(v[i].guard_detail ? v[i].guard_detail : "");
 		it->next = gw->items;
 		gw->items = it;
-		it->q = guard_check(gw->guard, v[i].name, on_verdict, it);
 	}
 	store_domain_list_free(&v, n);
 	free(l);
+	if (!cancelled)
+		start_next(gw);
 }
 
 static void

@@ -36,7 +36,13 @@ guard_done(const char *domain, const struct guard_result *res, void *arg)
 		event_base_loopbreak(slot->run->base);
 }
 
-/* Check names[0..n-1] into res[]; -1 (with the message printed) if DNS cannot be set up. */
+/*
+ * Check names[0..n-1] into res[], all at once, each on a resolver of its
+ * own: lookups in flight together on one resolver share its connection to
+ * each server, and one that fails over TCP (an answer too large for UDP,
+ * TCP dropped on the way) would fail the others with it.  -1 (with the
+ * message printed) if DNS cannot be set up.
+ */
 static int
 guard_run(struct cli *c, char *const *names, size_t n, struct guard_result *res)
 {
@@ -44,31 +50,43 @@ guard_run(struct cli *c, char *const *names, size_t n, struct guard_result *res)
 	const struct dns_options opts = { .timeout_ms = 1500, .tries = 2 };
 	struct guard_run run = { .res = res, .pending = n };
 	struct guard_slot *slots = xcalloc(n ? n : 1, sizeof(*slots));
-	struct dns_resolver *dns;
-	struct guard *g;
+	struct dns_resolver **dns = xcalloc(n ? n : 1, sizeof(*dns));
+	struct guard **g = xcalloc(n ? n : 1, sizeof(*g));
 	char err[512];
+	size_t made = 0;
+	int rc = 0;
 
-	if ((run.base = event_base_new()) == NULL ||
-	    (dns = dns_new_opts(run.base, &c->cfg.dns.servers, &opts, err,
-	    sizeof(err))) == NULL) {
-		if (run.base)
-			event_base_free(run.base);
-		free(slots);
-		cli_error(EX_FAILED, "cannot set up DNS: %s", run.base ? err : "no event base");
-		return -1;
+	if ((run.base = event_base_new()) == NULL) {
+		cli_error(EX_FAILED, "cannot set up DNS: no event base");
+		rc = -1;
+		goto out;
 	}
-	g = guard_new(dns, &c->cfg);
+	for (; made < n; made++) {
+		dns[made] = dns_new_opts(run.base, &c->cfg.dns.servers, &opts, err, sizeof(err));
+		if (dns[made] == NULL) {
+			cli_error(EX_FAILED, "cannot set up DNS: %s", err);
+			rc = -1;
+			goto out;
+		}
+		g[made] = guard_new(dns[made], &c->cfg);
+	}
 	for (size_t i = 0; i < n; i++) {
 		slots[i] = (struct guard_slot){ &run, i };
-		guard_check(g, names[i], guard_done, &slots[i]);
+		guard_check(g[i], names[i], guard_done, &slots[i]);
 	}
 	if (n)
 		event_base_dispatch(run.base);
-	guard_free(&g);
-	dns_free(&dns);
-	event_base_free(run.base);
+out:
+	for (size_t i = 0; i < made; i++) {
+		guard_free(&g[i]);
+		dns_free(&dns[i]);
+	}
+	if (run.base)
+		event_base_free(run.base);
+	free(g);
+	free(dns);
 	free(slots);
-	return 0;
+	return rc;
 }
 
 static int

@@ -474,3 +474,50 @@ def test_status_without_foreign_has_no_warning(umbox):
     assert re.search(r"^domain servfail\.test: MX guard dns-error \(forced\), checked "
                      r"\d{4}-\d\d-\d\d \d\d:\d\d: .*SERVFAIL", r.out, re.M), r
     assert all(d["foreign"] is False for d in umbox.json("status")["domain_guard"])
+
+
+class UdpOnlyZone:
+    """many.udp.test has 40 MX records (too large for UDP: truncated, and
+    TCP to this server is refused); ours.udp.test points at 127.0.0.1."""
+
+    def resolve(self, request, handler):
+        from dnslib import A, MX, QTYPE, RCODE, RR
+        reply = request.reply()
+        name = str(request.q.qname).lower()
+        qtype = request.q.qtype
+        if name == "many.udp.test." and qtype == QTYPE.MX:
+            for i in range(40):
+                reply.add_answer(RR(name, QTYPE.MX, rdata=MX(f"mx{i:02d}.far-away-host.udp.test.", i)))
+        elif name == "ours.udp.test." and qtype == QTYPE.MX:
+            reply.add_answer(RR(name, QTYPE.MX, rdata=MX("mx.ours.udp.test.", 10)))
+        elif name == "mx.ours.udp.test." and qtype == QTYPE.A:
+            reply.add_answer(RR(name, QTYPE.A, rdata=A("127.0.0.1")))
+        elif name.endswith("far-away-host.udp.test.") and qtype == QTYPE.A:
+            reply.add_answer(RR(name, QTYPE.A, rdata=A("198.51.100.90")))
+        elif qtype not in (QTYPE.A, QTYPE.AAAA, QTYPE.MX):
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+def test_a_lookup_that_needs_tcp_fails_only_its_own_domain(umbox):
+    """A server that answers over UDP only: the domain whose answer needs
+    TCP cannot be checked, and the others checked with it still get their
+    own verdict (c-ares fails every query in flight to a server whose TCP
+    connection fails)."""
+    from dnslib.server import DNSServer
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    udp = DNSServer(UdpOnlyZone(), port=port, address="127.0.0.1")
+    udp.start_thread()
+    try:
+        umbox.write_config(f"[dns]\nservers = 127.0.0.1:{port}\n")
+        umbox.ok("domain", "add", "ours.udp.test")
+        umbox.run("domain", "add", "many.udp.test", "--force")
+        for _ in range(3):
+            r = umbox.run("domain", "check")
+            verdicts = dict(re.findall(r"^(\S+): (\S+):", r.out, re.M))
+            assert verdicts == {"ours.udp.test": "claimed", "many.udp.test": "dns-error"}, r
+    finally:
+        udp.stop()

@@ -191,3 +191,45 @@ def test_dns_error_is_logged_once_not_every_pass(smtpd_factory):
     wait_for(d, "two more checks", lambda r: r["checked_at"] >= seen + 2)
     assert d.log().count(f"MX guard: {DOMAIN}: cannot check:") == 1, d.log()
     assert d.running
+
+
+class UdpOnlyZone(SwitchZone):
+    """SwitchZone, and big.udp.test with 40 MX records: too large for UDP,
+    served by a server that takes no TCP."""
+
+    def resolve(self, request, handler):
+        name = str(request.q.qname).lower()
+        if name == "big.udp.test.":
+            reply = request.reply()
+            if request.q.qtype == QTYPE.MX:
+                for i in range(40):
+                    reply.add_answer(RR(name, QTYPE.MX, ttl=0,
+                                        rdata=MX(f"mx{i:02d}.far-away-host.udp.test.", i)))
+            return reply
+        return super().resolve(request, handler)
+
+
+def test_a_domain_whose_answer_needs_tcp_fails_only_itself(smtpd_factory):
+    """The UDP-only server truncates big.udp.test's answer and refuses TCP:
+    that domain cannot be checked, and example.test, checked in the same
+    pass, is still claimed every time (not failed along with it)."""
+    z = UdpOnlyZone()
+    z.port = free_port()
+    server = DNSServer(z, port=z.port, address="127.0.0.1")
+    server.start_thread()
+    try:
+        d = smtpd_factory(start=False, **{"dns.servers": f"127.0.0.1:{z.port}",
+                                           "dns.guard_interval": "1s"})
+        d.ctl("domain", "add", "big.udp.test", "--force", check=False)
+        d.start()
+        t0 = int(time.time())
+        for _ in range(3):
+            row = wait_for(d, "a newer check", lambda r: r["checked_at"] > t0)
+            assert row["guard"] == "claimed", (row, d.log()[-3000:])
+            t0 = row["checked_at"]
+        assert "example.test: cannot check" not in d.log()
+        [big] = [r for r in json.loads(d.ctl("--json", "domain", "list")[1])
+                 if r["name"] == "big.udp.test"]
+        assert big["guard"] == "dns-error", big
+    finally:
+        server.stop()
