@@ -59,9 +59,27 @@ is_loopback(const struct dns_addr *a)
 	return 0;
 }
 
+/* An IPv4-mapped IPv6 address as the IPv4 address it is: 1, else 0. */
+static int
+unmap(const struct dns_addr *a, struct dns_addr *out)
+{
+	if (a->family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a->u.v6))
+		return 0;
+	out->family = AF_INET;
+	memcpy(&out->u.v4, &a->u.v6.s6_addr[12], sizeof(out->u.v4));
+	return 1;
+}
+
 static int
 same_addr(const struct dns_addr *a, const struct dns_addr *b)
 {
+	struct dns_addr a4, b4;
+
+	/* ::ffff:192.0.2.2 is 192.0.2.2. */
+	if (unmap(a, &a4))
+		a = &a4;
+	if (unmap(b, &b4))
+		b = &b4;
 	if (a->family != b->family)
 		return 0;
 	return a->family == AF_INET ?

@@ -134,6 +134,19 @@ test_claimed_by_ipv6(void **state)
 	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_CLAIMED);
 }
 
+/* An interface's IPv4 address written as an IPv4-mapped IPv6 address is still ours. */
+static void
+test_claimed_by_mapped_ipv4(void **state)
+{
+	struct dns_result *r = result("example.com", DNS_OK, DNS_R_NONE);
+
+	host(r, "mx.example.com", DNS_OK, "::ffff:10.0.0.5", NULL);
+	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_CLAIMED);
+	r = result("example.com", DNS_OK, DNS_R_NONE);
+	host(r, "mx.example.com", DNS_OK, "::ffff:10.0.0.6", NULL);
+	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_FOREIGN);
+}
+
 static void
 test_claimed_by_loopback(void **state)
 {
@@ -329,6 +342,7 @@ main(void)
 		cmocka_unit_test(test_claimed_by_hostname),
 		cmocka_unit_test(test_claimed_by_one_of_several_addresses),
 		cmocka_unit_test(test_claimed_by_ipv6),
+		cmocka_unit_test(test_claimed_by_mapped_ipv4),
 		cmocka_unit_test(test_claimed_by_loopback),
 		cmocka_unit_test(test_claimed_by_public_address),
 		cmocka_unit_test(test_claimed_implicit_mx),
