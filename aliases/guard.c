@@ -356,8 +356,12 @@ query_settle(struct guard_query *q)
 		put(res.detail, GUARD_DETAIL_MAX, "the lookup was cancelled");
 	} else
 		guard_judge(q->mx, &id, &res);
-	/* Not this server, but this server's own addresses are not known. */
-	if (res.verdict == GUARD_FOREIGN && q->host && q->host->status == DNS_TEMPORARY) {
+	/*
+	 * Not this server, but this server's own addresses are not known (a
+	 * null MX names no host: it needs none of them).
+	 */
+	if (res.verdict == GUARD_FOREIGN && q->host && q->host->status == DNS_TEMPORARY &&
+	    !(q->mx->reason == DNS_R_NULL_MX && q->mx->nhosts == 0)) {
 		char was[GUARD_DETAIL_MAX];
 
 		snprintf(was, sizeof(was), "%s", res.detail);

@@ -91,7 +91,15 @@ cmd_status(struct cli *c, int argc, char **argv)
 			    "  [queue] section of %s, then restart umbox-smtpd.\n",
 			    c->cfg.path ? c->cfg.path : "/etc/umbox/umbox.conf");
 		for (size_t i = 0; i < n; i++)
-			if (strcmp(d[i].guard, "foreign") == 0)
+			if (strcmp(d[i].guard, "foreign") == 0 &&
+			    strncmp(d[i].guard_detail, "null MX:", 8) == 0)
+				printf("\nWARNING: %s's DNS says it takes no mail at all (%s).\n"
+				    "  Outside senders never bring mail for %s here; mail for it\n"
+				    "  from this server's own users and aliases is still kept here.\n"
+				    "  Point its MX at this server, or remove it:"
+				    " umboxctl domain del %s\n",
+				    d[i].name, d[i].guard_detail, d[i].name, d[i].name);
+			else if (strcmp(d[i].guard, "foreign") == 0)
 				printf("\nWARNING: %s's mail goes to another server (%s).\n"
 				    "  This server still accepts mail for %s and keeps it here, and\n"
 				    "  alias members at %s are delivered to mailboxes here, so they\n"

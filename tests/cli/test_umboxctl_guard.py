@@ -184,7 +184,13 @@ def test_add_foreign_is_refused(umbox, name, detail):
     umbox.ok("domain", "add", "nomx.test")
     before = umbox.snapshot()
     r = umbox.fail(3, "domain", "add", name)
-    assert r.err_lines == [refusal(name, detail)], r
+    if name == "nullmx.test":
+        assert r.err_lines == [
+            f"{ERROR_PREFIX}refusing to claim {name}: its DNS says it takes no mail at all "
+            f"({detail}), so senders never bring its mail here. Point its MX at this "
+            "server first, or use --force to claim it anyway."], r
+    else:
+        assert r.err_lines == [refusal(name, detail)], r
     assert umbox.snapshot() == before
     assert [d["name"] for d in umbox.json("domain", "list")] == ["nomx.test"]
 
@@ -521,3 +527,22 @@ def test_a_lookup_that_needs_tcp_fails_only_its_own_domain(umbox):
             assert verdicts == {"ours.udp.test": "claimed", "many.udp.test": "dns-error"}, r
     finally:
         udp.stop()
+
+
+def test_null_mx_is_said_as_such_in_status(umbox):
+    umbox.ok("domain", "add", "nullmx.test", "--force")
+    r = umbox.ok("status")
+    warnings = [l for l in r.lines if l.startswith("WARNING:") and "SRS" not in l]
+    assert warnings == ["WARNING: nullmx.test's DNS says it takes no mail at all "
+                        "(null MX: nullmx.test accepts no mail (RFC 7505))."], r
+    assert "umboxctl domain del nullmx.test" in r.out, r
+
+
+def test_null_mx_does_not_need_this_servers_own_name(umbox):
+    """A null MX names no host, so a host name that cannot be looked up
+    (servfail.test) changes nothing: foreign, not dns-error."""
+    umbox.hostname = "servfail.test"
+    umbox.write_config()
+    r = umbox.run("domain", "check", "nullmx.test")
+    assert r.rc == 3 and r.lines == [
+        "nullmx.test: foreign: null MX: nullmx.test accepts no mail (RFC 7505)"], r
