@@ -31,8 +31,13 @@ struct dns_resolver;
 struct dns_query;
 
 #define DNS_NAME_MAX	253	/* a domain name as text, without the final dot */
-#define DNS_MAX_HOSTS	16	/* MX hosts kept, lowest preferences first */
-#define DNS_MAX_ADDRS	16	/* addresses kept per host */
+/*
+ * MX hosts kept, lowest preferences first, and addresses kept per host:
+ * enough that the MX guard sees this server among any real domain's MX
+ * hosts (delivery tries fewer: QUEUE_HOSTS_MAX).
+ */
+#define DNS_MAX_HOSTS	64
+#define DNS_MAX_ADDRS	32
 
 enum dns_status {
 	DNS_OK = 0,		/* at least one host has an address */

@@ -64,6 +64,8 @@ CLAIMED = [
     ("loop6.guard.test", "MX mx.loop6.guard.test has this server's address ::1"),
     # the first MX host's lookup fails, but the second one is this server
     ("tempok.guard.test", "MX mx.tempok.guard.test has this server's address 127.0.0.1"),
+    # the 25th MX host, as the 21st of its addresses
+    ("deep.guard.test", "MX mx.deep.guard.test has this server's address 127.0.0.1"),
 ]
 
 

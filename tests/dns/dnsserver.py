@@ -42,6 +42,8 @@ host name is mail.example.test (not in the zone) or host.guard.test:
   tempfail.guard.test   MX 10 servfail.test (SERVFAIL), MX 20 mx.tempfail
                         (198.51.100.80)
   tempok.guard.test     MX 10 servfail.test, MX 20 mx.tempok (127.0.0.1)
+  deep.guard.test       24 foreign MX hosts, then MX 100 mx.deep: 20 foreign
+                        addresses and 127.0.0.1
 
 A PostgreSQL server named in [store] dsn (tests/nodes/test_pg_connect.py):
 
@@ -169,6 +171,14 @@ def build_guard_zone():
     add("tempok." + g, QTYPE.MX, MX("servfail.test.", 10))
     add("tempok." + g, QTYPE.MX, MX("mx.tempok.%s." % g, 20))
     add("mx.tempok." + g, QTYPE.A, A("127.0.0.1"))
+
+    for i in range(24):
+        add("deep." + g, QTYPE.MX, MX("mx%02d.far.deep.%s." % (i, g), i))
+        add("mx%02d.far.deep.%s" % (i, g), QTYPE.A, A("198.51.100.%d" % (100 + i)))
+    add("deep." + g, QTYPE.MX, MX("mx.deep.%s." % g, 100))
+    for i in range(20):
+        add("mx.deep." + g, QTYPE.A, A("198.51.100.%d" % (150 + i)))
+    add("mx.deep." + g, QTYPE.A, A("127.0.0.1"))
 
 
 counts = {}

@@ -292,17 +292,17 @@ test_mx_sorted_and_capped(void **state)
 	dns_result_free(&res);
 	assert_null(res);
 
-	/* Forty records: the sixteen best, in order. */
-	start(&p, "example.com", T_MX, 40);
-	for (i = 0; i < 40; i++) {
-		snprintf(host, sizeof(host), "mx%02d.example.com", i);
+	/* More records than are kept: the DNS_MAX_HOSTS best, in order. */
+	start(&p, "example.com", T_MX, DNS_MAX_HOSTS + 20);
+	for (i = 0; i < DNS_MAX_HOSTS + 20; i++) {
+		snprintf(host, sizeof(host), "mx%03d.example.com", i);
 		add_mx(&p, 300, (unsigned)(1000 - i), host);
 	}
 	res = answer(ARES_SUCCESS, &p);
 	assert_int_equal(res->status, DNS_OK);
 	assert_int_equal(res->nhosts, DNS_MAX_HOSTS);
 	for (i = 0; i < DNS_MAX_HOSTS; i++) {
-		snprintf(host, sizeof(host), "mx%02d.example.com", 39 - i);
+		snprintf(host, sizeof(host), "mx%03d.example.com", DNS_MAX_HOSTS + 19 - i);
 		assert_string_equal(res->hosts[i].name, host);
 	}
 	dns_result_free(&res);
