@@ -256,6 +256,8 @@ domain_del(struct cli *c, int argc, char **argv)
 
 	if (argc != 2)
 		return cli_error(EX_USAGE, "usage: domain del D");
+	if (!cli_valid_domain(argv[1]))
+		return cli_error(EX_USAGE, "%s is not a valid domain name", argv[1]);
 	if ((status = cli_open_store(c)) != 0)
 		return status;
 	name = xstrdup(argv[1]);

@@ -127,6 +127,15 @@ def test_del(umbox):
     umbox.ok("domain", "add", "example.test")
 
 
+@pytest.mark.parametrize("name", ["", "example.test.", "bad name", "a..test"])
+def test_del_of_a_name_that_is_no_domain_is_usage(umbox, name):
+    """What add and check refuse as no domain name, del refuses the same way."""
+    umbox.ok("domain", "add", "example.test")
+    r = umbox.fail(2, "domain", "del", name)
+    assert "is not a valid domain name" in r.err, r
+    assert [d["name"] for d in umbox.json("domain", "list")] == ["example.test"]
+
+
 def test_del_makes_domain_remote(site):
     assert site.ok("alias", "resolve", "alice@example.test").lines == ["local alice"]
     site.ok("domain", "del", "example.test")
