@@ -30,27 +30,35 @@ clean_number(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
-/* A caller's name as a display name: printable, no controls, bounded. */
+/*
+ * A caller's name as a display name: UTF-8 (a name in another encoding
+ * keeps what it can, bad bytes becoming U+FFFD), controls (C0, DEL, C1) as
+ * spaces, no blanks around it, cut before a character that does not fit
+ * in len.  Blank: no name.
+ */
 static void
 clean_name(const char *in, char *out, size_t len)
 {
-	size_t o = 0;
+	char *valid = g_utf8_make_valid(in ? in : "", -1);
+	size_t o = 0, end = 0;
 
-	for (; in && *in && o + 1 < len; in++) {
-		unsigned char c = (unsigned char)*in;
+	for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+		gunichar u = g_utf8_get_char(p);
+		size_t n = (size_t)(g_utf8_next_char(p) - p);
 
-		out[o++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+		if (o + n + 1 > len)
+			break;
+		if (u < 0x20 || (u >= 0x7f && u < 0xa0) || g_unichar_isspace(u)) {
+			if (o > 0 && out[o - 1] != ' ')
+				out[o++] = ' ';
+			continue;
+		}
+		memcpy(out + o, p, n);
+		o += n;
+		end = o;
 	}
-	out[o] = '\0';
-	/* A name in another encoding keeps what it can: bad bytes become U+FFFD. */
-	if (!g_utf8_validate(out, -1, NULL)) {
-		char *valid = g_utf8_make_valid(out, -1);
-
-		snprintf(out, len, "%s", valid);
-		g_free(valid);
-		if (!g_utf8_validate(out, -1, NULL))	/* cut inside a character */
-			snprintf(out, len, "Unknown caller");
-	}
+	out[end] = '\0';
+	g_free(valid);
 }
 
 /* "0:12", "1:05:00" */
@@ -68,7 +76,7 @@ duration_text(unsigned seconds, char *buf, size_t len)
 static void
 caller_text(const char *number, const char *name, char *buf, size_t len)
 {
-	if (name[0] && number[0])
+	if (name[0] && number[0] && strcmp(name, number) != 0)
 		snprintf(buf, len, "%s (%s)", name, number);
 	else if (name[0] || number[0])
 		snprintf(buf, len, "%s", name[0] ? name : number);
@@ -330,14 +338,18 @@ void
 voicemail_info_parse(const char *head, size_t len, struct voicemail_info *out)
 {
 	char v[512];
+	uint64_t num;
 
 	memset(out, 0, sizeof(*out));
 	len = header_block_len(head, len);
 	header_get(head, len, "X-Umbox-Caller-ID", out->caller, sizeof(out->caller));
-	if (header_get(head, len, "X-Umbox-Duration", v, sizeof(v)))
-		out->seconds = (unsigned)strtoul(v, NULL, 10);
-	if (header_get(head, len, "X-Umbox-Pages", v, sizeof(v)))
-		out->pages = (unsigned)strtoul(v, NULL, 10);
+	/* Counts as written by a deposit; anything else (-1, 2^64, text) is none. */
+	if (header_get(head, len, "X-Umbox-Duration", v, sizeof(v)) &&
+	    parse_uint(v, UINT32_MAX, &num) == 0)
+		out->seconds = (unsigned)num;
+	if (header_get(head, len, "X-Umbox-Pages", v, sizeof(v)) &&
+	    parse_uint(v, UINT32_MAX, &num) == 0)
+		out->pages = (unsigned)num;
 	/* The caller's name is the From display name, decoded. */
 	if (header_get(head, len, "From", v, sizeof(v))) {
 		InternetAddressList *l;

@@ -398,6 +398,34 @@ def test_caller_name_not_ascii(site, tmp_path):
     assert name in row["CALLER"]
 
 
+@pytest.mark.parametrize("given,kept", [
+    ("\u65e5" * 43, "\u65e5" * 42),          # 129 octets: cut before the 43rd character
+    ("A" + "\u00e9" * 70, "A" + "\u00e9" * 63),
+    ("  Carl \t  Caller  ", "Carl Caller"),  # blanks around and within
+    (" \t ", ""),                             # blank: no name
+])
+def test_caller_name_is_cut_at_a_character_and_trimmed(site, tmp_path, given, kept):
+    """The name keeps at most 128 octets, cut before a character that does
+    not fit (it was lost whole as "Unknown caller" when the cut fell inside
+    one); blanks around it go, and a blank name is no name."""
+    path, _ = pcm(tmp_path, 1)
+    deposit(site, "alice", path, name=given)
+    [v] = vm_list(site)
+    assert v["caller_name"] == kept, v
+    if len(kept) < 20:      # (Python's parser spaces out long encoded words)
+        msg = parse(export(site, "alice", v["uid"]))
+        assert msg["From"].addresses[0].display_name == (kept or CALLER)
+        assert str(msg["Subject"]).startswith(f"Voicemail from {kept} ({CALLER})" if kept
+                                              else f"Voicemail from {CALLER},"), msg["Subject"]
+
+
+def test_caller_name_that_is_the_number_is_said_once(site, tmp_path):
+    path, _ = pcm(tmp_path, 1)
+    deposit(site, "alice", path, name=CALLER)
+    msg = parse(export(site, "alice", only_entry(site)["uid"]))
+    assert str(msg["Subject"]) == f"Voicemail from {CALLER}, 0:01", msg["Subject"]
+
+
 @pytest.mark.parametrize("opt,value", [
     ("--caller-name", "Mallory\r\nBcc: victim@far.test"),
     ("--caller-name", "Mallory\nBcc: victim@far.test"),
@@ -535,8 +563,11 @@ def test_play_and_heard_unknown_uid(site, tmp_path):
 
 # -- mwi_command -------------------------------------------------------------------------
 
+# One write per run: helpers of several mailboxes run at once.
 MWI_SCRIPT = """#!/bin/sh
-{{ printf '%s' "$#"; for a in "$@"; do printf '\\t%s' "$a"; done; printf '\\n'; }} >> {log}
+tab=$(printf '\\t'); line="$#"
+for a in "$@"; do line="$line$tab$a"; done
+printf '%s\\n' "$line" >> {log}
 exit {code}
 """
 

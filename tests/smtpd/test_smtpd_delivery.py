@@ -1,6 +1,7 @@
 """Inbound (MX port) delivery: what lands in which mailbox, with which
 headers, and which recipients are refused (SPEC §4)."""
 import base64
+import json
 import re
 import smtplib
 import socket
@@ -11,8 +12,8 @@ import pytest
 
 import backend
 
-from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, Raw, body, client_part, header_names, \
-    headers, simple_message
+from smtpd_util import DOMAIN, HOSTNAME, LOCAL_USERS, PASSWORD, Raw, body, client_part, \
+    header_names, headers, simple_message, unverified_context
 
 QUEUED = re.compile(r"^2\.0\.0 Ok: queued as (\S+)$")
 
@@ -408,3 +409,18 @@ def test_mail_list_shows_what_outsiders_wrote_without_terminal_controls(smtpd):
     # JSON keeps the decoded text, escaped.
     subjects = [e["subject"] for e in smtpd.mailbox("alice")]
     assert "hi\x1b[2J\x1b]0;title\x07x\x9b1m" in subjects
+
+
+@pytest.mark.parametrize("value", ["-1", "18446744073709551616", "12s", ""])
+def test_voicemail_counts_that_are_not_numbers_are_none(smtpd, value):
+    """A forwarded voicemail (from an authenticated client) whose
+    X-Umbox-Duration is not a count of seconds lists no duration, not
+    4294967295 seconds."""
+    msg = (f"From: 555 <555@{DOMAIN}>\r\nSubject: vm\r\nX-Umbox-Kind: voicemail\r\n"
+           f"X-Umbox-Caller-ID: 555\r\nX-Umbox-Duration: {value}\r\n\r\nhello\r\n")
+    with smtplib.SMTP("127.0.0.1", smtpd.submission, timeout=15) as s:
+        s.starttls(context=unverified_context())
+        s.login("alice", PASSWORD)
+        s.sendmail(f"alice@{DOMAIN}", [f"bob@{DOMAIN}"], msg)
+    [v] = json.loads(smtpd.ctl("--json", "voicemail", "list", "bob")[1])
+    assert v["duration"] == 0, v
