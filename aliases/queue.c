@@ -82,6 +82,7 @@ struct queue_runner {
 	struct event *tick;
 	struct event *kick;		/* made active from any loop */
 	struct store_req *claim;
+	struct store_req *renew;	/* claims of rows being delivered, extended */
 	struct runner_read *due;	/* the next due time being read */
 	struct store_directory *heard;	/* tells of rows queued elsewhere */
 	time_t next_look;		/* no need to read the due time before */
@@ -835,7 +836,8 @@ runner_claim_now(struct queue_runner *q)
 	q->kicked = 0;
 	if (now - q->last_sweep >= QUEUE_SWEEP_SECS)
 		q->last_sweep = now;
-	q->claim = store_req_queue_claim(q->owner, QUEUE_LEASE, room, runner_claimed, q);
+	q->claim = store_req_queue_claim(q->owner, q->cfg->queue.claim_lease, room,
+	    runner_claimed, q);
 	store_writer_submit(q->w, q->claim);
 }
 
@@ -865,11 +867,59 @@ runner_claim(struct queue_runner *q)
 }
 
 static void
+runner_renewed(struct store_req *req, void *arg)
+{
+	struct queue_runner *q = arg;
+
+	q->renew = NULL;
+	if (store_req_status(req) != STORE_OK)
+		log_warn("queue: cannot extend the claims of rows being delivered: %s",
+		    store_req_errmsg(req));
+}
+
+/*
+ * A delivery may outlast its claim (a slow server may take 5 minutes a
+ * reply, 10 after the message): a third of the way through the lease, the
+ * claims of the rows still in hand are extended, so that no runner (this
+ * one at its next sweep included) takes them for a second delivery while
+ * this one goes on.
+ */
+static void
+runner_renew(struct queue_runner *q, time_t now)
+{
+	const unsigned lease = q->cfg->queue.claim_lease;
+	struct qgroup *lists[2] = { q->active, q->pending };
+	int64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+
+	if (q->renew)
+		return;
+	for (int l = 0; l < 2; l++)
+		for (struct qgroup *g = lists[l]; g; g = g->next)
+			for (size_t i = 0; i < g->n; i++) {
+				if (g->e[i].claimed_until - (int64_t)now > (int64_t)lease * 2 / 3)
+					continue;
+				if (n == cap) {
+					cap = cap ? 2 * cap : 16;
+					ids = xreallocarray(ids, cap, sizeof(*ids));
+				}
+				ids[n++] = g->e[i].id;
+				g->e[i].claimed_until = (int64_t)now + lease;
+			}
+	if (n == 0)
+		return;
+	q->renew = store_req_queue_renew(q->owner, ids, n, lease, runner_renewed, q);
+	free(ids);
+	store_writer_submit(q->w, q->renew);
+}
+
+static void
 runner_on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue_runner *q = arg;
 	time_t now = time(NULL);
 
+	runner_renew(q, now);
 	runner_start_pending(q);
 	runner_claim(q);
 	/* Failed rows left by an earlier run, or whose bounce had to wait. */
@@ -958,6 +1008,8 @@ queue_runner_free(struct queue_runner **qp)
 	store_directory_hear_queue(q->heard, NULL, NULL);
 	if (q->claim)
 		store_req_cancel(q->claim);
+	if (q->renew)
+		store_req_cancel(q->renew);
 	if (q->due)
 		store_read_cancel(&q->due->read);
 	while (q->active)

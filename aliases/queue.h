@@ -28,7 +28,6 @@ struct queue_runner;
 #define QUEUE_MAX_ATTEMPTS	100	/* messages being delivered at once */
 #define QUEUE_MAX_PER_DOMAIN	20	/* ... to one destination domain (Postfix's default) */
 #define QUEUE_MAX_CLAIMED	500	/* rows claimed and not yet reported */
-#define QUEUE_LEASE		900	/* seconds a claim holds */
 
 /*
  * A runner on base, reading through store, writing through w and asking

@@ -81,6 +81,7 @@ struct umbox_config {
 		unsigned retry_initial;	/* seconds, 30 */
 		unsigned retry_max;	/* seconds, 3600 */
 		unsigned lifetime;	/* seconds, 5 days */
+		unsigned claim_lease;	/* seconds, 900 */
 		uint16_t smtp_port;	/* 25 */
 		char *srs_secret;	/* "" */
 	} queue;

@@ -138,6 +138,8 @@ static const struct key_def queue_keys[] = {
 	    1, 30 * DAY, "retry_initial..30d, a number with s, m, h or d" },
 	{ "lifetime", parse_duration, F(queue.lifetime), "5d",
 	    1, 365 * DAY, "1s..365d, a number with s, m, h or d" },
+	{ "claim_lease", parse_duration, F(queue.claim_lease), "15m",
+	    10, DAY, "10s..1d, a number with s, m, h or d" },
 	{ "smtp_port", parse_port, F(queue.smtp_port), "25", 1, 65535,
 	    "1..65535" },
 	{ "srs_secret", parse_string, F(queue.srs_secret), "", 0, 0,

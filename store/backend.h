@@ -120,6 +120,8 @@ struct store_backend {
 	int (*queue_claim)(struct store *s, const char *owner, int64_t now, unsigned lease,
 	    size_t max, struct store_queue_entry **out, size_t *n);
 	int (*queue_release_claims)(struct store *s, const char *prefix);
+	int (*queue_renew)(struct store *s, const char *owner, const int64_t *ids, size_t n,
+	    int64_t until);
 	int (*queue_next_due)(struct store *s, int64_t *when);
 	/* Inside the caller's transaction when there is one (the writer's). */
 	int (*queue_report)(struct store *s, const char *owner, int64_t now,

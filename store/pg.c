@@ -1714,6 +1714,7 @@ const struct store_backend store_pg_backend = {
 	.queue_flush = pg_queue_flush,
 	.queue_claim = pg_queue_claim,
 	.queue_release_claims = pg_queue_release_claims,
+	.queue_renew = pg_queue_renew,
 	.queue_next_due = pg_queue_next_due,
 	.queue_report = pg_queue_report,
 	.queue_deliver_local = pg_queue_deliver_local,

@@ -164,6 +164,8 @@ int pg_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
 int pg_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,
     size_t max, struct store_queue_entry **out, size_t *n);
 int pg_queue_release_claims(struct store *s, const char *prefix);
+int pg_queue_renew(struct store *s, const char *owner, const int64_t *ids, size_t n,
+    int64_t until);
 int pg_queue_next_due(struct store *s, int64_t *when);
 int pg_queue_report(struct store *s, const char *owner, int64_t now,
     const struct store_retry *retry, struct store_attempt *v, size_t n);

@@ -216,6 +216,25 @@ pg_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease, 
 }
 
 int
+pg_queue_renew(struct store *s, const char *owner, const int64_t *ids, size_t n, int64_t until)
+{
+	char buf[PG_INT_LEN], *arr;
+	const char *w[3];
+	int status;
+
+	if (n == 0)
+		return STORE_OK;
+	arr = pg_int_array(ids, n);
+	w[0] = arr;
+	w[1] = owner;
+	w[2] = pg_i64(buf, until);
+	status = pg_exec(s, "renew queue claims", "UPDATE queue SET claimed_until = $3"
+	    " WHERE id = ANY($1::bigint[]) AND claimed_by = $2", 3, w);
+	free(arr);
+	return status;
+}
+
+int
 pg_queue_release_claims(struct store *s, const char *prefix)
 {
 	const char *v[] = { prefix };

@@ -151,6 +151,13 @@ store_queue_release_claims(struct store *s, const char *prefix)
 }
 
 int
+store_queue_renew(struct store *s, const char *owner, const int64_t *ids, size_t n,
+    int64_t until)
+{
+	return s->be->queue_renew(s, owner, ids, n, until);
+}
+
+int
 store_queue_next_due(struct store *s, int64_t *when)
 {
 	return s->be->queue_next_due(s, when);

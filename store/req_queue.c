@@ -1,6 +1,7 @@
 /*
  * req_queue.c - the queue runner's writer requests: claim due rows,
- * report attempts, deliver a full mailbox's row once it has room.  Each
+ * renew the claims of rows being delivered, report attempts, deliver a
+ * full mailbox's row once it has room.  Each
  * does what its synchronous store_queue_* twin does, with the time taken
  * when the writer applies it.
  */
@@ -24,6 +25,9 @@ struct req_queue {
 	size_t nattempts;
 	/* deliver local */
 	int64_t id;
+	/* renew */
+	int64_t *ids;
+	size_t nids;
 };
 
 static void
@@ -35,6 +39,7 @@ req_queue_free(struct store_req *base)
 	for (size_t i = 0; i < r->nattempts; i++)
 		free((char *)r->attempts[i].error);
 	free(r->attempts);
+	free(r->ids);
 	free(r->owner);
 	free(r);
 }
@@ -67,6 +72,21 @@ req_local_apply(struct store *s, struct store_req *base)
 
 	return s->be->queue_deliver_local(s, r->id, r->owner, (int64_t)time(NULL));
 }
+
+static int
+req_renew_apply(struct store *s, struct store_req *base)
+{
+	struct req_queue *r = (struct req_queue *)base;
+
+	return s->be->queue_renew(s, r->owner, r->ids, r->nids,
+	    (int64_t)time(NULL) + (int64_t)r->lease);
+}
+
+static const struct store_req_ops req_renew_ops = {
+	.name = "queue renew",
+	.apply = req_renew_apply,
+	.free = req_queue_free,
+};
 
 static const struct store_req_ops req_claim_ops = {
 	.name = "queue claim",
@@ -163,5 +183,18 @@ store_req_queue_deliver_local(int64_t id, const char *owner, store_req_cb *cb, v
 	struct req_queue *r = req_queue_new(&req_local_ops, owner, cb, arg);
 
 	r->id = id;
+	return &r->base;
+}
+
+struct store_req *
+store_req_queue_renew(const char *owner, const int64_t *ids, size_t n, unsigned lease,
+    store_req_cb *cb, void *arg)
+{
+	struct req_queue *r = req_queue_new(&req_renew_ops, owner, cb, arg);
+
+	r->ids = xreallocarray(NULL, n ? n : 1, sizeof(*ids));
+	memcpy(r->ids, ids, n * sizeof(*ids));
+	r->nids = n;
+	r->lease = lease;
 	return &r->base;
 }

@@ -347,6 +347,7 @@ static const char *const sq_sql[SQ__COUNT] = {
 	    " AND q.next_attempt > ?1 AND q.claimed_until <= ?1" SQ_LOCAL_ROOM
 	    " ORDER BY 2, 6, 1 LIMIT ?2",
 	[SQ_QUEUE_CLAIM] = "UPDATE queue SET claimed_by = ?2, claimed_until = ?3 WHERE id = ?1",
+	[SQ_QUEUE_RENEW] = "UPDATE queue SET claimed_until = ?3 WHERE id = ?1 AND claimed_by = ?2",
 	[SQ_QUEUE_UNCLAIM_PREFIX] = "UPDATE queue SET claimed_by = NULL, claimed_until = 0"
 	    " WHERE claimed_by IS NOT NULL AND substr(claimed_by, 1, length(?1)) = ?1",
 	/*
@@ -958,6 +959,7 @@ const struct store_backend store_sqlite_backend = {
 	.queue_flush = sq_queue_flush,
 	.queue_claim = sq_queue_claim,
 	.queue_release_claims = sq_queue_release_claims,
+	.queue_renew = sq_queue_renew,
 	.queue_next_due = sq_queue_next_due,
 	.queue_report = sq_queue_report,
 	.queue_deliver_local = sq_queue_deliver_local,

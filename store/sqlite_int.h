@@ -27,7 +27,7 @@ enum sq_stmt {
 	SQ_ENTRY_LIST, SQ_ENTRY_GET, SQ_ENTRY_PREFIX, SQ_MESSAGE_EXISTS, SQ_ENTRY_DEL, SQ_ENTRY_FLAGS,
 	SQ_QUEUE_LIST, SQ_QUEUE_FAILED, SQ_QUEUE_GET, SQ_QUEUE_DEL, SQ_QUEUE_HOLD, SQ_QUEUE_EXISTS,
 	SQ_QUEUE_FLUSH_ONE, SQ_QUEUE_FLUSH_ALL, SQ_QUEUE_CLAIMABLE, SQ_QUEUE_CLAIM,
-	SQ_QUEUE_UNCLAIM_PREFIX, SQ_QUEUE_NEXT_DUE, SQ_QUEUE_STATE, SQ_QUEUE_ATTEMPT,
+	SQ_QUEUE_UNCLAIM_PREFIX, SQ_QUEUE_RENEW, SQ_QUEUE_NEXT_DUE, SQ_QUEUE_STATE, SQ_QUEUE_ATTEMPT,
 	SQ_QUEUE_LOCAL,
 	SQ_LOCK, SQ_UNLOCK, SQ_UNLOCK_PREFIX,
 	SQ_STATS, SQ_FREE_PAGES,
@@ -119,6 +119,8 @@ int sq_queue_flush(struct store *s, int64_t id, int64_t now, size_t *n);
 int sq_queue_claim(struct store *s, const char *owner, int64_t now, unsigned lease,
     size_t max, struct store_queue_entry **out, size_t *n);
 int sq_queue_release_claims(struct store *s, const char *prefix);
+int sq_queue_renew(struct store *s, const char *owner, const int64_t *ids, size_t n,
+    int64_t until);
 int sq_queue_next_due(struct store *s, int64_t *when);
 int sq_queue_report(struct store *s, const char *owner, int64_t now,
     const struct store_retry *retry, struct store_attempt *v, size_t n);

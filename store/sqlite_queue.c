@@ -223,6 +223,24 @@ sq_queue_release_claims(struct store *s, const char *prefix)
 }
 
 int
+sq_queue_renew(struct store *s, const char *owner, const int64_t *ids, size_t n, int64_t until)
+{
+	int own, status;
+
+	if ((status = sq_txn_begin(s, &own)) != STORE_OK)
+		return status;
+	for (size_t i = 0; i < n && status == STORE_OK; i++) {
+		sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_RENEW);
+
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, until);
+		status = sq_exec_stmt(s, st, "renew queue claim");
+	}
+	return sq_txn_end(s, own, status);
+}
+
+int
 sq_queue_next_due(struct store *s, int64_t *when)
 {
 	sqlite3_stmt *st = sq_stmt(s, SQ_QUEUE_NEXT_DUE);

@@ -532,6 +532,12 @@ int store_queue_claim(struct store *s, const char *owner, int64_t now, unsigned 
 /* End every claim whose owner starts with prefix (a restarted runner's). */
 int store_queue_release_claims(struct store *s, const char *prefix);
 /*
+ * Extend owner's claims on the rows ids[0..n-1] to until, while their
+ * delivery goes on; rows no longer claimed by owner are left alone.
+ */
+int store_queue_renew(struct store *s, const char *owner, const int64_t *ids, size_t n,
+    int64_t until);
+/*
  * When the next row becomes claimable by the clock alone (a local row
  * may become claimable earlier, when its mailbox gains room).
  * STORE_NOTFOUND: nothing is waiting.
@@ -862,6 +868,9 @@ struct store_req *store_req_queue_report(const char *owner, const struct store_r
 const struct store_attempt *store_req_queue_attempts(const struct store_req *req, size_t *n);
 struct store_req *store_req_queue_deliver_local(int64_t id, const char *owner,
     store_req_cb *cb, void *arg);
+/* store_queue_renew() to now + lease. */
+struct store_req *store_req_queue_renew(const char *owner, const int64_t *ids, size_t n,
+    unsigned lease, store_req_cb *cb, void *arg);
 /* The MX guard's verdict on a domain, as store_domain_set_guard(). */
 struct store_req *store_req_domain_guard(const char *name, const char *guard,
     const char *detail, int64_t checked_at, store_req_cb *cb, void *arg);

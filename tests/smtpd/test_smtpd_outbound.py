@@ -11,6 +11,7 @@ import re
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -434,3 +435,77 @@ def sink_factory_relay():
     yield make
     for c in made:
         c.stop()
+
+
+class SlowRcptServer:
+    """A raw SMTP server whose first connection holds its reply to RCPT for
+    hold seconds (inside every reply timeout); later ones answer at once.
+    Counts connections and the messages it took."""
+
+    def __init__(self, hold):
+        self.hold, self.connections, self.taken = hold, 0, 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(c, self.connections == 1),
+                             daemon=True).start()
+
+    def serve(self, c, slow):
+        f = c.makefile("rb")
+        try:
+            c.sendall(b"220 slow.far.test ESMTP\r\n")
+            for line in f:
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    c.sendall(b"250 slow.far.test\r\n")
+                elif verb == b"RCPT":
+                    if slow:
+                        time.sleep(self.hold)
+                    c.sendall(b"250 ok\r\n")
+                elif verb == b"DATA":
+                    c.sendall(b"354 go\r\n")
+                    for body in f:
+                        if body == b".\r\n":
+                            break
+                    self.taken += 1
+                    c.sendall(b"250 taken\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"250 ok\r\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_delivery_that_outlasts_its_claim_is_not_started_twice(smtpd_factory, dns_port):
+    """The claim on a row is extended while its delivery goes on: a server
+    that takes longer than [queue] claim_lease to answer RCPT (but less
+    than the reply timeout) gets the message once, on one connection, not
+    a second copy from the next claim."""
+    server = SlowRcptServer(hold=35)
+    try:
+        d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}",
+                             "queue.smtp_port": server.port, "queue.claim_lease": "10s"})
+        d.ctl("alias", "add", "fwd", "friend@far.test")
+        send(d, [f"fwd@{DOMAIN}"], "slow")
+        wait_rows(d, lambda r: r == [], timeout=60)
+        assert (server.connections, server.taken) == (1, 1), d.log()[-3000:]
+        assert d.log().count("to=<friend@far.test> relay=mx status=sent") == 1
+    finally:
+        server.close()

@@ -456,6 +456,19 @@ test_claim_groups_and_lease(void **state)
 	/* Claimed: another runner gets nothing while the lease holds... */
 	assert_int_equal(store_queue_claim(f->s, "r2", f->t0 + 64, 60, 10, &w, &k), STORE_OK);
 	assert_int_equal(k, 0);
+	/* ...which r1 extends while it delivers (another's renewal changes nothing)... */
+	{
+		int64_t ids[2] = { v[0].id, v[4].id };
+
+		assert_int_equal(store_queue_renew(f->s, "r1", ids, 2, f->t0 + 100), STORE_OK);
+		assert_int_equal(store_queue_renew(f->s, "rX", &v[1].id, 1, f->t0 + 500), STORE_OK);
+		assert_int_equal(store_queue_claim(f->s, "r2", f->t0 + 65, 60, 10, &w, &k),
+		    STORE_OK);
+		assert_int_equal(k, 3);		/* b.example's two, and y@a.example */
+		store_queue_list_free(&w, k);
+		assert_int_equal(store_queue_release_claims(f->s, "r2"), STORE_OK);
+		assert_int_equal(store_queue_renew(f->s, "r1", ids, 2, f->t0 + 65), STORE_OK);
+	}
 	/* ...and everything once it has run out (r1 crashed). */
 	assert_int_equal(store_queue_claim(f->s, "r2", f->t0 + 65, 60, 10, &w, &k), STORE_OK);
 	assert_int_equal(k, 5);
