@@ -139,7 +139,9 @@ rcpt_of(const struct bounce_job *j, const struct store_queue_entry *e, struct ds
 		r->status = e->local_user_id ? "5.2.2" : NULL;
 		return;
 	}
-	r->status = strstr(diag, "null MX") ? "5.1.10" : "5.1.2";
+	/* RFC 3463: 5.4.6 a routing loop; RFC 7505: 5.1.10 a null MX. */
+	r->status = strstr(diag, "loops back to myself") ? "5.4.6" :
+	    strstr(diag, "null MX") ? "5.1.10" : "5.1.2";
 }
 
 /* The header block of the row's message, for text/rfc822-headers. */

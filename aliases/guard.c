@@ -4,6 +4,7 @@
  */
 #include "aliases/guard.h"
 
+#include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -336,6 +337,69 @@ identity_addrs(const struct dns_result *host, struct dns_addr *v, size_t max)
 		for (size_t j = 0; j < host->hosts[i].naddrs && n < max; j++)
 			v[n++] = host->hosts[i].addrs[j];
 	return n;
+}
+
+struct guard_self {
+	struct dns_addr specific[16];	/* listeners on one address */
+	size_t nspecific;
+	int wild[2];			/* a wildcard listener: IPv4, IPv6 */
+	struct dns_addr addrs[GUARD_IFADDRS_MAX];
+	struct guard_identity id;	/* the machine's, when a wildcard needs it */
+};
+
+struct guard_self *
+guard_self_new(const struct umbox_config *cfg, unsigned port)
+{
+	const struct config_endpoints *l = &cfg->smtpd.listen;
+	struct guard_self *self = xcalloc(1, sizeof(*self));
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct dns_addr e;
+
+		if (l->v[i].port != port)
+			continue;
+		if (inet_pton(AF_INET, l->v[i].host, &e.u.v4) == 1)
+			e.family = AF_INET;
+		else if (inet_pton(AF_INET6, l->v[i].host, &e.u.v6) == 1)
+			e.family = AF_INET6;
+		else
+			continue;
+		/* A wildcard takes its own family ([::] is IPv6 only here). */
+		if (e.family == AF_INET && e.u.v4.s_addr == htonl(INADDR_ANY))
+			self->wild[0] = 1;
+		else if (e.family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&e.u.v6))
+			self->wild[1] = 1;
+		else if (self->nspecific < sizeof(self->specific) / sizeof(self->specific[0]))
+			self->specific[self->nspecific++] = e;
+	}
+	self->id.hostname = "";
+	self->id.addrs = self->addrs;
+	self->id.public_addresses = &cfg->general.public_addresses;
+	if (self->wild[0] || self->wild[1])
+		self->id.naddrs = identity_addrs(NULL, self->addrs, GUARD_IFADDRS_MAX);
+	return self;
+}
+
+int
+guard_self_is(const struct guard_self *self, const struct dns_addr *a)
+{
+	struct dns_addr a4;
+
+	if (unmap(a, &a4))
+		a = &a4;
+	for (size_t i = 0; i < self->nspecific; i++)
+		if (same_addr(&self->specific[i], a))
+			return 1;
+	if (!self->wild[a->family == AF_INET6])
+		return 0;
+	return guard_is_ours(&self->id, a);
+}
+
+void
+guard_self_free(struct guard_self **selfp)
+{
+	free(*selfp);
+	*selfp = NULL;
 }
 
 static void

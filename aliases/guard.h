@@ -64,6 +64,21 @@ const char *guard_verdict_name(enum guard_verdict v);
 int guard_is_ours(const struct guard_identity *id, const struct dns_addr *a);
 
 /*
+ * This server's own SMTP listeners ([smtpd] listen) on one port, read
+ * once (with the machine's addresses, when a wildcard listener needs
+ * them): guard_self_is() says whether a connection to address a on that
+ * port would reach one of them: a listener on that address, or a wildcard
+ * one (0.0.0.0, ::) and an address of this machine (loopback, an
+ * interface's, [general] public_addresses).  For the queue: an MX host
+ * that is this server is a mail loop (RFC 5321 §5.1).
+ */
+struct umbox_config;
+struct guard_self;
+struct guard_self *guard_self_new(const struct umbox_config *cfg, unsigned port);
+int guard_self_is(const struct guard_self *self, const struct dns_addr *a);
+void guard_self_free(struct guard_self **selfp);
+
+/*
  * The verdict on domain from the result of dns_mx_hosts(), pure.  Every
  * host of a foreign or claimed verdict is named in the detail with its
  * addresses (or "no address").

@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 
 #include "aliases/bounce.h"
 #include "aliases/dns.h"
+#include "aliases/guard.h"
 #include "aliases/mta.h"
 #include "aliases/route.h"
 #include "aliases/srs.h"
@@ -594,10 +596,36 @@ group_send(struct qgroup *g)
 	store_read_submit(g->q->readers, &r->read);
 }
 
+/*
+ * RFC 5321 §5.1: an MX host that is this server (its address and [queue]
+ * smtp_port reach one of our own listeners), and every host no better than
+ * it, are not tried.  The preference from which hosts are dropped
+ * (UINT_MAX: none is this server), and that host's name in self.
+ */
+static unsigned
+mx_loop_cut(const struct qgroup *g, const struct dns_result *res, char *self, size_t len)
+{
+	struct guard_self *me = guard_self_new(g->q->cfg, g->route.port);
+	unsigned cut = UINT_MAX;
+
+	/* By preference: the first host that is this server is the best one. */
+	for (size_t h = 0; h < res->nhosts && cut == UINT_MAX; h++)
+		for (size_t i = 0; i < res->hosts[h].naddrs; i++)
+			if (guard_self_is(me, &res->hosts[h].addrs[i])) {
+				cut = res->hosts[h].preference;
+				snprintf(self, len, "%s", res->hosts[h].name);
+				break;
+			}
+	guard_self_free(&me);
+	return cut;
+}
+
 static void
 group_resolved(struct dns_result *res, void *arg)
 {
 	struct qgroup *g = arg;
+	char self[DNS_NAME_MAX + 1] = "";
+	unsigned cut = UINT_MAX;
 
 	g->dq = NULL;
 	if (res->status != DNS_OK) {
@@ -606,7 +634,18 @@ group_resolved(struct dns_result *res, void *arg)
 		dns_result_free(&res);
 		return;
 	}
-	for (size_t h = 0; h < res->nhosts; h++)
+	if (!g->have_relay)
+		cut = mx_loop_cut(g, res, self, sizeof(self));
+	if (cut != UINT_MAX && res->hosts[0].preference >= cut) {
+		char why[600];
+
+		snprintf(why, sizeof(why), "mail for %s loops back to myself: its MX host %s is"
+		    " this server", domain_of(g), self);
+		dns_result_free(&res);
+		group_settle(g, STORE_ATTEMPT_FAILED, why);
+		return;
+	}
+	for (size_t h = 0; h < res->nhosts && res->hosts[h].preference < cut; h++)
 		for (size_t i = 0; i < res->hosts[h].naddrs && g->route.nhosts < QUEUE_HOSTS_MAX;
 		    i++) {
 			size_t k = g->route.nhosts++;

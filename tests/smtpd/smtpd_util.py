@@ -90,13 +90,15 @@ def smtpd_config(data_dir, tls_dir, ports, smtpd_extra=None):
         f"certificate = {tls_dir}/cert.pem",
         f"key = {tls_dir}/key.pem",
         "[smtpd]",
-        f"listen = 127.0.0.1:{mx}",
+        f"listen = {(smtpd_extra or {}).get('listen_host', '127.0.0.1')}:{mx}",
         f"submission = 127.0.0.1:{sub}",
         f"smtps = 127.0.0.1:{smtps}",
     ]
     # Keys "section.key" go to their section; the rest to [smtpd].
     other = {"dns": {"servers": "127.0.0.1:9"}}
     for k, v in (smtpd_extra or {}).items():
+        if k == "listen_host":      # the MX listener's address, above
+            continue
         if "." in k:
             section, key = k.split(".", 1)
             other.setdefault(section, {})[key] = v

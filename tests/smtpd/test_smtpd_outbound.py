@@ -509,3 +509,55 @@ def test_a_delivery_that_outlasts_its_claim_is_not_started_twice(smtpd_factory, 
         assert d.log().count("to=<friend@far.test> relay=mx status=sent") == 1
     finally:
         server.close()
+
+
+class LoopZone(BaseResolver):
+    """loop.test: its only MX is this server (127.0.0.1); backup.test: MX 10
+    at 127.0.0.2 (down), MX 20 this server."""
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        name = str(request.q.qname).lower()
+        qtype = request.q.qtype
+        mx = {"loop.test.": [(10, "mx.loop.test.")],
+              "backup.test.": [(10, "primary.backup.test."), (20, "mx.loop.test.")]}
+        a = {"mx.loop.test.": "127.0.0.1", "primary.backup.test.": "127.0.0.2"}
+        if name in mx and qtype == QTYPE.MX:
+            for pref, host in mx[name]:
+                reply.add_answer(RR(name, QTYPE.MX, ttl=60, rdata=MX(host, pref)))
+        elif name in a and qtype == QTYPE.A:
+            reply.add_answer(RR(name, QTYPE.A, ttl=60, rdata=A(a[name])))
+        elif name not in mx and name not in a:
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1", "0.0.0.0"])
+def test_an_mx_that_is_this_server_is_a_loop_not_a_delivery(smtpd_factory, listen):
+    """RFC 5321 §5.1: mail whose best MX is this server fails at once with
+    a loop (5.4.6), never sent to ourselves; an MX host that is this
+    server, and any no better, is dropped, so with the better one down the
+    mail waits for it."""
+    with dns_zone(LoopZone()) as port:
+        d = smtpd_factory(start=False, **{"dns.servers": f"127.0.0.1:{port}",
+                                          "queue.retry_initial": "1h", "listen_host": listen})
+        d.smtpd_extra["queue.smtp_port"] = d.mx
+        d.write_config(d.smtpd_extra)
+        d.start()
+        # With a wildcard listener 127.0.0.2 is this server too: no backup case.
+        backup = ["v@backup.test"] if listen == "127.0.0.1" else []
+        d.ctl("alias", "add", "fwd", "u@loop.test", *backup)
+        send(d, [f"fwd@{DOMAIN}"], "round and round", sender=f"alice@{DOMAIN}")
+        deadline = time.monotonic() + 10
+        while not any("5.4.6" in d.export("alice", m["uid"]).decode()
+                      for m in d.mailbox("alice")):
+            assert time.monotonic() < deadline, d.log()[-3000:]
+            time.sleep(0.1)
+        log = d.log()
+        assert "mail for loop.test loops back to myself: its MX host mx.loop.test is" \
+            " this server" in log, log[-3000:]
+        assert "Relay access denied" not in log and "Too many hops" not in log
+        if backup:
+            [(rcpt, status, _, error)] = wait_rows(d, lambda r: len(r) == 1 and r[0][2] > 0)
+            assert (rcpt, status) == ("v@backup.test", 0), (rcpt, status, error)
+            assert error.startswith("primary.backup.test: connection error"), error
