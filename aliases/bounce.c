@@ -139,9 +139,13 @@ rcpt_of(const struct bounce_job *j, const struct store_queue_entry *e, struct ds
 		r->status = e->local_user_id ? "5.2.2" : NULL;
 		return;
 	}
-	/* RFC 3463: 5.4.6 a routing loop; RFC 7505: 5.1.10 a null MX. */
+	/*
+	 * RFC 3463: 5.4.6 a routing loop, 5.4.4 no route (MX records that name
+	 * no host); RFC 7505: 5.1.10 a null MX.
+	 */
 	r->status = strstr(diag, "loops back to myself") ? "5.4.6" :
-	    strstr(diag, "null MX") ? "5.1.10" : "5.1.2";
+	    strstr(diag, "null MX") ? "5.1.10" :
+	    strstr(diag, "name no valid host") ? "5.4.4" : "5.1.2";
 }
 
 /* The header block of the row's message, for text/rfc822-headers. */

@@ -327,9 +327,15 @@ mx_hosts(const char *domain, const unsigned char *abuf, int alen,
 
 	cand = xcalloc(nrec, sizeof(*cand));
 	for (m = mx, i = 0; m != NULL; m = m->next, i++) {
-		/* "." among other records, escaped odd bytes, overlong. */
+		struct in_addr literal;
+
+		/*
+		 * "." among other records, escaped odd bytes, overlong; and an
+		 * address where a name belongs (RFC 5321 §5.1: the MX data is a
+		 * domain name; "192.0.2.1" would be taken as that address).
+		 */
 		if (m->host == NULL || dns_name_normalize(m->host, name,
-		    sizeof(name)) < 0)
+		    sizeof(name)) < 0 || inet_pton(AF_INET, name, &literal) == 1)
 			continue;
 		cand[ncand].name = xstrdup(name);
 		cand[ncand].pref = m->priority;
@@ -359,8 +365,9 @@ mx_hosts(const char *domain, const unsigned char *abuf, int alen,
 		free(cand[i].name);
 	free(cand);
 
+	/* RFC 5321 §5.1: MX records none of which is usable are an error. */
 	if (out->nhosts == 0) {
-		verdict(out, DNS_TEMPORARY, DNS_R_BAD_ANSWER);
+		verdict(out, DNS_PERMANENT, DNS_R_BAD_ANSWER);
 		snprintf(out->detail, sizeof(out->detail),
 		    "%s: its MX records name no valid host", domain);
 		return 0;

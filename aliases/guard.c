@@ -89,6 +89,12 @@ same_addr(const struct dns_addr *a, const struct dns_addr *b)
 }
 
 int
+guard_nowhere(const char *detail)
+{
+	return strncmp(detail, "null MX:", 8) == 0 || strncmp(detail, "unusable MX:", 12) == 0;
+}
+
+int
 guard_is_ours(const struct guard_identity *id, const struct dns_addr *a)
 {
 	if (is_loopback(a))
@@ -212,6 +218,13 @@ guard_judge(const struct dns_result *mx, const struct guard_identity *id,
 		set(out, GUARD_FOREIGN);
 		put(out->detail, GUARD_DETAIL_MAX, "null MX: %s accepts no "
 		    "mail (RFC 7505)", name);
+		return;
+	}
+	/* MX records that name no host: no mail reaches it, here or anywhere. */
+	if (mx->status == DNS_PERMANENT && mx->reason == DNS_R_BAD_ANSWER && mx->nhosts == 0) {
+		set(out, GUARD_FOREIGN);
+		put(out->detail, GUARD_DETAIL_MAX, "unusable MX: %s's MX records name no"
+		    " valid host", name);
 		return;
 	}
 	/* A host that could not be looked up might have been this one. */

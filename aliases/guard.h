@@ -57,6 +57,13 @@ struct guard_identity {
 	const struct cidr_list *public_addresses;	/* may be NULL */
 };
 
+/*
+ * Whether a foreign verdict's detail says that no mail reaches the domain
+ * at all (a null MX, MX records that name no host) rather than that it
+ * goes to another server.
+ */
+int guard_nowhere(const char *detail);
+
 /* "claimed", "internal", "foreign", "dns-error": what the store keeps. */
 const char *guard_verdict_name(enum guard_verdict v);
 

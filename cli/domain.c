@@ -99,9 +99,9 @@ verdict_exit(enum guard_verdict v)
 static int
 refuse_foreign(const char *name, const struct guard_result *res)
 {
-	if (strncmp(res->detail, "null MX:", 8) == 0)
-		return cli_error(EX_REFUSED, "refusing to claim %s: its DNS says it takes no"
-		    " mail at all (%s), so senders never bring its mail here. Point its MX"
+	if (guard_nowhere(res->detail))
+		return cli_error(EX_REFUSED, "refusing to claim %s: its DNS sends its mail"
+		    " nowhere (%s), so senders never bring its mail here. Point its MX"
 		    " at this server first, or use --force to claim it anyway.",
 		    name, res->detail);
 	return cli_error(EX_REFUSED, "refusing to claim %s: its mail goes to another "

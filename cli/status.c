@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aliases/guard.h"
+
 int
 cmd_status(struct cli *c, int argc, char **argv)
 {
@@ -91,9 +93,8 @@ cmd_status(struct cli *c, int argc, char **argv)
 			    "  [queue] section of %s, then restart umbox-smtpd.\n",
 			    c->cfg.path ? c->cfg.path : "/etc/umbox/umbox.conf");
 		for (size_t i = 0; i < n; i++)
-			if (strcmp(d[i].guard, "foreign") == 0 &&
-			    strncmp(d[i].guard_detail, "null MX:", 8) == 0)
-				printf("\nWARNING: %s's DNS says it takes no mail at all (%s).\n"
+			if (strcmp(d[i].guard, "foreign") == 0 && guard_nowhere(d[i].guard_detail))
+				printf("\nWARNING: %s's DNS sends its mail nowhere (%s).\n"
 				    "  Outside senders never bring mail for %s here; mail for it\n"
 				    "  from this server's own users and aliases is still kept here.\n"
 				    "  Point its MX at this server, or remove it:"

@@ -177,6 +177,7 @@ FOREIGN = [
     ("elsewhere.guard.test", "no MX; mail goes to elsewhere.guard.test's own address: "
                              "elsewhere.guard.test (198.51.100.60)"),
     ("nullmx.test", "null MX: nullmx.test accepts no mail (RFC 7505)"),
+    ("dotmx.guard.test", "unusable MX: dotmx.guard.test's MX records name no valid host"),
     ("v6.guard.test", "MX mx.v6.guard.test (2001:db8::77)"),
 ]
 
@@ -186,9 +187,9 @@ def test_add_foreign_is_refused(umbox, name, detail):
     umbox.ok("domain", "add", "nomx.test")
     before = umbox.snapshot()
     r = umbox.fail(3, "domain", "add", name)
-    if name == "nullmx.test":
+    if name in ("nullmx.test", "dotmx.guard.test"):
         assert r.err_lines == [
-            f"{ERROR_PREFIX}refusing to claim {name}: its DNS says it takes no mail at all "
+            f"{ERROR_PREFIX}refusing to claim {name}: its DNS sends its mail nowhere "
             f"({detail}), so senders never bring its mail here. Point its MX at this "
             "server first, or use --force to claim it anyway."], r
     else:
@@ -535,7 +536,7 @@ def test_null_mx_is_said_as_such_in_status(umbox):
     umbox.ok("domain", "add", "nullmx.test", "--force")
     r = umbox.ok("status")
     warnings = [l for l in r.lines if l.startswith("WARNING:") and "SRS" not in l]
-    assert warnings == ["WARNING: nullmx.test's DNS says it takes no mail at all "
+    assert warnings == ["WARNING: nullmx.test's DNS sends its mail nowhere "
                         "(null MX: nullmx.test accepts no mail (RFC 7505))."], r
     assert "umboxctl domain del nullmx.test" in r.out, r
 

@@ -44,6 +44,7 @@ host name is mail.example.test (not in the zone) or host.guard.test:
   tempok.guard.test     MX 10 servfail.test, MX 20 mx.tempok (127.0.0.1)
   deep.guard.test       24 foreign MX hosts, then MX 100 mx.deep: 20 foreign
                         addresses and 127.0.0.1
+  dotmx.guard.test      MX 10 . (names no host; not a null MX)
 
 A PostgreSQL server named in [store] dsn (tests/nodes/test_pg_connect.py):
 
@@ -176,6 +177,7 @@ def build_guard_zone():
         add("deep." + g, QTYPE.MX, MX("mx%02d.far.deep.%s." % (i, g), i))
         add("mx%02d.far.deep.%s" % (i, g), QTYPE.A, A("198.51.100.%d" % (100 + i)))
     add("deep." + g, QTYPE.MX, MX("mx.deep.%s." % g, 100))
+    add("dotmx." + g, QTYPE.MX, MX(".", 10))
     for i in range(20):
         add("mx.deep." + g, QTYPE.A, A("198.51.100.%d" % (150 + i)))
     add("mx.deep." + g, QTYPE.A, A("127.0.0.1"))

@@ -58,6 +58,11 @@ class Zone(BaseResolver):
             if qtype == QTYPE.MX:
                 reply.add_answer(RR(name, QTYPE.MX, ttl=60, rdata=MX(".", 0)))
             return reply
+        if name in ("dotmx.test.", "litmx.test."):
+            if qtype == QTYPE.MX:
+                host = "." if name == "dotmx.test." else "127.0.0.1."
+                reply.add_answer(RR(name, QTYPE.MX, ttl=60, rdata=MX(host, 10)))
+            return reply
         reply.header.rcode = RCODE.NXDOMAIN
         return reply
 
@@ -561,3 +566,19 @@ def test_an_mx_that_is_this_server_is_a_loop_not_a_delivery(smtpd_factory, liste
             [(rcpt, status, _, error)] = wait_rows(d, lambda r: len(r) == 1 and r[0][2] > 0)
             assert (rcpt, status) == ("v@backup.test", 0), (rcpt, status, error)
             assert error.startswith("primary.backup.test: connection error"), error
+
+
+@pytest.mark.parametrize("domain", ["dotmx.test", "litmx.test"])
+def test_mx_records_that_name_no_host_fail_at_once(outbound, domain):
+    """RFC 5321 §5.1: MX records none of which is usable (MX 10 ".", an
+    address where a host name belongs) are an error, bounced at once
+    (5.4.4), not retried for the queue's lifetime nor sent to the address."""
+    outbound.ctl("alias", "add", "fwd", f"u@{domain}")
+    send(outbound, [f"fwd@{DOMAIN}"], "nowhere", sender=f"alice@{DOMAIN}")
+    deadline = time.monotonic() + 10
+    while not [m for m in outbound.mailbox("alice")
+               if b"5.4.4" in outbound.export("alice", m["uid"])]:
+        assert time.monotonic() < deadline, outbound.log()[-3000:]
+        time.sleep(0.1)
+    assert f"{domain}: its MX records name no valid host" in outbound.log()
+    assert outbound.sink.messages == []

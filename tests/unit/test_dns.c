@@ -342,11 +342,11 @@ test_null_mx(void **state)
 	assert_string_equal(res->hosts[0].name, "mx.example.com");
 	dns_result_free(&res);
 
-	/* "." alone but with a preference: no host to use, retry later. */
+	/* "." alone but with a preference: no host to use, an error (RFC 5321 §5.1). */
 	start(&p, "example.com", T_MX, 1);
 	add_mx(&p, 300, 10, "");
 	res = answer(ARES_SUCCESS, &p);
-	assert_int_equal(res->status, DNS_TEMPORARY);
+	assert_int_equal(res->status, DNS_PERMANENT);
 	assert_int_equal(res->reason, DNS_R_BAD_ANSWER);
 	assert_string_equal(res->detail,
 	    "example.com: its MX records name no valid host");
@@ -359,11 +359,12 @@ test_odd_names_dropped(void **state)
 	struct dns_result *res;
 	struct pkt p;
 
-	start(&p, "example.com", T_MX, 4);
+	start(&p, "example.com", T_MX, 5);
 	add_mx(&p, 300, 1, "bad\001host.example.com");
 	add_mx(&p, 300, 2, "sp ace.example.com");
 	add_mx(&p, 300, 3, "h\xc3\xa9.example.com");
-	add_mx(&p, 300, 4, "ok.example.com");
+	add_mx(&p, 300, 4, "192.0.2.1");		/* an address is no host name */
+	add_mx(&p, 300, 5, "ok.example.com");
 	res = answer(ARES_SUCCESS, &p);
 	assert_int_equal(res->status, DNS_OK);
 	assert_int_equal(res->nhosts, 1);
