@@ -43,7 +43,7 @@ static const char *
 queue_state(const struct store_queue_entry *e, int64_t now)
 {
 	if (e->status == STORE_QUEUE_FAILED)
-		return "failed";
+		return e->held ? "failed, held" : "failed";
 	if (e->held)
 		return "held";
 	return queue_delivering(e, now) ? "delivering" : "queued";

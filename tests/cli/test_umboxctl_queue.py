@@ -253,6 +253,16 @@ def test_hold_and_release_keep_the_schedule(site):
     site.ok("queue", "release", q)                       # again: still released
 
 
+def test_a_held_failed_row_says_both(site):
+    """A failed row that is held waits for release before its bounce: the
+    table and show say so, not just "failed"."""
+    (f,) = seed(site, ["f@outside.test"], status=1, held=1)
+    assert rows(site)[f]["STATUS"] == "failed, held"
+    assert show(site, f)["status"] == "failed, held"
+    site.ok("queue", "release", f)
+    assert rows(site)[f]["STATUS"] == "failed"
+
+
 def test_del(site):
     a, b = seed(site, ["a@outside.test", "b@outside.test"])
     assert site.ok("queue", "del", a).out == f"queue entry {a} deleted\n"
