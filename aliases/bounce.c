@@ -23,6 +23,8 @@
 
 #define BOUNCE_ROWS_MAX		100	/* rows read per message; more wait for the next pass */
 #define BOUNCE_HEADERS_MAX	(64 * 1024)
+/* Room for a sender in the log (SRS addresses run past 254). */
+#define BOUNCE_SENDER_MAX	520
 #define BOUNCE_BACKOFF_SECS	60	/* after a bounce that could not be made */
 
 struct bouncer {
@@ -33,6 +35,8 @@ struct bouncer {
 	struct store_req *req;		/* the delivery in flight */
 	char qid[STORE_QID_MAX];	/* its message's */
 	int dsn;			/* a report (1) or the postmaster's copy (0) */
+	char sender[BOUNCE_SENDER_MAX];	/* the report's: for the log once stored */
+	size_t nrcpt;
 	time_t backoff_until;
 };
 
@@ -50,6 +54,8 @@ struct bounce_job {
 	struct alias_resolver resolver;
 	char qid[STORE_QID_MAX];
 	int dsn;
+	char sender[BOUNCE_SENDER_MAX];
+	size_t nrcpt;
 	int failed;			/* come back after the backoff */
 	struct store_req *req;		/* made, not yet submitted */
 };
@@ -193,6 +199,10 @@ bounce_done(struct store_req *req, void *arg)
 		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
 		return;
 	}
+	/* Committed: the bounce's own queue ID ties its delivery's log lines to this one. */
+	if (b->dsn)
+		log_info("%s: sender=<%s> bounce %s sent for %zu recipient%s", b->qid, b->sender,
+		    store_req_delivery(req)->qid, b->nrcpt, b->nrcpt == 1 ? "" : "s");
 	bounce_next(b);
 }
 
@@ -300,8 +310,8 @@ bounce_report(struct bounce_job *j, struct store_queue_entry *v, size_t n, const
 	m.len = outlen;
 	m.domain = domain_part(v[0].sender, j->cfg->general.hostname);
 	if (bounce_send(j, &m, v[0].sender, ids, n) == 0) {
-		log_info("%s: sender=<%s> bounce sent for %zu recipient%s", v[0].qid,
-		    v[0].sender, n, n == 1 ? "" : "s");
+		snprintf(j->sender, sizeof(j->sender), "%s", v[0].sender);
+		j->nrcpt = n;
 		r = 0;
 	}
 out:
@@ -381,6 +391,8 @@ bounce_made(struct store_read *r, int cancelled)
 		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
 	if (j->req) {
 		snprintf(b->qid, sizeof(b->qid), "%s", j->qid);
+		snprintf(b->sender, sizeof(b->sender), "%s", j->sender);
+		b->nrcpt = j->nrcpt;
 		b->dsn = j->dsn;
 		b->req = j->req;
 		store_writer_submit(b->w, b->req);
