@@ -309,8 +309,9 @@ voicemail_deposit(struct store *s, const struct alias_resolver *r,
 	m.check_quota = 1;
 	st = alias_deliver(s, &m, targets.v, targets.n, &res);
 	if (st == STORE_QUOTA)
-		snprintf(err, errlen, "mailbox %s is full: the %s would exceed its quota (%s)",
-		    u.login, d->kind == STORE_KIND_FAX ? "fax" : "voicemail", store_errmsg(s));
+		snprintf(err, errlen, "the %s does not fit: %s; delete mail from it"
+		    " (umboxctl mail del) or raise the quota (umboxctl user set --quota)",
+		    d->kind == STORE_KIND_FAX ? "fax" : "voicemail", store_errmsg(s));
 	else if (st != STORE_OK)
 		snprintf(err, errlen, "%s", store_errmsg(s));
 	else {

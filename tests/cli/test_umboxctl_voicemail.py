@@ -495,7 +495,11 @@ def test_over_quota_is_refused(site, tmp_path):
     assert len(data) >= 4000
     before = store_counts(site)
     r = site.fail(1, "voicemail", "deposit", "alice", "--audio", path, "--caller", CALLER)
-    assert "quota" in r.err.lower(), r
+    [line] = r.err_lines
+    assert line.startswith("umboxctl: the voicemail does not fit: mailbox alice would exceed"
+                           " its quota ("), r
+    assert line.endswith("bytes); delete mail from it (umboxctl mail del) or raise the quota"
+                         " (umboxctl user set --quota); nothing was stored"), r
     assert_nothing_stored(site, before)
     assert site.json("user", "show", "alice")["used"] == 0
     # room again: the same file goes in
