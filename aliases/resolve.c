@@ -319,13 +319,20 @@ alias_resolve(const struct alias_resolver *r, const char *address, struct alias_
 			expand_fail(&x, ALIAS_ERROR, "postmaster login %s does not exist;"
 			    " set [general] postmaster", r->postmaster);
 	}
+	if (x.status == ALIAS_OK && out->n == 0) {
+		/* The outermost alias finishes last. */
+		if (x.looped)
+			snprintf(out->error, sizeof(out->error), "no such user here (its aliases"
+			    " name only each other: a loop)");
+		else if (x.done.n > 0)
+			snprintf(out->error, sizeof(out->error), "no such user here (the alias %s"
+			    " names no one who exists here)", x.done.v[x.done.n - 1]);
+		else
+			snprintf(out->error, sizeof(out->error), "no such user here");
+		x.status = ALIAS_UNKNOWN;
+	}
 	strlist_clear(&x.active);
 	strlist_clear(&x.done);
-	if (x.status == ALIAS_OK && out->n == 0) {
-		snprintf(out->error, sizeof(out->error), "no such user here%s", x.looped ?
-		    " (its aliases name only each other: a loop)" : "");
-		return ALIAS_UNKNOWN;
-	}
 	return x.status;
 }
 

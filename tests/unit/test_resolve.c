@@ -286,6 +286,14 @@ test_dangling(void **state)
 	alias_result_clear(&res);
 	alias(f->s, "empty", "ghost", NULL, NULL);
 	EXPECT("empty@example.test", ALIAS_UNKNOWN, "");
+	/* The error names the alias that reaches no one (for umboxctl, the log). */
+	assert_int_equal(alias_resolve(&f->r, "empty@example.test", &res), ALIAS_UNKNOWN);
+	assert_string_equal(res.error, "no such user here (the alias empty names no one who"
+	    " exists here)");
+	alias_result_clear(&res);
+	assert_int_equal(alias_resolve(&f->r, "nobody@example.test", &res), ALIAS_UNKNOWN);
+	assert_string_equal(res.error, "no such user here");
+	alias_result_clear(&res);
 }
 
 static void
