@@ -75,6 +75,20 @@ daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
 		exit(1);
 	}
 	if (o->check_only) {
+		/* What the start would trip over, beyond the file itself. */
+		if (geteuid() == 0 && cfg->general.user[0] != '\0' &&
+		    getpwnam(cfg->general.user) == NULL) {
+			fprintf(stderr, "%s: [general] user %s does not exist; create it or set"
+			    " [general] user\n", cfg->path ? cfg->path : "(defaults)",
+			    cfg->general.user);
+			fprintf(stderr, "%s: configuration errors; not starting\n", name);
+			exit(1);
+		}
+		if (cfg->voicemail.mwi_command[0] != '\0' &&
+		    access(cfg->voicemail.mwi_command, X_OK) != 0)
+			fprintf(stderr, "%s: warning: [voicemail] mwi_command %s: %s; message-waiting"
+			    " lamps will not be told\n", name, cfg->voicemail.mwi_command,
+			    strerror(errno));
 		printf("%s: configuration %s is valid\n", name, cfg->path ? cfg->path :
 		    "(defaults)");
 		exit(0);

@@ -1,5 +1,6 @@
 """The daemon's life: a kill -9 loses nothing acknowledged, SIGTERM exits 0
 with sessions open, -n checks the config (SPEC §2, §3, §4)."""
+import os
 import re
 import signal
 import smtplib
@@ -282,6 +283,24 @@ def test_config_check_bad_value_names_file_line_key(smtpd_factory):
     assert p.returncode == 1, p
     lineno = d.config.read_text().splitlines().index("max_message_size = lots") + 1
     assert_names_file_line_key(p.stderr, d.config, lineno, "max_message_size")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the user is switched to only as root")
+def test_config_check_finds_a_user_that_does_not_exist(smtpd_factory):
+    """-n said "valid" for [general] user = a name with no account, and the
+    start then failed: the check now fails the same way."""
+    d = smtpd_factory(start=False)
+    d.config.write_text(d.config.read_text().replace("user =\n", "user = nosuchuserhere\n", 1))
+    p = run_check(d.config)
+    assert p.returncode == 1, p
+    assert "[general] user nosuchuserhere does not exist" in p.stderr, p
+
+
+def test_config_check_warns_of_an_mwi_command_that_cannot_run(smtpd_factory, tmp_path):
+    d = smtpd_factory(start=False, **{"voicemail.mwi_command": str(tmp_path / "nonexistent")})
+    p = run_check(d.config)
+    assert p.returncode == 0, p
+    assert "warning: [voicemail] mwi_command" in p.stderr and "No such file" in p.stderr, p
 
 
 def test_more_loops_than_descriptors_allow_is_a_clear_start_error(smtpd_factory):
