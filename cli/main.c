@@ -223,6 +223,9 @@ cli_bad_option(int argc, char **argv, int ch, const char *usage)
 		arg = letter;
 	if (ch == -1 || arg[0] != '-')
 		return cli_error(EX_USAGE, "usage: %s", usage);
+	/* getopt_long: a known --name without its value keeps its code in optopt. */
+	if (ch == '?' && optopt != 0 && strncmp(arg, "--", 2) == 0 && strchr(arg, '=') == NULL)
+		return cli_error(EX_USAGE, "%s needs a value; usage: %s", arg, usage);
 	return cli_error(EX_USAGE, "bad option %s; usage: %s", arg, usage);
 }
 

@@ -19,6 +19,7 @@
 
 #include "aliases/resolve.h"
 #include "aliases/voicemail.h"
+#include "lib/log.h"
 #include "lib/spawn.h"
 
 #define DEPOSIT_FILE_MAX	(64u * 1024 * 1024)	/* an hour of 8 kHz 16-bit is 55 MB */
@@ -130,9 +131,18 @@ deposit(struct cli *c, int argc, char **argv, enum store_kind kind)
 	}
 	if (argc - optind != 1 || file == NULL)
 		return cli_error(EX_USAGE, "usage: %s", usage);
-	if (d.caller && !voicemail_caller_valid(d.caller))
-		return cli_error(EX_USAGE, "--caller %s is not a phone number (digits, +, *, #)",
-		    d.caller);
+	if (d.caller && strlen(d.caller) > VOICEMAIL_CALLER_MAX &&
+	    strspn(d.caller, "0123456789+*#") == strlen(d.caller))
+		return cli_error(EX_USAGE, "--caller has %zu characters; a phone number has at"
+		    " most %d", strlen(d.caller), VOICEMAIL_CALLER_MAX);
+	if (d.caller && !voicemail_caller_valid(d.caller)) {
+		char shown[2 * VOICEMAIL_CALLER_MAX];
+
+		/* What was given, controls and all, without breaking the line. */
+		log_escape(shown, sizeof(shown), d.caller, strlen(d.caller));
+		return cli_error(EX_USAGE, "--caller %s is not a phone number (digits, +, *, #;"
+		    " a + only first)", shown);
+	}
 	d.mailbox = argv[optind];
 	if ((st = cli_open_store(c)) != 0)
 		return st;

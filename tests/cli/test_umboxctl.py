@@ -178,13 +178,24 @@ def test_global_option_forms(site, opts):
 
 
 @pytest.mark.parametrize("args, named", [
+    (("voicemail", "deposit", "alice", "--audio"), "--audio"),
+    (("user", "add", "erin", "--quota"), "--quota"),
+    (("relay", "add", "r", "--host"), "--host"),
+    (("user", "set", "erin", "--pop3"), "--pop3"),
+], ids=lambda a: " ".join(a) if isinstance(a, tuple) else "")
+def test_option_without_its_value_says_so(umbox, args, named):
+    """A known option given last without its value is not a "bad option"."""
+    r = umbox.fail(2, *args)
+    assert f"umboxctl: {named} needs a value; usage: {' '.join(args[:2])} " in r.err, r
+
+
+@pytest.mark.parametrize("args, named", [
     (("domain", "add", "example.test", "-x"), "-x"),
     (("domain", "add", "example.test", "--bogus"), "--bogus"),
     (("domain", "add", "-a.test"), "-a"),
     (("user", "add", "-x.y"), "-x"),
     (("user", "add", "erin", "--frob"), "--frob"),
     (("user", "add", "erin", "--pop3", "on"), None),
-    (("user", "set", "erin", "--pop3"), "--pop3"),
     (("relay", "add", "r", "--host", "h", "--active"), "--active"),
     (("voicemail", "deposit", "alice", "--audoi", "x.wav"), "--audoi"),
     (("fax", "deposit", "alice", "-t", "x.tif"), "-t"),

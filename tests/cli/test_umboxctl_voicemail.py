@@ -734,8 +734,16 @@ def test_caller_id_length_limit(site, tmp_path, digits, ok):
         assert vm_list(site)[0]["caller"] == "1" * digits
     else:
         r = site.fail(2, *args)
-        assert "not a phone number" in r.err, r
+        assert "--caller has 65 characters; a phone number has at most 64" in r.err, r
         assert vm_list(site) == []
+
+
+def test_caller_id_that_is_no_number_is_shown_on_one_line(site, tmp_path):
+    path, _ = pcm(tmp_path, 1)
+    r = site.fail(2, "voicemail", "deposit", "alice", "--audio", path, "--caller",
+                  "555\nBcc: x@far.test")
+    assert r.err_lines == ["umboxctl: --caller 555\\x0aBcc: x@far.test is not a phone number"
+                           " (digits, +, *, #; a + only first)"], r
 
 
 @pytest.mark.parametrize("caller,ok", [("+44 20 7946 0000", True), ("*67", True), ("#", True),
