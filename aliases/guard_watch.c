@@ -22,7 +22,14 @@
 
 #define GUARD_FIRST_CHECK_SECS	2	/* after start: verdicts fresh soon after boot */
 
+/* A domain's last verdict that was not a DNS failure, as this daemon saw it. */
+struct known {
+	struct known *next;
+	char *domain, *verdict, *detail;
+};
+
 struct guard_watch {
+	struct known *known;		/* what a failed check is compared past */
 	struct store_readers *readers;
 	struct watch_list *listing;	/* the domains being read */
 	struct store_writer *w;
@@ -99,27 +106,67 @@ start_next(struct guard_watch *gw)
 		}
 }
 
+static struct known *
+known_get(struct guard_watch *gw, const char *domain)
+{
+	for (struct known *k = gw->known; k; k = k->next)
+		if (strcmp(k->domain, domain) == 0)
+			return k;
+	return NULL;
+}
+
+static void
+known_set(struct guard_watch *gw, const char *domain, const char *verdict, const char *detail)
+{
+	struct known *k = known_get(gw, domain);
+
+	if (k == NULL) {
+		k = xcalloc(1, sizeof(*k));
+		k->domain = xstrdup(domain);
+		k->next = gw->known;
+		gw->known = k;
+	}
+	free(k->verdict);
+	free(k->detail);
+	k->verdict = xstrdup(verdict);
+	k->detail = xstrdup(detail);
+}
+
 static void
 on_verdict(const char *domain, const struct guard_result *res, void *arg)
 {
 	struct watch_item *it = arg;
 	const char *now = guard_verdict_name(res->verdict);
+	const char *was = it->before, *was_detail = it->detail_before;
+	struct known *k;
 
 	it->q = NULL;
-	if (res->verdict == GUARD_FOREIGN && strcmp(it->before, "foreign") != 0)
+	/*
+	 * A DNS failure in between is not a change: foreign, cannot check,
+	 * claimed is "points at this server again", and foreign, cannot
+	 * check, foreign no news.
+	 */
+	if (res->verdict != GUARD_DNS_ERROR && strcmp(was, "dns-error") == 0 &&
+	    (k = known_get(it->gw, domain)) != NULL) {
+		was = k->verdict;
+		was_detail = k->detail;
+	}
+	if (res->verdict == GUARD_FOREIGN && strcmp(was, "foreign") != 0)
 		log_warn("MX guard: %s: its mail now goes elsewhere: %s; mail for %s "
 		    "that arrives here, and alias members at %s, are still "
 		    "delivered to the mailboxes on this server", domain,
 		    res->detail, domain, domain);
-	else if (res->verdict == GUARD_FOREIGN && strcmp(it->detail_before, res->detail) != 0)
+	else if (res->verdict == GUARD_FOREIGN && strcmp(was_detail, res->detail) != 0)
 		log_warn("MX guard: %s: still foreign: %s", domain, res->detail);
-	else if (is_ours(now) && strcmp(it->before, "foreign") == 0)
+	else if (is_ours(now) && strcmp(was, "foreign") == 0)
 		log_msg(LOG_NOTICE, "MX guard: %s: its MX points at this server again: %s",
 		    domain, res->detail);
 	else if (res->verdict == GUARD_DNS_ERROR && strcmp(it->before, "dns-error") != 0)
 		log_warn("MX guard: %s: cannot check: %s", domain, res->detail);
-	else if (strcmp(it->before, now) != 0)
+	else if (strcmp(was, now) != 0)
 		log_info("MX guard: %s: %s: %s", domain, now, res->detail);
+	if (res->verdict != GUARD_DNS_ERROR)
+		known_set(it->gw, domain, now, res->detail);	/* was may point into it */
 	it->req = store_req_domain_guard(domain, now, res->detail, (int64_t)time(NULL),
 	    on_recorded, it);
 	store_writer_submit(it->gw->w, it->req);
@@ -224,6 +271,15 @@ guard_watch_free(struct guard_watch **gwp)
 		store_read_cancel(&gw->listing->read);
 	while (gw->items)
 		item_free(gw->items);
+	while (gw->known) {
+		struct known *k = gw->known;
+
+		gw->known = k->next;
+		free(k->domain);
+		free(k->verdict);
+		free(k->detail);
+		free(k);
+	}
 	event_free(gw->timer);
 	guard_free(&gw->guard);
 	free(gw);

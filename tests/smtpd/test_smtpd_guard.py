@@ -53,6 +53,9 @@ class SwitchZone(BaseResolver):
                 with self.lock:
                     self.mx_questions += 1
                     host = self.mx_host
+                if host is None:            # point_at(None): SERVFAIL
+                    reply.header.rcode = RCODE.SERVFAIL
+                    return reply
                 reply.add_answer(RR(name + ".", QTYPE.MX, ttl=0, rdata=MX(host + ".", 10)))
             return reply
         addrs = {HERE: "127.0.0.1", AWAY: AWAY_ADDR}
@@ -233,3 +236,21 @@ def test_a_domain_whose_answer_needs_tcp_fails_only_itself(smtpd_factory):
         assert big["guard"] == "dns-error", big
     finally:
         server.stop()
+
+
+def test_a_dns_failure_in_between_is_not_a_change(smtpd_factory, zone):
+    """foreign, cannot check, claimed: the notice that the MX points here
+    again is logged (a failed check is not a verdict to compare with);
+    foreign, cannot check, foreign: no second "now goes elsewhere"."""
+    zone.point_at(AWAY)
+    d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{zone.port}", "dns.guard_interval": "1s"})
+    wait_log(d, GONE_WARNING)
+    for back in (AWAY, HERE):
+        zone.point_at(None)
+        t = int(time.time())
+        wait_for(d, "verdict dns-error", lambda r: r["guard"] == "dns-error" and r["checked_at"] >= t)
+        zone.point_at(back)
+        t = int(time.time())
+        wait_for(d, "a verdict again", lambda r: r["guard"] != "dns-error" and r["checked_at"] >= t)
+    wait_log(d, BACK_NOTICE)
+    assert d.log().count("its mail now goes elsewhere") == 1, d.log()[-3000:]
