@@ -306,6 +306,17 @@ mta_mail(struct mta_attempt *a)
 		mta_finish(a);
 		return;
 	}
+	/* RFC 1870 §6.1: not sent to a server that says it is too large. */
+	if ((a->ehlo.ext & SMTP_EXT_SIZE) && a->ehlo.size > 0 && a->m->len > a->ehlo.size) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "552 5.3.4 the message (%" PRIu64 " octets) is larger"
+		    " than the server takes (SIZE %" PRIu64 ")", a->m->len, a->ehlo.size);
+		mta_step(a, "MAIL", 0, why);
+		mta_settle(a, 0, MTA_FAILED, why);
+		mta_finish(a);
+		return;
+	}
 	/*
 	 * RFC 6152: 8-bit content is declared where the server takes it; to
 	 * one that does not offer 8BITMIME it goes as it is, unconverted.

@@ -447,6 +447,19 @@ def test_end_of_data_reply_is_waited_for_past_the_timeout(tmp_path):
     assert b"line one" in sent
 
 
+def test_message_larger_than_the_servers_size_is_not_sent(tmp_path):
+    """RFC 1870: a server that says SIZE 10 does not get a larger message;
+    its recipients fail (5.3.4) and nothing is sent, not even MAIL."""
+    r, sent = scripted(tmp_path, [
+        (None, b"220 raw ESMTP\r\n"),
+        ("EHLO", b"250-raw\r\n250 SIZE 10\r\n"),
+        ("QUIT", b"221 bye\r\n"),
+    ])
+    status, why = r.rcpts["x@sink.test"]
+    assert status == "failed" and "5.3.4" in why and "SIZE 10" in why, r
+    assert b"MAIL" not in sent
+
+
 def test_bdat_when_offered(tmp_path):
     r, sent = scripted(tmp_path, [
         (None, b"220 raw ESMTP\r\n"),
