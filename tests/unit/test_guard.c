@@ -134,32 +134,30 @@ test_claimed_by_ipv6(void **state)
 	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_CLAIMED);
 }
 
+/* The verdict on one MX host with one address. */
+static enum guard_verdict
+judge_one(const char *address)
+{
+	struct dns_result *r = result("example.com", DNS_OK, DNS_R_NONE);
+
+	host(r, "mx.example.com", DNS_OK, address, NULL);
+	return judge(r, NULL, NULL, 0);
+}
+
 /* An interface's IPv4 address written as an IPv4-mapped IPv6 address is still ours. */
 static void
 test_claimed_by_mapped_ipv4(void **state)
 {
-	struct dns_result *r = result("example.com", DNS_OK, DNS_R_NONE);
-
-	host(r, "mx.example.com", DNS_OK, "::ffff:10.0.0.5", NULL);
-	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_CLAIMED);
-	r = result("example.com", DNS_OK, DNS_R_NONE);
-	host(r, "mx.example.com", DNS_OK, "::ffff:10.0.0.6", NULL);
-	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_FOREIGN);
+	assert_int_equal(judge_one("::ffff:10.0.0.5"), GUARD_CLAIMED);
+	assert_int_equal(judge_one("::ffff:10.0.0.6"), GUARD_FOREIGN);
 }
 
 static void
 test_claimed_by_loopback(void **state)
 {
-	struct dns_result *r = result("example.com", DNS_OK, DNS_R_NONE);
-
-	host(r, "mx.example.com", DNS_OK, "127.0.0.2", NULL);
-	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_CLAIMED);
-	r = result("example.com", DNS_OK, DNS_R_NONE);
-	host(r, "mx.example.com", DNS_OK, "::1", NULL);
-	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_CLAIMED);
-	r = result("example.com", DNS_OK, DNS_R_NONE);
-	host(r, "mx.example.com", DNS_OK, "::ffff:127.0.0.1", NULL);
-	assert_int_equal(judge(r, NULL, NULL, 0), GUARD_CLAIMED);
+	assert_int_equal(judge_one("127.0.0.2"), GUARD_CLAIMED);
+	assert_int_equal(judge_one("::1"), GUARD_CLAIMED);
+	assert_int_equal(judge_one("::ffff:127.0.0.1"), GUARD_CLAIMED);
 }
 
 static void
