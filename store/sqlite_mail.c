@@ -43,9 +43,8 @@ sq_disk_room(struct store *s, uint64_t len)
 
 	if (q->disk_checked_ms == 0 || now - q->disk_checked_ms >= SQ_DISK_RECHECK_MS ||
 	    q->disk_free < 4 * len + 2 * SQ_DISK_RESERVE_MAX) {
-		struct statvfs v;
-
 		sqlite3_stmt *st = sq_stmt(s, SQ_FREE_PAGES);
+		struct statvfs v;
 
 		/* A file system that cannot say is not held to a reserve. */
 		if (statvfs(q->path, &v) != 0)
