@@ -271,15 +271,6 @@ mta_wait(struct mta_attempt *a, enum mta_state st)
 	conn_set_timer(&a->mc->c, secs * 1000, mta_on_timeout);
 }
 
-static int
-ascii_only(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
-}
-
 static void
 mta_mail(struct mta_attempt *a)
 {
@@ -293,9 +284,9 @@ mta_mail(struct mta_attempt *a)
 		mta_finish(a);
 		return;
 	}
-	utf8 = !ascii_only(a->m->sender);
+	utf8 = mem_has_8bit(a->m->sender, strlen(a->m->sender));
 	for (size_t i = 0; i < a->nrcpts && !utf8; i++)
-		utf8 = !ascii_only(a->rcpts[i].address);
+		utf8 = mem_has_8bit(a->rcpts[i].address, strlen(a->rcpts[i].address));
 	/* RFC 6531 §3.2: such addresses go only to a server that takes them. */
 	if (utf8 && !(a->ehlo.ext & SMTP_EXT_SMTPUTF8)) {
 		static const char why[] = "553 5.6.7 the server does not offer SMTPUTF8,"

@@ -277,4 +277,3 @@ cli_size(uint64_t v, char *buf, size_t len)
 	}
 	return buf;
 }
-
