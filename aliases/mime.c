@@ -3,6 +3,7 @@
  */
 #include "aliases/mime.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -99,5 +100,168 @@ mime_write(GMimeObject *obj, char **out, size_t *outlen, char *err, size_t errle
 done:
 	g_object_unref(stream);
 	g_mime_format_options_free(fo);
+	return ret;
+}
+
+/* ---- 8-bit to 7-bit (RFC 6152 §3) ---- */
+
+/* Whether a stream from its start holds valid UTF-8 (read a slice at a time). */
+static int
+stream_is_utf8(GMimeStream *s)
+{
+	char buf[16 * 1024 + 4];
+	size_t carry = 0;
+	ssize_t n;
+
+	if (g_mime_stream_reset(s) != 0)
+		return 0;
+	/* A bounded stream says -1 at its end: the end is eos. */
+	while (!g_mime_stream_eos(s)) {
+		const gchar *end;
+		size_t len;
+
+		if ((n = g_mime_stream_read(s, buf + carry, sizeof(buf) - 4 - carry)) <= 0)
+			return 0;
+		len = carry + (size_t)n;
+
+		if (!g_utf8_validate(buf, (gssize)len, &end)) {
+			/* Only a character cut at the slice's end may wait for the next. */
+			carry = len - (size_t)(end - buf);
+			if (carry > 3 || g_utf8_get_char_validated(end, (gssize)carry) != (gunichar)-2)
+				return 0;
+			memmove(buf, end, carry);
+		} else
+			carry = 0;
+	}
+	return carry == 0;
+}
+
+/* A leaf part: re-encoded when it is 8-bit in an identity encoding. */
+static int
+part_to_7bit(GMimePart *part)
+{
+	GMimeObject *o = GMIME_OBJECT(part);
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	GMimeContentEncoding enc;
+
+	if (w == NULL)
+		return 0;
+	switch (g_mime_part_get_content_encoding(part)) {
+	case GMIME_CONTENT_ENCODING_BASE64:
+	case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+	case GMIME_CONTENT_ENCODING_UUENCODE:
+		return 0;
+	default:
+		break;
+	}
+	enc = g_mime_part_get_best_content_encoding(part, GMIME_ENCODING_CONSTRAINT_7BIT);
+	if (enc != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE && enc != GMIME_CONTENT_ENCODING_BASE64)
+		return 0;
+	/* Text stays readable as quoted-printable (RFC 1652 §3 (2)). */
+	if (g_mime_content_type_is_type(g_mime_object_get_content_type(o), "text", "*"))
+		enc = GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
+	/* Text without a Content-Type would otherwise claim us-ascii. */
+	if (g_mime_object_get_header(o, "Content-Type") == NULL)
+		g_mime_object_set_header(o, "Content-Type",
+		    stream_is_utf8(g_mime_data_wrapper_get_stream(w)) ?
+		    "text/plain; charset=utf-8" : "text/plain; charset=unknown-8bit", NULL);
+	g_mime_part_set_content_encoding(part, enc);
+	return 1;
+}
+
+/* Every part under o; how many were re-encoded. */
+static int
+object_to_7bit(GMimeObject *o)
+{
+	int changed = 0;
+
+	if (GMIME_IS_MULTIPART_SIGNED(o) || GMIME_IS_MULTIPART_ENCRYPTED(o))
+		return 0;	/* re-encoding would break them */
+	if (GMIME_IS_MULTIPART(o)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(o);
+
+		for (int i = 0; i < g_mime_multipart_get_count(mp); i++)
+			changed += object_to_7bit(g_mime_multipart_get_part(mp, i));
+	} else if (GMIME_IS_MESSAGE_PART(o)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+		const char *cte = g_mime_object_get_header(o, "Content-Transfer-Encoding");
+
+		if (inner && g_mime_message_get_mime_part(inner))
+			changed += object_to_7bit(g_mime_message_get_mime_part(inner));
+		/* RFC 2046 §5.2.1: message/rfc822 is 7bit, 8bit or binary. */
+		if (changed && cte)
+			g_mime_object_set_header(o, "Content-Transfer-Encoding", "7bit", NULL);
+	} else if (GMIME_IS_PART(o))
+		changed += part_to_7bit(GMIME_PART(o));
+	return changed;
+}
+
+int
+mime_to_7bit(int in_fd, int out_fd, uint64_t *outlen, int *eightbit, char *err, size_t errlen)
+{
+	GMimeStream *in = NULL, *out = NULL;
+	GMimeParser *parser = NULL;
+	GMimeMessage *m = NULL;
+	GMimeFormatOptions *fo = NULL;
+	GMimeObject *body;
+	char buf[64 * 1024];
+	uint64_t off = 0;
+	ssize_t n;
+	int ret = -1;
+
+	mime_init();
+	*outlen = 0;
+	*eightbit = 0;
+	if (lseek(in_fd, 0, SEEK_SET) != 0 || lseek(out_fd, 0, SEEK_SET) != 0 ||
+	    ftruncate(out_fd, 0) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	in = g_mime_stream_fs_new(in_fd);
+	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(in), FALSE);
+	parser = g_mime_parser_new_with_stream(in);
+	if ((m = g_mime_parser_construct_message(parser, NULL)) == NULL) {
+		snprintf(err, errlen, "it is not a message GMime can read");
+		goto done;
+	}
+	/* Nothing to re-encode: the message stays exactly as it is. */
+	if ((body = g_mime_message_get_mime_part(m)) == NULL || object_to_7bit(body) == 0) {
+		ret = 1;
+		goto done;
+	}
+	if (g_mime_object_get_header(GMIME_OBJECT(m), "MIME-Version") == NULL)
+		g_mime_object_set_header(GMIME_OBJECT(m), "MIME-Version", "1.0", NULL);
+	fo = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	out = g_mime_stream_fs_new(out_fd);
+	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
+	if (g_mime_object_write_to_stream(GMIME_OBJECT(m), fo, out) < 0 ||
+	    g_mime_stream_flush(out) != 0) {
+		snprintf(err, errlen, "writing it: %s", errno ? strerror(errno) : "failed");
+		goto done;
+	}
+	/* What is left above 127 (header fields, signed parts). */
+	while ((n = pread(out_fd, buf, sizeof(buf), (off_t)off)) > 0) {
+		if (!*eightbit)
+			*eightbit = mem_has_8bit(buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "reading it back: %s", strerror(errno));
+		goto done;
+	}
+	*outlen = off;
+	ret = 0;
+done:
+	if (fo)
+		g_mime_format_options_free(fo);
+	if (out)
+		g_object_unref(out);
+	if (m)
+		g_object_unref(m);
+	if (parser)
+		g_object_unref(parser);
+	if (in)
+		g_object_unref(in);
 	return ret;
 }

@@ -94,6 +94,7 @@ struct mta_attempt {
 	int line_start;			/* for dot-stuffing */
 	int last_lf;
 	int probe_ok;
+	int want_7bit;			/* stopped: the message must be made 7-bit */
 	int starting;			/* inside mta_start() */
 	int finishing;			/* a finish is scheduled */
 	char error[SMTP_REPLY_RENDER_MAX];	/* why the last host did not do */
@@ -309,9 +310,18 @@ mta_mail(struct mta_attempt *a)
 		return;
 	}
 	/*
-	 * RFC 6152: 8-bit content is declared where the server takes it; to
-	 * one that does not offer 8BITMIME it goes as it is, unconverted.
+	 * RFC 6152 §3: 8-bit content is declared where the server takes it;
+	 * for one that does not offer 8BITMIME the requester converts it, and
+	 * what cannot be converted (8-bit header fields) goes as it is.
 	 */
+	if (a->m->eightbit && !(a->ehlo.ext & SMTP_EXT_8BITMIME) && a->m->convertible) {
+		snprintf(a->error, sizeof(a->error), "%s: does not offer 8BITMIME;"
+		    " the message is to be converted to 7-bit", a->r->hosts[a->host].name);
+		mta_step(a, "MAIL", 0, a->error);
+		a->want_7bit = 1;
+		mta_finish(a);
+		return;
+	}
 	body = a->m->eightbit && (a->ehlo.ext & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "";
 	if (a->ehlo.ext & SMTP_EXT_SIZE)
 		mta_send(a, "MAIL FROM:<%s> SIZE=%" PRIu64 "%s%s", a->m->sender, a->m->len,
@@ -910,4 +920,10 @@ int
 mta_probe_ok(const struct mta_attempt *a)
 {
 	return a->probe_ok;
+}
+
+int
+mta_wants_7bit(const struct mta_attempt *a)
+{
+	return a->want_7bit;
 }

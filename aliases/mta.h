@@ -89,6 +89,13 @@ struct mta_message {
 	const char *sender;
 	uint64_t len;
 	int eightbit;		/* an octet above 127: BODY=8BITMIME where offered */
+	/*
+	 * The requester can make a 7-bit form: an 8-bit message meeting a
+	 * server without 8BITMIME ends the attempt before MAIL (every
+	 * recipient deferred) and mta_wants_7bit() says so.  0: it goes as
+	 * it is.
+	 */
+	int convertible;
 	int (*read)(void *arg, uint64_t offset, void *buf, size_t len, size_t *got);
 	void *read_arg;
 };
@@ -126,5 +133,7 @@ void mta_shutdown(void);
 
 /* For a probe's done: did every step pass? */
 int mta_probe_ok(const struct mta_attempt *a);
+/* For done: did it stop for a 7-bit form of the message (convertible)? */
+int mta_wants_7bit(const struct mta_attempt *a);
 
 #endif

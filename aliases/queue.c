@@ -31,6 +31,7 @@
 #include "aliases/bounce.h"
 #include "aliases/dns.h"
 #include "aliases/guard.h"
+#include "aliases/mime.h"
 #include "aliases/mta.h"
 #include "aliases/route.h"
 #include "aliases/srs.h"
@@ -39,6 +40,7 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/tls.h"
+#include "lib/worker.h"
 #include "store/store.h"
 
 #define QUEUE_TICK_MS		1000
@@ -64,6 +66,7 @@ struct qgroup {
 	struct store_reader *reader;	/* the message on the loop's store (SQLite) */
 	int spool_fd;			/* else: a copy the readers made */
 	struct gread *rd;		/* a read in flight */
+	struct convert_job *cj;		/* the message being made 7-bit */
 	struct mta_rcpt *rcpts;
 	struct mta_attempt *attempt;
 	struct store_attempt *results;	/* what to report, per row */
@@ -76,6 +79,7 @@ struct queue_runner {
 	struct event_base *base;
 	struct store_readers *readers;
 	struct store_writer *w;
+	struct worker_pool *workers;	/* 7-bit conversions; NULL: none */
 	const struct umbox_config *cfg;
 	struct store_retry retry;
 	struct dns_resolver *dns;
@@ -119,7 +123,18 @@ struct gread {
 	const char *sent_as;		/* sender or srs */
 };
 
+struct convert_job {
+	struct worker_job job;
+	struct qgroup *g;
+	int in_fd, out_fd;		/* the message as stored; its 7-bit form */
+	uint64_t len;
+	int eightbit;			/* left over (header fields, signed parts) */
+	int result;			/* mime_to_7bit's */
+	char err[256];
+};
+
 static void group_start(struct qgroup *g);
+static void group_convert(struct qgroup *g);
 static void runner_start_pending(struct queue_runner *q);
 static void runner_claim(struct queue_runner *q);
 
@@ -149,6 +164,8 @@ group_free(struct qgroup *g)
 		store_req_cancel(g->req);
 	if (g->rd)
 		store_read_cancel(&g->rd->read);
+	if (g->cj)
+		worker_cancel(&g->cj->job);
 	store_reader_close(&g->reader);
 	if (g->spool_fd >= 0)
 		close(g->spool_fd);
@@ -309,6 +326,32 @@ addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * size octets of a stored message from rd into fd, an octet above 127
+ * noted in *eightbit: NULL, or what went wrong.  st: the reader's store,
+ * for its error (NULL: none to say).
+ */
+static const char *
+copy_message(struct store *st, struct store_reader *rd, uint64_t size, int fd, int *eightbit)
+{
+	char buf[64 * 1024];
+	uint64_t off = 0;
+	size_t got;
+
+	while (off < size) {
+		if (store_reader_read(rd, off, buf, sizeof(buf), &got) != STORE_OK)
+			return st ? store_errmsg(st) : "the store cannot read it";
+		if (got == 0)
+			return "it is short";
+		if (!*eightbit)
+			*eightbit = mem_has_8bit(buf, got);
+		if (write_all(fd, buf, got) != 0)
+			return strerror(errno);
+		off += got;
+	}
+	return NULL;
+}
+
 static int
 group_read(void *arg, uint64_t offset, void *buf, size_t len, size_t *got)
 {
@@ -323,6 +366,121 @@ group_read(void *arg, uint64_t offset, void *buf, size_t len, size_t *got)
 	return 0;
 }
 
+static void group_sent(struct mta_attempt *a, void *arg);
+
+/* The attempt itself, with the message and route as the group holds them. */
+static void
+group_attempt(struct qgroup *g)
+{
+	struct queue_runner *q = g->q;
+
+	for (size_t i = 0; i < g->n; i++) {
+		g->rcpts[i].status = MTA_PENDING;
+		g->rcpts[i].reply[0] = '\0';
+		g->rcpts[i].host = NULL;
+	}
+	g->attempt = mta_start(q->base, q->ctx, g->e[0].qid, &g->route, &g->msg, g->rcpts, g->n,
+	    NULL, group_sent, g);
+}
+
+/* ---- a 7-bit form, for a server without 8BITMIME (RFC 6152 §3) ---- */
+
+
+static void
+convert_job_free(struct convert_job *cj)
+{
+	if (cj->in_fd >= 0)
+		close(cj->in_fd);
+	if (cj->out_fd >= 0)
+		close(cj->out_fd);
+	free(cj);
+}
+
+/* On a worker: GMime reads the message and writes it anew. */
+static void
+convert_work(struct worker_job *job)
+{
+	struct convert_job *cj = COMPLETION_OWNER(job, struct convert_job, job);
+
+	cj->result = mime_to_7bit(cj->in_fd, cj->out_fd, &cj->len, &cj->eightbit, cj->err,
+	    sizeof(cj->err));
+}
+
+/* It could not be converted: it goes as it is (as to any server before). */
+static void
+convert_failed(struct qgroup *g, const char *why)
+{
+	log_warn("%s: cannot convert the message to 7-bit (%s); it goes as it is",
+	    g->e[0].qid, why);
+	g->msg.convertible = 0;
+	group_attempt(g);
+}
+
+/* Back on the loop: the attempt again, with the 7-bit form. */
+static void
+convert_done(struct worker_job *job, int cancelled)
+{
+	struct convert_job *cj = COMPLETION_OWNER(job, struct convert_job, job);
+	struct qgroup *g = cj->g;
+
+	if (cancelled) {
+		convert_job_free(cj);
+		return;
+	}
+	g->cj = NULL;
+	if (cj->result != 0) {
+		convert_failed(g, cj->result > 0 ? "only its header fields are 8-bit" : cj->err);
+		convert_job_free(cj);
+		return;
+	}
+	log_info("%s: converted to 7-bit for a server without 8BITMIME (%" PRIu64 " octets%s)",
+	    g->e[0].qid, cj->len, cj->eightbit ? "; 8-bit header fields go as they are" : "");
+	store_reader_close(&g->reader);
+	if (g->spool_fd >= 0)
+		close(g->spool_fd);
+	g->spool_fd = cj->out_fd;
+	cj->out_fd = -1;
+	g->msg.len = cj->len;
+	g->msg.eightbit = cj->eightbit;
+	g->msg.convertible = 0;
+	convert_job_free(cj);
+	group_attempt(g);
+}
+
+/*
+ * The server does not take 8-bit data: a worker makes the message 7-bit
+ * from a copy of it (on the loop's own store the copy is made here, as
+ * the PostgreSQL readers make theirs), and the attempt starts again.
+ * The group keeps the message as it is until the new form is there.
+ */
+static void
+group_convert(struct qgroup *g)
+{
+	const char *dir = g->q->cfg->general.data_dir, *why = NULL;
+	struct convert_job *cj = xcalloc(1, sizeof(*cj));
+	int eightbit = 0;
+
+	cj->g = g;
+	cj->in_fd = g->spool_fd >= 0 ? dup(g->spool_fd) : spool_file_open(dir);
+	cj->out_fd = spool_file_open(dir);
+	if (cj->in_fd < 0 || cj->out_fd < 0)
+		why = strerror(errno);
+	else if (g->spool_fd < 0)
+		why = copy_message(NULL, g->reader, g->e[0].size, cj->in_fd, &eightbit);
+	if (why) {
+		char text[300];
+
+		snprintf(text, sizeof(text), "a spool file in %s: %s", dir, why);
+		convert_job_free(cj);
+		convert_failed(g, text);
+		return;
+	}
+	cj->job.work = convert_work;
+	cj->job.done = convert_done;
+	g->cj = cj;
+	worker_submit(g->q->workers, &cj->job);
+}
+
 static void
 group_sent(struct mta_attempt *a, void *arg)
 {
@@ -332,6 +490,10 @@ group_sent(struct mta_attempt *a, void *arg)
 	char text[INET6_ADDRSTRLEN];
 
 	g->attempt = NULL;
+	if (mta_wants_7bit(a)) {
+		group_convert(g);
+		return;
+	}
 	g->errors = xcalloc(g->n, sizeof(*g->errors));
 	for (size_t i = 0; i < g->n; i++) {
 		struct mta_rcpt *r = &g->rcpts[i];
@@ -461,9 +623,7 @@ static int
 spool_message(struct store *st, struct gread *r)
 {
 	struct store_reader *rd;
-	char buf[64 * 1024];
-	uint64_t off = 0;
-	size_t got;
+	const char *why;
 	int fd;
 
 	if ((fd = spool_file_open(r->cfg->general.data_dir)) < 0) {
@@ -476,20 +636,11 @@ spool_message(struct store *st, struct gread *r)
 		close(fd);
 		return r->status;
 	}
-	while (off < r->e.size) {
-		int status = store_reader_read(rd, off, buf, sizeof(buf), &got);
-
-		if (status == STORE_OK && got > 0 && !r->eightbit)
-			r->eightbit = mem_has_8bit(buf, got);
-		if (status != STORE_OK || got == 0 || write_all(fd, buf, got) != 0) {
-			snprintf(r->errmsg, sizeof(r->errmsg), "copying the message: %s",
-			    status != STORE_OK ? store_errmsg(st) : got == 0 ? "it is short" :
-			    strerror(errno));
-			store_reader_close(&rd);
-			close(fd);
-			return STORE_ERROR;
-		}
-		off += got;
+	if ((why = copy_message(st, rd, r->e.size, fd, &r->eightbit)) != NULL) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "copying the message: %s", why);
+		store_reader_close(&rd);
+		close(fd);
+		return STORE_ERROR;
 	}
 	store_reader_close(&rd);
 	r->spool_fd = fd;
@@ -577,8 +728,8 @@ send_ready(struct store_read *rr, int cancelled)
 		g->rcpts[i].address = g->e[i].recipient;
 	g->route.hosts = g->hosts;
 	g->route.helo = q->cfg->general.hostname;
-	g->attempt = mta_start(q->base, q->ctx, g->e[0].qid, &g->route, &g->msg, g->rcpts, g->n,
-	    NULL, group_sent, g);
+	g->msg.convertible = q->workers != NULL;
+	group_attempt(g);
 }
 
 /* The route is known and has addresses: the message, then the attempt. */
@@ -999,13 +1150,15 @@ queue_runner_hear(struct queue_runner *q, struct store_directory *dir)
 
 struct queue_runner *
 queue_runner_new(struct event_base *base, struct store_readers *readers, struct store_writer *w,
-    struct dns_resolver *dns, const struct umbox_config *cfg, char *err, size_t errlen)
+    struct worker_pool *workers, struct dns_resolver *dns, const struct umbox_config *cfg,
+    char *err, size_t errlen)
 {
 	struct queue_runner *q = xcalloc(1, sizeof(*q));
 
 	q->base = base;
 	q->readers = readers;
 	q->w = w;
+	q->workers = workers;
 	q->cfg = cfg;
 	q->retry.initial = cfg->queue.retry_initial;
 	q->retry.max = cfg->queue.retry_max;

@@ -162,11 +162,19 @@ def test_utf8_addresses_go_with_smtputf8_or_not_at_all(smtpd_factory, dns_port, 
 
 
 @pytest.mark.parametrize("offered", [True, False], ids=["8bitmime", "7bit-only"])
-def test_8bit_message_is_declared_where_8bitmime_is_offered(smtpd_factory, dns_port, offered):
+def test_8bit_message_is_declared_or_converted(smtpd_factory, dns_port, offered):
     """RFC 6152: a forwarded message with octets above 127 goes with MAIL
-    ... BODY=8BITMIME to a server that offers 8BITMIME; a 7-bit one never
-    says so; to a server without 8BITMIME it goes as it is (umbox.conf(5))."""
-    body8 = "Subject: gr\u00fc\u00dfe\r\n\r\nsch\u00f6ne Gr\u00fc\u00dfe\r\n".encode()
+    ... BODY=8BITMIME to a server that offers 8BITMIME, as it is; a 7-bit
+    one never says so.  To a server without 8BITMIME its 8-bit parts are
+    re-encoded as quoted-printable (RFC 6152 §3) and decode to the same
+    text; an 8-bit header field cannot be and goes as it is, and a message
+    with nothing else to convert goes unchanged."""
+    mime = ("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n")
+    text = "sch\u00f6ne Gr\u00fc\u00dfe\r\n.und ein Punkt\r\n"
+    body8 = ("Subject: body8\r\n" + mime + "\r\n" + text).encode()
+    head8 = ("Subject: gr\u00fc\u00dfe\r\n" + mime + "\r\n" + text).encode()
+    only = "Subject: only\r\nFrom: J\u00fcrgen <j@elsewhere.example>\r\n\r\nascii\r\n".encode()
     sink = Sink()
     sink.eightbit = offered
     with sink_server(sink):
@@ -174,17 +182,36 @@ def test_8bit_message_is_declared_where_8bitmime_is_offered(smtpd_factory, dns_p
                              "queue.smtp_port": sink.port})
         d.ctl("alias", "add", "fwd", "friend@far.test")
         with smtplib.SMTP("127.0.0.1", d.mx, timeout=15) as s:
-            s.sendmail("someone@elsewhere.example", [f"fwd@{DOMAIN}"], body8,
-                       mail_options=["BODY=8BITMIME"])
+            for m in (body8, head8, only):
+                s.sendmail("someone@elsewhere.example", [f"fwd@{DOMAIN}"], m,
+                           mail_options=["BODY=8BITMIME"])
             s.sendmail("someone@elsewhere.example", [f"fwd@{DOMAIN}"], simple_message("plain"))
-        got = sink.wait(2, log=d.log)
+        got = sink.wait(4, log=d.log)
         by_subject = {}
         for (_, _, content), options in zip(got, sink.mail_options):
-            by_subject["plain" if b"Subject: plain" in content else "8bit"] = (content, options)
-        content, options = by_subject["8bit"]
-        assert ("BODY=8BITMIME" in options) == offered, options
-        assert "sch\u00f6ne Gr\u00fc\u00dfe".encode() in content
+            msg = email.message_from_bytes(content)
+            by_subject[msg["Subject"] if "Subject: gr" not in content.decode(errors="replace")
+                       else "head8"] = (content, options, msg)
         assert "BODY=8BITMIME" not in by_subject["plain"][1]
+        for key in ("body8", "head8"):
+            content, options, msg = by_subject[key]
+            assert ("BODY=8BITMIME" in options) == offered, (key, options)
+            assert msg.get_payload(decode=True) == text.encode(), key
+            if offered:
+                assert text.encode() in content, key
+            else:
+                assert msg["Content-Transfer-Encoding"] == "quoted-printable", key
+                body = content.split(b"\r\n\r\n", 1)[1]
+                assert max(body) < 128, key
+        # Only what a header field holds is left 8-bit.
+        assert max(by_subject["body8"][0]) < 128 or offered
+        assert "gr\u00fc\u00dfe".encode() in by_subject["head8"][0]
+        assert by_subject["only"][0].endswith(only)    # after our Received:
+        assert ("BODY=8BITMIME" in by_subject["only"][1]) == offered
+        if not offered:
+            assert d.log().count("converted to 7-bit for a server without 8BITMIME") == 2
+            assert "8-bit header fields go as they are" in d.log()
+            assert "(only its header fields are 8-bit); it goes as it is" in d.log()
         wait_rows(d, lambda r: r == [])
 
 
