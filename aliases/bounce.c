@@ -199,8 +199,12 @@ bounce_done(struct store_req *req, void *arg)
 		b->backoff_until = time(NULL) + BOUNCE_BACKOFF_SECS;
 		return;
 	}
-	/* Committed: the bounce's own queue ID ties its delivery's log lines to this one. */
-	if (b->dsn)
+	/*
+	 * Committed: the bounce's own queue ID ties its delivery's log lines
+	 * to this one.  A report dropped for want of a postmaster was no
+	 * delivery: only its rows were settled.
+	 */
+	if (b->dsn && store_req_delivery(req) != NULL)
 		log_info("%s: sender=<%s> bounce %s sent for %zu recipient%s", b->qid, b->sender,
 		    store_req_delivery(req)->qid, b->nrcpt, b->nrcpt == 1 ? "" : "s");
 	bounce_next(b);
@@ -240,6 +244,28 @@ settle(struct bounce_job *j, const int64_t *ids, size_t n)
 	return 0;
 }
 
+/*
+ * The postmaster's mailboxes here: the postmaster alias's local members,
+ * else the [general] postmaster login's own (an alias pointing outside
+ * must not lose the reports it cannot take).  -1: none.
+ */
+static int
+postmaster_here(struct bounce_job *j, struct alias_result *res)
+{
+	const char *who[] = { "postmaster", j->cfg->general.postmaster };
+
+	for (size_t i = 0; i < sizeof(who) / sizeof(who[0]); i++) {
+		enum alias_status as;
+
+		memset(res, 0, sizeof(*res));
+		as = alias_resolve(&j->resolver, who[i], res);
+		if (as == ALIAS_OK && keep_local(res) > 0)
+			return 0;
+		alias_result_clear(res);
+	}
+	return -1;
+}
+
 /* Deliver m to where address resolves (the postmaster when it does not), settling ids. */
 static int
 bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
@@ -257,12 +283,9 @@ bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
 	if (as != ALIAS_OK || (!j->dsn && keep_local(&res) == 0)) {
 		/* No one to tell: the postmaster hears of it. */
 		alias_result_clear(&res);
-		memset(&res, 0, sizeof(res));
-		if (alias_resolve(&j->resolver, "postmaster", &res) != ALIAS_OK ||
-		    keep_local(&res) == 0) {
-			log_err("%s: the postmaster %s has no mailbox here: the bounce is "
-			    "dropped", j->qid, j->cfg->general.postmaster);
-			alias_result_clear(&res);
+		if (postmaster_here(j, &res) != 0) {
+			log_err("%s: the postmaster (its alias, or login %s) has no mailbox here:"
+			    " the bounce is dropped", j->qid, j->cfg->general.postmaster);
 			return settle(j, ids, n);
 		}
 		m->domain = j->cfg->general.hostname;

@@ -742,7 +742,8 @@ group_send(struct qgroup *g)
 	r->e.message_id = g->e[0].message_id;
 	r->e.size = g->e[0].size;
 	r->e.kind = g->e[0].kind;
-	if (!(g->have_relay && g->relay.sender))
+	/* A relay's own sender, but never for the null path (RFC 5321 §4.5.5). */
+	if (!(g->have_relay && g->relay.sender) || g->e[0].sender[0] == '\0')
 		r->sender = xstrdup(g->e[0].sender);
 	store_read_submit(g->q->readers, &r->read);
 }

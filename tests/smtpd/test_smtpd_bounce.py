@@ -341,6 +341,43 @@ def test_null_sender_failure_goes_to_the_postmaster_only(make):
     assert queue_rows(d) == []
 
 
+def test_postmaster_alias_pointing_outside_keeps_its_reports(make):
+    """A postmaster alias whose members are all outside cannot take a copy
+    of a failed null-sender message: the [general] postmaster login's own
+    mailbox gets it rather than nobody."""
+    d = make(SECRET)
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
+    d.ctl("alias", "add", "postmaster", "itadmin@other.test")
+    d.ctl("alias", "add", "fwd", "gone@far.test")
+    send(d, "", [f"fwd@{DOMAIN}"], "null to the outside postmaster")
+    [copy] = wait_mail(d, "admin")
+    assert parsed(copy)["Subject"] == "null to the outside postmaster"
+    wait_queue_empty(d)
+    assert "the bounce is dropped" not in d.log()
+    assert d.sink.messages == []
+
+
+def test_no_postmaster_mailbox_drops_the_bounce_and_goes_on(make):
+    """With no mailbox for the postmaster, a report for a sender who has
+    none either is dropped, said so in the log, its rows settled; the
+    daemon goes on serving (it used to die on the log line)."""
+    d = make()
+    d.ctl("user", "del", "admin")
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
+    d.ctl("alias", "add", "fwd", "gone@far.test")
+    with smtplib.SMTP("127.0.0.1", d.mx, timeout=15) as s:
+        s.sendmail(f"nobody@{DOMAIN}", [f"fwd@{DOMAIN}"], message("to a sender of nowhere"))
+    wait_queue_empty(d, timeout=20)
+    deadline = time.time() + 10
+    while "the bounce is dropped" not in d.log() and time.time() < deadline:
+        time.sleep(0.2)
+    assert "has no mailbox here: the bounce is dropped" in d.log()
+    time.sleep(1)
+    assert d.proc.poll() is None, d.log()[-2000:]
+    assert rcpt_reply(d, f"alice@{DOMAIN}").code == 250
+    assert queue_rows(d) == []
+
+
 # -- SRS --------------------------------------------------------------------------------
 
 def test_srs0_round_trip(make):

@@ -375,6 +375,12 @@ def test_relay_sender_override(outbound, sink_factory_relay):
     [(frm, tos, _)] = relay.wait(1)
     assert frm == "pbx@example.test" and tos == ["someone@far.test"]
     assert outbound.sink.messages == []
+    # A null sender stays null (RFC 5321 §4.5.5): a bounce or a report
+    # given a sender could be answered with a bounce of its own.
+    with smtplib.SMTP("127.0.0.1", outbound.mx, timeout=15) as s:
+        s.sendmail("<>", [f"ext@{DOMAIN}"], simple_message("a bounce passing through"))
+    [_, (frm, tos, _)] = relay.wait(2)
+    assert frm in ("", "<>") and tos == ["someone@far.test"]
 
 
 class SlowSink(Sink):
