@@ -30,6 +30,11 @@
 #include "lib/util.h"
 
 #define MTA_SLICE	(16 * 1024)	/* message bytes read per step */
+/*
+ * Recipients per transaction: the number every server must take (RFC 5321
+ * §4.5.3.1.8); more go in further transactions on the same connection.
+ */
+#define MTA_TX_RCPTS	100
 
 enum mta_state {
 	S_CONNECTING,
@@ -76,6 +81,8 @@ struct mta_attempt {
 	struct mta_rcpt *rcpts;
 	size_t nrcpts;
 	unsigned char *accepted;	/* per recipient: RCPT got a 2xx */
+	size_t *tx;			/* the transaction's recipients (indexes) */
+	size_t ntx;
 	mta_step_cb *step;
 	mta_done_cb *done;
 	void *arg;
@@ -140,6 +147,7 @@ mta_free(struct mta_attempt *a)
 {
 	mta_drop_conn(a, 1);
 	free(a->accepted);
+	free(a->tx);
 	free(a);
 }
 
@@ -322,6 +330,14 @@ mta_mail(struct mta_attempt *a)
 		mta_finish(a);
 		return;
 	}
+	/* This transaction's recipients: those still pending, up to the limit. */
+	a->ntx = 0;
+	a->naccepted = 0;
+	for (size_t i = 0; i < a->nrcpts && a->ntx < MTA_TX_RCPTS; i++)
+		if (a->rcpts[i].status == MTA_PENDING) {
+			a->accepted[i] = 0;
+			a->tx[a->ntx++] = i;
+		}
 	body = a->m->eightbit && (a->ehlo.ext & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "";
 	if (a->ehlo.ext & SMTP_EXT_SIZE)
 		mta_send(a, "MAIL FROM:<%s> SIZE=%" PRIu64 "%s%s", a->m->sender, a->m->len,
@@ -331,8 +347,8 @@ mta_mail(struct mta_attempt *a)
 	a->rcpt_next = 0;
 	/* With PIPELINING the recipients go with MAIL; their replies come in order. */
 	if (a->ehlo.ext & SMTP_EXT_PIPELINING)
-		for (size_t i = 0; i < a->nrcpts; i++)
-			mta_send(a, "RCPT TO:<%s>", a->rcpts[i].address);
+		for (size_t i = 0; i < a->ntx; i++)
+			mta_send(a, "RCPT TO:<%s>", a->rcpts[a->tx[i]].address);
 	mta_wait(a, S_MAIL);
 }
 
@@ -499,28 +515,37 @@ mta_data(struct mta_attempt *a)
 	mta_wait(a, S_DATA);
 }
 
+/*
+ * RCPT's reply.  RFC 5321 §4.5.3.1.10: 452, and 552 (which older servers
+ * say for the same), are "too many recipients" here: never permanent, and
+ * after a recipient was taken the rest wait for a transaction of their
+ * own, on this connection, once this one is done.
+ */
 static void
 mta_rcpt_reply(struct mta_attempt *a, const struct smtp_reply *r)
 {
-	size_t i = a->rcpt_next++;
+	size_t i = a->tx[a->rcpt_next++];
+	int too_many = r->code == 452 || r->code == 552;
 
 	if (r->code / 100 == 2) {
 		a->accepted[i] = 1;
 		a->naccepted++;
+	} else if (too_many && a->naccepted > 0) {
+		;	/* still pending: the next transaction */
 	} else {
 		char buf[SMTP_REPLY_RENDER_MAX];
 
-		a->rcpts[i].status = r->code / 100 == 5 ? MTA_FAILED : MTA_DEFERRED;
+		a->rcpts[i].status = r->code / 100 == 5 && !too_many ? MTA_FAILED : MTA_DEFERRED;
 		a->rcpts[i].host = &a->r->hosts[a->host];
 		snprintf(a->rcpts[i].reply, sizeof(a->rcpts[i].reply), "%s",
 		    smtp_reply_render(r, buf, sizeof(buf)));
 	}
-	if (a->rcpt_next == a->nrcpts) {
+	if (a->rcpt_next == a->ntx) {
 		mta_data(a);
 		return;
 	}
 	if (!(a->ehlo.ext & SMTP_EXT_PIPELINING))
-		mta_send(a, "RCPT TO:<%s>", a->rcpts[a->rcpt_next].address);
+		mta_send(a, "RCPT TO:<%s>", a->rcpts[a->tx[a->rcpt_next]].address);
 	mta_wait(a, S_RCPT);
 }
 
@@ -639,7 +664,7 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		}
 		a->bdat = a->r->chunking && (a->ehlo.ext & SMTP_EXT_CHUNKING);
 		if (!(a->ehlo.ext & SMTP_EXT_PIPELINING))
-			mta_send(a, "RCPT TO:<%s>", a->rcpts[0].address);
+			mta_send(a, "RCPT TO:<%s>", a->rcpts[a->tx[0]].address);
 		mta_wait(a, S_RCPT);
 		return;
 	case S_RCPT:
@@ -668,6 +693,12 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 	case S_END:
 		mta_settle_reply(a, 1, r);
 		a->error[0] = '\0';
+		/* Recipients left for a transaction of their own: the next one. */
+		for (size_t i = 0; cls == 2 && i < a->nrcpts; i++)
+			if (a->rcpts[i].status == MTA_PENDING) {
+				mta_mail(a);
+				return;
+			}
 		mta_finish(a);
 		return;
 	default:
@@ -881,6 +912,8 @@ mta_start(struct event_base *base, SSL_CTX *ctx, const char *id, const struct mt
 	a->rcpts = rcpts;
 	a->nrcpts = msg ? nrcpts : 0;
 	a->accepted = xcalloc(nrcpts ? nrcpts : 1, 1);
+	a->tx = xcalloc(nrcpts < MTA_TX_RCPTS ? (nrcpts ? nrcpts : 1) : MTA_TX_RCPTS,
+	    sizeof(*a->tx));
 	a->step = step;
 	a->done = done;
 	a->arg = arg;

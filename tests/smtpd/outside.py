@@ -40,8 +40,13 @@ class Sink:
         self.smtputf8 = []      # per message: did MAIL say SMTPUTF8
         self.mail_options = []  # per message: MAIL's parameters
         self.eightbit = True    # offer 8BITMIME (taking 8-bit data either way)
+        self.max_rcpts = None   # (limit, reply) for recipients past limit in a transaction
+        self.connections = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if getattr(session, "counted", None) is None:
+            session.counted = True
+            self.connections += 1
         session.host_name = hostname
         return [r for r in responses if self.eightbit or r[4:] != "8BITMIME"]
 
@@ -51,6 +56,8 @@ class Sink:
             return self.always[key]
         if self.refuse.get(key):
             return self.refuse[key].pop(0)
+        if self.max_rcpts and len(envelope.rcpt_tos) >= self.max_rcpts[0]:
+            return self.max_rcpts[1]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

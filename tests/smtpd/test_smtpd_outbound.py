@@ -215,6 +215,32 @@ def test_8bit_message_is_declared_or_converted(smtpd_factory, dns_port, offered)
         wait_rows(d, lambda r: r == [])
 
 
+@pytest.mark.parametrize("limit", [None, (30, "452 4.5.3 Too many recipients"),
+                                   (30, "552 5.5.3 Too many recipients")],
+                         ids=["100-per-transaction", "452-past-30", "552-past-30"])
+def test_many_recipients_go_in_several_transactions(smtpd_factory, dns_port, limit):
+    """At most 100 recipients per transaction (RFC 5321 §4.5.3.1.8); a
+    server that says 452, or 552 as older ones do, to recipients past its
+    own limit gets the rest in further transactions on the same
+    connection, none of them failed or waiting for a retry
+    (§4.5.3.1.10)."""
+    members = [f"m{i:03d}@far.test" for i in range(250 if limit is None else 70)]
+    sink = Sink()
+    sink.max_rcpts = limit
+    with sink_server(sink):
+        d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}",
+                             "queue.smtp_port": sink.port})
+        d.ctl("alias", "add", "many", *members)
+        send(d, [f"many@{DOMAIN}"], "to many")
+        got = sink.wait(3, log=d.log)
+        wait_rows(d, lambda r: r == [])
+        sizes = sorted((len(tos) for _, tos, _ in got), reverse=True)
+        assert sizes == ([100, 100, 50] if limit is None else [30, 30, 10]), sizes
+        assert sorted(t.lower() for _, tos, _ in got for t in tos) == members
+        assert sink.connections == 1
+        assert "status=deferred" not in d.log() and "status=failed" not in d.log()
+
+
 def test_utf8_recipients_are_judged_like_others(outbound):
     """With SMTPUTF8 a non-ASCII recipient is a well-formed address: unknown
     in a local domain (no login is UTF-8), relay denied outside."""
