@@ -21,7 +21,8 @@
 #include "lib/log.h"
 #include "store/store.h"
 
-#define BOUNCE_ROWS_MAX		100	/* rows read per message; more wait for the next pass */
+/* Rows read per pass: a whole message's, up to what one report lists. */
+#define BOUNCE_ROWS_MAX		DSN_RCPTS_MAX
 #define BOUNCE_HEADERS_MAX	(64 * 1024)
 /* Room for a sender in the log (SRS addresses run past 254). */
 #define BOUNCE_SENDER_MAX	520

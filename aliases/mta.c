@@ -52,6 +52,7 @@ enum mta_state {
 	S_DATA,			/* waiting for 354 */
 	S_BODY,			/* sending the message */
 	S_END,			/* waiting for the reply to the end of data */
+	S_RSET,			/* a transaction nobody was taken in, ended */
 	S_QUIT,
 };
 
@@ -60,7 +61,7 @@ static const char *const state_names[] = {
 	[S_EHLO] = "EHLO", [S_HELO] = "HELO", [S_STARTTLS] = "STARTTLS", [S_AUTH] = "AUTH",
 	[S_AUTH_USER] = "AUTH", [S_AUTH_PASS] = "AUTH", [S_AUTH_CRAM] = "AUTH",
 	[S_MAIL] = "MAIL", [S_RCPT] = "RCPT", [S_DATA] = "DATA", [S_BODY] = "message",
-	[S_END] = "end of data", [S_QUIT] = "QUIT",
+	[S_END] = "end of data", [S_RSET] = "RSET", [S_QUIT] = "QUIT",
 };
 
 struct mta_conn {
@@ -497,12 +498,28 @@ mta_start_body(struct mta_attempt *a)
 	mta_pump(a);
 }
 
+/* Recipients left for a further transaction (past this one's limit, or too many). */
+static int
+mta_more(const struct mta_attempt *a)
+{
+	for (size_t i = 0; i < a->nrcpts; i++)
+		if (a->rcpts[i].status == MTA_PENDING && !a->accepted[i])
+			return 1;
+	return 0;
+}
+
 /* After the last RCPT reply: the message, or nothing to send it to. */
 static void
 mta_data(struct mta_attempt *a)
 {
 	if (a->naccepted == 0) {
 		a->error[0] = '\0';
+		/* Nobody taken here: the next transaction after RSET, if any. */
+		if (mta_more(a)) {
+			mta_send(a, "RSET");
+			mta_wait(a, S_RSET);
+			return;
+		}
 		mta_finish(a);
 		return;
 	}
@@ -694,12 +711,18 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		mta_settle_reply(a, 1, r);
 		a->error[0] = '\0';
 		/* Recipients left for a transaction of their own: the next one. */
-		for (size_t i = 0; cls == 2 && i < a->nrcpts; i++)
-			if (a->rcpts[i].status == MTA_PENDING) {
-				mta_mail(a);
-				return;
-			}
+		if (cls == 2 && mta_more(a)) {
+			mta_mail(a);
+			return;
+		}
 		mta_finish(a);
+		return;
+	case S_RSET:
+		if (cls != 2) {
+			mta_defer(a, smtp_reply_render(r, buf, sizeof(buf)));
+			return;
+		}
+		mta_mail(a);
 		return;
 	default:
 		/* A reply nobody asked for (while connecting, or during the body). */

@@ -69,7 +69,10 @@ pg_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_
 	return pg_queue_rows(s, PG_QUEUE_COLS "ORDER BY q.id", 0, NULL, out, n);
 }
 
-/* Not while another row of the message is being tried: one bounce per message. */
+/*
+ * Not while another row of the message is being tried or is due to be:
+ * one bounce per message and pass over it.
+ */
 int
 pg_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n)
 {
@@ -79,7 +82,7 @@ pg_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, siz
 
 	return pg_queue_rows(s, PG_QUEUE_COLS "WHERE q.status = 1 AND NOT q.held"
 	    " AND NOT EXISTS (SELECT 1 FROM queue o WHERE o.message_id = q.message_id"
-	    " AND o.status = 0 AND o.claimed_until > $2)"
+	    " AND o.status = 0 AND NOT o.held AND (o.claimed_until > $2 OR o.next_attempt <= $2))"
 	    " ORDER BY q.message_id, q.id LIMIT $1", 2, v, out, n);
 }
 

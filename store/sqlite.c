@@ -325,7 +325,7 @@ static const char *const sq_sql[SQ__COUNT] = {
 	/* Not while another row of the message is being tried: one bounce per message. */
 	[SQ_QUEUE_FAILED] = SQ_QUEUE_COLS "WHERE q.status = 1 AND q.held = 0"
 	    " AND NOT EXISTS (SELECT 1 FROM queue o WHERE o.message_id = q.message_id"
-	    " AND o.status = 0 AND o.claimed_until > ?2)"
+	    " AND o.status = 0 AND o.held = 0 AND (o.claimed_until > ?2 OR o.next_attempt <= ?2))"
 	    " ORDER BY q.message_id, q.id LIMIT ?1",
 	[SQ_QUEUE_DEL] = "DELETE FROM queue WHERE id = ?1",
 	[SQ_QUEUE_HOLD] = "UPDATE queue SET held = ?2 WHERE id = ?1",

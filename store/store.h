@@ -504,8 +504,8 @@ int store_queue_get(struct store *s, int64_t id, struct store_queue_entry *out);
 /*
  * Failed rows that are not held, waiting for their bounce: at most max,
  * a message's rows together (by message, then id); none of a message
- * while another of its rows is claimed (being tried), so that the
- * failures of one attempt make one bounce.
+ * while another of its rows is claimed (being tried) or due, so that the
+ * failures of one pass over the message make one bounce.
  */
 int store_queue_failed(struct store *s, size_t max, struct store_queue_entry **out, size_t *n);
 /* Delete a row whatever its state (a claimed one may still be delivered). */

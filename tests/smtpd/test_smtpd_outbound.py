@@ -241,6 +241,31 @@ def test_many_recipients_go_in_several_transactions(smtpd_factory, dns_port, lim
         assert "status=deferred" not in d.log() and "status=failed" not in d.log()
 
 
+def test_refused_transaction_goes_on_with_the_rest(smtpd_factory, dns_port):
+    """The first 100 recipients all refused: RSET, and the other 50 in a
+    transaction of their own; the 120 failures make one report (not one per
+    100 rows read) that lists them all."""
+    members = [f"m{i:03d}@far.test" for i in range(150)]
+    sink = Sink()
+    for m in members[:120]:
+        sink.always[m] = "550 5.1.1 no such user"
+    with sink_server(sink):
+        d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}",
+                             "queue.smtp_port": sink.port})
+        d.ctl("alias", "add", "many", *members)
+        send(d, [f"many@{DOMAIN}"], "half refused", sender=f"alice@{DOMAIN}")
+        [(_, tos, _)] = sink.wait(1, log=d.log)
+        assert sorted(t.lower() for t in tos) == members[120:]
+        [dsn] = wait_bounce(d, "alice")
+        wait_rows(d, lambda r: r == [])
+        report = [p for p in dsn.iter_parts() if p.get_content_type() == "message/delivery-status"]
+        failed = [f["Final-Recipient"] for f in report[0].get_payload()[1:]]
+        assert sorted(str(f).split("; ")[1] for f in failed) == members[:120]
+        time.sleep(1)
+        assert len(wait_bounce(d, "alice")) == 1
+        assert sink.connections == 1
+
+
 def test_utf8_recipients_are_judged_like_others(outbound):
     """With SMTPUTF8 a non-ASCII recipient is a well-formed address: unknown
     in a local domain (no login is UTF-8), relay denied outside."""
