@@ -407,6 +407,14 @@ pop3_quit_done(struct store_req *req, void *arg)
 		pop3_mwi(s);
 		pop3_set_state(s, POP3_S_TRANSACTION);
 		pop3_reply(s, "+OK Bye (%zu messages deleted)", ndel);
+	} else if (store_req_status(req) == STORE_LOCKED) {
+		/* Another session has the mailbox now: this one's changes are void. */
+		s->locked = 0;
+		log_warn("%s: QUIT %s: another session took the mailbox over; %zu deletions"
+		    " not saved", s->c.id, s->user->login, ndel);
+		pop3_set_state(s, POP3_S_TRANSACTION);
+		pop3_reply(s, "-ERR [IN-USE] Another session took the mailbox over; nothing was"
+		    " deleted");
 	} else {
 		log_err("%s: QUIT: %s", s->c.id, store_req_errmsg(req));
 		pop3_set_state(s, POP3_S_TRANSACTION);

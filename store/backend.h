@@ -130,13 +130,17 @@ struct store_backend {
 
 	int (*pop3_lock)(struct store *s, int64_t user_id, const char *owner, int64_t now,
 	    unsigned lease);
-	/* owner NULL: every lock whose owner starts with prefix. */
+	/*
+	 * owner NULL: every lock whose owner starts with prefix.  With an
+	 * owner, STORE_NOTFOUND (nothing written) when the lock is not its.
+	 */
 	int (*pop3_unlock)(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 	int (*stats)(struct store *s, struct store_stats *out);
 	/* Report the backend's own items for store_check(). */
 	int (*check)(struct store *s, store_check_fn *fn, void *arg);
 	/* NULL: one node only (SQLite). */
-	int (*node_claim)(struct store *s, const char *instance);
+	int (*node_claim)(struct store *s, const char *instance, const char *replace,
+	    char *holder, size_t holderlen);
 	int (*node_beat)(struct store *s, const char *instance);
 	void (*node_release)(struct store *s, const char *instance);
 	/* The directory's version, moved by every change to it. */

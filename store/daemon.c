@@ -57,9 +57,10 @@ store_owner_name(const struct umbox_config *cfg)
  * On PostgreSQL each daemon of a node holds a name of its own in the
  * nodes table, "NODE_ID/smtpd", so that a POP3 lock is freed when its own
  * pop3d dies, whatever the node's smtpd does.  The instance is the
- * machine: a daemon restarted on it takes its name back at once, and
- * another machine configured with the same node_id is refused while this
- * one beats.
+ * process: "HOST MACHINE-ID BOOT-ID PID/START".  A daemon restarted on
+ * the same machine takes its name back at once from a process that is
+ * gone; one whose holder lives (a second daemon started with the same
+ * node_id), or another machine's while that one beats, is refused.
  */
 static void
 daemon_store_config(const struct server *srv, struct store_config *sc, char **path,
@@ -74,22 +75,105 @@ daemon_store_config(const struct server *srv, struct store_config *sc, char **pa
 		    srv->def->name);
 }
 
+/* The first line of a small file, without spaces ("-": none). */
+static void
+read_word(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	buf[0] = '\0';
+	if (f) {
+		if (fgets(buf, (int)len, f) == NULL)
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, " \t\n")] = '\0';
+	if (buf[0] == '\0')
+		snprintf(buf, len, "-");
+}
+
+/* A process's start time since boot, in clock ticks (proc(5)); 0: no such process. */
+static unsigned long long
+process_start(long pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long long start = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	/* Field 22; the command in field 2 may hold spaces and parentheses. */
+	if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) != NULL &&
+	    sscanf(p + 1, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s"
+	    " %*s %*s %*s %llu", &start) != 1)
+		start = 0;
+	fclose(f);
+	return start;
+}
+
 static void
 daemon_instance(char *buf, size_t len)
 {
-	char host[256] = "", id[64] = "";
-	FILE *f = fopen("/etc/machine-id", "r");
+	char host[256] = "", id[64], boot[64];
 
-	if (gethostname(host, sizeof(host) - 1) != 0)
+	if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
 		snprintf(host, sizeof(host), "unknown");
-	if (f) {
-		if (fgets(id, sizeof(id), f) == NULL)
-			id[0] = '\0';
-		id[strcspn(id, "\n")] = '\0';
-		fclose(f);
-	}
-	snprintf(buf, len, "%s%s%s", host, id[0] ? " " : "", id);
+	host[strcspn(host, " ")] = '\0';
+	read_word("/etc/machine-id", id, sizeof(id));
+	read_word("/proc/sys/kernel/random/boot_id", boot, sizeof(boot));
+	snprintf(buf, len, "%s %s %s %ld/%llu", host, id, boot, (long)getpid(),
+	    process_start((long)getpid()));
 }
+
+/*
+ * Where holder is: -1 another machine (or another boot of this one), or
+ * not known; 0 a process of this machine that lives (*pid); 1 one that is
+ * gone (its pid is free, or another process's now).  An instance of the
+ * older form, "HOST MACHINE-ID", is gone when it names this machine.
+ */
+static int
+holder_here(const char *mine, const char *holder, long *pid)
+{
+	char mhost[256], mid[64], mboot[64], hhost[256], hid[64], hboot[64];
+	unsigned long long start;
+	int n = sscanf(holder, "%255s %63s %63s %ld/%llu", hhost, hid, hboot, pid, &start);
+
+	if (sscanf(mine, "%255s %63s %63s", mhost, mid, mboot) != 3 || n < 1)
+		return -1;
+	if (n < 3)
+		return strcmp(hhost, mhost) == 0 && (n == 1 || strcmp(hid, mid) == 0) ? 1 : -1;
+	if (n != 5 || strcmp(hid, mid) != 0 || strcmp(hboot, mboot) != 0 ||
+	    strcmp(mboot, "-") == 0)
+		return -1;
+	return *pid <= 0 || process_start(*pid) != start ? 1 : 0;
+}
+
+/*
+ * Claim the node's name for instance (replace: an instance of ours it may
+ * take over, the process that started us); one whose holder on this
+ * machine is gone is taken back.  A status; err says why not.
+ */
+static int
+daemon_claim(struct store *s, const char *node, const char *instance, const char *replace,
+    char *err, size_t errlen)
+{
+	char holder[320];
+	long pid = 0;
+	int status = store_node_claim(s, instance, replace, holder, sizeof(holder)), here = -1;
+
+	if (status == STORE_EXISTS && holder[0] && (here = holder_here(instance, holder, &pid)) == 1)
+		status = store_node_claim(s, instance, holder, NULL, 0);
+	if (status == STORE_EXISTS && here == 0)
+		snprintf(err, errlen, "node_id %s is in use by process %ld on this machine: stop it"
+		    " first, or give each node its own [store] node_id", node, pid);
+	else if (status != STORE_OK)
+		snprintf(err, errlen, "%s", store_errmsg(s));
+	return status;
+}
+
+/* The instance that claimed the name before the fork that detached us. */
+static char claimed_instance[320];
 
 /*
  * The heartbeat: a claim of the name again, through loop 0's readers;
@@ -106,7 +190,9 @@ struct store_heartbeat {
 	unsigned beats;
 	unsigned long fails;		/* beats failed in a row */
 	int status;
+	char node[320];			/* NODE_ID/program */
 	char instance[320];
+	char replace[320];		/* the first beat: the instance before the fork */
 	char errmsg[512];
 };
 
@@ -116,8 +202,10 @@ beat_work(struct store *s, struct store_read *r)
 	struct store_heartbeat *hb = COMPLETION_OWNER(r, struct store_heartbeat, read);
 	size_t n;
 
-	if ((hb->status = store_node_claim(s, hb->instance)) != STORE_OK)
-		snprintf(hb->errmsg, sizeof(hb->errmsg), "%s", store_errmsg(s));
+	hb->status = daemon_claim(s, hb->node, hb->instance, hb->replace[0] ? hb->replace : NULL,
+	    hb->errmsg, sizeof(hb->errmsg));
+	if (hb->status == STORE_OK)
+		hb->replace[0] = '\0';
 	if (hb->beats++ % STORE_SWEEP_BEATS != 0)
 		return;
 	if (store_sweep(s, (int64_t)time(NULL) - STORE_SWEEP_AFTER, &n) != STORE_OK)
@@ -229,12 +317,13 @@ store_daemon_check(struct server *srv)
 		return -1;
 	}
 	daemon_instance(instance, sizeof(instance));
-	if (node && store_node_claim(s, instance) != STORE_OK) {
-		log_err("store %s: %s", store_config_name(&sc), store_errmsg(s));
+	if (node && daemon_claim(s, node, instance, NULL, err, sizeof(err)) != STORE_OK) {
+		log_err("store %s: %s", store_config_name(&sc), err);
 		store_close(&s);
 		free(node);
 		return -1;
 	}
+	snprintf(claimed_instance, sizeof(claimed_instance), "%s", instance);
 	store_close(&s);
 	free(node);
 	/* The data directory holds the spool files, and the SQLite store. */
@@ -294,9 +383,13 @@ store_daemon_open(struct server *srv)
 		struct store_heartbeat *hb = xcalloc(1, sizeof(*hb));
 
 		daemon_instance(hb->instance, sizeof(hb->instance));
+		snprintf(hb->node, sizeof(hb->node), "%s", node);
+		/* After the fork that detached us: the name goes to this process at once. */
+		snprintf(hb->replace, sizeof(hb->replace), "%s", claimed_instance);
 		hb->readers = srv->loops[0].readers;
 		hb->timer = event_new(srv->loops[0].base, -1, EV_PERSIST, beat_timer, hb);
 		event_add(hb->timer, &(struct timeval){ STORE_NODE_BEAT / 2, 0 });
+		event_active(hb->timer, EV_TIMEOUT, 0);
 		srv->heartbeat = hb;
 	}
 	if (status != STORE_OK) {

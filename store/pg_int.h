@@ -153,7 +153,8 @@ int pg_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t no
 int pg_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix);
 int pg_stats(struct store *s, struct store_stats *out);
 int pg_sweep(struct store *s, int64_t before, size_t *n);
-int pg_node_claim(struct store *s, const char *instance);
+int pg_node_claim(struct store *s, const char *instance, const char *replace, char *holder,
+    size_t holderlen);
 int pg_node_beat(struct store *s, const char *instance);
 void pg_node_release(struct store *s, const char *instance);
 int pg_queue_list(struct store *s, int64_t id, struct store_queue_entry **out, size_t *n);

@@ -767,17 +767,18 @@ pg_usage_settle(struct store *s)
 }
 
 int
-pg_node_claim(struct store *s, const char *instance)
+pg_node_claim(struct store *s, const char *instance, const char *replace, char *holder,
+    size_t holderlen)
 {
 	struct pg *p = s->impl;
 	char stale[PG_INT_LEN];
-	const char *v[] = { p->node, instance, pg_i64(stale, STORE_NODE_STALE) };
+	const char *v[] = { p->node, instance, pg_i64(stale, STORE_NODE_STALE), replace };
 	int status = pg_exec_one(s, "claim the node name", "INSERT INTO nodes (id, instance,"
 	    " started, heartbeat) VALUES ($1, $2, umbox_now(), umbox_now())"
 	    " ON CONFLICT (id) DO UPDATE SET instance = excluded.instance,"
 	    " started = excluded.started, heartbeat = excluded.heartbeat"
 	    " WHERE nodes.instance = excluded.instance"
-	    " OR nodes.heartbeat < umbox_now() - $3", 3, v, "");
+	    " OR nodes.heartbeat < umbox_now() - $3 OR nodes.instance = $4", 4, v, "");
 	PGresult *r;
 
 	if (status == STORE_OK)
@@ -786,10 +787,13 @@ pg_node_claim(struct store *s, const char *instance)
 		return status;
 	r = pg_run(s, &status, "look at the node", "SELECT instance, umbox_now() - heartbeat"
 	    " FROM nodes WHERE id = $1", 1, v);
-	if (r && PQntuples(r) == 1)
+	if (r && PQntuples(r) == 1) {
 		status = store_fail(s, STORE_EXISTS, "node_id %s is in use by %s (heartbeat %s s"
 		    " ago): give each node its own [store] node_id", p->node, PQgetvalue(r, 0, 0),
 		    PQgetvalue(r, 0, 1));
+		if (holder && holderlen)
+			snprintf(holder, holderlen, "%s", PQgetvalue(r, 0, 0));
+	}
 	else if (r)
 		status = store_fail(s, STORE_EXISTS, "node_id %s is in use", p->node);
 	PQclear(r);
@@ -826,10 +830,16 @@ pg_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *
 	const char *v[2];
 
 	if (owner) {
+		int status;
+
 		v[0] = pg_i64(idbuf, user_id);
 		v[1] = owner;
-		return pg_exec(s, "unlock mailbox", "DELETE FROM pop3_locks"
-		    " WHERE user_id = $1 AND owner = $2", 2, v);
+		status = pg_exec_one(s, "unlock mailbox", "DELETE FROM pop3_locks"
+		    " WHERE user_id = $1 AND owner = $2", 2, v,
+		    "the mailbox lock is not this session's");
+		if (status == STORE_NOTFOUND)
+			s->clean = 1;		/* nothing written */
+		return status;
 	}
 	v[0] = prefix;
 	return pg_exec(s, "unlock mailbox", "DELETE FROM pop3_locks"

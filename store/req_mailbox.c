@@ -44,15 +44,27 @@ static int
 req_quit_apply(struct store *s, struct store_req *base)
 {
 	struct req_mailbox *r = (struct req_mailbox *)base;
-	int st = s->be->entries_delete(s, r->user_id, r->del, r->ndel);
+	int st;
+
+	/*
+	 * The lock given back first: a session's changes count only while it
+	 * is its own.  Another node may have taken the mailbox over (this one
+	 * was paused or cut off past its heartbeat), and two sessions must
+	 * never both commit.  A release alone has nothing left to give back.
+	 */
+	if (r->owner && (st = s->be->pop3_unlock(s, r->user_id, r->owner, NULL)) != STORE_OK) {
+		if (st != STORE_NOTFOUND)
+			return st;
+		if (r->ndel || r->nseen)
+			return store_fail(s, STORE_LOCKED, "another session took the mailbox over");
+	}
+	st = s->be->entries_delete(s, r->user_id, r->del, r->ndel);
 
 	for (size_t i = 0; i < r->nseen && st == STORE_OK; i++) {
 		st = s->be->entry_set_flags(s, r->user_id, r->seen[i], STORE_FLAG_SEEN);
 		if (st == STORE_NOTFOUND)	/* deleted meanwhile (umboxctl mail del) */
 			st = STORE_OK;
 	}
-	if (st == STORE_OK && r->owner)
-		st = s->be->pop3_unlock(s, r->user_id, r->owner, NULL);
 	return st;
 }
 

@@ -672,6 +672,7 @@ int
 sq_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *prefix)
 {
 	sqlite3_stmt *st;
+	int status;
 
 	if (owner) {
 		st = sq_stmt(s, SQ_UNLOCK);
@@ -681,5 +682,9 @@ sq_pop3_unlock(struct store *s, int64_t user_id, const char *owner, const char *
 		st = sq_stmt(s, SQ_UNLOCK_PREFIX);
 		sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
 	}
-	return sq_exec_stmt(s, st, "unlock mailbox");
+	if ((status = sq_exec_stmt(s, st, "unlock mailbox")) != STORE_OK)
+		return status;
+	if (owner && sqlite3_changes(sq_of(s)->db) == 0)
+		return store_fail(s, STORE_NOTFOUND, "the mailbox lock is not this session's");
+	return STORE_OK;
 }

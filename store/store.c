@@ -539,9 +539,13 @@ store_check(struct store *s, store_check_fn *fn, void *arg)
 }
 
 int
-store_node_claim(struct store *s, const char *instance)
+store_node_claim(struct store *s, const char *instance, const char *replace, char *holder,
+    size_t holderlen)
 {
-	return s->be->node_claim ? s->be->node_claim(s, instance) : STORE_OK;
+	if (holder && holderlen)
+		holder[0] = '\0';
+	return s->be->node_claim ? s->be->node_claim(s, instance, replace, holder, holderlen) :
+	    STORE_OK;
 }
 
 int

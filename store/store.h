@@ -604,6 +604,7 @@ void store_queue_list_free(struct store_queue_entry **v, size_t n);
 /* Take or renew; STORE_LOCKED if someone else holds an unexpired lease. */
 int store_pop3_lock(struct store *s, int64_t user_id, const char *owner, int64_t now,
     unsigned lease_seconds);
+/* Give it back; STORE_NOTFOUND when it is not owner's (nothing done). */
 int store_pop3_unlock(struct store *s, int64_t user_id, const char *owner);
 /* Drop every lock whose owner starts with prefix (a restarted daemon's old locks). */
 int store_pop3_unlock_prefix(struct store *s, const char *prefix);
@@ -619,8 +620,13 @@ int store_pop3_unlock_prefix(struct store *s, const char *prefix);
  */
 #define STORE_NODE_BEAT		10
 #define STORE_NODE_STALE	30
-/* STORE_EXISTS: another live process holds the name (the message says which). */
-int store_node_claim(struct store *s, const char *instance);
+/*
+ * Claim the name for instance: it is free, stale, instance's already, or
+ * held by replace (NULL: no one).  STORE_EXISTS: another process holds
+ * it (the message says which; its instance in holder, when given).
+ */
+int store_node_claim(struct store *s, const char *instance, const char *replace, char *holder,
+    size_t holderlen);
 /* STORE_LOCKED: the name went to another instance (this one was thought dead). */
 int store_node_beat(struct store *s, const char *instance);
 void store_node_release(struct store *s, const char *instance);

@@ -43,13 +43,15 @@ class Site:
         self.empty = root / "empty"
         self.empty.mkdir()
 
-    def node(self, name, sections=None, start=True, dsn=None, **kw):
+    def node(self, name, sections=None, start=True, dsn=None, home=None, **kw):
         """umbox-smtpd and umbox-pop3d as node `name` (more config in
-        sections), reaching the database by dsn if given."""
+        sections), reaching the database by dsn if given; home: their
+        directory's name, when two installations share the node name."""
         sections = dict(sections or {})
         sections["store"] = {"backend": "postgresql", "dsn": dsn or backend.dsn(self.db),
                              "node_id": name}
-        env = Env(self.root / f"node-{name}", self.tls_dir, self.empty, sections=sections, **kw)
+        env = Env(self.root / (home or f"node-{name}"), self.tls_dir, self.empty,
+                  sections=sections, **kw)
         self.nodes.append(env)
         return env.start() if start else env
 

@@ -12,7 +12,7 @@ from dnslib.server import BaseResolver
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "smtpd"))
 
 from outside import dns_zone, sink_server       # noqa: E402
-from pop3d_util import DOMAIN, PASSWORD, message, run_ctl   # noqa: E402
+from pop3d_util import DOMAIN, PASSWORD, _probe_pop3, message, run_ctl   # noqa: E402
 
 
 def test_mailbox_in_use_on_the_other_node_until_its_holder_is_killed(site):
@@ -55,6 +55,68 @@ def test_a_node_that_starts_leaves_the_other_nodes_locks(site):
             r = second.cmd(f"PASS {PASSWORD}")
             assert r.startswith("-ERR [IN-USE]"), r
         assert first.cmd("STAT").startswith("+OK 1 ")
+
+
+def test_a_node_name_held_on_this_machine_is_refused_until_its_holder_is_gone(site):
+    """A second umbox-pop3d or umbox-smtpd started with a node_id whose
+    daemon runs on this machine is refused, naming the holder: it would
+    take that daemon's POP3 locks and queue claims for a dead process's.
+    Once the holder is killed (-9) a new one takes the name at once."""
+    a = site.node("a")
+    a.deliver("alice", [message("one", "held on node a\r\n")])
+    with a.raw() as first:
+        first.login("alice")
+        twin = site.node("a", start=False, home="node-a-twin")
+        for mine, theirs in ((twin.pop3d, a.pop3d), (twin.smtpd, a.smtpd)):
+            mine.start()
+            assert mine.proc.wait(20) != 0
+            assert f"is in use by process {theirs.pid} on this machine" in mine.log(), mine.log()
+            mine.proc = None
+        assert first.cmd("STAT").startswith("+OK 1 ")
+        assert len(site.query("SELECT owner FROM pop3_locks")) == 1
+    a.pop3d.stop(signal.SIGKILL)
+    twin.pop3d.start()
+    deadline = time.monotonic() + 10
+    while not _probe_pop3(twin.pop3_port):
+        assert twin.pop3d.running, twin.pop3d.log()
+        assert time.monotonic() < deadline, twin.pop3d.log()
+        time.sleep(0.05)
+    with twin.raw() as again:
+        again.login("alice")
+        assert again.cmd("STAT").startswith("+OK 1 ")
+
+
+def test_a_session_whose_mailbox_was_taken_over_saves_nothing(site):
+    """Node a's session outlives its heartbeat (paused, cut off); node b
+    takes the mailbox, deletes and quits.  When a's session quits after
+    that, its deletions are not saved: -ERR [IN-USE], and only b's are
+    gone (two sessions never both commit)."""
+    a = site.node("a")
+    b = site.node("b")
+    a.deliver("carol", [message(f"m{i}", f"message {i}\r\n") for i in range(4)])
+    with a.raw() as first:
+        first.login("carol")
+        assert first.cmd("DELE 1").startswith("+OK")
+        deadline = time.monotonic() + 20
+        while True:
+            # Node a's pop3d looks dead to the others until its next heartbeat.
+            site.query("UPDATE nodes SET heartbeat = heartbeat - 31 WHERE id = 'a/pop3d'"
+                       " RETURNING id")
+            with b.raw() as second:
+                assert second.cmd("USER carol").startswith("+OK")
+                r = second.cmd(f"PASS {PASSWORD}")
+                if r.startswith("+OK"):
+                    assert second.cmd("DELE 2").startswith("+OK")
+                    assert second.cmd("QUIT").startswith("+OK")
+                    break
+            assert time.monotonic() < deadline, r
+        r = first.cmd("QUIT")
+        assert r.startswith("-ERR [IN-USE]"), r
+    with b.raw() as check:
+        check.login("carol")
+        assert check.cmd("STAT").startswith("+OK 3 ")
+        assert check.cmd("QUIT").startswith("+OK")
+    assert "another session took the mailbox over" in a.pop3d.log()
 
 
 class Outside(BaseResolver):

@@ -970,8 +970,8 @@ test_pop3_locks(void **state)
 	/* ...and after the lease anyone may take it (a crashed daemon). */
 	assert_int_equal(store_pop3_lock(f->s, a, "host:2:y", 2101, 600), STORE_OK);
 	assert_int_equal(store_pop3_lock(f->s, b, "host:1:x", 2101, 600), STORE_OK);
-	/* Unlock by someone else does nothing. */
-	assert_int_equal(store_pop3_unlock(f->s, a, "host:1:x"), STORE_OK);
+	/* Unlock by someone else does nothing, and says so. */
+	assert_int_equal(store_pop3_unlock(f->s, a, "host:1:x"), STORE_NOTFOUND);
 	assert_int_equal(store_pop3_lock(f->s, a, "host:3:z", 2200, 600), STORE_LOCKED);
 	assert_int_equal(store_pop3_unlock(f->s, a, "host:2:y"), STORE_OK);
 	assert_int_equal(store_pop3_lock(f->s, a, "host:3:z", 2200, 600), STORE_OK);
@@ -1910,7 +1910,7 @@ test_pg_usage_deltas(void **state)
 	assert_int_equal(pg_number(f, "SELECT count(*) FROM usage_deltas"), 3);
 	assert_int_equal(pg_number(f, "SELECT used FROM users WHERE login = 'bob'"), 0);
 	assert_usage(f->s, "bob", 12, 3);
-	assert_int_equal(store_node_claim(f->s, "test 1"), STORE_OK);	/* the heartbeat */
+	assert_int_equal(store_node_claim(f->s, "test 1", NULL, NULL, 0), STORE_OK);	/* the heartbeat */
 	assert_int_equal(pg_number(f, "SELECT count(*) FROM usage_deltas"), 0);
 	assert_int_equal(pg_number(f, "SELECT used FROM users WHERE login = 'bob'"), 12);
 	assert_usage(f->s, "bob", 12, 3);
@@ -2150,20 +2150,26 @@ test_pg_nodes_and_locks(void **state)
 	int64_t a = add_user(f->s, "alice", NULL, 0);
 	struct store_config cb = f->cfg;
 	struct store *same, *b;
-	char err[256];
+	char err[256], holder[320];
 
 	cb.node_id = "b";
 	assert_int_equal(store_open(&f->cfg, 0, &same, err, sizeof(err)), STORE_OK);
 	assert_int_equal(store_open(&cb, 0, &b, err, sizeof(err)), STORE_OK);
 
-	assert_int_equal(store_node_claim(f->s, "host1:100"), STORE_OK);
+	assert_int_equal(store_node_claim(f->s, "host1:100", NULL, NULL, 0), STORE_OK);
 	/* A second process with the same node_id is refused, and told who holds it. */
-	assert_int_equal(store_node_claim(same, "host2:200"), STORE_EXISTS);
+	assert_int_equal(store_node_claim(same, "host2:200", NULL, holder, sizeof(holder)),
+	    STORE_EXISTS);
 	assert_non_null(strstr(store_errmsg(same), "host1:100"));
-	assert_int_equal(store_node_claim(f->s, "host1:100"), STORE_OK);
+	assert_string_equal(holder, "host1:100");
+	/* Unless it may replace exactly that holder (the process that started it). */
+	assert_int_equal(store_node_claim(same, "host2:200", "host1:99", NULL, 0), STORE_EXISTS);
+	assert_int_equal(store_node_claim(same, "host1:101", "host1:100", NULL, 0), STORE_OK);
+	assert_int_equal(store_node_claim(f->s, "host1:100", "host1:101", NULL, 0), STORE_OK);
+	assert_int_equal(store_node_claim(f->s, "host1:100", NULL, NULL, 0), STORE_OK);
 	assert_int_equal(store_node_beat(f->s, "host1:100"), STORE_OK);
 	assert_int_equal(store_node_beat(same, "host2:200"), STORE_LOCKED);
-	assert_int_equal(store_node_claim(b, "hostb:1"), STORE_OK);
+	assert_int_equal(store_node_claim(b, "hostb:1", NULL, NULL, 0), STORE_OK);
 
 	/* Node test's session holds alice's mailbox; node b cannot take it. */
 	assert_int_equal(store_pop3_lock(f->s, a, "test:1", 0, 600), STORE_OK);
@@ -2172,7 +2178,7 @@ test_pg_nodes_and_locks(void **state)
 	pg_run(f, "UPDATE nodes SET heartbeat = heartbeat - 31 WHERE id = 'test'");
 	assert_int_equal(store_pop3_lock(b, a, "b:1", 0, 600), STORE_OK);
 	/* Its name is free for a new process; the old one learns it was replaced. */
-	assert_int_equal(store_node_claim(same, "host2:200"), STORE_OK);
+	assert_int_equal(store_node_claim(same, "host2:200", NULL, NULL, 0), STORE_OK);
 	assert_int_equal(store_node_beat(f->s, "host1:100"), STORE_LOCKED);
 
 	/* The lease runs on the database's clock, whatever the caller's says. */
@@ -2182,7 +2188,7 @@ test_pg_nodes_and_locks(void **state)
 	assert_int_equal(store_pop3_lock(same, a, "test:2", 0, 600), STORE_OK);
 
 	store_node_release(b, "hostb:1");
-	assert_int_equal(store_node_claim(b, "hostb:2"), STORE_OK);
+	assert_int_equal(store_node_claim(b, "hostb:2", NULL, NULL, 0), STORE_OK);
 	store_close(&same);
 	store_close(&b);
 }
