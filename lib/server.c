@@ -36,13 +36,20 @@
 #define SERVER_ACCEPT_RETRY_MS	1000	/* after running out of descriptors */
 #define SERVER_STOP_GRACE	30	/* seconds for in-flight work at SIGTERM */
 
-/* Refuse a connection with one line, without a session. */
+/*
+ * Refuse a connection with one line, without a session.  On an
+ * implicit-TLS port nothing may come before the handshake (RFC 8314 §3):
+ * a line in clear would reach the client as a TLS error, "wrong version
+ * number", rather than as a busy server.  It is only closed.
+ */
 static void
-server_refuse(evutil_socket_t fd, const char *line)
+server_refuse(evutil_socket_t fd, const struct server_port *port, const char *line)
 {
-	ssize_t r = send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (!port->implicit_tls) {
+		ssize_t r = send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
 
-	(void)r;
+		(void)r;
+	}
 	close(fd);
 }
 
@@ -140,15 +147,14 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		snprintf(why, sizeof(why), "%u sessions (max_connections %u, descriptors for %lu)",
 		    nconns, *def->max_conns, srv->max_conns);
 		server_log_refusal(srv, why);
-		server_refuse(fd, def->refuse_busy);
+		server_refuse(fd, &def->ports[pc->port], def->refuse_busy);
 		return;
 	}
 	if ((ip = ip_table_acquire(&srv->ips, sa, *def->max_conns_per_ip, &ipconns)) == NULL) {
 		snprintf(why, sizeof(why), "%u sessions from one address or IPv6 /64"
 		    " (max_connections_per_ip %u)", ipconns, *def->max_conns_per_ip);
 		server_log_refusal(srv, why);
-		server_refuse(fd, def->refuse_busy == def->refuse_ip ? def->refuse_busy :
-		    def->refuse_ip);
+		server_refuse(fd, &def->ports[pc->port], def->refuse_ip);
 		return;
 	}
 	__atomic_add_fetch(&srv->nconns, 1, __ATOMIC_RELAXED);

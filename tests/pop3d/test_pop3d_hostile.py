@@ -289,6 +289,11 @@ def test_connection_cap_counts_tls_port_too(pop3_factory):
     try:
         assert all(c.greeting.startswith(b"+OK") for c in held)
         assert_refused(env)
+        # On the implicit-TLS port nothing comes in clear before a handshake
+        # (RFC 8314 §3): the refusal is a close, not a line a TLS client
+        # would take for a broken handshake.
+        with socket.create_connection(("127.0.0.1", env.pop3s_port), timeout=5) as raw:
+            assert raw.recv(100) == b""
     finally:
         for c in held:
             c.close()

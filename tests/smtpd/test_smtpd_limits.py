@@ -236,6 +236,10 @@ def test_connections_per_ip_limit_is_421(smtpd_factory):
         with Raw(d.mx, greet=False) as c4:
             data = c4.wait_closed(timeout=5)
         assert data.startswith(b"421 4.7.0"), data
+        # On the implicit-TLS port nothing comes in clear before a handshake
+        # (RFC 8314 §3): the refusal is a close.
+        with socket.create_connection(("127.0.0.1", d.smtps), timeout=5) as raw:
+            assert raw.recv(100) == b""
         # The others are unaffected; closing one makes room again.
         for c in clients:
             assert c.cmd("NOOP").code == 250
