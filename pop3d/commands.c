@@ -145,10 +145,16 @@ sasl_plain(struct pop3_session *s, const char *b64, size_t len)
 	struct sasl_plain p;
 
 	pop3_set_state(s, POP3_S_AUTHORIZATION);
-	if (sasl_plain_decode(b64, len, &p) != 0 || (p.authzid[0] &&
-	    strcmp(p.authzid, p.authcid) != 0)) {
+	/* RFC 3206: [AUTH] is for credentials; a malformed response is not one. */
+	if (sasl_plain_decode(b64, len, &p) != 0) {
 		explicit_bzero(&p, sizeof(p));
-		pop3_reply(s, "-ERR [AUTH] Invalid PLAIN response");
+		pop3_reply(s, "-ERR Invalid PLAIN response");
+		return;
+	}
+	if (p.authzid[0] && strcmp(p.authzid, p.authcid) != 0) {
+		explicit_bzero(&p, sizeof(p));
+		pop3_reply(s, "-ERR [AUTH] Logging in as another user (an authorization identity"
+		    " other than the login) is not allowed");
 		return;
 	}
 	pop3_login(s, p.authcid, p.password);
@@ -214,7 +220,7 @@ pop3_sasl_line(struct pop3_session *s, const char *line, size_t len)
 		pop3_set_state(s, POP3_S_AUTHORIZATION);
 		free(s->user_name);
 		s->user_name = NULL;
-		pop3_reply(s, "-ERR [AUTH] Invalid LOGIN response");
+		pop3_reply(s, "-ERR Invalid LOGIN response");
 		return;
 	}
 	if (s->user_name == NULL) {

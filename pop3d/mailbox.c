@@ -88,7 +88,8 @@ pop3_listed(struct store_read *r, int cancelled)
 	log_info("%s: login %s messages=%zu size=%" PRIu64 "%s", s->c.id, s->user->login, l->n,
 	    total, s->c.tls ? " tls" : "");
 	pop3_set_state(s, POP3_S_TRANSACTION);
-	pop3_reply(s, "+OK Logged in: %zu messages (%" PRIu64 " octets)", l->n, total);
+	pop3_reply(s, "+OK Logged in: %zu message%s (%" PRIu64 " octets)", l->n,
+	    l->n == 1 ? "" : "s", total);
 out:
 	if (!r->now)
 		pop3_resume(s);
@@ -406,7 +407,7 @@ pop3_quit_done(struct store_req *req, void *arg)
 		log_info("%s: logout %s deleted=%zu", s->c.id, s->user->login, ndel);
 		pop3_mwi(s);
 		pop3_set_state(s, POP3_S_TRANSACTION);
-		pop3_reply(s, "+OK Bye (%zu messages deleted)", ndel);
+		pop3_reply(s, "+OK Bye (%zu message%s deleted)", ndel, ndel == 1 ? "" : "s");
 	} else if (store_req_status(req) == STORE_LOCKED) {
 		/* Another session has the mailbox now: this one's changes are void. */
 		s->locked = 0;

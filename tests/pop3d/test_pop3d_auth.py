@@ -167,7 +167,7 @@ def test_user_with_pop3_off_gets_auth_error(env):
         assert r.startswith("-ERR [AUTH]"), r
         r = c.cmd("AUTH PLAIN " + b64(f"\0dave\0{PASSWORD}"))
         assert r.startswith("-ERR [AUTH]"), r
-        r = c.cmd("AUTH PLAIN " + b64(f"\0103\0{PASSWORD}"))
+        r = c.cmd("AUTH PLAIN " + b64(f"\x00103\x00{PASSWORD}"))
         assert r.startswith("-ERR [AUTH]"), r
         assert c.cmd("STAT").startswith("-ERR")
     with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
@@ -367,6 +367,20 @@ def test_authzid_equal_to_authcid_is_accepted(env):
     with env.raw() as c:
         r = c.cmd("AUTH PLAIN " + b64(f"alice\0alice\0{PASSWORD}"))
         assert r.startswith("+OK"), r
+        assert c.cmd("QUIT").startswith("+OK")
+
+
+def test_authzid_of_another_user_is_an_auth_refusal_and_garbage_is_not(env):
+    """RFC 3206: [AUTH] tells of credentials.  A well-formed PLAIN response
+    naming another user to act as is refused as such; a malformed one is
+    a syntax error, without [AUTH]."""
+    with env.raw() as c:
+        r = c.cmd("AUTH PLAIN " + b64(f"bob\0alice\0{PASSWORD}"))
+        assert r.startswith("-ERR [AUTH] ") and "another user" in r, r
+        r = c.cmd("AUTH PLAIN " + b64("no separators"))
+        assert r.startswith("-ERR ") and "[AUTH]" not in r and "Invalid" in r, r
+        r = c.cmd("AUTH PLAIN " + b64(f"\0alice\0{PASSWORD}"))
+        assert r.startswith("+OK Logged in: "), r
         assert c.cmd("QUIT").startswith("+OK")
 
 
