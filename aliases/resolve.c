@@ -270,6 +270,39 @@ resolve_srs(struct expand *x, const struct addr *a)
 	return x->status;
 }
 
+/*
+ * Whether a local part that looks like SRS (SRS0-..., srs1+...) is the
+ * name of a user or alias here: then it is that, not an SRS address.
+ * 1 yes, 0 no, -1 the store could not say (x failed).
+ */
+static int
+srs_like_name_here(struct expand *x, const struct addr *a)
+{
+	struct store *s = x->r->store;
+	char name[ADDR_LOCAL_MAX + 1];
+	struct store_alias al;
+	struct store_user u;
+	int st;
+
+	if (a->local_len > ADDR_LOCAL_MAX || (a->flags & (ADDR_F_QUOTED | ADDR_F_RELAY_CHARS)))
+		return 0;
+	snprintf(name, sizeof(name), "%.*s", (int)a->local_len, a->mailbox);
+	if (!alias_valid_name(name))
+		return 0;
+	if ((st = store_alias_get(s, name, &al)) == STORE_OK) {
+		store_alias_clear(&al);
+		return 1;
+	}
+	if (st == STORE_NOTFOUND && (st = store_user_get(s, name, &u)) == STORE_OK) {
+		store_user_clear(&u);
+		return 1;
+	}
+	if (st == STORE_NOTFOUND)
+		return 0;
+	expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
+	return -1;
+}
+
 enum alias_status
 alias_resolve(const struct alias_resolver *r, const char *address, struct alias_result *out)
 {
@@ -301,8 +334,14 @@ alias_resolve(const struct alias_resolver *r, const char *address, struct alias_
 			add_remote(&x, a.mailbox);
 			return x.status;
 		}
-		if (srs_is_srs(a.mailbox, a.local_len))
-			return resolve_srs(&x, &a);
+		if (srs_is_srs(a.mailbox, a.local_len)) {
+			int here = srs_like_name_here(&x, &a);
+
+			if (here < 0)
+				return x.status;
+			if (!here)
+				return resolve_srs(&x, &a);
+		}
 		/* Quoted local parts, '%' and '!' never name anything of ours. */
 		if ((a.flags & (ADDR_F_QUOTED | ADDR_F_RELAY_CHARS)) ||
 		    a.local_len > ADDR_LOCAL_MAX) {

@@ -457,6 +457,23 @@ def test_bad_srs_addresses_are_unknown(make):
     d.assert_nothing_stored()
 
 
+@pytest.mark.parametrize("secret", [SECRET, None], ids=["srs-on", "srs-off"])
+def test_names_that_look_like_srs_are_users_and_aliases(make, secret):
+    """A login or alias named like an SRS address (srs1-lab, SRS0-list)
+    receives its mail; anything else of that form is still judged as SRS."""
+    d = make(secret)
+    d.ctl("user", "add", "srs1-lab")
+    d.ctl("alias", "add", "SRS0-list", "bob")
+    for rcpt in (f"srs1-lab@{DOMAIN}", f"SRS1-LAB@{DOMAIN}", f"srs0-list@{DOMAIN}"):
+        assert rcpt_reply(d, rcpt).code == 250, rcpt
+    r = rcpt_reply(d, f"srs0-other@{DOMAIN}")
+    assert r.code == 550 and r.text.startswith("5.1.1"), r
+    send(d, "someone@near.test", [f"srs1-lab@{DOMAIN}", f"srs0-list@{DOMAIN}"], "srs-like names")
+    for login in ("srs1-lab", "bob"):
+        [raw] = wait_mail(d, login)
+        assert parsed(raw)["Subject"] == "srs-like names"
+
+
 def test_every_srs_address_is_unknown_without_a_secret(make):
     d = make()
     now = time.time()
