@@ -50,6 +50,24 @@ alias_members_free(char **v, int n)
 	free(v);
 }
 
+/*
+ * An alias past the resolver's limits (more than ALIAS_MAX_TARGETS
+ * addresses, nesting deeper than ALIAS_MAX_DEPTH) cannot take mail: the
+ * MX answers 451 to it until it is mended.  Said at once, after a change.
+ */
+static void
+alias_check_limits(struct cli *c, const char *name)
+{
+	struct alias_resolver rv = { .store = c->store, .postmaster = c->cfg.general.postmaster,
+	    .srs_secret = c->cfg.queue.srs_secret };
+	struct alias_result res;
+
+	if (alias_resolve(&rv, name, &res) == ALIAS_ERROR)
+		cli_warn("alias %s cannot take mail as it is now: %s; senders get 451 until it"
+		    " is changed", name, res.error);
+	alias_result_clear(&res);
+}
+
 /* add, add-member and del-member: NAME MEMBER... */
 static int
 alias_change(struct cli *c, int argc, char **argv)
@@ -78,8 +96,10 @@ alias_change(struct cli *c, int argc, char **argv)
 		r = store_alias_add_members(c->store, name, (const char *const *)m, (size_t)n);
 	else
 		r = store_alias_del_members(c->store, name, (const char *const *)m, (size_t)n);
-	if (r == STORE_OK)
+	if (r == STORE_OK) {
 		printf("alias %s %s\n", name, strcmp(verb, "add") == 0 ? "added" : "changed");
+		alias_check_limits(c, name);
+	}
 	alias_members_free(m, n);
 	free(name);
 	return r == STORE_OK ? EX_DONE : cli_store_error(c, r);

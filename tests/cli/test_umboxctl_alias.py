@@ -88,6 +88,25 @@ def test_add_member_twice_keeps_one(site):
     assert site.json("alias", "show", "sales")["members"] == ["alice"]
 
 
+def test_a_change_past_the_limits_is_warned_about(site):
+    """An alias that grows past 1000 addresses, or nests past 16 levels,
+    cannot take mail (the MX answers 451): the change that does it says so."""
+    many = [f"m{i}@far.example" for i in range(1000)]
+    r = site.run("alias", "add", "huge", *many)
+    assert r.rc == 0 and r.err == "", r
+    r = site.run("alias", "add-member", "huge", "one.more@far.example")
+    assert r.rc == 0 and r.out == "alias huge changed\n", r
+    assert "alias huge cannot take mail as it is now" in r.err and "451" in r.err, r
+    r = site.run("alias", "del-member", "huge", "one.more@far.example")
+    assert r.rc == 0 and r.err == "", r
+    # Built from the bottom: the 17th level is the one too deep.
+    site.ok("alias", "add", "d17", "alice")
+    for i in range(16, 0, -1):
+        r = site.run("alias", "add", f"d{i}", f"d{i + 1}")
+        assert r.rc == 0, r
+        assert ("cannot take mail" in r.err) == (i == 1), (i, r)
+
+
 def test_del_member_not_a_member(site):
     site.ok("alias", "add", "sales", "alice")
     r = site.run("alias", "del-member", "sales", "bob")
