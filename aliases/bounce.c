@@ -281,7 +281,12 @@ bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
 		alias_result_clear(&res);
 		return -1;
 	}
-	if (as != ALIAS_OK || (!j->dsn && keep_local(&res) == 0)) {
+	/*
+	 * A report for a sender of ours reaches mailboxes here only: an
+	 * alias's outside members never get it, or anyone could send in a
+	 * forged sender and have each failure copied to all of them.
+	 */
+	if (as != ALIAS_OK || ((!j->dsn || res.local_domain) && keep_local(&res) == 0)) {
 		/* No one to tell: the postmaster hears of it. */
 		alias_result_clear(&res);
 		if (postmaster_here(j, &res) != 0) {

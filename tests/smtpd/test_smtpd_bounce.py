@@ -341,6 +341,31 @@ def test_null_sender_failure_goes_to_the_postmaster_only(make):
     assert queue_rows(d) == []
 
 
+def test_report_to_a_local_alias_reaches_only_its_mailboxes_here(make):
+    """A sender at a local domain that is an alias with outside members
+    (forged by anyone on the MX port) gets its report in the alias's
+    mailboxes here only; with none, the postmaster's.  The outside members
+    never get it: one failure cannot be copied to all of them."""
+    d = make(SECRET)
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
+    d.ctl("alias", "add", "fwd", "gone@far.test")
+    d.ctl("alias", "add", "crew", "bob", "x1@other.test", "x2@other.test")
+    d.ctl("alias", "add", "outonly", "x3@other.test")
+    send(d, f"crew@{DOMAIN}", [f"fwd@{DOMAIN}"], "from the crew")
+    send(d, f"outonly@{DOMAIN}", [f"fwd@{DOMAIN}"], "from outside only")
+    [to_bob] = wait_mail(d, "bob")
+    [to_admin] = wait_mail(d, "admin")
+    for raw, subject in ((to_bob, "from the crew"), (to_admin, "from outside only")):
+        dsn = parsed(raw)
+        assert dsn["Subject"] == "Undelivered Mail Returned to Sender"
+        _, _, original = report_parts(dsn)
+        assert f"Subject: {subject}" in original.get_content()
+    wait_queue_empty(d)
+    time.sleep(2)
+    assert d.sink.messages == []
+    assert other_users_empty(d, "admin", "bob")
+
+
 def test_postmaster_alias_pointing_outside_keeps_its_reports(make):
     """A postmaster alias whose members are all outside cannot take a copy
     of a failed null-sender message: the [general] postmaster login's own
