@@ -94,30 +94,6 @@ cli_store_error(struct cli *c, int status)
 	return cli_error(code, "%s", c->store ? store_errmsg(c->store) : store_status_str(status));
 }
 
-/* mkdir -p for data_dir, mode 0750 for what we create. */
-static int
-mkdir_p(const char *path)
-{
-	char *p = xstrdup(path);
-	int r = 0;
-
-	for (char *q = p + 1; ; q++) {
-		if (*q == '/' || *q == '\0') {
-			char save = *q;
-			*q = '\0';
-			if (mkdir(p, 0750) != 0 && errno != EEXIST) {
-				r = -1;
-				break;
-			}
-			*q = save;
-			if (save == '\0')
-				break;
-		}
-	}
-	free(p);
-	return r;
-}
-
 /*
  * Run as root, umboxctl would leave data_dir and store.db owned by root,
  * and daemons running as [general] user could not write them.  (SQLite
@@ -142,7 +118,7 @@ cli_open_store(struct cli *c)
 	if (c->store)
 		return 0;
 	store_config_of(&c->cfg, &sc, &path);
-	if (sc.backend == STORE_BACKEND_SQLITE && mkdir_p(c->cfg.general.data_dir) != 0) {
+	if (sc.backend == STORE_BACKEND_SQLITE && mkdir_p(c->cfg.general.data_dir, 0750) != 0) {
 		free(path);
 		return cli_error(EX_FAILED, "cannot create data_dir %s: %s",
 		    c->cfg.general.data_dir, strerror(errno));

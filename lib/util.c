@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,30 @@ write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+int
+mkdir_p(const char *path, unsigned mode)
+{
+	char *p = xstrdup(path);
+	int r = 0;
+
+	for (char *q = p + 1; ; q++) {
+		if (*q == '/' || *q == '\0') {
+			char save = *q;
+
+			*q = '\0';
+			if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) {
+				r = -1;
+				break;
+			}
+			*q = save;
+			if (save == '\0')
+				break;
+		}
+	}
+	free(p);
+	return r;
 }
 
 int

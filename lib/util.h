@@ -50,6 +50,8 @@ int mem_has_8bit(const void *p, size_t len);
 int write_all(int fd, const void *buf, size_t len);
 /* A read-write file in dir, unlinked from the start (a spool); -1 with errno. */
 int spool_file_open(const char *dir);
+/* mkdir -p: path and its missing parents, each made with mode; 0 or -1 (errno). */
+int mkdir_p(const char *path, unsigned mode);
 
 /*
  * Parse an unsigned decimal number that must span the whole string.

@@ -305,6 +305,18 @@ store_daemon_check(struct server *srv)
 	struct store *s = NULL;
 
 	daemon_store_config(srv, &sc, &path, &node);
+	/*
+	 * The data directory holds the spool files (on every backend) and the
+	 * SQLite store: made as umboxctl makes it, or the start fails here
+	 * rather than every large message and every delivery later.
+	 */
+	if (mkdir_p(cfg->general.data_dir, 0750) != 0 || access(cfg->general.data_dir,
+	    W_OK | X_OK) != 0) {
+		log_err("data_dir %s: %s", cfg->general.data_dir, strerror(errno));
+		free(path);
+		free(node);
+		return -1;
+	}
 	if (path && daemon_lock_store(srv, path) != 0) {
 		free(path);
 		free(node);

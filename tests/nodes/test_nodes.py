@@ -1,6 +1,7 @@
 """Two umbox nodes on one PostgreSQL database (SPEC §3, [store]): a
 mailbox open on one node is in use on the other until its holder goes,
 even by kill -9; the queue is shared, and each row is delivered once."""
+import shutil
 import signal
 import smtplib
 import sys
@@ -117,6 +118,22 @@ def test_a_session_whose_mailbox_was_taken_over_saves_nothing(site):
         assert check.cmd("STAT").startswith("+OK 3 ")
         assert check.cmd("QUIT").startswith("+OK")
     assert "another session took the mailbox over" in a.pop3d.log()
+
+
+def test_a_node_whose_data_dir_is_missing_makes_it(site):
+    """On PostgreSQL data_dir holds only spool files, so nothing else
+    shows that it is missing: the daemons make it at start (as umboxctl
+    does), and a message larger than the 1 MiB kept in memory is taken."""
+    z = site.node("z", start=False)
+    shutil.rmtree(z.data_dir)
+    z.start()
+    assert z.data_dir.is_dir()
+    body = "Subject: big\r\n\r\n" + ("y" * 998 + "\r\n") * 1500
+    with smtplib.SMTP("127.0.0.1", z.smtp_port, timeout=30) as s:
+        s.sendmail(f"someone@{DOMAIN}", [f"alice@{DOMAIN}"], body)
+    with z.raw() as c:
+        c.login("alice")
+        assert c.cmd("STAT").startswith("+OK 1 ")
 
 
 class Outside(BaseResolver):
