@@ -4,13 +4,50 @@
  */
 #include "cli/cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/*
+ * Whether a daemon serves the SQLite store at path: each holds an flock
+ * on its file beside the store while it runs.  Who, with its pid.
+ */
+static int
+sqlite_served(const char *path, char *who, size_t len)
+{
+	static const char *const progs[] = { "umbox-smtpd", "umbox-pop3d" };
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+		char *file = xasprintf("%s-%s.lock", path, progs[i]), pid[32] = "";
+		int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), held = 0;
+		ssize_t n;
+
+		free(file);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+			held = 1;
+			if ((n = pread(fd, pid, sizeof(pid) - 1, 0)) > 0)
+				pid[strcspn(pid, "\n")] = '\0';
+			snprintf(who, len, "%s%s%s%s", progs[i], pid[0] ? " (pid " : "", pid,
+			    pid[0] ? ")" : "");
+		}
+		close(fd);
+		if (held)
+			return 1;
+	}
+	return 0;
+}
 
 static int
 store_copy_cmd(struct cli *c, int argc, char **argv)
 {
+	char who[80];
 	struct store_copy_counts n;
 	char *path;
 	int r;
@@ -24,9 +61,17 @@ store_copy_cmd(struct cli *c, int argc, char **argv)
 		return cli_error(EX_FAILED, "store copy: set [store] backend = postgresql and"
 		    " dsn in %s first; the copy reads %s/store.db into that database",
 		    c->cfg.path ? c->cfg.path : "umbox.conf", c->cfg.general.data_dir);
-	if ((r = cli_open_store(c)) != 0)
-		return r;
 	path = config_store_path(&c->cfg);
+	if (sqlite_served(path, who, sizeof(who))) {
+		r = cli_error(EX_REFUSED, "store copy: %s serves %s: stop the daemons first (mail"
+		    " they take meanwhile would not be copied)", who, path);
+		free(path);
+		return r;
+	}
+	if ((r = cli_open_store(c)) != 0) {
+		free(path);
+		return r;
+	}
 	r = store_copy_from_sqlite(c->store, path, &n);
 	if (r == STORE_EXISTS) {
 		free(path);

@@ -223,6 +223,8 @@ copy_epoch(struct store *s, sqlite3 *db)
 static int
 copy_target_empty(struct store *s)
 {
+	char stale[PG_INT_LEN];
+	const char *v[] = { pg_i64(stale, STORE_NODE_STALE) };
 	int status;
 	PGresult *r = pg_run(s, &status, "look at the target", "SELECT"
 	    " (SELECT count(*) FROM domains) + (SELECT count(*) FROM users)"
@@ -234,6 +236,17 @@ copy_target_empty(struct store *s)
 	if (pg_col_i64(r, 0, 0) != 0)
 		status = store_fail(s, STORE_EXISTS, "the PostgreSQL store is not empty:"
 		    " a copy goes only into a new database");
+	PQclear(r);
+	if (status != STORE_OK)
+		return status;
+	/* A node serving the database would take mail the copy then overwrites. */
+	r = pg_run(s, &status, "look for running nodes", "SELECT string_agg(id, ', ' ORDER BY id)"
+	    " FROM nodes WHERE heartbeat >= umbox_now() - $1", 1, v);
+	if (r == NULL)
+		return status;
+	if (!PQgetisnull(r, 0, 0))
+		status = store_fail(s, STORE_EXISTS, "daemons are running on the PostgreSQL store"
+		    " (%s): stop them first", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return status;
 }

@@ -136,6 +136,32 @@ def test_copy_into_a_store_with_data_is_refused(moved):
     assert len(site.json("-c", pgconf, "mail", "list", "alice", config=None)) == 2
 
 
+def test_copy_while_daemons_run_is_refused(moved, pgdb):
+    """A copy made while a daemon takes mail would leave what it takes
+    behind: refused while a daemon holds the SQLite store (its flock beside
+    it) or a node beats on the PostgreSQL database."""
+    import fcntl
+    site, pgconf, uids, gone = moved
+    lock = site.data_dir / "store.db-umbox-smtpd.lock"
+    with open(lock, "w") as f:
+        f.write("4242\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        r = site.run("-c", pgconf, "store", "copy", "--to", "postgresql", config=None)
+        assert r.rc == 3, r
+        assert "umbox-smtpd (pid 4242) serves" in r.err and "stop the daemons" in r.err, r
+    # Not held any more (the daemon stopped): no obstacle.  A node on the
+    # database is one.
+    site.ok("-c", pgconf, "status", config=None)
+    psql(pgdb, "INSERT INTO nodes (id, instance, started, heartbeat)"
+               " VALUES ('n1/smtpd', 'elsewhere', umbox_now(), umbox_now())")
+    r = site.run("-c", pgconf, "store", "copy", "--to", "postgresql", config=None)
+    assert r.rc == 3 and "daemons are running on the PostgreSQL store (n1/smtpd)" in r.err, r
+    psql(pgdb, "UPDATE nodes SET heartbeat = heartbeat - 31")
+    site.ok("-c", pgconf, "store", "copy", "--to", "postgresql", config=None)
+    assert len(site.json("-c", pgconf, "mail", "list", "alice", config=None)) == 2
+
+
 def test_copy_needs_postgresql_configured(moved):
     site, pgconf, uids, gone = moved
     r = site.run("store", "copy", "--to", "postgresql")
