@@ -30,6 +30,8 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_store_error(struct cli *c, int status);
 /* Open the store (creating data_dir and the database if needed). */
 int cli_open_store(struct cli *c);
+/* The same, saying nothing: EX_FAILED with the reason in err. */
+int cli_open_store_quietly(struct cli *c, char *err, size_t errlen);
 /* Read a password from stdin, strip one trailing newline. */
 int cli_read_password(char *buf, size_t len);
 /* Find a mailbox's user by login, login@localdomain or extension. */

@@ -108,9 +108,8 @@ cli_fix_owner(struct cli *c, const char *path)
 }
 
 int
-cli_open_store(struct cli *c)
+cli_open_store_quietly(struct cli *c, char *err, size_t errlen)
 {
-	char err[512];
 	struct store_config sc;
 	char *path;
 	int status;
@@ -119,17 +118,26 @@ cli_open_store(struct cli *c)
 		return 0;
 	store_config_of(&c->cfg, &sc, &path);
 	if (sc.backend == STORE_BACKEND_SQLITE && mkdir_p(c->cfg.general.data_dir, 0750) != 0) {
+		snprintf(err, errlen, "cannot create data_dir %s: %s", c->cfg.general.data_dir,
+		    strerror(errno));
 		free(path);
-		return cli_error(EX_FAILED, "cannot create data_dir %s: %s",
-		    c->cfg.general.data_dir, strerror(errno));
+		return EX_FAILED;
 	}
-	status = store_open(&sc, STORE_CREATE, &c->store, err, sizeof(err));
+	status = store_open(&sc, STORE_CREATE, &c->store, err, errlen);
 	if (status == STORE_OK && path) {
 		cli_fix_owner(c, c->cfg.general.data_dir);
 		cli_fix_owner(c, path);
 	}
 	free(path);
-	if (status != STORE_OK)
+	return status == STORE_OK ? 0 : EX_FAILED;
+}
+
+int
+cli_open_store(struct cli *c)
+{
+	char err[512];
+
+	if (cli_open_store_quietly(c, err, sizeof(err)) != 0)
 		return cli_error(EX_FAILED, "%s", err);
 	return 0;
 }

@@ -44,10 +44,18 @@ sqlite_served(const char *path, char *who, size_t len)
 	return 0;
 }
 
+/* "1 relay", "2 relays" into buf. */
+static const char *
+counted(uint64_t n, const char *one, const char *many, char buf[48])
+{
+	snprintf(buf, 48, "%" PRIu64 " %s", n, n == 1 ? one : many);
+	return buf;
+}
+
 static int
 store_copy_cmd(struct cli *c, int argc, char **argv)
 {
-	char who[80];
+	char who[80], w[7][48];
 	struct store_copy_counts n;
 	char *path;
 	int r;
@@ -95,10 +103,14 @@ store_copy_cmd(struct cli *c, int argc, char **argv)
 		json_kv_int(stdout, &first, "queued", (long long)n.queued);
 		fputs("}\n", stdout);
 	} else
-		printf("copied %s to postgresql: %" PRIu64 " domains, %" PRIu64 " users, %" PRIu64
-		    " aliases, %" PRIu64 " relays, %" PRIu64 " messages in %" PRIu64
-		    " mailbox entries, %" PRIu64 " queue entries\n", path, n.domains, n.users,
-		    n.aliases, n.relays, n.messages, n.entries, n.queued);
+		printf("copied %s to postgresql: %s, %s, %s, %s, %s in %s, %s\n", path,
+		    counted(n.domains, "domain", "domains", w[0]),
+		    counted(n.users, "user", "users", w[1]),
+		    counted(n.aliases, "alias", "aliases", w[2]),
+		    counted(n.relays, "relay", "relays", w[3]),
+		    counted(n.messages, "message", "messages", w[4]),
+		    counted(n.entries, "mailbox entry", "mailbox entries", w[5]),
+		    counted(n.queued, "queue entry", "queue entries", w[6]));
 	free(path);
 	return EX_DONE;
 }
@@ -135,14 +147,20 @@ static int
 store_check_cmd(struct cli *c, int argc, char **argv)
 {
 	struct check_out o = { c, 1, 0 };
+	char err[512];
 	int r;
 
 	if (argc != 1)
 		return cli_error(EX_USAGE, "usage: store check");
-	if ((r = cli_open_store(c)) != 0)
-		return r;
 	if (c->json)
 		fputs("[", stdout);
+	/* A store that cannot be reached is the first thing the check finds. */
+	if (cli_open_store_quietly(c, err, sizeof(err)) != 0) {
+		store_check_line(&o, "store", STORE_CHECK_FAILED, err);
+		if (c->json)
+			fputs("]\n", stdout);
+		return cli_error(EX_FAILED, "the store check found problems");
+	}
 	r = store_check(c->store, store_check_line, &o);
 	if (c->json)
 		fputs("]\n", stdout);

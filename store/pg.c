@@ -625,19 +625,17 @@ pg_status_of(const PGresult *r)
 int
 pg_fail(struct store *s, PGresult *r, const char *what)
 {
-	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(pg_conn(s));
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	int status = pg_status_of(r);
-	size_t n = strlen(msg);
+	char msg[400];
 
 	/* A failed command spoils the transaction; serialization_failure,
 	 * deadlock_detected: another try may pass. */
 	s->clean = 0;
 	s->retry = state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0);
 
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		n--;
-	store_fail(s, status, "%s: %.*s%s", what, (int)n, msg,
+	pg_msg(r ? PQresultErrorMessage(r) : PQerrorMessage(pg_conn(s)), msg, sizeof(msg));
+	store_fail(s, status, "%s: %s%s", what, msg,
 	    state && strcmp(state, "25006") == 0 ? PG_READ_ONLY_HINT : "");
 	PQclear(r);
 	return status;

@@ -73,15 +73,39 @@ pg_items(const char *list)
 	return n;
 }
 
-/* libpq's message without its trailing newlines. */
-static void
+/*
+ * libpq's message as one line: a line that goes on (indented) joins the
+ * one before with a space, a new one follows "; "; no trailing blanks.
+ */
+void
 pg_msg(const char *msg, char *err, size_t errlen)
 {
-	size_t n = strlen(msg);
+	size_t o = 0;
 
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		n--;
-	snprintf(err, errlen, "%.*s", (int)n, msg);
+	if (errlen == 0)
+		return;
+	for (const char *p = msg; *p && o + 1 < errlen; p++) {
+		if (*p == '\n' || *p == '\r') {
+			const char *q = p;
+
+			while (*q == '\n' || *q == '\r' || *q == ' ' || *q == '\t')
+				q++;
+			if (*q == '\0')
+				break;
+			if (q[-1] == ' ' || q[-1] == '\t')
+				err[o++] = ' ';
+			else if (o + 2 < errlen) {
+				err[o++] = ';';
+				err[o++] = ' ';
+			}
+			p = q - 1;
+			continue;
+		}
+		err[o++] = *p == '\t' ? ' ' : *p;
+	}
+	while (o > 0 && err[o - 1] == ' ')
+		o--;
+	err[o] = '\0';
 }
 
 #ifndef PG_SYSCONFDIR

@@ -49,6 +49,8 @@ PGconn *pg_conn(struct store *s);
  * c-ares through dns, each address given a bounded time.  NULL with the
  * reasons in err when none could be made.
  */
+/* libpq's message (err, notice) as one line into err. */
+void pg_msg(const char *msg, char *err, size_t errlen);
 PGconn *pg_connect(const char *dsn, const struct config_endpoints *dns, char *err, size_t errlen);
 /* Record a failed command's error (r may be NULL) as a status; frees r. */
 int pg_fail(struct store *s, PGresult *r, const char *what);

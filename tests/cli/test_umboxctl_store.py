@@ -6,6 +6,7 @@ tests/run starts (UMBOX_TEST_PG); then the same umboxctl, pointed at
 PostgreSQL, must show the same users, aliases, relays and mailboxes, with
 the same UIDLs and the same bytes, and new mail must get new UIDs.
 """
+import json
 import os
 import pathlib
 import sqlite3
@@ -206,6 +207,24 @@ def test_check_fails_when_the_server_does_not_fsync(moved, pgdb):
     finally:
         psql(PG, "ALTER SYSTEM RESET fsync")
         psql(PG, "SELECT pg_reload_conf()")
+
+
+def test_check_of_a_store_out_of_reach_is_a_failed_item(umbox):
+    """A server that cannot be reached is the check's first finding: one
+    FAILED line (a JSON array of one), status 1, the reason on one line."""
+    conf = umbox.root / "down.conf"
+    conf.write_text(umbox.config.read_text() + "[store]\nbackend = postgresql\n"
+                    "dsn = host=127.0.0.1 port=9 dbname=nothing connect_timeout=2\n")
+    r = umbox.run("-c", conf, "store", "check", config=None)
+    assert r.rc == 1, r
+    [line] = r.out.splitlines()
+    assert line.split()[:2] == ["store", "FAILED"], r
+    assert "refused" in line.lower(), r
+    assert [ln for ln in r.err.splitlines()] == ["umboxctl: the store check found problems"], r
+    r = umbox.run("--json", "-c", conf, "store", "check", config=None)
+    assert r.rc == 1, r
+    [row] = json.loads(r.out)
+    assert row["item"] == "store" and row["result"] == "failed" and "\n" not in row["detail"]
 
 
 def test_copy_carries_mail_stored_before_the_content_column(moved):

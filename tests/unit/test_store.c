@@ -2193,10 +2193,36 @@ test_pg_nodes_and_locks(void **state)
 	store_close(&b);
 }
 
+/* store/pg_int.h's (whose pg_run this file's helper would clash with). */
+void pg_msg(const char *msg, char *err, size_t errlen);
+
+/* libpq's messages, several lines each, become one line for a log or umboxctl. */
+static void
+test_pg_message_one_line(void **state)
+{
+	char out[512], small[16];
+
+	(void)state;
+	pg_msg("server closed the connection unexpectedly\n"
+	    "\tThis probably means the server terminated abnormally\n"
+	    "\tbefore or while processing the request.\n", out, sizeof(out));
+	assert_string_equal(out, "server closed the connection unexpectedly This probably means"
+	    " the server terminated abnormally before or while processing the request.");
+	pg_msg("connection to server failed: refused\ninvalid socket\n\n", out, sizeof(out));
+	assert_string_equal(out, "connection to server failed: refused; invalid socket");
+	pg_msg("ERROR:  x\r\n", out, sizeof(out));
+	assert_string_equal(out, "ERROR:  x");
+	pg_msg("", out, sizeof(out));
+	assert_string_equal(out, "");
+	pg_msg("a long line that does not fit\nmore", small, sizeof(small));
+	assert_string_equal(small, "a long line tha");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pg_message_one_line),
 		cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_file_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
