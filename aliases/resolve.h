@@ -43,7 +43,7 @@ struct alias_result {
 	struct alias_target *v;
 	size_t n;
 	struct strlist dangling;	/* members that named nothing: worth a warning */
-	char error[256];	/* what went wrong, for ALIAS_UNKNOWN/INVALID/ERROR */
+	char error[600];	/* what went wrong (a store error whole), for ALIAS_UNKNOWN/INVALID/ERROR */
 };
 
 struct alias_resolver {

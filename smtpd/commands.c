@@ -430,6 +430,31 @@ rcpt_work(struct store *st, struct store_read *r)
 	store_read_end(st);
 }
 
+/*
+ * A recipient the store could not resolve (its server out of reach): one
+ * line a second per loop, so that an outage under a flood of RCPTs does
+ * not flood the log; the next line counts the ones not written.
+ */
+static void
+lookup_warn(struct smtp_session *s, const char *rcpt, const char *why)
+{
+	static _Thread_local time_t last;
+	static _Thread_local unsigned long unsaid;
+	time_t now = time(NULL);
+
+	if (now == last) {
+		unsaid++;
+		return;
+	}
+	last = now;
+	if (unsaid)
+		log_warn("%s: resolving <%s>: %s (and %lu more recipients since the last such line)",
+		    s->c.id, rcpt, why, unsaid);
+	else
+		log_warn("%s: resolving <%s>: %s", s->c.id, rcpt, why);
+	unsaid = 0;
+}
+
 static void
 rcpt_done(struct store_read *r, int cancelled)
 {
@@ -452,7 +477,7 @@ rcpt_done(struct store_read *r, int cancelled)
 		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
 		goto out;
 	default:
-		log_warn("%s: resolving <%s>: %s", s->c.id, rcpt, l->res.error);
+		lookup_warn(s, rcpt, l->res.error);
 		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
 		goto out;
 	}

@@ -38,7 +38,7 @@ struct pg {
 	struct config_endpoints dns;	/* where its host names are looked up */
 	int64_t next_try;	/* CLOCK_MONOTONIC ms: no new connection before */
 	unsigned backoff;	/* ms, doubling with each failure to connect again */
-	char conn_err[200];	/* why the last attempt failed */
+	char conn_err[440];	/* why the last attempt failed */
 	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
 	char *node;		/* this node's name ([store] node_id) */
 };
