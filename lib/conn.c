@@ -372,6 +372,44 @@ conn_direct_off(struct conn *c)
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
+/* The handshake took too long: closed without a word (nothing is secure yet). */
+static void
+conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	char why[64];
+
+	event_free(c->hs_timer);
+	c->hs_timer = NULL;
+	if (c->closing || c->freeing)
+		return;
+	snprintf(why, sizeof(why), "TLS handshake not finished within %d s",
+	    CONN_TLS_HANDSHAKE_SECS);
+	c->ops->gone(c, why);
+	conn_close(c);
+}
+
+/* An inbound handshake starts: its deadline. */
+static void
+conn_handshake_deadline(struct conn *c)
+{
+	struct timeval tv = { CONN_TLS_HANDSHAKE_SECS, 0 };
+
+	if (c->loop == NULL || c->hs_timer)
+		return;
+	if ((c->hs_timer = evtimer_new(c->base, conn_on_handshake_timeout, c)) != NULL)
+		evtimer_add(c->hs_timer, &tv);
+}
+
+static void
+conn_handshake_done(struct conn *c)
+{
+	if (c->hs_timer) {
+		event_free(c->hs_timer);
+		c->hs_timer = NULL;
+	}
+}
+
 static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -381,6 +419,7 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		/* The TCP connection (outbound), or a TLS handshake, finished. */
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
+		conn_handshake_done(c);
 		if (ssl) {
 			char info[128];
 
@@ -446,6 +485,7 @@ conn_on_free(struct conn *c)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
 	event_free(c->timer);
+	conn_handshake_done(c);
 	if (c->defer_ev)
 		event_free(c->defer_ev);
 	conn_dq_unlink(c);
@@ -549,6 +589,8 @@ conn_open(struct conn *c, struct server_loop *loop, const struct conn_ops *ops,
 	}
 	c->loop = loop;
 	conn_timer_new(c);
+	if (tls)
+		conn_handshake_deadline(c);
 	server_conn_add(loop, c);
 	if (!tls) {
 		int one = 1;
@@ -789,7 +831,10 @@ conn_start_tls(struct conn *c)
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	tls = ctx ? tls_bev_accept(c->base, ctx, c->bev, -1) : NULL;
 	SSL_CTX_free(ctx);
-	return conn_swap_tls(c, tls);
+	if (conn_swap_tls(c, tls) != 0)
+		return -1;
+	conn_handshake_deadline(c);
+	return 0;
 }
 
 void

@@ -42,6 +42,12 @@ struct server_loop;
 #define CONN_STEPS	8		/* input steps per loop turn, then yield */
 #define CONN_BAD_MAX	20		/* bad commands in a row that close */
 #define CONN_SKIP_MAX	(1024 * 1024)	/* one command line longer than this closes */
+/*
+ * An inbound TLS handshake (implicit TLS, STARTTLS, STLS) finishes within
+ * this or the connection closes: a client holding its handshake open
+ * otherwise keeps a connection slot for a whole command timeout.
+ */
+#define CONN_TLS_HANDSHAKE_SECS	30
 
 struct conn;
 
@@ -84,6 +90,7 @@ struct conn {
 	struct bufferevent *bev;
 	int tls;
 	int tls_failed;			/* the handshake failed: flush its alert, then close */
+	struct event *hs_timer;		/* inbound: the handshake's deadline, while it runs */
 
 	struct event *timer;
 	void (*timer_fn)(struct conn *c);

@@ -235,6 +235,31 @@ def assert_closed_with_421(c, what):
     assert rest == b"", rest
 
 
+def test_a_tls_handshake_that_never_finishes_is_closed(smtpd):
+    """A client that opens smtps, or says STARTTLS, and then holds its
+    handshake open (silent, or a ClientHello cut short) is closed within
+    30 s, not after a command timeout of 5 minutes: stalled handshakes
+    cannot hold the connection slots for long.  A session that finishes
+    its handshake is not affected."""
+    stalled = [connect(smtpd.smtps)]
+    partial = connect(smtpd.smtps)
+    partial.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    stalled.append(partial)
+    c = greet(connect(smtpd.submission))
+    ehlo(c)
+    assert c.cmd("STARTTLS").code == 220
+    stalled.append(c.sock)
+    done = session(smtpd, "smtps")
+    t0 = time.monotonic()
+    for sock in stalled:
+        sock.settimeout(60)
+        assert sock.recv(100) == b"", sock          # closed without a word
+        assert time.monotonic() - t0 < 45
+    assert time.monotonic() - t0 > 20
+    assert done.cmd("NOOP").code == 250
+    assert smtpd.log().count("TLS handshake not finished within 30 s") == 3, smtpd.log()
+
+
 def test_twenty_overlong_lines_in_a_row_close_the_session(smtpd):
     """One line at a time, each reply awaited: every line reaches the daemon
     whole, so closing after the 20th leaves no unread input behind (which
