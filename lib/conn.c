@@ -448,14 +448,19 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		if (!c->closing && !c->freeing) {
-			char why[128];
+			char why[160];
 			int e = EVUTIL_SOCKET_ERROR();
 
 			if (what & BEV_EVENT_EOF)
 				snprintf(why, sizeof(why), "disconnect");
-			else
+			else if (e)
 				snprintf(why, sizeof(why), "connection error: %s",
-				    e ? evutil_socket_error_to_string(e) : "unknown");
+				    evutil_socket_error_to_string(e));
+			else if (c->tls)	/* OpenSSL's reason is logged above */
+				snprintf(why, sizeof(why), "TLS error%s", c->hs_timer ?
+				    " during the handshake" : "");
+			else
+				snprintf(why, sizeof(why), "connection error");
 			c->ops->gone(c, why);
 		}
 		conn_free_later(c);

@@ -260,6 +260,21 @@ def test_a_tls_handshake_that_never_finishes_is_closed(smtpd):
     assert smtpd.log().count("TLS handshake not finished within 30 s") == 3, smtpd.log()
 
 
+def test_tls_garbage_is_logged_as_a_tls_error(smtpd):
+    """Plain text sent to the implicit-TLS port ends the connection, and the
+    log says it was TLS that failed (not "connection error: unknown")."""
+    with connect(smtpd.smtps) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        sock.settimeout(10)
+        try:
+            while sock.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+    wait_log(smtpd.log, r"TLS error during the handshake")
+    assert "connection error: unknown" not in smtpd.log()
+
+
 def test_twenty_overlong_lines_in_a_row_close_the_session(smtpd):
     """One line at a time, each reply awaited: every line reaches the daemon
     whole, so closing after the 20th leaves no unread input behind (which
