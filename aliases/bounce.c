@@ -274,8 +274,17 @@ bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
 {
 	struct alias_result res = { 0 };
 	enum alias_status as = ALIAS_UNKNOWN;
+	const char *at = strrchr(address, '@');
 
-	if (address[0])
+	/*
+	 * Not to an address literal: anyone may give one as the sender, and
+	 * the report would go to whatever host it names (this appliance's
+	 * LAN, its loopback) with text of the sender's choosing.
+	 */
+	if (at && at[1] == '[')
+		log_info("%s: sender=<%s> is an address literal: the report goes to the"
+		    " postmaster instead", j->qid, address);
+	else if (address[0])
 		as = alias_resolve(&j->resolver, address, &res);
 	if (as == ALIAS_ERROR) {
 		alias_result_clear(&res);

@@ -366,6 +366,22 @@ def test_report_to_a_local_alias_reaches_only_its_mailboxes_here(make):
     assert other_users_empty(d, "admin", "bob")
 
 
+def test_report_to_an_address_literal_goes_to_the_postmaster(make):
+    """A sender at an address literal (anyone may give one) would have the
+    report delivered to whatever host it names, this appliance's LAN or
+    loopback included: it goes to the postmaster instead."""
+    d = make(SECRET)
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
+    d.ctl("alias", "add", "fwd", "gone@far.test")
+    with smtplib.SMTP("127.0.0.1", d.mx, timeout=15) as s:
+        s.sendmail("x@[127.0.0.1]", [f"fwd@{DOMAIN}"], message("from a literal", "x@[127.0.0.1]"))
+    [raw] = wait_mail(d, "admin")
+    assert parsed(raw)["Subject"] == "Undelivered Mail Returned to Sender"
+    wait_queue_empty(d)
+    assert "is an address literal: the report goes to the postmaster" in d.log()
+    assert [m for m in d.sink.messages if m[1] != ["gone@far.test"]] == []
+
+
 def test_postmaster_alias_pointing_outside_keeps_its_reports(make):
     """A postmaster alias whose members are all outside cannot take a copy
     of a failed null-sender message: the [general] postmaster login's own
