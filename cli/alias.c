@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "aliases/resolve.h"
 #include "lib/addr.h"
@@ -68,6 +69,26 @@ alias_check_limits(struct cli *c, const char *name)
 	alias_result_clear(&res);
 }
 
+/* Whether every one of m (normalized) is a member of the alias already. */
+static int
+already_members(struct cli *c, const char *name, char **m, int n)
+{
+	struct store_alias a;
+	int all = 1;
+
+	if (store_alias_get(c->store, name, &a) != STORE_OK)
+		return 0;	/* no such alias, or trouble: the change itself says */
+	for (int i = 0; i < n && all; i++) {
+		int found = 0;
+
+		for (size_t k = 0; k < a.members.n && !found; k++)
+			found = strcasecmp(a.members.v[k], m[i]) == 0;
+		all = found;
+	}
+	store_alias_clear(&a);
+	return all;
+}
+
 /* add, add-member and del-member: NAME MEMBER... */
 static int
 alias_change(struct cli *c, int argc, char **argv)
@@ -90,6 +111,12 @@ alias_change(struct cli *c, int argc, char **argv)
 	}
 	name = xstrdup(argv[1]);
 	str_lower(name);
+	if (strcmp(verb, "add-member") == 0 && already_members(c, name, m, n)) {
+		printf("alias %s unchanged: already %s\n", name, n == 1 ? "a member" : "members");
+		alias_members_free(m, n);
+		free(name);
+		return EX_DONE;
+	}
 	if (strcmp(verb, "add") == 0)
 		r = store_alias_add(c->store, name, (const char *const *)m, (size_t)n);
 	else if (strcmp(verb, "add-member") == 0)

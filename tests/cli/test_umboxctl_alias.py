@@ -83,9 +83,14 @@ def test_list_several(site):
 
 def test_add_member_twice_keeps_one(site):
     site.ok("alias", "add", "sales", "alice")
-    site.ok("alias", "add-member", "sales", "alice")
-    site.ok("alias", "add-member", "sales", "ALICE")
+    r = site.ok("alias", "add-member", "sales", "alice")
+    assert r.out == "alias sales unchanged: already a member\n", r
+    r = site.ok("alias", "add-member", "sales", "ALICE")
+    assert r.out == "alias sales unchanged: already a member\n", r
     assert site.json("alias", "show", "sales")["members"] == ["alice"]
+    r = site.ok("alias", "add-member", "sales", "alice", "bob")
+    assert r.out == "alias sales changed\n", r
+    assert site.json("alias", "show", "sales")["members"] == ["alice", "bob"]
 
 
 def test_a_change_past_the_limits_is_warned_about(site):
