@@ -122,15 +122,21 @@ table_row(struct table *t, ...)
 	va_end(ap);
 }
 
-/* Width on a terminal: UTF-8 continuation bytes take no column. */
+/*
+ * Columns on a terminal of a cell (valid UTF-8, as cell_text makes it):
+ * East Asian wide characters take two, combining marks none (GLib's
+ * Unicode tables, whatever the locale).
+ */
 static size_t
 text_width(const char *s)
 {
 	size_t w = 0;
 
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			w++;
+	for (; *s; s = g_utf8_next_char(s)) {
+		gunichar u = g_utf8_get_char(s);
+
+		w += g_unichar_iszerowidth(u) ? 0 : g_unichar_iswide(u) ? 2 : 1;
+	}
 	return w;
 }
 

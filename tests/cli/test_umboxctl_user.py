@@ -190,6 +190,25 @@ def test_list_table_aligned_with_utf8_names(umbox):
     assert rows["joerg"]["EMAIL"] == "j@x.test"
 
 
+def test_list_table_aligned_with_wide_characters(umbox):
+    """Names in CJK characters take two columns each on a terminal: the
+    next column still starts at one place on every line (by display
+    width, as unicodedata's East Asian Width says)."""
+    import unicodedata
+
+    def width(text):
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else
+                   0 if unicodedata.combining(ch) else 1 for ch in text)
+
+    umbox.ok("user", "add", "wang", "--name", "王小明", "--email", "w@x.test")
+    umbox.ok("user", "add", "ann", "--name", "Ann Smith", "--email", "a@x.test")
+    umbox.ok("user", "add", "zoe", "--name", "Zoe\u0301 Doe", "--email", "z@x.test")
+    lines = umbox.ok("user", "list").lines
+    starts = {width(ln[:ln.index(mail)]) for ln in lines
+              for mail in ("w@x.test", "a@x.test", "z@x.test") if mail in ln}
+    assert len(starts) == 1, lines
+
+
 def test_empty_list(umbox):
     assert umbox.ok("user", "list").lines[0].split()[0] == "LOGIN"
     assert len(umbox.ok("user", "list").lines) == 1
