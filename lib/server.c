@@ -143,9 +143,14 @@ server_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
-	if (nconns >= srv->max_conns) {
-		snprintf(why, sizeof(why), "%u sessions (max_connections %u, descriptors for %lu)",
-		    nconns, *def->max_conns, srv->max_conns);
+	if (nconns + srv->others_reserve[pc->port] >= srv->max_conns) {
+		if (srv->others_reserve[pc->port])
+			snprintf(why, sizeof(why), "%u sessions (max_connections %u, descriptors"
+			    " for %lu, %lu of them kept for other ports)", nconns, *def->max_conns,
+			    srv->max_conns, srv->others_reserve[pc->port]);
+		else
+			snprintf(why, sizeof(why), "%u sessions (max_connections %u, descriptors"
+			    " for %lu)", nconns, *def->max_conns, srv->max_conns);
 		server_log_refusal(srv, why);
 		server_refuse(fd, &def->ports[pc->port], def->refuse_busy);
 		return;
@@ -631,6 +636,10 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 	else
 		log_warn("descriptors (limit %lu) allow only %lu sessions of %u",
 		    daemon_fd_limit(), srv->max_conns, *def->max_conns);
+	for (unsigned i = 0; i < def->nports; i++)
+		for (unsigned k = 0; k < def->nports; k++)
+			if (k != i && def->ports[k].eps && def->ports[k].eps->n > 0)
+				srv->others_reserve[i] += srv->max_conns * def->ports[k].reserve_pct / 100;
 }
 
 static void *

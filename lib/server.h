@@ -46,6 +46,12 @@ struct server_port {
 	const char *name;			/* for logs: "mx", "pop3s" */
 	const struct config_endpoints *eps;
 	int implicit_tls;			/* TLS from the first byte */
+	/*
+	 * Percent of the session cap that only this port may take: the other
+	 * ports' clients (a flood of stalled handshakes on smtps, say) stop
+	 * short of it, so that this one is still served.
+	 */
+	unsigned reserve_pct;
 };
 
 struct server_def {
@@ -130,6 +136,7 @@ struct server {
 	struct event *accept_resume;	/* any loop: a session ended while paused */
 	unsigned nconns;		/* in all loops (atomic) */
 	unsigned long max_conns;	/* the config's cap, lowered to fit the fds */
+	unsigned long others_reserve[SERVER_PORTS_MAX];	/* kept for the other ports */
 	struct ip_table ips;		/* locked inside: taken on connect and disconnect */
 	uint64_t next_id;		/* atomic */
 	int accept_paused;		/* atomic */

@@ -61,8 +61,8 @@ main(int argc, char **argv)
 	};
 
 	/* The config is loaded by server_init; the ports and caps point into it. */
-	def.ports[POP3_PORT_PLAIN] = (struct server_port){ "pop3", &cfg.pop3d.listen, 0 };
-	def.ports[POP3_PORT_TLS] = (struct server_port){ "pop3s", &cfg.pop3d.pop3s, 1 };
+	def.ports[POP3_PORT_PLAIN] = (struct server_port){ "pop3", &cfg.pop3d.listen, 0, 0 };
+	def.ports[POP3_PORT_TLS] = (struct server_port){ "pop3s", &cfg.pop3d.pop3s, 1, 0 };
 	server_init(&pop3d.srv, &def, &cfg, argc, argv);
 	return server_run(&pop3d.srv);
 }

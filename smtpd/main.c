@@ -88,9 +88,11 @@ main(int argc, char **argv)
 	};
 
 	/* The config is loaded by server_init; the ports and caps point into it. */
-	def.ports[SMTP_PORT_MX] = (struct server_port){ "mx", &cfg.smtpd.listen, 0 };
-	def.ports[SMTP_PORT_SUBMISSION] = (struct server_port){ "submission", &cfg.smtpd.submission, 0 };
-	def.ports[SMTP_PORT_SMTPS] = (struct server_port){ "smtps", &cfg.smtpd.smtps, 1 };
+	/* A tenth of the sessions for mail from outside, whatever the other ports see. */
+	def.ports[SMTP_PORT_MX] = (struct server_port){ "mx", &cfg.smtpd.listen, 0, 10 };
+	def.ports[SMTP_PORT_SUBMISSION] = (struct server_port){ "submission",
+	    &cfg.smtpd.submission, 0, 0 };
+	def.ports[SMTP_PORT_SMTPS] = (struct server_port){ "smtps", &cfg.smtpd.smtps, 1, 0 };
 	server_init(&smtpd.srv, &def, &cfg, argc, argv);
 	return server_run(&smtpd.srv);
 }

@@ -260,6 +260,31 @@ def test_connections_per_ip_limit_is_421(smtpd_factory):
             c.close()
 
 
+def test_a_tenth_of_the_sessions_is_kept_for_the_mx_port(smtpd_factory):
+    """Submission and smtps clients stop a tenth short of max_connections:
+    a flood there (stalled TLS handshakes, say) still leaves mail from
+    outside its way in on the MX port."""
+    d = smtpd_factory(max_connections=20, max_connections_per_ip=100)
+    held = []
+    try:
+        for _ in range(18):
+            held.append(Raw(d.submission))
+            assert held[-1].greeting.code == 220
+        with Raw(d.submission, greet=False) as c:
+            assert c.wait_closed(timeout=5).startswith(b"421 4.7.0"), "19th on submission"
+        with socket.create_connection(("127.0.0.1", d.smtps), timeout=5) as raw:
+            assert raw.recv(100) == b""                 # smtps: the same, without a word
+        for _ in range(2):
+            held.append(Raw(d.mx))
+            assert held[-1].greeting.code == 220
+        with Raw(d.mx, greet=False) as c:
+            assert c.wait_closed(timeout=5).startswith(b"421 4.7.0"), "21st in all"
+        assert "kept for other ports" in d.log()
+    finally:
+        for c in held:
+            c.close()
+
+
 def test_total_connection_limit_is_421(smtpd_factory):
     d = smtpd_factory(max_connections=2)
     clients = [Raw(d.mx), Raw(d.submission)]
