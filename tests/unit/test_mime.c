@@ -215,7 +215,8 @@ test_left_as_is(void **state)
 	(void)state;
 	assert_left_as_is(
 	    "MIME-Version: 1.0\r\n"
-	    "Content-Type: multipart/signed; boundary=\"S\"; protocol=\"application/pgp-signature\"; micalg=pgp-sha256\r\n"
+	    "Content-Type: multipart/signed; boundary=\"S\";"
+	    " protocol=\"application/pgp-signature\"; micalg=pgp-sha256\r\n"
 	    "\r\n"
 	    "--S\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
@@ -255,7 +256,8 @@ test_message_rfc822(void **state)
 	convert(msg, &c);
 	assert_int_equal(c.eightbit, 0);
 	assert_non_null(strstr(c.text, "inn=C3=A9r"));
-	assert_non_null(strstr(c.text, "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n"));
+	assert_non_null(strstr(c.text,
+	    "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n"));
 	converted_free(&c);
 }
 
