@@ -44,6 +44,35 @@ smtp_message_kind(const struct smtp_session *s, const char *msg, size_t len)
 	return STORE_KIND_EMAIL;
 }
 
+/* How often the header section says this server took the message ("by HOST (umbox)"). */
+static unsigned
+smtp_message_passes(const struct smtp_session *s, const char *msg, size_t len)
+{
+	char mark[300];
+	size_t end = header_block_len(msg, len), n;
+	unsigned passes = 0;
+
+	n = (size_t)snprintf(mark, sizeof(mark), "\tby %s (umbox) with ",
+	    s->server->cfg->general.hostname);
+	if (n >= sizeof(mark))
+		return 0;
+	for (const char *p = msg; (p = memmem(p, end - (size_t)(p - msg), mark, n)) != NULL;
+	    p += n)
+		passes++;
+	return passes;
+}
+
+/* What the header section tells, read once while it is in memory. */
+static void
+smtp_message_header(struct smtp_session *s, const char *msg, size_t len)
+{
+	struct smtp_txn *t = s->txn;
+
+	t->kind = smtp_message_kind(s, msg, len);
+	t->passes = smtp_message_passes(s, msg, len);
+	t->header_read = 1;
+}
+
 static void
 spool_write(struct smtp_session *s, const char *buf, size_t len)
 {
@@ -56,8 +85,7 @@ spool_write(struct smtp_session *s, const char *buf, size_t len)
 		const char *first = (const char *)evbuffer_pullup(t->spool_mem, -1);
 
 		/* The header section is read while it is in memory. */
-		t->kind = smtp_message_kind(s, first, have);
-		t->kind_known = 1;
+		smtp_message_header(s, first, have);
 		t->spool_fd = spool_file_open(s->server->cfg->general.data_dir);
 		if (t->spool_fd < 0 || write_all(t->spool_fd, first, have) != 0) {
 			t->spool_error = errno ? errno : EIO;
@@ -344,6 +372,17 @@ smtp_message_end(struct smtp_session *s)
 		smtp_message_done(s, 0);
 		return;
 	}
+	if (!t->header_read && t->spool_fd < 0)
+		smtp_message_header(s, (const char *)evbuffer_pullup(t->spool_mem, -1),
+		    evbuffer_get_length(t->spool_mem));
+	if (t->passes > SMTP_PASSES_MAX) {
+		log_info("%s: qid=%s from=<%s> refused: it passed here %u times (a forwarding"
+		    " loop)", s->c.id, t->qid, t->sender.mailbox, t->passes);
+		smtp_reply(s, "554 5.4.6 Mail forwarding loop: the message passed here %u times",
+		    t->passes);
+		smtp_message_done(s, 0);
+		return;
+	}
 	if (t->data.flags & SMTP_DATA_F_NUL) {
 		smtp_reply(s, "554 5.6.0 Error: message contains NUL characters");
 		smtp_message_done(s, 0);
@@ -383,8 +422,6 @@ smtp_message_end(struct smtp_session *s)
 		m.fd = t->spool_fd;
 	else
 		m.data = evbuffer_pullup(t->spool_mem, -1);
-	if (!t->kind_known)
-		t->kind = smtp_message_kind(s, m.data, (size_t)m.len);
 	m.kind = t->kind;
 	m.check_quota = 1;
 	s->commit = alias_deliver_req(&m, t->targets.v, t->targets.n, smtp_commit_done, s);

@@ -41,6 +41,13 @@
 #define SMTP_GREET_DELAY_MS	100	/* MX port: wait, and refuse early talkers */
 #define SMTP_SPOOL_MEM		(1024 * 1024)	/* larger messages spool to a file */
 #define SMTP_HOPS_MAX		50
+/*
+ * Times a message may have passed through this server (its own Received
+ * fields, this one's included): more is a forwarding loop, perhaps one
+ * that doubles at each pass (two aliases forwarding to each other through
+ * outside servers), where the hop count alone would allow 2^50 copies.
+ */
+#define SMTP_PASSES_MAX		4
 #define SMTP_RCPT_OVERSHOOT	1000	/* RCPTs past max_recipients that are not errors */
 
 enum smtp_port_kind {
@@ -95,8 +102,9 @@ struct smtp_txn {
 	int spool_fd;			/* -1 until the message outgrows memory */
 	uint64_t spool_len;
 	char tail[2];			/* the last two bytes spooled */
-	enum store_kind kind;		/* from X-Umbox-Kind, once kind_known */
-	int kind_known;
+	enum store_kind kind;		/* from X-Umbox-Kind, once header_read */
+	unsigned passes;		/* our own Received fields, once header_read */
+	int header_read;
 	char lead[SMTP_LEAD_MAX];	/* the client's first bytes, while they may be a field name */
 	size_t lead_len;
 	int lead_done;			/* the first line is judged (header or not) */

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from smtpd_util import DOMAIN, Raw, headers, sanitized_build
+from smtpd_util import DOMAIN, HOSTNAME, Raw, headers, sanitized_build
 
 
 def ehlo(c):
@@ -112,6 +112,34 @@ def test_50_received_headers_are_accepted(smtpd):
     [e] = smtpd.mailbox("alice")
     stored = smtpd.export("alice", e["uid"])
     assert len(headers(stored, "Received")) == 51      # ours on top
+
+
+def our_passes_message(n):
+    """A message that has passed through this server n times already (our
+    own Received fields, as umbox-smtpd writes them), among others."""
+    ours = "".join(f"Received: from hop{i}.outside.test ([192.0.2.{i}])\r\n"
+                   f"\tby {HOSTNAME} (umbox) with ESMTP id 6B15B7FC59FF0000{i}\r\n"
+                   f"\tfor <fwd@{DOMAIN}>; Mon, 1 Jan 2024 00:00:0{i} +0000\r\n"
+                   f"Received: from {HOSTNAME} by mx.outside.test;"
+                   f" Mon, 1 Jan 2024 00:00:0{i} +0000\r\n" for i in range(n))
+    return (ours + f"Subject: passed {n} times\r\n\r\nround and round\r\n").encode()
+
+
+@pytest.mark.parametrize("size", ["small", "spooled"])
+def test_a_fifth_pass_through_this_server_is_a_forwarding_loop(smtpd, size):
+    """Two aliases forwarding to each other through outside servers double
+    the copies at each pass; the hop count alone (50) would allow 2^50.  A
+    message that has passed here four times is refused the fifth (554
+    5.4.6), well under the hop limit; a large one too (its header section
+    is read before it goes to a spool file)."""
+    pad = b"" if size == "small" else (b"x" * 998 + b"\r\n") * 1600
+    r = send_data(smtpd, our_passes_message(4) + pad)
+    assert r.code == 554 and r.text.startswith("5.4.6") and "5 times" in r.text, r
+    assert smtpd.mailbox("alice") == []
+    assert "passed here 5 times (a forwarding loop)" in smtpd.log()
+    r = send_data(smtpd, our_passes_message(3))
+    assert r.code == 250, r
+    assert len(smtpd.mailbox("alice")) == 1
 
 
 def test_51_received_headers_over_bdat_in_small_chunks(smtpd):
