@@ -340,12 +340,23 @@ smtp_commit_timeout(struct conn *c)
 {
 	struct smtp_session *s = (struct smtp_session *)c;
 
-	log_err("%s: qid=%s the store did not answer within %u s", s->c.id, s->txn->qid,
-	    store_wait_limit(s->server->cfg));
+	log_err("%s: qid=%s the store did not answer in time", s->c.id, s->txn->qid);
 	store_req_cancel(s->commit);
 	s->commit = NULL;
 	smtp_reply(s, "451 4.3.0 Error: local error in processing");
 	smtp_message_done(s, 0);
+}
+
+/*
+ * SIGTERM: a commit still unanswered is waited for at most the store's
+ * short limit from now (5 s on PostgreSQL), so that a server that does not
+ * answer cannot hold the stop for the whole STORE_WAIT_COMMIT.
+ */
+void
+smtp_commit_stopping(struct smtp_session *s)
+{
+	if (s->commit)
+		conn_set_timer(&s->c, store_wait_limit(s->server->cfg) * 1000, smtp_commit_timeout);
 }
 
 /*
@@ -427,7 +438,7 @@ smtp_message_end(struct smtp_session *s)
 	s->commit = alias_deliver_req(&m, t->targets.v, t->targets.n, smtp_commit_done, s);
 	store_writer_submit(s->loop->writer, s->commit);
 	if (s->commit)
-		conn_set_timer(&s->c, store_wait_limit(s->server->cfg) * 1000, smtp_commit_timeout);
+		conn_set_timer(&s->c, STORE_WAIT_COMMIT * 1000, smtp_commit_timeout);
 }
 
 /*

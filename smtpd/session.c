@@ -253,8 +253,10 @@ smtp_shutdown(struct conn *c)
 {
 	struct smtp_session *s = (struct smtp_session *)c;
 
-	if (s->commit)
+	if (s->commit) {
+		smtp_commit_stopping(s);
 		return;
+	}
 	smtp_reply(s, "421 4.3.2 %s Service shutting down", s->server->cfg->general.hostname);
 	conn_close(&s->c);
 }

@@ -182,6 +182,8 @@ void smtp_auth_cancel(struct smtp_session *s);
 /* message.c */
 int smtp_message_begin(struct smtp_session *s, int bdat);
 size_t smtp_message_feed(struct smtp_session *s, const char *buf, size_t len);
+/* SIGTERM: the commit waited for is given the store's short limit from now. */
+void smtp_commit_stopping(struct smtp_session *s);
 void smtp_message_end(struct smtp_session *s);
 
 #endif

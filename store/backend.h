@@ -60,6 +60,14 @@ struct store_backend {
 	int (*deliver_send)(struct store *s, const struct store_delivery *d);
 	int (*deliver_recv)(struct store *s, const struct store_delivery *d,
 	    struct store_delivery_result *res);
+	/*
+	 * Optional: the batch holding d committed (pipe_end said so) but d's
+	 * answer was lost with the connection.  What d did, learned from the
+	 * store by its queue ID: STORE_OK with res (its counts; no per-target
+	 * statuses), or STORE_QUOTA when it stored nothing (it was refused).
+	 */
+	int (*deliver_resolve)(struct store *s, const struct store_delivery *d,
+	    struct store_delivery_result *res);
 	/* A read view (store_read_begin); a failure leaves each read on its own. */
 	void (*read_begin)(struct store *s);
 	void (*read_end)(struct store *s);

@@ -1659,6 +1659,7 @@ const struct store_backend store_pg_backend = {
 	.pipe_end = pg_pipe_end,
 	.deliver_send = pg_deliver_send,
 	.deliver_recv = pg_deliver_recv,
+	.deliver_resolve = pg_deliver_resolve,
 	.read_begin = pg_read_begin,
 	.read_end = pg_read_end,
 	.domain_add = pg_domain_add,

@@ -95,6 +95,8 @@ void pg_prepare(struct store *s, const char *sql, int n);
 /* Prepare the pipeline's statements of pg_mail.c while that can still wait. */
 void pg_pipe_prepare(struct store *s);
 int pg_deliver_send(struct store *s, const struct store_delivery *d);
+int pg_deliver_resolve(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res);
 int pg_deliver_recv(struct store *s, const struct store_delivery *d,
     struct store_delivery_result *res);
 /* Roll back after a failure, keeping that failure's message. */

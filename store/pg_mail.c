@@ -371,6 +371,57 @@ pg_deliver_recv(struct store *s, const struct store_delivery *d,
 	return status;
 }
 
+/*
+ * A delivery whose batch committed but whose answer was lost: its message
+ * row (by queue ID) is there when it was stored, with its queue rows (a
+ * full mailbox's among them); without one it was refused (a full mailbox
+ * when it must not wait: it wrote nothing).
+ */
+int
+pg_deliver_resolve(struct store *s, const struct store_delivery *d,
+    struct store_delivery_result *res)
+{
+	char idbuf[PG_INT_LEN];
+	const char *v[] = { d->qid };
+	int status;
+	PGresult *r = pg_run(s, &status, "a delivery whose answer was lost", "SELECT m.id,"
+	    " (SELECT count(*) FROM queue q WHERE q.message_id = m.id"
+	    " AND q.local_user_id IS NULL) FROM messages m WHERE m.qid = $1", 1, v);
+
+	memset(res, 0, sizeof(*res));
+	if (r == NULL)
+		return status;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return store_fail(s, STORE_QUOTA, "the batch committed without this delivery"
+		    " (refused; its answer was lost with the connection)");
+	}
+	res->message_id = pg_col_i64(r, 0, 0);
+	res->queued = (size_t)pg_col_i64(r, 0, 1);
+	snprintf(res->qid, sizeof(res->qid), "%s", d->qid);
+	PQclear(r);
+	/* The local targets waiting in the queue are those whose mailbox was full. */
+	v[0] = pg_i64(idbuf, res->message_id);
+	if ((r = pg_run(s, &status, "a delivery whose answer was lost", "SELECT local_user_id"
+	    " FROM queue WHERE message_id = $1 AND local_user_id IS NOT NULL", 1, v)) == NULL) {
+		memset(res, 0, sizeof(*res));
+		return status;
+	}
+	if (PQntuples(r) > 0)
+		res->local = xcalloc(d->nlocal ? d->nlocal : 1, sizeof(*res->local));
+	for (size_t i = 0; i < d->nlocal; i++) {
+		for (int k = 0; k < PQntuples(r) && res->local[i] == STORE_TARGET_DELIVERED; k++)
+			if (pg_col_i64(r, k, 0) == d->local[i].user_id)
+				res->local[i] = STORE_TARGET_DEFERRED_FULL;
+		if (store_delivery_local_status(res, i) == STORE_TARGET_DEFERRED_FULL)
+			res->deferred++;
+		else
+			res->delivered++;
+	}
+	PQclear(r);
+	return STORE_OK;
+}
+
 /* On failure nothing is stored, and the result says nothing either. */
 int
 pg_deliver(struct store *s, const struct store_delivery *d, struct store_delivery_result *res)

@@ -48,6 +48,17 @@ req_deliver_recv(struct store *s, struct store_req *base)
 	return s->be->deliver_recv(s, &r->d, &r->res);
 }
 
+static int
+req_deliver_resolve(struct store *s, struct store_req *base)
+{
+	struct req_deliver *r = (struct req_deliver *)base;
+
+	if (s->be->deliver_resolve == NULL || r->d.qid == NULL)
+		return store_fail(s, STORE_ERROR, "the batch committed, but the answer to this"
+		    " delivery was lost with the connection");
+	return s->be->deliver_resolve(s, &r->d, &r->res);
+}
+
 static size_t
 req_deliver_users(const struct store_req *base, int64_t *out, size_t max)
 {
@@ -89,6 +100,7 @@ static const struct store_req_ops req_deliver_ops = {
 	.apply = req_deliver_apply,
 	.send = req_deliver_send,
 	.recv = req_deliver_recv,
+	.resolve = req_deliver_resolve,
 	.users = req_deliver_users,
 	.drop_cancelled = 1,
 	.free = req_deliver_free,

@@ -35,6 +35,12 @@ struct store_req_ops {
 	 */
 	int (*send)(struct store *s, struct store_req *req);
 	int (*recv)(struct store *s, struct store_req *req);
+	/*
+	 * Optional: the batch committed but this request's answer was lost
+	 * with the connection; learn its outcome from the store (a status as
+	 * recv's).  Without, the request fails with a temporary error.
+	 */
+	int (*resolve)(struct store *s, struct store_req *req);
 	size_t (*users)(const struct store_req *req, int64_t *out, size_t max);
 	/*
 	 * A request cancelled before the writer takes it up is not run:

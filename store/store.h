@@ -76,6 +76,13 @@ void store_config_of(const struct umbox_config *cfg, struct store_config *out, c
  */
 #define STORE_WAIT_REMOTE	5
 #define STORE_WAIT_LOCAL	30
+/*
+ * The commit at the end of a message, on either backend: long enough for
+ * PostgreSQL's writer to reconnect and learn what a batch whose answer
+ * was lost did (PG_LOST_COMMIT_WAIT), so that the client hears the truth
+ * rather than a 451 for a message that was stored.
+ */
+#define STORE_WAIT_COMMIT	30
 unsigned store_wait_limit(const struct umbox_config *cfg);
 /*
  * This daemon's name at the start of the owners of the POP3 locks and

@@ -170,6 +170,24 @@ writer_users(struct store_req *list, size_t *n)
 }
 
 /*
+ * The batch committed without r's answer: its outcome, where its kind can
+ * learn it from the store (a delivery, by its queue ID); else a temporary
+ * error, stored or not (a client that sends again may store it twice).
+ */
+static void
+writer_resolve(struct store *s, struct store_req *r)
+{
+	if (r->ops->resolve == NULL) {
+		writer_set_error(r, STORE_ERROR, "the batch committed, but the answer to this"
+		    " request was lost with the connection");
+		return;
+	}
+	s->clean = 0;
+	if ((r->status = r->ops->resolve(s, r)) != STORE_OK)
+		writer_set_error(r, r->status, s->errmsg);
+}
+
+/*
  * writer_run_whole in one round trip: every request of the list, and
  * COMMIT, sent in the backend's pipeline before any answer is read.  The
  * same outcomes; and when the connection goes after COMMIT went out, a
@@ -228,8 +246,7 @@ writer_run_pipeline(struct store *s, struct store_req *list)
 	if ((end = s->be->pipe_end(s, 1)) == STORE_OK) {
 		for (; r; r = r->next)
 			if (r->status == STORE_OK)
-				writer_set_error(r, STORE_ERROR, "the batch committed, but the answer"
-				    " to this request was lost with the connection");
+				writer_resolve(s, r);
 		return 0;
 	}
 	if (spoiled)
