@@ -177,6 +177,8 @@ object_to_7bit(GMimeObject *o)
 
 	if (GMIME_IS_MULTIPART_SIGNED(o) || GMIME_IS_MULTIPART_ENCRYPTED(o))
 		return 0;	/* re-encoding would break them */
+	if (GMIME_IS_MESSAGE_PARTIAL(o))
+		return 0;	/* RFC 2046 §5.2.2: 7bit only; its fragments would not rejoin */
 	if (GMIME_IS_MULTIPART(o)) {
 		GMimeMultipart *mp = GMIME_MULTIPART(o);
 
@@ -196,26 +198,90 @@ object_to_7bit(GMimeObject *o)
 	return changed;
 }
 
+/* Lines that could be MIME boundaries ("--" first): each may start a part. */
+#define MIME_7BIT_BOUNDARIES_MAX	5000
+
+/*
+ * How many lines of the file at fd begin with "--": more than the limit
+ * is a message whose parts GMime would hold by the hundred thousand
+ * (about 3 KiB each) for a conversion nobody needs.  -1 on a read error.
+ */
+static long
+boundary_lines(int fd)
+{
+	char buf[64 * 1024];
+	uint64_t off = 0;
+	int at_start = 1, dash = 0;
+	long n = 0;
+	ssize_t got;
+
+	while ((got = pread(fd, buf, sizeof(buf), (off_t)off)) > 0) {
+		for (ssize_t i = 0; i < got; i++) {
+			char c = buf[i];
+
+			if (dash == 1 && c == '-')
+				n++;
+			dash = c == '-' && (at_start || dash == 1) ? dash + 1 : 0;
+			at_start = c == '\n';
+		}
+		off += (uint64_t)got;
+	}
+	return got < 0 ? -1 : n;
+}
+
+/*
+ * The written form read back: its length, whether an octet above 127 is
+ * left, and whether every line ends in CRLF (no bare CR or LF).
+ */
+static int
+scan_written(int fd, uint64_t *len, int *eightbit, int *crlf)
+{
+	char buf[64 * 1024], prev = '\0';
+	uint64_t off = 0;
+	ssize_t n;
+
+	*eightbit = 0;
+	*crlf = 1;
+	while ((n = pread(fd, buf, sizeof(buf), (off_t)off)) > 0) {
+		if (!*eightbit)
+			*eightbit = mem_has_8bit(buf, (size_t)n);
+		for (ssize_t i = 0; i < n && *crlf; i++) {
+			if ((buf[i] == '\n' && prev != '\r') || (prev == '\r' && buf[i] != '\n'))
+				*crlf = 0;
+			prev = buf[i];
+		}
+		off += (uint64_t)n;
+	}
+	if (prev == '\r')
+		*crlf = 0;
+	*len = off;
+	return n < 0 ? -1 : 0;
+}
+
 int
 mime_to_7bit(int in_fd, int out_fd, uint64_t *outlen, int *eightbit, char *err, size_t errlen)
 {
-	GMimeStream *in = NULL, *out = NULL;
+	GMimeStream *in = NULL, *out = NULL, *filtered = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *m = NULL;
 	GMimeFormatOptions *fo = NULL;
+	GMimeFilter *crlf = NULL;
 	GMimeObject *body;
-	char buf[64 * 1024];
-	uint64_t off = 0;
-	ssize_t n;
-	int ret = -1;
+	long lines;
+	int ret = -1, crlf_only;
 
 	mime_init();
 	*outlen = 0;
 	*eightbit = 0;
 	if (lseek(in_fd, 0, SEEK_SET) != 0 || lseek(out_fd, 0, SEEK_SET) != 0 ||
-	    ftruncate(out_fd, 0) != 0) {
+	    ftruncate(out_fd, 0) != 0 || (lines = boundary_lines(in_fd)) < 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
 		return -1;
+	}
+	if (lines > MIME_7BIT_BOUNDARIES_MAX) {
+		snprintf(err, errlen, "it has more than %d lines that may start a part",
+		    MIME_7BIT_BOUNDARIES_MAX);
+		return 1;
 	}
 	in = g_mime_stream_fs_new(in_fd);
 	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(in), FALSE);
@@ -226,6 +292,7 @@ mime_to_7bit(int in_fd, int out_fd, uint64_t *outlen, int *eightbit, char *err, 
 	}
 	/* Nothing to re-encode: the message stays exactly as it is. */
 	if ((body = g_mime_message_get_mime_part(m)) == NULL || object_to_7bit(body) == 0) {
+		snprintf(err, errlen, "none of its 8-bit parts can be re-encoded");
 		ret = 1;
 		goto done;
 	}
@@ -235,26 +302,31 @@ mime_to_7bit(int in_fd, int out_fd, uint64_t *outlen, int *eightbit, char *err, 
 	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
 	out = g_mime_stream_fs_new(out_fd);
 	g_mime_stream_fs_set_owner(GMIME_STREAM_FS(out), FALSE);
-	if (g_mime_object_write_to_stream(GMIME_OBJECT(m), fo, out) < 0 ||
-	    g_mime_stream_flush(out) != 0) {
+	/* GMime leaves a preamble's and an epilogue's line ends as parsed: CRLF for all. */
+	filtered = g_mime_stream_filter_new(out);
+	crlf = g_mime_filter_unix2dos_new(FALSE);
+	g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), crlf);
+	if (g_mime_object_write_to_stream(GMIME_OBJECT(m), fo, filtered) < 0 ||
+	    g_mime_stream_flush(filtered) != 0) {
 		snprintf(err, errlen, "writing it: %s", errno ? strerror(errno) : "failed");
 		goto done;
 	}
-	/* What is left above 127 (header fields, signed parts). */
-	while ((n = pread(out_fd, buf, sizeof(buf), (off_t)off)) > 0) {
-		if (!*eightbit)
-			*eightbit = mem_has_8bit(buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	if (n < 0) {
+	if (scan_written(out_fd, outlen, eightbit, &crlf_only) != 0) {
 		snprintf(err, errlen, "reading it back: %s", strerror(errno));
 		goto done;
 	}
-	*outlen = off;
+	if (!crlf_only) {
+		snprintf(err, errlen, "its 7-bit form would hold a bare CR or LF");
+		goto done;
+	}
 	ret = 0;
 done:
 	if (fo)
 		g_mime_format_options_free(fo);
+	if (crlf)
+		g_object_unref(crlf);
+	if (filtered)
+		g_object_unref(filtered);
 	if (out)
 		g_object_unref(out);
 	if (m)

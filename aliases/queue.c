@@ -79,7 +79,7 @@ struct queue_runner {
 	struct event_base *base;
 	struct store_readers *readers;
 	struct store_writer *w;
-	struct worker_pool *workers;	/* 7-bit conversions; NULL: none */
+	struct worker_pool *converter;	/* a thread of its own for 7-bit conversions */
 	const struct umbox_config *cfg;
 	struct store_retry retry;
 	struct dns_resolver *dns;
@@ -429,7 +429,7 @@ convert_done(struct worker_job *job, int cancelled)
 	}
 	g->cj = NULL;
 	if (cj->result != 0) {
-		convert_failed(g, cj->result > 0 ? "only its header fields are 8-bit" : cj->err);
+		convert_failed(g, cj->err);
 		convert_job_free(cj);
 		return;
 	}
@@ -478,7 +478,7 @@ group_convert(struct qgroup *g)
 	cj->job.work = convert_work;
 	cj->job.done = convert_done;
 	g->cj = cj;
-	worker_submit(g->q->workers, &cj->job);
+	worker_submit(g->q->converter, &cj->job);
 }
 
 static void
@@ -728,7 +728,7 @@ send_ready(struct store_read *rr, int cancelled)
 		g->rcpts[i].address = g->e[i].recipient;
 	g->route.hosts = g->hosts;
 	g->route.helo = q->cfg->general.hostname;
-	g->msg.convertible = q->workers != NULL;
+	g->msg.convertible = 1;
 	group_attempt(g);
 }
 
@@ -1151,15 +1151,13 @@ queue_runner_hear(struct queue_runner *q, struct store_directory *dir)
 
 struct queue_runner *
 queue_runner_new(struct event_base *base, struct store_readers *readers, struct store_writer *w,
-    struct worker_pool *workers, struct dns_resolver *dns, const struct umbox_config *cfg,
-    char *err, size_t errlen)
+    struct dns_resolver *dns, const struct umbox_config *cfg, char *err, size_t errlen)
 {
 	struct queue_runner *q = xcalloc(1, sizeof(*q));
 
 	q->base = base;
 	q->readers = readers;
 	q->w = w;
-	q->workers = workers;
 	q->cfg = cfg;
 	q->retry.initial = cfg->queue.retry_initial;
 	q->retry.max = cfg->queue.retry_max;
@@ -1170,6 +1168,8 @@ queue_runner_new(struct event_base *base, struct store_readers *readers, struct 
 		return NULL;
 	}
 	snprintf(q->owner, sizeof(q->owner), "%s:%ld", store_owner_name(cfg), (long)getpid());
+	/* Not the loop's password workers: a long conversion must not hold up a login. */
+	q->converter = worker_pool_new_ctx(base, 1, "converter", NULL);
 	q->bounce = bounce_new(readers, w, cfg);
 	q->tick = event_new(base, -1, EV_PERSIST, runner_on_tick, q);
 	event_add(q->tick, &(struct timeval){ 0, QUEUE_TICK_MS * 1000 });
@@ -1216,6 +1216,7 @@ queue_runner_free(struct queue_runner **qp)
 		group_free(g);
 	}
 	mta_shutdown();
+	worker_pool_free(&q->converter);	/* a conversion under way ends first */
 	bounce_free(&q->bounce);
 	event_free(q->tick);
 	event_free(q->kick);

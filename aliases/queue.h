@@ -37,15 +37,14 @@ struct queue_runner;
 struct store;
 int queue_release_old_claims(struct store *s, void *cfg);
 /*
- * A runner on base, reading through readers, writing through w, making
- * messages 7-bit on workers for servers without 8BITMIME (NULL: they go
- * as they are) and asking dns (the caller's; it must outlive the
- * runner).  NULL with a message when TLS cannot be set up.
+ * A runner on base, reading through readers, writing through w and
+ * asking dns (the caller's; it must outlive the runner); a thread of its
+ * own makes messages 7-bit for servers without 8BITMIME.  NULL with a
+ * message when TLS cannot be set up.
  */
-struct worker_pool;
 struct queue_runner *queue_runner_new(struct event_base *base, struct store_readers *readers,
-    struct store_writer *w, struct worker_pool *workers, struct dns_resolver *dns,
-    const struct umbox_config *cfg, char *err, size_t errlen);
+    struct store_writer *w, struct dns_resolver *dns, const struct umbox_config *cfg,
+    char *err, size_t errlen);
 
 /*
  * Look for due rows soon rather than at the next tick (new mail was

@@ -35,7 +35,7 @@ smtpd_start(struct server *srv)
 		log_err("dns: %s", err);
 		return -1;
 	}
-	if ((d->queue = queue_runner_new(l0->base, l0->readers, l0->writer, l0->workers, d->dns, srv->cfg,
+	if ((d->queue = queue_runner_new(l0->base, l0->readers, l0->writer, d->dns, srv->cfg,
 	    err, sizeof(err))) == NULL) {
 		log_err("queue: %s", err);
 		return -1;

@@ -211,7 +211,7 @@ def test_8bit_message_is_declared_or_converted(smtpd_factory, dns_port, offered)
         if not offered:
             assert d.log().count("converted to 7-bit for a server without 8BITMIME") == 2
             assert "8-bit header fields go as they are" in d.log()
-            assert "(only its header fields are 8-bit); it goes as it is" in d.log()
+            assert "(none of its 8-bit parts can be re-encoded); it goes as it is" in d.log()
         wait_rows(d, lambda r: r == [])
 
 

@@ -100,7 +100,8 @@ test_multipart(void **state)
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
 	    "\r\n"
-	    "preamble\r\n"
+	    "This is a multi-part message in MIME format.\r\n"
+	    "\r\n"
 	    "--XX\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Transfer-Encoding: 8bit\r\n"
@@ -116,7 +117,10 @@ test_multipart(void **state)
 	    "Content-Type: text/plain\r\n"
 	    "\r\n"
 	    "only ascii here\r\n"
-	    "--XX--\r\n";
+	    "--XX--\r\n"
+	    "epilogue one\r\n"
+	    "epilogue two\r\n"
+	    "\r\n";
 	struct converted c;
 	GMimeMultipart *mp;
 	char *text;
@@ -229,6 +233,36 @@ test_left_as_is(void **state)
 	    "SIG\r\n"
 	    "--S--\r\n");
 	assert_left_as_is("Subject: gr\xc3\xbc\xc3\x9f" "e\r\n\r\nascii only\r\n");
+	/* A fragment of a message/partial may only be 7bit: it is not re-encoded. */
+	assert_left_as_is("MIME-Version: 1.0\r\n"
+	    "Content-Type: message/partial; id=\"x@y\"; number=1; total=2\r\n"
+	    "\r\n"
+	    "Subject: frag\r\n\r\nfr\xc3\xa4g\r\n");
+}
+
+/* Hundreds of thousands of parts would cost GMime gigabytes: not converted. */
+static void
+test_too_many_parts(void **state)
+{
+	static const char part[] = "--B\r\n\r\n\xfc\r\n";
+	size_t n = 6000, hl = strlen("Content-Type: multipart/mixed; boundary=B\r\n\r\n");
+	char *msg = malloc(hl + n * strlen(part) + 8), err[256];
+	int in, out, eightbit = 0;
+	uint64_t len = 0;
+
+	(void)state;
+	strcpy(msg, "Content-Type: multipart/mixed; boundary=B\r\n\r\n");
+	for (size_t i = 0; i < n; i++)
+		strcat(msg + hl + (i ? (i - 1) * strlen(part) : 0), part);
+	strcat(msg, "--B--\r\n");
+	in = file_with(msg, strlen(msg));
+	out = file_with("", 0);
+	assert_int_equal(mime_to_7bit(in, out, &len, &eightbit, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "more than 5000 lines"));
+	assert_int_equal(lseek(out, 0, SEEK_END), 0);
+	close(in);
+	close(out);
+	free(msg);
 }
 
 /* A forwarded message's 8-bit part is converted inside it. */
@@ -269,6 +303,7 @@ main(void)
 		cmocka_unit_test(test_8bit_header_is_left),
 		cmocka_unit_test(test_not_mime),
 		cmocka_unit_test(test_left_as_is),
+		cmocka_unit_test(test_too_many_parts),
 		cmocka_unit_test(test_message_rfc822),
 	};
 	int ret;
