@@ -247,24 +247,29 @@ settle(struct bounce_job *j, const int64_t *ids, size_t n)
 
 /*
  * The postmaster's mailboxes here: the postmaster alias's local members,
- * else the [general] postmaster login's own (an alias pointing outside
- * must not lose the reports it cannot take).  -1: none.
+ * else the [general] postmaster login's own mailbox, even when an alias of
+ * that name forwards it elsewhere (an alias pointing outside must not lose
+ * the reports it cannot take).  -1: none.
  */
 static int
 postmaster_here(struct bounce_job *j, struct alias_result *res)
 {
-	const char *who[] = { "postmaster", j->cfg->general.postmaster };
+	struct store_user u;
 
-	for (size_t i = 0; i < sizeof(who) / sizeof(who[0]); i++) {
-		enum alias_status as;
-
-		memset(res, 0, sizeof(*res));
-		as = alias_resolve(&j->resolver, who[i], res);
-		if (as == ALIAS_OK && keep_local(res) > 0)
-			return 0;
-		alias_result_clear(res);
-	}
-	return -1;
+	memset(res, 0, sizeof(*res));
+	if (alias_resolve(&j->resolver, "postmaster", res) == ALIAS_OK && keep_local(res) > 0)
+		return 0;
+	alias_result_clear(res);
+	/* The login's own mailbox, whatever an alias of that name forwards. */
+	if (store_user_get(j->store, j->cfg->general.postmaster, &u) != STORE_OK)
+		return -1;
+	res->v = xcalloc(1, sizeof(*res->v));
+	res->v[0].user_id = u.id;
+	res->v[0].login = xstrdup(u.login);
+	res->n = 1;
+	res->local_domain = 1;
+	store_user_clear(&u);
+	return 0;
 }
 
 /* Deliver m to where address resolves (the postmaster when it does not), settling ids. */
@@ -287,8 +292,15 @@ bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
 	else if (address[0])
 		as = alias_resolve(&j->resolver, address, &res);
 	if (as == ALIAS_ERROR) {
-		alias_result_clear(&res);
-		return -1;
+		/* The store out of reach: another pass.  A limit passes no better later. */
+		if (res.store_failed) {
+			log_warn("%s: resolving the sender <%s> for its report: %s; trying again"
+			    " later", j->qid, address, res.error);
+			alias_result_clear(&res);
+			return -1;
+		}
+		log_err("%s: the sender <%s> cannot be resolved (%s): the report goes to the"
+		    " postmaster", j->qid, address, res.error);
 	}
 	/*
 	 * A report for a sender of ours reaches mailboxes here only: an

@@ -90,6 +90,16 @@ expand_fail(struct expand *x, enum alias_status st, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The store could not answer: worth another try, unlike the limits. */
+static void
+expand_store_fail(struct expand *x, struct store *s)
+{
+	if (x->status != ALIAS_OK)
+		return;
+	expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
+	x->out->store_failed = 1;
+}
+
 static void
 add_local(struct expand *x, const struct store_user *u)
 {
@@ -135,7 +145,7 @@ is_local_domain(struct expand *x, const char *domain)
 	int r = store_domain_exists(x->r->store, domain);
 
 	if (r < 0) {
-		expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(x->r->store));
+		expand_store_fail(x, x->r->store);
 		return -1;
 	}
 	return r;
@@ -221,7 +231,7 @@ expand_name(struct expand *x, const char *name, unsigned depth)
 			return 1;
 		}
 		if (st != STORE_NOTFOUND) {
-			expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
+			expand_store_fail(x, s);
 			return 1;
 		}
 	}
@@ -242,7 +252,7 @@ expand_name(struct expand *x, const char *name, unsigned depth)
 		}
 	}
 	if (st != STORE_NOTFOUND) {
-		expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
+		expand_store_fail(x, s);
 		return 1;
 	}
 	return looped;	/* a loop back into an alias is not a dangling member */
@@ -299,7 +309,7 @@ srs_like_name_here(struct expand *x, const struct addr *a)
 	}
 	if (st == STORE_NOTFOUND)
 		return 0;
-	expand_fail(x, ALIAS_ERROR, "store: %s", store_errmsg(s));
+	expand_store_fail(x, s);
 	return -1;
 }
 

@@ -44,6 +44,7 @@ struct alias_result {
 	size_t n;
 	struct strlist dangling;	/* members that named nothing: worth a warning */
 	char error[600];	/* what went wrong (a store error whole), for ALIAS_UNKNOWN/INVALID/ERROR */
+	int store_failed;	/* ALIAS_ERROR from the store (another try may pass), not a limit */
 };
 
 struct alias_resolver {

@@ -398,6 +398,45 @@ def test_postmaster_alias_pointing_outside_keeps_its_reports(make):
     assert d.sink.messages == []
 
 
+def test_postmaster_login_forwarded_by_an_alias_still_gets_its_copy(make):
+    """An alias named like the postmaster login (admin forwarded outside,
+    as users do) does not take the postmaster's copies away: they go to
+    the login's own mailbox, not nowhere."""
+    d = make(SECRET)
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
+    d.ctl("alias", "add", "postmaster", "pm-out@other.test")
+    d.ctl("alias", "add", "admin", "admin-out@other.test")
+    d.ctl("alias", "add", "fwd", "gone@far.test")
+    send(d, "", [f"fwd@{DOMAIN}"], "null past an admin alias")
+    [copy] = wait_mail(d, "admin")
+    assert parsed(copy)["Subject"] == "null past an admin alias"
+    wait_queue_empty(d)
+    assert "the bounce is dropped" not in d.log()
+
+
+def test_a_sender_past_the_resolver_limits_does_not_hold_up_other_reports(make):
+    """A failed message whose sender is an alias that cannot be resolved
+    (more than 1,000 addresses) has its report go to the postmaster, said
+    in the log; the reports of later failures go out as ever (they waited
+    behind it for good, silently)."""
+    d = make(SECRET)
+    d.sink.always["gone@far.test"] = "550 5.1.1 <gone@far.test>: unknown"
+    d.ctl("alias", "add", "fwd", "gone@far.test")
+    d.ctl("alias", "add", "huge", *[f"h{i}@other.test" for i in range(1001)])
+    send(d, f"huge@{DOMAIN}", [f"fwd@{DOMAIN}"], "from a huge alias")
+    send(d, "someone@near.test", [f"fwd@{DOMAIN}"], "from outside")
+    [to_admin] = wait_mail(d, "admin")
+    _, _, original = report_parts(parsed(to_admin))
+    assert "Subject: from a huge alias" in original.get_content()
+    deadline = time.monotonic() + 15
+    while not [m for m in d.sink.messages if m[1] == ["someone@near.test"]]:
+        assert time.monotonic() < deadline, d.log()[-3000:]
+        time.sleep(0.1)
+    wait_queue_empty(d)
+    assert "the sender <huge@example.test> cannot be resolved (more than 1000 final" \
+        " targets): the report goes to the postmaster" in d.log()
+
+
 def test_no_postmaster_mailbox_drops_the_bounce_and_goes_on(make):
     """With no mailbox for the postmaster, a report for a sender who has
     none either is dropped, said so in the log, its rows settled; the
