@@ -385,7 +385,6 @@ group_attempt(struct qgroup *g)
 
 /* ---- a 7-bit form, for a server without 8BITMIME (RFC 6152 §3) ---- */
 
-
 static void
 convert_job_free(struct convert_job *cj)
 {
@@ -396,7 +395,7 @@ convert_job_free(struct convert_job *cj)
 	free(cj);
 }
 
-/* On a worker: GMime reads the message and writes it anew. */
+/* On the converter thread: GMime reads the message and writes it anew. */
 static void
 convert_work(struct worker_job *job)
 {
@@ -448,9 +447,10 @@ convert_done(struct worker_job *job, int cancelled)
 }
 
 /*
- * The server does not take 8-bit data: a worker makes the message 7-bit
- * from a copy of it (on the loop's own store the copy is made here, as
- * the PostgreSQL readers make theirs), and the attempt starts again.
+ * The server does not take 8-bit data: the converter thread makes the
+ * message 7-bit from a copy of it (on the loop's own store the copy is
+ * made here, as the PostgreSQL readers make theirs), and the attempt
+ * starts again.
  * The group keeps the message as it is until the new form is there.
  */
 static void
