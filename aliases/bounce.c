@@ -249,20 +249,21 @@ settle(struct bounce_job *j, const int64_t *ids, size_t n)
  * The postmaster's mailboxes here: the postmaster alias's local members,
  * else the [general] postmaster login's own mailbox, even when an alias of
  * that name forwards it elsewhere (an alias pointing outside must not lose
- * the reports it cannot take).  -1: none.
+ * the reports it cannot take).  -1: none; -2: the store could not say.
  */
 static int
 postmaster_here(struct bounce_job *j, struct alias_result *res)
 {
 	struct store_user u;
+	int st;
 
 	memset(res, 0, sizeof(*res));
 	if (alias_resolve(&j->resolver, "postmaster", res) == ALIAS_OK && keep_local(res) > 0)
 		return 0;
 	alias_result_clear(res);
 	/* The login's own mailbox, whatever an alias of that name forwards. */
-	if (store_user_get(j->store, j->cfg->general.postmaster, &u) != STORE_OK)
-		return -1;
+	if ((st = store_user_get(j->store, j->cfg->general.postmaster, &u)) != STORE_OK)
+		return st == STORE_NOTFOUND ? -1 : -2;
 	res->v = xcalloc(1, sizeof(*res->v));
 	res->v[0].user_id = u.id;
 	res->v[0].login = xstrdup(u.login);
@@ -280,6 +281,7 @@ bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
 	struct alias_result res = { 0 };
 	enum alias_status as = ALIAS_UNKNOWN;
 	const char *at = strrchr(address, '@');
+	int pm;
 
 	/*
 	 * Not to an address literal: anyone may give one as the sender, and
@@ -310,7 +312,12 @@ bounce_send(struct bounce_job *j, struct alias_message *m, const char *address,
 	if (as != ALIAS_OK || ((!j->dsn || res.local_domain) && keep_local(&res) == 0)) {
 		/* No one to tell: the postmaster hears of it. */
 		alias_result_clear(&res);
-		if (postmaster_here(j, &res) != 0) {
+		if ((pm = postmaster_here(j, &res)) == -2) {
+			log_warn("%s: looking up the postmaster: %s; trying again later", j->qid,
+			    store_errmsg(j->store));
+			return -1;
+		}
+		if (pm != 0) {
 			log_err("%s: the postmaster (its alias, or login %s) has no mailbox here:"
 			    " the bounce is dropped", j->qid, j->cfg->general.postmaster);
 			return settle(j, ids, n);
