@@ -23,17 +23,15 @@ sqlite_served(const char *path, char *who, size_t len)
 	static const char *const progs[] = { "umbox-smtpd", "umbox-pop3d" };
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-		char *file = xasprintf("%s-%s.lock", path, progs[i]), pid[32] = "";
+		char *file = store_daemon_lock_file(path, progs[i]), pid[32];
 		int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), held = 0;
-		ssize_t n;
 
 		free(file);
 		if (fd < 0)
 			continue;
 		if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
 			held = 1;
-			if ((n = pread(fd, pid, sizeof(pid) - 1, 0)) > 0)
-				pid[strcspn(pid, "\n")] = '\0';
+			store_daemon_lock_pid(fd, pid, sizeof(pid));
 			snprintf(who, len, "%s%s%s%s", progs[i], pid[0] ? " (pid " : "", pid,
 			    pid[0] ? ")" : "");
 		}

@@ -255,12 +255,28 @@ beat_timer(evutil_socket_t fd, short what, void *arg)
  */
 static int store_lock_fd = -1;
 
+char *
+store_daemon_lock_file(const char *path, const char *prog)
+{
+	return xasprintf("%s-%s.lock", path, prog);
+}
+
+void
+store_daemon_lock_pid(int fd, char *pid, size_t len)
+{
+	ssize_t n = len > 1 ? pread(fd, pid, len - 1, 0) : -1;
+
+	if (len > 0)
+		pid[n > 0 ? (size_t)n : 0] = '\0';
+	if (n > 0)
+		pid[strcspn(pid, "\n")] = '\0';
+}
+
 static int
 daemon_lock_store(const struct server *srv, const char *path)
 {
-	char *file = xasprintf("%s-%s.lock", path, srv->def->name), pid[32] = "";
+	char *file = store_daemon_lock_file(path, srv->def->name), pid[32];
 	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	ssize_t n;
 
 	if (fd < 0) {
 		log_err("cannot open %s: %s", file, strerror(errno));
@@ -268,8 +284,7 @@ daemon_lock_store(const struct server *srv, const char *path)
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		if ((n = pread(fd, pid, sizeof(pid) - 1, 0)) > 0)
-			pid[strcspn(pid, "\n")] = '\0';
+		store_daemon_lock_pid(fd, pid, sizeof(pid));
 		log_err("another %s (%s%s) serves the store %s already; stop it first, or give"
 		    " this one its own data_dir", srv->def->name, pid[0] ? "pid " : "its lock: ",
 		    pid[0] ? pid : file, path);

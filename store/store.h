@@ -710,6 +710,14 @@ int store_daemon_startup(struct server *srv, const char *what,
     int (*fn)(struct store *s, void *arg), void *arg);
 
 /*
+ * On SQLite a running daemon holds an flock on a file beside the store,
+ * "PATH-PROG.lock", with its pid in it.  The file's name (malloc'd), and
+ * the pid read from an open one into pid (empty when there is none).
+ */
+char *store_daemon_lock_file(const char *path, const char *prog);
+void store_daemon_lock_pid(int fd, char *pid, size_t len);
+
+/*
  * ---- reads off the loop ----
  *
  * Every read a daemon makes goes through its loop's readers: a request
