@@ -715,6 +715,11 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 			mta_mail(a);
 			return;
 		}
+		/* Or not, after a refusal: they wait with the reply that stopped them. */
+		if (mta_more(a))
+			snprintf(a->error, sizeof(a->error), "%s: not sent, after %s to the end"
+			    " of an earlier transaction's data", a->r->hosts[a->host].name,
+			    smtp_reply_render(r, buf, sizeof(buf)));
 		mta_finish(a);
 		return;
 	case S_RSET:

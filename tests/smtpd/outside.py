@@ -41,6 +41,7 @@ class Sink:
         self.mail_options = []  # per message: MAIL's parameters
         self.eightbit = True    # offer 8BITMIME (taking 8-bit data either way)
         self.max_rcpts = None   # (limit, reply) for recipients past limit in a transaction
+        self.data_reply = None  # the reply to the end of data, instead of taking the message
         self.connections = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -62,6 +63,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         self.smtputf8.append(envelope.smtp_utf8)
         self.mail_options.append(list(envelope.mail_options))

@@ -241,6 +241,29 @@ def test_many_recipients_go_in_several_transactions(smtpd_factory, dns_port, lim
         assert "status=deferred" not in d.log() and "status=failed" not in d.log()
 
 
+def test_transaction_deferred_at_the_end_of_data_defers_the_rest(smtpd_factory, dns_port):
+    """A 4xx to the end of the first transaction's data defers its 100
+    recipients with that reply; the 50 never sent say why they were not
+    (the reply that stopped the attempt), not a bare "not delivered"."""
+    members = [f"m{i:03d}@far.test" for i in range(150)]
+    sink = Sink()
+    sink.data_reply = "451 4.3.0 try again later"
+    with sink_server(sink):
+        d = smtpd_factory(**{"dns.servers": f"127.0.0.1:{dns_port}",
+                             "queue.smtp_port": sink.port})
+        d.ctl("alias", "add", "many", *members)
+        send(d, [f"many@{DOMAIN}"], "deferred")
+        r = wait_rows(d, lambda r: len(r) == 150 and all(x[2] == 1 for x in r))
+        assert len({x[1] for x in r}) == 1, r   # all waiting alike
+        errors = {x[0]: x[3] for x in r}
+        sent = [m for m in members if "451 4.3.0 try again later" in errors[m]
+                and "not sent" not in errors[m]]
+        assert len(sent) == 100, errors
+        for m in set(members) - set(sent):
+            assert "not sent" in errors[m] and "451 4.3.0 try again later" in errors[m], errors[m]
+        assert sink.messages == [] and sink.connections == 1
+
+
 def test_refused_transaction_goes_on_with_the_rest(smtpd_factory, dns_port):
     """The first 100 recipients all refused: RSET, and the other 50 in a
     transaction of their own; the 120 failures make one report (not one per
