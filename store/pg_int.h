@@ -41,6 +41,12 @@ struct pg {
 	char conn_err[440];	/* why the last attempt failed */
 	uint32_t epoch;		/* the UIDL prefix (meta uidl_epoch) */
 	char *node;		/* this node's name ([store] node_id) */
+	/*
+	 * Above the highest id of a message this handle stored: the ids of
+	 * the messages it stores next are at least this (the sequence only
+	 * grows), so a lost answer is looked for among those (0: unknown).
+	 */
+	int64_t message_floor;
 };
 
 PGconn *pg_conn(struct store *s);

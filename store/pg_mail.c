@@ -235,6 +235,7 @@ static int
 pg_deliver_answer(struct store *s, const struct store_delivery *d, const PGresult *r,
     struct store_delivery_result *res)
 {
+	struct pg *p = s->impl;
 	int status = (int)pg_col_i64(r, 0, 0);
 
 	if (status != STORE_OK) {
@@ -242,6 +243,8 @@ pg_deliver_answer(struct store *s, const struct store_delivery *d, const PGresul
 		return store_fail(s, status, "%s", PQgetvalue(r, 0, 3));
 	}
 	res->message_id = pg_col_i64(r, 0, 1);
+	if (d->message_id == 0 && res->message_id >= p->message_floor)
+		p->message_floor = res->message_id + 1;
 	if (!PQgetisnull(r, 0, 2)) {
 		const char *t = PQgetvalue(r, 0, 2);
 
@@ -381,12 +384,15 @@ int
 pg_deliver_resolve(struct store *s, const struct store_delivery *d,
     struct store_delivery_result *res)
 {
-	char idbuf[PG_INT_LEN];
-	const char *v[] = { d->qid };
+	struct pg *p = s->impl;
+	char idbuf[PG_INT_LEN], floor[PG_INT_LEN];
+	const char *v[] = { d->qid, pg_i64(floor, p->message_floor) };
 	int status;
+	/* Only messages stored since this handle's last one: not the whole table. */
 	PGresult *r = pg_run(s, &status, "a delivery whose answer was lost", "SELECT m.id,"
 	    " (SELECT count(*) FROM queue q WHERE q.message_id = m.id"
-	    " AND q.local_user_id IS NULL) FROM messages m WHERE m.qid = $1", 1, v);
+	    " AND q.local_user_id IS NULL) FROM messages m WHERE m.qid = $1"
+	    " AND m.id >= $2::bigint", 2, v);
 
 	memset(res, 0, sizeof(*res));
 	if (r == NULL)
