@@ -35,6 +35,8 @@
  * §4.5.3.1.8); more go in further transactions on the same connection.
  */
 #define MTA_TX_RCPTS	100
+/* A command line's most, CRLF included (RFC 5321 §4.5.3.1.4); AUTH's too. */
+#define MTA_AUTH_LINE_MAX	512
 
 enum mta_state {
 	S_CONNECTING,
@@ -47,6 +49,7 @@ enum mta_state {
 	S_AUTH_USER,		/* LOGIN: waiting for the user name prompt */
 	S_AUTH_PASS,		/* LOGIN: waiting for the password prompt */
 	S_AUTH_CRAM,		/* CRAM-MD5: waiting for the challenge */
+	S_AUTH_PLAIN,		/* PLAIN too long for the command: waiting for 334 */
 	S_MAIL,
 	S_RCPT,
 	S_DATA,			/* waiting for 354 */
@@ -60,6 +63,7 @@ static const char *const state_names[] = {
 	[S_CONNECTING] = "connect", [S_TLS] = "TLS", [S_GREETING] = "greeting",
 	[S_EHLO] = "EHLO", [S_HELO] = "HELO", [S_STARTTLS] = "STARTTLS", [S_AUTH] = "AUTH",
 	[S_AUTH_USER] = "AUTH", [S_AUTH_PASS] = "AUTH", [S_AUTH_CRAM] = "AUTH",
+	[S_AUTH_PLAIN] = "AUTH",
 	[S_MAIL] = "MAIL", [S_RCPT] = "RCPT", [S_DATA] = "DATA", [S_BODY] = "message",
 	[S_END] = "end of data", [S_RSET] = "RSET", [S_QUIT] = "QUIT",
 };
@@ -364,7 +368,8 @@ mta_auth(struct mta_attempt *a)
 {
 	const struct mta_route *r = a->r;
 	enum mta_auth mech = r->auth;
-	char buf[1024];
+	char buf[SASL_CLIENT_B64_MAX];
+	size_t n;
 
 	if (r->user == NULL || r->user[0] == '\0' || mech == MTA_AUTH_NONE) {
 		mta_mail(a);
@@ -389,15 +394,24 @@ mta_auth(struct mta_attempt *a)
 	}
 	switch (mech) {
 	case MTA_AUTH_PLAIN:
-		if (sasl_plain_encode(r->user, r->password ? r->password : "", buf,
-		    sizeof(buf)) == 0) {
+		if ((n = sasl_plain_encode(r->user, r->password ? r->password : "", buf,
+		    sizeof(buf))) == 0) {
 			mta_step(a, "AUTH", 0, "the account or password cannot be sent");
 			mta_defer(a, "the account or password cannot be sent");
 			return;
 		}
-		mta_send(a, "AUTH PLAIN %s", buf);
+		/*
+		 * RFC 4954 §4: an initial response that would take the command
+		 * past 512 octets goes after the server's 334 instead.
+		 */
+		if (n + sizeof("AUTH PLAIN \r\n") - 1 > MTA_AUTH_LINE_MAX) {
+			mta_send(a, "AUTH PLAIN");
+			mta_wait(a, S_AUTH_PLAIN);
+		} else {
+			mta_send(a, "AUTH PLAIN %s", buf);
+			mta_wait(a, S_AUTH);
+		}
 		explicit_bzero(buf, sizeof(buf));
-		mta_wait(a, S_AUTH);
 		break;
 	case MTA_AUTH_LOGIN:
 		mta_send(a, "AUTH LOGIN");
@@ -571,7 +585,7 @@ static void
 mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 {
 	int cls = r->code / 100;
-	char buf[1024];
+	char buf[SASL_CLIENT_B64_MAX > 1024 ? SASL_CLIENT_B64_MAX : 1024];
 
 	switch (a->state) {
 	case S_GREETING:
@@ -645,6 +659,18 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		    a->r->password ? a->r->password : "", buf, sizeof(buf)));
 		explicit_bzero(buf, sizeof(buf));
 		mta_wait(a, a->state == S_AUTH_USER ? S_AUTH_PASS : S_AUTH);
+		return;
+	case S_AUTH_PLAIN:
+		if (r->code != 334) {
+			mta_step_reply(a, "AUTH", 0, r);
+			mta_defer(a, smtp_reply_render(r, buf, sizeof(buf)));
+			return;
+		}
+		sasl_plain_encode(a->r->user, a->r->password ? a->r->password : "", buf,
+		    sizeof(buf));
+		mta_send(a, "%s", buf);
+		explicit_bzero(buf, sizeof(buf));
+		mta_wait(a, S_AUTH);
 		return;
 	case S_AUTH_CRAM:
 		if (r->code != 334) {

@@ -245,12 +245,12 @@ done:
 size_t
 sasl_plain_encode(const char *user, const char *password, char *out, size_t outlen)
 {
-	unsigned char buf[2 * SASL_FIELD_MAX + 2];
+	unsigned char buf[2 * SASL_CLIENT_FIELD_MAX + 2];
 	size_t ul = strlen(user), pl = strlen(password), n;
 
 	if (outlen > 0)
 		out[0] = '\0';
-	if (ul == 0 || pl == 0 || ul > SASL_FIELD_MAX || pl > SASL_FIELD_MAX)
+	if (ul == 0 || pl == 0 || ul > SASL_CLIENT_FIELD_MAX || pl > SASL_CLIENT_FIELD_MAX)
 		return 0;
 	buf[0] = '\0';
 	memcpy(buf + 1, user, ul);
@@ -266,13 +266,13 @@ sasl_cram_md5_response(const char *user, const char *password, const char *chall
     size_t challenge_len, char *out, size_t outlen)
 {
 	unsigned char chal[1024], mac[EVP_MAX_MD_SIZE];
-	char answer[SASL_FIELD_MAX + 2 + 2 * 16 + 1];
+	char answer[SASL_CLIENT_FIELD_MAX + 2 + 2 * 16 + 1];
 	size_t maclen = 0, ul = strlen(user), pl = strlen(password), n;
 	long cl;
 
 	if (outlen > 0)
 		out[0] = '\0';
-	if (ul == 0 || pl == 0 || ul > SASL_FIELD_MAX || pl > SASL_FIELD_MAX ||
+	if (ul == 0 || pl == 0 || ul > SASL_CLIENT_FIELD_MAX || pl > SASL_CLIENT_FIELD_MAX ||
 	    challenge_len > 4 * (sizeof(chal) / 3))
 		return 0;
 	cl = sasl_b64_decode(challenge, challenge_len, chal, sizeof(chal));

@@ -42,6 +42,14 @@ int sasl_login_decode(const char *b64, size_t len, char *out, size_t outlen);
 /* ---- the client side (outbound AUTH) ---- */
 
 /*
+ * A relay's account and password may each be this long (the store's own
+ * limits are within it), and PLAIN's initial response of both, in
+ * base64, fits SASL_CLIENT_B64_MAX octets with its NUL.
+ */
+#define SASL_CLIENT_FIELD_MAX	512
+#define SASL_CLIENT_B64_MAX	(4 * ((2 * SASL_CLIENT_FIELD_MAX + 2 + 2) / 3) + 1)
+
+/*
  * PLAIN's initial response: base64 of NUL user NUL password (no authzid).
  * Returns the length written, 0 if a field is empty, too long or holds a
  * NUL, or out is too small.

@@ -1,5 +1,6 @@
 """`umboxctl relay test NAME` (SPEC §9): connects like a real delivery and
 prints each step with the server's reply; exit 0 only when all pass."""
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -18,10 +19,10 @@ def check(server, session, envelope, mechanism, data):
     return AuthResult(success=ok)
 
 
-def sink(cert):
+def sink(cert, authenticator=check):
     port = free_port()
     c = Controller(Quiet(), hostname="127.0.0.1", port=port, tls_context=server_context(cert),
-                   authenticator=check, auth_required=True)
+                   authenticator=authenticator, auth_required=True)
     c.start()
     return c, port
 
@@ -52,6 +53,34 @@ def test_every_step_passes(umbox, cert):
     assert "CN=sink.test" in s["TLS"][1] and "self-signed" in s["TLS"][1]
     assert s["greeting"][1].startswith("220 ")
     assert "relay hub works" in r.out
+
+
+@pytest.mark.parametrize("mech,plen", [("plain", 400), ("login", 512)])
+def test_long_account_and_password_are_sent(umbox, cert, mech, plen):
+    """An account of 255 bytes (the most umboxctl takes) and a password of
+    more than 256 go to the relay whole: with LOGIN the longest, 512; with
+    PLAIN one whose initial response would take the command past 512
+    octets, which then follows the server's 334 (RFC 4954 §4; the test
+    server reads no line longer than about 1,000 octets)."""
+    account, password = "a" * 255, "p" * plen
+    seen = []
+
+    def auth(server, session, envelope, mechanism, data):
+        seen.append((mechanism, data.login, data.password))
+        return AuthResult(success=(data.login, data.password) ==
+                          (account.encode(), password.encode()))
+
+    c, port = sink(cert, auth)
+    try:
+        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(port),
+                 "--tls", "starttls", "--no-verify", "--auth", mech, "--user", account,
+                 "--password-stdin", stdin=password + "\n")
+        r = umbox.run("relay", "test", "hub")
+    finally:
+        c.stop()
+    assert r.rc == 0, r
+    assert steps(r.out)["AUTH"][0], r.out
+    assert [m for m, _, _ in seen] == [mech.upper()]
 
 
 def test_certificate_verification_fails_on_a_self_signed_server(umbox, cert):

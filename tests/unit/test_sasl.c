@@ -563,7 +563,7 @@ test_cram_md5_client(void **state)
 static void
 test_plain_client(void **state)
 {
-	char out[64], big[SASL_FIELD_MAX + 2];
+	char out[64], big[SASL_CLIENT_FIELD_MAX + 2], wide[SASL_CLIENT_B64_MAX];
 	struct sasl_plain p;
 
 	(void)state;
@@ -578,7 +578,12 @@ test_plain_client(void **state)
 	assert_int_equal(sasl_plain_encode("alice", "secret", out, 20), 0);
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(sasl_plain_encode(big, "secret", out, sizeof(out)), 0);
+	assert_int_equal(sasl_plain_encode(big, "secret", wide, sizeof(wide)), 0);
+	assert_int_equal(sasl_plain_encode("alice", big, wide, sizeof(wide)), 0);
+	/* A relay's account and password at their longest fit. */
+	big[SASL_CLIENT_FIELD_MAX] = '\0';
+	assert_int_equal(sasl_plain_encode(big, big, wide, sizeof(wide)), sizeof(wide) - 1);
+	assert_int_equal(sasl_plain_encode(big, big, wide, sizeof(wide) - 1), 0);
 }
 
 int
