@@ -519,29 +519,6 @@ group_sent(struct mta_attempt *a, void *arg)
 	group_report(g);
 }
 
-/* A local domain to sign SRS addresses with: one whose MX is here, else any. */
-static int
-srs_domain(struct store *st, char *out, size_t len)
-{
-	struct store_domain *v;
-	size_t n, pick = 0;
-
-	if (store_domain_list(st, &v, &n) != STORE_OK)
-		return -1;
-	if (n == 0) {
-		store_domain_list_free(&v, n);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (v[i].guard && strcmp(v[i].guard, "claimed") == 0) {
-			pick = i;
-			break;
-		}
-	snprintf(out, len, "%s", v[pick].name);
-	store_domain_list_free(&v, n);
-	return 0;
-}
-
 /*
  * SPEC §6: mail from an outside sender that leaves for an outside address
  * (an alias's member) goes with an SRS0 sender of ours, so that SPF holds
@@ -566,7 +543,7 @@ srs_sender(struct store *store, const struct umbox_config *cfg, const char *send
 			log_warn("queue: SRS: %s", store_errmsg(store));
 		return sender;
 	}
-	if (srs_domain(store, domain, sizeof(domain)) != 0)
+	if (alias_home_domain(store, domain, sizeof(domain)) != 0)
 		return sender;
 	st = srs_forward(secret, strlen(secret), sender, domain, (int64_t)time(NULL), buf, len);
 	if (st != SRS_OK || strchr(buf, '@') - buf > ADDR_SRS_LOCAL_MAX ||

@@ -459,3 +459,29 @@ alias_sender_owned(const struct alias_resolver *r, const struct store_user *u,
 	alias_result_clear(&res);
 	return owned;
 }
+
+/* How much a domain's guard verdict says it is this server's: 2 most. */
+static int
+home_rank(const char *verdict)
+{
+	if (verdict && strcmp(verdict, "claimed") == 0)
+		return 2;
+	return verdict && strcmp(verdict, "internal") == 0;
+}
+
+int
+alias_home_domain(struct store *s, char *out, size_t len)
+{
+	struct store_domain *v;
+	size_t n, pick = 0;
+
+	if (store_domain_list(s, &v, &n) != STORE_OK)
+		return -1;
+	for (size_t i = 1; i < n; i++)
+		if (home_rank(v[i].guard) > home_rank(v[pick].guard))
+			pick = i;
+	if (n > 0)
+		snprintf(out, len, "%s", v[pick].name);
+	store_domain_list_free(&v, n);
+	return n > 0 ? 0 : -1;
+}

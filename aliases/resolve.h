@@ -84,6 +84,14 @@ int alias_lookup_user(struct store *s, const char *name, struct store_user *out)
 int alias_sender_owned(const struct alias_resolver *r, const struct store_user *u,
     const char *address);
 
+/*
+ * The local domain this server speaks for when no address names one
+ * (SRS, a deposit's sender): the first whose MX guard verdict is
+ * "claimed", else the first "internal" one, else the first.  0, or -1
+ * with none (or a store error).
+ */
+int alias_home_domain(struct store *s, char *out, size_t len);
+
 /* Names: a login starts with a letter or digit, [a-z0-9._-], not all digits, <= 64. */
 int alias_valid_login(const char *s);
 /* An extension: 1 to 16 digits. */

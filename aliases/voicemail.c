@@ -204,26 +204,20 @@ voicemail_message(const struct voicemail_deposit *d, const struct store_user *u,
 	return ret;
 }
 
-/* The domain the mailbox is named in, else the first local one, else the host. */
+/* The domain the mailbox is named in, else the home domain, else the host. */
 static void
 mailbox_domain(struct store *s, const char *mailbox, const char *hostname, char *out,
     size_t len)
 {
 	const char *at = strrchr(mailbox, '@');
-	struct store_domain *v;
-	size_t n;
 
 	if (at && at[1]) {
 		snprintf(out, len, "%s", at + 1);
 		str_lower(out);
 		return;
 	}
-	snprintf(out, len, "%s", hostname);
-	if (store_domain_list(s, &v, &n) == STORE_OK) {
-		if (n > 0)
-			snprintf(out, len, "%s", v[0].name);
-		store_domain_list_free(&v, n);
-	}
+	if (alias_home_domain(s, out, len) != 0)
+		snprintf(out, len, "%s", hostname);
 }
 
 int

@@ -917,6 +917,28 @@ def test_alias_with_outside_member_queues(site, tmp_path):
     assert [r["recipient"] for r in rows] == ["friend@far.test"]
 
 
+def test_deposit_speaks_for_a_domain_whose_mx_is_here(site, tmp_path):
+    """The deposit's sender and addresses are at a domain of ours: one
+    added over the guard's "foreign" verdict (amx.test, whose address is
+    another server's, sorting first) is another organisation's, and
+    bounces to postmaster@ there would never come back.  A MAILBOX that
+    names a domain keeps it."""
+    site.ok("domain", "add", "amx.test", "--force")
+    assert [d["guard"] for d in site.json("domain", "list")] == ["foreign", "internal"]
+    site.ok("alias", "add", "alice", "alice", "friend@far.test")
+    path, _ = pcm(tmp_path, 2)
+    deposit(site, "alice", path)
+    [row] = site.json("queue", "list")
+    assert row["sender"] == f"postmaster@{DOMAIN}", row
+    msg = parse(export(site, "alice", only_entry(site, "alice")["uid"]))
+    assert msg["From"].endswith(f"@{DOMAIN}>") and msg["To"].endswith(f"alice@{DOMAIN}>")
+    assert msg["Return-Path"] == f"<postmaster@{DOMAIN}>"
+    site.ok("queue", "del", str(row["id"]))
+    deposit(site, "alice@amx.test", path)
+    [row] = site.json("queue", "list")
+    assert row["sender"] == "postmaster@amx.test", row
+
+
 def test_alias_member_over_quota_is_deferred(site, tmp_path):
     """SPEC §4/§6: accepted when one target can take it; the full mailbox's
     copy waits in the queue (and the summary says so)."""
