@@ -84,11 +84,20 @@ daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
 			fprintf(stderr, "%s: configuration errors; not starting\n", name);
 			exit(1);
 		}
-		if (cfg->voicemail.mwi_command[0] != '\0' &&
-		    access(cfg->voicemail.mwi_command, X_OK) != 0)
-			fprintf(stderr, "%s: warning: [voicemail] mwi_command %s: %s; message-waiting"
-			    " lamps will not be told\n", name, cfg->voicemail.mwi_command,
-			    strerror(errno));
+		if (cfg->voicemail.mwi_command[0] != '\0') {
+			const char *cmd = cfg->voicemail.mwi_command, *why = NULL;
+			struct stat st;
+
+			if (access(cmd, X_OK) != 0)
+				why = strerror(errno);
+			else if (stat(cmd, &st) != 0)
+				why = strerror(errno);
+			else if (!S_ISREG(st.st_mode))
+				why = "not a file";
+			if (why)
+				fprintf(stderr, "%s: warning: [voicemail] mwi_command %s: %s;"
+				    " message-waiting lamps will not be told\n", name, cmd, why);
+		}
 		printf("%s: configuration %s is valid\n", name, cfg->path ? cfg->path :
 		    "(defaults)");
 		exit(0);

@@ -296,11 +296,15 @@ def test_config_check_finds_a_user_that_does_not_exist(smtpd_factory):
     assert "[general] user nosuchuserhere does not exist" in p.stderr, p
 
 
-def test_config_check_warns_of_an_mwi_command_that_cannot_run(smtpd_factory, tmp_path):
-    d = smtpd_factory(start=False, **{"voicemail.mwi_command": str(tmp_path / "nonexistent")})
+@pytest.mark.parametrize("what,why", [("nonexistent", "No such file"),
+                                      ("a-directory", "not a file")])
+def test_config_check_warns_of_an_mwi_command_that_cannot_run(smtpd_factory, tmp_path,
+                                                              what, why):
+    (tmp_path / "a-directory").mkdir()
+    d = smtpd_factory(start=False, **{"voicemail.mwi_command": str(tmp_path / what)})
     p = run_check(d.config)
     assert p.returncode == 0, p
-    assert "warning: [voicemail] mwi_command" in p.stderr and "No such file" in p.stderr, p
+    assert "warning: [voicemail] mwi_command" in p.stderr and why in p.stderr, p
 
 
 def test_more_loops_than_descriptors_allow_is_a_clear_start_error(smtpd_factory):
