@@ -58,6 +58,8 @@ struct table *table_new(size_t ncols, ...);	/* column headers */
 void table_row(struct table *t, ...);		/* ncols strings (NULL prints "-") */
 /* Cut s to max characters (UTF-8), its end then "...": max >= 3. */
 void text_cut(char *s, size_t max);
+/* A copy (malloc'd) safe on a terminal: controls and bytes not UTF-8 as '?'. */
+char *text_printable(const char *v, int lines);
 /* Copy src into dst of len bytes, cut before a character that does not fit. */
 void text_copy(char *dst, size_t len, const char *src);
 void table_print(struct table *t, FILE *f);	/* prints and frees */

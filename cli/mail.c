@@ -175,10 +175,20 @@ mail_show(struct cli *c, int argc, char **argv)
 		printf("size:     %" PRIu64 "\n", e.size);
 		printf("arrived:  %s\n", cli_time(e.arrived, when, sizeof(when)));
 		printf("sender:   <%s>\n\n", e.sender ? e.sender : "");
-		/* Header lines as stored, CRLF shown as the terminal's newline. */
+		/*
+		 * Header lines as stored, CRLF shown as the terminal's newline,
+		 * and what a terminal would act on (an outsider's escape
+		 * sequences) as '?', as in the tables.
+		 */
+		char *o = head, *shown;
+
 		for (char *p = head; *p; p++)
 			if (*p != '\r')
-				putchar(*p);
+				*o++ = *p;
+		*o = '\0';
+		shown = text_printable(head, 1);
+		fputs(shown, stdout);
+		free(shown);
 	}
 	free(head);
 	store_entry_clear(&e);

@@ -32,13 +32,13 @@ char_len(const char *p)
 }
 
 /*
- * A cell as a terminal may show it: what outsiders wrote (a Subject, a
+ * Text as a terminal may show it: what outsiders wrote (a Subject, a
  * server's reply) can hold escape sequences once its encoded words are
  * decoded, so controls (C0, DEL, C1) and bytes that are not UTF-8 become
- * '?'.
+ * '?'; with lines, TAB and LF are kept.
  */
-static char *
-cell_text(const char *v)
+char *
+text_printable(const char *v, int lines)
 {
 	const char *end = v + strlen(v);
 	char *out = xmalloc((size_t)(end - v) + 1), *o = out;
@@ -48,7 +48,8 @@ cell_text(const char *v)
 		gunichar u;
 
 		if (c < 0x80) {
-			*o++ = c < 0x20 || c == 0x7f ? '?' : (char)c;
+			*o++ = (c < 0x20 && !(lines && (c == '\t' || c == '\n'))) || c == 0x7f ?
+			    '?' : (char)c;
 			v++;
 			continue;
 		}
@@ -117,13 +118,13 @@ table_row(struct table *t, ...)
 	va_start(ap, t);
 	for (size_t i = 0; i < t->ncols; i++) {
 		const char *v = va_arg(ap, const char *);
-		t->cells[base + i] = cell_text(v && *v ? v : "-");
+		t->cells[base + i] = text_printable(v && *v ? v : "-", 0);
 	}
 	va_end(ap);
 }
 
 /*
- * Columns on a terminal of a cell (valid UTF-8, as cell_text makes it):
+ * Columns on a terminal of a cell (valid UTF-8, as text_printable makes it):
  * East Asian wide characters take two, combining marks none (GLib's
  * Unicode tables, whatever the locale).
  */

@@ -411,6 +411,27 @@ def test_mail_list_shows_what_outsiders_wrote_without_terminal_controls(smtpd):
     assert "hi\x1b[2J\x1b]0;title\x07x\x9b1m" in subjects
 
 
+def test_mail_show_prints_raw_headers_without_terminal_controls(smtpd):
+    """mail show prints the header section as stored, but a raw escape
+    sequence or BEL in it (a terminal would act on them) and bytes that
+    are not UTF-8 come out as '?', as in mail list; folded lines keep
+    their TAB."""
+    msg = (b"From: x\x1b]0;pwned\x07 <x@outside.test>\r\n"
+           b"Subject: hi \x1b[2J\x1b[31mRED\x1b[0m caf\xc3\xa9 \xff\r\n"
+           b"X-Folded: one\r\n\ttwo\r\n\r\nbody\r\n")
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.sendmail("x@outside.test", [f"alice@{DOMAIN}"], msg)
+    [e] = smtpd.mailbox("alice")
+    out = smtpd.ctl("mail", "show", "alice", e["uid"])[1]
+    text = out.decode("utf-8")          # valid UTF-8 throughout
+    assert not [c for c in text if (ord(c) < 0x20 and c not in "\t\n") or 0x7f <= ord(c) < 0xa0]
+    assert "Subject: hi ?[2J?[31mRED?[0m caf\u00e9 ?\n" in text, text
+    assert "From: x?]0;pwned? <x@outside.test>\n" in text and "X-Folded: one\n\ttwo\n" in text
+    # The JSON form keeps the header section as it is, escaped.
+    shown = json.loads(smtpd.ctl("--json", "mail", "show", "alice", e["uid"])[1])
+    assert "\x1b[2J" in shown["headers"]
+
+
 @pytest.mark.parametrize("value", ["-1", "18446744073709551616", "12s", ""])
 def test_voicemail_counts_that_are_not_numbers_are_none(smtpd, value):
     """A forwarded voicemail (from an authenticated client) whose
