@@ -168,6 +168,35 @@ find_separator(const char *line, size_t n, const char *chars)
 }
 
 /*
+ * "[section] key: " for a line that reads "key = ..." under a known
+ * section, for the errors found before the line is parsed (its length,
+ * a control character); else "".
+ */
+static const char *
+line_key(const struct load_ctx *ctx, const char *line, size_t n, char *buf, size_t len)
+{
+	size_t i = 0, k;
+
+	buf[0] = '\0';
+	if (ctx->state != SECTION_KNOWN)
+		return buf;
+	while (i < n && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	for (k = i; k < n && k - i < 64 && (line[k] == '_' ||
+	    (line[k] >= 'a' && line[k] <= 'z') || (line[k] >= 'A' && line[k] <= 'Z')); k++)
+		;
+	if (k == i)
+		return buf;
+	snprintf(buf, len, "[%s] %.*s: ", config_sections[ctx->section].name, (int)(k - i),
+	    line + i);
+	while (k < n && (line[k] == ' ' || line[k] == '\t'))
+		k++;
+	if (k >= n || (line[k] != '=' && line[k] != ':'))
+		buf[0] = '\0';
+	return buf;
+}
+
+/*
  * A "[section]" line (line[0] == '[', trimmed, n > 0): check its form,
  * look the name up (case-insensitively) and make it the current section.
  * A bad header makes the section BAD, so the keys under it are skipped
@@ -256,6 +285,7 @@ config_reader(char *str, int num, void *stream)
 	const char *line, *eol;
 	size_t n, i, limit;
 	ssize_t sep;
+	char key[128];
 
 	if (ctx->pos >= ctx->len)
 		return NULL;
@@ -278,16 +308,16 @@ config_reader(char *str, int num, void *stream)
 	free(ctx->long_value);	/* one line's, should inih not have called the handler */
 	ctx->long_value = NULL;
 	if (n > CONFIG_LINE_MAX) {
-		config_error(ctx, ctx->lineno, "line is longer than %d "
-		    "characters", CONFIG_LINE_MAX);
+		config_error(ctx, ctx->lineno, "%sline is longer than %d characters",
+		    line_key(ctx, line, n, key, sizeof(key)), CONFIG_LINE_MAX);
 		return str;
 	}
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)line[i];
 
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			config_error(ctx, ctx->lineno, "control character "
-			    "0x%02x in line", c);
+			config_error(ctx, ctx->lineno, "%scontrol character 0x%02x in line",
+			    line_key(ctx, line, n, key, sizeof(key)), c);
 			return str;
 		}
 	}

@@ -547,11 +547,19 @@ test_syntax_errors(void **state)
 	config_free(&cfg);
 
 	assert_int_equal(load(&cfg, "[general]\nuser = a\x01" "b\n"), -1);
-	assert_string_equal(err, "t.conf:2: control character 0x01 in line");
+	assert_string_equal(err, "t.conf:2: [general] user: control character 0x01 in line");
 	config_free(&cfg);
 
 	assert_int_equal(load(&cfg, "[general]\nuser = a\rb\n"), -1);
-	assert_string_equal(err, "t.conf:2: control character 0x0d in line");
+	assert_string_equal(err, "t.conf:2: [general] user: control character 0x0d in line");
+	config_free(&cfg);
+
+	/* Not a key line, or no known section: the line alone. */
+	assert_int_equal(load(&cfg, "[general]\nuser a\x01" "b\n"), -1);
+	assert_string_equal(err, "t.conf:2: control character 0x01 in line");
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[nosuch]\nuser = a\x01" "b\n"), -1);
+	assert_err_has("t.conf:2: control character 0x01 in line");
 	config_free(&cfg);
 }
 
@@ -641,7 +649,7 @@ test_nul_in_file(void **state)
 	char want[512];
 
 	assert_int_equal(config_load(&cfg, path, 0, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want), "%s:2: control character 0x00 in line",
+	snprintf(want, sizeof(want), "%s:2: [general] user: control character 0x00 in line",
 	    path);
 	assert_string_equal(err, want);
 	assert_string_equal(cfg.general.postmaster, "c");
@@ -966,7 +974,7 @@ test_overlong_line(void **state)
 	strcat(text, "\nmax_recipients = 0\n");
 	assert_int_equal(load(&cfg, text), -1);
 	assert_int_equal(err_lines(), 2);
-	assert_err_has("t.conf:2: line is longer than 4096 characters\n"
+	assert_err_has("t.conf:2: [smtpd] listen: line is longer than 4096 characters\n"
 	    "t.conf:3: [smtpd] max_recipients:");
 	config_free(&cfg);
 
