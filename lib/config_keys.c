@@ -442,11 +442,11 @@ parse_plaintext_auth(const struct key_def *k, void *field, const char *value,
 {
 	enum plaintext_auth *p = field;
 
-	if (strcmp(value, "tls-or-loopback") == 0)
+	if (strcasecmp(value, "tls-or-loopback") == 0)
 		*p = PLAINTEXT_TLS_OR_LOOPBACK;
-	else if (strcmp(value, "always") == 0)
+	else if (strcasecmp(value, "always") == 0)
 		*p = PLAINTEXT_ALWAYS;
-	else if (strcmp(value, "never-without-tls") == 0)
+	else if (strcasecmp(value, "never-without-tls") == 0)
 		*p = PLAINTEXT_NEVER_WITHOUT_TLS;
 	else {
 		snprintf(why, whylen, "\"%s\" is not a known policy", value);
@@ -455,7 +455,7 @@ parse_plaintext_auth(const struct key_def *k, void *field, const char *value,
 	return 0;
 }
 
-/* backend: postgresql is accepted here; the programs refuse it for now. */
+/* backend: sqlite or postgresql. */
 static int
 parse_backend(const struct key_def *k, void *field, const char *value,
     char *why, size_t whylen)

@@ -1146,6 +1146,11 @@ test_enums(void **state)
 	assert_int_equal(cfg.pop3d.plaintext_auth, PLAINTEXT_TLS_OR_LOOPBACK);
 	assert_int_equal(cfg.tls.min_protocol, TLS1_3_VERSION);
 	config_free(&cfg);
+	/* Like every other word a value may be, in any case. */
+	assert_int_equal(load(&cfg, "[pop3d]\nplaintext_auth = ALWAYS\n"
+	    "[store]\nbackend = SQLite\n"), 0);
+	assert_int_equal(cfg.pop3d.plaintext_auth, PLAINTEXT_ALWAYS);
+	config_free(&cfg);
 }
 
 static void
