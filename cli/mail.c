@@ -82,10 +82,11 @@ mail_list(struct cli *c, int argc, char **argv)
 		char from[256], subject[256], when[32], size[32];
 		size_t hlen;
 		char *head = cli_entry_head(c, &v[i], &hlen);
+		int has_from, has_subject;
 
 		hlen = header_block_len(head, hlen);
-		header_get(head, hlen, "From", from, sizeof(from));
-		header_get(head, hlen, "Subject", subject, sizeof(subject));
+		has_from = header_get(head, hlen, "From", from, sizeof(from));
+		has_subject = header_get(head, hlen, "Subject", subject, sizeof(subject));
 		decode_words(from, sizeof(from));
 		decode_words(subject, sizeof(subject));
 		free(head);
@@ -99,8 +100,8 @@ mail_list(struct cli *c, int argc, char **argv)
 			json_kv_int(stdout, &first, "size", (long long)v[i].size);
 			json_kv_int(stdout, &first, "arrived", v[i].arrived);
 			json_kv_str(stdout, &first, "sender", v[i].sender);
-			json_kv_str(stdout, &first, "from", from);
-			json_kv_str(stdout, &first, "subject", subject);
+			json_kv_str(stdout, &first, "from", has_from ? from : NULL);
+			json_kv_str(stdout, &first, "subject", has_subject ? subject : NULL);
 			fputs("}", stdout);
 		} else {
 			snprintf(size, sizeof(size), "%" PRIu64, v[i].size);

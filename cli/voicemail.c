@@ -228,8 +228,11 @@ vm_list(struct cli *c, int argc, char **argv)
 
 			fputs(shown++ ? ",\n {" : "{", stdout);
 			json_kv_str(stdout, &first, "uid", v[i].uidl);
-			json_kv_str(stdout, &first, "caller", vi.caller);
-			json_kv_str(stdout, &first, "caller_name", vi.caller_name);
+			/* A deposit without a number says "unknown" in the header. */
+			json_kv_str(stdout, &first, "caller", vi.caller[0] &&
+			    strcmp(vi.caller, "unknown") != 0 ? vi.caller : NULL);
+			json_kv_str(stdout, &first, "caller_name", vi.caller_name[0] ?
+			    vi.caller_name : NULL);
 			json_kv_int(stdout, &first, "arrived", v[i].arrived);
 			json_kv_int(stdout, &first, "duration", vi.seconds);
 			json_kv_str(stdout, &first, "status", status);

@@ -411,6 +411,15 @@ def test_mail_list_shows_what_outsiders_wrote_without_terminal_controls(smtpd):
     assert "hi\x1b[2J\x1b]0;title\x07x\x9b1m" in subjects
 
 
+def test_mail_list_json_says_null_for_a_header_not_there(smtpd):
+    """umboxctl(8): strings are null when unset; an empty Subject is "" ."""
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.sendmail("x@outside.test", [f"alice@{DOMAIN}"], b"X-Only: this\r\n\r\nbody\r\n")
+        s.sendmail("x@outside.test", [f"alice@{DOMAIN}"], b"Subject:\r\n\r\nbody\r\n")
+    got = [(e["from"], e["subject"]) for e in smtpd.mailbox("alice")]
+    assert got == [(None, None), (None, "")], got
+
+
 def test_mail_show_prints_raw_headers_without_terminal_controls(smtpd):
     """mail show prints the header section as stored, but a raw escape
     sequence or BEL in it (a terminal would act on them) and bytes that
