@@ -272,13 +272,16 @@ cli_size(uint64_t v, char *buf, size_t len)
 		snprintf(buf, len, "%llu", (unsigned long long)v);
 		return buf;
 	}
-	for (int i = 2; i >= 0; i--) {
+	/* The smallest unit that keeps the figure under 1024 once rounded. */
+	for (int i = 0; i < 3; i++) {
 		uint64_t u = 1ULL << (10 * (i + 1));
-		if (v >= u) {
-			if (v % u == 0)
-				snprintf(buf, len, "%llu%c", (unsigned long long)(v / u), units[i]);
-			else
-				snprintf(buf, len, "%.1f%c", (double)v / (double)u, units[i]);
+
+		if (v % u == 0 && (v / u < 1024 || i == 2)) {
+			snprintf(buf, len, "%llu%c", (unsigned long long)(v / u), units[i]);
+			break;
+		}
+		if ((double)v / (double)u < 1023.95 || i == 2) {
+			snprintf(buf, len, "%.1f%c", (double)v / (double)u, units[i]);
 			break;
 		}
 	}

@@ -182,6 +182,16 @@ def test_listed_quota_can_be_given_back(umbox, quota):
     umbox.ok("user", "set", "dave", "--quota", row["QUOTA"])
 
 
+@pytest.mark.parametrize("quota,shown", [("1048575", "1.0M"), ("1047552", "1023K"), ("1047553", "1023.0K"),
+                                         ("1025", "1.0K"), ("1536", "1.5K"), ("1024", "1K"),
+                                         ("1073741823", "1.0G"), ("1023", "1023")])
+def test_listed_quota_is_rounded_into_the_next_unit(umbox, quota, shown):
+    """A size just short of a unit is shown in it (1.0M), never as 1024.0K."""
+    umbox.ok("user", "add", "dave", "--quota", quota)
+    [row] = umbox.ok("user", "list").table()
+    assert row["QUOTA"] == shown
+
+
 def test_list_table_aligned_with_utf8_names(umbox):
     umbox.ok("user", "add", "joerg", "--name", "Jörg Müller", "--email", "j@x.test")
     umbox.ok("user", "add", "ann", "--name", "Ann Smith", "--email", "a@x.test")
