@@ -245,8 +245,7 @@ wav_parse(const void *buf, size_t len, const struct media_limits *lim,
 		return fail(err, errlen, "RIFF file but not WAVE");
 	end = (uint64_t)le32(b + 4) + 8;
 	if (end > len)
-		return fail_size(err, errlen, "RIFF header", end - 8,
-		    (uint64_t)len - 8);
+		return fail_size(err, errlen, "RIFF header", end, len);
 	if (end < RIFF_HEADER)
 		return fail(err, errlen, "RIFF size %" PRIu64 " is too small "
 		    "for WAVE", end - 8);
