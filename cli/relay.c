@@ -459,7 +459,9 @@ relay_show(struct cli *c, int argc, char **argv)
 	printf("default:    %s\n", rl.is_default ? "yes" : "no");
 	printf("active:     %s\n", rl.active ? "yes" : "no");
 	printf("tls:        %s\n", store_relay_tls_name(rl.tls));
-	printf("verify:     %s\n", rl.verify ? "yes" : "no");
+	/* Certificates are checked with starttls and implicit only. */
+	printf("verify:     %s%s\n", rl.verify ? "yes" : "no", rl.tls == STORE_TLS_STARTTLS ||
+	    rl.tls == STORE_TLS_IMPLICIT ? "" : " (only with tls starttls or implicit)");
 	printf("auth:       %s\n", store_relay_auth_name(rl.auth));
 	printf("account:    %s\n", rl.account ? rl.account : "-");
 	printf("password:   %s\n", rl.password ? "set" : "not set");

@@ -70,6 +70,9 @@ def test_add_defaults(umbox):
     assert f["domains"] == "-"
     assert f["password"] == "not set"
     assert f["timeout"] == "120 s"
+    assert f["verify"] == "yes (only with tls starttls or implicit)"
+    umbox.ok("relay", "set", "office", "--tls", "implicit")
+    assert show(umbox, "office")["verify"] == "yes"
 
 
 def test_add_every_option(umbox):
