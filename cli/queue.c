@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#define QUEUE_ERROR_COLUMN	60	/* bytes of the last error a list shows */
+#define QUEUE_ERROR_COLUMN	60	/* characters of the last error a list shows */
 
 static int
 queue_parse_id(const char *verb, int argc, char **argv, int64_t *id)
@@ -114,17 +114,14 @@ queue_list(struct cli *c, int argc, char **argv)
 		    "NEXT-ATTEMPT", "LAST-ERROR");
 
 		for (size_t i = 0; i < n; i++) {
-			char id[24], attempts[16], when[32], err[QUEUE_ERROR_COLUMN + 1];
+			char id[24], attempts[16], when[32], *err = xstrdup(v[i].last_error);
 
 			snprintf(id, sizeof(id), "%" PRId64, v[i].id);
 			snprintf(attempts, sizeof(attempts), "%u", v[i].attempts);
-			if (strlen(v[i].last_error) > QUEUE_ERROR_COLUMN)
-				snprintf(err, sizeof(err), "%.*s...", QUEUE_ERROR_COLUMN - 3,
-				    v[i].last_error);
-			else
-				snprintf(err, sizeof(err), "%s", v[i].last_error);
+			text_cut(err, QUEUE_ERROR_COLUMN);	/* at a character */
 			table_row(t, id, v[i].recipient, queue_state(&v[i], now), attempts,
 			    queue_next(&v[i], now, when, sizeof(when)), err);
+			free(err);
 		}
 		table_print(t, stdout);
 	}

@@ -163,6 +163,14 @@ def test_long_error_cut_in_list_whole_in_show(site):
     assert site.json("queue", "show", q)["last_error"] == err.strip()
 
 
+def test_long_error_is_cut_at_a_character(site):
+    """A reply in UTF-8 is cut between characters, never inside one."""
+    err = "550 5.1.1 " + "\u00e9" * 80
+    (q,) = seed(site, ["x@outside.test"], last_error=err)
+    cell = rows(site)[q]["LAST-ERROR"]
+    assert cell == err[:57] + "...", cell
+
+
 def test_show(site):
     (q,) = seed(site, ["friend@partner.test"], attempts=2, last_error="451 later",
                 last_attempt=1700000000, next_attempt=FUTURE, created_at=1699990000)
