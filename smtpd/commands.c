@@ -361,8 +361,11 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
 	}
-	/* Submission: the sender must be the authenticated user's own address. */
-	if (s->user && s->kind != SMTP_PORT_MX && !(pa.path.flags & ADDR_F_NULL)) {
+	/*
+	 * Authenticated, on any port: the sender must be the user's own
+	 * address (on the MX port too, or a user would send as anyone there).
+	 */
+	if (s->user && !(pa.path.flags & ADDR_F_NULL)) {
 		struct smtp_lookup *l = lookup_new(s, &pa.path);
 
 		l->size = size;
@@ -374,7 +377,7 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 		lookup_submit(l, sender_work, sender_done);
 		return;
 	}
-	if (s->user && s->kind != SMTP_PORT_MX) {
+	if (s->user) {
 		smtp_reply(s, "553 5.7.1 Sender address <> does not belong to user %s",
 		    s->user->login);
 		return;

@@ -142,6 +142,24 @@ def test_sender_must_be_own_address(smtpd):
     assert entry["sender"] == f"alice@{DOMAIN}"
 
 
+def test_authenticated_sender_is_checked_on_the_mx_port_too(smtpd):
+    """A user who authenticates on port 25 (STARTTLS, or loopback) may not
+    send as someone else there either; a client that did not authenticate
+    is mail from outside, its sender unchecked."""
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo("client.example.test")
+        s.login("alice", PASSWORD)
+        code, text = s.mail(f"bob@{DOMAIN}")
+        assert code == 553 and text.startswith(b"5.7.1"), (code, text)
+        assert s.mail("<>")[0] == 553
+        assert s.mail(f"alice@{DOMAIN}")[0] == 250
+        assert s.rcpt("friend@outside.test")[0] == 250
+        s.rset()
+    with smtplib.SMTP("127.0.0.1", smtpd.mx, timeout=15) as s:
+        s.ehlo("client.example.test")
+        assert s.mail(f"bob@{DOMAIN}")[0] == 250
+
+
 def test_outside_recipient_is_queued(smtpd):
     with submission(smtpd, "alice") as s:
         assert s.mail(f"alice@{DOMAIN}")[0] == 250
