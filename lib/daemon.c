@@ -98,10 +98,24 @@ daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
 				fprintf(stderr, "%s: warning: [voicemail] mwi_command %s: %s;"
 				    " message-waiting lamps will not be told\n", name, cmd, why);
 		}
-		printf("%s: configuration %s is valid\n", name, cfg->path ? cfg->path :
-		    "(defaults)");
-		exit(0);
+		/* The TLS files are the server's to check: daemon_check_done(). */
 	}
+}
+
+void
+daemon_check_done(const struct umbox_config *cfg, const char *tls_err, int tls_needed)
+{
+	if (tls_err && tls_needed) {
+		fprintf(stderr, "%s: %s (needed for implicit TLS)\n", daemon_name, tls_err);
+		fprintf(stderr, "%s: configuration errors; not starting\n", daemon_name);
+		exit(1);
+	}
+	if (tls_err)
+		fprintf(stderr, "%s: warning: %s: STARTTLS/STLS would be off until a certificate"
+		    " loads\n", daemon_name, tls_err);
+	printf("%s: configuration %s is valid\n", daemon_name, cfg->path ? cfg->path :
+	    "(defaults)");
+	exit(0);
 }
 
 void

@@ -15,10 +15,19 @@ struct daemon_opts {
 /*
  * Parse -c FILE, -f, -n, -h, -V.  Exits on -h, -V and usage errors.
  * Then loads the config (the default file may be missing; a named one may
- * not), printing every error; exits 1 on errors and 0 after -n.
+ * not), printing every error; exits 1 on errors.  With -n it returns for
+ * daemon_check_done().
  */
 void daemon_start(int argc, char **argv, const char *name, struct daemon_opts *o,
     struct umbox_config *cfg);
+
+/*
+ * The end of -n, once the server has tried its certificate and key:
+ * tls_err is why they did not load (NULL: they did); tls_needed, a
+ * listener of implicit TLS needs them, which makes it an error (exit 1),
+ * else a warning.  Says the configuration is valid and exits 0.
+ */
+void daemon_check_done(const struct umbox_config *cfg, const char *tls_err, int tls_needed);
 
 /*
  * After binding and loading keys: raise the fd limit, ignore SIGPIPE and

@@ -582,6 +582,8 @@ server_init(struct server *srv, const struct server_def *def, struct umbox_confi
 		if (def->ports[i].implicit_tls && def->ports[i].eps->n > 0)
 			have_tls_port = 1;
 	srv->tls = tls_server_ctx_new(cfg, err, sizeof(err));
+	if (srv->opts.check_only)
+		daemon_check_done(cfg, srv->tls ? NULL : err, have_tls_port);
 	if (srv->tls == NULL) {
 		if (have_tls_port) {
 			log_err("%s (needed for implicit TLS)", err);

@@ -296,6 +296,28 @@ def test_config_check_finds_a_user_that_does_not_exist(smtpd_factory):
     assert "[general] user nosuchuserhere does not exist" in p.stderr, p
 
 
+@pytest.mark.parametrize("smtps", [True, False], ids=["smtps", "starttls-only"])
+def test_config_check_loads_the_certificate(smtpd_factory, tmp_path, smtps):
+    """-n said "valid" for a certificate that does not load, and the start
+    then failed when an implicit-TLS port needs it: -n now fails the same
+    way, and without such a port it warns (STARTTLS would be off)."""
+    d = smtpd_factory(start=False)
+    text = re.sub(r"(?m)^certificate = .*$", f"certificate = {tmp_path}/nonexistent.pem",
+                  d.config.read_text())
+    if not smtps:
+        text = re.sub(r"(?m)^smtps = .*$", "smtps =", text)
+    d.config.write_text(text)
+    p = run_check(d.config)
+    assert "nonexistent.pem" in p.stderr, p
+    if smtps:
+        assert p.returncode == 1 and "needed for implicit TLS" in p.stderr, p
+        start = subprocess.run([str(binary("umbox-smtpd")), "-f", "-c", str(d.config)],
+                               capture_output=True, text=True, timeout=30)
+        assert start.returncode == 1, start
+    else:
+        assert p.returncode == 0 and "warning:" in p.stderr and "is valid" in p.stdout, p
+
+
 @pytest.mark.parametrize("what,why", [("nonexistent", "No such file"),
                                       ("a-directory", "not a file")])
 def test_config_check_warns_of_an_mwi_command_that_cannot_run(smtpd_factory, tmp_path,
