@@ -386,6 +386,8 @@ conn_on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 	snprintf(why, sizeof(why), "TLS handshake not finished within %d s",
 	    CONN_TLS_HANDSHAKE_SECS);
 	c->ops->gone(c, why);
+	/* What waits for the TLS layer (an implicit-TLS greeting) never goes. */
+	c->tls_failed = 1;
 	conn_close(c);
 }
 
@@ -687,9 +689,14 @@ conn_unsent(const struct conn *c)
 {
 	struct bufferevent *under;
 
-	/* A failed TLS layer sends nothing more; only the socket's bytes count. */
-	if (c->tls_failed && c->bev && (under = bufferevent_get_underlying(c->bev)) != NULL)
-		return evbuffer_get_length(bufferevent_get_output(under));
+	/*
+	 * A failed TLS layer sends nothing more; only the socket's bytes
+	 * count (none when TLS is on the socket itself: implicit TLS).
+	 */
+	if (c->tls_failed && c->bev) {
+		under = bufferevent_get_underlying(c->bev);
+		return under ? evbuffer_get_length(bufferevent_get_output(under)) : 0;
+	}
 	return tls_bev_unsent(c->bev);
 }
 

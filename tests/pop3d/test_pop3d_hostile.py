@@ -299,6 +299,23 @@ def test_connection_cap_counts_tls_port_too(pop3_factory):
             c.close()
 
 
+def test_stalled_pop3s_handshake_is_closed_at_30_s_and_frees_its_slot(pop3_factory):
+    """A silent client on pop3s is closed 30 s after it connected, not 40:
+    the greeting waiting for the handshake is not waited for; then its
+    address may connect again (a cap of 1 per address)."""
+    env = pop3_factory(pop3d_extra={"max_connections_per_ip": 1})
+    with socket.create_connection(("127.0.0.1", env.pop3s_port), timeout=60) as raw:
+        t0 = time.monotonic()
+        assert raw.recv(100) == b""
+        took = time.monotonic() - t0
+    assert 25 < took < 34, took
+    c = env.raw(timeout=5)
+    try:
+        assert c.greeting.startswith(b"+OK")
+    finally:
+        c.close()
+
+
 IDLE_LIMIT = 400       # descriptors; 300 idle sessions once cost 900
 IDLE_SESSIONS = 300
 

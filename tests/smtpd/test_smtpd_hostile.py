@@ -254,7 +254,7 @@ def test_a_tls_handshake_that_never_finishes_is_closed(smtpd):
     for sock in stalled:
         sock.settimeout(60)
         assert sock.recv(100) == b"", sock          # closed without a word
-        assert time.monotonic() - t0 < 45
+        assert time.monotonic() - t0 < 34           # not 40: the greeting never goes
     assert time.monotonic() - t0 > 20
     assert done.cmd("NOOP").code == 250
     assert smtpd.log().count("TLS handshake not finished within 30 s") == 3, smtpd.log()
