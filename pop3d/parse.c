@@ -16,9 +16,13 @@
  *     printable characters, case-insensitive).  It ends at a space or at
  *     the end of the line and nowhere else: "USERX", "USER\tbob" and a line
  *     that starts with a space are POP3_CMD_UNKNOWN with POP3_PARSE_OK.
- *   - Arguments are separated by exactly one space.  An empty argument -
- *     two spaces in a row, or a space at the end of the line ("STAT ") -
- *     is POP3_PARSE_TOO_MANY_ARGS, the same code as a third argument: both
+ *   - Spaces at the end of the line are not an argument ("QUIT ", "RETR
+ *     1 "): clients that send them mean nothing by them, and a QUIT
+ *     refused for one would drop the session's deletions (Dovecot takes
+ *     them too).  rest keeps them.
+ *   - Otherwise arguments are separated by exactly one space.  An empty
+ *     argument - two spaces in a row ("TOP 1  2") - is
+ *     POP3_PARSE_TOO_MANY_ARGS, the same code as a third argument: both
  *     mean "the arguments do not split into at most POP3_ARGS_MAX words",
  *     and the session answers them with the same -ERR.  POP3_PARSE_EMPTY
  *     stays reserved for a line with no command at all, which a session may
@@ -213,8 +217,10 @@ pop3_parse_command(const char *line, size_t len, struct pop3_command *out)
 		*out = c;
 		return POP3_PARSE_OK;
 	}
-	/* The keyword alone: no arguments. */
-	if (!spaced) {
+	/* The keyword alone, or followed by spaces only: no arguments. */
+	while (end > p && end[-1] == ' ')
+		end--;
+	if (!spaced || p == end) {
 		*out = c;
 		return POP3_PARSE_OK;
 	}

@@ -23,7 +23,7 @@ BAD_IN_TRANSACTION = [
     "LIST 1 2",              # too many arguments
     "RETR",                  # too few
     "TOP 1",
-    "STAT ",                 # trailing space: an empty argument
+    "TOP 1  0",              # two spaces: an empty argument
     "RETR 0",
     "RETR -1",
     "RETR 99999999999999999999",
@@ -64,6 +64,22 @@ def test_bad_command_in_transaction_keeps_session(env, line):
         r, got = c.retr(1)
         assert r.startswith("+OK"), r
         assert b"Subject: one" in got
+
+
+def test_trailing_spaces_are_no_argument(env):
+    """"STAT ", "RETR 1 ", "DELE 1 " and "QUIT " are taken as without the
+    spaces, as Dovecot takes them: a QUIT refused for one would have
+    dropped the session's deletions."""
+    env.deliver("alice", message("one"))
+    env.deliver("alice", message("two"))
+    with env.raw() as c:
+        c.login()
+        assert c.cmd("STAT ").startswith("+OK 2 ")
+        assert c.cmd("RETR 1 ").startswith("+OK")
+        assert b"Subject: one" in c.body_raw()
+        assert c.cmd("DELE 1  ").startswith("+OK")
+        assert c.cmd("QUIT ").startswith("+OK")
+    assert [e["subject"] for e in env.mailbox("alice")] == ["two"]
 
 
 def test_message_numbers_with_leading_zeros_are_read_as_dovecot_reads_them(env):

@@ -98,17 +98,21 @@ check_shape(const char *base, size_t n, enum pop3_parse_status st,
 		}
 	} else if (st == POP3_PARSE_OK && c->verb != POP3_CMD_UNKNOWN &&
 	    c->nargs > 0) {
-		/* The arguments tile rest, one space apart. */
+		/* The arguments tile rest, one space apart, then only spaces. */
+		const char *after = c->args[c->nargs - 1].p + c->args[c->nargs - 1].len;
+
 		assert_ptr_equal(c->args[0].p, c->rest.p);
 		for (size_t i = 1; i < c->nargs; i++) {
 			assert_ptr_equal(c->args[i].p,
 			    c->args[i - 1].p + c->args[i - 1].len + 1);
 			assert_int_equal(c->args[i].p[-1], ' ');
 		}
-		assert_ptr_equal(c->args[c->nargs - 1].p +
-		    c->args[c->nargs - 1].len, end);
-	} else if (st == POP3_PARSE_OK && c->verb != POP3_CMD_UNKNOWN)
-		assert_int_equal(c->rest.len, 0);
+		for (; after < end; after++)
+			assert_int_equal(*after, ' ');
+	} else if (st == POP3_PARSE_OK && c->verb != POP3_CMD_UNKNOWN) {
+		for (size_t i = 0; i < c->rest.len; i++)
+			assert_int_equal(c->rest.p[i], ' ');
+	}
 	if (st == POP3_PARSE_OK && c->verb == POP3_CMD_UNKNOWN)
 		assert_int_equal(c->nargs, 0);
 }
@@ -294,7 +298,7 @@ test_too_many_args(void **state)
 		    NULL, NULL, lines[i].rest);
 }
 
-/* Two spaces in a row or a trailing space make an empty argument. */
+/* Two spaces in a row make an empty argument. */
 static void
 test_empty_args(void **state)
 {
@@ -304,17 +308,10 @@ test_empty_args(void **state)
 		const char *rest;
 	} lines[] = {
 		{ "USER  bob", POP3_CMD_USER, " bob" },
-		{ "USER bob ", POP3_CMD_USER, "bob " },
-		{ "STAT ", POP3_CMD_STAT, "" },
-		{ "QUIT ", POP3_CMD_QUIT, "" },
-		{ "LIST  ", POP3_CMD_LIST, " " },
 		{ "TOP 1  2", POP3_CMD_TOP, "1  2" },
-		{ "TOP 1 2 ", POP3_CMD_TOP, "1 2 " },
 		{ "TOP  1 2", POP3_CMD_TOP, " 1 2" },
-		{ "RETR 1 ", POP3_CMD_RETR, "1 " },
-		{ "AUTH ", POP3_CMD_AUTH, "" },
+		{ "TOP 1  2 ", POP3_CMD_TOP, "1  2 " },
 		{ "AUTH  PLAIN", POP3_CMD_AUTH, " PLAIN" },
-		{ "AUTH PLAIN ", POP3_CMD_AUTH, "PLAIN " },
 		{ "AUTH PLAIN  dGVzdA==", POP3_CMD_AUTH, "PLAIN  dGVzdA==" },
 		{ "APOP u  d", POP3_CMD_APOP, "u  d" },
 	};
@@ -322,6 +319,23 @@ test_empty_args(void **state)
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		expect(lines[i].s, POP3_PARSE_TOO_MANY_ARGS, lines[i].v, 0,
 		    NULL, NULL, lines[i].rest);
+}
+
+/* Spaces at the end of the line are no argument (rest keeps them). */
+static void
+test_trailing_spaces(void **state)
+{
+	expect("STAT ", POP3_PARSE_OK, POP3_CMD_STAT, 0, NULL, NULL, "");
+	expect("QUIT ", POP3_PARSE_OK, POP3_CMD_QUIT, 0, NULL, NULL, "");
+	expect("LIST  ", POP3_PARSE_OK, POP3_CMD_LIST, 0, NULL, NULL, " ");
+	expect("AUTH ", POP3_PARSE_OK, POP3_CMD_AUTH, 0, NULL, NULL, "");
+	expect("USER bob ", POP3_PARSE_OK, POP3_CMD_USER, 1, "bob", NULL, "bob ");
+	expect("RETR 1   ", POP3_PARSE_OK, POP3_CMD_RETR, 1, "1", NULL, "1   ");
+	expect("TOP 1 2 ", POP3_PARSE_OK, POP3_CMD_TOP, 2, "1", "2", "1 2 ");
+	expect("AUTH PLAIN ", POP3_PARSE_OK, POP3_CMD_AUTH, 1, "PLAIN", NULL, "PLAIN ");
+	expect("TOP 1 2 3 ", POP3_PARSE_TOO_MANY_ARGS, POP3_CMD_TOP, 0, NULL, NULL, "1 2 3 ");
+	/* A tab is no space: still part of the word. */
+	expect("RETR 1\t", POP3_PARSE_OK, POP3_CMD_RETR, 1, "1\t", NULL, "1\t");
 }
 
 /* PASS takes everything after "PASS " and never fails on spaces. */
@@ -650,8 +664,9 @@ test_byte_by_byte(void **state)
 		assert_int_equal(r.verb, POP3_CMD_QUIT);
 		parse_n("TOP 1", 3, &r);
 		assert_int_equal(r.verb, POP3_CMD_TOP);
-		parse_n("TOP 1", 4, &r);
-		assert_int_equal(r.st, POP3_PARSE_TOO_MANY_ARGS);
+		parse_n("TOP 1", 4, &r);		/* "TOP ": a trailing space */
+		assert_int_equal(r.st, POP3_PARSE_OK);
+		assert_int_equal(r.nargs, 0);
 		parse_n("TOP 1", 5, &r);
 		assert_int_equal(r.st, POP3_PARSE_OK);
 		assert_int_equal(r.nargs, 1);
@@ -667,6 +682,7 @@ main(void)
 		cmocka_unit_test(test_arguments),
 		cmocka_unit_test(test_too_many_args),
 		cmocka_unit_test(test_empty_args),
+		cmocka_unit_test(test_trailing_spaces),
 		cmocka_unit_test(test_pass),
 		cmocka_unit_test(test_auth),
 		cmocka_unit_test(test_bad_chars),
