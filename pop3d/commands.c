@@ -151,7 +151,7 @@ sasl_plain(struct pop3_session *s, const char *b64, size_t len)
 		pop3_reply(s, "-ERR Invalid PLAIN response");
 		return;
 	}
-	if (p.authzid[0] && strcmp(p.authzid, p.authcid) != 0) {
+	if (p.authzid[0] && strcasecmp(p.authzid, p.authcid) != 0) {
 		explicit_bzero(&p, sizeof(p));
 		pop3_reply(s, "-ERR [AUTH] Logging in as another user (an authorization identity"
 		    " other than the login) is not allowed");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "lib/log.h"
@@ -94,7 +95,7 @@ auth_plain(struct smtp_session *s, const char *b64, size_t len)
 		return;
 	}
 	/* Acting for someone else (a different authzid) is not offered. */
-	if (p.authzid[0] && strcmp(p.authzid, p.authcid) != 0) {
+	if (p.authzid[0] && strcasecmp(p.authzid, p.authcid) != 0) {
 		explicit_bzero(&p, sizeof(p));
 		log_info("%s: authentication failed (authorization identity refused)", s->c.id);
 		smtp_set_state(s, SMTP_S_READY);

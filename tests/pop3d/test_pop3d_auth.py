@@ -363,9 +363,11 @@ def test_long_password_in_sasl_continuations(env):
     p.quit()
 
 
-def test_authzid_equal_to_authcid_is_accepted(env):
+@pytest.mark.parametrize("authzid", ["alice", "ALICE"])
+def test_authzid_equal_to_authcid_is_accepted(env, authzid):
+    """The same login, in any case (logins are case-insensitive)."""
     with env.raw() as c:
-        r = c.cmd("AUTH PLAIN " + b64(f"alice\0alice\0{PASSWORD}"))
+        r = c.cmd("AUTH PLAIN " + b64(f"{authzid}\0alice\0{PASSWORD}"))
         assert r.startswith("+OK"), r
         assert c.cmd("QUIT").startswith("+OK")
 
