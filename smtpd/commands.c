@@ -560,8 +560,13 @@ cmd_rcpt(struct smtp_session *s, const char *arg, size_t len)
 	struct smtp_path_args pa;
 	struct smtp_lookup *l;
 
-	if (smtp_path_args(s, arg, len, 1, t->smtputf8, &pa) != 0)
+	/* UTF-8 in the path is allowed here and refused below without SMTPUTF8. */
+	if (smtp_path_args(s, arg, len, 1, 1, &pa) != 0)
 		return;
+	if (!t->smtputf8 && (pa.path.flags & ADDR_F_UTF8)) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
 	if (pa.nparams > 0) {
 		smtp_reply(s, "555 5.5.4 Unsupported parameter %.*s", (int)pa.params[0].keylen,
 		    pa.params[0].key);

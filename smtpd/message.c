@@ -170,7 +170,7 @@ rfc5322_date(char *buf, size_t len)
 	strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
-/* RFC 3848 protocol names. */
+/* RFC 3848 protocol names, and RFC 6531 §4.3's for a transaction with SMTPUTF8. */
 static const char *
 smtp_protocol(const struct smtp_session *s)
 {
@@ -178,7 +178,12 @@ smtp_protocol(const struct smtp_session *s)
 		{ { "SMTP", "SMTP" }, { "ESMTP", "ESMTPA" } },
 		{ { "SMTPS", "SMTPS" }, { "ESMTPS", "ESMTPSA" } },
 	};
+	static const char *const utf8[2][2] = {
+		{ "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" },
+	};
 
+	if (s->esmtp && s->txn && s->txn->smtputf8)
+		return utf8[s->c.tls][s->user != NULL];
 	return names[s->c.tls][s->esmtp][s->user != NULL];
 }
 

@@ -364,3 +364,35 @@ def test_pipelined_whole_session_in_one_write(smtpd):
         assert [c.reply().code for _ in range(2)] == [250, 221]
     assert [e["subject"] for e in smtpd.mailbox("bob")] == ["one write"]
     assert [e["subject"] for e in smtpd.mailbox("carol")] == ["second"]
+
+
+def test_non_ascii_addresses_need_smtputf8_at_mail_and_rcpt_alike(smtpd):
+    """RFC 6531 §3.5: a non-ASCII address in a transaction begun without
+    SMTPUTF8 is 553 5.6.7, at RCPT as at MAIL (not a syntax error)."""
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("EHLO client.example.test").code == 250
+        r = c.cmd("MAIL FROM:<j\u00f6rg@outside.test>")
+        assert (r.code, r.text[:5]) == (553, "5.6.7"), r
+        assert c.cmd("MAIL FROM:<a@outside.test>").code == 250
+        r = c.cmd(f"RCPT TO:<j\u00f6rg@{DOMAIN}>")
+        assert (r.code, r.text[:5]) == (553, "5.6.7"), r
+        assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+
+
+def test_received_names_a_smtputf8_transaction(smtpd):
+    """RFC 6531 §4.3: a message received with SMTPUTF8 says "with UTF8SMTP"
+    in its Received: field; one without, "with ESMTP"."""
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("EHLO client.example.test").code == 250
+        for sender, opt in (("j\u00f6rg@outside.test", " SMTPUTF8"), ("a@outside.test", "")):
+            assert c.cmd(f"MAIL FROM:<{sender}>{opt}").code == 250
+            assert c.cmd(f"RCPT TO:<alice@{DOMAIN}>").code == 250
+            assert c.cmd("DATA").code == 354
+            c.send(f"Subject: {'utf8' if opt else 'plain'}\r\n\r\nx\r\n.\r\n".encode())
+            assert c.reply().code == 250
+    got = {}
+    for e in smtpd.mailbox("alice"):
+        [received] = headers(smtpd.export("alice", e["uid"]), "Received")
+        got[e["subject"]] = received
+    assert " with UTF8SMTP id " in got["utf8"], got
+    assert " with ESMTP id " in got["plain"], got
