@@ -784,6 +784,11 @@ sq_open(struct store *s, const struct store_config *cfg, int flags)
 	}
 	sqlite3_extended_result_codes(q->db, 1);
 	sqlite3_busy_timeout(q->db, 10000);
+	/* SQLite opens a file it may not write read-only, and fails at the first write. */
+	if (!(flags & STORE_READONLY) && sqlite3_db_readonly(q->db, "main") == 1)
+		return store_fail(s, STORE_ERROR, "%s is read-only to this user (uid %u): run as"
+		    " the user the store belongs to (the daemons' [general] user), or as root",
+		    path, (unsigned)geteuid());
 
 	if (!(flags & STORE_READONLY)) {
 		if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)

@@ -6,7 +6,9 @@ SPEC §2 (configuration), §9 (umboxctl).  Exit codes: 0 done, 1 failed,
 import os
 import pathlib
 import re
+import shutil
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -339,6 +341,37 @@ def test_uncreatable_data_dir_fails_cleanly(umbox):
     (umbox.root / "plainfile").write_text("")
     umbox.config.write_text(f"[general]\ndata_dir = {umbox.root}/plainfile/data\n")
     umbox.fail(1, "user", "list")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to another user")
+def test_store_read_only_to_the_user_says_so(umbox):
+    """A store another user owns and this one may only read (an
+    administrator's account on the daemons' store) is refused with a
+    message saying so, not SQLite's "attempt to write a readonly
+    database" halfway through."""
+    backend.sqlite_only()
+    umbox.ok("user", "add", "alice")
+    # Where nobody may read (pytest's own directories are root's alone).
+    top = pathlib.Path(tempfile.mkdtemp(prefix="umbox-ro-"))
+    try:
+        os.chmod(top, 0o755)
+        shutil.copytree(umbox.data_dir, top / "data")
+        for f in [top / "data", *(top / "data").iterdir()]:
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)
+        conf = top / "umbox.conf"
+        conf.write_text(umbox.config.read_text().replace(str(umbox.data_dir), str(top / "data")))
+        os.chmod(conf, 0o644)
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            str(umbox_binary()), "-c", str(conf), "user", "list"],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(top)
+    assert r.returncode == 1, r
+    assert "is read-only to this user" in r.stderr and "readonly database" not in r.stderr, r
+
+
+def umbox_binary():
+    return pathlib.Path(os.environ.get("UMBOX_BUILD", str(REPO / "build"))) / "umboxctl"
 
 
 def test_data_dir_created_with_parents(umbox):
