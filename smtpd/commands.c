@@ -274,13 +274,24 @@ smtp_lookup_cancel(struct smtp_session *s)
 	}
 }
 
+/* The user as the store has it now: deleted since AUTH (its id may be another's). */
+#define SENDER_USER_GONE	(-2)
+
 static void
 sender_work(struct store *st, struct store_read *r)
 {
 	struct smtp_lookup *l = COMPLETION_OWNER(r, struct smtp_lookup, read);
+	struct store_user now;
+	int status = store_user_get_by_id(st, l->user.id, &now);
 
 	l->resolver.store = st;
-	l->owned = alias_sender_owned(&l->resolver, &l->user, l->path.mailbox);
+	if (status == STORE_OK && strcasecmp(now.login, l->user.login) != 0)
+		status = STORE_NOTFOUND;
+	if (status == STORE_OK)
+		l->owned = alias_sender_owned(&l->resolver, &now, l->path.mailbox);
+	else
+		l->owned = status == STORE_NOTFOUND ? SENDER_USER_GONE : -1;
+	store_user_clear(&now);
 }
 
 static void
@@ -291,7 +302,14 @@ sender_done(struct store_read *r, int cancelled)
 
 	if (s == NULL)
 		return;
-	if (l->owned < 0)
+	if (l->owned == SENDER_USER_GONE) {
+		/* Deleted while logged in: the session speaks for nobody now. */
+		log_info("%s: the authenticated user %s no longer exists", s->c.id,
+		    l->user.login);
+		store_user_free(&s->user);
+		smtp_reply(s, "530 5.7.0 Authentication required (the account %s no longer"
+		    " exists)", l->user.login);
+	} else if (l->owned < 0)
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
 	else if (!l->owned)
 		smtp_reply(s, "553 5.7.1 Sender address <%s> does not belong to user %s",

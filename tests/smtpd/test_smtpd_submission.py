@@ -160,6 +160,27 @@ def test_authenticated_sender_is_checked_on_the_mx_port_too(smtpd):
         assert s.mail(f"bob@{DOMAIN}")[0] == 250
 
 
+@pytest.mark.parametrize("port", ["mx", "submission"])
+def test_a_user_deleted_while_logged_in_sends_nothing_more(smtpd, port):
+    """SPEC §2: the daemons see changes without a restart.  A session
+    whose user was deleted after AUTH is refused its next MAIL (530, it
+    must log in again, which fails) instead of sending as the account
+    that is gone."""
+    with smtplib.SMTP("127.0.0.1", getattr(smtpd, port), timeout=15) as s:
+        s.ehlo("client.example.test")
+        if port == "submission":
+            s.starttls(context=unverified_context())
+            s.ehlo("client.example.test")
+        s.login("carol", PASSWORD)
+        assert s.mail(f"carol@{DOMAIN}")[0] == 250
+        s.rset()
+        smtpd.ctl("user", "del", "carol")
+        code, text = s.mail(f"carol@{DOMAIN}")
+        assert code == 530 and b"no longer exists" in text, (code, text)
+        assert s.rcpt("friend@outside.test")[0] in (503, 554)
+    assert smtpd.queue() == []
+
+
 def test_outside_recipient_is_queued(smtpd):
     with submission(smtpd, "alice") as s:
         assert s.mail(f"alice@{DOMAIN}")[0] == 250
