@@ -363,6 +363,11 @@ cmd_mail(struct smtp_session *s, const char *arg, size_t len)
 				return;
 			}
 		} else if (q->keylen == 8 && strncasecmp(q->key, "SMTPUTF8", 8) == 0) {
+			/* RFC 6531 §3.4: only where EHLO offered it (HELO offers nothing). */
+			if (!s->esmtp) {
+				smtp_reply(s, "555 5.5.4 SMTPUTF8 needs EHLO");
+				return;
+			}
 			if (q->value) {
 				smtp_reply(s, "501 5.5.4 SMTPUTF8 takes no value");
 				return;

@@ -396,3 +396,13 @@ def test_received_names_a_smtputf8_transaction(smtpd):
         got[e["subject"]] = received
     assert " with UTF8SMTP id " in got["utf8"], got
     assert " with ESMTP id " in got["plain"], got
+
+
+def test_smtputf8_after_helo_is_refused(smtpd):
+    """RFC 6531 §3.4: SMTPUTF8 only where EHLO offered it; after HELO (no
+    extensions) it is 555, and the same MAIL without it goes on."""
+    with Raw(smtpd.mx) as c:
+        assert c.cmd("HELO client.example.test").code == 250
+        r = c.cmd("MAIL FROM:<a@outside.test> SMTPUTF8")
+        assert (r.code, r.text[:5]) == (555, "5.5.4"), r
+        assert c.cmd("MAIL FROM:<a@outside.test>").code == 250
