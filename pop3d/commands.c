@@ -205,6 +205,9 @@ pop3_sasl_line(struct pop3_session *s, const char *line, size_t len)
 	char field[SASL_FIELD_MAX + 1];
 
 	snprintf(s->last_cmd, sizeof(s->last_cmd), "AUTH");
+	/* Spaces at the end are nothing, as on a command line (base64 has none). */
+	while (len > 0 && line[len - 1] == ' ')
+		len--;
 	if (len == 1 && line[0] == '*') {
 		pop3_set_state(s, POP3_S_AUTHORIZATION);
 		free(s->user_name);

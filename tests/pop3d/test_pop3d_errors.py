@@ -1,5 +1,6 @@
 """Bad input: -ERR and the session lives on; too many bad commands close it
 (RFC 1939, RFC 2449 §4 line length)."""
+import base64
 import os
 import poplib
 import smtplib
@@ -8,7 +9,11 @@ import pytest
 
 import backend
 from disk_util import fill, small_disk
-from pop3d_util import Closed, Env, message
+from pop3d_util import PASSWORD, Closed, Env, message
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
 
 # Each sent in TRANSACTION state (one message in the mailbox); each must get
 # -ERR, and a NOOP after it +OK.
@@ -80,6 +85,20 @@ def test_trailing_spaces_are_no_argument(env):
         assert c.cmd("DELE 1  ").startswith("+OK")
         assert c.cmd("QUIT ").startswith("+OK")
     assert [e["subject"] for e in env.mailbox("alice")] == ["two"]
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_trailing_spaces_after_a_sasl_response_are_nothing(env, mech):
+    """As on a command line: a continuation line's trailing spaces do not
+    spoil its base64."""
+    with env.raw() as c:
+        assert c.cmd(f"AUTH {mech}").startswith("+")
+        if mech == "PLAIN":
+            r = c.cmd(b64(f"\0alice\0{PASSWORD}") + "   ")
+        else:
+            assert c.cmd(b64("alice") + "  ").startswith("+")
+            r = c.cmd(b64(PASSWORD) + " ")
+        assert r.startswith("+OK"), r
 
 
 def test_message_numbers_with_leading_zeros_are_read_as_dovecot_reads_them(env):
