@@ -4,8 +4,11 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -76,20 +79,27 @@ tls_no_passphrase(char *buf, int size, int rwflag, void *arg)
 
 /*
  * The file cannot be opened (missing, or not readable by the user the
- * daemon runs as): the system's reason, which OpenSSL's "system lib"
- * does not give.
+ * daemon runs as) or is no file: the system's reason, which OpenSSL's
+ * "system lib" does not give.
  */
 static int
 tls_file_unreadable(const char *file, const char *what, char *err, size_t errlen)
 {
-	FILE *f = fopen(file, "r");
+	/* Not blocking: a FIFO named by mistake would hang the start (and -n). */
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
 
-	if (f != NULL) {
-		fclose(f);
-		return 0;
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot load the %s %s: %s", what, file, strerror(errno));
+		return 1;
 	}
-	snprintf(err, errlen, "cannot load the %s %s: %s", what, file, strerror(errno));
-	return 1;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(err, errlen, "cannot load the %s %s: not a regular file", what, file);
+		return 1;
+	}
+	close(fd);
+	return 0;
 }
 
 SSL_CTX *

@@ -296,6 +296,18 @@ def test_config_check_finds_a_user_that_does_not_exist(smtpd_factory):
     assert "[general] user nosuchuserhere does not exist" in p.stderr, p
 
 
+def test_config_check_and_start_do_not_hang_on_a_fifo_for_a_certificate(smtpd_factory,
+                                                                         tmp_path):
+    """A FIFO named as the certificate (or key) is refused at once: reading
+    it would wait for a writer forever."""
+    os.mkfifo(tmp_path / "fifo.pem")
+    d = smtpd_factory(start=False)
+    d.config.write_text(re.sub(r"(?m)^key = .*$", f"key = {tmp_path}/fifo.pem",
+                               d.config.read_text()))
+    p = run_check(d.config)
+    assert p.returncode == 1 and "fifo.pem: not a regular file" in p.stderr, p
+
+
 @pytest.mark.parametrize("smtps", [True, False], ids=["smtps", "starttls-only"])
 def test_config_check_loads_the_certificate(smtpd_factory, tmp_path, smtps):
     """-n said "valid" for a certificate that does not load, and the start
