@@ -757,6 +757,7 @@ mta_reply(struct mta_attempt *a, const struct smtp_reply *r)
 		return;
 	default:
 		/* A reply nobody asked for (while connecting, or during the body). */
+		mta_step(a, state_names[a->state], 0, "a reply out of turn");
 		mta_defer(a, "a reply out of turn");
 		return;
 	}
@@ -786,6 +787,8 @@ mta_input(struct conn *c, struct evbuffer *in)
 		return CONN_CONTINUE;
 	default:
 		evbuffer_drain(in, evbuffer_get_length(in));
+		/* relay test shows it as the step that got it. */
+		mta_step(a, state_names[a->state], 0, smtp_reply_strerror(a->p.error));
 		mta_defer(a, smtp_reply_strerror(a->p.error));
 		return CONN_NEED_INPUT;
 	}

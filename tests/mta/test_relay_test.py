@@ -115,6 +115,28 @@ def test_wrong_password_fails_at_auth(umbox):
     assert not ok and detail.startswith("535 5.7.8"), r.out
 
 
+@pytest.mark.parametrize("when", ["greeting", "AUTH"])
+def test_a_malformed_reply_is_shown_at_its_step(umbox, when):
+    """SPEC §9: each step with the server's reply.  A reply that is not
+    SMTP (here "33x") fails its step with the reason, not silently."""
+    script = [(None, b"22x what\r\n")] if when == "greeting" else [
+        (None, b"220 raw ESMTP\r\n"),
+        ("EHLO", b"250-raw\r\n250 AUTH PLAIN\r\n"),
+        ("AUTH PLAIN", b"33x hi\r\n"),
+    ]
+    server = ScriptServer(script)
+    try:
+        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(server.port),
+                 "--tls", "none", "--auth", "plain", "--user", "me", "--password-stdin",
+                 stdin="pw\n")
+        r = umbox.run("relay", "test", "hub")
+    finally:
+        server.close()
+    assert r.rc == 1, r
+    ok, detail = steps(r.out)[when]
+    assert not ok and "malformed reply code" in detail, r.out
+
+
 def test_nothing_listening(umbox):
     umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(free_port()),
              "--tls", "none")
