@@ -320,6 +320,15 @@ config_reader(char *str, int num, void *stream)
 			    line_key(ctx, line, n, key, sizeof(key)), c);
 			return str;
 		}
+		/* C1 controls in UTF-8 (U+0080..U+009F): as invisible, and as able
+		 * to act on a terminal that prints an error holding them. */
+		if (c == 0xc2 && i + 1 < n && (unsigned char)line[i + 1] >= 0x80 &&
+		    (unsigned char)line[i + 1] <= 0x9f) {
+			config_error(ctx, ctx->lineno, "%scontrol character U+%04X in line",
+			    line_key(ctx, line, n, key, sizeof(key)),
+			    (unsigned)(unsigned char)line[i + 1]);
+			return str;
+		}
 	}
 	while (n > 0 && (*line == ' ' || *line == '\t')) {
 		line++;

@@ -554,6 +554,15 @@ test_syntax_errors(void **state)
 	assert_string_equal(err, "t.conf:2: [general] user: control character 0x0d in line");
 	config_free(&cfg);
 
+	/* C1 controls (in UTF-8) too; other non-ASCII text is not one. */
+	assert_int_equal(load(&cfg, "[general]\nhostname = mail\xc2\x85.example.test\n"), -1);
+	assert_string_equal(err, "t.conf:2: [general] hostname: control character U+0085 in line");
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[general]\nhostname = caf\xc3\xa9.test\n"), -1);
+	assert_err_has("[general] hostname");
+	assert_null(strstr(err, "control character"));
+	config_free(&cfg);
+
 	/* Not a key line, or no known section: the line alone. */
 	assert_int_equal(load(&cfg, "[general]\nuser a\x01" "b\n"), -1);
 	assert_string_equal(err, "t.conf:2: control character 0x01 in line");
