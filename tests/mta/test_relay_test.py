@@ -97,19 +97,25 @@ def test_certificate_verification_fails_on_a_self_signed_server(umbox, cert):
     assert r.err.startswith("umboxctl: relay hub did not pass")
 
 
+def relay_test_scripted(umbox, script):
+    """relay test of a relay (plain, AUTH PLAIN) at a server that answers
+    as script says."""
+    server = ScriptServer(script)
+    try:
+        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(server.port),
+                 "--tls", "none", "--auth", "plain", "--user", "me", "--password-stdin",
+                 stdin="pw\n")
+        return umbox.run("relay", "test", "hub")
+    finally:
+        server.close()
+
+
 def test_wrong_password_fails_at_auth(umbox):
-    server = ScriptServer([
+    r = relay_test_scripted(umbox, [
         (None, b"220 raw ESMTP\r\n"),
         ("EHLO", b"250-raw\r\n250 AUTH PLAIN LOGIN\r\n"),
         ("AUTH PLAIN", b"535 5.7.8 Authentication credentials invalid\r\n"),
     ])
-    try:
-        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(server.port),
-                 "--tls", "none", "--auth", "plain", "--user", "me", "--password-stdin",
-                 stdin="wrong\n")
-        r = umbox.run("relay", "test", "hub")
-    finally:
-        server.close()
     assert r.rc == 1, r
     ok, detail = steps(r.out)["AUTH"]
     assert not ok and detail.startswith("535 5.7.8"), r.out
@@ -119,19 +125,11 @@ def test_wrong_password_fails_at_auth(umbox):
 def test_a_malformed_reply_is_shown_at_its_step(umbox, when):
     """SPEC §9: each step with the server's reply.  A reply that is not
     SMTP (here "33x") fails its step with the reason, not silently."""
-    script = [(None, b"22x what\r\n")] if when == "greeting" else [
+    r = relay_test_scripted(umbox, [(None, b"22x what\r\n")] if when == "greeting" else [
         (None, b"220 raw ESMTP\r\n"),
         ("EHLO", b"250-raw\r\n250 AUTH PLAIN\r\n"),
         ("AUTH PLAIN", b"33x hi\r\n"),
-    ]
-    server = ScriptServer(script)
-    try:
-        umbox.ok("relay", "add", "hub", "--host", "127.0.0.1", "--port", str(server.port),
-                 "--tls", "none", "--auth", "plain", "--user", "me", "--password-stdin",
-                 stdin="pw\n")
-        r = umbox.run("relay", "test", "hub")
-    finally:
-        server.close()
+    ])
     assert r.rc == 1, r
     ok, detail = steps(r.out)[when]
     assert not ok and "malformed reply code" in detail, r.out
