@@ -56,7 +56,7 @@ static void
 reference(const char *l, size_t n, struct ref *r)
 {
 	char *c, *sp;
-	size_t klen, nsp, i, start;
+	size_t klen, nsp, i, start, end;
 	int blank = 1;
 
 	memset(r, 0, sizeof(*r));
@@ -102,9 +102,15 @@ reference(const char *l, size_t n, struct ref *r)
 		}
 		return;
 	}
+	/* Spaces at the end of the line are no argument. */
+	end = n;
+	while (end > r->rest_off && l[end - 1] == ' ')
+		end--;
+	if (end == r->rest_off)
+		return;
 	/* Words of rest: spaces + 1 of them, all non-empty, at most two. */
 	nsp = 0;
-	for (i = r->rest_off; i < n; i++)
+	for (i = r->rest_off; i < end; i++)
 		if (l[i] == ' ')
 			nsp++;
 	if (nsp + 1 > POP3_ARGS_MAX) {
@@ -112,8 +118,8 @@ reference(const char *l, size_t n, struct ref *r)
 		return;
 	}
 	start = r->rest_off;
-	for (i = r->rest_off; i <= n; i++) {
-		if (i < n && l[i] != ' ')
+	for (i = r->rest_off; i <= end; i++) {
+		if (i < end && l[i] != ' ')
 			continue;
 		if (i == start) {
 			r->st = POP3_PARSE_TOO_MANY_ARGS;
